@@ -1,0 +1,30 @@
+// Small helpers shared by the benchmarks: percentiles and table printing.
+import { availableParallelism, cpus } from "node:os";
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] as number;
+}
+
+export function summarize(samples: readonly number[]): { median: number; p99: number; mean: number; n: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length);
+  return { median: percentile(sorted, 50), p99: percentile(sorted, 99), mean, n: sorted.length };
+}
+
+export function machine(): string {
+  return `${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown cpu"}), Node ${process.version}`;
+}
+
+export function printTable(rows: ReadonlyArray<Record<string, string | number>>): void {
+  const first = rows[0];
+  if (!first) return;
+  const headers = Object.keys(first);
+  const cell = (v: string | number | undefined) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v ?? ""));
+  const widths = headers.map((h) => Math.max(h.length, ...rows.map((r) => cell(r[h]).length)));
+  const line = (values: string[]) => `| ${values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  console.log(line(headers));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows) console.log(line(headers.map((h) => cell(r[h]))));
+}

@@ -1,0 +1,355 @@
+// What each `fluster` command does, given its parsed options. The command tree
+// and option parsing live in program.ts; this module talks to the cluster.
+import ora from "ora";
+import { Cluster, JobFailedError } from "../cluster/client/cluster.js";
+import { LocalCluster } from "../cluster/client/local-cluster.js";
+import { startController } from "../cluster/controller/server.js";
+import { WorkerDaemon } from "../cluster/worker/daemon.js";
+import { Entrypoint } from "../core/entrypoint.js";
+import { FlusterError } from "../core/errors.js";
+import type { JobInfo } from "../core/job.js";
+import { formatByteSize, parseByteSize } from "../core/quantity.js";
+import { ResourceConfig } from "../core/resources.js";
+import { isFinished } from "../core/status.js";
+
+/** Options every command that talks to a controller accepts. */
+export interface ClientOptions {
+  controller?: string;
+  namespace?: string;
+  json?: boolean;
+}
+
+function connect(options: ClientOptions): Cluster {
+  const address = options.controller ?? process.env.FLUSTER_CLUSTER_ADDRESS;
+  if (!address) {
+    throw new FlusterError("no controller address: pass --controller URL or set FLUSTER_CLUSTER_ADDRESS (see `fluster cluster start --local`)", "invalid_argument");
+  }
+  return Cluster.connect(address, options.namespace ? { namespace: options.namespace } : {});
+}
+
+async function withCluster<T>(options: ClientOptions, fn: (cluster: Cluster) => Promise<T>): Promise<T> {
+  const cluster = connect(options);
+  try {
+    return await fn(cluster);
+  } finally {
+    await cluster.close();
+  }
+}
+
+/** Resolves when the process receives SIGINT or SIGTERM. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function printTable(rows: ReadonlyArray<Record<string, string>>, empty: string): void {
+  const first = rows[0];
+  if (!first) {
+    process.stdout.write(`${empty}\n`);
+    return;
+  }
+  const headers = Object.keys(first);
+  const widths = headers.map((h) => Math.max(h.length, ...rows.map((r) => (r[h] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  process.stdout.write(`${line(headers.map((h) => h.toUpperCase()))}\n`);
+  for (const row of rows) process.stdout.write(`${line(headers.map((h) => row[h] ?? ""))}\n`);
+}
+
+function duration(info: JobInfo): string {
+  const start = info.startedAt ?? info.submittedAt;
+  const end = info.finishedAt ?? new Date();
+  const seconds = Math.max(0, (end.getTime() - start.getTime()) / 1000);
+  return seconds < 60 ? `${seconds.toFixed(1)}s` : `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
+}
+
+// ------------------------------------------------------------------ cluster
+
+export interface ClusterStartOptions {
+  local?: boolean;
+  workers?: number;
+  port?: number;
+  stateDir?: string;
+}
+
+export async function clusterStart(options: ClusterStartOptions): Promise<void> {
+  if (!options.local) {
+    throw new FlusterError("only --local is supported here: on real machines run `fluster controller serve` and `fluster worker serve` on each host", "invalid_argument");
+  }
+  const spinner = ora({ text: `starting a controller and ${options.workers ?? 2} worker(s)`, stream: process.stderr, isEnabled: process.stderr.isTTY === true });
+  spinner.start();
+  const cluster = await LocalCluster.start({
+    workers: options.workers ?? 2,
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+  });
+  spinner.stop();
+  process.stdout.write(
+    [
+      `Fluster local cluster is up: controller ${cluster.address}, ${cluster.workers.length} worker(s).`,
+      `  export FLUSTER_CLUSTER_ADDRESS=${cluster.address}`,
+      `  npx fluster job run -- node -e "console.log(42)"`,
+      `Press Ctrl-C to stop.`,
+      "",
+    ].join("\n"),
+  );
+  const signal = await untilSignal();
+  process.stderr.write(`\n${signal}: stopping the local cluster…\n`);
+  await cluster.shutdown();
+  process.stderr.write("stopped.\n");
+}
+
+// ------------------------------------------------------------------ controller / worker daemons
+
+export interface ControllerServeOptions {
+  port?: number;
+  host?: string;
+  stateDir?: string;
+}
+
+export async function controllerServe(options: ControllerServeOptions): Promise<void> {
+  const server = await startController({
+    stateDir: options.stateDir ?? ".fluster",
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 7070,
+  });
+  process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
+  if (server.token && !process.env.FLUSTER_TOKEN) {
+    process.stdout.write(`auth is on: workers and clients need FLUSTER_TOKEN from ${options.stateDir ?? ".fluster"}/token\n`);
+  }
+  await untilSignal();
+  await server.close();
+}
+
+export interface WorkerServeOptions {
+  controller?: string;
+  cpu?: number;
+  memory?: string;
+  label?: Record<string, string>;
+  port?: number;
+  host?: string;
+  workDir?: string;
+  workerId?: string;
+}
+
+export async function workerServe(options: WorkerServeOptions): Promise<void> {
+  const controllerUrl = options.controller ?? process.env.FLUSTER_CLUSTER_ADDRESS;
+  if (!controllerUrl) throw new FlusterError("worker serve needs --controller URL (or FLUSTER_CLUSTER_ADDRESS)", "invalid_argument");
+  const daemon = new WorkerDaemon({
+    controllerUrl,
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 0,
+    labels: options.label ?? {},
+    ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
+    ...(options.memory !== undefined ? { memory: parseByteSize(options.memory, "--memory") } : {}),
+    ...(options.workDir ? { workDir: options.workDir } : {}),
+    ...(options.workerId ? { workerId: options.workerId } : {}),
+  });
+  await daemon.start();
+  process.stdout.write(`fluster worker ${daemon.workerId} serving at ${daemon.address}, registered with ${controllerUrl}\n`);
+  await untilSignal();
+  await daemon.stop();
+}
+
+// ------------------------------------------------------------------ jobs
+
+export interface JobRunOptions extends ClientOptions {
+  name?: string;
+  cpu?: number;
+  memory?: string;
+  disk?: string;
+  gpu?: { variant: string; count: number };
+  tpu?: string;
+  replicas?: number;
+  env?: Record<string, string>;
+  wait?: boolean;
+  timeout?: number;
+  maxRetries?: number;
+}
+
+/** Launches a command; unless --no-wait, streams its logs and exits with its status. */
+export async function jobRun(argv: readonly string[], options: JobRunOptions): Promise<number> {
+  if (argv.length === 0) throw new FlusterError("job run needs a command after --, e.g. `fluster job run -- node train.js`", "invalid_argument");
+  const base = {
+    ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
+    ...(options.memory !== undefined ? { memory: options.memory } : {}),
+    ...(options.disk !== undefined ? { disk: options.disk } : {}),
+  };
+  const resources = options.tpu
+    ? ResourceConfig.withTpu(options.tpu, base)
+    : options.gpu
+      ? ResourceConfig.withGpu(options.gpu.variant, options.gpu.count, { ...base, ...(options.replicas ? { replicas: options.replicas } : {}) })
+      : new ResourceConfig({ memory: "512m", ...base, ...(options.replicas ? { replicas: options.replicas } : {}) });
+  const name = options.name ?? (argv[0] ?? "job").split("/").pop()?.replace(/[^A-Za-z0-9._-]/g, "-") ?? "job";
+  return withCluster(options, async (cluster) => {
+    const jobId = await cluster.launch({
+      name,
+      resources,
+      entrypoint: Entrypoint.fromCommand(argv),
+      environment: { workspace: process.cwd(), ...(options.env ? { envVars: options.env } : {}) },
+      ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
+      ...(options.maxRetries !== undefined ? { maxRetriesFailure: options.maxRetries } : {}),
+    });
+    if (options.wait === false) {
+      process.stdout.write(options.json ? `${JSON.stringify({ jobId })}\n` : `${jobId}\n`);
+      return 0;
+    }
+    const spinner = ora({ text: `${jobId}: pending`, stream: process.stderr, isEnabled: process.stderr.isTTY === true && !options.json });
+    spinner.start();
+    const stopSpinner = watchPending(cluster, jobId, (text) => (spinner.text = text));
+    let first = true;
+    const interrupted = new AbortController();
+    const onSigint = () => {
+      interrupted.abort();
+      process.stderr.write(`\nstopping ${jobId}…\n`);
+      void cluster.terminate(jobId, "interrupted from the command line");
+    };
+    process.once("SIGINT", onSigint);
+    try {
+      for await (const line of cluster.logs(jobId, { follow: true })) {
+        if (first) {
+          spinner.stop();
+          stopSpinner();
+          first = false;
+        }
+        (line.stream === "stderr" ? process.stderr : process.stdout).write(line.data);
+      }
+      spinner.stop();
+      stopSpinner();
+      const info = await cluster.wait(jobId);
+      if (options.json) printJson(info);
+      if (info.status === "succeeded") return 0;
+      process.stderr.write(`fluster: job ${jobId} ${info.status}${info.errorMessage ? `: ${info.errorMessage.split("\n")[0]}` : ""}\n`);
+      return info.exitCode !== undefined && info.exitCode > 0 ? info.exitCode : 1;
+    } finally {
+      process.off("SIGINT", onSigint);
+      spinner.stop();
+      stopSpinner();
+    }
+  });
+}
+
+/** Keeps the spinner's text on the job's state and pending reason until stopped. */
+function watchPending(cluster: Cluster, jobId: string, show: (text: string) => void): () => void {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      try {
+        const info = await cluster.poll(jobId);
+        show(`${jobId}: ${info.status}${info.pendingReason ? ` (${info.pendingReason})` : ""}`);
+        if (info.status !== "pending" || isFinished(info.status)) return;
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}
+
+export async function jobList(options: ClientOptions & { prefix?: string; allNamespaces?: boolean }): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const jobs = await cluster.listJobs({ ...(options.prefix ? { prefix: options.prefix } : {}), ...(options.allNamespaces ? { allNamespaces: true } : {}) });
+    if (options.json) return printJson(jobs);
+    printTable(
+      jobs.map((j) => ({
+        id: j.jobId,
+        name: j.name,
+        status: j.status,
+        tasks: String(j.tasks.length),
+        duration: duration(j),
+        submitted: j.submittedAt.toISOString(),
+        note: j.pendingReason ?? j.errorMessage?.split("\n")[0] ?? "",
+      })),
+      "no jobs",
+    );
+  });
+}
+
+export async function jobStatus(jobId: string, options: ClientOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const info = await cluster.poll(jobId);
+    if (options.json) return printJson(info);
+    process.stdout.write(
+      [
+        `job:       ${info.jobId} (${info.name})`,
+        `status:    ${info.status}${info.pendingReason ? ` — ${info.pendingReason}` : ""}`,
+        `namespace: ${info.namespace ?? "default"}${info.parentJobId ? `, child of ${info.parentJobId}` : ""}`,
+        `submitted: ${info.submittedAt.toISOString()}, duration ${duration(info)}`,
+        ...(info.exitCode !== undefined ? [`exit code: ${info.exitCode}`] : []),
+        ...(info.errorMessage ? [`error:     ${info.errorMessage}`] : []),
+        "",
+      ].join("\n"),
+    );
+    printTable(
+      info.tasks.map((t) => ({
+        task: String(t.taskIndex),
+        state: t.state,
+        worker: t.workerId ?? "",
+        failures: String(t.failureCount),
+        preemptions: String(t.preemptionCount),
+        error: t.errorMessage?.split("\n")[0] ?? "",
+      })),
+      "no tasks",
+    );
+  });
+}
+
+export async function jobLogs(jobId: string, options: ClientOptions & { follow?: boolean; task?: number }): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    for await (const line of cluster.logs(jobId, { follow: options.follow ?? false, ...(options.task !== undefined ? { taskIndex: options.task } : {}) })) {
+      if (options.json) process.stdout.write(`${JSON.stringify(line)}\n`);
+      else (line.stream === "stderr" ? process.stderr : process.stdout).write(line.data);
+    }
+  });
+}
+
+export async function jobStop(jobId: string, options: ClientOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const info = await cluster.terminate(jobId, "stopped from the command line");
+    if (options.json) return printJson(info);
+    process.stdout.write(`${info.jobId} ${info.status}\n`);
+  });
+}
+
+// ------------------------------------------------------------------ workers and endpoints
+
+export async function workerList(options: ClientOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const workers = await cluster.listWorkers();
+    if (options.json) return printJson(workers);
+    printTable(
+      workers.map((w) => ({
+        id: w.workerId,
+        address: w.address,
+        health: w.health,
+        cpu: `${w.usedCpu}/${w.cpu}`,
+        memory: `${formatByteSize(w.usedMemory)}/${formatByteSize(w.memory)}`,
+        device: w.deviceCount > 0 ? `${w.device}×${w.deviceCount}` : w.device,
+        attempts: String(w.runningAttempts),
+        "last seen": w.lastSeen?.toISOString() ?? "",
+      })),
+      "no workers",
+    );
+  });
+}
+
+export async function endpointList(options: ClientOptions & { prefix?: string; allNamespaces?: boolean }): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const endpoints = await cluster.listEndpoints(options.prefix ?? "", { allNamespaces: options.allNamespaces ?? false });
+    if (options.json) return printJson(endpoints);
+    printTable(
+      endpoints.map((e) => ({ name: e.name, address: e.address, namespace: e.namespace, job: e.jobId ?? "", id: e.endpointId })),
+      "no endpoints",
+    );
+  });
+}
+
+export { JobFailedError };

@@ -1,0 +1,165 @@
+// A whole cluster on this machine: the controller in this process, worker
+// daemons as child processes. For tests, examples and development; shutdown()
+// leaves no process, port or temporary file behind.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { FlusterError } from "../../core/errors.js";
+import { parseByteSize, type ByteSize } from "../../core/quantity.js";
+import { startController, type ControllerServer } from "../controller/server.js";
+import type { WorkerDaemonOptions } from "../worker/daemon.js";
+import { Cluster, type ClusterOptions } from "./cluster.js";
+
+const WORKER_MAIN = fileURLToPath(new URL("../worker/main.ts", import.meta.url));
+
+/** Options of {@link LocalCluster.start}. */
+export interface LocalClusterOptions extends ClusterOptions {
+  /** Worker daemons to start. @default 2 */
+  workers?: number;
+  /** Controller state directory; kept after shutdown when given. @default a temporary directory, removed on shutdown */
+  stateDir?: string;
+  /** Controller port. @default a free port */
+  port?: number;
+  /** CPU cores each worker advertises. @default the machine's cores */
+  workerCpu?: number;
+  /** Memory each worker advertises. @default the machine's memory divided among the workers */
+  workerMemory?: ByteSize;
+  /** Labels of worker `i` (for constraints). @default none */
+  workerLabels?: (index: number) => Record<string, string>;
+  /** @default 500 */
+  reconcileIntervalMs?: number;
+  /** @default 10_000 */
+  workerLostGraceMs?: number;
+  /** SIGTERM → SIGKILL grace when workers kill attempts. @default 2000 */
+  killGraceMs?: number;
+}
+
+/** A worker daemon process of a LocalCluster. */
+export interface LocalWorker {
+  readonly workerId: string;
+  readonly address: string;
+  readonly process: ChildProcess;
+}
+
+export class LocalCluster extends Cluster {
+  readonly server: ControllerServer;
+  private readonly workerList: LocalWorker[] = [];
+  private readonly options: LocalClusterOptions;
+  private readonly rootDir: string;
+  private readonly ownsRoot: boolean;
+  private nextWorker = 0;
+  private shutDown = false;
+
+  private constructor(server: ControllerServer, rootDir: string, ownsRoot: boolean, options: LocalClusterOptions) {
+    super(server.url, { ...options, ...(server.token ? { token: server.token } : {}) });
+    this.server = server;
+    this.rootDir = rootDir;
+    this.ownsRoot = ownsRoot;
+    this.options = options;
+  }
+
+  /** Starts a controller in this process and `workers` worker daemons; resolves when all are registered. */
+  static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+    const ownsRoot = options.stateDir === undefined;
+    const rootDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "fluster-local-"));
+    let server: ControllerServer;
+    try {
+      server = await startController({
+        stateDir: rootDir,
+        ...(options.port !== undefined ? { port: options.port } : {}),
+        reconcileIntervalMs: options.reconcileIntervalMs ?? 500,
+        workerLostGraceMs: options.workerLostGraceMs ?? 10_000,
+      });
+    } catch (err) {
+      if (ownsRoot) rmSync(rootDir, { recursive: true, force: true });
+      throw err;
+    }
+    const cluster = new LocalCluster(server, rootDir, ownsRoot, options);
+    try {
+      await Promise.all(Array.from({ length: options.workers ?? 2 }, () => cluster.addWorker()));
+    } catch (err) {
+      await cluster.shutdown();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** The worker daemons now running. */
+  get workers(): readonly LocalWorker[] {
+    return this.workerList.filter((w) => w.process.exitCode === null && w.process.signalCode === null);
+  }
+
+  /** Starts one more worker daemon; resolves when it has registered. */
+  async addWorker(overrides: Partial<WorkerDaemonOptions> = {}): Promise<LocalWorker> {
+    if (this.shutDown) throw new FlusterError("local cluster is shut down", "failed_precondition");
+    const index = this.nextWorker++;
+    const count = Math.max(1, this.options.workers ?? 2);
+    const workerId = overrides.workerId ?? `local-${index}`;
+    const options: WorkerDaemonOptions = {
+      controllerUrl: this.server.url,
+      workerId,
+      workDir: join(this.rootDir, "workers", workerId),
+      cpu: this.options.workerCpu ?? availableParallelism(),
+      memory: this.options.workerMemory !== undefined ? parseByteSize(this.options.workerMemory, "workerMemory") : Math.floor(totalmem() / count),
+      labels: this.options.workerLabels?.(index) ?? {},
+      killGraceMs: this.options.killGraceMs ?? 2000,
+      ...(this.server.token ? { token: this.server.token } : {}),
+      ...overrides,
+    };
+    const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN, JSON.stringify(options)], {
+      stdio: ["pipe", "pipe", "inherit"],
+      env: { ...process.env, FLUSTER_PARENT_WATCH: "stdin" },
+    });
+    const ready = await new Promise<{ workerId: string; address: string }>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+      const onExit = (code: number | null, signal: string | null) =>
+        reject(new FlusterError(`worker ${workerId} exited before it was ready (code ${code}, signal ${signal})`, "unavailable"));
+      child.once("exit", onExit);
+      lines.on("line", (line) => {
+        const match = /^fluster-worker-ready (.*)$/.exec(line);
+        if (match?.[1]) {
+          child.off("exit", onExit);
+          resolve(JSON.parse(match[1]) as { workerId: string; address: string });
+        } else {
+          process.stdout.write(`${line}\n`);
+        }
+      });
+    });
+    const worker: LocalWorker = { workerId: ready.workerId, address: ready.address, process: child };
+    this.workerList.push(worker);
+    return worker;
+  }
+
+  /** Sends `signal` to a worker daemon (SIGKILL simulates a machine dying). Resolves when it has exited. */
+  async killWorker(workerId: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const worker = this.workerList.find((w) => w.workerId === workerId);
+    if (!worker) throw new FlusterError(`no local worker ${workerId}`, "not_found");
+    await stopProcess(worker.process, signal);
+  }
+
+  /** Stops every worker (and the attempts they run), the controller, and removes temporary files. */
+  async shutdown(): Promise<void> {
+    if (this.shutDown) return;
+    this.shutDown = true;
+    await Promise.all(this.workerList.map((w) => stopProcess(w.process, "SIGTERM", 10_000)));
+    await this.close();
+    await this.server.close();
+    if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
+  }
+}
+
+/** Signals a process and waits for it to exit; escalates to SIGKILL after `graceMs`. */
+function stopProcess(child: ChildProcess, signal: NodeJS.Signals, graceMs = 5_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}

@@ -1,0 +1,150 @@
+// Runs a controller: opens the state store, starts the state machine, serves
+// ControllerService, and talks to workers through WorkerService clients.
+import { create } from "@bufbuild/protobuf";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { observedFromProto, controllerRoutes, type AttemptLogReader } from "./service.js";
+import { Controller, type Assignment, type WorkerConnection } from "./controller.js";
+import { StateStore } from "./store.js";
+import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
+import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { fromConnectError } from "../../rpc/errors.js";
+import { FlusterError } from "../../core/errors.js";
+import type { ConnectRouter } from "@connectrpc/connect";
+
+/** Options of {@link startController}. */
+export interface ControllerServerOptions {
+  /** Directory of the SQLite state (created if missing), or `":memory:"` for tests. @default ".fluster" */
+  stateDir?: string;
+  /** Address to bind. @default "127.0.0.1" */
+  host?: string;
+  /** Port to bind; 0 picks one. @default 0 */
+  port?: number;
+  /** Host name workers and jobs use to reach the controller. @default the bind host */
+  advertiseHost?: string;
+  /**
+   * Bearer token required of every caller. Defaults to `FLUSTER_TOKEN`; when
+   * the controller binds a non-loopback address and none is given, one is
+   * generated into `<stateDir>/token`.
+   */
+  token?: string;
+  /** @default 1000 */
+  reconcileIntervalMs?: number;
+  /** @default 10_000 */
+  workerLostGraceMs?: number;
+  /** Extra routes served on the same port (e.g. the dashboard's). */
+  extraRoutes?: (router: ConnectRouter) => void;
+}
+
+/** A running controller. */
+export interface ControllerServer {
+  readonly url: string;
+  readonly controller: Controller;
+  /** The token callers must present, when auth is on. */
+  readonly token: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startController(options: ControllerServerOptions = {}): Promise<ControllerServer> {
+  const stateDir = options.stateDir ?? ".fluster";
+  const host = options.host ?? "127.0.0.1";
+  const token = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
+  const store = new StateStore(stateDir);
+  const channels = new Map<string, RpcChannel>();
+  const channelTo = (address: string) => {
+    let channel = channels.get(address);
+    if (!channel) {
+      channel = createRpcChannel(address, token ? { token } : { token: "" });
+      channels.set(address, channel);
+    }
+    return channel;
+  };
+  const controller = new Controller({
+    store,
+    connectWorker: (address) => workerConnection(channelTo(address)),
+    ...(options.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: options.reconcileIntervalMs } : {}),
+    ...(options.workerLostGraceMs !== undefined ? { workerLostGraceMs: options.workerLostGraceMs } : {}),
+  });
+  const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
+    const stream = channelTo(address).client(WorkerService).streamLogs({ attemptId, follow }, { signal });
+    for await (const res of stream) yield res.entries;
+  };
+  let server: RpcServer;
+  try {
+    server = await startRpcServer({
+      host,
+      port: options.port ?? 0,
+      ...(token ? { token } : {}),
+      routes: (router) => {
+        controllerRoutes(controller, readAttemptLog)(router);
+        options.extraRoutes?.(router);
+      },
+    });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  const advertise = options.advertiseHost ?? (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host);
+  controller.address = `http://${advertise.includes(":") ? `[${advertise}]` : advertise}:${server.port}`;
+  controller.start();
+  return {
+    url: controller.address,
+    controller,
+    token,
+    async close() {
+      await server.close();
+      await controller.stop();
+      for (const channel of channels.values()) channel.close();
+    },
+  };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/** Auth is on when a token is given, or always on a non-loopback bind (generating one if needed). */
+function resolveToken(given: string | undefined, host: string, stateDir: string): string | undefined {
+  if (given) return given;
+  if (isLoopback(host) || stateDir === ":memory:") return undefined;
+  const path = join(stateDir, "token");
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  mkdirSync(stateDir, { recursive: true });
+  const token = randomBytes(24).toString("base64url");
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+function workerConnection(channel: RpcChannel): WorkerConnection {
+  const client = channel.client(WorkerService);
+  const toProto = (a: Assignment) =>
+    create(TaskAssignmentSchema, {
+      attemptId: a.attemptId,
+      jobId: a.jobId,
+      jobName: a.jobName,
+      namespace: a.namespace,
+      taskIndex: a.taskIndex,
+      numTasks: a.numTasks,
+      ...(a.spec ? { spec: a.spec } : {}),
+    });
+  return {
+    async runTask(assignment) {
+      let res;
+      try {
+        res = await client.runTask({ task: toProto(assignment) }, { timeoutMs: 30_000 });
+      } catch (err) {
+        throw fromConnectError(err);
+      }
+      if (!res.attempt) throw new FlusterError(`worker answered RunTask for ${assignment.attemptId} without an attempt`, "internal");
+      return observedFromProto(res.attempt);
+    },
+    async reconcile(desired, stopReasons) {
+      const res = await client.reconcile({ desired: desired.map(toProto), stopReasons: { ...stopReasons } }, { timeoutMs: 5_000 });
+      return { observed: res.observed.map(observedFromProto), missing: res.missing };
+    },
+    close() {
+      // Channels are shared per address and closed with the server.
+    },
+  };
+}

@@ -1,0 +1,341 @@
+// ControllerService handlers: validate each request, call the controller, and
+// answer in wire terms. Nothing a client sends can crash the controller: bad
+// input becomes an InvalidArgument/NotFound/FailedPrecondition error.
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { FlusterError, ValidationError } from "../../core/errors.js";
+import { isFinished, JOB_STATUSES } from "../../core/status.js";
+import { deviceFromProto, deviceToProto, jobStateFromProto, jobStateToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
+import { ControllerService, WorkerSchema, type ListJobsRequest } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import {
+  AttemptSchema,
+  EndpointSchema,
+  JobSchema,
+  LogEntrySchema,
+  LogStream,
+  TaskSchema,
+  WorkerResourcesSchema,
+  type Attempt,
+  type Endpoint,
+  type Job,
+  type LogEntry,
+} from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import type { Controller, ObservedAttempt } from "./controller.js";
+import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } from "./model.js";
+
+/** Reads one attempt's log from the worker that ran it. */
+export type AttemptLogReader = (address: string, attemptId: string, follow: boolean, signal: AbortSignal) => AsyncIterable<LogEntry[]>;
+
+export function controllerRoutes(controller: Controller, readAttemptLog: AttemptLogReader): (router: ConnectRouter) => void {
+  return (router) =>
+    router.service(ControllerService, {
+      launchJob(req) {
+        const job = controller.launchJob(req.job, {
+          namespace: req.namespace,
+          ...(req.parentJobId ? { parentJobId: req.parentJobId } : {}),
+          ...(req.requestId ? { requestId: req.requestId } : {}),
+        });
+        return { jobId: job.jobId, namespace: job.namespace };
+      },
+      launchJobGroup() {
+        throw new FlusterError("LaunchJobGroup is not implemented yet: launch the jobs one by one", "unimplemented");
+      },
+      getJobStatus(req) {
+        return { job: jobToProto(controller.getJob(req.jobId)) };
+      },
+      async *watchJob(req, ctx) {
+        const job = controller.getJob(req.jobId);
+        for await (const snapshot of watch(controller, job, ctx)) yield { job: jobToProto(snapshot) };
+      },
+      terminateJob(req) {
+        return { job: jobToProto(controller.terminateJob(req.jobId, req.reason || undefined)) };
+      },
+      listJobs(req) {
+        return { jobs: controller.listJobs(jobFilter(req)).map(jobToProto) };
+      },
+      async *streamJobLogs(req, ctx) {
+        const job = controller.getJob(req.jobId);
+        if (req.taskIndex !== undefined && req.taskIndex >= 0 && req.taskIndex >= job.tasks.length) {
+          throw new ValidationError("taskIndex", `must be below the job's ${job.tasks.length} task(s), got ${req.taskIndex}`);
+        }
+        const since = req.since ? Number(req.since.seconds) * 1000 + Math.floor(req.since.nanos / 1e6) : 0;
+        for await (const entries of jobLogs(controller, job, req.taskIndex ?? -1, req.follow, readAttemptLog, ctx.signal)) {
+          const kept = since ? entries.filter((e) => !e.time || Number(e.time.seconds) * 1000 + e.time.nanos / 1e6 >= since) : entries;
+          if (kept.length > 0) yield { entries: kept };
+        }
+      },
+      registerWorker(req) {
+        const resources = req.resources;
+        if (!resources) throw new ValidationError("resources", "is required");
+        const device = deviceFromProto(resources.device);
+        const capacity: WorkerCapacityRecord = {
+          cpu: resources.cpu,
+          memory: Number(resources.memoryBytes),
+          disk: Number(resources.diskBytes),
+          deviceType: device.kind,
+          deviceVariant: device.kind === "cpu" ? "" : device.variant,
+          deviceCount: resources.deviceCount,
+        };
+        const record = controller.registerWorker({ workerId: req.workerId, address: req.address, capacity, attributes: { ...req.attributes } });
+        return { workerId: record.workerId, reconcileIntervalMs: controller.reconcileIntervalMs };
+      },
+      heartbeat(req) {
+        if (!req.workerId) throw new ValidationError("workerId", "must not be empty");
+        return { known: controller.heartbeat(req.workerId, req.attempts.map(observedFromProto)) };
+      },
+      listWorkers() {
+        return {
+          workers: controller.listWorkers().map(({ record, used, runningAttempts }) =>
+            create(WorkerSchema, {
+              workerId: record.workerId,
+              address: record.address,
+              resources: capacityToProto(record.capacity),
+              attributes: record.attributes,
+              health: record.health,
+              lastSeen: toTimestamp(new Date(record.lastSeen)),
+              used: capacityToProto(used),
+              runningAttempts,
+              registeredAt: toTimestamp(new Date(record.registeredAt)),
+            }),
+          ),
+        };
+      },
+      registerEndpoint(req) {
+        const endpoint = controller.registerEndpoint({
+          name: req.name,
+          address: req.address,
+          namespace: req.namespace,
+          metadata: { ...req.metadata },
+          ...(req.jobId ? { jobId: req.jobId } : {}),
+          ...(req.ttlSeconds ? { ttlSeconds: req.ttlSeconds } : {}),
+        });
+        return { endpoint: endpointToProto(endpoint) };
+      },
+      renewEndpoints(req) {
+        return { missing: controller.renewEndpoints(req.endpointIds) };
+      },
+      unregisterEndpoint(req) {
+        controller.unregisterEndpoint(req.endpointId);
+        return {};
+      },
+      lookupEndpoints(req) {
+        return { endpoints: controller.lookupEndpoints(req.name, req.namespace).map(endpointToProto) };
+      },
+      listEndpoints(req) {
+        return { endpoints: controller.listEndpoints(req.prefix, req.namespace, req.allNamespaces).map(endpointToProto) };
+      },
+      createReservation() {
+        throw new FlusterError("reservations are not implemented yet", "unimplemented");
+      },
+      getReservation() {
+        throw new FlusterError("reservations are not implemented yet", "unimplemented");
+      },
+      releaseReservation() {
+        throw new FlusterError("reservations are not implemented yet", "unimplemented");
+      },
+    });
+}
+
+function jobFilter(req: ListJobsRequest) {
+  return {
+    namespace: req.namespace,
+    allNamespaces: req.allNamespaces,
+    prefix: req.prefix,
+    states: req.states.map((s, i) => {
+      const state = jobStateFromProto(s, `states[${i}]`);
+      if (!JOB_STATUSES.includes(state)) throw new ValidationError(`states[${i}]`, `is not a job state: ${s}`);
+      return state;
+    }),
+    limit: req.limit,
+  };
+}
+
+/** Yields the job now and after every change, until it is finished or the call ends. */
+async function* watch(controller: Controller, job: JobRecord, ctx: HandlerContext): AsyncGenerator<JobRecord> {
+  let dirty = true;
+  let wake: (() => void) | undefined;
+  const unsubscribe = controller.onJobChange(job.jobId, () => {
+    dirty = true;
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  ctx.signal.addEventListener("abort", onAbort);
+  try {
+    while (!ctx.signal.aborted) {
+      if (dirty) {
+        dirty = false;
+        yield job;
+        if (isFinished(job.state)) return;
+        continue;
+      }
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe();
+    ctx.signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Streams a job's logs: each selected task's attempts in order, read from the
+ * workers that ran them. With `follow`, waits for new attempts until the job ends.
+ */
+async function* jobLogs(
+  controller: Controller,
+  job: JobRecord,
+  taskIndex: number,
+  follow: boolean,
+  readAttemptLog: AttemptLogReader,
+  signal: AbortSignal,
+): AsyncGenerator<LogEntry[]> {
+  const tasks = taskIndex >= 0 ? [taskIndex] : job.tasks.map((t) => t.taskIndex);
+  const queue: LogEntry[][] = [];
+  let wake: (() => void) | undefined;
+  let running = tasks.length;
+  let failure: unknown;
+  const push = (entries: LogEntry[]) => {
+    queue.push(entries);
+    wake?.();
+  };
+  const streamTask = async (index: number) => {
+    const task = job.tasks[index];
+    if (!task) return;
+    let next = 0;
+    for (;;) {
+      while (next < task.attempts.length) {
+        const attempt = task.attempts[next++] as AttemptRecord;
+        const address = controller.workerAddressOf(attempt);
+        if (!address) continue;
+        const attemptFollow = follow && !isFinished(job.state) && (attempt.state === "assigned" || attempt.state === "building" || attempt.state === "running");
+        try {
+          for await (const entries of readAttemptLog(address, attempt.attemptId, attemptFollow, signal)) push(entries);
+        } catch (err) {
+          if (signal.aborted) return;
+          // The worker that ran an old attempt may be gone; its log with it.
+          push([create(LogEntrySchema, { data: `[fluster] logs of attempt ${attempt.attemptId} are unavailable: ${err instanceof Error ? err.message : String(err)}\n`, stream: LogStream.STDERR, attemptId: attempt.attemptId, taskIndex: attempt.taskIndex })]);
+        }
+      }
+      if (!follow || isFinished(job.state) || signal.aborted) return;
+      await new Promise<void>((resolve) => {
+        const off = controller.onJobChange(job.jobId, () => {
+          if (task.attempts.length > next || isFinished(job.state)) {
+            off();
+            resolve();
+          }
+        });
+        signal.addEventListener("abort", () => {
+          off();
+          resolve();
+        }, { once: true });
+      });
+    }
+  };
+  for (const index of tasks) {
+    streamTask(index).then(
+      () => {
+        running -= 1;
+        wake?.();
+      },
+      (err: unknown) => {
+        failure = err;
+        running -= 1;
+        wake?.();
+      },
+    );
+  }
+  while (running > 0 || queue.length > 0) {
+    const entries = queue.shift();
+    if (entries) {
+      yield entries;
+      continue;
+    }
+    await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+  }
+  if (failure) throw failure;
+}
+
+/** An attempt reported by a worker, in controller terms. */
+export function observedFromProto(a: Attempt): ObservedAttempt {
+  const toMs = (t: Attempt["startedAt"]) => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : undefined);
+  const out: ObservedAttempt = { attemptId: a.attemptId, state: taskStateFromProto(a.state, "attempts.state") };
+  const startedAt = toMs(a.startedAt);
+  const finishedAt = toMs(a.finishedAt);
+  if (a.exitCode !== undefined) out.exitCode = a.exitCode;
+  if (a.errorMessage) out.errorMessage = a.errorMessage;
+  if (startedAt !== undefined) out.startedAt = startedAt;
+  if (finishedAt !== undefined) out.finishedAt = finishedAt;
+  if (a.result.length > 0) out.result = a.result;
+  return out;
+}
+
+function attemptToProto(a: AttemptRecord): Attempt {
+  return create(AttemptSchema, {
+    attemptId: a.attemptId,
+    taskIndex: a.taskIndex,
+    workerId: a.workerId,
+    state: taskStateToProto(a.state),
+    ...(a.exitCode !== undefined ? { exitCode: a.exitCode } : {}),
+    errorMessage: a.errorMessage ?? "",
+    startedAt: a.startedAt !== undefined ? toTimestamp(new Date(a.startedAt)) : undefined,
+    finishedAt: a.finishedAt !== undefined ? toTimestamp(new Date(a.finishedAt)) : undefined,
+    result: a.result ?? new Uint8Array(0),
+  });
+}
+
+/** The wire form of a job with its tasks and attempts. */
+export function jobToProto(job: JobRecord): Job {
+  const ts = (ms: number | undefined) => (ms !== undefined ? toTimestamp(new Date(ms)) : undefined);
+  return create(JobSchema, {
+    jobId: job.jobId,
+    name: job.name,
+    namespace: job.namespace,
+    parentJobId: job.parentJobId ?? "",
+    state: jobStateToProto(job.state),
+    tasks: job.tasks.map((t) =>
+      create(TaskSchema, {
+        taskIndex: t.taskIndex,
+        state: taskStateToProto(t.state),
+        workerId: t.workerId ?? "",
+        failureCount: t.failureCount,
+        preemptionCount: t.preemptionCount,
+        ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+        errorMessage: t.errorMessage ?? "",
+        startedAt: ts(t.startedAt),
+        finishedAt: ts(t.finishedAt),
+        attempts: t.attempts.map(attemptToProto),
+      }),
+    ),
+    pendingReason: job.pendingReason ?? "",
+    errorMessage: job.errorMessage ?? "",
+    ...(job.exitCode !== undefined ? { exitCode: job.exitCode } : {}),
+    submittedAt: ts(job.submittedAt),
+    startedAt: ts(job.startedAt),
+    finishedAt: ts(job.finishedAt),
+    spec: job.spec,
+  });
+}
+
+export function endpointToProto(e: EndpointRecord): Endpoint {
+  return create(EndpointSchema, {
+    endpointId: e.endpointId,
+    name: e.name,
+    address: e.address,
+    jobId: e.jobId ?? "",
+    namespace: e.namespace,
+    metadata: e.metadata,
+    registeredAt: toTimestamp(new Date(e.registeredAt)),
+    expiresAt: e.expiresAt !== undefined ? toTimestamp(new Date(e.expiresAt)) : undefined,
+  });
+}
+
+function capacityToProto(c: WorkerCapacityRecord) {
+  return create(WorkerResourcesSchema, {
+    cpu: c.cpu,
+    memoryBytes: BigInt(Math.round(c.memory)),
+    diskBytes: BigInt(Math.round(c.disk)),
+    device: deviceToProto(c.deviceType === "cpu" ? { kind: "cpu" } : c.deviceType === "gpu" ? { kind: "gpu", variant: c.deviceVariant || "auto", count: Math.max(1, c.deviceCount) } : { kind: "tpu", variant: c.deviceVariant, topology: "", sliceCount: 1 }),
+    deviceCount: c.deviceCount,
+  });
+}

@@ -1,0 +1,348 @@
+// Durable controller state in an embedded SQLite database (WAL). The
+// controller keeps its records in memory and writes each change through here;
+// on start it loads everything back, so a SIGKILL loses nothing committed.
+import Database from "better-sqlite3";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { JobSpecSchema } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { validateJobSpec } from "../../rpc/convert.js";
+import type { JobStatus, TaskState } from "../../core/status.js";
+import type { AttemptRecord, EndpointRecord, JobRecord, TaskRecord, WorkerRecord } from "./model.js";
+
+/** Schema migrations, applied in order; `PRAGMA user_version` counts those applied. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    parent_job_id TEXT,
+    spec BLOB NOT NULL,
+    state TEXT NOT NULL,
+    pending_reason TEXT,
+    error_message TEXT,
+    exit_code INTEGER,
+    submitted_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    seq INTEGER NOT NULL,
+    request_id TEXT UNIQUE
+  );
+  CREATE INDEX jobs_parent ON jobs(parent_job_id);
+  CREATE TABLE tasks (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id),
+    task_index INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    worker_id TEXT,
+    failure_count INTEGER NOT NULL,
+    preemption_count INTEGER NOT NULL,
+    exit_code INTEGER,
+    error_message TEXT,
+    started_at INTEGER,
+    finished_at INTEGER,
+    PRIMARY KEY (job_id, task_index)
+  );
+  CREATE TABLE attempts (
+    attempt_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    task_index INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    exit_code INTEGER,
+    error_message TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    result BLOB
+  );
+  CREATE INDEX attempts_task ON attempts(job_id, task_index, created_at);
+  CREATE TABLE workers (
+    worker_id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    capacity TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    health TEXT NOT NULL
+  );
+  CREATE TABLE endpoints (
+    endpoint_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    job_id TEXT,
+    metadata TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    ttl_seconds REAL,
+    expires_at INTEGER
+  );
+  CREATE INDEX endpoints_name ON endpoints(namespace, name);
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `,
+];
+
+type Row = Record<string, unknown>;
+const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
+
+/** Everything the store holds, as loaded at start. */
+export interface StoredState {
+  jobs: JobRecord[];
+  workers: WorkerRecord[];
+  endpoints: EndpointRecord[];
+  nextSeq: number;
+}
+
+export class StateStore {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  /** Opens (creating and migrating) the database; `":memory:"` for tests. */
+  constructor(stateDir: string | ":memory:") {
+    if (stateDir === ":memory:") {
+      this.path = ":memory:";
+    } else {
+      mkdirSync(stateDir, { recursive: true });
+      this.path = join(stateDir, "controller.sqlite");
+    }
+    this.db = new Database(this.path);
+    this.db.pragma("journal_mode = WAL");
+    // NORMAL in WAL mode: a committed transaction survives a process kill
+    // (only a power loss may drop the last few).
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.migrate();
+    const db = this.db;
+    this.stmts = {
+      upsertJob: db.prepare(`INSERT INTO jobs (job_id, name, namespace, parent_job_id, spec, state, pending_reason, error_message, exit_code, submitted_at, started_at, finished_at, seq, request_id)
+        VALUES (@jobId, @name, @namespace, @parentJobId, @spec, @state, @pendingReason, @errorMessage, @exitCode, @submittedAt, @startedAt, @finishedAt, @seq, @requestId)
+        ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, pending_reason = excluded.pending_reason, error_message = excluded.error_message,
+          exit_code = excluded.exit_code, started_at = excluded.started_at, finished_at = excluded.finished_at`),
+      upsertTask: db.prepare(`INSERT INTO tasks (job_id, task_index, state, worker_id, failure_count, preemption_count, exit_code, error_message, started_at, finished_at)
+        VALUES (@jobId, @taskIndex, @state, @workerId, @failureCount, @preemptionCount, @exitCode, @errorMessage, @startedAt, @finishedAt)
+        ON CONFLICT(job_id, task_index) DO UPDATE SET state = excluded.state, worker_id = excluded.worker_id, failure_count = excluded.failure_count,
+          preemption_count = excluded.preemption_count, exit_code = excluded.exit_code, error_message = excluded.error_message,
+          started_at = excluded.started_at, finished_at = excluded.finished_at`),
+      upsertAttempt: db.prepare(`INSERT INTO attempts (attempt_id, job_id, task_index, worker_id, state, exit_code, error_message, created_at, started_at, finished_at, result)
+        VALUES (@attemptId, @jobId, @taskIndex, @workerId, @state, @exitCode, @errorMessage, @createdAt, @startedAt, @finishedAt, @result)
+        ON CONFLICT(attempt_id) DO UPDATE SET state = excluded.state, exit_code = excluded.exit_code, error_message = excluded.error_message,
+          started_at = excluded.started_at, finished_at = excluded.finished_at, result = excluded.result`),
+      upsertWorker: db.prepare(`INSERT INTO workers (worker_id, address, capacity, attributes, registered_at, last_seen, health)
+        VALUES (@workerId, @address, @capacity, @attributes, @registeredAt, @lastSeen, @health)
+        ON CONFLICT(worker_id) DO UPDATE SET address = excluded.address, capacity = excluded.capacity, attributes = excluded.attributes,
+          registered_at = excluded.registered_at, last_seen = excluded.last_seen, health = excluded.health`),
+      upsertEndpoint: db.prepare(`INSERT INTO endpoints (endpoint_id, name, address, namespace, job_id, metadata, registered_at, ttl_seconds, expires_at)
+        VALUES (@endpointId, @name, @address, @namespace, @jobId, @metadata, @registeredAt, @ttlSeconds, @expiresAt)
+        ON CONFLICT(endpoint_id) DO UPDATE SET expires_at = excluded.expires_at`),
+      deleteEndpoint: db.prepare(`DELETE FROM endpoints WHERE endpoint_id = ?`),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma("user_version", { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new Error(`state database ${this.path} has schema version ${version}, newer than this controller knows (${MIGRATIONS.length}); upgrade fluster`);
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v] ?? "");
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  /** Runs `fn` in one transaction: several writes commit together or not at all. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  saveJob(job: JobRecord): void {
+    this.stmts.upsertJob.run({
+      jobId: job.jobId,
+      name: job.name,
+      namespace: job.namespace,
+      parentJobId: job.parentJobId ?? null,
+      spec: Buffer.from(toBinary(JobSpecSchema, job.spec)),
+      state: job.state,
+      pendingReason: job.pendingReason ?? null,
+      errorMessage: job.errorMessage ?? null,
+      exitCode: job.exitCode ?? null,
+      submittedAt: job.submittedAt,
+      startedAt: job.startedAt ?? null,
+      finishedAt: job.finishedAt ?? null,
+      seq: job.seq,
+      requestId: job.requestId ?? null,
+    });
+  }
+
+  saveTask(task: TaskRecord): void {
+    this.stmts.upsertTask.run({
+      jobId: task.jobId,
+      taskIndex: task.taskIndex,
+      state: task.state,
+      workerId: task.workerId ?? null,
+      failureCount: task.failureCount,
+      preemptionCount: task.preemptionCount,
+      exitCode: task.exitCode ?? null,
+      errorMessage: task.errorMessage ?? null,
+      startedAt: task.startedAt ?? null,
+      finishedAt: task.finishedAt ?? null,
+    });
+  }
+
+  saveAttempt(a: AttemptRecord): void {
+    this.stmts.upsertAttempt.run({
+      attemptId: a.attemptId,
+      jobId: a.jobId,
+      taskIndex: a.taskIndex,
+      workerId: a.workerId,
+      state: a.state,
+      exitCode: a.exitCode ?? null,
+      errorMessage: a.errorMessage ?? null,
+      createdAt: a.createdAt,
+      startedAt: a.startedAt ?? null,
+      finishedAt: a.finishedAt ?? null,
+      result: a.result ? Buffer.from(a.result) : null,
+    });
+  }
+
+  saveWorker(w: WorkerRecord): void {
+    this.stmts.upsertWorker.run({
+      workerId: w.workerId,
+      address: w.address,
+      capacity: JSON.stringify(w.capacity),
+      attributes: JSON.stringify(w.attributes),
+      registeredAt: w.registeredAt,
+      lastSeen: w.lastSeen,
+      health: w.health,
+    });
+  }
+
+  saveEndpoint(e: EndpointRecord): void {
+    this.stmts.upsertEndpoint.run({
+      endpointId: e.endpointId,
+      name: e.name,
+      address: e.address,
+      namespace: e.namespace,
+      jobId: e.jobId ?? null,
+      metadata: JSON.stringify(e.metadata),
+      registeredAt: e.registeredAt,
+      ttlSeconds: e.ttlSeconds ?? null,
+      expiresAt: e.expiresAt ?? null,
+    });
+  }
+
+  deleteEndpoint(endpointId: string): void {
+    this.stmts.deleteEndpoint.run(endpointId);
+  }
+
+  /** Loads every record (at controller start). */
+  load(): StoredState {
+    const attempts = new Map<string, AttemptRecord[]>();
+    for (const r of this.db.prepare(`SELECT * FROM attempts ORDER BY created_at, rowid`).all() as Row[]) {
+      const a: AttemptRecord = {
+        attemptId: r.attempt_id as string,
+        jobId: r.job_id as string,
+        taskIndex: r.task_index as number,
+        workerId: r.worker_id as string,
+        state: r.state as TaskState,
+        createdAt: r.created_at as number,
+      };
+      assignDefined(a, {
+        exitCode: opt<number>(r.exit_code),
+        errorMessage: opt<string>(r.error_message),
+        startedAt: opt<number>(r.started_at),
+        finishedAt: opt<number>(r.finished_at),
+        result: r.result ? new Uint8Array(r.result as Buffer) : undefined,
+      });
+      const key = `${a.jobId}\u0000${a.taskIndex}`;
+      const list = attempts.get(key) ?? [];
+      list.push(a);
+      attempts.set(key, list);
+    }
+    const tasks = new Map<string, TaskRecord[]>();
+    for (const r of this.db.prepare(`SELECT * FROM tasks ORDER BY job_id, task_index`).all() as Row[]) {
+      const t: TaskRecord = {
+        jobId: r.job_id as string,
+        taskIndex: r.task_index as number,
+        state: r.state as TaskState,
+        failureCount: r.failure_count as number,
+        preemptionCount: r.preemption_count as number,
+        attempts: attempts.get(`${r.job_id as string}\u0000${r.task_index as number}`) ?? [],
+      };
+      assignDefined(t, {
+        workerId: opt<string>(r.worker_id),
+        exitCode: opt<number>(r.exit_code),
+        errorMessage: opt<string>(r.error_message),
+        startedAt: opt<number>(r.started_at),
+        finishedAt: opt<number>(r.finished_at),
+      });
+      const list = tasks.get(t.jobId) ?? [];
+      list.push(t);
+      tasks.set(t.jobId, list);
+    }
+    const jobs: JobRecord[] = [];
+    let nextSeq = 1;
+    for (const r of this.db.prepare(`SELECT * FROM jobs ORDER BY seq`).all() as Row[]) {
+      const spec = fromBinary(JobSpecSchema, r.spec as Buffer);
+      const job: JobRecord = {
+        jobId: r.job_id as string,
+        name: r.name as string,
+        namespace: r.namespace as string,
+        spec,
+        request: validateJobSpec(spec),
+        state: r.state as JobStatus,
+        submittedAt: r.submitted_at as number,
+        seq: r.seq as number,
+        tasks: tasks.get(r.job_id as string) ?? [],
+      };
+      assignDefined(job, {
+        parentJobId: opt<string>(r.parent_job_id),
+        pendingReason: opt<string>(r.pending_reason),
+        errorMessage: opt<string>(r.error_message),
+        exitCode: opt<number>(r.exit_code),
+        startedAt: opt<number>(r.started_at),
+        finishedAt: opt<number>(r.finished_at),
+        requestId: opt<string>(r.request_id),
+      });
+      jobs.push(job);
+      nextSeq = Math.max(nextSeq, job.seq + 1);
+    }
+    const workers = (this.db.prepare(`SELECT * FROM workers`).all() as Row[]).map(
+      (r): WorkerRecord => ({
+        workerId: r.worker_id as string,
+        address: r.address as string,
+        capacity: JSON.parse(r.capacity as string) as WorkerRecord["capacity"],
+        attributes: JSON.parse(r.attributes as string) as Record<string, string>,
+        registeredAt: r.registered_at as number,
+        lastSeen: r.last_seen as number,
+        health: r.health as WorkerRecord["health"],
+      }),
+    );
+    const endpoints = (this.db.prepare(`SELECT * FROM endpoints`).all() as Row[]).map((r): EndpointRecord => {
+      const e: EndpointRecord = {
+        endpointId: r.endpoint_id as string,
+        name: r.name as string,
+        address: r.address as string,
+        namespace: r.namespace as string,
+        metadata: JSON.parse(r.metadata as string) as Record<string, string>,
+        registeredAt: r.registered_at as number,
+      };
+      assignDefined(e, { jobId: opt<string>(r.job_id), ttlSeconds: opt<number>(r.ttl_seconds), expiresAt: opt<number>(r.expires_at) });
+      return e;
+    });
+    return { jobs, workers, endpoints, nextSeq };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** Copies the defined values of `fields` onto `target` (keeps optional fields truly absent). */
+function assignDefined<T extends object>(target: T, fields: Partial<T>): void {
+  for (const [key, value] of Object.entries(fields)) {
+    if (value !== undefined) (target as Record<string, unknown>)[key] = value;
+  }
+}

@@ -1,0 +1,652 @@
+// The worker daemon's process runtime: runs each task attempt as a child process
+// in its own process group, pipes its output into the attempt's log, enforces
+// its timeout and kills its whole process tree.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFile, readdir, rm } from "node:fs/promises";
+import { delimiter, join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import { FlusterError, ValidationError, describeValue } from "../../core/errors.js";
+import { AttemptLog, type OutputStream } from "./log-store.js";
+
+/** What to run for one attempt. */
+export interface AttemptSpec {
+  /** Unique id of the attempt; also exported to the task as `FLUSTER_ATTEMPT_ID`. */
+  attemptId: string;
+  /** Program and arguments; run without a shell. `argv[0]` is looked up on the task's `PATH`. */
+  argv: string[];
+  /** Working directory of the task. */
+  cwd: string;
+  /** Variables set for the task, over those it inherits ({@link INHERITED_ENV_VARS}). */
+  env: Record<string, string>;
+  /** Wall-clock limit; past it the process group is killed and the attempt fails. @default no limit */
+  timeoutSeconds?: number;
+  /** The attempt's own directory: its log (`output.jsonl`) and `pgid` file live here. Created if missing. */
+  logDir: string;
+  /** Time between SIGTERM and SIGKILL when the attempt is killed or times out. @default the runtime's, 5000 */
+  killGraceMs?: number;
+}
+
+/**
+ * State of an attempt:
+ * - `running`: started (or being started) and not yet seen to end.
+ * - `succeeded`: the process exited with code 0.
+ * - `failed`: a non-zero exit, a signal the runtime did not send, the timeout, or it could not start.
+ * - `killed`: it ended after `kill()` (or `shutdown()`) asked it to.
+ */
+export type AttemptState = "running" | "succeeded" | "failed" | "killed";
+
+/** How an attempt ended. */
+export interface AttemptOutcome {
+  state: Exclude<AttemptState, "running">;
+  /** Exit code of the process, when it exited rather than died by a signal. */
+  exitCode?: number;
+  /** Signal that ended the process, e.g. `"SIGKILL"`. */
+  signal?: string;
+  /** Why it did not succeed: the kill reason, "execution timeout exceeded", "exited with code 3" and the end of stderr, ... */
+  errorMessage?: string;
+  /** When the process was seen to end. */
+  finishedAt: Date;
+}
+
+/** Options of {@link RunningAttempt.kill}. */
+export interface KillOptions {
+  /** SIGKILL the group now instead of SIGTERM first. @default false */
+  force?: boolean;
+}
+
+/** One attempt the runtime started. */
+export interface RunningAttempt {
+  readonly attemptId: string;
+  /** Pid of the task's process, which is also its process group id; undefined when it could not start. */
+  readonly pid: number | undefined;
+  readonly startedAt: Date;
+  readonly state: AttemptState;
+  /** Set once the attempt has ended. */
+  readonly outcome: AttemptOutcome | undefined;
+  /** Resolves (never rejects) once the attempt has ended, its process group is gone and its log is closed. */
+  readonly exited: Promise<AttemptOutcome>;
+  /** The attempt's log; followers end when the attempt ends. */
+  readonly log: AttemptLog;
+  /**
+   * Kills the attempt's process group: SIGTERM, then SIGKILL after the grace
+   * period if the task is still running. The attempt ends `killed` with
+   * `reason` (the first reason given wins). Idempotent; `force` escalates to
+   * SIGKILL at once, also after an earlier gentle kill.
+   */
+  kill(reason: string, opts?: KillOptions): void;
+}
+
+/** Called when an attempt changes state (today: when it ends). */
+export type AttemptListener = (attempt: RunningAttempt) => void;
+
+/** Options of {@link ProcessRuntime}. */
+export interface ProcessRuntimeOptions {
+  /** Grace between SIGTERM and SIGKILL for specs that set none. @default 5000 */
+  killGraceMs?: number;
+  /**
+   * Start tasks under `setpriv --pdeathsig KILL` (Linux, util-linux) so the
+   * task dies with the daemon even if the daemon is SIGKILLed. Ignored where
+   * setpriv is missing or lacks the option. @default true
+   */
+  pdeathsig?: boolean;
+}
+
+/**
+ * Lifecycle of a {@link ProcessRuntime}:
+ * - `running`: starts attempts.
+ * - `stopping`: `shutdown()` is killing every attempt; `start` refuses.
+ * - `stopped`: every attempt has ended and its process group is gone.
+ */
+export type ProcessRuntimeState = "running" | "stopping" | "stopped";
+
+/**
+ * Variables a task inherits from the daemon; everything else comes from the
+ * spec, so a daemon's secrets and test-runner state do not leak into tasks.
+ * Enough for programs to find binaries and shared libraries, a home, locale,
+ * time zone and temp space, proxies and CA bundles, and for Node tasks to
+ * keep the daemon's loader flags (`NODE_OPTIONS`).
+ */
+export const INHERITED_ENV_VARS: readonly string[] = Object.freeze([
+  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+  "LD_LIBRARY_PATH", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR",
+  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+]);
+
+/** The daemon records a running attempt's process group in this file of its log directory. */
+export const PGID_FILE_NAME = "pgid";
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const DEFAULT_KILL_GRACE_MS = 5000;
+const SETPRIV = "/usr/bin/setpriv";
+/** How long the end of an attempt waits for stray holders of its pipes and for its group to vanish. */
+const EXIT_SETTLE_MS = 2000;
+const STDERR_TAIL_CHARS = 2048;
+const STDERR_TAIL_LINES = 20;
+/** setTimeout fires at once beyond this (about 24.8 days), so longer timeouts are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Runs attempts as child processes, one per worker daemon. Each attempt runs
+ * in its own process group with no shell; killing an attempt signals the whole
+ * group, so the task's children die with it.
+ *
+ * Orphans: when the daemon is SIGKILLed it cannot kill anything. Tasks are
+ * started under `setpriv --pdeathsig KILL`, so the kernel kills the task's
+ * process when the daemon dies; what the task started itself survives that,
+ * so each running attempt's group id is also recorded in `<logDir>/pgid`, and
+ * a restarting daemon calls {@link reapOrphans} on its attempts directory.
+ */
+export class ProcessRuntime {
+  private stateValue: ProcessRuntimeState = "running";
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly listeners = new Set<AttemptListener>();
+  private readonly killGraceMs: number;
+  private readonly pdeathsig: boolean;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: ProcessRuntimeOptions = {}) {
+    this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    checkGrace("killGraceMs", this.killGraceMs);
+    this.pdeathsig = options.pdeathsig ?? true;
+  }
+
+  get state(): ProcessRuntimeState {
+    return this.stateValue;
+  }
+
+  /**
+   * Starts an attempt. Throws only for a malformed spec, a duplicate running
+   * attempt id, or a runtime that is shutting down; a program that cannot be
+   * started yields an attempt that fails at once ("cannot start x: not found").
+   */
+  start(spec: AttemptSpec): RunningAttempt {
+    if (this.stateValue !== "running") {
+      throw new FlusterError(`cannot start attempt ${spec.attemptId}: the runtime is ${this.stateValue}`, "failed_precondition");
+    }
+    validateSpec(spec);
+    if (this.attempts.has(spec.attemptId)) {
+      throw new FlusterError(`attempt ${spec.attemptId} is already running`, "already_exists");
+    }
+    const attempt = new Attempt(spec, spec.killGraceMs ?? this.killGraceMs, (ended) => this.ended(ended));
+    this.attempts.set(spec.attemptId, attempt);
+    attempt.launch(spec, this.pdeathsig && pdeathsigAvailable());
+    return attempt;
+  }
+
+  /** A running attempt by id; ended attempts are forgotten (their logs stay on disk). */
+  get(attemptId: string): RunningAttempt | undefined {
+    return this.attempts.get(attemptId);
+  }
+
+  /** The running attempts. */
+  list(): RunningAttempt[] {
+    return [...this.attempts.values()];
+  }
+
+  /** The live log of a running attempt; for an ended one open `new AttemptLog(logDir)`. */
+  logOf(attemptId: string): AttemptLog | undefined {
+    return this.attempts.get(attemptId)?.log;
+  }
+
+  /** Calls `listener` whenever an attempt changes state; returns a function that unsubscribes. */
+  onChange(listener: AttemptListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Moves to `stopping`, kills every attempt (SIGTERM to each group, SIGKILL
+   * after its grace period), and resolves in `stopped` once all have ended
+   * and their groups are gone. Idempotent.
+   */
+  shutdown(reason = "the worker is shutting down"): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stateValue = "stopping";
+      const running = [...this.attempts.values()];
+      for (const attempt of running) attempt.kill(reason);
+      await Promise.all(running.map((attempt) => attempt.exited));
+      this.stateValue = "stopped";
+    })();
+    return this.stopping;
+  }
+
+  private ended(attempt: Attempt): void {
+    if (this.attempts.get(attempt.attemptId) === attempt) this.attempts.delete(attempt.attemptId);
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(attempt);
+      } catch (err) {
+        // A faulty listener must not stop the others or the runtime.
+        process.emitWarning(`attempt listener threw: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+}
+
+type StopCause = { kind: "kill"; reason: string } | { kind: "timeout" };
+
+class Attempt implements RunningAttempt {
+  readonly attemptId: string;
+  readonly startedAt = new Date();
+  readonly log: AttemptLog;
+  readonly exited: Promise<AttemptOutcome>;
+  pid: number | undefined;
+  private stateValue: AttemptState = "running";
+  private outcomeValue: AttemptOutcome | undefined;
+  private resolveExited: (outcome: AttemptOutcome) => void = () => undefined;
+  private child: ChildProcess | undefined;
+  private stopCause: StopCause | undefined;
+  private termSent = false;
+  private killSent = false;
+  /** The leader has exited; the attempt is settling (pipes, group, log). */
+  private ending = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private pgidFile: string | undefined;
+  private stderrTail = "";
+  private readonly stderrDecoder = new StringDecoder("utf8");
+
+  constructor(
+    spec: AttemptSpec,
+    private readonly graceMs: number,
+    private readonly onEnd: (attempt: Attempt) => void,
+  ) {
+    this.attemptId = spec.attemptId;
+    this.log = AttemptLog.create(spec.logDir);
+    this.exited = new Promise((resolveExited) => (this.resolveExited = resolveExited));
+  }
+
+  get state(): AttemptState {
+    return this.stateValue;
+  }
+
+  get outcome(): AttemptOutcome | undefined {
+    return this.outcomeValue;
+  }
+
+  launch(spec: AttemptSpec, pdeathsig: boolean): void {
+    const env = taskEnv(spec);
+    const command = spec.argv[0]!;
+    const cwd = resolve(spec.cwd);
+    if (!isDirectory(cwd)) return this.cannotStart(command, `working directory ${cwd} does not exist`);
+    const found = findExecutable(command, env.PATH ?? "", cwd);
+    if ("problem" in found) return this.cannotStart(command, found.problem);
+    const [file, args] = pdeathsig
+      ? [SETPRIV, ["--pdeathsig", "KILL", "--", found.path, ...spec.argv.slice(1)]]
+      : [found.path, spec.argv.slice(1)];
+    let child: ChildProcess;
+    try {
+      // detached: the task leads a new session and process group (pgid = pid).
+      child = spawn(file, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      return this.cannotStart(command, err instanceof Error ? err.message : String(err));
+    }
+    this.child = child;
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      // Only a failed spawn leaves no pid; later errors (none expected, the
+      // runtime signals with process.kill) do not change the outcome.
+      if (this.pid === undefined) this.cannotStart(command, err.code === "ENOENT" ? "not found" : err.message);
+    });
+    if (child.pid === undefined) return;
+    this.pid = child.pid;
+    this.recordPgid(spec.logDir, child.pid);
+    this.pipe(child.stdout!, "stdout");
+    this.pipe(child.stderr!, "stderr");
+    child.once("exit", (code, signal) => void this.leaderExited(code, signal));
+    if (spec.timeoutSeconds !== undefined) this.armTimeout(Date.now() + spec.timeoutSeconds * 1000);
+  }
+
+  kill(reason: string, opts: KillOptions = {}): void {
+    if (this.stateValue !== "running" || this.ending) return;
+    this.stopCause ??= { kind: "kill", reason };
+    this.signalGroup(opts.force === true);
+  }
+
+  /** SIGTERM with a SIGKILL after the grace period, or SIGKILL now. */
+  private signalGroup(force: boolean): void {
+    const pgid = this.pid;
+    if (pgid === undefined || this.killSent) return;
+    if (force) {
+      this.killSent = true;
+      clearTimeout(this.graceTimer);
+      signalGroup(pgid, "SIGKILL");
+      return;
+    }
+    if (this.termSent) return;
+    this.termSent = true;
+    signalGroup(pgid, "SIGTERM");
+    // Only needed while the leader lives: once it exits, leaderExited kills the rest of the group.
+    this.graceTimer = setTimeout(() => this.signalGroup(true), this.graceMs);
+  }
+
+  private armTimeout(deadline: number): void {
+    this.timeoutTimer = setTimeout(() => {
+      if (Date.now() < deadline) return this.armTimeout(deadline);
+      if (this.stateValue !== "running" || this.ending) return;
+      this.stopCause ??= { kind: "timeout" };
+      this.signalGroup(false);
+    }, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
+  }
+
+  private pipe(readable: Readable, stream: OutputStream): void {
+    readable.on("data", (chunk: Buffer) => {
+      if (stream === "stderr") this.keepStderrTail(chunk);
+      // Back-pressure: a task printing faster than the disk takes it waits on its pipe.
+      if (!this.log.append(stream, chunk)) {
+        readable.pause();
+        void this.log.drained().then(() => readable.resume());
+      }
+    });
+  }
+
+  private keepStderrTail(chunk: Buffer): void {
+    this.stderrTail = (this.stderrTail + this.stderrDecoder.write(chunk)).slice(-4 * STDERR_TAIL_CHARS);
+  }
+
+  /** The last lines of stderr, at most about 2 KB, for the error message. */
+  private stderrSummary(): string {
+    let text = (this.stderrTail + this.stderrDecoder.end()).trimEnd();
+    if (text.length > STDERR_TAIL_CHARS) {
+      text = text.slice(-STDERR_TAIL_CHARS);
+      const firstBreak = text.indexOf("\n");
+      if (firstBreak !== -1) text = text.slice(firstBreak + 1); // drop the cut line
+    }
+    return text.split("\n").slice(-STDERR_TAIL_LINES).join("\n").trim();
+  }
+
+  private async leaderExited(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    this.ending = true;
+    const finishedAt = new Date();
+    clearTimeout(this.graceTimer);
+    clearTimeout(this.timeoutTimer);
+    const pgid = this.pid!;
+    // The attempt is over when its leader exits; whatever it left in its
+    // group would hold resources the controller now thinks are free.
+    signalGroup(pgid, "SIGKILL");
+    await Promise.all([this.stdioClosed(), waitGroupGone(pgid, EXIT_SETTLE_MS)]);
+    await this.end(this.outcomeFor(code, signal, finishedAt));
+  }
+
+  /** Waits for both pipes to close; a process that left the group (setsid) may hold them, so give up after a while. */
+  private async stdioClosed(): Promise<void> {
+    const child = this.child!;
+    const streams = [child.stdout, child.stderr].filter((s): s is Readable => s !== null && !s.closed);
+    if (streams.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = Promise.all(streams.map((s) => new Promise((done) => s.once("close", done))));
+    const gaveUp = await Promise.race([
+      closed.then(() => false),
+      new Promise<boolean>((done) => (timer = setTimeout(() => done(true), EXIT_SETTLE_MS))),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) for (const s of streams) s.destroy();
+  }
+
+  private outcomeFor(code: number | null, signal: NodeJS.Signals | null, finishedAt: Date): AttemptOutcome {
+    const how = { finishedAt, ...(code !== null ? { exitCode: code } : {}), ...(signal !== null ? { signal } : {}) };
+    const cause = this.stopCause;
+    if (cause?.kind === "timeout") return { ...how, state: "failed", errorMessage: "execution timeout exceeded" };
+    if (cause?.kind === "kill") return { ...how, state: "killed", errorMessage: cause.reason };
+    if (code === 0) return { ...how, state: "succeeded" };
+    const why = code !== null ? `exited with code ${code}` : `killed by signal ${signal ?? "unknown"}`;
+    const tail = this.stderrSummary();
+    return { ...how, state: "failed", errorMessage: tail ? `${why}\n${tail}` : why };
+  }
+
+  private cannotStart(command: string, problem: string): void {
+    const message = `cannot start ${command}: ${problem}`;
+    // Users read logs first; put the reason there too.
+    this.log.append("stderr", `${message}\n`);
+    void this.end({ state: "failed", errorMessage: message, finishedAt: new Date() });
+  }
+
+  private async end(outcome: AttemptOutcome): Promise<void> {
+    if (this.outcomeValue) return;
+    clearTimeout(this.graceTimer);
+    clearTimeout(this.timeoutTimer);
+    await this.log.close();
+    if (this.pgidFile) await rm(this.pgidFile, { force: true }).catch(() => undefined);
+    this.outcomeValue = outcome;
+    this.stateValue = outcome.state;
+    this.onEnd(this);
+    this.resolveExited(outcome);
+  }
+
+  /** Best effort: without the file only pdeathsig protects against orphans. */
+  private recordPgid(logDir: string, pgid: number): void {
+    const file = join(logDir, PGID_FILE_NAME);
+    try {
+      writeFileSync(file, `${pgid}\n${this.attemptId}\n${process.pid}\n`);
+      this.pgidFile = file;
+    } catch {
+      rmSync(file, { force: true });
+    }
+  }
+}
+
+/** An attempt a previous daemon left running, killed by {@link reapOrphans}. */
+export interface ReapedAttempt {
+  attemptId: string;
+  /** The process group that was killed. */
+  pgid: number;
+  logDir: string;
+}
+
+/**
+ * Kills the process groups that a previous incarnation of the daemon left
+ * running. Looks at `<rootDir>/<attempt>/pgid` files (attempt log
+ * directories must be direct children of `rootDir`); a group is killed
+ * (SIGKILL) only if one of its live processes carries
+ * `FLUSTER_ATTEMPT_ID=<that attempt>` in its environment, so a reused
+ * group id is never hit, and only if its leader is not still the child of
+ * the daemon that started it. Stale pgid files are removed. Call it before
+ * starting attempts. Needs /proc (Linux); elsewhere it kills nothing.
+ */
+export async function reapOrphans(rootDir: string): Promise<ReapedAttempt[]> {
+  let names: string[];
+  try {
+    names = await readdir(rootDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const reaped: ReapedAttempt[] = [];
+  for (const name of names) {
+    const logDir = join(rootDir, name);
+    const file = join(logDir, PGID_FILE_NAME);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch {
+      continue;
+    }
+    const [pgidText = "", attemptId = "", daemonPidText = ""] = text.split("\n");
+    const pgid = Number(pgidText);
+    const daemonPid = Number(daemonPidText);
+    if (Number.isSafeInteger(pgid) && pgid > 1 && attemptId !== "") {
+      const members = await groupMembers(pgid);
+      const leader = members.find((m) => m.pid === pgid && m.state !== "Z");
+      // The daemon that started it is alive and still its parent: not an orphan.
+      if (leader && leader.ppid === daemonPid) continue;
+      if (await carriesAttemptId(members, attemptId)) {
+        signalGroup(pgid, "SIGKILL");
+        await waitGroupGone(pgid, EXIT_SETTLE_MS);
+        reaped.push({ attemptId, pgid, logDir });
+      }
+    }
+    await rm(file, { force: true });
+  }
+  return reaped;
+}
+
+let setprivWorks: boolean | undefined;
+
+/** Whether `setpriv --pdeathsig` works on this host; probed once per process. */
+export function pdeathsigAvailable(): boolean {
+  setprivWorks ??=
+    process.platform === "linux" &&
+    existsSync(SETPRIV) &&
+    spawnSync(SETPRIV, ["--pdeathsig", "KILL", "--", SETPRIV, "--version"], { stdio: "ignore", timeout: 5000 }).status === 0;
+  return setprivWorks;
+}
+
+function validateSpec(spec: AttemptSpec): void {
+  if (typeof spec !== "object" || spec === null) throw new ValidationError("spec", `must be an object, got ${describeValue(spec)}`);
+  // Control characters would corrupt the pgid file and the environment.
+  if (typeof spec.attemptId !== "string" || spec.attemptId === "" || /[\0-\x1f]/.test(spec.attemptId)) {
+    throw new ValidationError("spec.attemptId", `must be a non-empty string without control characters, got ${describeValue(spec.attemptId)}`);
+  }
+  if (!Array.isArray(spec.argv) || spec.argv.length === 0 || spec.argv[0] === "" || !spec.argv.every((a) => typeof a === "string")) {
+    throw new ValidationError("spec.argv", `must be a non-empty array of strings with a program first, got ${describeValue(spec.argv)}`);
+  }
+  if (typeof spec.cwd !== "string" || spec.cwd === "") throw new ValidationError("spec.cwd", `must be a non-empty path, got ${describeValue(spec.cwd)}`);
+  if (typeof spec.logDir !== "string" || spec.logDir === "") throw new ValidationError("spec.logDir", `must be a non-empty path, got ${describeValue(spec.logDir)}`);
+  if (typeof spec.env !== "object" || spec.env === null) throw new ValidationError("spec.env", `must be an object of strings, got ${describeValue(spec.env)}`);
+  for (const [key, value] of Object.entries(spec.env)) {
+    if (typeof value !== "string") throw new ValidationError(`spec.env.${key}`, `must be a string, got ${describeValue(value)}`);
+  }
+  if (spec.timeoutSeconds !== undefined && !(Number.isFinite(spec.timeoutSeconds) && spec.timeoutSeconds > 0)) {
+    throw new ValidationError("spec.timeoutSeconds", `must be a positive number, got ${describeValue(spec.timeoutSeconds)}`);
+  }
+  if (spec.killGraceMs !== undefined) checkGrace("spec.killGraceMs", spec.killGraceMs);
+}
+
+function checkGrace(field: string, value: number): void {
+  if (!(Number.isFinite(value) && value >= 0 && value <= MAX_TIMER_MS)) {
+    throw new ValidationError(field, `must be a non-negative number of milliseconds, got ${describeValue(value)}`);
+  }
+}
+
+function taskEnv(spec: AttemptSpec): Record<string, string> {
+  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  for (const name of INHERITED_ENV_VARS) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, ...spec.env, FLUSTER_ATTEMPT_ID: spec.attemptId };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds the program like execvp would, so that "not found" is reported the
+ * same with or without the setpriv wrapper.
+ */
+function findExecutable(command: string, pathVar: string, cwd: string): { path: string } | { problem: string } {
+  const candidates = command.includes("/")
+    ? [resolve(cwd, command)]
+    : pathVar.split(delimiter).filter((dir) => dir !== "").map((dir) => join(resolve(cwd, dir), command));
+  let denied = false;
+  for (const candidate of candidates) {
+    try {
+      if (!statSync(candidate).isFile()) continue;
+    } catch {
+      continue;
+    }
+    try {
+      accessSync(candidate, constants.X_OK);
+      return { path: candidate };
+    } catch {
+      denied = true;
+    }
+  }
+  return { problem: denied ? "permission denied" : "not found" };
+}
+
+/**
+ * Signals every process of a group. Never throws: a group that is already
+ * gone (ESRCH) is the goal, and a kill must not take the daemon down.
+ */
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: already gone; EPERM: not ours (the group id was reused).
+  }
+}
+
+interface ProcessStat {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** One-letter state; `Z` is a zombie: dead, waiting for its parent to reap it. */
+  state: string;
+}
+
+/** The processes of a group, from /proc; empty where there is no /proc. */
+async function groupMembers(pgid: number): Promise<ProcessStat[]> {
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return [];
+  }
+  const stats = await Promise.all(
+    entries.filter((e) => /^\d+$/.test(e)).map(async (pid) => {
+      try {
+        return parseStat(await readFile(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        return undefined; // exited meanwhile
+      }
+    }),
+  );
+  return stats.filter((s): s is ProcessStat => s !== undefined && s.pgid === pgid);
+}
+
+function parseStat(text: string): ProcessStat | undefined {
+  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+  const close = text.lastIndexOf(")");
+  const [state, ppid, pgid] = text.slice(close + 2).split(" ");
+  if (close === -1 || state === undefined) return undefined;
+  return { pid: Number.parseInt(text, 10), ppid: Number(ppid), pgid: Number(pgid), state };
+}
+
+/**
+ * Whether any process of the group is alive. kill(2) also reaches zombies,
+ * which are dead but wait for a parent to reap them (and some container inits
+ * never do), so on Linux only non-zombie members count.
+ */
+async function groupAlive(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (process.platform !== "linux") return true;
+  return (await groupMembers(pgid)).some((m) => m.state !== "Z");
+}
+
+/**
+ * Waits (up to `limitMs`) for a SIGKILLed group to vanish. There is no event
+ * for the death of processes that are not our children, so this polls, briefly.
+ */
+async function waitGroupGone(pgid: number, limitMs: number): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    if (!(await groupAlive(pgid))) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+async function carriesAttemptId(members: ProcessStat[], attemptId: string): Promise<boolean> {
+  const marker = `FLUSTER_ATTEMPT_ID=${attemptId}`;
+  for (const member of members) {
+    if (member.state === "Z") continue;
+    try {
+      const environ = await readFile(`/proc/${member.pid}/environ`, "utf8");
+      if (environ.split("\0").includes(marker)) return true;
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return false;
+}

@@ -1,0 +1,76 @@
+// Fluster's public API: everything a user program imports from "fluster".
+// Modules not re-exported here are internal and may change without notice.
+
+export { FlusterError, ValidationError, type FlusterErrorCode } from "./core/errors.js";
+export {
+  JOB_STATUSES,
+  TASK_STATES,
+  isFinished,
+  isTaskFinished,
+  rollUpJobStatus,
+  type JobStatus,
+  type TaskState,
+} from "./core/status.js";
+export { parseByteSize, formatByteSize, type ByteSize } from "./core/quantity.js";
+export { TPU_TOPOLOGIES, tpuTopology, type TpuTopologyInfo, type TpuGeneration } from "./core/tpu.js";
+export {
+  ResourceConfig,
+  type ResourceConfigInit,
+  type CpuConfig,
+  type GpuConfig,
+  type TpuConfig,
+  type DeviceConfig,
+  type DeviceType,
+} from "./core/resources.js";
+export { validateEnvironment, type EnvironmentConfig } from "./core/environment.js";
+export { Entrypoint, type CommandEntrypoint, type FunctionEntrypoint } from "./core/entrypoint.js";
+export {
+  validateJobName,
+  validateJobRequest,
+  PRIORITIES,
+  CONSTRAINT_OPS,
+  type JobRequest,
+  type ValidatedJobRequest,
+  type JobInfo,
+  type TaskInfo,
+  type JobId,
+  type TaskId,
+  type AttemptId,
+  type WorkerId,
+  type Namespace,
+  type Priority,
+  type Constraint,
+  type ConstraintOp,
+} from "./core/job.js";
+export {
+  validateJobGroupConfig,
+  validateReservationConfig,
+  type JobGroupConfig,
+  type ReservationConfig,
+  type ReservationInfo,
+  type ReservationId,
+} from "./core/reservation.js";
+export {
+  remote,
+  remoteRef,
+  resolveRemote,
+  isRemoteFunction,
+  isMain,
+  RemoteResolutionError,
+  type RemoteFunction,
+  type RemoteRef,
+} from "./core/remote.js";
+export { encodeValue, decodeValue, DecodeError, EncodeError } from "./rpc/codec.js";
+export {
+  Cluster,
+  JobFailedError,
+  type ClusterOptions,
+  type WaitOptions,
+  type LogLine,
+  type EndpointInfo,
+  type WorkerInfo,
+} from "./cluster/client/cluster.js";
+export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./cluster/client/local-cluster.js";
+export { currentCluster } from "./cluster/client/current.js";
+export { startController, type ControllerServer, type ControllerServerOptions } from "./cluster/controller/server.js";
+export { WorkerDaemon, type WorkerDaemonOptions, type WorkerDaemonState } from "./cluster/worker/daemon.js";

@@ -1,0 +1,193 @@
+// The one RPC client factory and the one RPC server factory: Connect over
+// HTTP/2 (h2c), with HTTP/1.1 on the same port for curl and browsers, and
+// bearer-token auth when a token is set.
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { timingSafeEqual } from "node:crypto";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Http2SessionManager, connectNodeAdapter, createConnectTransport, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { FlusterError } from "../core/errors.js";
+import { toConnectError } from "./errors.js";
+
+const AUTHORIZATION = "authorization";
+
+/** Options of {@link createRpcChannel}. */
+export interface RpcChannelOptions {
+  /** Bearer token sent with every call. @default process.env.FLUSTER_TOKEN */
+  token?: string;
+  /** Per-call timeout when the call sets none. @default none */
+  defaultTimeoutMs?: number;
+  /** Close the HTTP/2 connection after this long without calls. @default 60_000 */
+  idleConnectionTimeoutMs?: number;
+}
+
+/**
+ * A connection to one server. Clients for several services share its single
+ * HTTP/2 session; `close()` tears the session down.
+ */
+export interface RpcChannel {
+  readonly baseUrl: string;
+  client<S extends DescService>(service: S): Client<S>;
+  close(): void;
+}
+
+/** Opens a channel to `baseUrl` (`http://host:port`). Nothing connects until the first call. */
+export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {}): RpcChannel {
+  const url = normalizeBaseUrl(baseUrl);
+  const token = options.token ?? process.env.FLUSTER_TOKEN;
+  const sessionManager = new Http2SessionManager(url, {
+    idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
+    pingIntervalMs: 15_000,
+  });
+  const interceptors: Interceptor[] = [];
+  if (token) {
+    interceptors.push((next) => (req) => {
+      req.header.set(AUTHORIZATION, `Bearer ${token}`);
+      return next(req);
+    });
+  }
+  const transport = createConnectTransport({
+    baseUrl: url,
+    httpVersion: "2",
+    useBinaryFormat: true,
+    sessionManager,
+    interceptors,
+    ...(options.defaultTimeoutMs ? { defaultTimeoutMs: options.defaultTimeoutMs } : {}),
+  });
+  const clients = new Map<DescService, unknown>();
+  return {
+    baseUrl: url,
+    client<S extends DescService>(service: S): Client<S> {
+      let client = clients.get(service) as Client<S> | undefined;
+      if (!client) {
+        client = createClient(service, transport);
+        clients.set(service, client);
+      }
+      return client;
+    },
+    close() {
+      sessionManager.abort();
+    },
+  };
+}
+
+/** Checks and normalizes a server address: `host:port` gets `http://`; no trailing slash. */
+export function normalizeBaseUrl(address: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(withScheme);
+  } catch {
+    throw new FlusterError(`not a valid server address: ${JSON.stringify(address)} (expected http://host:port)`, "invalid_argument");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new FlusterError(`unsupported scheme in ${JSON.stringify(address)}: use http:// or https://`, "invalid_argument");
+  }
+  return parsed.origin;
+}
+
+/** Options of {@link startRpcServer}. */
+export interface RpcServerOptions {
+  /** Registers the services. */
+  routes: (router: ConnectRouter) => void;
+  /** Address to bind. @default "127.0.0.1" */
+  host?: string;
+  /** Port to bind; 0 picks a free one. @default 0 */
+  port?: number;
+  /** When set, every call must carry `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Extra plain HTTP handler for paths that are not RPCs (e.g. the dashboard). */
+  fallback?: ConnectNodeAdapterOptions["fallback"];
+}
+
+/** A running RPC server. */
+export interface RpcServer {
+  /** `http://host:port` a client on this machine can use. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting connections, ends open ones, and resolves when closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves Connect RPCs over h2c and HTTP/1.1 on one port. The first bytes of
+ * each connection tell which: HTTP/2 opens with its fixed preface.
+ */
+export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
+  const interceptors: Interceptor[] = [errorInterceptor];
+  if (options.token) interceptors.unshift(authInterceptor(options.token));
+  const handler = connectNodeAdapter({
+    routes: options.routes,
+    interceptors,
+    ...(options.fallback ? { fallback: options.fallback } : {}),
+  });
+  const h2 = http2.createServer({}, handler);
+  const h1 = http.createServer(handler);
+  h1.keepAliveTimeout = 5_000;
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    // Peek at the first bytes without consuming them: both servers read
+    // data already buffered on the socket when they take it over.
+    socket.once("readable", () => {
+      const first = socket.read() as Buffer | null;
+      if (first === null) return;
+      socket.unshift(first);
+      const target = first.subarray(0, 3).toString("latin1") === "PRI" ? h2 : h1;
+      target.emit("connection", socket);
+    });
+  });
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${address.port}`,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const session of sessions) session.close();
+        h1.closeAllConnections();
+        // Sessions get a moment to finish in-flight streams, then sockets go.
+        setTimeout(() => {
+          for (const socket of sockets) socket.destroy();
+        }, 200).unref();
+      }),
+  };
+}
+
+/** Maps thrown Fluster errors to their wire codes, so handlers can just throw. */
+const errorInterceptor: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+};
+
+function authInterceptor(token: string): Interceptor {
+  const expected = Buffer.from(`Bearer ${token}`);
+  return (next) => (req) => {
+    const given = Buffer.from(req.header.get(AUTHORIZATION) ?? "");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new ConnectError("missing or wrong bearer token (set FLUSTER_TOKEN)", Code.Unauthenticated);
+    }
+    return next(req);
+  };
+}

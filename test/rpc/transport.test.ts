@@ -1,0 +1,116 @@
+// The RPC transport over real loopback sockets: h2c and HTTP/1.1 on one port,
+// bearer-token auth, and error codes mapped both ways.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
+import { createRpcChannel, normalizeBaseUrl, startRpcServer, type RpcServer } from "../../src/rpc/transport.js";
+import { fromConnectError } from "../../src/rpc/errors.js";
+import { FlusterError, ValidationError } from "../../src/core/errors.js";
+
+function serveWorker(token?: string): Promise<RpcServer> {
+  return startRpcServer({
+    ...(token ? { token } : {}),
+    routes: (router) =>
+      router.service(WorkerService, {
+        healthCheck: () => ({ healthy: true, workerId: "w-1", runningTasks: 3 }),
+        getTaskStatus: (req) => {
+          if (req.attemptId === "") throw new ValidationError("attemptId", "must not be empty");
+          throw new FlusterError(`no attempt ${req.attemptId}`, "not_found");
+        },
+      }),
+  });
+}
+
+describe("rpc transport", () => {
+  let server: RpcServer;
+  before(async () => {
+    server = await serveWorker();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test("h2c call round-trips", async () => {
+    const channel = createRpcChannel(server.url);
+    try {
+      const res = await channel.client(WorkerService).healthCheck({});
+      assert.equal(res.healthy, true);
+      assert.equal(res.workerId, "w-1");
+      assert.equal(res.runningTasks, 3);
+    } finally {
+      channel.close();
+    }
+  });
+
+  test("HTTP/1.1 JSON call (curl, browsers) on the same port", async () => {
+    const res = await fetch(`${server.url}/fluster.worker.v1.WorkerService/HealthCheck`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { healthy: true, workerId: "w-1", runningTasks: 3 });
+  });
+
+  test("thrown Fluster errors arrive with their code and message", async () => {
+    const channel = createRpcChannel(server.url);
+    try {
+      const client = channel.client(WorkerService);
+      await assert.rejects(
+        client.getTaskStatus({ attemptId: "" }).catch((e: unknown) => Promise.reject(fromConnectError(e))),
+        (err: unknown) => err instanceof FlusterError && err.code === "invalid_argument" && err.message === "attemptId must not be empty",
+      );
+      await assert.rejects(
+        client.getTaskStatus({ attemptId: "a-9" }).catch((e: unknown) => Promise.reject(fromConnectError(e))),
+        (err: unknown) => err instanceof FlusterError && err.code === "not_found" && /a-9/.test(err.message),
+      );
+    } finally {
+      channel.close();
+    }
+  });
+
+  test("a refused connection is an unavailable error", async () => {
+    const dead = await serveWorker();
+    const url = dead.url;
+    await dead.close();
+    const channel = createRpcChannel(url);
+    try {
+      await assert.rejects(
+        channel.client(WorkerService).healthCheck({}).catch((e: unknown) => Promise.reject(fromConnectError(e))),
+        (err: unknown) => err instanceof FlusterError && err.code === "unavailable",
+      );
+    } finally {
+      channel.close();
+    }
+  });
+});
+
+describe("bearer token", () => {
+  test("calls without the right token are rejected; with it they pass", async () => {
+    const server = await serveWorker("s3cret");
+    const good = createRpcChannel(server.url, { token: "s3cret" });
+    const bad = createRpcChannel(server.url, { token: "wrong" });
+    const none = createRpcChannel(server.url, { token: "" });
+    try {
+      assert.equal((await good.client(WorkerService).healthCheck({})).healthy, true);
+      for (const channel of [bad, none]) {
+        await assert.rejects(
+          channel.client(WorkerService).healthCheck({}).catch((e: unknown) => Promise.reject(fromConnectError(e))),
+          (err: unknown) => err instanceof FlusterError && err.code === "unauthenticated" && /bearer token/.test(err.message),
+        );
+      }
+    } finally {
+      good.close();
+      bad.close();
+      none.close();
+      await server.close();
+    }
+  });
+});
+
+test("normalizeBaseUrl", () => {
+  assert.equal(normalizeBaseUrl("127.0.0.1:8080"), "http://127.0.0.1:8080");
+  assert.equal(normalizeBaseUrl("http://host:1/"), "http://host:1");
+  assert.throws(() => normalizeBaseUrl("ftp://x"), /unsupported scheme/);
+  assert.throws(() => normalizeBaseUrl("http://"), /not a valid server address/);
+});
