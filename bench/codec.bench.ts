@@ -3,6 +3,7 @@
 // same run. "msgpackr raw" is the library alone, without the codec's walk, to
 // show what the walk costs. Run: node --import tsx bench/codec.bench.ts [--seconds 2]
 import assert from "node:assert/strict";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import v8 from "node:v8";
 import { Packr, isNativeAccelerationEnabled } from "msgpackr";
@@ -70,48 +71,56 @@ const v8Codec: Codec = { encode: (v) => v8.serialize(v), decode: (b: Buffer) => 
 const rawCodec: Codec = { encode: (v) => rawPackr.pack(v), decode: (b: Buffer) => rawPackr.unpack(b) as unknown };
 const flusterCodec: Codec = { encode: encodeValue, decode: decodeValue };
 
-/** Round trips per second: the median of ~100 ms samples after a warm-up. */
-function measure(codec: Codec, value: unknown): number {
+/**
+ * Round trips per second of each codec on one value. The codecs take turns in
+ * ~100 ms samples, so a noisy neighbour slows all of them alike; each gets the
+ * median of its samples, after a warm-up.
+ */
+function measure(contenders: Record<string, Codec>, value: unknown): Record<string, number> {
   let sink = 0;
-  const roundTrip = () => {
-    const decoded = codec.decode(codec.encode(value) as never);
-    sink += decoded === null ? 0 : 1;
-  };
-  let batch = 1;
-  const warmEnd = performance.now() + WARMUP_MS;
-  while (performance.now() < warmEnd) {
-    const start = performance.now();
-    for (let i = 0; i < batch; i++) roundTrip();
-    if (performance.now() - start < 5) batch *= 2;
-  }
-  const rates: number[] = [];
-  const end = performance.now() + BUDGET_MS;
-  while (performance.now() < end) {
-    let n = 0;
-    const start = performance.now();
-    let elapsed = 0;
-    do {
+  const runners = Object.entries(contenders).map(([label, codec]) => {
+    const roundTrip = () => {
+      const decoded = codec.decode(codec.encode(value) as never);
+      sink += decoded === null ? 0 : 1;
+    };
+    // Grow the batch until one takes ~5 ms, so timer reads do not dominate.
+    let batch = 1;
+    const warmEnd = performance.now() + WARMUP_MS;
+    while (performance.now() < warmEnd) {
+      const start = performance.now();
       for (let i = 0; i < batch; i++) roundTrip();
-      n += batch;
-      elapsed = performance.now() - start;
-    } while (elapsed < SAMPLE_MS);
-    rates.push((n * 1000) / elapsed);
+      if (performance.now() - start < 5) batch *= 2;
+    }
+    return { label, roundTrip, batch, rates: [] as number[] };
+  });
+  const end = performance.now() + BUDGET_MS * runners.length;
+  while (performance.now() < end) {
+    for (const runner of runners) {
+      let n = 0;
+      let elapsed = 0;
+      const start = performance.now();
+      do {
+        for (let i = 0; i < runner.batch; i++) runner.roundTrip();
+        n += runner.batch;
+        elapsed = performance.now() - start;
+      } while (elapsed < SAMPLE_MS);
+      runner.rates.push((n * 1000) / elapsed);
+    }
   }
   if (sink < 0) console.log(sink);
-  return summarize(rates).median;
+  return Object.fromEntries(runners.map((r) => [r.label, summarize(r.rates).median]));
 }
 
 console.log(`machine: ${machine()}`);
+console.log(`load average at start: ${loadavg().map((n) => n.toFixed(2)).join(" ")}`);
 console.log(`msgpackr native acceleration: ${isNativeAccelerationEnabled}; budget ${BUDGET_MS / 1000} s per case`);
 const rows: Array<Record<string, string | number>> = [];
 const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
 for (const { name, value } of payloads) {
   assert.deepEqual(decodeValue(encodeValue(value)), value, `${name}: the codec must round-trip the payload`);
   const json = jsonCodec(name.includes("bytes"));
-  const jsonOps = measure(json, value);
-  const v8Ops = measure(v8Codec, value);
-  const rawOps = measure(rawCodec, value);
-  const codecOps = measure(flusterCodec, value);
+  const ops = measure({ json, v8: v8Codec, raw: rawCodec, codec: flusterCodec }, value);
+  const [jsonOps, v8Ops, rawOps, codecOps] = [ops.json, ops.v8, ops.raw, ops.codec].map((n) => n ?? Number.NaN) as [number, number, number, number];
   rows.push({
     payload: name,
     "JSON bytes": Buffer.byteLength(json.encode(value) as string),
@@ -126,5 +135,5 @@ for (const { name, value } of payloads) {
   });
   console.log(`  ${name}: done`);
 }
-console.log("\nround trips (encode + decode) per second, median of ~100 ms samples; bytes = encoded size");
+console.log("\nround trips (encode + decode) per second, median of interleaved ~100 ms samples; bytes = encoded size");
 printTable(rows);

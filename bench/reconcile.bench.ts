@@ -35,9 +35,9 @@ async function simulatedWorker(): Promise<{ server: RpcServer; attempts: Set<str
         reconcile(req) {
           const observed = [];
           const missing = [];
-          for (const d of req.desired) {
-            if (attempts.has(d.attemptId)) observed.push(create(AttemptSchema, { attemptId: d.attemptId, taskIndex: d.taskIndex, state: running }));
-            else missing.push(d.attemptId);
+          for (const [i, attemptId] of req.attemptIds.entries()) {
+            if (!attempts.has(attemptId)) missing.push(attemptId);
+            else if (req.knownStates[i] !== running) observed.push(create(AttemptSchema, { attemptId, state: running }));
           }
           return { observed, missing };
         },
@@ -62,14 +62,14 @@ try {
   );
   const spec = jobSpecToProto(validateJobRequest({ name: "sim", resources: ResourceConfig.withCpu({ cpu: 0.01, memory: "1m" }), entrypoint: Entrypoint.fromCommand(["true"]) }));
   const dispatchStart = performance.now();
-  for (let i = 0; i < taskCount; i++) controller.launchJob(spec);
+  await Promise.all(Array.from({ length: taskCount }, () => controller.launchJob(spec)));
   // Scheduling and dispatch are event-driven; wait until every worker has its share.
   while (workers.reduce((n, w) => n + w.attempts.size, 0) < taskCount) await new Promise((r) => setTimeout(r, 5));
   const dispatchMs = performance.now() - dispatchStart;
   await controller.reconcileAll();
   const running = controller.listJobs({ states: ["running"], limit: taskCount + 1 }).length;
   const ticks: number[] = [];
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < Number(process.env.TICKS ?? 20); i++) {
     const start = performance.now();
     await controller.reconcileAll();
     ticks.push(performance.now() - start);

@@ -1,7 +1,7 @@
 // What each `fluster` command does, given its parsed options. The command tree
 // and option parsing live in program.ts; this module talks to the cluster.
 import ora from "ora";
-import { Cluster, JobFailedError } from "../cluster/client/cluster.js";
+import { Cluster } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
 import { WorkerDaemon } from "../cluster/worker/daemon.js";
@@ -11,15 +11,20 @@ import type { JobInfo } from "../core/job.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
 import { ResourceConfig } from "../core/resources.js";
 import { isFinished } from "../core/status.js";
+import { printJson } from "./output.js";
+import type {
+  ClusterStartOptions,
+  CommandActions,
+  ControllerServeOptions,
+  EndpointListOptions,
+  JobListOptions,
+  JobLogsOptions,
+  JobRunOptions,
+  OutputOptions,
+  WorkerServeOptions,
+} from "./program.js";
 
-/** Options every command that talks to a controller accepts. */
-export interface ClientOptions {
-  controller?: string;
-  namespace?: string;
-  json?: boolean;
-}
-
-function connect(options: ClientOptions): Cluster {
+function connect(options: OutputOptions): Cluster {
   const address = options.controller ?? process.env.FLUSTER_CLUSTER_ADDRESS;
   if (!address) {
     throw new FlusterError("no controller address: pass --controller URL or set FLUSTER_CLUSTER_ADDRESS (see `fluster cluster start --local`)", "invalid_argument");
@@ -27,7 +32,7 @@ function connect(options: ClientOptions): Cluster {
   return Cluster.connect(address, options.namespace ? { namespace: options.namespace } : {});
 }
 
-async function withCluster<T>(options: ClientOptions, fn: (cluster: Cluster) => Promise<T>): Promise<T> {
+async function withCluster<T>(options: OutputOptions, fn: (cluster: Cluster) => Promise<T>): Promise<T> {
   const cluster = connect(options);
   try {
     return await fn(cluster);
@@ -44,8 +49,10 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+/** A spinner on stderr when it is a terminal; silent in pipes and logs. */
+function progress(text: string, wanted: boolean) {
+  const tty = wanted && process.stderr.isTTY === true;
+  return ora({ text, stream: process.stderr, isEnabled: tty, isSilent: !tty });
 }
 
 function printTable(rows: ReadonlyArray<Record<string, string>>, empty: string): void {
@@ -70,18 +77,8 @@ function duration(info: JobInfo): string {
 
 // ------------------------------------------------------------------ cluster
 
-export interface ClusterStartOptions {
-  local?: boolean;
-  workers?: number;
-  port?: number;
-  stateDir?: string;
-}
-
 export async function clusterStart(options: ClusterStartOptions): Promise<void> {
-  if (!options.local) {
-    throw new FlusterError("only --local is supported here: on real machines run `fluster controller serve` and `fluster worker serve` on each host", "invalid_argument");
-  }
-  const spinner = ora({ text: `starting a controller and ${options.workers ?? 2} worker(s)`, stream: process.stderr, isEnabled: process.stderr.isTTY === true });
+  const spinner = progress(`starting a controller and ${options.workers ?? 2} worker(s)`, true);
   spinner.start();
   const cluster = await LocalCluster.start({
     workers: options.workers ?? 2,
@@ -106,12 +103,6 @@ export async function clusterStart(options: ClusterStartOptions): Promise<void> 
 
 // ------------------------------------------------------------------ controller / worker daemons
 
-export interface ControllerServeOptions {
-  port?: number;
-  host?: string;
-  stateDir?: string;
-}
-
 export async function controllerServe(options: ControllerServeOptions): Promise<void> {
   const server = await startController({
     stateDir: options.stateDir ?? ".fluster",
@@ -126,25 +117,13 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
   await server.close();
 }
 
-export interface WorkerServeOptions {
-  controller?: string;
-  cpu?: number;
-  memory?: string;
-  label?: Record<string, string>;
-  port?: number;
-  host?: string;
-  workDir?: string;
-  workerId?: string;
-}
-
 export async function workerServe(options: WorkerServeOptions): Promise<void> {
-  const controllerUrl = options.controller ?? process.env.FLUSTER_CLUSTER_ADDRESS;
-  if (!controllerUrl) throw new FlusterError("worker serve needs --controller URL (or FLUSTER_CLUSTER_ADDRESS)", "invalid_argument");
+  const controllerUrl = options.controller;
   const daemon = new WorkerDaemon({
     controllerUrl,
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 0,
-    labels: options.label ?? {},
+    labels: options.label,
     ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
     ...(options.memory !== undefined ? { memory: parseByteSize(options.memory, "--memory") } : {}),
     ...(options.workDir ? { workDir: options.workDir } : {}),
@@ -157,20 +136,6 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
 }
 
 // ------------------------------------------------------------------ jobs
-
-export interface JobRunOptions extends ClientOptions {
-  name?: string;
-  cpu?: number;
-  memory?: string;
-  disk?: string;
-  gpu?: { variant: string; count: number };
-  tpu?: string;
-  replicas?: number;
-  env?: Record<string, string>;
-  wait?: boolean;
-  timeout?: number;
-  maxRetries?: number;
-}
 
 /** Launches a command; unless --no-wait, streams its logs and exits with its status. */
 export async function jobRun(argv: readonly string[], options: JobRunOptions): Promise<number> {
@@ -191,7 +156,7 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
       name,
       resources,
       entrypoint: Entrypoint.fromCommand(argv),
-      environment: { workspace: process.cwd(), ...(options.env ? { envVars: options.env } : {}) },
+      environment: { workspace: process.cwd(), envVars: options.env },
       ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
       ...(options.maxRetries !== undefined ? { maxRetriesFailure: options.maxRetries } : {}),
     });
@@ -199,7 +164,7 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
       process.stdout.write(options.json ? `${JSON.stringify({ jobId })}\n` : `${jobId}\n`);
       return 0;
     }
-    const spinner = ora({ text: `${jobId}: pending`, stream: process.stderr, isEnabled: process.stderr.isTTY === true && !options.json });
+    const spinner = progress(`${jobId}: pending`, !options.json);
     spinner.start();
     const stopSpinner = watchPending(cluster, jobId, (text) => (spinner.text = text));
     let first = true;
@@ -254,7 +219,7 @@ function watchPending(cluster: Cluster, jobId: string, show: (text: string) => v
   };
 }
 
-export async function jobList(options: ClientOptions & { prefix?: string; allNamespaces?: boolean }): Promise<void> {
+export async function jobList(options: JobListOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const jobs = await cluster.listJobs({ ...(options.prefix ? { prefix: options.prefix } : {}), ...(options.allNamespaces ? { allNamespaces: true } : {}) });
     if (options.json) return printJson(jobs);
@@ -273,7 +238,7 @@ export async function jobList(options: ClientOptions & { prefix?: string; allNam
   });
 }
 
-export async function jobStatus(jobId: string, options: ClientOptions): Promise<void> {
+export async function jobStatus(jobId: string, options: OutputOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const info = await cluster.poll(jobId);
     if (options.json) return printJson(info);
@@ -302,7 +267,7 @@ export async function jobStatus(jobId: string, options: ClientOptions): Promise<
   });
 }
 
-export async function jobLogs(jobId: string, options: ClientOptions & { follow?: boolean; task?: number }): Promise<void> {
+export async function jobLogs(jobId: string, options: JobLogsOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     for await (const line of cluster.logs(jobId, { follow: options.follow ?? false, ...(options.task !== undefined ? { taskIndex: options.task } : {}) })) {
       if (options.json) process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -311,7 +276,7 @@ export async function jobLogs(jobId: string, options: ClientOptions & { follow?:
   });
 }
 
-export async function jobStop(jobId: string, options: ClientOptions): Promise<void> {
+export async function jobStop(jobId: string, options: OutputOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const info = await cluster.terminate(jobId, "stopped from the command line");
     if (options.json) return printJson(info);
@@ -321,7 +286,7 @@ export async function jobStop(jobId: string, options: ClientOptions): Promise<vo
 
 // ------------------------------------------------------------------ workers and endpoints
 
-export async function workerList(options: ClientOptions): Promise<void> {
+export async function workerList(options: OutputOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const workers = await cluster.listWorkers();
     if (options.json) return printJson(workers);
@@ -341,7 +306,7 @@ export async function workerList(options: ClientOptions): Promise<void> {
   });
 }
 
-export async function endpointList(options: ClientOptions & { prefix?: string; allNamespaces?: boolean }): Promise<void> {
+export async function endpointList(options: EndpointListOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const endpoints = await cluster.listEndpoints(options.prefix ?? "", { allNamespaces: options.allNamespaces ?? false });
     if (options.json) return printJson(endpoints);
@@ -352,4 +317,16 @@ export async function endpointList(options: ClientOptions & { prefix?: string; a
   });
 }
 
-export { JobFailedError };
+/** Every command's action, for `buildProgram`. */
+export const actions: CommandActions = {
+  "cluster start": clusterStart,
+  "controller serve": controllerServe,
+  "worker serve": workerServe,
+  "worker list": workerList,
+  "job run": jobRun,
+  "job list": jobList,
+  "job status": jobStatus,
+  "job logs": jobLogs,
+  "job stop": jobStop,
+  "endpoint list": endpointList,
+};

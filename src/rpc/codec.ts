@@ -1,11 +1,11 @@
 // Fluster's one value codec: turns user values (function arguments, results,
 // actor call arguments, thrown errors) into self-describing bytes and back.
 //
-// Built on MessagePack (msgpackr, records off, so every message stands alone).
-// Chosen by measurement (bench/codec.bench.ts, bench/RESULTS.md): encode plus
-// decode is several times faster than v8.serialize for small values and still
-// ahead for 100 KB ones, and unlike V8's format it does not change between Node
-// versions. Everything MessagePack cannot say natively gets an extension type.
+// Built on msgpackr (MessagePack with records off, so every message stands
+// alone), chosen by measurement (bench/RESULTS.md): round trips beat bare
+// v8.serialize at every size (a V8-based codec would also need a walk to keep
+// Error names and fields), and MessagePack, unlike V8's format, is stable
+// across Node versions.
 //
 // What round-trips: primitives (strings with lone surrogates, -0, NaN, ±Infinity),
 // undefined (also as a field or element), BigInt of any size, arrays, plain
@@ -241,6 +241,10 @@ function prepareObject(value: object, depth: number): unknown {
   if (value instanceof Set) return prepareSet(value, depth);
   if (value instanceof Date || value instanceof RegExp || value instanceof ArrayBuffer) return value;
   if (value instanceof Error || types.isNativeError(value)) return prepareError(value as Error, depth);
+  // From another realm (node:vm): rebuild in this one so msgpackr recognizes it.
+  if (types.isMap(value)) return prepareMap(value as Map<unknown, unknown>, depth);
+  if (types.isSet(value)) return prepareSet(new Set(value as Set<unknown>), depth);
+  if (types.isDate(value)) return new Date((value as Date).getTime());
   const unsupported = unsupportedKind(value);
   if (unsupported) throw new PrepareFailure(`${unsupported} cannot be sent`);
   // Any other class instance: its own enumerable fields, as structuredClone does.
@@ -276,22 +280,18 @@ function prepareArray(array: unknown[], depth: number): unknown[] {
 }
 
 function preparePlainObject(object: Record<string, unknown>, depth: number): unknown {
-  const keys = Object.keys(object);
   let out: Record<string, unknown> | undefined;
   let key = "";
   try {
-    for (let i = 0; i < keys.length; i++) {
-      key = keys[i] as string;
+    // for-in rather than Object.keys: no array to allocate, and V8 caches the key list per shape.
+    for (key in object) {
+      if (!Object.hasOwn(object, key)) continue;
       // msgpackr renames "__proto__" on decode, and UTF-8 cannot carry lone surrogates.
-      if (key === "__proto__" || !isWellFormed(key)) return prepareObjectEntries(object, keys, depth);
+      if (key === "__proto__" || !isWellFormed(key)) return prepareObjectEntries(object, depth);
       const item = object[key];
       const prepared = prepare(item, depth + 1);
       if (out !== undefined) out[key] = prepared;
-      else if (changed(prepared, item)) {
-        out = {};
-        for (let j = 0; j < i; j++) out[keys[j] as string] = object[keys[j] as string];
-        out[key] = prepared;
-      }
+      else if (changed(prepared, item)) out = copyFieldsBefore(object, key, prepared);
     }
   } catch (error) {
     if (error instanceof PrepareFailure) error.reversedPath.push(keySegment(key));
@@ -300,9 +300,20 @@ function preparePlainObject(object: Record<string, unknown>, depth: number): unk
   return out ?? object;
 }
 
-function prepareObjectEntries(object: Record<string, unknown>, keys: string[], depth: number): ObjectBox {
+/** A copy of the fields before `key` (unchanged by the walk so far), then `key` with its prepared value. */
+function copyFieldsBefore(object: Record<string, unknown>, key: string, prepared: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const earlier in object) {
+    if (earlier === key) break;
+    if (Object.hasOwn(object, earlier)) out[earlier] = object[earlier];
+  }
+  out[key] = prepared;
+  return out;
+}
+
+function prepareObjectEntries(object: Record<string, unknown>, depth: number): ObjectBox {
   const entries: unknown[] = [];
-  for (const key of keys) {
+  for (const key of Object.keys(object)) {
     entries.push(prepare(key, depth + 1), atPath(() => keySegment(key), () => prepare(object[key], depth + 1)));
   }
   return new ObjectBox(entries);

@@ -5,7 +5,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { inspect } from "node:util";
-import { pack as plainMsgpack, unpack as plainUnpack } from "msgpackr";
+import { runInNewContext } from "node:vm";
+import { Packr, pack as plainMsgpack, unpack as plainUnpack } from "msgpackr";
 import { DecodeError, EncodeError, decodeValue, encodeValue } from "../../src/rpc/codec.js";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 
@@ -518,6 +519,16 @@ describe("codec: other objects", () => {
     expectRoundTrip(bare);
   });
 
+  test("Map, Set and Date from another realm (node:vm) keep their kind", () => {
+    const foreign = runInNewContext("({ map: new Map([[1, { a: 2 }]]), set: new Set(['x']), date: new Date(5), list: [1, { b: 2 }] })") as Record<string, unknown>;
+    const decoded = roundTrip(foreign) as { map: Map<number, unknown>; set: Set<string>; date: Date; list: unknown[] };
+    assert.ok(decoded.map instanceof Map);
+    assert.deepEqual(decoded.map.get(1), { a: 2 });
+    assert.deepEqual([...decoded.set], ["x"]);
+    assert.equal(decoded.date.getTime(), 5);
+    assert.deepEqual(decoded.list, [1, { b: 2 }]);
+  });
+
   test("toJSON is not consulted: the fields are what is sent", () => {
     class Money {
       constructor(readonly cents: number) {}
@@ -713,6 +724,13 @@ describe("codec: wire format and state", () => {
     one.buf[0] = 9;
     assert.equal(two.buf[0], 1);
     assert.deepEqual(Object.keys(input), Object.keys(new Uint8Array(input.length)), "decoding must not decorate its input");
+  });
+
+  test("record definitions in foreign bytes do not carry over to the next decode", () => {
+    const withRecords = new Packr({ useRecords: true }).pack({ a: 1 });
+    assert.equal(withRecords[0], 0xd4, "msgpackr wrote a record definition");
+    assert.deepEqual(decodeValue(withRecords), { a: 1 });
+    assert.equal(decodeValue(Uint8Array.of(0x40)), 0x40, "0x40 is a plain integer again");
   });
 
   test("decoding accepts a Buffer or a plain Uint8Array at any offset", () => {

@@ -1,7 +1,7 @@
 // The Cluster client: launch, observe and stop jobs, and use the endpoint
 // registry, over ControllerService. Waiting is event-driven (WatchJob), never
 // a polling loop.
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, type JobStatus } from "../../core/status.js";
@@ -119,7 +119,7 @@ export class Cluster {
   /** Validates and submits a job; resolves to its id once the controller has stored it. */
   async launch(request: JobRequest): Promise<JobId> {
     const spec = jobSpecToProto(validateJobRequest(request));
-    const requestId = randomBytes(12).toString("hex");
+    const requestId = randomUUID();
     const res = await this.call(`launch ${request.name}`, () =>
       this.rpc.launchJob({
         job: spec,

@@ -2,7 +2,7 @@
 // the scheduler, dispatch to workers, reconcile, worker loss, retries, and the
 // endpoint registry. Every change is written through to the state store.
 import { EventEmitter } from "node:events";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, isTaskFinished, rollUpJobStatus, type JobStatus, type TaskState } from "../../core/status.js";
 import { validateJobName } from "../../core/job.js";
@@ -16,7 +16,8 @@ import type { AttemptRecord, EndpointRecord, JobRecord, TaskRecord, WorkerCapaci
 export interface WorkerConnection {
   /** Starts the attempt; resolves to its state on the worker. */
   runTask(assignment: Assignment): Promise<ObservedAttempt>;
-  reconcile(desired: readonly Assignment[], stopReasons: Readonly<Record<string, string>>): Promise<ObservedAttempts>;
+  /** Sends the complete desired set; `signal` bounds the call (one signal serves a whole tick). */
+  reconcile(desired: readonly DesiredAttempt[], stopReasons: Readonly<Record<string, string>>, signal: AbortSignal): Promise<ObservedAttempts>;
   close(): void;
 }
 
@@ -28,8 +29,14 @@ export interface Assignment {
   namespace: string;
   taskIndex: number;
   numTasks: number;
-  /** Present when dispatching; omitted on reconcile. */
-  spec?: JobSpec;
+  spec: JobSpec;
+}
+
+/** One entry of a reconcile's desired set. */
+export interface DesiredAttempt {
+  attemptId: string;
+  /** The state the controller last saw; the worker reports only differences. */
+  knownState: TaskState;
 }
 
 /** An attempt as a worker observes it. */
@@ -134,6 +141,12 @@ export class Controller {
   private readonly knownWorkerAddresses = new Map<string, string>();
   private nextSeq = 1;
   private scheduleQueued = false;
+  /** Bumped whenever room may have appeared (an attempt ended, a worker joined). */
+  private capacityEpoch = 0;
+  /** The capacity epoch at which each pending job was last tried. */
+  private readonly triedAtEpoch = new Map<string, number>();
+  /** Unfinished jobs that may have pending tasks: what a scheduling pass looks at. */
+  private readonly schedulable = new Set<JobRecord>();
   private tickTimer: NodeJS.Timeout | undefined;
   /** Advertised address of this controller, given to jobs. */
   address = "";
@@ -158,6 +171,7 @@ export class Controller {
     this.nextSeq = loaded.nextSeq;
     for (const job of loaded.jobs) {
       this.jobs.set(job.jobId, job);
+      if (!isFinished(job.state)) this.schedulable.add(job);
       if (job.requestId) this.jobsByRequestId.set(job.requestId, job);
       if (job.parentJobId) this.childSet(job.parentJobId).add(job.jobId);
       for (const task of job.tasks) for (const a of task.attempts) this.attempts.set(a.attemptId, a);
@@ -196,11 +210,15 @@ export class Controller {
 
   // ---------------------------------------------------------------- jobs
 
-  launchJob(spec: JobSpec | undefined, options: LaunchOptions = {}): JobRecord {
+  /** Accepts a job; resolves once it is durably stored. */
+  async launchJob(spec: JobSpec | undefined, options: LaunchOptions = {}): Promise<JobRecord> {
     this.ensureRunning();
     if (options.requestId) {
       const existing = this.jobsByRequestId.get(options.requestId);
-      if (existing) return existing;
+      if (existing) {
+        await this.store.defer(() => undefined);
+        return existing;
+      }
     }
     const request = validateJobSpec(spec);
     let namespace = options.namespace || DEFAULT_NAMESPACE;
@@ -216,7 +234,7 @@ export class Controller {
       throw new ValidationError("namespace", `must be letters, digits, ".", "_" or "-" (at most 128), got ${JSON.stringify(namespace)}`);
     }
     const now = this.now();
-    const jobId = `${slug(request.name)}-${randomBytes(5).toString("hex")}`;
+    const jobId = `${slug(request.name)}-${randomUUID().slice(0, 12)}`;
     const job: JobRecord = {
       jobId,
       name: request.name,
@@ -237,15 +255,17 @@ export class Controller {
     };
     if (options.parentJobId) job.parentJobId = options.parentJobId;
     if (options.requestId) job.requestId = options.requestId;
-    this.store.transaction(() => {
+    const stored = this.store.defer(() => {
       this.store.saveJob(job);
       for (const t of job.tasks) this.store.saveTask(t);
     });
     this.jobs.set(jobId, job);
+    this.schedulable.add(job);
     if (job.requestId) this.jobsByRequestId.set(job.requestId, job);
     if (job.parentJobId) this.childSet(job.parentJobId).add(jobId);
     this.emitJob(job);
-    this.requestSchedule();
+    this.requestSchedule(false);
+    await stored;
     return job;
   }
 
@@ -380,8 +400,13 @@ export class Controller {
 
   // ---------------------------------------------------------------- scheduling and dispatch
 
-  /** Coalesces scheduling requests into one pass on the next turn of the event loop. */
-  requestSchedule(): void {
+  /**
+   * Coalesces scheduling requests into one pass on the next turn of the event
+   * loop. `capacityChanged` (the default) means room may have appeared, so
+   * every pending job is tried again; a plain launch only tries the new job.
+   */
+  requestSchedule(capacityChanged = true): void {
+    if (capacityChanged) this.capacityEpoch += 1;
     if (this.scheduleQueued || this.stateValue !== "running") return;
     this.scheduleQueued = true;
     setImmediate(() => {
@@ -394,15 +419,17 @@ export class Controller {
   schedulePass(): void {
     const pendingJobs: PendingJob[] = [];
     const now = this.now();
-    for (const job of this.jobs.values()) {
-      if (isFinished(job.state)) continue;
-      const pendingTasks = job.tasks.filter((t) => t.state === "pending");
-      if (pendingTasks.length === 0) continue;
-      const r = job.request;
-      if (r.schedulingTimeoutSeconds && job.startedAt === undefined && now - job.submittedAt > r.schedulingTimeoutSeconds * 1000) {
-        this.store.transaction(() => this.markUnschedulable(job, `not scheduled within ${r.schedulingTimeoutSeconds}s: ${job.pendingReason ?? "no worker fits"}`));
+    const epoch = this.capacityEpoch;
+    for (const job of this.schedulable) {
+      const pendingTasks = isFinished(job.state) ? [] : job.tasks.filter((t) => t.state === "pending");
+      if (pendingTasks.length === 0) {
+        this.schedulable.delete(job);
         continue;
       }
+      // Tried since capacity last grew and did not fit: it cannot fit now.
+      if (this.triedAtEpoch.get(job.jobId) === epoch) continue;
+      const r = job.request;
+      this.triedAtEpoch.set(job.jobId, epoch);
       pendingJobs.push({
         jobId: job.jobId,
         priority: r.priority,
@@ -455,7 +482,7 @@ export class Controller {
         this.store.saveAttempt(attempt);
         this.store.saveTask(task);
         if (job.pendingReason !== undefined) delete job.pendingReason;
-        dispatches.push({ worker, assignment: this.assignmentFor(job, attempt, true) });
+        dispatches.push({ worker, assignment: this.assignmentFor(job, attempt) });
       }
       for (const [jobId, reason] of [...result.pending, ...result.neverFits]) {
         const job = this.jobs.get(jobId);
@@ -474,7 +501,7 @@ export class Controller {
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
   }
 
-  private assignmentFor(job: JobRecord, attempt: AttemptRecord, withSpec: boolean): Assignment {
+  private assignmentFor(job: JobRecord, attempt: AttemptRecord): Assignment {
     return {
       attemptId: attempt.attemptId,
       jobId: job.jobId,
@@ -482,7 +509,7 @@ export class Controller {
       namespace: job.namespace,
       taskIndex: attempt.taskIndex,
       numTasks: job.tasks.length,
-      ...(withSpec ? { spec: job.spec } : {}),
+      spec: job.spec,
     };
   }
 
@@ -504,6 +531,16 @@ export class Controller {
     );
   }
 
+  /** Pending jobs past their scheduling timeout become unschedulable. */
+  private expireUnschedulable(now: number): void {
+    for (const job of this.schedulable) {
+      const limit = job.request.schedulingTimeoutSeconds;
+      if (!limit || isFinished(job.state) || job.startedAt !== undefined) continue;
+      if (now - job.submittedAt <= limit * 1000 || !job.tasks.some((t) => t.state === "pending")) continue;
+      this.store.transaction(() => this.markUnschedulable(job, `not scheduled within ${limit}s: ${job.pendingReason ?? "no worker fits"}`));
+    }
+  }
+
   private markUnschedulable(job: JobRecord, reason: string): void {
     for (const task of job.tasks) {
       if (task.state !== "pending") continue;
@@ -519,10 +556,16 @@ export class Controller {
   // ---------------------------------------------------------------- attempt updates
 
   private applyObserved(worker: WorkerRuntime, updates: readonly ObservedAttempt[]): void {
-    if (updates.length === 0) return;
+    // Most reconcile answers repeat what is already known: skip them before
+    // paying for a transaction.
+    const news = updates.filter((u) => {
+      const attempt = this.attempts.get(u.attemptId);
+      return attempt !== undefined && attempt.workerId === worker.record.workerId && ACTIVE_ATTEMPT.has(attempt.state) && u.state !== attempt.state;
+    });
+    if (news.length === 0) return;
     let changed = false;
     this.store.transaction(() => {
-      for (const update of updates) {
+      for (const update of news) {
         const attempt = this.attempts.get(update.attemptId);
         if (!attempt || attempt.workerId !== worker.record.workerId) continue;
         if (!ACTIVE_ATTEMPT.has(attempt.state)) continue;
@@ -569,14 +612,20 @@ export class Controller {
       task.finishedAt = attempt.finishedAt;
     } else if (state === "failed") {
       task.failureCount += 1;
-      if (task.failureCount <= r.maxRetriesFailure) task.state = "pending";
+      if (task.failureCount <= r.maxRetriesFailure) {
+        task.state = "pending";
+        this.schedulable.add(job);
+      }
       else {
         task.state = "failed";
         task.finishedAt = attempt.finishedAt;
       }
     } else {
       task.preemptionCount += 1;
-      if (task.preemptionCount <= r.maxRetriesPreemption) task.state = "pending";
+      if (task.preemptionCount <= r.maxRetriesPreemption) {
+        task.state = "pending";
+        this.schedulable.add(job);
+      }
       else {
         task.state = "failed";
         task.errorMessage = `${update.errorMessage ?? state} (retried ${r.maxRetriesPreemption} times after worker failures)`;
@@ -624,6 +673,7 @@ export class Controller {
 
   /** A finished job takes its remaining tasks, its children and its endpoints with it. */
   private onJobFinished(job: JobRecord): void {
+    this.triedAtEpoch.delete(job.jobId);
     for (const task of job.tasks) {
       if (isTaskFinished(task.state)) continue;
       const current = task.attempts[task.attempts.length - 1];
@@ -662,6 +712,7 @@ export class Controller {
   tick(): void {
     if (this.stateValue !== "running") return;
     const now = this.now();
+    this.expireUnschedulable(now);
     for (const endpoint of [...this.endpoints.values()]) {
       if (endpoint.expiresAt !== undefined && endpoint.expiresAt <= now) this.removeEndpoint(endpoint.endpointId);
     }
@@ -672,23 +723,21 @@ export class Controller {
   /** Reconciles every worker at once; resolves when all answers (or failures) are applied. */
   async reconcileAll(): Promise<void> {
     const rounds: Promise<void>[] = [];
+    const signal = AbortSignal.timeout(Math.max(this.reconcileIntervalMs * 4, 5_000));
     for (const worker of this.workers.values()) {
       if (worker.record.health === "lost" || worker.reconciling) continue;
-      rounds.push(this.reconcileWorker(worker));
+      rounds.push(this.reconcileWorker(worker, signal));
     }
     await Promise.all(rounds);
   }
 
   /** Reconciles one worker; resolves when its answer has been applied. */
-  private async reconcileWorker(worker: WorkerRuntime): Promise<void> {
+  private async reconcileWorker(worker: WorkerRuntime, signal: AbortSignal): Promise<void> {
     worker.reconciling = true;
-    const desired: Assignment[] = [];
-    for (const attempt of worker.attempts) {
-      const job = this.jobs.get(attempt.jobId);
-      if (job) desired.push(this.assignmentFor(job, attempt, false));
-    }
+    const desired: DesiredAttempt[] = [];
+    for (const attempt of worker.attempts) desired.push({ attemptId: attempt.attemptId, knownState: attempt.state });
     try {
-      const answer = await worker.connection.reconcile(desired, {});
+      const answer = await worker.connection.reconcile(desired, {}, signal);
       if (this.stateValue !== "running") return;
       worker.record.lastSeen = this.now();
       if (worker.record.health !== "healthy") {

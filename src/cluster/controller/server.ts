@@ -10,6 +10,7 @@ import { StateStore } from "./store.js";
 import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { fromConnectError } from "../../rpc/errors.js";
+import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError } from "../../core/errors.js";
 import type { ConnectRouter } from "@connectrpc/connect";
 
@@ -126,7 +127,7 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
       namespace: a.namespace,
       taskIndex: a.taskIndex,
       numTasks: a.numTasks,
-      ...(a.spec ? { spec: a.spec } : {}),
+      spec: a.spec,
     });
   return {
     async runTask(assignment) {
@@ -139,8 +140,11 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
       if (!res.attempt) throw new FlusterError(`worker answered RunTask for ${assignment.attemptId} without an attempt`, "internal");
       return observedFromProto(res.attempt);
     },
-    async reconcile(desired, stopReasons) {
-      const res = await client.reconcile({ desired: desired.map(toProto), stopReasons: { ...stopReasons } }, { timeoutMs: 5_000 });
+    async reconcile(desired, stopReasons, signal) {
+      const res = await client.reconcile(
+        { attemptIds: desired.map((d) => d.attemptId), knownStates: desired.map((d) => taskStateToProto(d.knownState)), stopReasons: { ...stopReasons } },
+        { signal },
+      );
       return { observed: res.observed.map(observedFromProto), missing: res.missing };
     },
     close() {

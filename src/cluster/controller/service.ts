@@ -29,8 +29,8 @@ export type AttemptLogReader = (address: string, attemptId: string, follow: bool
 export function controllerRoutes(controller: Controller, readAttemptLog: AttemptLogReader): (router: ConnectRouter) => void {
   return (router) =>
     router.service(ControllerService, {
-      launchJob(req) {
-        const job = controller.launchJob(req.job, {
+      async launchJob(req) {
+        const job = await controller.launchJob(req.job, {
           namespace: req.namespace,
           ...(req.parentJobId ? { parentJobId: req.parentJobId } : {}),
           ...(req.requestId ? { requestId: req.requestId } : {}),

@@ -154,7 +154,40 @@ export class StateStore {
 
   /** Runs `fn` in one transaction: several writes commit together or not at all. */
   transaction<T>(fn: () => T): T {
+    this.flush();
     return this.db.transaction(fn)();
+  }
+
+  private deferred: Array<() => void> = [];
+  private deferredWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+
+  /**
+   * Group commit: queues `write` and resolves once it is committed. Writes
+   * queued in the same turn of the event loop share one transaction, so a
+   * burst of launches pays for one commit instead of one each.
+   */
+  defer(write: () => void): Promise<void> {
+    this.deferred.push(write);
+    if (this.deferred.length === 1) setImmediate(() => this.flush());
+    return new Promise((resolve, reject) => this.deferredWaiters.push({ resolve, reject }));
+  }
+
+  /** Commits queued writes now (also done before every transaction, to keep order). */
+  flush(): void {
+    if (this.deferred.length === 0) return;
+    const writes = this.deferred;
+    const waiters = this.deferredWaiters;
+    this.deferred = [];
+    this.deferredWaiters = [];
+    try {
+      this.db.transaction(() => {
+        for (const write of writes) write();
+      })();
+    } catch (err) {
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    for (const w of waiters) w.resolve();
   }
 
   saveJob(job: JobRecord): void {
@@ -336,6 +369,7 @@ export class StateStore {
   }
 
   close(): void {
+    this.flush();
     this.db.close();
   }
 }

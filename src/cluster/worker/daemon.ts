@@ -328,9 +328,9 @@ export class WorkerDaemon {
     }
   }
 
-  private reconcile(desired: readonly TaskAssignment[], stopReasons: Readonly<Record<string, string>>): { observed: Attempt[]; missing: string[] } {
+  private reconcile(attemptIds: readonly string[], knownStates: readonly number[], stopReasons: Readonly<Record<string, string>>): { observed: Attempt[]; missing: string[] } {
     this.lastReconcileAt = Date.now();
-    const wanted = new Set(desired.map((d) => d.attemptId));
+    const wanted = new Set(attemptIds);
     for (const [id, entry] of this.attempts) {
       if (wanted.has(id)) continue;
       if (entry.running && entry.running.state === "running") {
@@ -341,11 +341,15 @@ export class WorkerDaemon {
     }
     const observed: Attempt[] = [];
     const missing: string[] = [];
-    for (const d of desired) {
-      const entry = this.attempts.get(d.attemptId);
-      if (entry) observed.push(this.observe(entry));
-      else missing.push(d.attemptId);
-    }
+    attemptIds.forEach((attemptId, i) => {
+      const entry = this.attempts.get(attemptId);
+      if (!entry) {
+        missing.push(attemptId);
+        return;
+      }
+      const attempt = this.observe(entry);
+      if (attempt.state !== knownStates[i]) observed.push(attempt);
+    });
     return { observed, missing };
   }
 
@@ -355,7 +359,8 @@ export class WorkerDaemon {
         if (!req.task) throw new ValidationError("task", "is required");
         return { attempt: await this.runTask(req.task) };
       },
-      reconcile: (req: { desired: TaskAssignment[]; stopReasons: Record<string, string> }) => this.reconcile(req.desired, req.stopReasons),
+      reconcile: (req: { attemptIds: string[]; knownStates: number[]; stopReasons: Record<string, string> }) =>
+        this.reconcile(req.attemptIds, req.knownStates, req.stopReasons),
       getTaskStatus: (req: { attemptId: string }) => {
         const entry = this.attempts.get(req.attemptId);
         if (!entry) throw new FlusterError(`attempt ${req.attemptId} not found on worker ${this.workerId}`, "not_found");

@@ -88,7 +88,9 @@ export interface ProcessRuntimeOptions {
   /**
    * Start tasks under `setpriv --pdeathsig KILL` (Linux, util-linux) so the
    * task dies with the daemon even if the daemon is SIGKILLed. Ignored where
-   * setpriv is missing or lacks the option. @default true
+   * setpriv is missing or lacks the option. The kernel ties the signal to
+   * the thread that spawned the task, so start attempts from the daemon's
+   * main thread, not from a worker thread that may end first. @default true
    */
   pdeathsig?: boolean;
 }
@@ -162,10 +164,10 @@ export class ProcessRuntime {
    * started yields an attempt that fails at once ("cannot start x: not found").
    */
   start(spec: AttemptSpec): RunningAttempt {
+    validateSpec(spec);
     if (this.stateValue !== "running") {
       throw new FlusterError(`cannot start attempt ${spec.attemptId}: the runtime is ${this.stateValue}`, "failed_precondition");
     }
-    validateSpec(spec);
     if (this.attempts.has(spec.attemptId)) {
       throw new FlusterError(`attempt ${spec.attemptId} is already running`, "already_exists");
     }

@@ -8,7 +8,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Attempt, JobSpec, LogEntry } from "../../cluster/v1/types_pb.js";
+import type { Attempt, JobSpec, LogEntry, TaskState } from "../../cluster/v1/types_pb.js";
 import { file_fluster_cluster_v1_types } from "../../cluster/v1/types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fluster/worker/v1/worker.proto.
  */
 export const file_fluster_worker_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("Ch5mbHVzdGVyL3dvcmtlci92MS93b3JrZXIucHJvdG8SEWZsdXN0ZXIud29ya2VyLnYxIqwCCg5UYXNrQXNzaWdubWVudBISCgphdHRlbXB0X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghqb2JfbmFtZRgDIAEoCRIRCgluYW1lc3BhY2UYBCABKAkSEgoKdGFza19pbmRleBgFIAEoBRIRCgludW1fdGFza3MYBiABKAUSKQoEc3BlYxgHIAEoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JTcGVjEjcKA2VudhgIIAMoCzIqLmZsdXN0ZXIud29ya2VyLnYxLlRhc2tBc3NpZ25tZW50LkVudkVudHJ5EhoKEmNvbnRyb2xsZXJfYWRkcmVzcxgJIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkEKDlJ1blRhc2tSZXF1ZXN0Ei8KBHRhc2sYASABKAsyIS5mbHVzdGVyLndvcmtlci52MS5UYXNrQXNzaWdubWVudCI/Cg9SdW5UYXNrUmVzcG9uc2USLAoHYXR0ZW1wdBgBIAEoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5BdHRlbXB0It0BChBSZWNvbmNpbGVSZXF1ZXN0EjIKB2Rlc2lyZWQYASADKAsyIS5mbHVzdGVyLndvcmtlci52MS5UYXNrQXNzaWdubWVudBJKCgxzdG9wX3JlYXNvbnMYAiADKAsyNC5mbHVzdGVyLndvcmtlci52MS5SZWNvbmNpbGVSZXF1ZXN0LlN0b3BSZWFzb25zRW50cnkSFQoNY29udHJvbGxlcl9pZBgDIAEoCRoyChBTdG9wUmVhc29uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUwoRUmVjb25jaWxlUmVzcG9uc2USLQoIb2JzZXJ2ZWQYASADKAsyGy5mbHVzdGVyLmNsdXN0ZXIudjEuQXR0ZW1wdBIPCgdtaXNzaW5nGAIgAygJIioKFEdldFRhc2tTdGF0dXNSZXF1ZXN0EhIKCmF0dGVtcHRfaWQYASABKAkiRQoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEiwKB2F0dGVtcHQYASABKAsyGy5mbHVzdGVyLmNsdXN0ZXIudjEuQXR0ZW1wdCJHChFTdHJlYW1Mb2dzUmVxdWVzdBISCgphdHRlbXB0X2lkGAEgASgJEg4KBmZvbGxvdxgCIAEoCBIOCgZvZmZzZXQYAyABKAMiQwoSU3RyZWFtTG9nc1Jlc3BvbnNlEi0KB2VudHJpZXMYASADKAsyHC5mbHVzdGVyLmNsdXN0ZXIudjEuTG9nRW50cnkiRAoPS2lsbFRhc2tSZXF1ZXN0EhIKCmF0dGVtcHRfaWQYASABKAkSDQoFZm9yY2UYAiABKAgSDgoGcmVhc29uGAMgASgJIhIKEEtpbGxUYXNrUmVzcG9uc2UiFAoSSGVhbHRoQ2hlY2tSZXF1ZXN0ImMKE0hlYWx0aENoZWNrUmVzcG9uc2USDwoHaGVhbHRoeRgBIAEoCBIRCgl3b3JrZXJfaWQYAiABKAkSEQoJdXB0aW1lX21zGAMgASgDEhUKDXJ1bm5pbmdfdGFza3MYBCABKAUyrQQKDVdvcmtlclNlcnZpY2USUAoHUnVuVGFzaxIhLmZsdXN0ZXIud29ya2VyLnYxLlJ1blRhc2tSZXF1ZXN0GiIuZmx1c3Rlci53b3JrZXIudjEuUnVuVGFza1Jlc3BvbnNlElYKCVJlY29uY2lsZRIjLmZsdXN0ZXIud29ya2VyLnYxLlJlY29uY2lsZVJlcXVlc3QaJC5mbHVzdGVyLndvcmtlci52MS5SZWNvbmNpbGVSZXNwb25zZRJiCg1HZXRUYXNrU3RhdHVzEicuZmx1c3Rlci53b3JrZXIudjEuR2V0VGFza1N0YXR1c1JlcXVlc3QaKC5mbHVzdGVyLndvcmtlci52MS5HZXRUYXNrU3RhdHVzUmVzcG9uc2USWwoKU3RyZWFtTG9ncxIkLmZsdXN0ZXIud29ya2VyLnYxLlN0cmVhbUxvZ3NSZXF1ZXN0GiUuZmx1c3Rlci53b3JrZXIudjEuU3RyZWFtTG9nc1Jlc3BvbnNlMAESUwoIS2lsbFRhc2sSIi5mbHVzdGVyLndvcmtlci52MS5LaWxsVGFza1JlcXVlc3QaIy5mbHVzdGVyLndvcmtlci52MS5LaWxsVGFza1Jlc3BvbnNlElwKC0hlYWx0aENoZWNrEiUuZmx1c3Rlci53b3JrZXIudjEuSGVhbHRoQ2hlY2tSZXF1ZXN0GiYuZmx1c3Rlci53b3JrZXIudjEuSGVhbHRoQ2hlY2tSZXNwb25zZWIGcHJvdG8z", [file_fluster_cluster_v1_types]);
+  fileDesc("Ch5mbHVzdGVyL3dvcmtlci92MS93b3JrZXIucHJvdG8SEWZsdXN0ZXIud29ya2VyLnYxIqwCCg5UYXNrQXNzaWdubWVudBISCgphdHRlbXB0X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCRIQCghqb2JfbmFtZRgDIAEoCRIRCgluYW1lc3BhY2UYBCABKAkSEgoKdGFza19pbmRleBgFIAEoBRIRCgludW1fdGFza3MYBiABKAUSKQoEc3BlYxgHIAEoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JTcGVjEjcKA2VudhgIIAMoCzIqLmZsdXN0ZXIud29ya2VyLnYxLlRhc2tBc3NpZ25tZW50LkVudkVudHJ5EhoKEmNvbnRyb2xsZXJfYWRkcmVzcxgJIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkEKDlJ1blRhc2tSZXF1ZXN0Ei8KBHRhc2sYASABKAsyIS5mbHVzdGVyLndvcmtlci52MS5UYXNrQXNzaWdubWVudCI/Cg9SdW5UYXNrUmVzcG9uc2USLAoHYXR0ZW1wdBgBIAEoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5BdHRlbXB0IvMBChBSZWNvbmNpbGVSZXF1ZXN0EhMKC2F0dGVtcHRfaWRzGAEgAygJEjMKDGtub3duX3N0YXRlcxgCIAMoDjIdLmZsdXN0ZXIuY2x1c3Rlci52MS5UYXNrU3RhdGUSSgoMc3RvcF9yZWFzb25zGAMgAygLMjQuZmx1c3Rlci53b3JrZXIudjEuUmVjb25jaWxlUmVxdWVzdC5TdG9wUmVhc29uc0VudHJ5EhUKDWNvbnRyb2xsZXJfaWQYBCABKAkaMgoQU3RvcFJlYXNvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlMKEVJlY29uY2lsZVJlc3BvbnNlEi0KCG9ic2VydmVkGAEgAygLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkF0dGVtcHQSDwoHbWlzc2luZxgCIAMoCSIqChRHZXRUYXNrU3RhdHVzUmVxdWVzdBISCgphdHRlbXB0X2lkGAEgASgJIkUKFUdldFRhc2tTdGF0dXNSZXNwb25zZRIsCgdhdHRlbXB0GAEgASgLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkF0dGVtcHQiRwoRU3RyZWFtTG9nc1JlcXVlc3QSEgoKYXR0ZW1wdF9pZBgBIAEoCRIOCgZmb2xsb3cYAiABKAgSDgoGb2Zmc2V0GAMgASgDIkMKElN0cmVhbUxvZ3NSZXNwb25zZRItCgdlbnRyaWVzGAEgAygLMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkxvZ0VudHJ5IkQKD0tpbGxUYXNrUmVxdWVzdBISCgphdHRlbXB0X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIEg4KBnJlYXNvbhgDIAEoCSISChBLaWxsVGFza1Jlc3BvbnNlIhQKEkhlYWx0aENoZWNrUmVxdWVzdCJjChNIZWFsdGhDaGVja1Jlc3BvbnNlEg8KB2hlYWx0aHkYASABKAgSEQoJd29ya2VyX2lkGAIgASgJEhEKCXVwdGltZV9tcxgDIAEoAxIVCg1ydW5uaW5nX3Rhc2tzGAQgASgFMq0ECg1Xb3JrZXJTZXJ2aWNlElAKB1J1blRhc2sSIS5mbHVzdGVyLndvcmtlci52MS5SdW5UYXNrUmVxdWVzdBoiLmZsdXN0ZXIud29ya2VyLnYxLlJ1blRhc2tSZXNwb25zZRJWCglSZWNvbmNpbGUSIy5mbHVzdGVyLndvcmtlci52MS5SZWNvbmNpbGVSZXF1ZXN0GiQuZmx1c3Rlci53b3JrZXIudjEuUmVjb25jaWxlUmVzcG9uc2USYgoNR2V0VGFza1N0YXR1cxInLmZsdXN0ZXIud29ya2VyLnYxLkdldFRhc2tTdGF0dXNSZXF1ZXN0GiguZmx1c3Rlci53b3JrZXIudjEuR2V0VGFza1N0YXR1c1Jlc3BvbnNlElsKClN0cmVhbUxvZ3MSJC5mbHVzdGVyLndvcmtlci52MS5TdHJlYW1Mb2dzUmVxdWVzdBolLmZsdXN0ZXIud29ya2VyLnYxLlN0cmVhbUxvZ3NSZXNwb25zZTABElMKCEtpbGxUYXNrEiIuZmx1c3Rlci53b3JrZXIudjEuS2lsbFRhc2tSZXF1ZXN0GiMuZmx1c3Rlci53b3JrZXIudjEuS2lsbFRhc2tSZXNwb25zZRJcCgtIZWFsdGhDaGVjaxIlLmZsdXN0ZXIud29ya2VyLnYxLkhlYWx0aENoZWNrUmVxdWVzdBomLmZsdXN0ZXIud29ya2VyLnYxLkhlYWx0aENoZWNrUmVzcG9uc2ViBnByb3RvMw", [file_fluster_cluster_v1_types]);
 
 /**
  * One attempt the controller wants running on this worker.
@@ -123,19 +123,29 @@ export const RunTaskResponseSchema: GenMessage<RunTaskResponse> = /*@__PURE__*/
  */
 export type ReconcileRequest = Message<"fluster.worker.v1.ReconcileRequest"> & {
   /**
-   * @generated from field: repeated fluster.worker.v1.TaskAssignment desired = 1;
+   * The complete desired set, as parallel arrays (no message per attempt, so
+   * a 5,000-attempt tick stays cheap): each attempt id and the state the
+   * controller last saw for it. The worker reports an attempt only when its
+   * own state differs.
+   *
+   * @generated from field: repeated string attempt_ids = 1;
    */
-  desired: TaskAssignment[];
+  attemptIds: string[];
+
+  /**
+   * @generated from field: repeated fluster.cluster.v1.TaskState known_states = 2;
+   */
+  knownStates: TaskState[];
 
   /**
    * Why attempts dropped from the desired set are stopped, by attempt id.
    *
-   * @generated from field: map<string, string> stop_reasons = 2;
+   * @generated from field: map<string, string> stop_reasons = 3;
    */
   stopReasons: { [key: string]: string };
 
   /**
-   * @generated from field: string controller_id = 3;
+   * @generated from field: string controller_id = 4;
    */
   controllerId: string;
 };
@@ -152,8 +162,7 @@ export const ReconcileRequestSchema: GenMessage<ReconcileRequest> = /*@__PURE__*
  */
 export type ReconcileResponse = Message<"fluster.worker.v1.ReconcileResponse"> & {
   /**
-   * Every attempt the worker knows: running ones and those that ended since
-   * the controller last acknowledged them.
+   * Desired attempts whose state differs from the known state sent.
    *
    * @generated from field: repeated fluster.cluster.v1.Attempt observed = 1;
    */

@@ -1,0 +1,350 @@
+// The `fluster` command tree of SPEC §4, built without running it so tests can
+// inspect it. What each command does is one entry of a CommandActions map.
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { CliError, oneLine } from "./output.js";
+import {
+  collectKeyValue,
+  parseGpu,
+  parseMemory,
+  parseNonNegativeInt,
+  parsePort,
+  parsePositiveInt,
+  parsePositiveNumber,
+  parseTpu,
+  type GpuSpec,
+} from "./parse.js";
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  /** Controller URL. @default the FLUSTER_CLUSTER_ADDRESS environment variable */
+  controller?: string;
+  /** Namespace for jobs and endpoint lookups. @default FLUSTER_NAMESPACE, else "default" */
+  namespace?: string;
+}
+
+/** Options of commands that print results. */
+export interface OutputOptions extends GlobalOptions {
+  /** Print machine-readable JSON instead of text. @default false */
+  json?: boolean;
+}
+
+export interface ClusterStartOptions extends GlobalOptions {
+  /** Always true: only local clusters start from the command line (checked before the action runs). */
+  local: true;
+  /** Number of local worker processes. @default chosen by the action */
+  workers?: number;
+  /** Controller port. @default a free port */
+  port?: number;
+  /** Controller state directory, kept after exit. @default a temporary directory */
+  stateDir?: string;
+}
+
+export interface ControllerServeOptions extends GlobalOptions {
+  /** Port to listen on. @default chosen by the action */
+  port?: number;
+  /** Directory of the controller's durable state. @default chosen by the action */
+  stateDir?: string;
+  /** Address to bind; a non-loopback address turns on token auth. @default "127.0.0.1" */
+  host?: string;
+}
+
+export interface WorkerServeOptions extends GlobalOptions {
+  /** Controller to register with (checked present before the action runs). */
+  controller: string;
+  /** CPU cores to advertise. @default detected */
+  cpu?: number;
+  /** Memory to advertise, as given (`"8g"`; checked to parse). @default detected */
+  memory?: string;
+  /** Worker labels from `--label k=v`. @default {} */
+  label: Record<string, string>;
+  /** Address to bind. @default "127.0.0.1" */
+  host?: string;
+  /** Port to bind. @default a free port */
+  port?: number;
+  /** Directory for attempt logs. @default .fluster/worker-<id> */
+  workDir?: string;
+  /** Stable worker id. @default <hostname>-<port> */
+  workerId?: string;
+}
+
+export interface JobRunOptions extends OutputOptions {
+  /** CPU cores per replica. */
+  cpu?: number;
+  /** Memory per replica, as given (`"8g"`; checked to parse). */
+  memory?: string;
+  /** GPUs per replica, from `--gpu H100:8`. */
+  gpu?: GpuSpec;
+  /** TPU variant (checked against the topology table), e.g. `v5litepod-16`. */
+  tpu?: string;
+  /** Number of tasks. @default 1 */
+  replicas?: number;
+  /** Environment variables from `-e K=V`. @default {} */
+  env: Record<string, string>;
+  /** Wait for the job and stream its logs; `--no-wait` prints the job id and returns. @default true */
+  wait: boolean;
+  /** Job name. @default the program's name */
+  name?: string;
+  /** Scratch disk per replica (`"10g"`). */
+  disk?: string;
+  /** Kill and fail an attempt after this many seconds. */
+  timeout?: number;
+  /** Retries after a failed attempt. @default 0 */
+  maxRetries?: number;
+}
+
+export interface JobListOptions extends OutputOptions {
+  /** Only jobs whose name starts with this. */
+  prefix?: string;
+  /** Jobs of every namespace. @default false */
+  allNamespaces?: boolean;
+}
+
+export interface JobLogsOptions extends OutputOptions {
+  /** Keep streaming until the job finishes. @default false */
+  follow?: boolean;
+  /** Only this task's logs. */
+  task?: number;
+}
+
+export interface EndpointListOptions extends OutputOptions {
+  /** Only endpoints whose name starts with this. */
+  prefix?: string;
+  /** Endpoints of every namespace. @default false */
+  allNamespaces?: boolean;
+}
+
+/** What an action returns: nothing, or the process exit status. */
+export type ActionResult = number | void | Promise<number | void>;
+
+/** One function per leaf command, keyed by its path below `fluster`. */
+export interface CommandActions {
+  "cluster start": (options: ClusterStartOptions) => ActionResult;
+  "controller serve": (options: ControllerServeOptions) => ActionResult;
+  "worker serve": (options: WorkerServeOptions) => ActionResult;
+  "worker list": (options: OutputOptions) => ActionResult;
+  "job run": (command: string[], options: JobRunOptions) => ActionResult;
+  "job list": (options: JobListOptions) => ActionResult;
+  "job status": (jobId: string, options: OutputOptions) => ActionResult;
+  "job logs": (jobId: string, options: JobLogsOptions) => ActionResult;
+  "job stop": (jobId: string, options: OutputOptions) => ActionResult;
+  "endpoint list": (options: EndpointListOptions) => ActionResult;
+}
+
+export type CommandPath = keyof CommandActions;
+
+/** Every leaf command, in the order `fluster --help` shows them. */
+export const COMMAND_PATHS: readonly CommandPath[] = [
+  "cluster start",
+  "controller serve",
+  "worker serve",
+  "worker list",
+  "job run",
+  "job list",
+  "job status",
+  "job logs",
+  "job stop",
+  "endpoint list",
+];
+
+/** The action of a command built without one (tests build partial programs): one line, exit status 2. */
+export function notBuiltYet(commandPath: string): never {
+  throw new CliError(`"${commandPath}" has no action in this build of the command line`, 2);
+}
+
+/** Where commander writes help and errors; tests capture them. @default process.stdout / process.stderr */
+export interface ProgramOutput {
+  writeOut?: (text: string) => void;
+  writeErr?: (text: string) => void;
+}
+
+/**
+ * Builds the `fluster` program. Commands missing from `actions` answer with
+ * {@link notBuiltYet}. Commander errors are thrown (exitOverride) after being
+ * printed as one line, so the caller decides how to exit.
+ */
+export function buildProgram(actions: Partial<CommandActions> = {}, output: ProgramOutput = {}): Command {
+  const program = new Command("fluster")
+    .description("Distributed jobs, actors and data pipelines for TypeScript on Node.js.")
+    .version(packageVersion(), "-V, --version", "print the fluster version")
+    .helpOption("-h, --help", "show help for a command")
+    .addOption(
+      new Option("--controller <url>", "controller to talk to").env("FLUSTER_CLUSTER_ADDRESS"),
+    )
+    .addOption(new Option("--namespace <ns>", "namespace for jobs and endpoints (default: \"default\")").env("FLUSTER_NAMESPACE"))
+    .configureHelp({ showGlobalOptions: true })
+    .configureOutput({
+      ...(output.writeOut ? { writeOut: output.writeOut } : {}),
+      ...(output.writeErr ? { writeErr: output.writeErr } : {}),
+      // Commander writes the error, then the showHelpAfterError hint set on
+      // every command: leaving the error unterminated puts both on one line.
+      outputError: (message, write) => write(`fluster: ${oneLine(message.replace(/^error: /, ""))} `),
+    })
+    .exitOverride();
+  withHelpHint(program);
+  program.helpCommand("help [command]", "show help for a command");
+
+  const run = <P extends CommandPath>(path: P): CommandActions[P] =>
+    actions[path] ?? ((() => notBuiltYet(path)) as CommandActions[P]);
+
+  // ------------------------------------------------------------------ cluster
+  const cluster = subcommand(program, "cluster", "start a whole cluster");
+  subcommand(cluster, "start", "start a controller and N workers on this machine; prints the dashboard URL")
+    .usage("--local [--workers <n>] [--port <port>] [--state-dir <dir>]")
+    .option("--local", "run everything on this machine (the only mode for now)")
+    .option("--workers <n>", "number of worker processes", parsePositiveInt)
+    .option("--port <port>", "controller port (default: a free port)", parsePort)
+    .option("--state-dir <dir>", "controller state directory, kept after exit (default: temporary)")
+    .action(async (opts: { local?: boolean; workers?: number; port?: number; stateDir?: string }, cmd: Command) => {
+      if (!opts.local) {
+        cmd.error("cluster start needs --local; on real machines run `fluster controller serve` and `fluster worker serve` on each host");
+      }
+      return finish(await run("cluster start")({ ...globals(cmd), ...opts, local: true }));
+    });
+
+  // ------------------------------------------------------------------ controller
+  const controller = subcommand(program, "controller", "run the controller daemon");
+  subcommand(controller, "serve", "serve the controller: job store, scheduler, endpoint registry, dashboard")
+    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>]")
+    .option("--port <port>", "port to listen on (default: 7070)", parsePort)
+    .option("--host <addr>", "address to bind; non-loopback turns on token auth (default: 127.0.0.1)")
+    .option("--state-dir <dir>", "directory for the controller's durable state (default: .fluster)")
+    .action(async (opts: { port?: number; host?: string; stateDir?: string }, cmd: Command) =>
+      finish(await run("controller serve")({ ...globals(cmd), ...opts })),
+    );
+
+  // ------------------------------------------------------------------ worker
+  const worker = subcommand(program, "worker", "run or list worker daemons");
+  subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--port <port>] [--work-dir <dir>] [--worker-id <id>]")
+    .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
+    .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
+    .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
+    .option("--host <addr>", "address to bind and advertise (default: 127.0.0.1)")
+    .option("--port <port>", "port to listen on (default: a free port)", parsePort)
+    .option("--work-dir <dir>", "directory for attempt logs (default: .fluster/worker-<id>)")
+    .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
+    .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
+      const { controller: url } = globals(cmd);
+      if (!url) cmd.error("worker serve needs --controller <url> (or FLUSTER_CLUSTER_ADDRESS)");
+      return finish(await run("worker serve")({ ...opts, controller: url, label: opts.label ?? {} }));
+    });
+  subcommand(worker, "list", "list workers with their resources, load and health")
+    .usage("[--json]")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => finish(await run("worker list")({ ...globals(cmd), ...opts })));
+
+  // ------------------------------------------------------------------ job
+  const job = subcommand(program, "job", "run, inspect and stop jobs");
+  subcommand(job, "run", "run a command as a job; waits and streams its logs unless --no-wait")
+    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--max-retries <n>] [--no-wait] [--json] -- <command...>")
+    .argument("<command...>", "the command and its arguments, after --")
+    .option("--name <name>", "job name (default: the program's name)")
+    .option("--cpu <n>", "CPU cores per replica", parsePositiveNumber)
+    .option("--memory <size>", "memory per replica, e.g. 8g", parseMemory)
+    .option("--disk <size>", "scratch disk per replica, e.g. 10g", parseMemory)
+    .option("--timeout <s>", "kill and fail an attempt after this many seconds", parsePositiveNumber)
+    .option("--max-retries <n>", "retries after a failed attempt (default: 0)", parseNonNegativeInt)
+    .addOption(new Option("--gpu <variant[:count]>", "GPUs per replica, e.g. H100:8").argParser(parseGpu).conflicts("tpu"))
+    .addOption(new Option("--tpu <variant>", "TPU slice, e.g. v5litepod-16").argParser(parseTpu))
+    .option("--replicas <n>", "number of tasks", parsePositiveInt)
+    .option("-e, --env <K=V>", "environment variable for the job (repeatable)", collectKeyValue)
+    .option("--no-wait", "print the job id and return without waiting")
+    .option("--json", "print JSON")
+    .action(async (command: string[], opts: Omit<JobRunOptions, "controller" | "env"> & { env?: Record<string, string> }, cmd: Command) =>
+      finish(await run("job run")(command, { ...globals(cmd), ...opts, env: opts.env ?? {} })),
+    );
+  subcommand(job, "list", "list jobs with their status and duration")
+    .usage("[--prefix <prefix>] [--all-namespaces] [--json]")
+    .option("--prefix <prefix>", "only jobs whose name starts with this")
+    .option("--all-namespaces", "jobs of every namespace")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean; prefix?: string; allNamespaces?: boolean }, cmd: Command) =>
+      finish(await run("job list")({ ...globals(cmd), ...opts })),
+    );
+  subcommand(job, "status", "show a job's status and its tasks")
+    .usage("<id> [--json]")
+    .argument("<id>", "job id")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) =>
+      finish(await run("job status")(id, { ...globals(cmd), ...opts })),
+    );
+  subcommand(job, "logs", "print a job's logs")
+    .usage("<id> [--follow] [--task <n>] [--json]")
+    .argument("<id>", "job id")
+    .option("--follow", "keep streaming until the job finishes")
+    .option("--task <n>", "only this task's logs", parseNonNegativeInt)
+    .option("--json", "print one JSON object per log line")
+    .action(async (id: string, opts: { follow?: boolean; json?: boolean; task?: number }, cmd: Command) =>
+      finish(await run("job logs")(id, { ...globals(cmd), ...opts })),
+    );
+  subcommand(job, "stop", "stop a job and its children")
+    .usage("<id> [--json]")
+    .argument("<id>", "job id")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) =>
+      finish(await run("job stop")(id, { ...globals(cmd), ...opts })),
+    );
+
+  // ------------------------------------------------------------------ endpoint
+  const endpoint = subcommand(program, "endpoint", "inspect the endpoint registry");
+  subcommand(endpoint, "list", "list registered endpoints (name, address, job)")
+    .usage("[--prefix <prefix>] [--all-namespaces] [--json]")
+    .option("--prefix <prefix>", "only names starting with this")
+    .option("--all-namespaces", "endpoints of every namespace")
+    .option("--json", "print JSON")
+    .action(async (opts: { prefix?: string; json?: boolean; allNamespaces?: boolean }, cmd: Command) =>
+      finish(await run("endpoint list")({ ...globals(cmd), ...opts })),
+    );
+
+  program.addHelpText("after", () => `\nCommand tree:\n${commandTree(program)}`);
+  return program;
+}
+
+/**
+ * Every leaf command below `root`, with its usage line (written next to its
+ * options above, like SPEC §4) and its description on the line after.
+ */
+export function commandTree(root: Command): string {
+  const lines: string[] = [];
+  const visit = (command: Command): void => {
+    const children = command.commands.filter((c) => c.name() !== "help");
+    if (children.length === 0 && command !== root) {
+      lines.push(`  ${commandPath(command)} ${command.usage()}`, `      ${command.description()}`);
+    }
+    children.forEach(visit);
+  };
+  visit(root);
+  return `${lines.join("\n")}\n`;
+}
+
+function subcommand(parent: Command, name: string, description: string): Command {
+  return withHelpHint(parent.command(name).description(description));
+}
+
+/** After a usage error, point at this command's own help (on the error's line). */
+function withHelpHint(command: Command): Command {
+  return command.showHelpAfterError(`(see '${commandPath(command)} --help')`);
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+function globals(command: Command): GlobalOptions {
+  const { controller, namespace } = command.optsWithGlobals<GlobalOptions>();
+  return { ...(controller === undefined ? {} : { controller }), ...(namespace === undefined ? {} : { namespace }) };
+}
+
+function finish(result: number | void): void {
+  if (typeof result === "number") process.exitCode = result;
+}
+
+function packageVersion(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  const version = typeof pkg === "object" && pkg !== null && "version" in pkg ? pkg.version : undefined;
+  if (typeof version !== "string") throw new CliError("package.json has no version");
+  return version;
+}
