@@ -172,14 +172,27 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   };
 }
 
-/** Maps thrown Fluster errors to their wire codes, so handlers can just throw. */
+/**
+ * Maps thrown Fluster errors to their wire codes, so handlers can just throw.
+ * A streaming handler throws while its messages are iterated, after the
+ * interceptor returned, so its stream is wrapped too.
+ */
 const errorInterceptor: Interceptor = (next) => async (req) => {
   try {
-    return await next(req);
+    const res = await next(req);
+    return res.stream ? { ...res, message: mapStreamErrors(res.message) } : res;
   } catch (err) {
     throw toConnectError(err);
   }
 };
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}
 
 function authInterceptor(token: string): Interceptor {
   const expected = Buffer.from(`Bearer ${token}`);

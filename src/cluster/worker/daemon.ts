@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { formatByteSize } from "../../core/quantity.js";
 import type { TaskState } from "../../core/status.js";
 import { decodeValue } from "../../rpc/codec.js";
 import { deviceToProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
@@ -203,6 +204,7 @@ export class WorkerDaemon {
     if (existing) return this.observe(existing);
     const spec = assignment.spec;
     if (!spec) throw new ValidationError("task.spec", "is required to start an attempt");
+    this.checkRoom(spec);
     const dir = this.attemptDir(assignment.attemptId);
     mkdirSync(dir, { recursive: true });
     const entry: AttemptEntry = { assignment, dir };
@@ -231,6 +233,33 @@ export class WorkerDaemon {
       this.queueReport(entry.final);
     }
     return this.observe(entry);
+  }
+
+  /**
+   * The controller does the accounting; this is the worker's own guard that
+   * it never runs more than it offered (e.g. if two controllers disagreed).
+   */
+  private checkRoom(spec: JobSpec): void {
+    const resources = this.resources;
+    if (!resources) return;
+    const demand = (s: JobSpec | undefined) => ({ cpu: s?.resources?.cpu ?? 0, memory: Number(s?.resources?.memoryBytes ?? 0n) });
+    let cpu = 0;
+    let memory = 0;
+    for (const entry of this.attempts.values()) {
+      if (entry.running?.state !== "running") continue;
+      const d = demand(entry.assignment.spec);
+      cpu += d.cpu;
+      memory += d.memory;
+    }
+    const wanted = demand(spec);
+    // A little slack for floating-point sums of fractional cpus.
+    if (cpu + wanted.cpu > resources.cpu + 1e-9 || memory + wanted.memory > resources.memory) {
+      throw new FlusterError(
+        `worker ${this.workerId} has no room: the attempt wants cpu ${wanted.cpu} and ${formatByteSize(wanted.memory)} memory; ` +
+          `${Math.max(0, resources.cpu - cpu)} cpu and ${formatByteSize(Math.max(0, resources.memory - memory))} are free`,
+        "failed_precondition",
+      );
+    }
   }
 
   /** Builds the process's argv, environment and working directory. */
