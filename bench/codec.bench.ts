@@ -8,24 +8,12 @@ import { parseArgs } from "node:util";
 import v8 from "node:v8";
 import { Packr, isNativeAccelerationEnabled } from "msgpackr";
 import { decodeValue, encodeValue } from "../src/rpc/codec.js";
-import { machine, printTable, summarize } from "./stats.js";
+import { machine, printTable, rng, summarize } from "./stats.js";
 
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "2" } } });
 const BUDGET_MS = Number(values.seconds) * 1000;
 const WARMUP_MS = Math.min(500, BUDGET_MS / 4);
 const SAMPLE_MS = 100;
-
-/** mulberry32: a small seeded generator, so every run sees the same payloads. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = rng(42);
 const word = (): string => ["alpha", "beta", "gamma", "delta", "train", "eval", "shard", "worker", "us-east1", "ok"][Math.floor(random() * 10)] as string;

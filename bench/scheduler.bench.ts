@@ -3,23 +3,12 @@
 // Run: node --import tsx bench/scheduler.bench.ts
 import { performance } from "node:perf_hooks";
 import type { Constraint, Priority } from "../src/core/job.js";
+import { rng } from "./stats.js";
 import { schedule, type PendingJob, type SchedulerWorker, type TaskDemand } from "../src/cluster/controller/scheduler.js";
 
 const GiB = 1024 ** 3;
 const TARGET_MS = 1000;
 const TIMED_PASSES = 7;
-
-/** mulberry32: a small seeded generator, so every run sees the same cluster. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   const item = items[Math.floor(random() * items.length)];

@@ -405,8 +405,17 @@ function prepareError(error: Error, depth: number): ErrorBox {
   const isAggregate = base === "AggregateError";
   const extras: unknown[] = [];
   for (const key of Object.keys(error)) {
-    if (SLOT_FIELDS.has(key) || (isAggregate && key === "errors")) continue;
+    // A slot carries name/message/stack only as strings; an own field of another type travels as an extra.
+    const inSlot = SLOT_FIELDS.has(key) && (key === "cause" || typeof (error as unknown as Record<string, unknown>)[key] === "string");
+    if (inSlot || (isAggregate && key === "errors")) continue;
     extras.push(prepare(key, depth + 1), atPath(() => keySegment(key), () => prepare((error as unknown as Record<string, unknown>)[key], depth + 1)));
+  }
+  // Error's own message and stack are non-enumerable: carry them as extras too when they are not strings.
+  for (const key of ["message", "stack"] as const) {
+    const value: unknown = error[key];
+    if (Object.hasOwn(error, key) && !Object.prototype.propertyIsEnumerable.call(error, key) && value !== undefined && typeof value !== "string") {
+      extras.push(prepare(key, depth + 1), atPath(() => `.${key}`, () => prepare(value, depth + 1)));
+    }
   }
   const stack = error.stack;
   return new ErrorBox([

@@ -182,6 +182,20 @@ describe("LocalCluster", { timeout: 120_000 }, () => {
     assert.deepEqual(await cluster.lookupEndpoints("calc"), []);
   });
 
+  test("TTL endpoints expire unless renewed", async () => {
+    const kept = await cluster.registerEndpoint("ttl-kept", "http://127.0.0.1:1", { ttlSeconds: 1 });
+    await cluster.registerEndpoint("ttl-dropped", "http://127.0.0.1:2", { ttlSeconds: 1 });
+    const deadline = Date.now() + 2_500;
+    while (Date.now() < deadline) {
+      assert.deepEqual(await cluster.renewEndpoints([kept]), []);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal((await cluster.lookupEndpoints("ttl-kept")).length, 1, "a renewed endpoint stays");
+    assert.deepEqual(await cluster.lookupEndpoints("ttl-dropped"), [], "an endpoint not renewed expires");
+    await cluster.unregisterEndpoint(kept);
+    assert.deepEqual(await cluster.renewEndpoints([kept]), [kept], "renewing a removed endpoint reports it missing");
+  });
+
   test("children are killed with their parent", async () => {
     const parentId = await cluster.launch({ name: "parent", resources: small, entrypoint: Entrypoint.fromFunction(parentOfSleeper) });
     let childId = "";

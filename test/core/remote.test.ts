@@ -20,7 +20,7 @@ import {
   type RemoteFunction,
   type RemoteRef,
 } from "../../src/core/remote.js";
-import { parseOutcome, type RemoteCallOutcome, type RemoteCallRequest } from "../../src/core/remote-bootstrap.js";
+import { parseOutcome, type RemoteCallOutcome, type RemoteCallRequest } from "../fixtures/remote/call-by-reference.js";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { fail, square } from "../fixtures/remote/tasks.js";
 import { rejectLater, slowDouble } from "../fixtures/remote/async-tasks.js";
@@ -28,7 +28,7 @@ import { rejectLater, slowDouble } from "../fixtures/remote/async-tasks.js";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fixtures = fileURLToPath(new URL("../fixtures/remote/", import.meta.url));
 const fixtureUrl = (file: string): string => pathToFileURL(join(fixtures, file)).href;
-const bootstrap = fileURLToPath(new URL("../../src/core/remote-bootstrap.ts", import.meta.url));
+const bootstrap = fileURLToPath(new URL("../fixtures/remote/call-by-reference.ts", import.meta.url));
 const tsxCli = (() => {
   const pkg = createRequire(import.meta.url).resolve("tsx/package.json");
   return join(dirname(pkg), "dist", "cli.mjs");

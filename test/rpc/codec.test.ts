@@ -470,6 +470,14 @@ describe("codec: errors", () => {
     expectRoundTrip(Object.assign(new Error("has errors"), { errors: ["not an aggregate"] }));
   });
 
+  test("own name, message or stack fields that are not strings keep their values", () => {
+    // Found by the property test: `Object.assign(new Error(""), { name: false })`.
+    const decoded = expectRoundTrip(Object.assign(new Error(""), { name: false, message: 5, stack: null })) as unknown as Record<string, unknown>;
+    assert.equal(decoded.name, false);
+    assert.equal(decoded.message, 5);
+    assert.equal(decoded.stack, null);
+  });
+
   test("errors inside other values", () => {
     expectRoundTrip({ failures: [new Error("a"), new Set([new RangeError("b")])], byId: new Map([[7, new TypeError("c")]]) });
   });

@@ -1,7 +1,7 @@
 // The controller's state machine: jobs → tasks → attempts, placement through
 // the scheduler, dispatch to workers, reconcile, worker loss, retries, and the
 // endpoint registry. Every change is written through to the state store.
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import { randomBytes, randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, isTaskFinished, rollUpJobStatus, type JobStatus, type TaskState } from "../../core/status.js";
@@ -141,12 +141,16 @@ export class Controller {
   private readonly knownWorkerAddresses = new Map<string, string>();
   private nextSeq = 1;
   private scheduleQueued = false;
-  /** Bumped whenever room may have appeared (an attempt ended, a worker joined). */
-  private capacityEpoch = 0;
-  /** The capacity epoch at which each pending job was last tried. */
-  private readonly triedAtEpoch = new Map<string, number>();
-  /** Unfinished jobs that may have pending tasks: what a scheduling pass looks at. */
+  /** Unfinished jobs that may have pending tasks. */
   private readonly schedulable = new Set<JobRecord>();
+  /** Jobs that became schedulable since the last pass. */
+  private readonly untried = new Set<JobRecord>();
+  /**
+   * Room may have appeared since the last pass (an attempt ended, a worker
+   * joined): every schedulable job is tried. Otherwise only untried ones are,
+   * since a job that did not fit cannot fit in less room.
+   */
+  private capacityGrew = true;
   private tickTimer: NodeJS.Timeout | undefined;
   /** Advertised address of this controller, given to jobs. */
   address = "";
@@ -171,7 +175,7 @@ export class Controller {
     this.nextSeq = loaded.nextSeq;
     for (const job of loaded.jobs) {
       this.jobs.set(job.jobId, job);
-      if (!isFinished(job.state)) this.schedulable.add(job);
+      if (!isFinished(job.state)) this.markSchedulable(job);
       if (job.requestId) this.jobsByRequestId.set(job.requestId, job);
       if (job.parentJobId) this.childSet(job.parentJobId).add(job.jobId);
       for (const task of job.tasks) for (const a of task.attempts) this.attempts.set(a.attemptId, a);
@@ -260,7 +264,7 @@ export class Controller {
       for (const t of job.tasks) this.store.saveTask(t);
     });
     this.jobs.set(jobId, job);
-    this.schedulable.add(job);
+    this.markSchedulable(job);
     if (job.requestId) this.jobsByRequestId.set(job.requestId, job);
     if (job.parentJobId) this.childSet(job.parentJobId).add(jobId);
     this.emitJob(job);
@@ -406,7 +410,7 @@ export class Controller {
    * every pending job is tried again; a plain launch only tries the new job.
    */
   requestSchedule(capacityChanged = true): void {
-    if (capacityChanged) this.capacityEpoch += 1;
+    if (capacityChanged) this.capacityGrew = true;
     if (this.scheduleQueued || this.stateValue !== "running") return;
     this.scheduleQueued = true;
     setImmediate(() => {
@@ -419,17 +423,16 @@ export class Controller {
   schedulePass(): void {
     const pendingJobs: PendingJob[] = [];
     const now = this.now();
-    const epoch = this.capacityEpoch;
-    for (const job of this.schedulable) {
+    const candidates = this.capacityGrew ? [...this.schedulable] : [...this.untried];
+    this.capacityGrew = false;
+    this.untried.clear();
+    for (const job of candidates) {
       const pendingTasks = isFinished(job.state) ? [] : job.tasks.filter((t) => t.state === "pending");
       if (pendingTasks.length === 0) {
         this.schedulable.delete(job);
         continue;
       }
-      // Tried since capacity last grew and did not fit: it cannot fit now.
-      if (this.triedAtEpoch.get(job.jobId) === epoch) continue;
       const r = job.request;
-      this.triedAtEpoch.set(job.jobId, epoch);
       pendingJobs.push({
         jobId: job.jobId,
         priority: r.priority,
@@ -486,9 +489,9 @@ export class Controller {
       }
       for (const [jobId, reason] of [...result.pending, ...result.neverFits]) {
         const job = this.jobs.get(jobId);
+        // Not written to the store: the next pass after a restart recomputes it.
         if (job && job.pendingReason !== reason) {
           job.pendingReason = reason;
-          this.store.saveJob(job);
           this.emitJob(job);
         }
       }
@@ -539,6 +542,11 @@ export class Controller {
       if (now - job.submittedAt <= limit * 1000 || !job.tasks.some((t) => t.state === "pending")) continue;
       this.store.transaction(() => this.markUnschedulable(job, `not scheduled within ${limit}s: ${job.pendingReason ?? "no worker fits"}`));
     }
+  }
+
+  private markSchedulable(job: JobRecord): void {
+    this.schedulable.add(job);
+    this.untried.add(job);
   }
 
   private markUnschedulable(job: JobRecord, reason: string): void {
@@ -614,7 +622,7 @@ export class Controller {
       task.failureCount += 1;
       if (task.failureCount <= r.maxRetriesFailure) {
         task.state = "pending";
-        this.schedulable.add(job);
+        this.markSchedulable(job);
       }
       else {
         task.state = "failed";
@@ -624,7 +632,7 @@ export class Controller {
       task.preemptionCount += 1;
       if (task.preemptionCount <= r.maxRetriesPreemption) {
         task.state = "pending";
-        this.schedulable.add(job);
+        this.markSchedulable(job);
       }
       else {
         task.state = "failed";
@@ -673,7 +681,8 @@ export class Controller {
 
   /** A finished job takes its remaining tasks, its children and its endpoints with it. */
   private onJobFinished(job: JobRecord): void {
-    this.triedAtEpoch.delete(job.jobId);
+    this.schedulable.delete(job);
+    this.untried.delete(job);
     for (const task of job.tasks) {
       if (isTaskFinished(task.state)) continue;
       const current = task.attempts[task.attempts.length - 1];
@@ -724,6 +733,7 @@ export class Controller {
   async reconcileAll(): Promise<void> {
     const rounds: Promise<void>[] = [];
     const signal = AbortSignal.timeout(Math.max(this.reconcileIntervalMs * 4, 5_000));
+    setMaxListeners(0, signal); // one listener per worker call
     for (const worker of this.workers.values()) {
       if (worker.record.health === "lost" || worker.reconciling) continue;
       rounds.push(this.reconcileWorker(worker, signal));
