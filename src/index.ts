@@ -74,3 +74,16 @@ export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./clus
 export { currentCluster } from "./cluster/client/current.js";
 export { startController, type ControllerServer, type ControllerServerOptions } from "./cluster/controller/server.js";
 export { WorkerDaemon, type WorkerDaemonOptions, type WorkerDaemonState } from "./cluster/worker/daemon.js";
+export { ActorServer, type ActorServerOptions, type RegisterActorOptions, type ActorId, type ActorServerState } from "./actor/server.js";
+export {
+  ActorPool,
+  type ActorEndpoint,
+  type ActorProxy,
+  type BroadcastProxy,
+  type BroadcastResult,
+  type CallOptions,
+  type ActorMethodName,
+} from "./actor/pool.js";
+export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.js";
+export { actorContext, type ActorContext } from "./actor/context.js";
+export { ActorError } from "./actor/errors.js";

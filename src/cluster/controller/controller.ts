@@ -16,6 +16,8 @@ import type { AttemptRecord, EndpointRecord, JobRecord, TaskRecord, WorkerCapaci
 export interface WorkerConnection {
   /** Starts the attempt; resolves to its state on the worker. */
   runTask(assignment: Assignment): Promise<ObservedAttempt>;
+  /** Stops an attempt now (the next reconcile would too; this is the fast path). */
+  killTask(attemptId: string, reason: string): Promise<void>;
   /** Sends the complete desired set; `signal` bounds the call (one signal serves a whole tick). */
   reconcile(desired: readonly DesiredAttempt[], stopReasons: Readonly<Record<string, string>>, signal: AbortSignal): Promise<ObservedAttempts>;
   close(): void;
@@ -321,7 +323,7 @@ export class Controller {
     for (const task of job.tasks) {
       if (isTaskFinished(task.state)) continue;
       const current = task.attempts[task.attempts.length - 1];
-      if (current && ACTIVE_ATTEMPT.has(current.state)) this.finishAttemptRecord(current, "killed", { errorMessage: reason });
+      if (current && ACTIVE_ATTEMPT.has(current.state)) this.stopAttempt(current, reason);
       task.state = "killed";
       task.errorMessage = reason;
       task.finishedAt = this.now();
@@ -644,6 +646,14 @@ export class Controller {
     this.updateJobState(job);
   }
 
+  /** Records an attempt as killed and tells its worker at once. */
+  private stopAttempt(attempt: AttemptRecord, reason: string): void {
+    const worker = this.workers.get(attempt.workerId);
+    this.finishAttemptRecord(attempt, "killed", { errorMessage: reason });
+    // Unanswered, the next reconcile stops it: it is no longer desired.
+    worker?.connection.killTask(attempt.attemptId, reason).catch(() => undefined);
+  }
+
   private finishAttemptRecord(attempt: AttemptRecord, state: TaskState, update: Partial<ObservedAttempt>): void {
     attempt.state = state;
     attempt.finishedAt = update.finishedAt ?? this.now();
@@ -686,7 +696,7 @@ export class Controller {
     for (const task of job.tasks) {
       if (isTaskFinished(task.state)) continue;
       const current = task.attempts[task.attempts.length - 1];
-      if (current && ACTIVE_ATTEMPT.has(current.state)) this.finishAttemptRecord(current, "killed", { errorMessage: `job ${job.state}` });
+      if (current && ACTIVE_ATTEMPT.has(current.state)) this.stopAttempt(current, `job ${job.state}`);
       task.state = "killed";
       task.errorMessage ??= `job ${job.state}`;
       task.finishedAt = this.now();

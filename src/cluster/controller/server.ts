@@ -140,6 +140,9 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
       if (!res.attempt) throw new FlusterError(`worker answered RunTask for ${assignment.attemptId} without an attempt`, "internal");
       return observedFromProto(res.attempt);
     },
+    async killTask(attemptId, reason) {
+      await client.killTask({ attemptId, reason }, { timeoutMs: 5_000 });
+    },
     async reconcile(desired, stopReasons, signal) {
       const res = await client.reconcile(
         { attemptIds: desired.map((d) => d.attemptId), knownStates: desired.map((d) => taskStateToProto(d.knownState)), stopReasons: { ...stopReasons } },

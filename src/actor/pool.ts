@@ -1,0 +1,225 @@
+// ActorPool: the client side of an actor name. Typed proxies send calls
+// round-robin (call) or to every endpoint (broadcast); calls that could not
+// reach an endpoint are re-resolved and sent elsewhere.
+import { ConnectError } from "@connectrpc/connect";
+import { FlusterError } from "../core/errors.js";
+import { decodeValue, encodeValue } from "../rpc/codec.js";
+import { fromConnectError } from "../rpc/errors.js";
+import { ActorService, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import { createRpcChannel, type RpcChannel } from "../rpc/transport.js";
+import { ActorError } from "./errors.js";
+
+/** One endpoint serving an actor name. */
+export interface ActorEndpoint {
+  address: string;
+  endpointId: string;
+  metadata: Record<string, string>;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborts the call. */
+  signal?: AbortSignal;
+  /** Fails the call with `deadline_exceeded` after this long. @default none */
+  timeoutMs?: number;
+}
+
+type AnyFunction = (...args: never[]) => unknown;
+
+/** The method names of `T`. */
+export type ActorMethodName<T> = { [K in keyof T]: T[K] extends AnyFunction ? K : never }[keyof T] & string;
+
+/** `T`'s methods, each returning a promise of its (awaited) result. */
+export type ActorProxy<T> = {
+  [K in ActorMethodName<T>]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+};
+
+/** The outcome of one endpoint's call in a broadcast. */
+export type BroadcastResult<R> =
+  | { status: "fulfilled"; value: R; endpoint: ActorEndpoint }
+  | { status: "rejected"; reason: unknown; endpoint: ActorEndpoint };
+
+/** `T`'s methods, each returning one settled result per endpoint. */
+export type BroadcastProxy<T> = {
+  [K in ActorMethodName<T>]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<BroadcastResult<Awaited<R>>[]> : never;
+};
+
+/** Connections to actor servers, shared by every pool in the process (idle ones do not keep it alive). */
+const channels = new Map<string, RpcChannel>();
+
+function channelTo(address: string): RpcChannel {
+  let channel = channels.get(address);
+  if (!channel) {
+    channel = createRpcChannel(address);
+    channels.set(address, channel);
+  }
+  return channel;
+}
+
+/** Re-resolution gives up after this many endpoints refused a call. */
+const MAX_REDIRECTS = 8;
+/** A pool re-asks its resolver at most this often when nothing failed. */
+const REFRESH_MS = 2_000;
+
+export class ActorPool<T extends object> {
+  readonly name: string;
+  readonly namespace: string;
+  private endpoints: ActorEndpoint[] = [];
+  private resolvedAt = 0;
+  private next = 0;
+  private refreshing: Promise<ActorEndpoint[]> | undefined;
+
+  constructor(
+    name: string,
+    private readonly resolve: () => Promise<ActorEndpoint[]>,
+    options: { namespace?: string } = {},
+  ) {
+    this.name = name;
+    this.namespace = options.namespace ?? "default";
+  }
+
+  /** Endpoints known at the last resolution. */
+  get size(): number {
+    return this.endpoints.length;
+  }
+
+  /** Asks the resolver again (one request at a time, shared by concurrent callers). */
+  async refresh(): Promise<ActorEndpoint[]> {
+    this.refreshing ??= this.resolve().then(
+      (found) => {
+        this.endpoints = found;
+        this.resolvedAt = Date.now();
+        this.refreshing = undefined;
+        return found;
+      },
+      (err: unknown) => {
+        this.refreshing = undefined;
+        throw err;
+      },
+    );
+    return this.refreshing;
+  }
+
+  /** Waits until at least `count` endpoints serve this name, asking a few times a second. */
+  async waitForSize(count: number, options: { timeoutSeconds?: number; signal?: AbortSignal } = {}): Promise<ActorEndpoint[]> {
+    const deadline = options.timeoutSeconds !== undefined ? Date.now() + options.timeoutSeconds * 1000 : Infinity;
+    let delay = 50;
+    for (;;) {
+      const found = await this.refresh();
+      if (found.length >= count) return found;
+      options.signal?.throwIfAborted();
+      if (Date.now() + delay > deadline) {
+        throw new FlusterError(
+          `actor ${JSON.stringify(this.name)} has ${found.length} of ${count} endpoint(s) in namespace ${this.namespace} after ${options.timeoutSeconds}s`,
+          "deadline_exceeded",
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 250);
+    }
+  }
+
+  /** A proxy whose method calls go to one endpoint, round-robin. */
+  call(options: CallOptions = {}): ActorProxy<T> {
+    return new Proxy({} as ActorProxy<T>, {
+      get: (_target, method) => (typeof method === "string" ? (...args: unknown[]) => this.invoke(method, args, options) : undefined),
+    });
+  }
+
+  /** A proxy whose method calls go to every endpoint; resolves to one settled result per endpoint. */
+  broadcast(options: CallOptions = {}): BroadcastProxy<T> {
+    return new Proxy({} as BroadcastProxy<T>, {
+      get: (_target, method) =>
+        typeof method === "string"
+          ? async (...args: unknown[]) => {
+              const endpoints = await this.refresh();
+              const encoded = encodeValue(args);
+              return Promise.all(
+                endpoints.map((endpoint) =>
+                  this.send(endpoint, method, encoded, options).then(
+                    (value): BroadcastResult<unknown> => ({ status: "fulfilled", value, endpoint }),
+                    (reason: unknown): BroadcastResult<unknown> => ({ status: "rejected", reason, endpoint }),
+                  ),
+                ),
+              );
+            }
+          : undefined,
+    });
+  }
+
+  /** Calls `method` on one endpoint, moving to another when an endpoint refuses the connection. */
+  async invoke(method: string, args: readonly unknown[], options: CallOptions = {}): Promise<unknown> {
+    const encoded = encodeValue(args);
+    if (this.endpoints.length === 0 || Date.now() - this.resolvedAt > REFRESH_MS) await this.refresh();
+    for (let redirects = 0; ; redirects++) {
+      const endpoint = this.pick();
+      if (!endpoint) {
+        throw new FlusterError(`no endpoint serves actor ${JSON.stringify(this.name)} in namespace ${this.namespace}`, "unavailable");
+      }
+      try {
+        return await this.send(endpoint, method, encoded, options);
+      } catch (err) {
+        // Safe to resend only when the request never left: the connection was refused.
+        if (!refusedBeforeSending(err) || redirects >= MAX_REDIRECTS) throw err;
+        this.endpoints = this.endpoints.filter((e) => e.address !== endpoint.address);
+        await this.refresh().catch(() => undefined);
+        this.endpoints = this.endpoints.filter((e) => e.address !== endpoint.address);
+        await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** redirects, 500)));
+      }
+    }
+  }
+
+  private pick(): ActorEndpoint | undefined {
+    if (this.endpoints.length === 0) return undefined;
+    const endpoint = this.endpoints[this.next % this.endpoints.length];
+    this.next = (this.next + 1) % Number.MAX_SAFE_INTEGER;
+    return endpoint;
+  }
+
+  private async send(endpoint: ActorEndpoint, method: string, args: Uint8Array, options: CallOptions): Promise<unknown> {
+    let response: CallResponse;
+    try {
+      response = await channelTo(endpoint.address)
+        .client(ActorService)
+        .call(
+          { actor: this.name, method, args },
+          { ...(options.signal ? { signal: options.signal } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) },
+        );
+    } catch (err) {
+      const error = fromConnectError(err, `call ${this.name}.${method} at ${endpoint.address}`);
+      // Refused connections and "no such actor here" (a stale endpoint) never ran the call.
+      (error as { refused?: boolean }).refused = isRefused(err) || error.code === "not_found";
+      throw error;
+    }
+    const result = response.result;
+    if (result.case === "value") return decodeValue(result.value);
+    if (result.case === "failure") {
+      const failure = result.value;
+      let cause: unknown;
+      try {
+        cause = decodeValue(failure.error);
+      } catch {
+        cause = undefined;
+      }
+      throw new ActorError({
+        remoteName: failure.name,
+        message: failure.message,
+        remoteStack: failure.stack,
+        actor: this.name,
+        method,
+        address: endpoint.address,
+        ...(cause !== undefined ? { cause } : {}),
+      });
+    }
+    throw new FlusterError(`actor ${this.name}.${method} at ${endpoint.address} answered with neither a value nor an error`, "internal");
+  }
+}
+
+function isRefused(err: unknown): boolean {
+  const cause = ConnectError.from(err).cause as { code?: string } | undefined;
+  return cause?.code === "ECONNREFUSED";
+}
+
+function refusedBeforeSending(err: unknown): boolean {
+  return (err as { refused?: boolean }).refused === true;
+}

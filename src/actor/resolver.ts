@@ -1,0 +1,49 @@
+// Resolvers turn an actor name into a pool of endpoints: ClusterResolver asks
+// the cluster's registry (in the client's namespace); FixedResolver uses
+// addresses given up front.
+import type { Cluster } from "../cluster/client/cluster.js";
+import { ValidationError } from "../core/errors.js";
+import { normalizeBaseUrl } from "../rpc/transport.js";
+import { ActorPool, type ActorEndpoint } from "./pool.js";
+
+/** Finds actors by name. */
+export interface Resolver {
+  /** A pool of every endpoint registered under `name`; it re-resolves as endpoints come and go. */
+  lookup<T extends object>(name: string): ActorPool<T>;
+}
+
+/** Resolves names through the cluster's endpoint registry. */
+export class ClusterResolver implements Resolver {
+  constructor(private readonly cluster: Cluster) {}
+
+  lookup<T extends object>(name: string): ActorPool<T> {
+    if (typeof name !== "string" || name === "") throw new ValidationError("name", "must be a non-empty actor name");
+    const cluster = this.cluster;
+    return new ActorPool<T>(name, async () =>
+      (await cluster.lookupEndpoints(name)).map((e): ActorEndpoint => ({ address: e.address, endpointId: e.endpointId, metadata: e.metadata })),
+      { namespace: cluster.namespace },
+    );
+  }
+}
+
+/** Resolves names to fixed addresses: `new FixedResolver({ calculator: "http://host:port" })`. */
+export class FixedResolver implements Resolver {
+  private readonly table: ReadonlyMap<string, readonly string[]>;
+
+  constructor(addresses: Readonly<Record<string, string | readonly string[]>>) {
+    const table = new Map<string, string[]>();
+    for (const [name, value] of Object.entries(addresses)) {
+      const list = typeof value === "string" ? [value] : [...value];
+      table.set(name, list.map((address) => normalizeBaseUrl(address)));
+    }
+    this.table = table;
+  }
+
+  lookup<T extends object>(name: string): ActorPool<T> {
+    const addresses = this.table.get(name);
+    if (!addresses) {
+      throw new ValidationError("name", `${JSON.stringify(name)} is not in this FixedResolver (it knows ${[...this.table.keys()].join(", ") || "nothing"})`);
+    }
+    return new ActorPool<T>(name, async () => addresses.map((address) => ({ address, endpointId: address, metadata: {} })));
+  }
+}

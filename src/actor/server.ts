@@ -1,0 +1,311 @@
+// ActorServer: hosts objects' methods behind ActorService on its own port and
+// registers each under a name in the cluster's endpoint registry.
+import { create } from "@bufbuild/protobuf";
+import type { Cluster } from "../cluster/client/cluster.js";
+import { FlusterError, ValidationError } from "../core/errors.js";
+import { decodeValue, encodeValue } from "../rpc/codec.js";
+import {
+  ActorFailureSchema,
+  ActorService,
+  CallResponseSchema,
+  type CallRequest,
+  type CallResponse,
+  type CallStreamRequest,
+  type CallStreamResponse,
+} from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import { startRpcServer, type RpcServer } from "../rpc/transport.js";
+import { runInActorContext, type ActorContext } from "./context.js";
+import { ClusterResolver, FixedResolver, type Resolver } from "./resolver.js";
+
+/** Options of {@link ActorServer}. */
+export interface ActorServerOptions {
+  /** Address to bind. @default "127.0.0.1" */
+  host?: string;
+  /** Port to bind. @default FLUSTER_PORT_ACTOR when the job asked for it, else a free port */
+  port?: number;
+  /** Host name clients on other machines use. @default the bind host, or 127.0.0.1 for a wildcard bind */
+  advertiseHost?: string;
+  /** Bearer token callers must present. @default FLUSTER_TOKEN */
+  token?: string;
+  /** How long shutdown waits for calls in flight. @default 10_000 */
+  drainTimeoutMs?: number;
+}
+
+/** Options of {@link ActorServer.register}. */
+export interface RegisterActorOptions {
+  /** Stored with the endpoint; visible to lookups. @default {} */
+  metadata?: Record<string, string>;
+  /**
+   * Calls this actor runs at once. The default runs calls one at a time in
+   * arrival order, so an actor's state needs no locking. @default 1
+   */
+  maxConcurrency?: number;
+}
+
+/** Id of a registered actor (its endpoint id). */
+export type ActorId = string;
+
+/**
+ * Lifecycle:
+ * - `created`: nothing bound.
+ * - `serving`: the port is open; registered actors answer calls.
+ * - `stopping`: endpoints unregistered; calls in flight finish, new ones are refused.
+ * - `stopped`: port closed.
+ */
+export type ActorServerState = "created" | "serving" | "stopping" | "stopped";
+
+interface HostedActor {
+  name: string;
+  instance: object;
+  endpointId?: string;
+  limiter: Limiter;
+  context: ActorContext;
+}
+
+export class ActorServer {
+  private stateValue: ActorServerState = "created";
+  private readonly cluster: Cluster | undefined;
+  private readonly options: ActorServerOptions;
+  private readonly actors = new Map<string, HostedActor>();
+  private server: RpcServer | undefined;
+  private starting: Promise<void> | undefined;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private stopped: Promise<void> | undefined;
+  private resolveStopped: (() => void) | undefined;
+
+  /** `cluster` registers actors by name; without one, clients reach them through a FixedResolver. */
+  constructor(cluster: Cluster | undefined, options: ActorServerOptions = {}) {
+    this.cluster = cluster;
+    this.options = options;
+  }
+
+  get state(): ActorServerState {
+    return this.stateValue;
+  }
+
+  /** URL clients use to reach this server. */
+  get address(): string {
+    if (!this.server) throw new FlusterError("actor server is not serving yet", "failed_precondition");
+    const bind = this.options.host ?? "127.0.0.1";
+    const host = this.options.advertiseHost ?? (bind === "0.0.0.0" || bind === "::" ? "127.0.0.1" : bind);
+    return `http://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
+  }
+
+  /** Opens the port (if not yet) and returns once it is serving. */
+  async serveBackground(): Promise<void> {
+    if (this.stateValue === "stopping" || this.stateValue === "stopped") {
+      throw new FlusterError(`actor server is ${this.stateValue}`, "failed_precondition");
+    }
+    this.starting ??= this.start();
+    await this.starting;
+  }
+
+  /** Serves until {@link shutdown} is called. */
+  async serve(): Promise<void> {
+    await this.serveBackground();
+    await this.stopped;
+  }
+
+  private async start(): Promise<void> {
+    const envPort = Number(process.env.FLUSTER_PORT_ACTOR);
+    const token = this.options.token ?? process.env.FLUSTER_TOKEN;
+    this.server = await startRpcServer({
+      host: this.options.host ?? "127.0.0.1",
+      port: this.options.port ?? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0),
+      ...(token ? { token } : {}),
+      routes: (router) =>
+        router.service(ActorService, {
+          call: (req) => this.handleCall(req),
+          callStream: (requests) => this.handleStream(requests),
+          healthCheck: () => ({ healthy: this.stateValue === "serving", actors: [...this.actors.keys()] }),
+        }),
+    });
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.stateValue = "serving";
+  }
+
+  /**
+   * Hosts `instance` under `name` and registers it with the cluster (owned
+   * by the current job, in the cluster client's namespace).
+   */
+  async register(name: string, instance: object, options: RegisterActorOptions = {}): Promise<ActorId> {
+    if (typeof name !== "string" || name.trim() === "") throw new ValidationError("name", "must be a non-empty actor name");
+    if (instance === null || (typeof instance !== "object" && typeof instance !== "function")) {
+      throw new ValidationError("instance", "must be an object whose methods the actor serves");
+    }
+    if (this.actors.has(name)) throw new FlusterError(`an actor named ${JSON.stringify(name)} is already hosted here`, "already_exists");
+    const maxConcurrency = options.maxConcurrency ?? 1;
+    if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) {
+      throw new ValidationError("maxConcurrency", `must be a whole number ≥ 1, got ${String(maxConcurrency)}`);
+    }
+    await this.serveBackground();
+    const resolver: Resolver = this.cluster ? new ClusterResolver(this.cluster) : new FixedResolver({});
+    const actor: HostedActor = {
+      name,
+      instance,
+      limiter: new Limiter(maxConcurrency),
+      context: {
+        cluster: this.cluster,
+        resolver,
+        jobId: process.env.FLUSTER_JOB_ID || undefined,
+        namespace: this.cluster?.namespace ?? process.env.FLUSTER_NAMESPACE ?? "default",
+        actorName: name,
+      },
+    };
+    this.actors.set(name, actor);
+    if (this.cluster) {
+      try {
+        actor.endpointId = await this.cluster.registerEndpoint(name, this.address, { metadata: options.metadata ?? {} });
+      } catch (err) {
+        this.actors.delete(name);
+        throw err;
+      }
+    }
+    return actor.endpointId ?? `${this.address}/${name}`;
+  }
+
+  /** Unregisters every actor, waits for calls in flight (up to the drain timeout), and closes the port. */
+  async shutdown(): Promise<void> {
+    if (this.stateValue === "stopped" || this.stateValue === "stopping") return;
+    if (this.stateValue === "created") {
+      this.stateValue = "stopped";
+      return;
+    }
+    this.stateValue = "stopping";
+    await Promise.allSettled(
+      [...this.actors.values()].map((a) => (a.endpointId && this.cluster ? this.cluster.unregisterEndpoint(a.endpointId) : undefined)),
+    );
+    if (this.inFlight > 0) {
+      const drained = new Promise<void>((resolve) => (this.drained = resolve));
+      await Promise.race([drained, new Promise((r) => setTimeout(r, this.options.drainTimeoutMs ?? 10_000).unref())]);
+    }
+    await this.server?.close();
+    this.stateValue = "stopped";
+    this.resolveStopped?.();
+  }
+
+  private async handleCall(req: CallRequest): Promise<CallResponse> {
+    if (this.stateValue !== "serving") throw new FlusterError(`actor server is ${this.stateValue}`, "unavailable");
+    const actor = this.actors.get(req.actor);
+    if (!actor) {
+      throw new FlusterError(`no actor ${JSON.stringify(req.actor)} here (hosting: ${[...this.actors.keys()].join(", ") || "none"})`, "not_found");
+    }
+    this.inFlight += 1;
+    try {
+      return await actor.limiter.run(() => runInActorContext(actor.context, () => invoke(actor, req)));
+    } finally {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** Many calls on one stream: each runs as it arrives; answers go back as they complete. */
+  private async *handleStream(requests: AsyncIterable<CallStreamRequest>): AsyncIterable<CallStreamResponse> {
+    const done: CallStreamResponse[] = [];
+    let wake: (() => void) | undefined;
+    let pending = 0;
+    let inputEnded = false;
+    let inputError: unknown;
+    const finish = (callId: bigint, response: CallResponse) => {
+      done.push({ $typeName: "fluster.actor.v1.CallStreamResponse", callId, response });
+      pending -= 1;
+      wake?.();
+    };
+    void (async () => {
+      try {
+        for await (const request of requests) {
+          pending += 1;
+          const call = request.call;
+          const answer = call ? this.handleCall(call) : Promise.reject(new ValidationError("call", "is required"));
+          answer.then(
+            (response) => finish(request.callId, response),
+            (err: unknown) => finish(request.callId, failureResponse(err)),
+          );
+        }
+      } catch (err) {
+        inputError = err;
+      } finally {
+        inputEnded = true;
+        wake?.();
+      }
+    })();
+    for (;;) {
+      const next = done.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (inputEnded && pending === 0) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    if (inputError) throw inputError;
+  }
+}
+
+/** Decodes the arguments, runs the method and encodes what it returned or threw. */
+async function invoke(actor: HostedActor, req: CallRequest): Promise<CallResponse> {
+  let value: unknown;
+  try {
+    const args = decodeValue(req.args);
+    if (!Array.isArray(args)) throw new ValidationError("args", "must encode an array of arguments");
+    const method = methodOf(actor, req.method);
+    value = await method.apply(actor.instance, args);
+  } catch (err) {
+    return failureResponse(err);
+  }
+  try {
+    return create(CallResponseSchema, { result: { case: "value", value: encodeValue(value) } });
+  } catch (err) {
+    return failureResponse(err);
+  }
+}
+
+function methodOf(actor: HostedActor, name: string): (...args: unknown[]) => unknown {
+  const candidate = name === "constructor" || name.startsWith("__") ? undefined : (actor.instance as Record<string, unknown>)[name];
+  if (typeof candidate !== "function") {
+    throw new TypeError(`actor ${JSON.stringify(actor.name)} has no method ${JSON.stringify(name)}`);
+  }
+  return candidate as (...args: unknown[]) => unknown;
+}
+
+/** An error as the wire carries it: name, message, stack, and the whole error encoded. */
+export function failureResponse(err: unknown): CallResponse {
+  const error = err instanceof Error ? err : new Error(String(err));
+  let encoded: Uint8Array;
+  try {
+    encoded = encodeValue(error);
+  } catch {
+    // Fields the codec cannot carry: send what it can.
+    const plain = new Error(error.message);
+    plain.name = error.name;
+    plain.stack = error.stack ?? "";
+    encoded = encodeValue(plain);
+  }
+  return create(CallResponseSchema, {
+    result: {
+      case: "failure",
+      value: create(ActorFailureSchema, { name: String(error.name), message: String(error.message), stack: String(error.stack ?? ""), error: encoded }),
+    },
+  });
+}
+
+/** Runs at most `limit` tasks at once, the rest in arrival order. */
+class Limiter {
+  private active = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.active += 1;
+    try {
+      return await task();
+    } finally {
+      this.active -= 1;
+      this.queue.shift()?.();
+    }
+  }
+}
