@@ -87,3 +87,4 @@ export {
 export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.js";
 export { actorContext, type ActorContext } from "./actor/context.js";
 export { ActorError } from "./actor/errors.js";
+export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState } from "./pool/worker-pool.js";

@@ -169,6 +169,15 @@ export class ActorPool<T extends object> {
     }
   }
 
+  /**
+   * Calls `method` on one chosen endpoint, without redirection: for callers
+   * that place calls themselves (WorkerPool). A refused connection is marked
+   * on the error (`refusedBeforeSending(err)`).
+   */
+  async invokeOn(endpoint: ActorEndpoint, method: string, args: readonly unknown[], options: CallOptions = {}): Promise<unknown> {
+    return this.send(endpoint, method, encodeValue(args), options);
+  }
+
   private pick(): ActorEndpoint | undefined {
     if (this.endpoints.length === 0) return undefined;
     const endpoint = this.endpoints[this.next % this.endpoints.length];
@@ -220,6 +229,7 @@ function isRefused(err: unknown): boolean {
   return cause?.code === "ECONNREFUSED";
 }
 
-function refusedBeforeSending(err: unknown): boolean {
+/** True when a call failed without reaching an actor: it is safe to send it elsewhere. */
+export function refusedBeforeSending(err: unknown): boolean {
   return (err as { refused?: boolean }).refused === true;
 }

@@ -1,0 +1,280 @@
+// WorkerPool: stateless task executors as cluster jobs. Tasks go to idle
+// workers first; queued tasks travel in batches; a worker lost mid-task has
+// its tasks re-run on another.
+import { randomUUID } from "node:crypto";
+import type { Cluster } from "../cluster/client/cluster.js";
+import { Entrypoint } from "../core/entrypoint.js";
+import type { EnvironmentConfig } from "../core/environment.js";
+import { FlusterError, ValidationError } from "../core/errors.js";
+import type { JobId } from "../core/job.js";
+import { isRemoteFunction, remoteRef, type RemoteFunction, type RemoteRef } from "../core/remote.js";
+import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
+import { ActorError } from "../actor/errors.js";
+import { ActorPool, refusedBeforeSending, type ActorEndpoint } from "../actor/pool.js";
+import { ClusterResolver } from "../actor/resolver.js";
+import { hostTaskExecutor, type TaskExecutor, type TaskOutcome } from "./executor.js";
+
+/** Options of {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  /** Worker jobs to launch. */
+  numWorkers: number;
+  /** Resources of each worker. @default { cpu: 1, memory: "512m" } */
+  resources?: ResourceConfig | ResourceConfigInit;
+  /** Environment of each worker job. @default the launching process's working directory */
+  environment?: EnvironmentConfig;
+  /** Prefix of the pool's actor and job names. @default "pool" */
+  namePrefix?: string;
+  /** Tasks sent to one worker in one message, at most. @default 64 */
+  maxBatchSize?: number;
+  /** Messages in flight to one worker at once, so the next batch is ready when one ends. @default 2 */
+  pipelineDepth?: number;
+}
+
+/**
+ * Lifecycle:
+ * - `running`: worker jobs launched (they join as they start); accepts tasks.
+ * - `stopping`: no new tasks; worker jobs being terminated.
+ * - `stopped`: every worker job terminated; queued tasks rejected.
+ */
+export type WorkerPoolState = "running" | "stopping" | "stopped";
+
+interface QueuedTask {
+  ref: RemoteRef;
+  args: unknown[];
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+  /** Times the task was lost with its worker. */
+  losses: number;
+}
+
+interface WorkerSlot {
+  endpoint: ActorEndpoint;
+  inFlight: number;
+  dead: boolean;
+}
+
+/** A task lost with this many workers in a row is failed rather than re-run again. */
+const MAX_LOSSES = 5;
+
+export class WorkerPool {
+  readonly name: string;
+  private stateValue: WorkerPoolState = "running";
+  private readonly cluster: Cluster;
+  private readonly options: Required<Pick<WorkerPoolOptions, "numWorkers" | "maxBatchSize" | "pipelineDepth">>;
+  private readonly actors: ActorPool<TaskExecutor>;
+  private readonly queue: QueuedTask[] = [];
+  private readonly slots = new Map<string, WorkerSlot>();
+  private readonly launched: Promise<JobId[]>;
+  private refreshing: Promise<void> | undefined;
+  private lastRefresh = 0;
+  private readonly counters = { submitted: 0, succeeded: 0, failed: 0, rerun: 0 };
+
+  constructor(cluster: Cluster, options: WorkerPoolOptions) {
+    if (!Number.isInteger(options.numWorkers) || options.numWorkers < 1) {
+      throw new ValidationError("numWorkers", `must be a whole number ≥ 1, got ${String(options.numWorkers)}`);
+    }
+    const prefix = options.namePrefix ?? "pool";
+    if (!/^[A-Za-z0-9._-]+$/.test(prefix)) throw new ValidationError("namePrefix", `must be letters, digits, ".", "_" or "-", got ${JSON.stringify(prefix)}`);
+    const resources =
+      options.resources instanceof ResourceConfig ? options.resources : new ResourceConfig({ cpu: 1, memory: "512m", ...(options.resources ?? {}) });
+    if (resources.replicas !== 1) throw new ValidationError("resources.replicas", "must be 1: each worker is its own job (use numWorkers)");
+    this.cluster = cluster;
+    this.name = `${prefix}-${randomUUID().slice(0, 8)}`;
+    this.options = {
+      numWorkers: options.numWorkers,
+      maxBatchSize: options.maxBatchSize ?? 64,
+      pipelineDepth: options.pipelineDepth ?? 2,
+    };
+    this.actors = new ClusterResolver(cluster).lookup<TaskExecutor>(this.name);
+    this.launched = Promise.all(
+      Array.from({ length: options.numWorkers }, (_, i) =>
+        cluster.launch({
+          name: `${this.name}/worker-${i}`,
+          resources,
+          entrypoint: Entrypoint.fromFunction(hostTaskExecutor, this.name),
+          environment: { workspace: process.cwd(), ...(options.environment ?? {}) },
+          ports: ["actor"],
+          // A worker process that dies is started again; its tasks go to the others meanwhile.
+          maxRetriesFailure: 3,
+        }),
+      ),
+    );
+    // Surfaced by waitForWorkers/submit; keep an unobserved failure from crashing the process.
+    this.launched.catch(() => undefined);
+  }
+
+  get state(): WorkerPoolState {
+    return this.stateValue;
+  }
+
+  /** Workers that have joined and are not known to be dead. */
+  get size(): number {
+    return [...this.slots.values()].filter((s) => !s.dead).length;
+  }
+
+  /** Task counts so far; `rerun` counts tasks sent again after their worker was lost. */
+  get stats(): { submitted: number; succeeded: number; failed: number; rerun: number; queued: number } {
+    return { ...this.counters, queued: this.queue.length };
+  }
+
+  /** Ids of the worker jobs. */
+  async jobIds(): Promise<JobId[]> {
+    return this.launched;
+  }
+
+  /** Waits until `min` workers (default: all) have joined. */
+  async waitForWorkers(min = this.options.numWorkers, options: { timeoutSeconds?: number } = {}): Promise<void> {
+    await this.launched;
+    await this.actors.waitForSize(min, { timeoutSeconds: options.timeoutSeconds ?? 300 });
+    await this.refreshSlots();
+  }
+
+  /** Runs `fn(...args)` on a worker. */
+  submit<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: A): Promise<Awaited<R>> {
+    if (!isRemoteFunction(fn)) {
+      return Promise.reject(new ValidationError("fn", "must be a remote function: `export const f = remote(import.meta.url, function f() {...})`"));
+    }
+    if (this.stateValue !== "running") return Promise.reject(new FlusterError(`worker pool ${this.name} is ${this.stateValue}`, "failed_precondition"));
+    this.counters.submitted += 1;
+    return new Promise<Awaited<R>>((resolve, reject) => {
+      const settle = {
+        resolve: (value: unknown) => {
+          this.counters.succeeded += 1;
+          resolve(value as Awaited<R>);
+        },
+        reject: (reason: unknown) => {
+          this.counters.failed += 1;
+          reject(reason);
+        },
+      };
+      this.queue.push({ ref: remoteRef(fn), args, ...settle, losses: 0 });
+      this.pump();
+    });
+  }
+
+  /** Runs `fn(item)` for every item; one promise per item, in order. */
+  map<T, R>(fn: RemoteFunction<[T], R>, items: Iterable<T>): Promise<Awaited<R>>[] {
+    return Array.from(items, (item) => this.submit(fn, item));
+  }
+
+  /** Terminates the worker jobs; tasks not yet finished are rejected. */
+  async shutdown(): Promise<void> {
+    if (this.stateValue !== "running") return;
+    this.stateValue = "stopping";
+    const ids = await this.launched.catch(() => [] as JobId[]);
+    await Promise.allSettled(ids.map((id) => this.cluster.terminate(id, `worker pool ${this.name} shut down`)));
+    for (const task of this.queue.splice(0)) task.reject(new FlusterError(`worker pool ${this.name} shut down`, "cancelled"));
+    this.stateValue = "stopped";
+  }
+
+  /** Sends queued tasks to workers with room: idle workers first, a batch per message. */
+  private pump(): void {
+    // Workers still joining (or restarted) are picked up every couple of seconds.
+    if (this.queue.length > 0 && !this.refreshing && Date.now() - this.lastRefresh > 2_000) {
+      this.lastRefresh = Date.now();
+      this.refreshSlots().then(() => this.pump(), () => undefined);
+    }
+    while (this.queue.length > 0 && this.stateValue === "running") {
+      const slot = this.pickSlot();
+      if (!slot) {
+        if (this.slots.size === 0 || [...this.slots.values()].every((s) => s.dead)) void this.awaitWorkers();
+        return;
+      }
+      // Spread a short queue over idle workers rather than batching it onto one.
+      const idle = [...this.slots.values()].filter((s) => !s.dead && s.inFlight === 0).length;
+      const share = Math.max(1, Math.ceil(this.queue.length / Math.max(1, idle)));
+      const batch = this.queue.splice(0, Math.min(this.options.maxBatchSize, share));
+      this.send(slot, batch);
+    }
+  }
+
+  private pickSlot(): WorkerSlot | undefined {
+    let best: WorkerSlot | undefined;
+    for (const slot of this.slots.values()) {
+      if (slot.dead || slot.inFlight >= this.options.pipelineDepth) continue;
+      if (!best || slot.inFlight < best.inFlight) best = slot;
+      if (slot.inFlight === 0) break;
+    }
+    return best;
+  }
+
+  private send(slot: WorkerSlot, batch: QueuedTask[]): void {
+    slot.inFlight += 1;
+    const call =
+      batch.length === 1
+        ? this.actors.invokeOn(slot.endpoint, "run", [batch[0]?.ref, batch[0]?.args]).then((value): TaskOutcome[] => [{ ok: true, value }])
+        : (this.actors.invokeOn(slot.endpoint, "runBatch", [batch.map((t) => [t.ref, t.args])]) as Promise<TaskOutcome[]>);
+    call.then(
+      (outcomes) => {
+        slot.inFlight -= 1;
+        batch.forEach((task, i) => {
+          const outcome = outcomes[i];
+          if (outcome?.ok) task.resolve(outcome.value);
+          else task.reject(taskError(outcome?.error, slot.endpoint));
+        });
+        this.pump();
+      },
+      (err: unknown) => {
+        slot.inFlight -= 1;
+        if (err instanceof ActorError) {
+          // The task itself threw (single-task path): the worker is fine.
+          batch[0]?.reject(err);
+          this.pump();
+          return;
+        }
+        // The worker is gone or unreachable: put its tasks back and look again.
+        slot.dead = true;
+        for (const task of batch.reverse()) {
+          task.losses += refusedBeforeSending(err) ? 0 : 1;
+          if (task.losses > MAX_LOSSES) task.reject(err);
+          else {
+            this.counters.rerun += 1;
+            this.queue.unshift(task);
+          }
+        }
+        void this.awaitWorkers();
+      },
+    );
+  }
+
+  /** Re-resolves workers (new ones join, dead ones leave) and resumes sending. */
+  private awaitWorkers(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        for (let delay = 50; this.stateValue === "running"; delay = Math.min(delay * 2, 1_000)) {
+          await this.refreshSlots();
+          if (this.pickSlot()) break;
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      } catch (err) {
+        for (const task of this.queue.splice(0)) task.reject(err);
+      } finally {
+        this.refreshing = undefined;
+      }
+      this.pump();
+    })();
+    return this.refreshing;
+  }
+
+  private async refreshSlots(): Promise<void> {
+    const endpoints = await this.actors.refresh();
+    const live = new Set(endpoints.map((e) => e.address));
+    for (const [address, slot] of this.slots) if (!live.has(address) || slot.dead) this.slots.delete(address);
+    for (const endpoint of endpoints) if (!this.slots.has(endpoint.address)) this.slots.set(endpoint.address, { endpoint, inFlight: 0, dead: false });
+    this.lastRefresh = Date.now();
+  }
+}
+
+/** A task's thrown error as the submitter sees it: an ActorError carrying the remote error. */
+function taskError(error: unknown, endpoint: ActorEndpoint): ActorError {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return new ActorError({
+    remoteName: e.name,
+    message: e.message,
+    remoteStack: e.stack ?? "",
+    actor: "task-executor",
+    method: "run",
+    address: endpoint.address,
+    cause: e,
+  });
+}
