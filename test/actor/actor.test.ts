@@ -167,6 +167,20 @@ describe("actors", { timeout: 120_000 }, () => {
     await assert.rejects(call, (err: unknown) => err instanceof FlusterError && err.code === "cancelled");
   });
 
+  test("shutdown unregisters, lets calls in flight finish, then closes the port", async () => {
+    const server = new ActorServer(cluster);
+    await server.register("draining", new Calculator());
+    const pool = new ClusterResolver(cluster).lookup<Calculator>("draining");
+    await pool.waitForSize(1, { timeoutSeconds: 10 });
+    const inFlight = pool.call().slowEcho("finished", 300);
+    await new Promise((r) => setTimeout(r, 50));
+    await server.shutdown();
+    assert.equal(await inFlight, "finished", "the call in flight completed");
+    assert.equal(server.state, "stopped");
+    assert.deepEqual(await cluster.lookupEndpoints("draining"), [], "unregistered");
+    await assert.rejects(new FixedResolver({ draining: server.address }).lookup<Calculator>("draining").call().add(1, 2), FlusterError);
+  });
+
   test("waitForSize times out with a clear error", async () => {
     const pool = new ClusterResolver(cluster).lookup<Calculator>("nobody-home");
     const start = Date.now();
