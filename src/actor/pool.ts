@@ -68,6 +68,7 @@ export class ActorPool<T extends object> {
   private resolvedAt = 0;
   private next = 0;
   private refreshing: Promise<ActorEndpoint[]> | undefined;
+  private defaultCallProxy: ActorProxy<T> | undefined;
 
   constructor(
     name: string,
@@ -120,17 +121,37 @@ export class ActorPool<T extends object> {
   }
 
   /** A proxy whose method calls go to one endpoint, round-robin. */
-  call(options: CallOptions = {}): ActorProxy<T> {
+  call(options?: CallOptions): ActorProxy<T> {
+    // `pool.call().add(1, 2)` runs once per call: building a Proxy, its
+    // handler and a method closure each time showed up in profiles
+    // (bench/actor.bench.ts), so the option-less proxy is built once per pool.
+    if (options === undefined) return (this.defaultCallProxy ??= this.callProxy({}));
+    return this.callProxy(options);
+  }
+
+  private callProxy(options: CallOptions): ActorProxy<T> {
+    // Each method's function is made once per proxy, not once per access.
+    const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
     return new Proxy({} as ActorProxy<T>, {
-      get: (_target, method) => (typeof method === "string" ? (...args: unknown[]) => this.invoke(method, args, options) : undefined),
+      // Not thenable: a proxy must be safe to return from an async function.
+      get: (_target, method) => {
+        if (typeof method !== "string" || method === "then") return undefined;
+        let fn = methods.get(method);
+        if (fn === undefined) {
+          fn = (...args: unknown[]) => this.invoke(method, args, options);
+          methods.set(method, fn);
+        }
+        return fn;
+      },
     });
   }
 
   /** A proxy whose method calls go to every endpoint; resolves to one settled result per endpoint. */
   broadcast(options: CallOptions = {}): BroadcastProxy<T> {
     return new Proxy({} as BroadcastProxy<T>, {
+      // Not thenable: a proxy must be safe to return from an async function.
       get: (_target, method) =>
-        typeof method === "string"
+        typeof method === "string" && method !== "then"
           ? async (...args: unknown[]) => {
               const endpoints = await this.refresh();
               const encoded = encodeValue(args);
@@ -190,10 +211,7 @@ export class ActorPool<T extends object> {
     try {
       response = await channelTo(endpoint.address)
         .client(ActorService)
-        .call(
-          { actor: this.name, method, args },
-          { ...(options.signal ? { signal: options.signal } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) },
-        );
+        .call({ actor: this.name, method, args }, connectCallOptions(options));
     } catch (err) {
       const error = fromConnectError(err, `call ${this.name}.${method} at ${endpoint.address}`);
       // Refused connections and "no such actor here" (a stale endpoint) never ran the call.
@@ -222,6 +240,14 @@ export class ActorPool<T extends object> {
     }
     throw new FlusterError(`actor ${this.name}.${method} at ${endpoint.address} answered with neither a value nor an error`, "internal");
   }
+}
+
+/** Shared by every call without a signal or timeout (Connect only reads it), so those allocate nothing here. */
+const NO_CONNECT_OPTIONS: Readonly<{ signal?: AbortSignal; timeoutMs?: number }> = Object.freeze({});
+
+function connectCallOptions(options: CallOptions): { signal?: AbortSignal; timeoutMs?: number } {
+  if (!options.signal && options.timeoutMs === undefined) return NO_CONNECT_OPTIONS;
+  return { ...(options.signal ? { signal: options.signal } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) };
 }
 
 function isRefused(err: unknown): boolean {
