@@ -75,7 +75,14 @@ export class RemoteResolutionError extends FlusterError {
  * unique within the module. Call `remote()` at module level: a worker finds the
  * function by importing the module, which only re-runs module-level code.
  */
-export function remote<A extends unknown[], R>(moduleUrl: string, fn: (...args: A) => R): RemoteFunction<A, R> {
+export function remote<C extends new (...args: never[]) => object>(moduleUrl: string, cls: C): RemoteClass<C>;
+export function remote<A extends unknown[], R>(moduleUrl: string, fn: (...args: A) => R): RemoteFunction<A, R>;
+export function remote(moduleUrl: string, fn: unknown): unknown {
+  if (typeof fn === "function" && isClass(fn)) return remoteClass(moduleUrl, fn as new (...args: never[]) => object);
+  return remoteFunction(moduleUrl, fn as (...args: unknown[]) => unknown);
+}
+
+function remoteFunction<A extends unknown[], R>(moduleUrl: string, fn: (...args: A) => R): RemoteFunction<A, R> {
   const module = normaliseModuleUrl(moduleUrl, "moduleUrl");
   validateFunction(fn);
   const name = fn.name;
@@ -93,7 +100,47 @@ export function remote<A extends unknown[], R>(moduleUrl: string, fn: (...args: 
   });
   const marked = wrapper as RemoteFunction<A, R>;
 
-  const source = Function.prototype.toString.call(fn);
+  return register(module, name, Function.prototype.toString.call(fn), marked as unknown as AnyRemoteFunction) as unknown as RemoteFunction<A, R>;
+}
+
+/**
+ * A class marked with {@link remote}: constructible as usual, and its `ref`
+ * lets another process construct it (e.g. to host it as an actor).
+ */
+export type RemoteClass<C extends new (...args: never[]) => object = new (...args: never[]) => object> = C & {
+  readonly ref: RemoteRef;
+  readonly [REMOTE_CLASS_BRAND]: true;
+};
+
+const REMOTE_CLASS_BRAND: unique symbol = Symbol.for("fluster.remoteClass");
+
+function remoteClass<C extends new (...args: never[]) => object>(moduleUrl: string, cls: C): RemoteClass<C> {
+  const module = normaliseModuleUrl(moduleUrl, "moduleUrl");
+  const name = cls.name;
+  if (typeof name !== "string" || name === "") {
+    throw new ValidationError("cls", "must be a named class (`class Counter {...}`): its name is how other processes find it");
+  }
+  // A subclass rather than the user's own class, so marking does not mutate it;
+  // instances are still instances of the original.
+  const marked = { [name]: class extends (cls as unknown as new (...args: unknown[]) => object) {} }[name] as unknown as C;
+  Object.defineProperties(marked, {
+    ref: { value: Object.freeze({ module, name }), enumerable: true },
+    [REMOTE_CLASS_BRAND]: { value: true },
+  });
+  return register(module, name, Function.prototype.toString.call(cls), marked as unknown as AnyRemoteFunction) as unknown as RemoteClass<C>;
+}
+
+/** Whether `value` is a class marked with {@link remote}. */
+export function isRemoteClass(value: unknown): value is RemoteClass {
+  return typeof value === "function" && (value as Partial<Record<typeof REMOTE_CLASS_BRAND, unknown>>)[REMOTE_CLASS_BRAND] === true;
+}
+
+function isClass(fn: unknown): boolean {
+  return typeof fn === "function" && /^class\b/.test(Function.prototype.toString.call(fn));
+}
+
+/** Adds a marked function or class to the process-wide registry (idempotent when a module is evaluated again). */
+function register(module: string, name: string, source: string, marked: AnyRemoteFunction): AnyRemoteFunction {
   const byName = registry().get(module) ?? new Map<string, RegistryEntry>();
   const existing = byName.get(name);
   if (existing !== undefined && existing.source !== source) {
@@ -104,10 +151,9 @@ export function remote<A extends unknown[], R>(moduleUrl: string, fn: (...args: 
   }
   // Same name and same source: the module was evaluated again (e.g. under another
   // query string); the first definition stays so earlier lookups remain valid.
-  if (existing === undefined) {
-    byName.set(name, { fn: marked as unknown as AnyRemoteFunction, source });
-    registry().set(module, byName);
-  }
+  if (existing !== undefined) return existing.fn;
+  byName.set(name, { fn: marked, source });
+  registry().set(module, byName);
   return marked;
 }
 

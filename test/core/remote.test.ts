@@ -13,6 +13,7 @@ import { Worker } from "node:worker_threads";
 import {
   RemoteResolutionError,
   isMain,
+  isRemoteClass,
   isRemoteFunction,
   remote,
   remoteRef,
@@ -128,11 +129,30 @@ describe("remote()", () => {
     assert.equal(byQuery.ref.module, fixtureUrl("virtual-query.ts"));
   });
 
-  test("rejects anonymous functions, classes and non-functions", () => {
+  test("rejects anonymous functions, anonymous classes and non-functions", () => {
     assertValidation(() => remote(import.meta.url, (x: number) => x), "fn", /named `function name\(\) \{\}`/);
     assertValidation(() => remote(import.meta.url, function () { return 1; }), "fn", /must have a name/);
-    assertValidation(() => remote(import.meta.url, class Counter {} as unknown as () => void), "fn", /got class Counter/);
+    assertValidation(() => remote(import.meta.url, (() => class {})()), "cls", /must be a named class/);
     assertValidation(() => remote(import.meta.url, 42 as unknown as () => void), "fn", /must be a function, got 42/);
+  });
+
+  test("marks a class: constructible as usual, with a ref, resolvable by reference", async () => {
+    class Counter {
+      constructor(public count: number) {}
+      incr(by: number): number {
+        return (this.count += by);
+      }
+    }
+    const Marked = remote(import.meta.url, Counter);
+    const counter = new Marked(2);
+    assert.equal(counter.incr(3), 5);
+    assert.ok(counter instanceof Counter, "instances are instances of the original class");
+    assert.deepEqual(Marked.ref, { module: import.meta.url, name: "Counter" });
+    assert.equal(Marked.name, "Counter");
+    assert.ok(isRemoteClass(Marked));
+    assert.ok(!isRemoteClass(Counter), "the original class is not mutated");
+    assert.ok(!isRemoteFunction(Marked), "a class is not a remote function");
+    assert.equal(await resolveRemote(Marked.ref), Marked);
   });
 
   test("rejects a module URL that is not a file: URL or absolute path", () => {
