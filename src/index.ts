@@ -55,9 +55,11 @@ export {
   remoteRef,
   resolveRemote,
   isRemoteFunction,
+  isRemoteClass,
   isMain,
   RemoteResolutionError,
   type RemoteFunction,
+  type RemoteClass,
   type RemoteRef,
 } from "./core/remote.js";
 export { encodeValue, decodeValue, DecodeError, EncodeError } from "./rpc/codec.js";
@@ -88,3 +90,16 @@ export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.
 export { actorContext, type ActorContext } from "./actor/context.js";
 export { ActorError } from "./actor/errors.js";
 export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState } from "./pool/worker-pool.js";
+export {
+  createJobContext,
+  getJobContext,
+  withJobContext,
+  TaskFuture,
+  ObjectRef,
+  type JobContext,
+  type JobContextKind,
+  type JobContextOptions,
+  type ActorHandle,
+  type CreateActorOptions,
+  type JobWaitOptions,
+} from "./job/index.js";

@@ -4,6 +4,12 @@ import { remote, resolveRemote, type RemoteRef } from "../core/remote.js";
 import { currentCluster } from "../cluster/client/current.js";
 import { ActorServer } from "../actor/server.js";
 
+/**
+ * Calls one worker runs at once. Tasks that wait on nested tasks hold a call
+ * each while they wait, so this bounds how deep and wide nesting can go.
+ */
+export const EXECUTOR_CONCURRENCY = 1024;
+
 /** The outcome of one task of a batch; a thrown error travels as the value of a failed outcome. */
 export type TaskOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
@@ -46,7 +52,11 @@ export class TaskExecutor {
 /** A WorkerPool worker's job: host a TaskExecutor under the pool's name until stopped. */
 export const hostTaskExecutor = remote(import.meta.url, async function hostTaskExecutor(poolName: string) {
   const server = new ActorServer(await currentCluster());
-  await server.register(poolName, new TaskExecutor(), { metadata: { role: "task-executor" } });
+  // Tasks running here find their pool by this name (nested submissions).
+  process.env.FLUSTER_WORKER_POOL = poolName;
+  // Calls overlap so a task awaiting tasks it submitted does not block the
+  // worker that would run them; batches still run their tasks in order.
+  await server.register(poolName, new TaskExecutor(), { metadata: { role: "task-executor" }, maxConcurrency: EXECUTOR_CONCURRENCY });
   const stop = () => void server.shutdown();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

@@ -12,7 +12,7 @@ import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
 import { ActorError } from "../actor/errors.js";
 import { ActorPool, refusedBeforeSending, type ActorEndpoint } from "../actor/pool.js";
 import { ClusterResolver } from "../actor/resolver.js";
-import { hostTaskExecutor, type TaskExecutor, type TaskOutcome } from "./executor.js";
+import { EXECUTOR_CONCURRENCY, hostTaskExecutor, type TaskExecutor, type TaskOutcome } from "./executor.js";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -68,8 +68,21 @@ export class WorkerPool {
   private refreshing: Promise<void> | undefined;
   private lastRefresh = 0;
   private readonly counters = { submitted: 0, succeeded: 0, failed: 0, rerun: 0 };
+  /** False for a pool attached by name: its workers belong to another process. */
+  private readonly owner: boolean;
 
-  constructor(cluster: Cluster, options: WorkerPoolOptions) {
+  /**
+   * A client of a pool another process created, found by its name (e.g. a
+   * task submitting more tasks to its own pool). It launches and stops nothing.
+   */
+  static attach(cluster: Cluster, name: string, options: Omit<WorkerPoolOptions, "numWorkers" | "resources" | "environment" | "namePrefix"> = {}): WorkerPool {
+    // Tasks submitted from tasks usually wait on what they submit: a small
+    // per-worker window would let the waiting parents fill it and starve the
+    // children they wait for. Workers accept EXECUTOR_CONCURRENCY calls.
+    return new WorkerPool(cluster, { numWorkers: 1, pipelineDepth: EXECUTOR_CONCURRENCY / 4, ...options }, name);
+  }
+
+  constructor(cluster: Cluster, options: WorkerPoolOptions, attachTo?: string) {
     if (!Number.isInteger(options.numWorkers) || options.numWorkers < 1) {
       throw new ValidationError("numWorkers", `must be a whole number ≥ 1, got ${String(options.numWorkers)}`);
     }
@@ -79,7 +92,8 @@ export class WorkerPool {
       options.resources instanceof ResourceConfig ? options.resources : new ResourceConfig({ cpu: 1, memory: "512m", ...(options.resources ?? {}) });
     if (resources.replicas !== 1) throw new ValidationError("resources.replicas", "must be 1: each worker is its own job (use numWorkers)");
     this.cluster = cluster;
-    this.name = `${prefix}-${randomUUID().slice(0, 8)}`;
+    this.name = attachTo ?? `${prefix}-${randomUUID().slice(0, 8)}`;
+    this.owner = attachTo === undefined;
     this.options = {
       numWorkers: options.numWorkers,
       maxBatchSize: options.maxBatchSize ?? 64,
@@ -87,7 +101,7 @@ export class WorkerPool {
     };
     this.actors = new ClusterResolver(cluster).lookup<TaskExecutor>(this.name);
     this.launched = Promise.all(
-      Array.from({ length: options.numWorkers }, (_, i) =>
+      Array.from({ length: this.owner ? options.numWorkers : 0 }, (_, i) =>
         cluster.launch({
           name: `${this.name}/worker-${i}`,
           resources,
@@ -123,7 +137,7 @@ export class WorkerPool {
   }
 
   /** Waits until `min` workers (default: all) have joined. */
-  async waitForWorkers(min = this.options.numWorkers, options: { timeoutSeconds?: number } = {}): Promise<void> {
+  async waitForWorkers(min = this.owner ? this.options.numWorkers : 1, options: { timeoutSeconds?: number } = {}): Promise<void> {
     await this.launched;
     await this.actors.waitForSize(min, { timeoutSeconds: options.timeoutSeconds ?? 300 });
     await this.refreshSlots();
@@ -161,7 +175,7 @@ export class WorkerPool {
   async shutdown(): Promise<void> {
     if (this.stateValue !== "running") return;
     this.stateValue = "stopping";
-    const ids = await this.launched.catch(() => [] as JobId[]);
+    const ids = this.owner ? await this.launched.catch(() => [] as JobId[]) : [];
     await Promise.allSettled(ids.map((id) => this.cluster.terminate(id, `worker pool ${this.name} shut down`)));
     for (const task of this.queue.splice(0)) task.reject(new FlusterError(`worker pool ${this.name} shut down`, "cancelled"));
     this.stateValue = "stopped";

@@ -1,0 +1,120 @@
+// The cluster context: tasks run on a WorkerPool of the current cluster;
+// each actor is a job hosting its class by reference, found by name.
+import type { Cluster } from "../cluster/client/cluster.js";
+import { currentCluster } from "../cluster/client/current.js";
+import { Entrypoint } from "../core/entrypoint.js";
+import { FlusterError, ValidationError } from "../core/errors.js";
+import type { JobId } from "../core/job.js";
+import { isRemoteClass, isRemoteFunction, type RemoteFunction } from "../core/remote.js";
+import type { ResourceConfigInit } from "../core/resources.js";
+import { ClusterResolver } from "../actor/resolver.js";
+import { WorkerPool } from "../pool/worker-pool.js";
+import { hostActor } from "./actor-host.js";
+import { ActorNames, ObjectRef, TaskFuture, getValues, resolveArgs, waitFor, type ActorHandle, type CreateActorOptions, type JobContext } from "./context.js";
+
+export interface ClusterContextOptions {
+  /** The cluster to use. @default currentCluster() */
+  cluster?: Cluster;
+  /** Task workers. @default 2 */
+  maxWorkers?: number;
+  /** Resources of each task worker. @default { cpu: 1, memory: "512m" } */
+  workerResources?: ResourceConfigInit;
+  /** Resources of each actor's job. @default { cpu: 0.5, memory: "256m" } */
+  actorResources?: ResourceConfigInit;
+  /** How long createActor waits for the actor to come up. @default 120 */
+  actorStartTimeoutSeconds?: number;
+}
+
+export class ClusterContext implements JobContext {
+  readonly kind = "cluster" as const;
+  private readonly options: ClusterContextOptions;
+  private clusterPromise: Promise<Cluster> | undefined;
+  private poolPromise: Promise<WorkerPool> | undefined;
+  private readonly actorJobs: JobId[] = [];
+  private readonly actors = new ActorNames<ActorHandle<object>>();
+
+  constructor(options: ClusterContextOptions = {}) {
+    this.options = options;
+  }
+
+  private cluster(): Promise<Cluster> {
+    this.clusterPromise ??= this.options.cluster ? Promise.resolve(this.options.cluster) : currentCluster();
+    return this.clusterPromise;
+  }
+
+  /** Inside a pool worker, nested tasks go to the same pool; otherwise a pool of our own starts on first use. */
+  private pool(): Promise<WorkerPool> {
+    this.poolPromise ??= (async () => {
+      const cluster = await this.cluster();
+      const existing = process.env.FLUSTER_WORKER_POOL;
+      const pool = existing
+        ? WorkerPool.attach(cluster, existing)
+        : new WorkerPool(cluster, { numWorkers: this.options.maxWorkers ?? 2, resources: this.options.workerResources ?? { cpu: 1, memory: "512m" }, namePrefix: "ctx" });
+      await pool.waitForWorkers(existing ? 1 : undefined, { timeoutSeconds: 300 });
+      return pool;
+    })();
+    return this.poolPromise;
+  }
+
+  run(fn: (...args: never[]) => unknown, ...args: unknown[]): TaskFuture<never> {
+    if (!isRemoteFunction(fn)) {
+      throw new ValidationError(
+        "fn",
+        "must be a remote function on the cluster context (workers import it by reference): `export const f = remote(import.meta.url, function f() {...})`",
+      );
+    }
+    const remoteFn = fn as unknown as RemoteFunction<unknown[], unknown>;
+    return new TaskFuture((async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args))))()) as TaskFuture<never>;
+  }
+
+  get(refs: unknown): Promise<never> {
+    return getValues(refs) as Promise<never>;
+  }
+
+  wait<T>(futures: readonly TaskFuture<T>[], options?: { numReturns?: number; timeoutSeconds?: number }) {
+    return waitFor(futures, options);
+  }
+
+  put<T>(value: T): ObjectRef<T> {
+    return new ObjectRef(value);
+  }
+
+  createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
+    if (!isRemoteClass(cls)) {
+      return Promise.reject(
+        new ValidationError(
+          "cls",
+          `must be a class marked with remote() on the cluster context, so a job can construct it: \`export const ${cls.name || "Counter"} = remote(import.meta.url, class ${cls.name || "Counter"} {...})\``,
+        ),
+      );
+    }
+    return this.actors.create(options, async (name) => {
+      const cluster = await this.cluster();
+      const pool = new ClusterResolver(cluster).lookup<InstanceType<C>>(name);
+      if (options.getIfExists && (await pool.refresh()).length > 0) return pool.call() as ActorHandle<object>;
+      const jobId = await cluster.launch({
+        name: `actor/${name}`,
+        resources: this.options.actorResources ?? { cpu: 0.5, memory: "256m" },
+        entrypoint: Entrypoint.fromFunction(hostActor, cls.ref, [...(args as unknown[])], name),
+        environment: { workspace: process.cwd() },
+        ports: ["actor"],
+      });
+      this.actorJobs.push(jobId);
+      try {
+        await pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120 });
+      } catch (err) {
+        const info = await cluster.poll(jobId).catch(() => undefined);
+        throw new FlusterError(`actor ${name} did not start${info ? ` (job ${jobId} ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""})` : ""}`, "unavailable", { cause: err });
+      }
+      return pool.call() as ActorHandle<object>;
+    }, cls.name) as Promise<ActorHandle<InstanceType<C>>>;
+  }
+
+  /** Stops the task pool and the actor jobs this context started. */
+  async close(): Promise<void> {
+    const cluster = this.clusterPromise ? await this.clusterPromise : undefined;
+    const pool = this.poolPromise ? await this.poolPromise.catch(() => undefined) : undefined;
+    await pool?.shutdown();
+    if (cluster) await Promise.allSettled(this.actorJobs.map((id) => cluster.terminate(id, "job context closed")));
+  }
+}

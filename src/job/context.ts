@@ -1,0 +1,187 @@
+// The JobContext facade (seeds 000–002): one API to run tasks, wait for them,
+// pass values and create actors, whether inline (sync), on worker threads
+// (threads) or on a Fluster cluster (cluster).
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID } from "node:crypto";
+import { FlusterError, ValidationError } from "../core/errors.js";
+import type { RemoteFunction } from "../core/remote.js";
+import type { ActorProxy } from "../actor/pool.js";
+
+export type JobContextKind = "sync" | "threads" | "cluster";
+
+/** A task's eventual result: await it, or pass it to `get`/`wait`, or as an argument to another task. */
+export class TaskFuture<T> implements PromiseLike<T> {
+  readonly id = randomUUID();
+  private settled = false;
+  private readonly promise: Promise<T>;
+
+  constructor(promise: Promise<T>) {
+    this.promise = promise.finally(() => {
+      this.settled = true;
+    });
+    // Failures surface where the future is awaited, not as unhandled rejections.
+    this.promise.catch(() => undefined);
+  }
+
+  /** True once the task has finished (successfully or not). */
+  done(): boolean {
+    return this.settled;
+  }
+
+  then<A = T, B = never>(onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    return this.promise.then(onFulfilled, onRejected);
+  }
+}
+
+/**
+ * A value handed to `put`. Passed as an argument to `run`, it arrives as the
+ * value itself. Values stay in memory (an inline reference); storage-backed
+ * references for large data belong to Zephyr's storage-first execution.
+ */
+export class ObjectRef<T> {
+  readonly id = randomUUID();
+  constructor(readonly value: T) {}
+}
+
+/** A handle to an actor: its methods return promises. */
+export type ActorHandle<T> = ActorProxy<T>;
+
+export interface CreateActorOptions {
+  /** Register the actor under this name (unique in the context). @default a generated name */
+  name?: string;
+  /** With `name`: return the existing actor of that name instead of failing. @default false */
+  getIfExists?: boolean;
+}
+
+export interface WaitOptions {
+  /** Return once this many futures are done. @default 1 */
+  numReturns?: number;
+  /** Return what is done after this long, even if fewer than `numReturns`. @default no limit */
+  timeoutSeconds?: number;
+}
+
+type Unwrap<T> = T extends TaskFuture<infer V> ? V : T extends ObjectRef<infer V> ? V : T;
+type Arg<T> = T | TaskFuture<T> | ObjectRef<T>;
+
+/** Runs tasks and actors somewhere; see {@link createJobContext}. */
+export interface JobContext {
+  readonly kind: JobContextKind;
+  /** Runs `fn(...args)` as a task. Futures and refs among the arguments are resolved first. */
+  run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>>;
+  /** The value of a future or ref, or of each in an array. */
+  get<T>(ref: TaskFuture<T> | ObjectRef<T>): Promise<T>;
+  get<T extends readonly unknown[]>(refs: T): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
+  /** Waits until `numReturns` futures are done (or the timeout); both lists keep completion/given order. */
+  wait<T>(futures: readonly TaskFuture<T>[], options?: WaitOptions): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }>;
+  /** A reference to `value` that tasks receive as the value itself. */
+  put<T>(value: T): ObjectRef<T>;
+  /** Creates an actor from `cls` and `args`; on `cluster` the class must be marked with `remote()`. */
+  createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
+  /** Releases threads, pools and actor jobs this context started. */
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ shared helpers
+
+/** Resolves futures and refs among task arguments (top level, as Ray does). */
+export async function resolveArgs(args: readonly unknown[]): Promise<unknown[]> {
+  return Promise.all(args.map((a) => (a instanceof TaskFuture ? a : a instanceof ObjectRef ? a.value : a)));
+}
+
+export async function getValues(refs: unknown): Promise<unknown> {
+  if (Array.isArray(refs)) return Promise.all(refs.map((r) => getValues(r)));
+  if (refs instanceof TaskFuture) return refs;
+  if (refs instanceof ObjectRef) return refs.value;
+  throw new ValidationError("ref", "must be a TaskFuture (from run), an ObjectRef (from put), or an array of them");
+}
+
+export async function waitFor<T>(futures: readonly TaskFuture<T>[], options: WaitOptions = {}): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }> {
+  const want = options.numReturns ?? 1;
+  if (!Number.isInteger(want) || want < 0) throw new ValidationError("numReturns", `must be a whole number ≥ 0, got ${String(want)}`);
+  if (want > futures.length) throw new ValidationError("numReturns", `is ${want} but only ${futures.length} future(s) were given`);
+  const done: TaskFuture<T>[] = futures.filter((f) => f.done());
+  if (done.length < want) {
+    await new Promise<void>((resolve) => {
+      const timer = options.timeoutSeconds !== undefined ? setTimeout(resolve, options.timeoutSeconds * 1000) : undefined;
+      for (const future of futures) {
+        if (future.done()) continue;
+        const mark = () => {
+          if (!done.includes(future)) done.push(future);
+          if (done.length >= want) {
+            if (timer) clearTimeout(timer);
+            resolve();
+          }
+        };
+        future.then(mark, mark);
+      }
+    });
+  }
+  return { done: [...done], pending: futures.filter((f) => !done.includes(f)) };
+}
+
+/** Runs calls to one in-process actor one at a time, in arrival order, like a remote actor. */
+export function inProcessActor<T extends object>(instance: T): ActorHandle<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return new Proxy({} as ActorHandle<T>, {
+    get: (_target, method) => {
+      if (typeof method !== "string" || method === "then") return undefined;
+      return (...args: unknown[]) => {
+        const run = async () => {
+          const fn = (instance as Record<string, unknown>)[method];
+          if (typeof fn !== "function") throw new TypeError(`actor ${instance.constructor.name} has no method ${JSON.stringify(method)}`);
+          return fn.apply(instance, args);
+        };
+        const result = tail.then(run, run);
+        tail = result.catch(() => undefined);
+        return result;
+      };
+    },
+  });
+}
+
+/** Named actors of one context: name → handle. */
+export class ActorNames<H> {
+  private readonly named = new Map<string, Promise<H>>();
+
+  async create(options: CreateActorOptions, make: (name: string) => Promise<H>, className: string): Promise<H> {
+    const name = options.name ?? `${className}-${randomUUID().slice(0, 8)}`;
+    if (options.name !== undefined && (typeof options.name !== "string" || options.name === "")) {
+      throw new ValidationError("name", "must be a non-empty string");
+    }
+    const existing = this.named.get(name);
+    if (existing) {
+      if (options.getIfExists) return existing;
+      throw new FlusterError(`an actor named ${JSON.stringify(name)} already exists (pass getIfExists: true to use it)`, "already_exists");
+    }
+    const handle = make(name);
+    this.named.set(name, handle);
+    handle.catch(() => this.named.delete(name));
+    return handle;
+  }
+}
+
+// ------------------------------------------------------------------ the default context
+
+const scoped = new AsyncLocalStorage<JobContext>();
+
+/** Runs `fn` with `ctx` as the context `getJobContext()` returns inside it. */
+export function withJobContext<T>(ctx: JobContext, fn: () => T): T {
+  return scoped.run(ctx, fn);
+}
+
+let fallback: JobContext | undefined;
+let makeDefault: (() => JobContext) | undefined;
+
+/** Installed by index of the job layer: how to build the default (`auto`) context. */
+export function setDefaultContextFactory(factory: () => JobContext): void {
+  makeDefault = factory;
+}
+
+/** The context of the enclosing `withJobContext`, else a process-wide `auto` context. */
+export function getJobContext(): JobContext {
+  const current = scoped.getStore();
+  if (current) return current;
+  if (!makeDefault) throw new FlusterError("no job context factory is installed", "internal");
+  fallback ??= makeDefault();
+  return fallback;
+}

@@ -1,0 +1,40 @@
+// createJobContext: picks the context for a kind ("auto" looks at where the
+// program runs) and installs it as the default for getJobContext().
+import { isMainThread } from "node:worker_threads";
+import { ValidationError } from "../core/errors.js";
+import { ClusterContext, type ClusterContextOptions } from "./cluster.js";
+import { setDefaultContextFactory, type JobContext, type JobContextKind } from "./context.js";
+import { SyncContext } from "./sync.js";
+import { ThreadsContext, type ThreadsContextOptions } from "./threads.js";
+
+export type JobContextOptions = ThreadsContextOptions & ClusterContextOptions;
+
+/**
+ * A job context of `kind`. `auto` is `cluster` inside a Fluster job or when
+ * FLUSTER_CLUSTER_ADDRESS is set, `sync` inside a threads-context worker
+ * thread (nested tasks run inline rather than wait for a busy thread), else
+ * `threads`.
+ */
+export function createJobContext(kind: JobContextKind | "auto" = "auto", options: JobContextOptions = {}): JobContext {
+  const chosen = kind === "auto" ? autoKind() : kind;
+  switch (chosen) {
+    case "sync":
+      return new SyncContext();
+    case "threads":
+      return new ThreadsContext(options);
+    case "cluster":
+      return new ClusterContext(options);
+    default:
+      throw new ValidationError("kind", `must be "auto", "sync", "threads" or "cluster", got ${JSON.stringify(kind)}`);
+  }
+}
+
+function autoKind(): JobContextKind {
+  if (!isMainThread && process.env.FLUSTER_THREAD_WORKER) return "sync";
+  if (process.env.FLUSTER_JOB_ID || process.env.FLUSTER_CLUSTER_ADDRESS) return "cluster";
+  return "threads";
+}
+
+setDefaultContextFactory(() => createJobContext("auto"));
+
+export { getJobContext, withJobContext, TaskFuture, ObjectRef, type JobContext, type JobContextKind, type ActorHandle, type CreateActorOptions, type WaitOptions as JobWaitOptions } from "./context.js";

@@ -1,0 +1,69 @@
+// The threads context: tasks run on a Piscina pool of worker threads in this
+// process, resolved by reference like on a cluster; actors live in this
+// process (as the seeds' thread context keeps them).
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Piscina } from "piscina";
+import { ValidationError } from "../core/errors.js";
+import { isRemoteFunction, remoteRef } from "../core/remote.js";
+import { decodeValue } from "../rpc/codec.js";
+import { ActorNames, ObjectRef, TaskFuture, getValues, inProcessActor, resolveArgs, waitFor, type ActorHandle, type CreateActorOptions, type JobContext } from "./context.js";
+import type { ThreadOutcome, ThreadTask } from "./thread-runtime.js";
+
+export interface ThreadsContextOptions {
+  /** Worker threads. @default the machine's cores */
+  maxWorkers?: number;
+}
+
+const WORKER = fileURLToPath(new URL("./thread-worker.mjs", import.meta.url));
+
+export class ThreadsContext implements JobContext {
+  readonly kind = "threads" as const;
+  private readonly pool: Piscina;
+  private readonly actors = new ActorNames<ActorHandle<object>>();
+
+  constructor(options: ThreadsContextOptions = {}) {
+    const threads = options.maxWorkers ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) throw new ValidationError("maxWorkers", `must be a whole number ≥ 1, got ${String(threads)}`);
+    this.pool = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 30_000 });
+  }
+
+  run(fn: (...args: never[]) => unknown, ...args: unknown[]): TaskFuture<never> {
+    if (!isRemoteFunction(fn)) {
+      throw new ValidationError(
+        "fn",
+        "must be a remote function on the threads context (threads import it by reference): `export const f = remote(import.meta.url, function f() {...})`",
+      );
+    }
+    const ref = remoteRef(fn);
+    const task = args.some((a) => a instanceof TaskFuture || a instanceof ObjectRef)
+      ? resolveArgs(args).then((values) => this.pool.run({ ref, args: values } satisfies ThreadTask))
+      : this.pool.run({ ref, args } satisfies ThreadTask);
+    return new TaskFuture(
+      (task as Promise<ThreadOutcome>).then((outcome) => {
+        if (outcome.ok) return outcome.value;
+        throw decodeValue(outcome.error);
+      }),
+    ) as TaskFuture<never>;
+  }
+
+  get(refs: unknown): Promise<never> {
+    return getValues(refs) as Promise<never>;
+  }
+
+  wait<T>(futures: readonly TaskFuture<T>[], options?: { numReturns?: number; timeoutSeconds?: number }) {
+    return waitFor(futures, options);
+  }
+
+  put<T>(value: T): ObjectRef<T> {
+    return new ObjectRef(value);
+  }
+
+  createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
+    return this.actors.create(options, async () => inProcessActor(new cls(...(args as never[]))), cls.name) as Promise<ActorHandle<InstanceType<C>>>;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

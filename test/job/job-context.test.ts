@@ -1,0 +1,118 @@
+// Seed 000's backend tests, run on every job context: the same program gives
+// the same results inline, on worker threads and on a real LocalCluster.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
+import { createJobContext, getJobContext, withJobContext, type JobContext, type JobContextKind } from "../../src/job/index.js";
+import { ActorError } from "../../src/actor/errors.js";
+import { Counter, PlainCounter, add, fail, nestedSum, slowIdentity, square } from "../fixtures/job/tasks.js";
+
+function errorOf(err: unknown): Error {
+  // Remote actors wrap what they threw; tasks reject with the error itself or an ActorError around it.
+  return err instanceof ActorError && err.cause instanceof Error ? err.cause : (err as Error);
+}
+
+for (const kind of ["sync", "threads", "cluster"] as const satisfies readonly JobContextKind[]) {
+  describe(`job context: ${kind}`, { timeout: 300_000 }, () => {
+    let ctx: JobContext;
+    let cluster: LocalCluster | undefined;
+    before(async () => {
+      if (kind === "cluster") {
+        cluster = await LocalCluster.start({ workers: 2, workerCpu: 8, workerMemory: "8g" });
+        ctx = createJobContext("cluster", { cluster, maxWorkers: 2, workerResources: { cpu: 1, memory: "256m" }, actorResources: { cpu: 0.1, memory: "64m" } });
+      } else {
+        ctx = createJobContext(kind, { maxWorkers: 2 });
+      }
+    });
+    after(async () => {
+      await ctx?.close();
+      await cluster?.shutdown();
+    });
+
+    test("run and get", async () => {
+      assert.equal(ctx.kind, kind);
+      const f = ctx.run(square, 7);
+      assert.equal(await ctx.get(f), 49);
+      assert.equal(await f, 49, "a future is awaitable");
+      assert.equal(await ctx.get(f), 49, "get twice gives the same value");
+      assert.deepEqual(await ctx.get([ctx.run(square, 2), ctx.run(add, 2, 3)]), [4, 5]);
+    });
+
+    test("many concurrent tasks", async () => {
+      const futures = Array.from({ length: 200 }, (_, i) => ctx.run(square, i));
+      const values = await ctx.get(futures);
+      assert.deepEqual(values, Array.from({ length: 200 }, (_, i) => i * i));
+      assert.ok(futures.every((f) => f.done()));
+    });
+
+    test("futures and refs as arguments are resolved first", async () => {
+      const ref = ctx.put(10);
+      assert.equal(await ctx.get(ref), 10);
+      const chained = ctx.run(add, ctx.run(square, 3), ref);
+      assert.equal(await chained, 19);
+    });
+
+    test("a task's exception reaches get with its class and message", async () => {
+      const f = ctx.run(fail, "out of range");
+      await assert.rejects(ctx.get(f), (err: unknown) => {
+        const e = errorOf(err);
+        assert.equal(e.name, "RangeError");
+        assert.equal(e.message, "out of range");
+        assert.equal(e.cause, "because");
+        return true;
+      });
+      assert.ok(f.done());
+      assert.equal(await ctx.get(ctx.run(square, 5)), 25, "the context is still usable");
+    });
+
+    test("wait returns done in completion order and the rest pending; a timeout gives partial results", async () => {
+      const slow = ctx.run(slowIdentity, "slow", 1_500);
+      const fast = ctx.run(slowIdentity, "fast", 10);
+      const { done, pending } = await ctx.wait([slow, fast], { numReturns: 1 });
+      assert.deepEqual(done, [fast]);
+      assert.deepEqual(pending, [slow]);
+      const partial = await ctx.wait([slow, ctx.run(slowIdentity, "slower", 3_000)], { numReturns: 2, timeoutSeconds: 0.2 });
+      assert.ok(partial.done.length < 2, "the timeout returned before both finished");
+      assert.equal(partial.done.length + partial.pending.length, 2);
+      const all = await ctx.wait([slow, fast], { numReturns: 2 });
+      assert.deepEqual(all.done.map((f) => f.id).sort(), [slow.id, fast.id].sort());
+      await assert.rejects(ctx.wait([fast], { numReturns: 2 }), /numReturns/);
+    });
+
+    test("nested tasks: a task runs tasks, ten levels deep", async () => {
+      assert.equal(await ctx.get(ctx.run(nestedSum, 10)), 55);
+    });
+
+    test("actors keep state; named actors can be fetched; a throwing method leaves state intact", async () => {
+      const counter = await ctx.createActor(Counter, [10], { name: `counter-${kind}` });
+      assert.equal(await counter.incr(5), 15);
+      assert.equal(await counter.incr(), 16);
+      const again = await ctx.createActor(Counter, [0], { name: `counter-${kind}`, getIfExists: true });
+      assert.equal(await again.get(), 16);
+      await assert.rejects(ctx.createActor(Counter, [0], { name: `counter-${kind}` }), /already exists/);
+      await assert.rejects(counter.explode(), (err: unknown) => errorOf(err).name === "TypeError");
+      assert.equal(await counter.get(), 16);
+    });
+
+    test("many actors", async () => {
+      const count = kind === "cluster" ? 10 : 50;
+      const actors = await Promise.all(Array.from({ length: count }, (_, i) => ctx.createActor(Counter, [i])));
+      const values = await Promise.all(actors.map((a) => a.incr(100)));
+      assert.deepEqual(values, Array.from({ length: count }, (_, i) => i + 100));
+    });
+
+    test("withJobContext scopes the default context", async () => {
+      const seen = await withJobContext(ctx, async () => getJobContext().kind);
+      assert.equal(seen, kind);
+    });
+
+    test(kind === "cluster" ? "an unmarked class is refused, with the fix in the message" : "any class works in-process", async () => {
+      if (kind === "cluster") {
+        await assert.rejects(ctx.createActor(PlainCounter, []), /marked with remote\(\).*remote\(import\.meta\.url, class PlainCounter/);
+      } else {
+        const plain = await ctx.createActor(PlainCounter, []);
+        assert.equal(await plain.incr(), 1);
+      }
+    });
+  });
+}
