@@ -6,7 +6,6 @@
 // BENCH_CPU_PROF_DIR=dir also writes a CPU profile of each server there (run
 // this process with --cpu-prof for the client's).
 import { create, toBinary } from "@bufbuild/protobuf";
-import { spawn, type ChildProcess } from "node:child_process";
 import * as http2 from "node:http2";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -15,6 +14,7 @@ import { FixedResolver } from "../src/actor/resolver.js";
 import { decodeValue, encodeValue } from "../src/rpc/codec.js";
 import { ActorService, CallRequestSchema, type CallResponse } from "../src/rpc/gen/fluster/actor/v1/actor_pb.js";
 import { createRpcChannel } from "../src/rpc/transport.js";
+import { serverCpuUs, startServer, stopServers, type Server } from "./servers/spawn.js";
 import { machine, printTable, summarize } from "./stats.js";
 
 const { values } = parseArgs({
@@ -106,62 +106,9 @@ const targets: Target[] = [
   },
 ];
 
-interface Server {
-  url: string;
-  child: ChildProcess;
-}
-const children: ChildProcess[] = [];
-
-function startServer(script: string): Promise<Server> {
-  const profile = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  // The IPC channel carries the ready message and CPU readings; when this
-  // process dies it disconnects, and the server exits.
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", fileURLToPath(new URL(`./servers/${script}`, import.meta.url))], {
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  children.push(child);
-  return new Promise<Server>((resolve, reject) => {
-    child.once("error", reject);
-    child.once("exit", (code) => reject(new Error(`${script} exited with ${code} before it was ready`)));
-    child.on("message", (message: { ready?: string }) => {
-      if (message.ready) resolve({ url: message.ready, child });
-    });
-  });
-}
-
-/** CPU time (user + system) the server process has used, in µs. */
-function serverCpuUs(server: Server): Promise<number> {
-  return new Promise((resolve) => {
-    const onMessage = (message: { cpuUsage?: NodeJS.CpuUsage }) => {
-      if (!message.cpuUsage) return;
-      server.child.off("message", onMessage);
-      resolve(message.cpuUsage.user + message.cpuUsage.system);
-    };
-    server.child.on("message", onMessage);
-    server.child.send("cpu-usage");
-  });
-}
-
 function clientCpuUs(): number {
   const usage = process.cpuUsage();
   return usage.user + usage.system;
-}
-
-async function stopServers(): Promise<void> {
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const force = setTimeout(() => child.kill("SIGKILL"), 3_000);
-          child.once("exit", () => {
-            clearTimeout(force);
-            resolve();
-          });
-          child.kill("SIGTERM");
-        }),
-    ),
-  );
 }
 
 /** Runs `call` with IN_FLIGHT calls outstanding for `ms`; returns [calls completed, seconds]. */

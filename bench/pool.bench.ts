@@ -3,8 +3,6 @@
 // in another process), and throughput beside Piscina with as many threads as
 // the pool has workers.
 //   node --import tsx bench/pool.bench.ts [--workers 2] [--tasks 20000] [--calls 1000]
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Piscina } from "piscina";
@@ -14,6 +12,7 @@ import { encodeValue } from "../src/rpc/codec.js";
 import { ActorService } from "../src/rpc/gen/fluster/actor/v1/actor_pb.js";
 import { createRpcChannel } from "../src/rpc/transport.js";
 import { square } from "./pool-tasks.js";
+import { startServer, stopServers } from "./servers/spawn.js";
 import { machine, printTable, summarize } from "./stats.js";
 
 const { values } = parseArgs({
@@ -44,20 +43,13 @@ async function throughput(n: number, submit: (i: number) => Promise<unknown>): P
 console.log(`machine: ${machine()}; ${workers} workers / threads; ${taskCount} tasks; ${calls} sequential calls`);
 
 // Raw Connect unary call, server in another process.
-const server = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./servers/connect-echo.ts", import.meta.url))], { stdio: ["pipe", "pipe", "inherit"] });
-const url = await new Promise<string>((resolve, reject) => {
-  server.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));
-  createInterface({ input: server.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-    const match = /^bench-server-ready (\S+)/.exec(line);
-    if (match?.[1]) resolve(match[1]);
-  });
-});
-const channel = createRpcChannel(url);
+const server = await startServer("connect-echo.ts");
+const channel = createRpcChannel(server.url);
 const echo = channel.client(ActorService);
 const args = encodeValue([7]);
 const connectLatency = summarize(await sequential(calls, () => echo.call({ actor: "bench", method: "square", args })));
 channel.close();
-server.kill("SIGTERM");
+await stopServers();
 
 // Piscina, in this process's worker threads.
 const piscina = new Piscina({ filename: fileURLToPath(new URL("./servers/piscina-square.mjs", import.meta.url)), minThreads: workers, maxThreads: workers });
