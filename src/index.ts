@@ -103,3 +103,18 @@ export {
   type CreateActorOptions,
   type JobWaitOptions,
 } from "./job/index.js";
+export {
+  Dataset,
+  dataset,
+  execute,
+  ChunkWriter,
+  StorageManager,
+  type DatasetDefinition,
+  type Backend as ZephyrBackend,
+  type ExecuteOptions,
+  type ChunkRef,
+  type InlineRef,
+  type StorageRef,
+  type Key as DatasetKey,
+  type SortKey as DatasetSortKey,
+} from "./zephyr/index.js";

@@ -1,0 +1,221 @@
+// execute(): runs a pipeline stage by stage on a backend. The driver (this
+// process) cuts the source into shards, runs every shard of a stage as a
+// task (inline, on worker threads, or on a cluster WorkerPool), hands each
+// next-stage shard its partitions' chunk references, and finally collects
+// the records (or the paths written). Spilled chunks live under a run
+// directory that is removed when the run ends, whether it succeeded or not.
+import { availableParallelism } from "node:os";
+import ora, { type Ora } from "ora";
+import type { Cluster } from "../cluster/client/cluster.js";
+import { ValidationError } from "../core/errors.js";
+import type { ResourceConfigInit } from "../core/resources.js";
+import { createJobContext, type JobContext } from "../job/index.js";
+import type { Dataset } from "./dataset.js";
+import { expandGlob } from "./io.js";
+import { listShardCount, planStages, type Stage } from "./plan.js";
+import { runShard, runShardTask, type ShardInput, type ShardResult } from "./runner.js";
+import { StorageManager, readChunk, type ChunkRef } from "./storage.js";
+
+export type Backend = "sync" | "threads" | "cluster";
+
+export interface ExecuteOptions {
+  /**
+   * Where shards run. @default `cluster` inside a Fluster job or when
+   * FLUSTER_CLUSTER_ADDRESS is set, else `threads`; `sync` for a pipeline
+   * not built by a `dataset()` definition (its functions cannot travel).
+   */
+  backend?: Backend;
+  /** Shards running at once (threads, or pool workers on a cluster). @default the machine's cores (sync: 1) */
+  maxParallelism?: number;
+  /** Chunks whose encoding reaches this size are written to storage; smaller ones travel inline. @default 1 MiB */
+  spillThresholdBytes?: number;
+  /** Directory for spilled chunks; on a cluster of several machines it must be shared by them. @default `<tmpdir>/fluster-zephyr` */
+  storagePath?: string;
+  /** Run on this job context instead of making one (and leave it open). */
+  context?: JobContext;
+  /** cluster backend: the cluster. @default currentCluster() */
+  cluster?: Cluster;
+  /** cluster backend: resources of each pool worker. @default { cpu: 1, memory: "1g" } */
+  workerResources?: ResourceConfigInit;
+  /** Progress (stage, shards done, records, bytes) on stderr. @default stderr is a terminal */
+  progress?: boolean;
+}
+
+const DEFAULT_SPILL_THRESHOLD = 1 << 20;
+
+function chooseBackend(ds: Dataset<unknown>, requested: Backend | undefined): Backend {
+  if (requested !== undefined) {
+    if (requested !== "sync" && requested !== "threads" && requested !== "cluster") {
+      throw new ValidationError("backend", `must be "sync", "threads" or "cluster", got ${JSON.stringify(requested)}`);
+    }
+    if (requested !== "sync" && !ds.origin) {
+      throw new ValidationError(
+        "backend",
+        `"${requested}" runs shards in other threads or processes, which rebuild the pipeline from its definition; this pipeline has none. ` +
+          "Build it in a module-level definition — `export const myPipeline = dataset(import.meta.url, function myPipeline(input: string) { return Dataset.fromFiles(input)... })` — " +
+          'and execute `myPipeline(input)`; or use backend: "sync"',
+      );
+    }
+    return requested;
+  }
+  if (!ds.origin) return "sync";
+  return process.env.FLUSTER_JOB_ID || process.env.FLUSTER_CLUSTER_ADDRESS ? "cluster" : "threads";
+}
+
+/**
+ * Runs `task(0..count-1)` with at most `limit` at once; results in input
+ * order. After a failure no new task starts, and the first error is thrown
+ * once the running ones have settled (so nothing writes after clean-up).
+ */
+async function runLimited<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lanes = Array.from({ length: Math.min(limit, count) }, async () => {
+    while (next < count && !failure) {
+      const i = next++;
+      try {
+        results[i] = await task(i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  });
+  await Promise.all(lanes);
+  if (failure) throw failure.error;
+  return results;
+}
+
+class Progress {
+  private readonly spinner: Ora | undefined;
+  private records = 0;
+  private bytes = 0;
+
+  constructor(enabled: boolean) {
+    this.spinner = enabled ? ora({ stream: process.stderr, text: "zephyr: planning" }).start() : undefined;
+  }
+
+  update(stage: Stage, stages: number, done: number, result?: ShardResult): void {
+    if (!this.spinner) return;
+    if (result) {
+      this.records += result.records;
+      this.bytes += result.bytes;
+    }
+    this.spinner.text = `zephyr: stage ${stage.index + 1}/${stages}, ${done}/${stage.numShards} shards · ${this.records.toLocaleString("en-US")} records · ${formatBytes(this.bytes)}`;
+  }
+
+  stop(ok: boolean): void {
+    if (!this.spinner) return;
+    if (ok) this.spinner.succeed(`zephyr: done · ${this.records.toLocaleString("en-US")} records · ${formatBytes(this.bytes)}`);
+    else this.spinner.fail("zephyr: failed");
+  }
+}
+
+function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * Runs the pipeline and returns its records in shard order — or, for a
+ * pipeline ending in `writeJsonl`/`writeText`, the paths of the files written.
+ */
+export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): Promise<T[]> {
+  const pipeline = ds as Dataset<unknown>;
+  if (options.context && options.backend && options.backend !== options.context.kind) {
+    throw new ValidationError("backend", `is "${options.backend}" but the context given is "${options.context.kind}"`);
+  }
+  const backend = chooseBackend(pipeline, options.backend ?? options.context?.kind);
+  const maxParallelism = options.maxParallelism ?? (backend === "sync" ? 1 : availableParallelism());
+  if (!Number.isInteger(maxParallelism) || maxParallelism < 1) throw new ValidationError("maxParallelism", `must be a whole number ≥ 1, got ${String(maxParallelism)}`);
+  const spillThresholdBytes = options.spillThresholdBytes ?? DEFAULT_SPILL_THRESHOLD;
+  if (typeof spillThresholdBytes !== "number" || !(spillThresholdBytes >= 0)) {
+    throw new ValidationError("spillThresholdBytes", `must be a number of bytes ≥ 0, got ${String(spillThresholdBytes)}`);
+  }
+
+  // Shards of the source: slices of a list, or one file each.
+  const source = pipeline.source;
+  let sourceInputs: ShardInput[];
+  if (source.kind === "list") {
+    const n = listShardCount(source.items.length, source.numShards);
+    const size = Math.ceil(source.items.length / n);
+    sourceInputs = Array.from({ length: n }, (_, i) => ({ kind: "items", items: source.items.slice(i * size, (i + 1) * size) }));
+  } else {
+    sourceInputs = (await expandGlob(source.pattern)).map((path) => ({ kind: "file", path }));
+  }
+  const stages = planStages(pipeline, sourceInputs.length);
+
+  const storage = new StorageManager(options.storagePath);
+  const ownContext = !options.context && backend !== "sync";
+  // Shards of a sync run are called inline, with the pipeline's own functions.
+  const ctx =
+    backend === "sync"
+      ? undefined
+      : (options.context ??
+        createJobContext(backend, {
+          maxWorkers: Math.min(maxParallelism, Math.max(...stages.map((s) => s.numShards))),
+          ...(options.cluster ? { cluster: options.cluster } : {}),
+          workerResources: options.workerResources ?? { cpu: 1, memory: "1g" },
+        }));
+  const progress = new Progress(options.progress ?? Boolean(process.stderr.isTTY));
+  let ok = false;
+  try {
+    let inputs = sourceInputs;
+    let results: ShardResult[] = [];
+    for (const stage of stages) {
+      let done = 0;
+      progress.update(stage, stages.length, done);
+      const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes };
+      const run = async (shard: number): Promise<ShardResult> => {
+        const input = inputs[shard] as ShardInput;
+        const result =
+          ctx === undefined
+            ? await runShard(stage, shard, input, shardStorage)
+            : await ctx.get(
+                ctx.run(runShardTask, {
+                  definition: { ref: pipeline.origin!.ref, args: [...pipeline.origin!.args] },
+                  sourceShards: sourceInputs.length,
+                  stage: stage.index,
+                  shard,
+                  input,
+                  storage: shardStorage,
+                }),
+              );
+        progress.update(stage, stages.length, ++done, result);
+        return result;
+      };
+      results = await runLimited(stage.numShards, maxParallelism, run);
+      inputs = nextInputs(stage, stages[stage.index + 1], results);
+    }
+    const collected = await collect(results);
+    ok = true;
+    return collected as T[];
+  } finally {
+    progress.stop(ok);
+    if (ownContext) await ctx?.close();
+    await storage.cleanup();
+  }
+}
+
+/** The next stage's shard inputs: partition p of every shard, in shard order. */
+function nextInputs(stage: Stage, next: Stage | undefined, results: readonly ShardResult[]): ShardInput[] {
+  if (!next) return [];
+  return Array.from({ length: next.numShards }, (_, p) => ({
+    kind: "chunks" as const,
+    refs: results.flatMap((r) => (r.output.kind === "partitions" ? (r.output.refs[p] ?? []) : [])),
+  }));
+}
+
+async function collect(results: readonly ShardResult[]): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const result of results) {
+    if (result.output.kind === "file") out.push(result.output.path);
+    else if (result.output.kind === "chunks") for (const ref of result.output.refs as ChunkRef[]) for (const r of await readChunk(ref)) out.push(r);
+  }
+  return out;
+}

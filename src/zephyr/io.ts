@@ -1,0 +1,357 @@
+// Streaming file input and output for Zephyr pipelines: line and JSONL
+// readers, an atomic line writer, shard-name patterns and input globs.
+// Nothing here holds a whole file in memory; compression follows the extension.
+import { randomUUID } from "node:crypto";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { pipeline, type Readable, type Transform, type Writable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import { createGunzip, createGzip } from "node:zlib";
+import { glob, isDynamicPattern } from "tinyglobby";
+import { CompressStream } from "zstd-napi";
+import zstd from "zstd-napi/binding.js";
+import { FlusterError, ValidationError } from "../core/errors.js";
+
+export type Compression = "none" | "gzip" | "zstd";
+
+/** By extension: .gz → gzip, .zst/.zstd → zstd, else none. */
+export function compressionOf(path: string): Compression {
+  if (path.endsWith(".gz")) return "gzip";
+  if (path.endsWith(".zst") || path.endsWith(".zstd")) return "zstd";
+  return "none";
+}
+
+// ------------------------------------------------------------------ reading
+
+/** Bytes per read from disk. */
+const READ_CHUNK = 256 * 1024;
+/** Bytes per decompressed chunk out of gunzip (its default, 16 KiB, costs a callback per 16 KiB). */
+const GUNZIP_CHUNK = 128 * 1024;
+/** Bytes per decompressed chunk out of zstd (its recommended output size). */
+const ZSTD_CHUNK = zstd.dStreamOutSize();
+/** A batch is yielded once it holds this many lines... */
+const BATCH_LINES = 1024;
+/** ...or this many characters, whichever comes first, so long lines keep memory bounded. */
+const BATCH_CHARS = 1024 * 1024;
+
+/**
+ * The file's lines in batches (arrays of strings, each batch covering one or
+ * more read chunks), decompressing by extension. "\n" and "\r\n" both end
+ * lines; a last line without a newline is included; a trailing empty line
+ * after the final "\n" is not emitted. Throws a FlusterError naming the path
+ * when the file is missing or the compressed data is corrupt.
+ */
+export async function* readLines(path: string): AsyncIterable<string[]> {
+  const compression = compressionOf(path);
+  const file = createReadStream(path, { highWaterMark: READ_CHUNK });
+  let source: AsyncIterable<Buffer> = file;
+  let gunzip: Readable | undefined;
+  if (compression === "gzip") {
+    // pipeline forwards an error of either stream (a missing file, corrupt data) to gunzip,
+    // whose iterator then throws it; the callback only keeps the error from going unhandled.
+    gunzip = pipeline(file, createGunzip({ chunkSize: GUNZIP_CHUNK }), () => {});
+    source = gunzip;
+  } else if (compression === "zstd") {
+    source = zstdDecompress(file);
+  }
+  const decoder = new StringDecoder("utf8");
+  let carry = ""; // the unterminated start of a line, from earlier chunks
+  let batch: string[] = [];
+  let batchChars = 0;
+  try {
+    for await (const chunk of source) {
+      const text = decoder.write(chunk);
+      let nl = text.indexOf("\n");
+      if (nl === -1) {
+        carry += text;
+        continue;
+      }
+      // The first line may continue one begun in earlier chunks.
+      batch.push(trimCr(carry.length > 0 ? carry + text.slice(0, nl) : text.slice(0, nl)));
+      let start = nl + 1;
+      nl = text.indexOf("\n", start);
+      while (nl !== -1) {
+        batch.push(trimCr(text.slice(start, nl)));
+        start = nl + 1;
+        nl = text.indexOf("\n", start);
+      }
+      carry = text.slice(start);
+      batchChars += text.length;
+      if (batch.length >= BATCH_LINES || batchChars >= BATCH_CHARS) {
+        if (batch.length > 0) yield batch;
+        batch = [];
+        batchChars = 0;
+      }
+    }
+  } catch (err) {
+    // gunzip calls a zero-byte file truncated; zstd and plain text call it empty, and so do we.
+    if (!(compression === "gzip" && file.bytesRead === 0 && (err as NodeJS.ErrnoException).code === "Z_BUF_ERROR")) {
+      throw readError(path, compression, err);
+    }
+  } finally {
+    // An early return (take(n)) ends iteration here; release the file and the decompressor.
+    gunzip?.destroy();
+    file.destroy();
+  }
+  carry += decoder.end();
+  if (carry.length > 0) batch.push(carry);
+  if (batch.length > 0) yield batch;
+}
+
+/**
+ * Non-empty lines parsed as JSON, in batches. A bad line throws a
+ * ValidationError naming the file, the 1-based line number and the JSON error.
+ */
+export async function* readJsonl<T = unknown>(path: string): AsyncIterable<T[]> {
+  let lineBase = 0; // lines before the current batch
+  for await (const lines of readLines(path)) {
+    const records: T[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as string;
+      if (line.length === 0) continue;
+      try {
+        records.push(JSON.parse(line) as T);
+      } catch (err) {
+        // Off the hot path: a whitespace-only line counts as empty.
+        if (line.trim().length > 0) {
+          throw new ValidationError(`${path} line ${lineBase + i + 1}`, `is not valid JSON: ${(err as Error).message}`);
+        }
+      }
+    }
+    lineBase += lines.length;
+    if (records.length > 0) yield records;
+  }
+}
+
+/**
+ * Decompresses zstd chunk by chunk, yielding at most ZSTD_CHUNK bytes at a time.
+ * Not zstd-napi's DecompressStream: it pushes all the output of an input chunk
+ * at once, ignoring backpressure, so a highly compressed file would land in memory whole.
+ */
+async function* zstdDecompress(compressed: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  const dctx = new zstd.DCtx();
+  let inFrame = false;
+  for await (const chunk of compressed) {
+    let input: Buffer = chunk;
+    for (;;) {
+      const output = Buffer.allocUnsafe(ZSTD_CHUNK);
+      const [left, produced, consumed] = dctx.decompressStream(output, input);
+      if (produced > 0) yield output.subarray(0, produced);
+      input = input.subarray(consumed);
+      // Done with this chunk once it is consumed and the output buffer was not filled (nothing left to flush).
+      if (input.length === 0 && (produced < output.length || left === 0)) {
+        inFrame = left !== 0;
+        break;
+      }
+    }
+  }
+  if (inFrame) throw new Error("the data ends in the middle of a zstd frame");
+}
+
+/** Drops the "\r" of a "\r\n" line end. */
+function trimCr(line: string): string {
+  return line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
+}
+
+function readError(path: string, compression: Compression, err: unknown): FlusterError {
+  if (err instanceof FlusterError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === "ENOENT") return new FlusterError(`input file ${path} does not exist`, "not_found", { cause: err });
+  if (e.code === "EISDIR") return new FlusterError(`input file ${path} is a directory`, "invalid_argument", { cause: err });
+  if (compression !== "none" && (e.syscall === undefined || e.code?.startsWith("Z_"))) {
+    return new FlusterError(`input file ${path} is not valid ${compression} data: ${e.message}`, "invalid_argument", { cause: err });
+  }
+  return new FlusterError(`reading ${path} failed: ${e.message}`, "internal", { cause: err });
+}
+
+// ------------------------------------------------------------------ shard patterns
+
+/**
+ * Substitutes the shard number: "{shard}" → "7", "{shard:05d}" → "00007" (any
+ * width N in {shard:0Nd}). Any other "{...}" placeholder throws a ValidationError naming it.
+ */
+export function formatShardPattern(pattern: string, shard: number): string {
+  if (!Number.isSafeInteger(shard) || shard < 0) throw new ValidationError("shard", `must be a non-negative integer, got ${shard}`);
+  return pattern.replace(/\{([^{}]*)\}/g, (placeholder: string, spec: string) => {
+    if (spec === "shard") return String(shard);
+    const padded = /^shard:0(\d+)d$/.exec(spec);
+    if (padded) return String(shard).padStart(Number(padded[1]), "0");
+    throw new ValidationError("pattern", `${JSON.stringify(pattern)} has an unknown placeholder ${placeholder}; use {shard} or {shard:05d}`);
+  });
+}
+
+// ------------------------------------------------------------------ writing
+
+/** Text gathered before one write into the stream: small batches would each cost a compressor call. */
+const WRITE_CHUNK = 64 * 1024;
+
+/**
+ * - `open`: accepting writes into the temporary file.
+ * - `closing`: close() is flushing; no more writes.
+ * - `closed`: renamed into place; nothing left to release.
+ * - `aborted`: stopped by abort() or by a close() that failed; the temporary file is gone.
+ * A stream failure while `open` is kept and thrown by the next write() or close().
+ */
+type LineWriterState = "open" | "closing" | "closed" | "aborted";
+
+/**
+ * Writes lines (each followed by "\n") to `path`, compressing by extension,
+ * creating parent directories. It writes to a temporary name in the same
+ * directory and renames to `path` only on close(), so a reader never sees
+ * half a file and a re-run never leaves one. Writes honour backpressure.
+ */
+export class LineWriter {
+  /** The final path, made absolute when the writer opened. */
+  readonly path: string;
+  private readonly tempPath: string;
+  private readonly file: WriteStream;
+  /** Where text goes in: the compressor, or the file itself. */
+  private readonly head: Writable;
+  /** Settles when every stream in the chain has finished or failed. */
+  private readonly done: Promise<void>;
+  private failure: Error | undefined;
+  private state: LineWriterState = "open";
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private lineCount = 0;
+  private aborting: Promise<void> | undefined;
+
+  private constructor(path: string, tempPath: string) {
+    this.path = path;
+    this.tempPath = tempPath;
+    this.file = createWriteStream(tempPath);
+    const compression = compressionOf(path);
+    if (compression === "none") {
+      this.head = this.file;
+      this.done = new Promise((resolve) => {
+        this.file.once("close", resolve);
+        this.file.once("error", (err) => {
+          this.failure ??= err;
+        });
+      });
+    } else {
+      const compressor: Transform = compression === "gzip" ? createGzip() : new CompressStream();
+      this.head = compressor;
+      this.done = new Promise((resolve) => {
+        pipeline(compressor, this.file, (err) => {
+          if (err) this.failure ??= err;
+          resolve();
+        });
+      });
+    }
+  }
+
+  static async open(path: string): Promise<LineWriter> {
+    const target = resolve(path);
+    await mkdir(dirname(target), { recursive: true });
+    // A dot name ending in .tmp: input globs such as *.jsonl.gz never pick it up.
+    const temp = join(dirname(target), `.${basename(target)}.${randomUUID().slice(0, 8)}.tmp`);
+    return new LineWriter(target, temp);
+  }
+
+  async write(lines: readonly string[]): Promise<void> {
+    this.assertOpen("write");
+    if (lines.length === 0) return;
+    const text = lines.join("\n") + "\n";
+    this.lineCount += lines.length;
+    this.pending.push(text);
+    this.pendingChars += text.length;
+    if (this.pendingChars >= WRITE_CHUNK) await this.flushPending();
+  }
+
+  /** Flushes, renames into place; resolves with the final path, the bytes on disk and the number of lines. */
+  async close(): Promise<{ path: string; bytes: number; lines: number }> {
+    this.assertOpen("close");
+    this.state = "closing";
+    try {
+      await this.flushPending();
+      this.head.end();
+      await this.done;
+      if (this.failure) throw this.failure;
+      await rename(this.tempPath, this.path);
+    } catch (err) {
+      await this.abort();
+      throw new FlusterError(`writing ${this.path} failed: ${(err as Error).message}`, "internal", { cause: err });
+    }
+    this.state = "closed";
+    return { path: this.path, bytes: this.file.bytesWritten, lines: this.lineCount };
+  }
+
+  /** Stops and removes the temporary file; safe to call after a failure, and more than once. */
+  abort(): Promise<void> {
+    if (this.state === "closed") return Promise.resolve();
+    this.aborting ??= (async () => {
+      this.state = "aborted";
+      this.pending = [];
+      this.head.destroy();
+      this.file.destroy();
+      await this.done;
+      await rm(this.tempPath, { force: true });
+    })();
+    return this.aborting;
+  }
+
+  private assertOpen(action: string): void {
+    if (this.state !== "open") throw new FlusterError(`cannot ${action} ${this.path}: the writer is ${this.state}`, "failed_precondition");
+    if (this.failure) throw new FlusterError(`writing ${this.path} failed: ${this.failure.message}`, "internal", { cause: this.failure });
+  }
+
+  private async flushPending(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const text = this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join("");
+    this.pending = [];
+    this.pendingChars = 0;
+    if (!this.head.write(text)) await drained(this.head);
+    if (this.failure) throw this.failure;
+  }
+}
+
+/** Resolves when `stream` drains; rejects if it fails or closes first. */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      stream.off("drain", onDrain);
+      stream.off("error", onError);
+      stream.off("close", onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(stream.errored ?? new Error("stream closed before it drained"));
+    };
+    if (stream.destroyed) return onClose();
+    stream.on("drain", onDrain);
+    stream.on("error", onError);
+    stream.on("close", onClose);
+  });
+}
+
+// ------------------------------------------------------------------ globs
+
+/**
+ * Files matching a glob, as absolute paths, sorted; relative patterns resolve
+ * against `cwd`. A pattern with no glob characters that names an existing
+ * file matches it. No match throws a ValidationError naming the pattern and cwd.
+ */
+export async function expandGlob(pattern: string, cwd: string = process.cwd()): Promise<string[]> {
+  const base = resolve(cwd);
+  let files: string[];
+  if (!isDynamicPattern(pattern)) {
+    const path = resolve(base, pattern);
+    const info = await stat(path).catch(() => undefined);
+    files = info?.isFile() ? [path] : [];
+  } else {
+    files = await glob(pattern, { cwd: base, absolute: true, onlyFiles: true, expandDirectories: false });
+    files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  if (files.length === 0) throw new ValidationError("pattern", `${JSON.stringify(pattern)} matched no files (cwd ${base})`);
+  return files;
+}

@@ -1,0 +1,345 @@
+// Runs one shard of one stage: reads its input (source records, a file
+// path, or the previous stage's chunks), streams record batches through the
+// stage's fused operations and sends them where the stage says (chunks,
+// partitions or an output file). The same code runs inline (sync), in a
+// worker thread and in a cluster worker; the latter two rebuild the
+// pipeline from its definition first.
+import { randomUUID } from "node:crypto";
+import { FlusterError, ValidationError } from "../core/errors.js";
+import { remote, resolveRemote, type RemoteRef } from "../core/remote.js";
+import { encodeValue } from "../rpc/codec.js";
+import { Dataset, type Key, type SortKey } from "./dataset.js";
+import { LineWriter, formatShardPattern, readJsonl, readLines } from "./io.js";
+import { planStages, type Stage, type StageOp } from "./plan.js";
+import { ChunkWriter, readChunk, type ChunkRef } from "./storage.js";
+
+/** Records moving through a stage, a batch at a time. */
+type Batches = AsyncIterable<unknown[]>;
+
+const BATCH = 1024;
+
+/** A shard's input as the driver describes it. */
+export type ShardInput = { kind: "items"; items: unknown[] } | { kind: "file"; path: string } | { kind: "chunks"; refs: ChunkRef[] };
+
+/** What one shard of a stage produced. */
+export type ShardOutput = { kind: "chunks"; refs: ChunkRef[] } | { kind: "partitions"; refs: ChunkRef[][] } | { kind: "file"; path: string };
+
+export interface ShardResult {
+  output: ShardOutput;
+  /** Records the shard emitted. */
+  records: number;
+  /** Bytes it wrote: encoded chunks, or the output file's size on disk. */
+  bytes: number;
+}
+
+export interface ShardStorage {
+  /** Directory for this stage's spilled chunks. */
+  dir: string;
+  spillThresholdBytes: number;
+}
+
+/** Everything a worker needs to run a shard of a pipeline it rebuilds from its definition. */
+export interface ShardTask {
+  definition: { ref: RemoteRef; args: unknown[] };
+  sourceShards: number;
+  stage: number;
+  shard: number;
+  input: ShardInput;
+  storage: ShardStorage;
+}
+
+// ------------------------------------------------------------------ running a stage
+
+export async function runShard(stage: Stage, shard: number, input: ShardInput, storage: ShardStorage): Promise<ShardResult> {
+  let stream = readInput(stage, input);
+  for (const op of stage.ops) stream = applyOp(op, stream, shard);
+  return writeOutput(stage, shard, stream, storage);
+}
+
+async function* batchesOf(records: readonly unknown[]): Batches {
+  for (let i = 0; i < records.length; i += BATCH) yield records.slice(i, i + BATCH);
+}
+
+async function* concatChunks(refs: readonly ChunkRef[]): Batches {
+  for (const ref of refs) yield* batchesOf(await readChunk(ref));
+}
+
+function readInput(stage: Stage, input: ShardInput): Batches {
+  const from = stage.input;
+  if (from.kind === "source") {
+    if (input.kind === "items") return batchesOf(input.items);
+    if (input.kind === "file") return batchesOf([input.path]);
+    throw new FlusterError(`stage ${stage.index} reads its source but was given chunks`, "internal");
+  }
+  if (input.kind !== "chunks") throw new FlusterError(`stage ${stage.index} reads the previous stage but was given ${input.kind}`, "internal");
+  switch (from.kind) {
+    case "concat":
+      return concatChunks(input.refs);
+    case "group":
+      return grouped(input.refs, from.key, from.reducer);
+    case "dedupe":
+      return deduplicated(input.refs, from.key);
+  }
+}
+
+async function* grouped(refs: readonly ChunkRef[], keyOf: (r: unknown) => Key, reducer: (key: unknown, records: unknown[]) => unknown): Batches {
+  const groups = new Map<string, { key: Key; records: unknown[] }>();
+  for (const ref of refs) {
+    for (const record of await readChunk(ref)) {
+      const key = keyOf(record);
+      const id = keyId(key);
+      const group = groups.get(id);
+      if (group) group.records.push(record);
+      else groups.set(id, { key, records: [record] });
+    }
+  }
+  let batch: unknown[] = [];
+  for (const { key, records } of groups.values()) {
+    batch.push(await reducer(key, records));
+    if (batch.length >= BATCH) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+async function* deduplicated(refs: readonly ChunkRef[], keyOf: (r: unknown) => Key): Batches {
+  const seen = new Set<string>();
+  for (const ref of refs) {
+    const kept: unknown[] = [];
+    for (const record of await readChunk(ref)) {
+      const id = keyId(keyOf(record));
+      if (seen.has(id)) continue;
+      seen.add(id);
+      kept.push(record);
+    }
+    if (kept.length > 0) yield kept;
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+}
+
+/** `fn` over a batch; awaited only when some result is a promise. */
+async function mapBatch(batch: readonly unknown[], fn: (record: unknown) => unknown): Promise<unknown[]> {
+  const out = new Array<unknown>(batch.length);
+  let async = false;
+  for (let i = 0; i < batch.length; i++) {
+    const value = fn(batch[i]);
+    if (!async && isThenable(value)) async = true;
+    out[i] = value;
+  }
+  return async ? Promise.all(out) : out;
+}
+
+function applyOp(op: StageOp, input: Batches, shard: number): Batches {
+  switch (op.kind) {
+    case "map":
+      return (async function* () {
+        for await (const batch of input) yield await mapBatch(batch, op.fn);
+      })();
+    case "filter":
+      return (async function* () {
+        for await (const batch of input) {
+          const verdicts = await mapBatch(batch, op.fn);
+          const kept = batch.filter((_, i) => verdicts[i]);
+          if (kept.length > 0) yield kept;
+        }
+      })();
+    case "flatMap":
+      return (async function* () {
+        for await (const batch of input) {
+          const out: unknown[] = [];
+          for (const record of batch) {
+            let many = op.fn(record) as unknown;
+            if (isThenable(many)) many = await many;
+            if (many === null || typeof (many as Iterable<unknown>)?.[Symbol.iterator] !== "function") {
+              throw new ValidationError("flatMap", `function must return an array or another iterable, got ${many === null ? "null" : typeof many}`);
+            }
+            for (const value of many as Iterable<unknown>) out.push(value);
+          }
+          if (out.length > 0) yield out;
+        }
+      })();
+    case "loadJsonl":
+    case "loadText":
+      return (async function* () {
+        for await (const batch of input) {
+          for (const path of batch) {
+            if (typeof path !== "string") throw new ValidationError(op.kind, `needs file paths (from Dataset.fromFiles), got ${typeof path}`);
+            yield* op.kind === "loadJsonl" ? readJsonl(path) : readLines(path);
+          }
+        }
+      })();
+    case "mapShard":
+      return (async function* () {
+        async function* records() {
+          for await (const batch of input) yield* batch;
+        }
+        let result = op.fn(records(), shard) as unknown;
+        if (isThenable(result)) result = await result;
+        let batch: unknown[] = [];
+        for await (const value of result as AsyncIterable<unknown>) {
+          batch.push(value);
+          if (batch.length >= BATCH) {
+            yield batch;
+            batch = [];
+          }
+        }
+        if (batch.length > 0) yield batch;
+      })();
+    case "sortBy":
+      return (async function* () {
+        const keyed: Array<{ key: SortKey; record: unknown }> = [];
+        for await (const batch of input) for (const record of batch) keyed.push({ key: op.key(record), record });
+        const sign = op.descending ? -1 : 1;
+        keyed.sort((a, b) => sign * compareKeys(a.key, b.key));
+        yield* batchesOf(keyed.map((k) => k.record));
+      })();
+    case "take":
+      return (async function* () {
+        let left = op.n;
+        if (left === 0) return;
+        for await (const batch of input) {
+          if (batch.length >= left) {
+            yield batch.slice(0, left);
+            return; // ends the upstream generators too (files close)
+          }
+          left -= batch.length;
+          yield batch;
+        }
+      })();
+  }
+}
+
+async function writeOutput(stage: Stage, shard: number, stream: Batches, storage: ShardStorage): Promise<ShardResult> {
+  const output = stage.output;
+  if (output.kind === "write") {
+    const writer = await LineWriter.open(formatShardPattern(output.pattern, shard));
+    try {
+      for await (const batch of stream) {
+        await writer.write(output.format === "jsonl" ? batch.map((r) => JSON.stringify(r)) : batch.map(textLine));
+      }
+      const done = await writer.close();
+      return { output: { kind: "file", path: done.path }, records: done.lines, bytes: done.bytes };
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+  // A fresh prefix per attempt: a shard re-run after its worker was lost never meets the old files.
+  const prefix = `shard-${String(shard).padStart(5, "0")}-${randomUUID().slice(0, 8)}`;
+  const target = (part?: number) => ({ dir: storage.dir, prefix: part === undefined ? prefix : `${prefix}-p${part}`, spillThresholdBytes: storage.spillThresholdBytes });
+  if (output.kind === "collect" || output.kind === "single") {
+    const writer = new ChunkWriter(target());
+    for await (const batch of stream) await writer.add(batch);
+    const refs = await writer.finish();
+    return { output: output.kind === "collect" ? { kind: "chunks", refs } : { kind: "partitions", refs: [refs] }, records: writer.records, bytes: writer.bytes };
+  }
+  const writers = Array.from({ length: output.numShards }, (_, p) => new ChunkWriter(target(p)));
+  const parts: unknown[][] = writers.map(() => []);
+  let position = shard;
+  for await (const batch of stream) {
+    for (const record of batch) {
+      const p = output.kind === "hash" ? hashKey(keyId(output.key(record))) % output.numShards : position++ % output.numShards;
+      (parts[p] as unknown[]).push(record);
+    }
+    for (let p = 0; p < writers.length; p++) {
+      const part = parts[p] as unknown[];
+      if (part.length > 0) {
+        await (writers[p] as ChunkWriter).add(part);
+        parts[p] = [];
+      }
+    }
+  }
+  const refs = await Promise.all(writers.map((w) => w.finish()));
+  return {
+    output: { kind: "partitions", refs },
+    records: writers.reduce((n, w) => n + w.records, 0),
+    bytes: writers.reduce((n, w) => n + w.bytes, 0),
+  };
+}
+
+function textLine(record: unknown): string {
+  if (typeof record !== "string") throw new ValidationError("writeText", `needs string records, got ${typeof record} (map them to strings first, or use writeJsonl)`);
+  if (record.includes("\n")) throw new ValidationError("writeText", "records must not contain newlines (use writeJsonl)");
+  return record;
+}
+
+// ------------------------------------------------------------------ keys
+
+/** A string equal for equal keys (by value, as the codec encodes them), so keys can group in a Map. */
+export function keyId(key: Key): string {
+  switch (typeof key) {
+    case "string":
+      return `s${key}`;
+    case "number":
+      return `n${Object.is(key, -0) ? 0 : key}`;
+    case "bigint":
+      return `b${key}`;
+    case "boolean":
+      return key ? "t" : "f";
+    case "undefined":
+      return "u";
+    default:
+      return key === null ? "z" : `c${Buffer.from(encodeValue(key)).toString("latin1")}`;
+  }
+}
+
+/** FNV-1a over a key's id: the same partition in every process. */
+export function hashKey(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function compareKeys(a: SortKey, b: SortKey): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const c = compareKeys(a[i] as SortKey, b[i] as SortKey);
+      if (c !== 0) return c;
+    }
+    return a.length - b.length;
+  }
+  if (typeof a === "string" && typeof b === "string") return a < b ? -1 : a > b ? 1 : 0;
+  if ((typeof a === "number" || typeof a === "bigint") && (typeof b === "number" || typeof b === "bigint")) return a < b ? -1 : a > b ? 1 : 0;
+  throw new ValidationError("sortBy", `keys must be all numbers, all strings or arrays of them; cannot compare ${typeof a} with ${typeof b}`);
+}
+
+// ------------------------------------------------------------------ in a worker
+
+const plans = new Map<string, Promise<Stage[]>>();
+
+/** The pipeline's stages, rebuilt from its definition once per process (and arguments). */
+function stagesOf(task: ShardTask): Promise<Stage[]> {
+  const key = `${task.definition.ref.module}#${task.definition.ref.name}#${task.sourceShards}#${Buffer.from(encodeValue(task.definition.args)).toString("base64")}`;
+  let stages = plans.get(key);
+  if (!stages) {
+    stages = (async () => {
+      const build = await resolveRemote(task.definition.ref);
+      const ds = build(...task.definition.args);
+      // Duck-typed: the definition's module may have loaded another copy of this package.
+      if (!(ds instanceof Dataset) && !(ds !== null && typeof ds === "object" && "ops" in ds && "source" in ds)) {
+        throw new ValidationError(`dataset ${task.definition.ref.name}`, "must return a Dataset");
+      }
+      return planStages(ds as Dataset<unknown>, task.sourceShards);
+    })();
+    if (plans.size > 32) plans.clear();
+    plans.set(key, stages);
+    stages.catch(() => plans.delete(key));
+  }
+  return stages;
+}
+
+/** The task the threads and cluster backends run: one shard of one stage. */
+export const runShardTask = remote(import.meta.url, async function runShardTask(task: ShardTask): Promise<ShardResult> {
+  const stages = await stagesOf(task);
+  const stage = stages[task.stage];
+  if (!stage) throw new FlusterError(`the rebuilt pipeline ${task.definition.ref.name} has ${stages.length} stages, not ${task.stage + 1}: does its definition build the same pipeline every time?`, "failed_precondition");
+  return runShard(stage, task.shard, task.input, task.storage);
+});

@@ -1,0 +1,139 @@
+// Storage-first chunk references (seed 002). Records move between stages in
+// chunks; a chunk whose encoding is smaller than the spill threshold travels
+// inline (InlineRef), a larger one is written to a file under the run's
+// storage directory and travels as its path (StorageRef). A StorageManager
+// owns a run's directory and removes it when the run ends.
+import { randomUUID } from "node:crypto";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { FlusterError, ValidationError } from "../core/errors.js";
+import { decodeValue, encodeValue } from "../rpc/codec.js";
+
+/** A chunk kept in memory: the encoded records. */
+export interface InlineRef {
+  readonly kind: "inline";
+  readonly data: Uint8Array;
+  readonly count: number;
+}
+
+/** A chunk written to a file: its path and size. */
+export interface StorageRef {
+  readonly kind: "storage";
+  readonly path: string;
+  readonly count: number;
+  readonly bytes: number;
+}
+
+export type ChunkRef = InlineRef | StorageRef;
+
+/** Encoded size of a chunk, wherever it lives. */
+export function chunkBytes(ref: ChunkRef): number {
+  return ref.kind === "inline" ? ref.data.byteLength : ref.bytes;
+}
+
+/** The records of a chunk. */
+export async function readChunk(ref: ChunkRef): Promise<unknown[]> {
+  let data: Uint8Array;
+  if (ref.kind === "inline") data = ref.data;
+  else {
+    try {
+      data = await readFile(ref.path);
+    } catch (err) {
+      throw new FlusterError(`chunk file ${ref.path} cannot be read (was the run's storage directory removed, or is it not shared with this worker?)`, "not_found", { cause: err });
+    }
+  }
+  const records = decodeValue(data);
+  if (!Array.isArray(records) || records.length !== ref.count) {
+    throw new FlusterError(`chunk ${ref.kind === "storage" ? ref.path : "(inline)"} holds ${Array.isArray(records) ? records.length : "no"} records, expected ${ref.count}`, "internal");
+  }
+  return records;
+}
+
+/** Where a stage's shard writes its chunks, and when it spills them. */
+export interface ChunkTarget {
+  /** Directory for spilled chunks (created on first spill). */
+  readonly dir: string;
+  /** File name prefix, unique to the shard's attempt. */
+  readonly prefix: string;
+  /** Chunks whose encoding is at least this many bytes go to a file. */
+  readonly spillThresholdBytes: number;
+}
+
+/** Records per chunk, at most. */
+const CHUNK_RECORDS = 8192;
+
+/** Cuts a stream of records into chunks and decides, chunk by chunk, inline or storage. */
+export class ChunkWriter {
+  private pending: unknown[] = [];
+  private readonly refs: ChunkRef[] = [];
+  private written = 0;
+  private madeDir = false;
+  /** Records added so far. */
+  records = 0;
+  /** Encoded bytes of the chunks so far. */
+  bytes = 0;
+
+  constructor(private readonly target: ChunkTarget) {}
+
+  async add(batch: readonly unknown[]): Promise<void> {
+    for (const record of batch) {
+      this.pending.push(record);
+      if (this.pending.length >= CHUNK_RECORDS) await this.flush();
+    }
+    this.records += batch.length;
+  }
+
+  /** Flushes what is pending and returns every chunk, in order. */
+  async finish(): Promise<ChunkRef[]> {
+    await this.flush();
+    return this.refs;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const records = this.pending;
+    this.pending = [];
+    const data = encodeValue(records);
+    this.bytes += data.byteLength;
+    if (data.byteLength < this.target.spillThresholdBytes) {
+      this.refs.push({ kind: "inline", data, count: records.length });
+      return;
+    }
+    if (!this.madeDir) {
+      await mkdir(this.target.dir, { recursive: true });
+      this.madeDir = true;
+    }
+    const path = join(this.target.dir, `${this.target.prefix}-${String(this.written++).padStart(5, "0")}.chunk`);
+    await writeFile(path, data);
+    this.refs.push({ kind: "storage", path, count: records.length, bytes: data.byteLength });
+  }
+}
+
+/** Where runs keep spilled chunks by default. */
+export function defaultStoragePath(): string {
+  return join(tmpdir(), "fluster-zephyr");
+}
+
+/**
+ * A run's storage: one directory under the storage path, holding every
+ * stage's spilled chunks; `cleanup()` removes it, after success and failure.
+ */
+export class StorageManager {
+  readonly runId = randomUUID().slice(0, 8);
+  readonly runDir: string;
+
+  constructor(storagePath: string = defaultStoragePath()) {
+    if (typeof storagePath !== "string" || storagePath === "") throw new ValidationError("storagePath", "must be a directory path");
+    this.runDir = join(resolve(storagePath), `run-${this.runId}`);
+  }
+
+  /** Where stage `index` spills its chunks. */
+  stageDir(index: number): string {
+    return join(this.runDir, `stage-${index}`);
+  }
+
+  async cleanup(): Promise<void> {
+    await rm(this.runDir, { recursive: true, force: true });
+  }
+}
