@@ -6,6 +6,8 @@
 # 1. GPU detection end to end: a local cluster's worker reports the GPU, a job
 #    asking for it runs nvidia-smi, and the training example runs on it.
 # 2. The actor, WorkerPool and threads-context benchmarks at 8 and 16 workers.
+# 3. The Zephyr benchmark at 1, 2, 4, 8 and 16 workers.
+# `bash bench/gpu-machine.sh zephyr` runs step 3 alone.
 # Everything it prints also goes to $OUT/gpu-machine.log.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-machine-out}
@@ -16,6 +18,12 @@ tar xJf .devnode/node.tar.xz -C /tmp && export PATH=/tmp/package/bin:$PATH
 [ -d node_modules ] || tar xJf .devnode/modules.tar.xz -C .
 echo "== machine: $(nproc) cores, node $(node --version)"
 nvidia-smi -L
+
+zephyr() {
+  echo "== Zephyr map+filter, 1-16 workers"
+  node --import tsx bench/zephyr.bench.ts --mb 400 --files 64 --workers 1,2,4,8,16
+}
+if [ "${1:-all}" = zephyr ]; then zephyr; exit; fi
 
 echo "== GPU detection"
 node bin/fluster.js cluster start --local --workers 1 > "$out/cluster.log" 2>&1 &
@@ -42,3 +50,4 @@ for n in 8 16; do
   echo "== threads job context, $n threads"
   node --import tsx bench/job-threads.bench.ts --threads $n --tasks 100000
 done
+zephyr

@@ -7,7 +7,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pipeline, type Readable, type Transform, type Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-import { createGunzip, createGzip } from "node:zlib";
+import { createGunzip, createGzip, type ZlibOptions } from "node:zlib";
 import { glob, isDynamicPattern } from "tinyglobby";
 import { CompressStream } from "zstd-napi";
 import zstd from "zstd-napi/binding.js";
@@ -185,6 +185,8 @@ export function formatShardPattern(pattern: string, shard: number): string {
 
 /** Text gathered before one write into the stream: small batches would each cost a compressor call. */
 const WRITE_CHUNK = 64 * 1024;
+/** Text buffered ahead of the gzip compressor before `write` waits for it. */
+const GZIP_WRITE_BUFFER = 4 << 20;
 
 /**
  * - `open`: accepting writes into the temporary file.
@@ -231,7 +233,11 @@ export class LineWriter {
         });
       });
     } else {
-      const compressor: Transform = compression === "gzip" ? createGzip() : new CompressStream();
+      // gzip runs on libuv's thread pool: a deep write buffer (zlib passes
+      // stream options through) lets it compress earlier text while this
+      // thread encodes the next records. zstd compresses on this thread.
+      const compressor: Transform =
+        compression === "gzip" ? createGzip({ writableHighWaterMark: GZIP_WRITE_BUFFER } as ZlibOptions) : new CompressStream();
       this.head = compressor;
       this.done = new Promise((resolve) => {
         pipeline(compressor, this.file, (err) => {
@@ -247,7 +253,16 @@ export class LineWriter {
     await mkdir(dirname(target), { recursive: true });
     // A dot name ending in .tmp: input globs such as *.jsonl.gz never pick it up.
     const temp = join(dirname(target), `.${basename(target)}.${randomUUID().slice(0, 8)}.tmp`);
-    return new LineWriter(target, temp);
+    const writer = new LineWriter(target, temp);
+    // Wait for the temporary file, so that a path that cannot be written fails here.
+    await new Promise<void>((resolve, reject) => {
+      writer.file.once("ready", resolve);
+      writer.file.once("error", reject);
+    }).catch(async (err: unknown) => {
+      await writer.abort();
+      throw new FlusterError(`cannot write ${target}: ${(err as Error).message}`, "internal", { cause: err });
+    });
+    return writer;
   }
 
   async write(lines: readonly string[]): Promise<void> {
