@@ -112,6 +112,7 @@ export {
   type DatasetDefinition,
   type Backend as ZephyrBackend,
   type ExecuteOptions,
+  type ShardProgress,
   type ChunkRef,
   type InlineRef,
   type StorageRef,

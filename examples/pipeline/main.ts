@@ -1,34 +1,37 @@
-// Data processing (SPEC §1, workload 2), with a WorkerPool until Zephyr
-// lands: fan a per-file transform out over CPU workers, with every input and
-// output on disk and only small stats coming back to this driver.
+// Data processing (SPEC §1, workload 2): a Zephyr pipeline over gzipped
+// JSONL files, one shard per file, fanned out over CPU workers, with every
+// input and output on disk and only small counts coming back to this driver.
 //
 //   node --import tsx examples/pipeline/main.ts --files 4 --workers 2
-//   node --import tsx examples/pipeline/main.ts --input 'data/*.jsonl.gz' --output out
+//   node --import tsx examples/pipeline/main.ts --input 'data/**/*.jsonl.gz' --output out
 //
-// With FLUSTER_CLUSTER_ADDRESS set it uses that cluster (whose workers must
-// see the same file system, as local workers do); otherwise it starts a
-// LocalCluster of its own.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+// On the cluster backend (the default) it uses the cluster in
+// FLUSTER_CLUSTER_ADDRESS (whose workers must see the same file system, as
+// local workers do) or else starts a LocalCluster of its own.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { LocalCluster, WorkerPool, currentCluster, type Cluster } from "fluster";
-import { writeCorpus } from "./corpus.js";
-import { processFile, type FileStats } from "./tasks.js";
+import { glob } from "tinyglobby";
+import { LocalCluster, currentCluster, execute, type Cluster, type ZephyrBackend } from "fluster";
+import { inputFileName, writeCorpus } from "./corpus.js";
+import { filterDocuments } from "./pipeline.js";
 
 const USAGE = `usage: node --import tsx examples/pipeline/main.ts [flags]
 
-Filters gzipped JSONL files in parallel on pool workers: counts each record's
-words, keeps records with more than --min-words words, writes part-NNNNN.jsonl.gz.
+A Zephyr pipeline over gzipped (or .zst, or plain) JSONL files, one shard per
+file: counts each record's words, keeps records with more than --min-words
+words, writes part-NNNNN.jsonl.gz.
 
 flags:
-  --input GLOB       input files, e.g. 'data/*.jsonl.gz' (* and ? in the file name only);
+  --input GLOB       input files, e.g. 'data/**/*.jsonl.gz' (quote it);
                      without it, sample files are generated into the work directory
   --files N          sample files to generate (default: 4)
   --records N        records per sample file (default: 500)
   --seed N           seed of the sample data (default: 42)
   --min-words N      keep records with more words than this (default: 10)
-  --workers N        pool workers (default: 2)
+  --workers N        shards at once: pool workers or threads (default: 2)
+  --backend B        cluster, threads or sync (default: cluster)
   --work-dir DIR     where sample inputs go (default: a new temporary directory)
   --output DIR       where outputs go (default: WORK-DIR/out)
   -h, --help         print this help`;
@@ -40,6 +43,7 @@ interface Flags {
   seed: number;
   minWords: number;
   workers: number;
+  backend: ZephyrBackend;
   workDir: string | undefined;
   output: string | undefined;
 }
@@ -54,6 +58,7 @@ function parseFlags(argv: string[]): Flags | "help" {
       seed: { type: "string", default: "42" },
       "min-words": { type: "string", default: "10" },
       workers: { type: "string", default: "2" },
+      backend: { type: "string", default: "cluster" },
       "work-dir": { type: "string" },
       output: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
@@ -67,6 +72,7 @@ function parseFlags(argv: string[]): Flags | "help" {
     seed: wholeNumber(values.seed, "--seed", 0),
     minWords: wholeNumber(values["min-words"], "--min-words", 0),
     workers: wholeNumber(values.workers, "--workers", 1),
+    backend: backendFlag(values.backend),
     workDir: values["work-dir"],
     output: values.output,
   };
@@ -76,6 +82,11 @@ function wholeNumber(text: string, flag: string, min: number): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`);
   return n;
+}
+
+function backendFlag(text: string): ZephyrBackend {
+  if (text === "cluster" || text === "threads" || text === "sync") return text;
+  throw new Error(`--backend must be cluster, threads or sync, got ${JSON.stringify(text)}`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -91,20 +102,23 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  // 1. Inputs and outputs live on disk; paths are absolute because the tasks
+  // 1. Inputs and outputs live on disk; paths are absolute because shards
   //    run in other processes (possibly on other machines with a shared disk).
   let workDir = flags.workDir !== undefined ? resolve(flags.workDir) : undefined;
   // A temporary work directory is ours: stop() removes it unless the run succeeds.
   const ensureWorkDir = () => (workDir ??= run.tempDir = mkdtempSync(join(tmpdir(), "fluster-pipeline-")));
   const outputDir = resolve(flags.output ?? join(ensureWorkDir(), "out"));
-  let inputs: string[];
+  let input: string;
   if (flags.input !== undefined) {
-    inputs = expandGlob(flags.input);
-    if (inputs.length === 0) throw new Error(`--input ${flags.input} matches no file`);
-    console.log(`input: ${inputs.length} file(s) matching ${flags.input}`);
+    input = resolve(flags.input);
+    // Checked here, before any cluster starts; the pipeline expands the same glob.
+    const matches = await glob(input, { onlyFiles: true });
+    if (matches.length === 0) throw new Error(`--input ${flags.input} matches no file`);
+    console.log(`input: ${matches.length} file(s) matching ${flags.input}`);
   } else {
     const inputDir = join(ensureWorkDir(), "input");
-    inputs = await writeCorpus(inputDir, flags.files, flags.records, flags.seed);
+    const inputs = await writeCorpus(inputDir, flags.files, flags.records, flags.seed);
+    input = join(inputDir, inputFileName(0).replace(/\d+/, "*"));
     console.log(`input: generated ${inputs.length} file(s) × ${flags.records} records (seed ${flags.seed}) in ${inputDir}`);
   }
   mkdirSync(outputDir, { recursive: true });
@@ -112,55 +126,40 @@ async function main(argv: string[]): Promise<number> {
     throw new Error(`output directory ${outputDir} already holds part files: remove them or pick another --output`);
   }
 
-  // 2. A pool of worker jobs. Each is a process on some worker machine that
-  //    runs remote functions by reference.
-  run.cluster = currentCluster();
-  const cluster = await run.cluster;
-  console.log(
-    cluster instanceof LocalCluster
-      ? `cluster: LocalCluster at ${cluster.address} (${cluster.workers.length} workers), started by this program`
-      : `cluster: ${cluster.address}`,
-  );
-  const pool = new WorkerPool(cluster, { numWorkers: flags.workers, resources: { cpu: 0.5, memory: "256m" }, namePrefix: "pipeline" });
-  run.pool = pool;
+  // 2. The pipeline, built from its definition (workers rebuild it the same way).
+  const pipeline = filterDocuments(input, outputDir, flags.minWords);
+  console.log(pipeline.explain());
+
+  // 3. Where shards run: a WorkerPool on the cluster, worker threads, or inline.
+  let cluster: Cluster | undefined;
+  if (flags.backend === "cluster") {
+    run.cluster = currentCluster();
+    cluster = await run.cluster;
+    console.log(
+      cluster instanceof LocalCluster
+        ? `cluster: LocalCluster at ${cluster.address} (${cluster.workers.length} workers), started by this program`
+        : `cluster: ${cluster.address}`,
+    );
+  }
+
+  // 4. Run it; each output file prints as soon as its shard is done.
   const started = Date.now();
-  await pool.waitForWorkers(flags.workers, { timeoutSeconds: 60 });
-  console.log(`pool ${pool.name}: ${pool.size} worker(s) ready after ${seconds(started)}`);
-
-  // 3. One task per file; each file's stats print as soon as it is done.
-  const tasks = inputs.map((input, i) => ({ input, output: join(outputDir, `part-${String(i).padStart(5, "0")}.jsonl.gz`), minWords: flags.minWords }));
-  const stats = await Promise.all(
-    pool.map(processFile, tasks).map((result) =>
-      result.then((s: FileStats) => {
-        console.log(`${basename(s.input)} -> ${basename(s.output)}: ${s.kept}/${s.records} records kept, ${s.keptWords} words (${s.worker}, ${s.ms} ms)`);
-        return s;
-      }),
-    ),
-  );
-
-  // 4. Totals over all files.
-  const total = stats.reduce((t, s) => ({ records: t.records + s.records, kept: t.kept + s.kept, words: t.words + s.words }), { records: 0, kept: 0, words: 0 });
-  const workers = new Set(stats.map((s) => s.worker)).size;
+  let kept = 0;
+  const files = await execute(pipeline, {
+    backend: flags.backend,
+    maxParallelism: flags.workers,
+    ...(cluster ? { cluster, workerResources: { cpu: 0.5, memory: "256m" } } : {}),
+    onShard: (shard) => {
+      kept += shard.records;
+      console.log(`${basename(shard.path ?? "?")}: ${shard.records} records kept (${shard.shardsDone}/${shard.shardsTotal} files done, ${seconds(started)})`);
+    },
+  });
   console.log(
-    `total: ${total.kept}/${total.records} records kept (more than ${flags.minWords} words), ${total.words} words read, ` +
-      `${stats.length} file(s) on ${workers} worker(s) in ${seconds(started)}`,
+    `total: ${kept} records kept (more than ${flags.minWords} words) in ${files.length} file(s), ` +
+      `${flags.backend}${flags.backend === "sync" ? "" : ` with ${flags.workers} worker(s)`}, ${seconds(started)}`,
   );
   console.log(`output: ${outputDir}`);
   return 0;
-}
-
-/** Expands `dir/pattern` where the pattern (file name only) may hold `*` and `?`. */
-function expandGlob(glob: string): string[] {
-  const dir = resolve(dirname(glob));
-  const pattern = basename(glob);
-  if (/[*?]/.test(dir)) throw new Error(`--input supports * and ? in the file name only, got ${glob}`);
-  if (!existsSync(dir)) return [];
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]");
-  const regex = new RegExp(`^${escaped}$`);
-  return readdirSync(dir)
-    .filter((name) => regex.test(name))
-    .sort()
-    .map((name) => join(dir, name));
 }
 
 function seconds(since: number): string {
@@ -170,18 +169,17 @@ function seconds(since: number): string {
 // ------------------------------------------------------------------ lifecycle
 
 /** What this run started, so that stop() can release it on every way out. */
-const run: { cluster?: Promise<Cluster>; pool?: WorkerPool; tempDir?: string } = {};
+const run: { cluster?: Promise<Cluster>; tempDir?: string } = {};
 let interrupted = false;
 let stopping: Promise<void> | undefined;
 
 /**
- * Stops what this run started, once: the pool's worker jobs and, when
- * currentCluster() started a LocalCluster, that cluster. The outputs of a
+ * Stops what this run started, once: when currentCluster() started a
+ * LocalCluster, that cluster (and with it the pool's worker jobs). The outputs of a
  * successful run stay; a temporary work directory of a failed one goes.
  */
 function stop(succeeded = false): Promise<void> {
   return (stopping ??= (async () => {
-    await run.pool?.shutdown().catch(() => undefined);
     const cluster = await run.cluster?.catch(() => undefined);
     if (cluster instanceof LocalCluster) await cluster.shutdown();
     else await cluster?.close();
@@ -192,7 +190,7 @@ function stop(succeeded = false): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     interrupted = true;
-    console.error(`interrupted (${signal}): stopping the pool`);
+    console.error(`interrupted (${signal}): stopping`);
     process.once(signal, () => process.exit(130)); // a second Ctrl-C exits at once
     void stop().finally(() => process.exit(130));
   });

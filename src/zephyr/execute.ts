@@ -39,6 +39,25 @@ export interface ExecuteOptions {
   workerResources?: ResourceConfigInit;
   /** Progress (stage, shards done, records, bytes) on stderr. @default stderr is a terminal */
   progress?: boolean;
+  /** Called in the driver as each shard finishes (a throw fails the run). */
+  onShard?: (event: ShardProgress) => void;
+}
+
+/** One finished shard, as `onShard` sees it. */
+export interface ShardProgress {
+  /** The stage (0-based) and how many the plan has. */
+  stage: number;
+  stages: number;
+  /** The shard (0-based) within the stage. */
+  shard: number;
+  /** Shards of this stage finished so far, this one included, and in all. */
+  shardsDone: number;
+  shardsTotal: number;
+  /** Records the shard emitted, and the bytes it wrote (chunks, or the output file). */
+  records: number;
+  bytes: number;
+  /** The file the shard wrote, when the stage ends in writeJsonl/writeText. */
+  path?: string;
 }
 
 const DEFAULT_SPILL_THRESHOLD = 1 << 20;
@@ -187,6 +206,16 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
                 }),
               );
         progress.update(stage, stages.length, ++done, result);
+        options.onShard?.({
+          stage: stage.index,
+          stages: stages.length,
+          shard,
+          shardsDone: done,
+          shardsTotal: stage.numShards,
+          records: result.records,
+          bytes: result.bytes,
+          ...(result.output.kind === "file" ? { path: result.output.path } : {}),
+        });
         return result;
       };
       results = await runLimited(stage.numShards, maxParallelism, run);

@@ -2,5 +2,5 @@
 import "./plan.js"; // installs Dataset.explain()
 
 export { Dataset, dataset, type DatasetDefinition, type DatasetOrigin, type FromListOptions, type ShuffleOptions, type Key, type SortKey } from "./dataset.js";
-export { execute, type Backend, type ExecuteOptions } from "./execute.js";
+export { execute, type Backend, type ExecuteOptions, type ShardProgress } from "./execute.js";
 export { ChunkWriter, StorageManager, readChunk, defaultStoragePath, type ChunkRef, type InlineRef, type StorageRef } from "./storage.js";

@@ -1,5 +1,6 @@
 // Runs examples/pipeline as a user would: a real child process that starts its
-// own LocalCluster and a WorkerPool, and filters generated files on it. The
+// own LocalCluster and runs a Zephyr pipeline over generated files on a
+// WorkerPool there. The
 // expected output is computed here from the same seeded generator.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -80,10 +81,10 @@ function processesWith(needles: string[]): number[] {
   });
 }
 
-/** Records the pipeline keeps: more than `minWords` words. */
-function expectedIds(files: number, records: number, seed: number, minWords: number): string[] {
+/** Records the pipeline keeps (more than `minWords` words), from `files` files starting at file `first`. */
+function expectedIds(files: number, records: number, seed: number, minWords: number, first = 0): string[] {
   const ids: string[] = [];
-  for (let f = 0; f < files; f++) {
+  for (let f = first; f < first + files; f++) {
     for (const doc of makeDocuments(f, records, seed)) if (doc.text.split(" ").length > minWords) ids.push(doc.id);
   }
   return ids.sort();
@@ -122,9 +123,15 @@ describe("examples/pipeline", { timeout: 120_000 }, () => {
     assert.deepEqual(kept.map((r) => r.id).sort(), expected);
     for (const r of kept) assert.equal(r.words, r.text.split(" ").length);
 
-    // Per-file stats and the totals line.
-    assert.equal(run.stdout.match(/^docs-0000\d\.jsonl\.gz -> part-0000\d\.jsonl\.gz: \d+\/200 records kept/gm)?.length, 3, run.stdout);
-    assert.match(run.stdout, new RegExp(`^total: ${expected.length}/600 records kept \\(more than 10 words\\), \\d+ words read, 3 file\\(s\\) on 2 worker\\(s\\)`, "m"));
+    // The plan, each file as its shard finishes (with its own count), and the totals line.
+    assert.match(run.stdout, /^stage 0 \(one shard per file\): files \S+docs-\*\.jsonl\.gz → loadJsonl → map → filter → writeJsonl \S+part-\{shard:05d\}\.jsonl\.gz$/m);
+    const perFile = [...run.stdout.matchAll(/^part-0000(\d)\.jsonl\.gz: (\d+) records kept \(\d\/3 files done/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.deepEqual(
+      perFile.sort((a, b) => a[0]! - b[0]!),
+      [0, 1, 2].map((f) => [f, expectedIds(1, 200, 7, 10, f).length]),
+      run.stdout,
+    );
+    assert.match(run.stdout, new RegExp(`^total: ${expected.length} records kept \\(more than 10 words\\) in 3 file\\(s\\), cluster with 2 worker\\(s\\)`, "m"));
     assert.match(run.stdout, new RegExp(`^output: ${output.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
     assert.equal(run.stderr, "");
     assert.deepEqual(run.leftovers, [], "no process left behind");

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { createJobContext, type JobContext } from "../../src/job/index.js";
 import { ValidationError } from "../../src/core/errors.js";
-import { Dataset, execute, type ExecuteOptions } from "../../src/zephyr/index.js";
+import { Dataset, execute, type ExecuteOptions, type ShardProgress } from "../../src/zephyr/index.js";
 import { LineWriter, readJsonl } from "../../src/zephyr/io.js";
 import { doubled, failsAfterShuffle, firstOfEachId, longDocs, slowShards, wordCounts, type Doc } from "../fixtures/zephyr/pipelines.js";
 
@@ -84,11 +84,17 @@ for (const backend of backends) {
       await writeDocs(join(inputDir, "b.jsonl.zst"), docsFor(1));
       await writeDocs(join(inputDir, "c.jsonl"), docsFor(2));
       const out = join(dir, `out-${backend}`);
-      const files = await execute(longDocs(join(inputDir, "*.jsonl*"), join(out, "part-{shard:05d}.jsonl.zst"), 10), opts);
+      const events: ShardProgress[] = [];
+      const files = await execute(longDocs(join(inputDir, "*.jsonl*"), join(out, "part-{shard:05d}.jsonl.zst"), 10), { ...opts, onShard: (e) => events.push(e) });
       assert.deepEqual(files, [0, 1, 2].map((s) => join(out, `part-0000${s}.jsonl.zst`)));
       const expected = [0, 1, 2].flatMap((f) => docsFor(f).map((d) => ({ ...d, n: d.text.split(" ").length })).filter((d) => d.n > 10));
       assert.ok(expected.length > 100);
       assert.deepEqual(await readAll(files), expected);
+      // onShard: one event per shard as it finishes, with what it wrote.
+      assert.deepEqual(events.map((e) => e.shardsDone), [1, 2, 3]);
+      assert.ok(events.every((e) => e.stage === 0 && e.stages === 1 && e.shardsTotal === 3 && e.bytes > 0));
+      assert.deepEqual(events.map((e) => e.path).sort(), files);
+      assert.equal(events.reduce((n, e) => n + e.records, 0), expected.length);
       assert.deepEqual(readdirSync(out).sort(), ["part-00000.jsonl.zst", "part-00001.jsonl.zst", "part-00002.jsonl.zst"], "no temporary files are left");
     });
 
