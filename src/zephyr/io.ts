@@ -26,8 +26,12 @@ export function compressionOf(path: string): Compression {
 
 /** Bytes per read from disk. */
 const READ_CHUNK = 256 * 1024;
-/** Bytes per decompressed chunk out of gunzip (its default, 16 KiB, costs a callback per 16 KiB). */
-const GUNZIP_CHUNK = 128 * 1024;
+/**
+ * Bytes per decompressed chunk out of gunzip. Each chunk is one job on
+ * libuv's thread pool and one callback here; zlib's default (16 KiB) makes
+ * the jobs so small that they spend their time waiting for this thread.
+ */
+const GUNZIP_CHUNK = 512 * 1024;
 /** Bytes per decompressed chunk out of zstd (its recommended output size). */
 const ZSTD_CHUNK = zstd.dStreamOutSize();
 /** A batch is yielded once it holds this many lines... */
@@ -184,9 +188,15 @@ export function formatShardPattern(pattern: string, shard: number): string {
 // ------------------------------------------------------------------ writing
 
 /** Text gathered before one write into the stream: small batches would each cost a compressor call. */
-const WRITE_CHUNK = 64 * 1024;
+const WRITE_CHUNK = 1024 * 1024;
 /** Text buffered ahead of the gzip compressor before `write` waits for it. */
 const GZIP_WRITE_BUFFER = 4 << 20;
+/**
+ * Bytes per compressed chunk out of gzip. A job on the thread pool runs
+ * until its input (one WRITE_CHUNK) is used up or this buffer is full; big
+ * jobs keep deflate busy between this thread's turns of the event loop.
+ */
+const GZIP_CHUNK = 256 * 1024;
 
 /**
  * - `open`: accepting writes into the temporary file.
@@ -237,7 +247,7 @@ export class LineWriter {
       // stream options through) lets it compress earlier text while this
       // thread encodes the next records. zstd compresses on this thread.
       const compressor: Transform =
-        compression === "gzip" ? createGzip({ writableHighWaterMark: GZIP_WRITE_BUFFER } as ZlibOptions) : new CompressStream();
+        compression === "gzip" ? createGzip({ chunkSize: GZIP_CHUNK, writableHighWaterMark: GZIP_WRITE_BUFFER } as ZlibOptions) : new CompressStream();
       this.head = compressor;
       this.done = new Promise((resolve) => {
         pipeline(compressor, this.file, (err) => {

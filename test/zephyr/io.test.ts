@@ -264,17 +264,18 @@ describe("readJsonl", () => {
 
   test("line numbers count across batches", async () => {
     const path = join(dir, "bad-late.jsonl.gz");
-    const lines = Array.from({ length: 50_000 }, (_, i) => JSON.stringify({ i }));
-    lines[41_233] = "{not json";
+    // ~2.5 MB of text: several decompressed chunks, so batches arrive before the bad line.
+    const lines = Array.from({ length: 200_000 }, (_, i) => JSON.stringify({ i, pad: "x".repeat(i % 8) }));
+    lines[171_233] = "{not json";
     await writeRaw(path, lines.join("\n"));
     let seen = 0;
     await assert.rejects(
       (async () => {
         for await (const batch of readJsonl<{ i: number }>(path)) seen += batch.length;
       })(),
-      (err: unknown) => err instanceof ValidationError && err.message.includes(`${path} line 41234 is not valid JSON`),
+      (err: unknown) => err instanceof ValidationError && err.message.includes(`${path} line 171234 is not valid JSON`),
     );
-    assert.ok(seen > 0 && seen <= 41_233, `records before the bad line arrived first (${seen})`);
+    assert.ok(seen > 0 && seen <= 171_233, `records before the bad line arrived first (${seen})`);
   });
 });
 
