@@ -212,9 +212,11 @@ export type DatasetDefinition<A extends unknown[], T> = ((...args: A) => Dataset
  * through the value codec). Like {@link remote}, define it at module level:
  *
  * ```ts
+ * // pipelines.ts: workers import this module, so it runs nothing when it loads
  * export const longDocs = dataset(import.meta.url, function longDocs(input: string, out: string) {
  *   return Dataset.fromFiles(input).loadJsonl<Doc>().filter((d) => d.text.length > 100).writeJsonl(out);
  * });
+ * // main.ts
  * await execute(longDocs("data/*.jsonl.gz", "out/part-{shard:05d}.jsonl.gz"), { backend: "threads" });
  * ```
  */

@@ -206,6 +206,16 @@ describe("zephyr: operations and errors", () => {
     assert.deepEqual(await execute(inline), [2, 3, 4]);
   });
 
+  test("a definition's module that runs a pipeline at import is refused in the worker, not run again there", async () => {
+    const { plusOne, ranAtImport } = await import("../fixtures/zephyr/runs-at-import.js");
+    assert.deepEqual(ranAtImport, [1, 2, 3], "in this process the module's own run went ahead");
+    await assert.rejects(execute(plusOne(4), { backend: "threads", maxParallelism: 2 }), (err: unknown) => {
+      assert.match((err as Error).message, /execute\(\) ran while this worker was importing \S+runs-at-import\.ts to rebuild the pipeline "plusOne"/);
+      assert.match((err as Error).message, /call execute\(\) from another module/);
+      return true;
+    });
+  });
+
   test("bad input names what is wrong", async () => {
     assert.throws(() => Dataset.fromList([1]).map(5 as never), /map must be a function, got number/);
     assert.throws(() => Dataset.fromList([1]).reshard(0), /reshard must be a whole number ≥ 1, got 0/);
