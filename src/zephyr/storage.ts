@@ -27,11 +27,6 @@ export interface StorageRef {
 
 export type ChunkRef = InlineRef | StorageRef;
 
-/** Encoded size of a chunk, wherever it lives. */
-export function chunkBytes(ref: ChunkRef): number {
-  return ref.kind === "inline" ? ref.data.byteLength : ref.bytes;
-}
-
 /** The records of a chunk. */
 export async function readChunk(ref: ChunkRef): Promise<unknown[]> {
   let data: Uint8Array;
