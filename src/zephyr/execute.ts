@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import ora, { type Ora } from "ora";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
+import { formatByteSize } from "../core/quantity.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { createJobContext, type JobContext } from "../job/index.js";
 import type { Dataset } from "./dataset.js";
@@ -120,24 +121,14 @@ class Progress {
       this.records += result.records;
       this.bytes += result.bytes;
     }
-    this.spinner.text = `zephyr: stage ${stage.index + 1}/${stages}, ${done}/${stage.numShards} shards · ${this.records.toLocaleString("en-US")} records · ${formatBytes(this.bytes)}`;
+    this.spinner.text = `zephyr: stage ${stage.index + 1}/${stages}, ${done}/${stage.numShards} shards · ${this.records.toLocaleString("en-US")} records · ${formatByteSize(this.bytes)}`;
   }
 
   stop(ok: boolean): void {
     if (!this.spinner) return;
-    if (ok) this.spinner.succeed(`zephyr: done · ${this.records.toLocaleString("en-US")} records · ${formatBytes(this.bytes)}`);
+    if (ok) this.spinner.succeed(`zephyr: done · ${this.records.toLocaleString("en-US")} records · ${formatByteSize(this.bytes)}`);
     else this.spinner.fail("zephyr: failed");
   }
-}
-
-function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
 /**
