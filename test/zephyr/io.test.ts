@@ -199,36 +199,23 @@ describe("readLines", () => {
   });
 
   test("corrupt or truncated compressed data is an error naming the file", async () => {
-    const garbage = join(dir, "garbage.jsonl.gz");
-    await writeFile(garbage, "this is not gzip data at all");
-    await rejectsWith(drain(readLines(garbage)), (err) => {
-      assert.equal(err.code, "invalid_argument");
-      assert.ok(err.message.includes(garbage), err.message);
-      assert.match(err.message, /not valid gzip data/);
-    });
-
     const whole = gzipSync(Buffer.from("line\n".repeat(50_000)));
-    const truncated = join(dir, "truncated.jsonl.gz");
-    await writeFile(truncated, whole.subarray(0, whole.length - 100));
-    await rejectsWith(drain(readLines(truncated)), (err) => {
-      assert.ok(err.message.includes(truncated), err.message);
-      assert.match(err.message, /not valid gzip data/);
-    });
-
     const wholeZstd = zstdCompress(Buffer.from("line\n".repeat(50_000)));
-    const truncatedZstd = join(dir, "truncated.jsonl.zst");
-    await writeFile(truncatedZstd, wholeZstd.subarray(0, wholeZstd.length - 10));
-    await rejectsWith(drain(readLines(truncatedZstd)), (err) => {
-      assert.ok(err.message.includes(truncatedZstd), err.message);
-      assert.match(err.message, /not valid zstd data/);
-    });
-
-    const badZstd = join(dir, "garbage.zst");
-    await writeFile(badZstd, "not zstd either");
-    await rejectsWith(drain(readLines(badZstd)), (err) => {
-      assert.ok(err.message.includes(badZstd), err.message);
-      assert.match(err.message, /not valid zstd data/);
-    });
+    const cases: Array<[name: string, bytes: string | Buffer, kind: "gzip" | "zstd"]> = [
+      ["garbage.jsonl.gz", "this is not gzip data at all", "gzip"],
+      ["truncated.jsonl.gz", whole.subarray(0, whole.length - 100), "gzip"],
+      ["truncated.jsonl.zst", wholeZstd.subarray(0, wholeZstd.length - 10), "zstd"],
+      ["garbage.zst", "not zstd either", "zstd"],
+    ];
+    for (const [name, bytes, kind] of cases) {
+      const path = join(dir, name);
+      await writeFile(path, bytes);
+      await rejectsWith(drain(readLines(path)), (err) => {
+        assert.equal(err.code, "invalid_argument", name);
+        assert.ok(err.message.includes(path), err.message);
+        assert.match(err.message, new RegExp(`not valid ${kind} data`));
+      });
+    }
   });
 
   test("stopping early releases the file and leaves it readable", async () => {
