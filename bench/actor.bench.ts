@@ -8,7 +8,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as http2 from "node:http2";
 import { loadavg } from "node:os";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { FixedResolver } from "../src/actor/resolver.js";
 import { decodeValue, encodeValue } from "../src/rpc/codec.js";

@@ -48,7 +48,7 @@ async function simulatedWorker(): Promise<{ server: RpcServer; attempts: Set<str
 
 console.log(`machine: ${machine()}`);
 const stateDir = mkdtempSync(join(tmpdir(), "fluster-bench-"));
-const controllerServer = await startController({ stateDir, reconcileIntervalMs: 3_600_000 });
+const controllerServer = await startController({ stateDir, reconcileIntervalSeconds: 3_600 });
 const controller = controllerServer.controller;
 const workers = await Promise.all(Array.from({ length: workerCount }, () => simulatedWorker()));
 try {
@@ -82,7 +82,7 @@ try {
   ]);
   console.log(`\n${running} jobs running on ${workerCount} workers; target: steady tick ≤ 100 ms → ${t.median <= 100 ? "met" : "NOT met"}`);
 } finally {
-  await controllerServer.close();
-  await Promise.all(workers.map((w) => w.server.close()));
+  await controllerServer.shutdown();
+  await Promise.all(workers.map((w) => w.server.shutdown()));
   rmSync(stateDir, { recursive: true, force: true });
 }

@@ -4,7 +4,7 @@
 import { performance } from "node:perf_hooks";
 import type { Constraint, Priority } from "../src/core/job.js";
 import { rng } from "./stats.js";
-import { schedule, type PendingJob, type SchedulerWorker, type TaskDemand } from "../src/cluster/controller/scheduler.js";
+import { schedule, type PendingJob, type SchedulerWorker, type TaskDemand } from "../src/cluster/controller/scheduler/index.js";
 
 const GiB = 1024 ** 3;
 const TARGET_MS = 1000;

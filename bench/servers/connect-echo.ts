@@ -11,4 +11,4 @@ const server = await startRpcServer({
       call: (req) => create(CallResponseSchema, { result: { case: "value", value: req.args } }),
     }),
 });
-announce(server.url, () => server.close());
+announce(server.url, () => server.shutdown());

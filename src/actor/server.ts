@@ -180,7 +180,7 @@ export class ActorServer {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       await Promise.race([drained, new Promise((r) => setTimeout(r, this.options.drainTimeoutMs ?? 10_000).unref())]);
     }
-    await this.server?.close();
+    await this.server?.shutdown();
     this.stateValue = "stopped";
     this.resolveStopped?.();
   }

@@ -114,7 +114,7 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     process.stdout.write(`auth is on: workers and clients need FLUSTER_TOKEN from ${options.stateDir ?? ".fluster"}/token\n`);
   }
   await untilSignal();
-  await server.close();
+  await server.shutdown();
 }
 
 export async function workerServe(options: WorkerServeOptions): Promise<void> {
@@ -132,7 +132,7 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
   await daemon.start();
   process.stdout.write(`fluster worker ${daemon.workerId} serving at ${daemon.address}, registered with ${controllerUrl}\n`);
   await untilSignal();
-  await daemon.stop();
+  await daemon.shutdown();
 }
 
 // ------------------------------------------------------------------ jobs

@@ -62,7 +62,7 @@ export interface WorkerServeOptions extends GlobalOptions {
   host?: string;
   /** Port to bind. @default a free port */
   port?: number;
-  /** Directory for attempt logs. @default .fluster/worker-<id> */
+  /** Directory for attempt logs. @default `$XDG_CACHE_HOME/fluster/workers/<id>` (`~/.cache/…`) */
   workDir?: string;
   /** Stable worker id. @default <hostname>-<port> */
   workerId?: string;
@@ -222,7 +222,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
     .option("--host <addr>", "address to bind and advertise (default: 127.0.0.1)")
     .option("--port <port>", "port to listen on (default: a free port)", parsePort)
-    .option("--work-dir <dir>", "directory for attempt logs (default: .fluster/worker-<id>)")
+    .option("--work-dir <dir>", "directory for attempt logs (default: ~/.cache/fluster/workers/<id>)")
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);

@@ -108,7 +108,7 @@ export interface RpcServer {
   readonly url: string;
   readonly port: number;
   /** Stops accepting connections, ends open ones, and resolves when closed. */
-  close(): Promise<void>;
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -159,7 +159,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   return {
     url: `http://${urlHost}:${address.port}`,
     port: address.port,
-    close: () =>
+    shutdown: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const session of sessions) session.close();

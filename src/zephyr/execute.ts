@@ -220,7 +220,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
         return result;
       };
       results = await runLimited(stage.numShards, maxParallelism, run);
-      inputs = nextInputs(stage, stages[stage.index + 1], results);
+      inputs = nextInputs(stages[stage.index + 1], results);
     }
     const collected = await collect(results);
     ok = true;
@@ -233,7 +233,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
 }
 
 /** The next stage's shard inputs: partition p of every shard, in shard order. */
-function nextInputs(stage: Stage, next: Stage | undefined, results: readonly ShardResult[]): ShardInput[] {
+function nextInputs(next: Stage | undefined, results: readonly ShardResult[]): ShardInput[] {
   if (!next) return [];
   return Array.from({ length: next.numShards }, (_, p) => ({
     kind: "chunks" as const,

@@ -47,7 +47,7 @@ function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 }
 
 test("a worker SIGKILLed mid-task: the task completes on another worker", { timeout: 60_000 }, async () => {
-  const cluster = await LocalCluster.start({ workers: 2, workerLostGraceMs: 1_500, reconcileIntervalMs: 300 });
+  const cluster = await LocalCluster.start({ workers: 2, workerLostGraceSeconds: 1.5, reconcileIntervalSeconds: 0.3 });
   try {
     const jobId = await cluster.launch({ name: "survivor", resources: { cpu: 0.5, memory: "64m" }, entrypoint: Entrypoint.fromFunction(slowCount, 3) });
     let firstWorker = "";
@@ -72,7 +72,7 @@ test("a worker SIGKILLed mid-task: the task completes on another worker", { time
 test("a controller SIGKILLed mid-job and restarted on its state loses nothing", { timeout: 60_000 }, async () => {
   const stateDir = mkdtempSync(join(tmpdir(), "fluster-restart-"));
   const port = await freePort();
-  const controllerOptions = { stateDir, port, reconcileIntervalMs: 300 };
+  const controllerOptions = { stateDir, port, reconcileIntervalSeconds: 0.3 };
   let controller = await startProcess(CONTROLLER_MAIN, controllerOptions, "fluster-controller-ready");
   const url = `http://127.0.0.1:${port}`;
   const worker = await startProcess(WORKER_MAIN, { controllerUrl: url, workerId: "w-restart", workDir: join(stateDir, "worker") }, "fluster-worker-ready");

@@ -47,7 +47,7 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
 describe("LocalCluster", { timeout: 120_000 }, () => {
   let cluster: LocalCluster;
   before(async () => {
-    cluster = await LocalCluster.start({ workers: 2, workerCpu: 2, workerLostGraceMs: 2_000 });
+    cluster = await LocalCluster.start({ workers: 2, workerCpu: 2, workerLostGraceSeconds: 2 });
   });
   after(async () => {
     await cluster?.shutdown();

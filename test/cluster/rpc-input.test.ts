@@ -14,7 +14,7 @@ before(async () => {
   server = await startController({ stateDir: ":memory:" });
 });
 after(async () => {
-  await server.close();
+  await server.shutdown();
 });
 
 /** Codes a well-behaved server may answer bad input with. */

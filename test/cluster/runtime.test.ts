@@ -10,10 +10,9 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ValidationError } from "../../src/core/errors.js";
 import { AttemptLog, type LogEntry } from "../../src/cluster/worker/log-store.js";
+import { PGID_FILE_NAME, reapOrphans } from "../../src/cluster/worker/process-group.js";
 import {
-  PGID_FILE_NAME,
   ProcessRuntime,
-  reapOrphans,
   type AttemptSpec,
   type ProcessRuntimeOptions,
   type RunningAttempt,

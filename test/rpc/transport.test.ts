@@ -27,7 +27,7 @@ describe("rpc transport", () => {
     server = await serveWorker();
   });
   after(async () => {
-    await server.close();
+    await server.shutdown();
   });
 
   test("h2c call round-trips", async () => {
@@ -72,7 +72,7 @@ describe("rpc transport", () => {
   test("a refused connection is an unavailable error", async () => {
     const dead = await serveWorker();
     const url = dead.url;
-    await dead.close();
+    await dead.shutdown();
     const channel = createRpcChannel(url);
     try {
       await assert.rejects(
@@ -103,7 +103,7 @@ describe("bearer token", () => {
       good.close();
       bad.close();
       none.close();
-      await server.close();
+      await server.shutdown();
     }
   });
 });

@@ -7,7 +7,8 @@ import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { FlusterError } from "../../core/errors.js";
+import { FlusterError, ValidationError } from "../../core/errors.js";
+import { checkInteger, checkNonNegative } from "../../core/validate.js";
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
 import { startController, type ControllerServer } from "../controller/server.js";
 import type { WorkerDaemonOptions } from "../worker/daemon.js";
@@ -29,12 +30,22 @@ export interface LocalClusterOptions extends ClusterOptions {
   workerMemory?: ByteSize;
   /** Labels of worker `i` (for constraints). @default none */
   workerLabels?: (index: number) => Record<string, string>;
-  /** @default 500 */
-  reconcileIntervalMs?: number;
-  /** @default 10_000 */
-  workerLostGraceMs?: number;
-  /** SIGTERM → SIGKILL grace when workers kill attempts. @default 2000 */
-  killGraceMs?: number;
+  /** Seconds between reconcile rounds. @default 0.5 */
+  reconcileIntervalSeconds?: number;
+  /** Seconds a worker may fail reconciles before it is lost. @default 10 */
+  workerLostGraceSeconds?: number;
+  /** Seconds between SIGTERM and SIGKILL when workers kill attempts. @default 2 */
+  killGraceSeconds?: number;
+}
+
+/** Checks LocalCluster options up front; throws a ValidationError naming the field. */
+function compileLocalClusterOptions(options: LocalClusterOptions): LocalClusterOptions {
+  if (options.workers !== undefined) checkInteger(options.workers, "workers", 0);
+  if (options.workerCpu !== undefined && checkNonNegative(options.workerCpu, "workerCpu") === 0) throw new ValidationError("workerCpu", "must be greater than 0");
+  if (options.workerMemory !== undefined) parseByteSize(options.workerMemory, "workerMemory");
+  if (options.workerLabels !== undefined && typeof options.workerLabels !== "function") throw new ValidationError("workerLabels", "must be a function of the worker index");
+  if (options.killGraceSeconds !== undefined) checkNonNegative(options.killGraceSeconds, "killGraceSeconds");
+  return options;
 }
 
 /** A worker daemon process of a LocalCluster. */
@@ -62,7 +73,8 @@ export class LocalCluster extends Cluster {
   }
 
   /** Starts a controller in this process and `workers` worker daemons; resolves when all are registered. */
-  static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
+  static async start(given: LocalClusterOptions = {}): Promise<LocalCluster> {
+    const options = compileLocalClusterOptions(given);
     const ownsRoot = options.stateDir === undefined;
     const rootDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "fluster-local-"));
     let server: ControllerServer;
@@ -70,8 +82,8 @@ export class LocalCluster extends Cluster {
       server = await startController({
         stateDir: rootDir,
         ...(options.port !== undefined ? { port: options.port } : {}),
-        reconcileIntervalMs: options.reconcileIntervalMs ?? 500,
-        workerLostGraceMs: options.workerLostGraceMs ?? 10_000,
+        reconcileIntervalSeconds: options.reconcileIntervalSeconds ?? 0.5,
+        workerLostGraceSeconds: options.workerLostGraceSeconds ?? 10,
       });
     } catch (err) {
       if (ownsRoot) rmSync(rootDir, { recursive: true, force: true });
@@ -105,7 +117,7 @@ export class LocalCluster extends Cluster {
       cpu: this.options.workerCpu ?? availableParallelism(),
       memory: this.options.workerMemory !== undefined ? parseByteSize(this.options.workerMemory, "workerMemory") : Math.floor(totalmem() / count),
       labels: this.options.workerLabels?.(index) ?? {},
-      killGraceMs: this.options.killGraceMs ?? 2000,
+      killGraceSeconds: this.options.killGraceSeconds ?? 2,
       ...(this.server.token ? { token: this.server.token } : {}),
       ...overrides,
     };
@@ -146,7 +158,7 @@ export class LocalCluster extends Cluster {
     this.shutDown = true;
     await Promise.all(this.workerList.map((w) => stopProcess(w.process, "SIGTERM", 10_000)));
     await this.close();
-    await this.server.close();
+    await this.server.shutdown();
     if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
   }
 }

@@ -1,16 +1,16 @@
 // Entry point of a controller process started by the CLI or a test: reads its
 // options as JSON from argv[2], runs until SIGTERM/SIGINT.
-import { startController, type ControllerServerOptions } from "./server.js";
+import { startController } from "./server.js";
 
-const options = JSON.parse(process.argv[2] ?? "{}") as ControllerServerOptions;
-startController(options).then(
+// startController checks the options and names a bad field.
+startController(JSON.parse(process.argv[2] ?? "{}") as unknown as object).then(
   (server) => {
     process.stdout.write(`fluster-controller-ready ${JSON.stringify({ url: server.url })}\n`);
     let stopping = false;
     const stop = () => {
       if (stopping) return;
       stopping = true;
-      server.close().then(() => process.exit(0), () => process.exit(1));
+      server.shutdown().then(() => process.exit(0), () => process.exit(1));
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);

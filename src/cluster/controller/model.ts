@@ -53,6 +53,8 @@ export interface JobRecord {
   /** Submission order, for FIFO scheduling within a priority band. */
   seq: number;
   requestId?: string;
+  /** Counts changes, in memory only: a watcher skips a snapshot that a later change already superseded. */
+  revision: number;
   tasks: TaskRecord[];
 }
 

@@ -11,7 +11,8 @@ import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worke
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
-import { FlusterError } from "../../core/errors.js";
+import { FlusterError, ValidationError } from "../../core/errors.js";
+import { checkInteger, checkNonNegative, checkPlainObject, checkString } from "../../core/validate.js";
 import type { ConnectRouter } from "@connectrpc/connect";
 
 /** Options of {@link startController}. */
@@ -30,10 +31,10 @@ export interface ControllerServerOptions {
    * generated into `<stateDir>/token`.
    */
   token?: string;
-  /** @default 1000 */
-  reconcileIntervalMs?: number;
-  /** @default 10_000 */
-  workerLostGraceMs?: number;
+  /** Seconds between reconcile rounds (each worker gets its desired set). @default 1 */
+  reconcileIntervalSeconds?: number;
+  /** Seconds a worker may fail reconciles before it is lost and its attempts are retried elsewhere. @default 10 */
+  workerLostGraceSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
 }
@@ -44,10 +45,29 @@ export interface ControllerServer {
   readonly controller: Controller;
   /** The token callers must present, when auth is on. */
   readonly token: string | undefined;
-  close(): Promise<void>;
+  /** Stops serving, then the controller; jobs keep running on their workers. */
+  shutdown(): Promise<void>;
 }
 
-export async function startController(options: ControllerServerOptions = {}): Promise<ControllerServer> {
+/**
+ * Checks controller server options (also untyped JSON, as a spawned
+ * controller process gets them); throws a ValidationError naming the field.
+ */
+export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
+  const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "extraRoutes"];
+  for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
+  for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
+  if (o.port !== undefined && checkInteger(o.port, "port", 0) > 65_535) throw new ValidationError("port", `must be at most 65535, got ${String(o.port)}`);
+  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds"]) {
+    if (o[key] !== undefined && checkNonNegative(o[key], key) === 0) throw new ValidationError(key, "must be greater than 0");
+  }
+  if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
+  return o as ControllerServerOptions;
+}
+
+export async function startController(given: ControllerServerOptions = {}): Promise<ControllerServer> {
+  const options = compileControllerServerOptions(given);
   const stateDir = options.stateDir ?? ".fluster";
   const host = options.host ?? "127.0.0.1";
   const token = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
@@ -64,8 +84,8 @@ export async function startController(options: ControllerServerOptions = {}): Pr
   const controller = new Controller({
     store,
     connectWorker: (address) => workerConnection(channelTo(address)),
-    ...(options.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: options.reconcileIntervalMs } : {}),
-    ...(options.workerLostGraceMs !== undefined ? { workerLostGraceMs: options.workerLostGraceMs } : {}),
+    ...(options.reconcileIntervalSeconds !== undefined ? { reconcileIntervalMs: options.reconcileIntervalSeconds * 1000 } : {}),
+    ...(options.workerLostGraceSeconds !== undefined ? { workerLostGraceMs: options.workerLostGraceSeconds * 1000 } : {}),
   });
   const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
     const stream = channelTo(address).client(WorkerService).streamLogs({ attemptId, follow }, { signal });
@@ -93,9 +113,9 @@ export async function startController(options: ControllerServerOptions = {}): Pr
     url: controller.address,
     controller,
     token,
-    async close() {
-      await server.close();
-      await controller.stop();
+    async shutdown() {
+      await server.shutdown();
+      await controller.shutdown();
       for (const channel of channels.values()) channel.close();
     },
   };

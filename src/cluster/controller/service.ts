@@ -2,7 +2,8 @@
 // answer in wire terms. Nothing a client sends can crash the controller: bad
 // input becomes an InvalidArgument/NotFound/FailedPrecondition error.
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { EventEmitter, on } from "node:events";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, JOB_STATUSES } from "../../core/status.js";
 import { deviceFromProto, deviceToProto, jobStateFromProto, jobStateToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
@@ -44,8 +45,7 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
         return { job: jobToProto(controller.getJob(req.jobId)) };
       },
       async *watchJob(req, ctx) {
-        const job = controller.getJob(req.jobId);
-        for await (const snapshot of watch(controller, job, ctx)) yield { job: jobToProto(snapshot) };
+        for await (const job of controller.watchJob(req.jobId, ctx.signal)) yield { job: jobToProto(job) };
       },
       terminateJob(req) {
         return { job: jobToProto(controller.terminateJob(req.jobId, req.reason || undefined)) };
@@ -119,10 +119,10 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
         return {};
       },
       lookupEndpoints(req) {
-        return { endpoints: controller.lookupEndpoints(req.name, req.namespace).map(endpointToProto) };
+        return { endpoints: controller.endpoints.lookup(req.name, req.namespace).map(endpointToProto) };
       },
       listEndpoints(req) {
-        return { endpoints: controller.listEndpoints(req.prefix, req.namespace, req.allNamespaces).map(endpointToProto) };
+        return { endpoints: controller.endpoints.list(req.prefix, req.namespace, req.allNamespaces).map(endpointToProto) };
       },
       createReservation() {
         throw new FlusterError("reservations are not implemented yet", "unimplemented");
@@ -150,36 +150,10 @@ function jobFilter(req: ListJobsRequest) {
   };
 }
 
-/** Yields the job now and after every change, until it is finished or the call ends. */
-async function* watch(controller: Controller, job: JobRecord, ctx: HandlerContext): AsyncGenerator<JobRecord> {
-  let dirty = true;
-  let wake: (() => void) | undefined;
-  const unsubscribe = controller.onJobChange(job.jobId, () => {
-    dirty = true;
-    wake?.();
-  });
-  const onAbort = () => wake?.();
-  ctx.signal.addEventListener("abort", onAbort);
-  try {
-    while (!ctx.signal.aborted) {
-      if (dirty) {
-        dirty = false;
-        yield job;
-        if (isFinished(job.state)) return;
-        continue;
-      }
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = undefined;
-    }
-  } finally {
-    unsubscribe();
-    ctx.signal.removeEventListener("abort", onAbort);
-  }
-}
-
 /**
  * Streams a job's logs: each selected task's attempts in order, read from the
- * workers that ran them. With `follow`, waits for new attempts until the job ends.
+ * workers that ran them, the tasks side by side. With `follow`, waits for new
+ * attempts until the job ends.
  */
 async function* jobLogs(
   controller: Controller,
@@ -190,14 +164,10 @@ async function* jobLogs(
   signal: AbortSignal,
 ): AsyncGenerator<LogEntry[]> {
   const tasks = taskIndex >= 0 ? [taskIndex] : job.tasks.map((t) => t.taskIndex);
-  const queue: LogEntry[][] = [];
-  let wake: (() => void) | undefined;
-  let running = tasks.length;
-  let failure: unknown;
-  const push = (entries: LogEntry[]) => {
-    queue.push(entries);
-    wake?.();
-  };
+  if (tasks.length === 0) return;
+  // The tasks' readers emit here; the stream yields in arrival order.
+  const output = new EventEmitter();
+  const merged = on(output, "entries", { signal, close: ["end"] });
   const streamTask = async (index: number) => {
     const task = job.tasks[index];
     if (!task) return;
@@ -209,51 +179,33 @@ async function* jobLogs(
         if (!address) continue;
         const attemptFollow = follow && !isFinished(job.state) && (attempt.state === "assigned" || attempt.state === "building" || attempt.state === "running");
         try {
-          for await (const entries of readAttemptLog(address, attempt.attemptId, attemptFollow, signal)) push(entries);
+          for await (const entries of readAttemptLog(address, attempt.attemptId, attemptFollow, signal)) output.emit("entries", entries);
         } catch (err) {
           if (signal.aborted) return;
           // The worker that ran an old attempt may be gone; its log with it.
-          push([create(LogEntrySchema, { data: `[fluster] logs of attempt ${attempt.attemptId} are unavailable: ${err instanceof Error ? err.message : String(err)}\n`, stream: LogStream.STDERR, attemptId: attempt.attemptId, taskIndex: attempt.taskIndex })]);
+          const data = `[fluster] logs of attempt ${attempt.attemptId} are unavailable: ${err instanceof Error ? err.message : String(err)}\n`;
+          output.emit("entries", [create(LogEntrySchema, { data, stream: LogStream.STDERR, attemptId: attempt.attemptId, taskIndex: attempt.taskIndex })]);
         }
       }
       if (!follow || isFinished(job.state) || signal.aborted) return;
-      await new Promise<void>((resolve) => {
-        const off = controller.onJobChange(job.jobId, () => {
-          if (task.attempts.length > next || isFinished(job.state)) {
-            off();
-            resolve();
-          }
-        });
-        signal.addEventListener("abort", () => {
-          off();
-          resolve();
-        }, { once: true });
-      });
+      // Wait for the task's next attempt, or the end of the job.
+      for await (const current of controller.watchJob(job.jobId, signal)) if (task.attempts.length > next || isFinished(current.state)) break;
     }
   };
+  let running = tasks.length;
   for (const index of tasks) {
     streamTask(index).then(
       () => {
-        running -= 1;
-        wake?.();
+        if (--running === 0) output.emit("end");
       },
-      (err: unknown) => {
-        failure = err;
-        running -= 1;
-        wake?.();
-      },
+      (err: unknown) => output.emit("error", err),
     );
   }
-  while (running > 0 || queue.length > 0) {
-    const entries = queue.shift();
-    if (entries) {
-      yield entries;
-      continue;
-    }
-    await new Promise<void>((resolve) => (wake = resolve));
-    wake = undefined;
+  try {
+    for await (const [entries] of merged) yield entries as LogEntry[];
+  } catch (err) {
+    if (!signal.aborted) throw err;
   }
-  if (failure) throw failure;
 }
 
 /** An attempt reported by a worker, in controller terms. */

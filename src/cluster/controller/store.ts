@@ -328,6 +328,7 @@ export class StateStore {
         state: r.state as JobStatus,
         submittedAt: r.submitted_at as number,
         seq: r.seq as number,
+        revision: 0,
         tasks: tasks.get(r.job_id as string) ?? [],
       };
       assignDefined(job, {

@@ -2,52 +2,27 @@
 // WorkerService, runs each attempt through the process runtime, pushes state
 // changes at once and answers the controller's reconcile with what it sees.
 import { create } from "@bufbuild/protobuf";
-import { createServer } from "node:net";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { retry } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { formatByteSize } from "../../core/quantity.js";
 import type { TaskState } from "../../core/status.js";
-import { decodeValue } from "../../rpc/codec.js";
 import { deviceToProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { AttemptLog } from "./log-store.js";
-import { ProcessRuntime, reapOrphans, type RunningAttempt } from "./runtime.js";
+import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
+import { reapOrphans } from "./process-group.js";
+import { ProcessRuntime, type RunningAttempt } from "./runtime.js";
 
-/** Options of {@link WorkerDaemon}. */
-export interface WorkerDaemonOptions {
-  /** Controller URL, e.g. `http://10.0.0.2:7070`. */
-  controllerUrl: string;
-  /** Stable id; reusing it across restarts lets the controller recognise the machine. @default `<hostname>-<port>` */
-  workerId?: string;
-  /** Address to bind. @default "127.0.0.1" */
-  host?: string;
-  /** Port to bind; 0 picks one. @default 0 */
-  port?: number;
-  /** Host name other machines use to reach this worker. @default the bind host */
-  advertiseHost?: string;
-  /** Directory for attempt logs and results. @default `.fluster/worker-<id>` */
-  workDir?: string;
-  /** Override detected CPU cores. */
-  cpu?: number;
-  /** Override detected memory, in bytes. */
-  memory?: number;
-  /** Attributes for scheduling constraints (`region`, `zone`, user labels). @default {} */
-  labels?: Record<string, string>;
-  /** Bearer token for the controller. @default process.env.FLUSTER_TOKEN */
-  token?: string;
-  /** SIGTERM → SIGKILL grace when killing an attempt. @default 5000 */
-  killGraceMs?: number;
-  /** Progress and errors. @default writes to stderr */
-  log?: (line: string) => void;
-}
+export type { WorkerDaemonOptions } from "./options.js";
 
 /**
  * Lifecycle:
@@ -60,7 +35,8 @@ export interface WorkerDaemonOptions {
 export type WorkerDaemonState = "created" | "registering" | "running" | "stopping" | "stopped";
 
 const FINISHED_RETENTION_MS = 10 * 60_000;
-const BOOTSTRAP = fileURLToPath(new URL("./bootstrap.ts", import.meta.url));
+/** A daemon not reconciled for this long registers again (the controller restarted without its record, or lost it). */
+const REREGISTER_AFTER_MS = 15_000;
 
 interface AttemptEntry {
   assignment: TaskAssignment;
@@ -73,8 +49,10 @@ interface AttemptEntry {
 
 export class WorkerDaemon {
   private stateValue: WorkerDaemonState = "created";
-  private readonly options: WorkerDaemonOptions;
-  private readonly runtime = new ProcessRuntime();
+  private readonly options: CompiledWorkerDaemonOptions;
+  private readonly runtime: ProcessRuntime;
+  /** Aborted by shutdown: ends registration retries. */
+  private readonly stopping = new AbortController();
   private readonly attempts = new Map<string, AttemptEntry>();
   private readonly pendingReports = new Map<string, Attempt>();
   private reportQueued = false;
@@ -87,8 +65,10 @@ export class WorkerDaemon {
   workerId = "";
   workDir = "";
 
+  /** Checks the options at once (a ValidationError names a bad one); nothing starts until {@link start}. */
   constructor(options: WorkerDaemonOptions) {
-    this.options = options;
+    this.options = compileWorkerDaemonOptions(options);
+    this.runtime = new ProcessRuntime({ killGraceMs: this.options.killGraceMs });
   }
 
   get state(): WorkerDaemonState {
@@ -98,44 +78,36 @@ export class WorkerDaemon {
   /** URL of this worker's WorkerService. */
   get address(): string {
     if (!this.server) throw new FlusterError("worker is not serving yet", "failed_precondition");
-    const host = this.options.advertiseHost ?? this.options.host ?? "127.0.0.1";
+    const host = this.options.advertiseHost ?? this.options.host;
     return `http://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
-  }
-
-  private log(line: string): void {
-    (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
   }
 
   /** Serves WorkerService and registers with the controller; resolves once registered. */
   async start(): Promise<void> {
     if (this.stateValue !== "created") throw new FlusterError(`worker cannot start from state ${this.stateValue}`, "failed_precondition");
     this.stateValue = "registering";
-    this.server = await startRpcServer({
-      host: this.options.host ?? "127.0.0.1",
-      port: this.options.port ?? 0,
-      ...(this.options.token ?? process.env.FLUSTER_TOKEN ? { token: this.options.token ?? process.env.FLUSTER_TOKEN } : {}),
-      routes: (router) => router.service(WorkerService, this.handlers()),
-    });
+    const { host, port, token } = this.options;
+    this.server = await startRpcServer({ host, port, ...(token ? { token } : {}), routes: (router) => router.service(WorkerService, this.handlers()) });
     this.workerId = this.options.workerId ?? `${hostname()}-${this.server.port}`;
-    this.workDir = resolve(this.options.workDir ?? join(".fluster", `worker-${this.workerId}`));
+    this.workDir = this.options.workDir ?? defaultWorkDir(this.workerId);
     mkdirSync(join(this.workDir, "attempts"), { recursive: true });
     // Attempts left running by a previous incarnation of this daemon (killed
     // without cleanup) are not ours to adopt: the controller has retried them.
     const reaped = await reapOrphans(join(this.workDir, "attempts"));
-    if (reaped.length > 0) this.log(`fluster worker: killed ${reaped.length} attempt(s) left by a previous run`);
+    if (reaped.length > 0) this.options.log(`fluster worker: killed ${reaped.length} attempt(s) left by a previous run`);
     this.resources = await detectHostResources({
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
       ...(this.options.memory !== undefined ? { memory: this.options.memory } : {}),
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
-    this.controller = createRpcChannel(this.options.controllerUrl, this.options.token ? { token: this.options.token } : {});
+    this.controller = createRpcChannel(this.options.controllerUrl, token ? { token } : {});
     await this.register();
     this.stateValue = "running";
     // If the controller stops reconciling us (it restarted without our
     // record, or lost us), register again.
     this.registerTimer = setInterval(() => {
-      if (this.stateValue === "running" && Date.now() - this.lastReconcileAt > 15_000) void this.register().catch(() => undefined);
+      if (this.stateValue === "running" && Date.now() - this.lastReconcileAt > REREGISTER_AFTER_MS) void this.register().catch(() => undefined);
     }, 5_000);
     this.registerTimer.unref();
   }
@@ -159,33 +131,44 @@ export class WorkerDaemon {
         device,
         deviceCount: resources.gpus?.count ?? resources.tpu?.chips ?? 0,
       }),
-      attributes: { ...(resources.tpu ? {} : {}), ...(this.options.labels ?? {}) },
+      attributes: { ...this.options.labels },
     };
-    let delay = 200;
-    for (let attempt = 1; ; attempt++) {
-      if (this.stateValue === "stopping" || this.stateValue === "stopped") return;
-      try {
-        await channel.client(ControllerService).registerWorker(request, { timeoutMs: 10_000 });
-        this.lastReconcileAt = Date.now();
-        return;
-      } catch (err) {
-        const error = fromConnectError(err);
-        if (error.code === "invalid_argument" || error.code === "unauthenticated") throw error;
-        if (attempt === 1 || attempt % 10 === 0) this.log(`fluster worker: waiting for controller ${this.options.controllerUrl}: ${error.message}`);
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5_000);
-      }
+    const client = channel.client(ControllerService);
+    const { signal } = this.stopping;
+    try {
+      await retry(
+        async () => {
+          try {
+            await client.registerWorker(request, { timeoutMs: 10_000, signal });
+          } catch (err) {
+            throw fromConnectError(err);
+          }
+        },
+        {
+          initialMs: 200,
+          signal,
+          // A controller that refuses us for good (bad input, wrong token) will not change its mind.
+          retryIf: (err) => !(err instanceof FlusterError && (err.code === "invalid_argument" || err.code === "unauthenticated")),
+          onRetry: (err, attempt) => {
+            if (attempt % 10 === 0) this.options.log(`fluster worker: waiting for controller ${this.options.controllerUrl}: ${(err as Error).message}`);
+          },
+        },
+      );
+      this.lastReconcileAt = Date.now();
+    } catch (err) {
+      if (!signal.aborted) throw err;
     }
   }
 
-  /** Kills every attempt and stops serving. */
-  async stop(): Promise<void> {
+  /** Stops registering, kills every attempt (SIGTERM, then SIGKILL after the grace), and stops serving. */
+  async shutdown(): Promise<void> {
     if (this.stateValue === "stopped" || this.stateValue === "stopping") return;
     this.stateValue = "stopping";
+    this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
     await this.runtime.shutdown();
     this.controller?.close();
-    await this.server?.close();
+    await this.server?.shutdown();
     this.stateValue = "stopped";
   }
 
@@ -210,7 +193,7 @@ export class WorkerDaemon {
     const entry: AttemptEntry = { assignment, dir };
     this.attempts.set(assignment.attemptId, entry);
     try {
-      const { argv, env, cwd } = await this.prepare(assignment, spec, dir);
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, token: this.options.token });
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
         argv,
@@ -218,7 +201,6 @@ export class WorkerDaemon {
         env,
         logDir: dir,
         ...(spec.timeoutSeconds > 0 ? { timeoutSeconds: spec.timeoutSeconds } : {}),
-        ...(this.options.killGraceMs !== undefined ? { killGraceMs: this.options.killGraceMs } : {}),
       });
     } catch (err) {
       entry.final = create(AttemptSchema, {
@@ -262,38 +244,6 @@ export class WorkerDaemon {
     }
   }
 
-  /** Builds the process's argv, environment and working directory. */
-  private async prepare(assignment: TaskAssignment, spec: JobSpec, dir: string): Promise<{ argv: string[]; env: Record<string, string>; cwd: string }> {
-    const workspace = spec.environment?.workspace || process.cwd();
-    if (!existsSync(workspace)) throw new FlusterError(`workspace ${workspace} does not exist on worker ${this.workerId}`, "failed_precondition");
-    const env: Record<string, string> = {
-      ...(spec.environment?.envVars ?? {}),
-      FLUSTER_CLUSTER_ADDRESS: this.options.controllerUrl,
-      FLUSTER_JOB_ID: assignment.jobId,
-      FLUSTER_JOB_NAME: assignment.jobName,
-      FLUSTER_NAMESPACE: assignment.namespace,
-      FLUSTER_TASK_INDEX: String(assignment.taskIndex),
-      FLUSTER_NUM_TASKS: String(assignment.numTasks),
-      FLUSTER_WORKER_ID: this.workerId,
-      FLUSTER_ATTEMPT_ID: assignment.attemptId,
-    };
-    const token = this.options.token ?? process.env.FLUSTER_TOKEN;
-    if (token) env.FLUSTER_TOKEN = token;
-    for (const name of spec.ports) env[`FLUSTER_PORT_${name.toUpperCase()}`] = String(await freePort());
-    const kind = spec.entrypoint?.kind;
-    if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace };
-    if (kind?.case === "function") {
-      const argsPath = join(dir, "args.bin");
-      writeFileSync(argsPath, kind.value.args);
-      env.FLUSTER_ENTRYPOINT_MODULE = kind.value.module;
-      env.FLUSTER_ENTRYPOINT_NAME = kind.value.name;
-      env.FLUSTER_ENTRYPOINT_ARGS = argsPath;
-      env.FLUSTER_RESULT_PATH = join(dir, "result.bin");
-      return { argv: [process.execPath, "--import", "tsx", BOOTSTRAP], env, cwd: workspace };
-    }
-    throw new ValidationError("spec.entrypoint", "is required");
-  }
-
   private onAttemptChange(running: RunningAttempt): void {
     const entry = this.attempts.get(running.attemptId);
     if (!entry) return;
@@ -318,18 +268,10 @@ export class WorkerDaemon {
       finishedAt: outcome ? toTimestamp(outcome.finishedAt) : undefined,
     });
     if (state === "succeeded") {
-      const resultPath = join(entry.dir, "result.bin");
-      if (existsSync(resultPath)) attempt.result = readFileSync(resultPath);
+      const result = functionResult(entry.dir);
+      if (result) attempt.result = result;
     } else if (state === "failed") {
-      const errorPath = join(entry.dir, "result.bin.error");
-      if (existsSync(errorPath)) {
-        try {
-          const error = decodeValue(readFileSync(errorPath));
-          if (error instanceof Error) attempt.errorMessage = `${error.name}: ${error.message}`;
-        } catch {
-          // Keep the runtime's message (exit code and stderr tail).
-        }
-      }
+      attempt.errorMessage = functionError(entry.dir) ?? attempt.errorMessage;
     }
     if (state !== "running") entry.final = attempt;
     return attempt;
@@ -439,18 +381,4 @@ export class WorkerDaemon {
     if (!follow) return;
     for await (const e of log.follow(from, signal)) yield { entries: [toProto(e)] };
   }
-}
-
-/** A free TCP port on this machine, for FLUSTER_PORT_<NAME>. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
 }

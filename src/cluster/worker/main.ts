@@ -2,13 +2,19 @@
 // platform: reads its options as JSON from argv[2], runs until SIGTERM/SIGINT.
 import { WorkerDaemon, type WorkerDaemonOptions } from "./daemon.js";
 
-const options = JSON.parse(process.argv[2] ?? "{}") as WorkerDaemonOptions;
-const daemon = new WorkerDaemon(options);
+let daemon: WorkerDaemon;
+try {
+  // The constructor checks the options and names a bad field.
+  daemon = new WorkerDaemon(JSON.parse(process.argv[2] ?? "{}") as WorkerDaemonOptions);
+} catch (err) {
+  process.stderr.write(`fluster worker: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
 let stopping = false;
 const stop = (signal: string) => {
   if (stopping) return;
   stopping = true;
-  daemon.stop().then(
+  daemon.shutdown().then(
     () => process.exit(0),
     (err: unknown) => {
       process.stderr.write(`fluster worker: error while stopping on ${signal}: ${String(err)}\n`);

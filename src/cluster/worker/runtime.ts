@@ -1,32 +1,18 @@
 // The worker daemon's process runtime: runs each task attempt as a child process
 // in its own process group, pipes its output into the attempt's log, enforces
 // its timeout and kills its whole process tree.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { readFile, readdir, rm } from "node:fs/promises";
-import { delimiter, join, resolve } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
-import { FlusterError, ValidationError, describeValue } from "../../core/errors.js";
+import { FlusterError } from "../../core/errors.js";
+import { MAX_TIMER_MS, checkGrace, findExecutable, isDirectory, taskEnv, validateSpec, type AttemptSpec } from "./attempt-spec.js";
 import { AttemptLog, type OutputStream } from "./log-store.js";
+import { EXIT_SETTLE_MS, PGID_FILE_NAME, pdeathsigPrefix, signalGroup, waitGroupGone } from "./process-group.js";
 
-/** What to run for one attempt. */
-export interface AttemptSpec {
-  /** Unique id of the attempt; also exported to the task as `FLUSTER_ATTEMPT_ID`. */
-  attemptId: string;
-  /** Program and arguments; run without a shell. `argv[0]` is looked up on the task's `PATH`. */
-  argv: string[];
-  /** Working directory of the task. */
-  cwd: string;
-  /** Variables set for the task, over those it inherits ({@link INHERITED_ENV_VARS}). */
-  env: Record<string, string>;
-  /** Wall-clock limit; past it the process group is killed and the attempt fails. @default no limit */
-  timeoutSeconds?: number;
-  /** The attempt's own directory: its log (`output.jsonl`) and `pgid` file live here. Created if missing. */
-  logDir: string;
-  /** Time between SIGTERM and SIGKILL when the attempt is killed or times out. @default the runtime's, 5000 */
-  killGraceMs?: number;
-}
+export type { AttemptSpec } from "./attempt-spec.js";
 
 /**
  * State of an attempt:
@@ -103,31 +89,9 @@ export interface ProcessRuntimeOptions {
  */
 export type ProcessRuntimeState = "running" | "stopping" | "stopped";
 
-/**
- * Variables a task inherits from the daemon; everything else comes from the
- * spec, so a daemon's secrets and test-runner state do not leak into tasks.
- * Enough for programs to find binaries and shared libraries, a home, locale,
- * time zone and temp space, proxies and CA bundles, and for Node tasks to
- * keep the daemon's loader flags (`NODE_OPTIONS`).
- */
-export const INHERITED_ENV_VARS: readonly string[] = Object.freeze([
-  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
-  "LD_LIBRARY_PATH", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR",
-  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-]);
-
-/** The daemon records a running attempt's process group in this file of its log directory. */
-export const PGID_FILE_NAME = "pgid";
-
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_KILL_GRACE_MS = 5000;
-const SETPRIV = "/usr/bin/setpriv";
-/** How long the end of an attempt waits for stray holders of its pipes and for its group to vanish. */
-const EXIT_SETTLE_MS = 2000;
 const STDERR_TAIL_CHARS = 2048;
 const STDERR_TAIL_LINES = 20;
-/** setTimeout fires at once beyond this (about 24.8 days), so longer timeouts are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Runs attempts as child processes, one per worker daemon. Each attempt runs
@@ -173,7 +137,7 @@ export class ProcessRuntime {
     }
     const attempt = new Attempt(spec, spec.killGraceMs ?? this.killGraceMs, (ended) => this.ended(ended));
     this.attempts.set(spec.attemptId, attempt);
-    attempt.launch(spec, this.pdeathsig && pdeathsigAvailable());
+    attempt.launch(spec, this.pdeathsig ? pdeathsigPrefix() : []);
     return attempt;
   }
 
@@ -268,16 +232,15 @@ class Attempt implements RunningAttempt {
     return this.outcomeValue;
   }
 
-  launch(spec: AttemptSpec, pdeathsig: boolean): void {
+  /** Starts the process; `prefix` wraps it (`setpriv --pdeathsig KILL --`, or nothing). */
+  launch(spec: AttemptSpec, prefix: readonly string[]): void {
     const env = taskEnv(spec);
     const command = spec.argv[0]!;
     const cwd = resolve(spec.cwd);
     if (!isDirectory(cwd)) return this.cannotStart(command, `working directory ${cwd} does not exist`);
     const found = findExecutable(command, env.PATH ?? "", cwd);
     if ("problem" in found) return this.cannotStart(command, found.problem);
-    const [file, args] = pdeathsig
-      ? [SETPRIV, ["--pdeathsig", "KILL", "--", found.path, ...spec.argv.slice(1)]]
-      : [found.path, spec.argv.slice(1)];
+    const [file = found.path, ...args] = [...prefix, found.path, ...spec.argv.slice(1)];
     let child: ChildProcess;
     try {
       // detached: the task leads a new session and process group (pgid = pid).
@@ -426,229 +389,4 @@ class Attempt implements RunningAttempt {
       rmSync(file, { force: true });
     }
   }
-}
-
-/** An attempt a previous daemon left running, killed by {@link reapOrphans}. */
-export interface ReapedAttempt {
-  attemptId: string;
-  /** The process group that was killed. */
-  pgid: number;
-  logDir: string;
-}
-
-/**
- * Kills the process groups that a previous incarnation of the daemon left
- * running. Looks at `<rootDir>/<attempt>/pgid` files (attempt log
- * directories must be direct children of `rootDir`); a group is killed
- * (SIGKILL) only if one of its live processes carries
- * `FLUSTER_ATTEMPT_ID=<that attempt>` in its environment, so a reused
- * group id is never hit, and only if its leader is not still the child of
- * the daemon that started it. Stale pgid files are removed. Call it before
- * starting attempts. Needs /proc (Linux); elsewhere it kills nothing.
- */
-export async function reapOrphans(rootDir: string): Promise<ReapedAttempt[]> {
-  let names: string[];
-  try {
-    names = await readdir(rootDir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const reaped: ReapedAttempt[] = [];
-  for (const name of names) {
-    const logDir = join(rootDir, name);
-    const file = join(logDir, PGID_FILE_NAME);
-    let text: string;
-    try {
-      text = await readFile(file, "utf8");
-    } catch {
-      continue;
-    }
-    const [pgidText = "", attemptId = "", daemonPidText = ""] = text.split("\n");
-    const pgid = Number(pgidText);
-    const daemonPid = Number(daemonPidText);
-    if (Number.isSafeInteger(pgid) && pgid > 1 && attemptId !== "") {
-      const members = await groupMembers(pgid);
-      const leader = members.find((m) => m.pid === pgid && m.state !== "Z");
-      // The daemon that started it is alive and still its parent: not an orphan.
-      if (leader && leader.ppid === daemonPid) continue;
-      if (await carriesAttemptId(members, attemptId)) {
-        signalGroup(pgid, "SIGKILL");
-        await waitGroupGone(pgid, EXIT_SETTLE_MS);
-        reaped.push({ attemptId, pgid, logDir });
-      }
-    }
-    await rm(file, { force: true });
-  }
-  return reaped;
-}
-
-let setprivWorks: boolean | undefined;
-
-/** Whether `setpriv --pdeathsig` works on this host; probed once per process. */
-export function pdeathsigAvailable(): boolean {
-  setprivWorks ??=
-    process.platform === "linux" &&
-    existsSync(SETPRIV) &&
-    spawnSync(SETPRIV, ["--pdeathsig", "KILL", "--", SETPRIV, "--version"], { stdio: "ignore", timeout: 5000 }).status === 0;
-  return setprivWorks;
-}
-
-function validateSpec(spec: AttemptSpec): void {
-  if (typeof spec !== "object" || spec === null) throw new ValidationError("spec", `must be an object, got ${describeValue(spec)}`);
-  // Control characters would corrupt the pgid file and the environment.
-  if (typeof spec.attemptId !== "string" || spec.attemptId === "" || /[\0-\x1f]/.test(spec.attemptId)) {
-    throw new ValidationError("spec.attemptId", `must be a non-empty string without control characters, got ${describeValue(spec.attemptId)}`);
-  }
-  if (!Array.isArray(spec.argv) || spec.argv.length === 0 || spec.argv[0] === "" || !spec.argv.every((a) => typeof a === "string")) {
-    throw new ValidationError("spec.argv", `must be a non-empty array of strings with a program first, got ${describeValue(spec.argv)}`);
-  }
-  if (typeof spec.cwd !== "string" || spec.cwd === "") throw new ValidationError("spec.cwd", `must be a non-empty path, got ${describeValue(spec.cwd)}`);
-  if (typeof spec.logDir !== "string" || spec.logDir === "") throw new ValidationError("spec.logDir", `must be a non-empty path, got ${describeValue(spec.logDir)}`);
-  if (typeof spec.env !== "object" || spec.env === null) throw new ValidationError("spec.env", `must be an object of strings, got ${describeValue(spec.env)}`);
-  for (const [key, value] of Object.entries(spec.env)) {
-    if (typeof value !== "string") throw new ValidationError(`spec.env.${key}`, `must be a string, got ${describeValue(value)}`);
-  }
-  if (spec.timeoutSeconds !== undefined && !(Number.isFinite(spec.timeoutSeconds) && spec.timeoutSeconds > 0)) {
-    throw new ValidationError("spec.timeoutSeconds", `must be a positive number, got ${describeValue(spec.timeoutSeconds)}`);
-  }
-  if (spec.killGraceMs !== undefined) checkGrace("spec.killGraceMs", spec.killGraceMs);
-}
-
-function checkGrace(field: string, value: number): void {
-  if (!(Number.isFinite(value) && value >= 0 && value <= MAX_TIMER_MS)) {
-    throw new ValidationError(field, `must be a non-negative number of milliseconds, got ${describeValue(value)}`);
-  }
-}
-
-function taskEnv(spec: AttemptSpec): Record<string, string> {
-  const env: Record<string, string> = { PATH: DEFAULT_PATH };
-  for (const name of INHERITED_ENV_VARS) {
-    const value = process.env[name];
-    if (value !== undefined) env[name] = value;
-  }
-  return { ...env, ...spec.env, FLUSTER_ATTEMPT_ID: spec.attemptId };
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Finds the program like execvp would, so that "not found" is reported the
- * same with or without the setpriv wrapper.
- */
-function findExecutable(command: string, pathVar: string, cwd: string): { path: string } | { problem: string } {
-  const candidates = command.includes("/")
-    ? [resolve(cwd, command)]
-    : pathVar.split(delimiter).filter((dir) => dir !== "").map((dir) => join(resolve(cwd, dir), command));
-  let denied = false;
-  for (const candidate of candidates) {
-    try {
-      if (!statSync(candidate).isFile()) continue;
-    } catch {
-      continue;
-    }
-    try {
-      accessSync(candidate, constants.X_OK);
-      return { path: candidate };
-    } catch {
-      denied = true;
-    }
-  }
-  return { problem: denied ? "permission denied" : "not found" };
-}
-
-/**
- * Signals every process of a group. Never throws: a group that is already
- * gone (ESRCH) is the goal, and a kill must not take the daemon down.
- */
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: already gone; EPERM: not ours (the group id was reused).
-  }
-}
-
-interface ProcessStat {
-  pid: number;
-  ppid: number;
-  pgid: number;
-  /** One-letter state; `Z` is a zombie: dead, waiting for its parent to reap it. */
-  state: string;
-}
-
-/** The processes of a group, from /proc; empty where there is no /proc. */
-async function groupMembers(pgid: number): Promise<ProcessStat[]> {
-  let entries: string[];
-  try {
-    entries = await readdir("/proc");
-  } catch {
-    return [];
-  }
-  const stats = await Promise.all(
-    entries.filter((e) => /^\d+$/.test(e)).map(async (pid) => {
-      try {
-        return parseStat(await readFile(`/proc/${pid}/stat`, "utf8"));
-      } catch {
-        return undefined; // exited meanwhile
-      }
-    }),
-  );
-  return stats.filter((s): s is ProcessStat => s !== undefined && s.pgid === pgid);
-}
-
-function parseStat(text: string): ProcessStat | undefined {
-  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-  const close = text.lastIndexOf(")");
-  const [state, ppid, pgid] = text.slice(close + 2).split(" ");
-  if (close === -1 || state === undefined) return undefined;
-  return { pid: Number.parseInt(text, 10), ppid: Number(ppid), pgid: Number(pgid), state };
-}
-
-/**
- * Whether any process of the group is alive. kill(2) also reaches zombies,
- * which are dead but wait for a parent to reap them (and some container inits
- * never do), so on Linux only non-zombie members count.
- */
-async function groupAlive(pgid: number): Promise<boolean> {
-  try {
-    process.kill(-pgid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  if (process.platform !== "linux") return true;
-  return (await groupMembers(pgid)).some((m) => m.state !== "Z");
-}
-
-/**
- * Waits (up to `limitMs`) for a SIGKILLed group to vanish. There is no event
- * for the death of processes that are not our children, so this polls, briefly.
- */
-async function waitGroupGone(pgid: number, limitMs: number): Promise<boolean> {
-  const deadline = Date.now() + limitMs;
-  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-    if (!(await groupAlive(pgid))) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}
-
-async function carriesAttemptId(members: ProcessStat[], attemptId: string): Promise<boolean> {
-  const marker = `FLUSTER_ATTEMPT_ID=${attemptId}`;
-  for (const member of members) {
-    if (member.state === "Z") continue;
-    try {
-      const environ = await readFile(`/proc/${member.pid}/environ`, "utf8");
-      if (environ.split("\0").includes(marker)) return true;
-    } catch {
-      // Gone, or not ours to read.
-    }
-  }
-  return false;
 }

@@ -1,0 +1,245 @@
+// The controller's books: every change to jobs, tasks and attempts, made
+// through the task state machine and written through to the state store,
+// with what follows when a job finishes (its tasks, children and endpoints).
+// Every method that writes runs inside the caller's store transaction.
+import { EventEmitter } from "node:events";
+import { isFinished, isTaskFinished, rollUpJobStatus } from "../../core/status.js";
+import { watchSnapshots } from "../../core/watch.js";
+import type { EndpointRegistry } from "./endpoints.js";
+import { JobTable } from "./jobs.js";
+import type { AttemptRecord, JobRecord, TaskRecord } from "./model.js";
+import type { StateStore } from "./store.js";
+import { isActiveAttempt, nextTaskState, type TaskEvent } from "./task-state.js";
+import type { ObservedAttempt } from "./worker-connection.js";
+import type { WorkerRuntime, WorkerTable } from "./workers.js";
+
+export class Ledger {
+  readonly jobs = new JobTable();
+  readonly attempts = new Map<string, AttemptRecord>();
+  /** Attempts whose RunTask has not been acknowledged yet: a worker may not know them. */
+  readonly undispatched = new Set<string>();
+  /** Unfinished jobs that may have pending tasks. */
+  readonly schedulable = new Set<JobRecord>();
+  /** Jobs that became schedulable since the last scheduling pass. */
+  readonly untried = new Set<JobRecord>();
+  private readonly events = new EventEmitter();
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly workers: WorkerTable,
+    private readonly endpoints: EndpointRegistry,
+    private readonly now: () => number,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** Takes the jobs loaded at start; active attempts go back on their workers (load workers first) or end as lost. */
+  load(jobs: readonly JobRecord[]): void {
+    for (const job of jobs) {
+      this.jobs.add(job);
+      if (!isFinished(job.state)) this.markSchedulable(job);
+      for (const task of job.tasks) for (const a of task.attempts) this.attempts.set(a.attemptId, a);
+    }
+    for (const a of this.attempts.values()) {
+      if (!isActiveAttempt(a.state)) continue;
+      const worker = this.workers.get(a.workerId);
+      if (worker) worker.attempts.add(a);
+      else this.endAttempt(a, { attemptId: a.attemptId, state: "worker_failed", errorMessage: `worker ${a.workerId} is gone` });
+    }
+  }
+
+  /** A new job, stored by the caller. */
+  addJob(job: JobRecord): void {
+    this.jobs.add(job);
+    this.markSchedulable(job);
+    this.emitJob(job);
+  }
+
+  markSchedulable(job: JobRecord): void {
+    this.schedulable.add(job);
+    this.untried.add(job);
+  }
+
+  /** Calls `listener` with the job each time it changes; returns an unsubscribe function. */
+  onJobChange(jobId: string, listener: (job: JobRecord) => void): () => void {
+    const event = `job:${jobId}`;
+    const handler = () => {
+      const job = this.jobs.find(jobId);
+      if (job) listener(job);
+    };
+    this.events.on(event, handler);
+    return () => this.events.off(event, handler);
+  }
+
+  /** The job now and after every change until it is finished or `signal` aborts; changes made meanwhile fold into one snapshot. */
+  watchJob(jobId: string, signal: AbortSignal): AsyncGenerator<JobRecord> {
+    const job = this.jobs.get(jobId);
+    let seen = -1;
+    const snapshot = () => (job.revision === seen ? undefined : ((seen = job.revision), job));
+    return watchSnapshots(this.events, `job:${jobId}`, signal, snapshot, (j) => isFinished(j.state));
+  }
+
+  /** A new attempt of `task` on `worker` (the task must be pending). */
+  placeAttempt(job: JobRecord, task: TaskRecord, worker: WorkerRuntime, now: number): AttemptRecord {
+    const attempt: AttemptRecord = {
+      attemptId: `${job.jobId}/${task.taskIndex}/${task.attempts.length}`,
+      jobId: job.jobId,
+      taskIndex: task.taskIndex,
+      workerId: worker.record.workerId,
+      state: "assigned",
+      createdAt: now,
+    };
+    this.store.saveAttempt(attempt);
+    task.attempts.push(attempt);
+    task.workerId = worker.record.workerId;
+    this.transition(job, task, { kind: "placed" }, now);
+    this.attempts.set(attempt.attemptId, attempt);
+    worker.attempts.add(attempt);
+    this.undispatched.add(attempt.attemptId);
+    delete job.pendingReason;
+    return attempt;
+  }
+
+  /** An attempt moved on (building, running) on its worker. */
+  progressAttempt(attempt: AttemptRecord, update: ObservedAttempt): void {
+    attempt.state = update.state;
+    if (update.startedAt !== undefined) attempt.startedAt = update.startedAt;
+    this.store.saveAttempt(attempt);
+    const job = this.jobs.find(attempt.jobId);
+    const task = job?.tasks[attempt.taskIndex];
+    const state = update.state;
+    if (job && task && task.attempts.at(-1) === attempt && isActiveAttempt(state) && this.transition(job, task, { kind: "progressed", state }, update.startedAt)) {
+      this.updateJobState(job);
+    }
+  }
+
+  /** Pending tasks of `job` become unschedulable, and so does the job. */
+  markUnschedulable(job: JobRecord, reason: string): void {
+    job.errorMessage = reason;
+    for (const task of job.tasks) this.transition(job, task, { kind: "unschedulable", reason });
+    this.updateJobState(job);
+  }
+
+  /** A scheduling pass's reason why a job waits; kept in memory only (the next pass after a restart recomputes it). */
+  setPendingReason(job: JobRecord, reason: string): void {
+    if (job.pendingReason === reason) return;
+    job.pendingReason = reason;
+    this.emitJob(job);
+  }
+
+  /** Kills every unfinished task of `job` and finishes it as killed. Runs inside a transaction. */
+  killJob(job: JobRecord, reason: string): void {
+    job.errorMessage ??= reason;
+    this.killTasks(job, reason);
+    this.updateJobState(job);
+  }
+
+  private killTasks(job: JobRecord, reason: string): void {
+    for (const task of job.tasks) {
+      if (isTaskFinished(task.state)) continue;
+      const current = task.attempts.at(-1);
+      if (current && isActiveAttempt(current.state)) this.stopAttempt(current, reason);
+      this.transition(job, task, { kind: "killed", reason });
+    }
+  }
+
+  /** Applies one event to a task through the state machine and stores the result. Runs inside a transaction. */
+  private transition(job: JobRecord, task: TaskRecord, event: TaskEvent, at = this.now()): boolean {
+    const next = nextTaskState(task, event, job.request);
+    if (!next.changed) return false;
+    task.state = next.state;
+    task.failureCount = next.failureCount;
+    task.preemptionCount = next.preemptionCount;
+    setOptional(task, "exitCode", next.exitCode);
+    setOptional(task, "errorMessage", next.errorMessage);
+    if (event.kind === "progressed") task.startedAt ??= at;
+    if (next.finished) task.finishedAt = at;
+    if (next.retry) this.markSchedulable(job);
+    this.store.saveTask(task);
+    return true;
+  }
+
+  /** Records the end of an attempt and, if it is its task's current one, moves the task on. Runs inside a transaction. */
+  endAttempt(attempt: AttemptRecord, update: ObservedAttempt): void {
+    const job = this.jobs.find(attempt.jobId);
+    const task = job?.tasks[attempt.taskIndex];
+    // The controller's own kills go through stopAttempt; any other end that is
+    // not a success or a failure of the task itself counts as a lost worker.
+    const state = update.state === "succeeded" || update.state === "failed" || update.state === "preempted" ? update.state : "worker_failed";
+    this.finishAttemptRecord(attempt, state, update);
+    if (!job || !task || task.attempts.at(-1) !== attempt) return;
+    const event: TaskEvent = {
+      kind: "attempt_ended",
+      state,
+      ...(update.exitCode !== undefined ? { exitCode: update.exitCode } : {}),
+      ...(update.errorMessage ? { errorMessage: update.errorMessage } : {}),
+    };
+    if (this.transition(job, task, event, attempt.finishedAt)) this.updateJobState(job);
+  }
+
+  /** Records an attempt as killed and tells its worker at once. */
+  private stopAttempt(attempt: AttemptRecord, reason: string): void {
+    const worker = this.workers.get(attempt.workerId);
+    this.finishAttemptRecord(attempt, "killed", { errorMessage: reason });
+    // Unanswered, the next reconcile stops it: it is no longer desired.
+    worker?.connection.killTask(attempt.attemptId, reason).catch(() => undefined);
+  }
+
+  private finishAttemptRecord(attempt: AttemptRecord, state: AttemptRecord["state"], update: Partial<ObservedAttempt>): void {
+    attempt.state = state;
+    attempt.finishedAt = update.finishedAt ?? this.now();
+    if (update.startedAt !== undefined) attempt.startedAt ??= update.startedAt;
+    if (update.exitCode !== undefined) attempt.exitCode = update.exitCode;
+    if (update.errorMessage) attempt.errorMessage = update.errorMessage;
+    if (update.result && update.result.length > 0) attempt.result = update.result;
+    this.store.saveAttempt(attempt);
+    this.workers.get(attempt.workerId)?.attempts.delete(attempt);
+    this.undispatched.delete(attempt.attemptId);
+  }
+
+  /** Recomputes the job state from its tasks and handles the consequences of finishing. Runs inside a transaction. */
+  updateJobState(job: JobRecord): void {
+    const before = job.state;
+    const next = rollUpJobStatus(job.tasks.map((t) => t.state));
+    const now = this.now();
+    if (next === "running" && job.startedAt === undefined) job.startedAt = now;
+    job.state = next;
+    if (isFinished(next) && !isFinished(before)) {
+      job.finishedAt = now;
+      delete job.pendingReason;
+      const decisive = job.tasks.find((t) => t.state === next && (t.errorMessage || t.exitCode !== undefined));
+      if (decisive) {
+        if (decisive.errorMessage && next !== "succeeded") job.errorMessage ??= `task ${decisive.taskIndex}: ${decisive.errorMessage}`;
+        if (decisive.exitCode !== undefined) job.exitCode = decisive.exitCode;
+      } else if (next === "succeeded") {
+        job.exitCode = 0;
+      }
+      this.onJobFinished(job);
+    }
+    this.store.saveJob(job);
+    this.emitJob(job);
+  }
+
+  /** A finished job takes its remaining tasks, its children and its endpoints with it. */
+  private onJobFinished(job: JobRecord): void {
+    this.schedulable.delete(job);
+    this.untried.delete(job);
+    this.killTasks(job, `job ${job.state}`);
+    for (const child of this.jobs.childrenOf(job.jobId)) {
+      if (!isFinished(child.state)) this.killJob(child, `parent job ${job.jobId} ${job.state}`);
+    }
+    this.endpoints.removeOwnedBy(job.jobId);
+  }
+
+  private emitJob(job: JobRecord): void {
+    job.revision += 1;
+    this.events.emit(`job:${job.jobId}`);
+  }
+
+}
+
+/** Sets an optional field, or removes it when the value is undefined (absent, not `undefined`, in records). */
+function setOptional<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value === undefined) delete target[key];
+  else target[key] = value;
+}

@@ -1,0 +1,85 @@
+// Reconcile as a pure diff (like Nomad's reconciler): what a worker's answer
+// changes in what the controller knows, and what a failed round means for
+// the worker's health. The controller applies the result to its records.
+import type { TaskState } from "../../core/status.js";
+import type { WorkerHealth } from "./model.js";
+import { isActiveAttempt, progressRank } from "./task-state.js";
+import type { DesiredAttempt, ObservedAttempt, ObservedAttempts } from "./worker-connection.js";
+
+/** What the controller knows of one attempt it placed. */
+export interface KnownAttempt {
+  readonly attemptId: string;
+  readonly workerId: string;
+  readonly state: TaskState;
+}
+
+/** The changes in one worker's answer (reconcile or heartbeat). */
+export interface ReconcileDiff {
+  /** Attempts that moved on: assigned → building → running. */
+  progressed: ObservedAttempt[];
+  /** Attempts that ended on the worker. */
+  ended: ObservedAttempt[];
+  /** Attempts the worker should have and does not: they were lost with whatever ran them. */
+  lost: KnownAttempt[];
+}
+
+/** The desired set a worker is sent: every active attempt placed on it, with the state last seen. */
+export function desiredSet(attempts: Iterable<KnownAttempt>): DesiredAttempt[] {
+  const desired: DesiredAttempt[] = [];
+  for (const a of attempts) desired.push({ attemptId: a.attemptId, knownState: a.state });
+  return desired;
+}
+
+/**
+ * Compares a worker's answer with what the controller knows. Reports about
+ * attempts the controller does not know, that belong to another worker, or
+ * that already ended are ignored (a late answer never revives an attempt);
+ * active states only move forward. A missing attempt counts as lost only once
+ * its RunTask was acknowledged (`undispatched` holds those not yet: the worker
+ * may simply not have it yet).
+ */
+export function diffReconcile(
+  workerId: string,
+  answer: ObservedAttempts,
+  known: (attemptId: string) => KnownAttempt | undefined,
+  undispatched: ReadonlySet<string> = new Set(),
+): ReconcileDiff {
+  const diff: ReconcileDiff = { progressed: [], ended: [], lost: [] };
+  const mine = (id: string): KnownAttempt | undefined => {
+    const attempt = known(id);
+    return attempt !== undefined && attempt.workerId === workerId && isActiveAttempt(attempt.state) ? attempt : undefined;
+  };
+  for (const update of answer.observed) {
+    const attempt = mine(update.attemptId);
+    if (!attempt || update.state === attempt.state) continue;
+    if (!isActiveAttempt(update.state)) diff.ended.push(update);
+    else if (progressRank(update.state) > progressRank(attempt.state)) diff.progressed.push(update);
+  }
+  for (const id of answer.missing) {
+    const attempt = undispatched.has(id) ? undefined : mine(id);
+    if (attempt) diff.lost.push(attempt);
+  }
+  return diff;
+}
+
+export function isEmptyDiff(diff: ReconcileDiff): boolean {
+  return diff.progressed.length === 0 && diff.ended.length === 0 && diff.lost.length === 0;
+}
+
+/** A worker's health as reconciles see it. */
+export interface WorkerHealthState {
+  health: WorkerHealth;
+  /** When the current run of failed reconciles began. */
+  failingSince?: number;
+}
+
+/**
+ * A worker's health after a reconcile that failed at `now`: unreachable at
+ * the first failure, lost once failures have lasted longer than `graceMs`.
+ */
+export function healthAfterFailure(worker: WorkerHealthState, now: number, graceMs: number): WorkerHealthState & { lostReason?: string } {
+  const failingSince = worker.failingSince ?? now;
+  const failingFor = now - failingSince;
+  if (failingFor > graceMs) return { health: "lost", failingSince, lostReason: `stopped answering for ${Math.round(failingFor / 1000)}s` };
+  return { health: worker.health === "healthy" ? "unreachable" : worker.health, failingSince };
+}

@@ -1,0 +1,131 @@
+// The controller's table of workers: registration records, connections, the
+// attempts placed on each, and health as reconciles find it. Ending the
+// attempts of a lost worker is the controller's part; this keeps the books.
+import { ValidationError } from "../../core/errors.js";
+import type { AttemptRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
+import { healthAfterFailure } from "./reconcile.js";
+import type { StateStore } from "./store.js";
+import type { WorkerConnection } from "./worker-connection.js";
+
+export interface RegisterWorkerInput {
+  workerId: string;
+  address: string;
+  capacity: WorkerCapacityRecord;
+  attributes: Record<string, string>;
+}
+
+/** A registered worker with what the controller keeps about it in memory. */
+export interface WorkerRuntime {
+  record: WorkerRecord;
+  connection: WorkerConnection;
+  /** Attempts placed on this worker that are still active. */
+  attempts: Set<AttemptRecord>;
+  /** When the current run of failed reconciles began. */
+  failingSince?: number;
+  /** A reconcile of this worker is in flight (rounds never overlap per worker). */
+  reconciling: boolean;
+}
+
+/** Validates a registration and builds its record; `device-type`/`device-variant` attributes come from the capacity. */
+export function workerRecordOf(input: RegisterWorkerInput, now: number): WorkerRecord {
+  if (!input.workerId) throw new ValidationError("workerId", "must not be empty");
+  if (!input.address) throw new ValidationError("address", "must not be empty");
+  const capacity = input.capacity;
+  for (const [key, value] of Object.entries({ cpu: capacity.cpu, memory: capacity.memory, disk: capacity.disk, deviceCount: capacity.deviceCount })) {
+    if (!Number.isFinite(value) || value < 0) throw new ValidationError(`resources.${key}`, `must be a non-negative number, got ${value}`);
+  }
+  const attributes = {
+    ...input.attributes,
+    "device-type": capacity.deviceType,
+    ...(capacity.deviceType !== "cpu" ? { "device-variant": capacity.deviceVariant } : {}),
+  };
+  return { workerId: input.workerId, address: input.address, capacity, attributes, registeredAt: now, lastSeen: now, health: "healthy" };
+}
+
+export class WorkerTable {
+  private readonly workers = new Map<string, WorkerRuntime>();
+  /** Addresses of workers that were lost, so logs of their attempts can still be asked for. */
+  private readonly lostAddresses = new Map<string, string>();
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly connect: (address: string) => WorkerConnection,
+    private readonly graceMs: number,
+  ) {}
+
+  /** Takes the workers loaded from the store at start; lost ones are remembered only by address. */
+  load(records: readonly WorkerRecord[]): void {
+    for (const record of records) {
+      if (record.health === "lost") this.lostAddresses.set(record.workerId, record.address);
+      else this.workers.set(record.workerId, this.runtimeFor(record));
+    }
+  }
+
+  get(workerId: string): WorkerRuntime | undefined {
+    return this.workers.get(workerId);
+  }
+
+  values(): IterableIterator<WorkerRuntime> {
+    return this.workers.values();
+  }
+
+  /** Adds a worker registered now (or loaded from the store), or refreshes the record of one at the same address. */
+  upsert(record: WorkerRecord): WorkerRuntime {
+    const existing = this.workers.get(record.workerId);
+    if (existing && existing.record.address === record.address) {
+      existing.record = { ...record, registeredAt: existing.record.registeredAt };
+      delete existing.failingSince;
+      this.store.saveWorker(existing.record);
+      return existing;
+    }
+    existing?.connection.close();
+    const worker = this.runtimeFor(record);
+    this.workers.set(record.workerId, worker);
+    this.store.saveWorker(record);
+    return worker;
+  }
+
+  /** Marks a worker lost and forgets it (its address stays known for logs). Its attempts are the caller's to end first. */
+  remove(worker: WorkerRuntime): void {
+    worker.record.health = "lost";
+    this.store.saveWorker(worker.record);
+    this.lostAddresses.set(worker.record.workerId, worker.record.address);
+    worker.connection.close();
+    this.workers.delete(worker.record.workerId);
+  }
+
+  /** Where a worker is or was, for log streaming. */
+  addressOf(workerId: string): string | undefined {
+    return this.workers.get(workerId)?.record.address ?? this.lostAddresses.get(workerId);
+  }
+
+  /** A reconcile answered: the worker is healthy. Returns true when it was not (room may be back). */
+  answered(worker: WorkerRuntime, now: number): boolean {
+    worker.record.lastSeen = now;
+    delete worker.failingSince;
+    if (worker.record.health === "healthy") return false;
+    worker.record.health = "healthy";
+    this.store.saveWorker(worker.record);
+    return true;
+  }
+
+  /** A reconcile failed: the worker becomes unreachable; returns why it is lost once failures outlast the grace period. */
+  failed(worker: WorkerRuntime, now: number): string | undefined {
+    const next = healthAfterFailure({ health: worker.record.health, ...(worker.failingSince !== undefined ? { failingSince: worker.failingSince } : {}) }, now, this.graceMs);
+    worker.failingSince = next.failingSince;
+    if (next.lostReason) return `worker ${worker.record.workerId} ${next.lostReason}`;
+    if (next.health !== worker.record.health) {
+      worker.record.health = next.health;
+      this.store.saveWorker(worker.record);
+    }
+    return undefined;
+  }
+
+  private runtimeFor(record: WorkerRecord): WorkerRuntime {
+    return { record, connection: this.connect(record.address), attempts: new Set(), reconciling: false };
+  }
+
+  closeAll(): void {
+    for (const w of this.workers.values()) w.connection.close();
+  }
+}

@@ -1,0 +1,93 @@
+// How an assignment becomes a process on this worker — a command as given, or
+// a function entrypoint run by the bootstrap program — with the FLUSTER_*
+// variables a job sees, and how a function's return value or error comes back.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { FlusterError, ValidationError } from "../../core/errors.js";
+import { decodeValue } from "../../rpc/codec.js";
+import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import type { TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
+
+const BOOTSTRAP = fileURLToPath(new URL("./bootstrap.ts", import.meta.url));
+const ARGS_FILE = "args.bin";
+const RESULT_FILE = "result.bin";
+const ERROR_FILE = "result.bin.error";
+
+/** What the worker tells every task about where it runs. */
+export interface TaskContext {
+  controllerUrl: string;
+  workerId: string;
+  token: string | undefined;
+}
+
+/** The process of one attempt. */
+export interface TaskCommand {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+}
+
+/** The program, environment and working directory of an attempt; `dir` is the attempt's own directory. */
+export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir: string, context: TaskContext): Promise<TaskCommand> {
+  const workspace = spec.environment?.workspace || process.cwd();
+  if (!existsSync(workspace)) throw new FlusterError(`workspace ${workspace} does not exist on worker ${context.workerId}`, "failed_precondition");
+  const env: Record<string, string> = {
+    ...(spec.environment?.envVars ?? {}),
+    FLUSTER_CLUSTER_ADDRESS: context.controllerUrl,
+    FLUSTER_JOB_ID: assignment.jobId,
+    FLUSTER_JOB_NAME: assignment.jobName,
+    FLUSTER_NAMESPACE: assignment.namespace,
+    FLUSTER_TASK_INDEX: String(assignment.taskIndex),
+    FLUSTER_NUM_TASKS: String(assignment.numTasks),
+    FLUSTER_WORKER_ID: context.workerId,
+    FLUSTER_ATTEMPT_ID: assignment.attemptId,
+  };
+  if (context.token) env.FLUSTER_TOKEN = context.token;
+  for (const name of spec.ports) env[`FLUSTER_PORT_${name.toUpperCase()}`] = String(await freePort());
+  const kind = spec.entrypoint?.kind;
+  if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace };
+  if (kind?.case === "function") {
+    const argsPath = join(dir, ARGS_FILE);
+    writeFileSync(argsPath, kind.value.args);
+    env.FLUSTER_ENTRYPOINT_MODULE = kind.value.module;
+    env.FLUSTER_ENTRYPOINT_NAME = kind.value.name;
+    env.FLUSTER_ENTRYPOINT_ARGS = argsPath;
+    env.FLUSTER_RESULT_PATH = join(dir, RESULT_FILE);
+    return { argv: [process.execPath, "--import", "tsx", BOOTSTRAP], env, cwd: workspace };
+  }
+  throw new ValidationError("spec.entrypoint", "is required");
+}
+
+/** A function entrypoint's encoded return value, when the attempt left one. */
+export function functionResult(dir: string): Uint8Array | undefined {
+  const path = join(dir, RESULT_FILE);
+  return existsSync(path) ? readFileSync(path) : undefined;
+}
+
+/** "Name: message" of the error a function entrypoint threw, when it left one that decodes. */
+export function functionError(dir: string): string | undefined {
+  const path = join(dir, ERROR_FILE);
+  if (!existsSync(path)) return undefined;
+  try {
+    const error = decodeValue(readFileSync(path));
+    return error instanceof Error ? `${error.name}: ${error.message}` : undefined;
+  } catch {
+    return undefined; // the runtime's message (exit code and stderr tail) stands
+  }
+}
+
+/** A free TCP port on this machine, for FLUSTER_PORT_<NAME>. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}

@@ -1,0 +1,107 @@
+// A worker daemon's options, checked once, up front: from the CLI, from a
+// program, or as JSON from the process that spawned the daemon.
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { ValidationError, describeValue } from "../../core/errors.js";
+import { checkInteger, checkNonNegative, checkPlainObject, checkString } from "../../core/validate.js";
+import { normalizeBaseUrl } from "../../rpc/transport.js";
+
+/** Options of {@link WorkerDaemon}. */
+export interface WorkerDaemonOptions {
+  /** Controller URL, e.g. `http://10.0.0.2:7070`. */
+  controllerUrl: string;
+  /** Stable id; reusing it across restarts lets the controller recognise the machine. @default `<hostname>-<port>` */
+  workerId?: string;
+  /** Address to bind. @default "127.0.0.1" */
+  host?: string;
+  /** Port to bind; 0 picks one. @default 0 */
+  port?: number;
+  /** Host name other machines use to reach this worker. @default the bind host */
+  advertiseHost?: string;
+  /**
+   * Directory for attempt logs and results; kept across restarts so a new
+   * daemon can reap what an old one left running.
+   * @default `$XDG_CACHE_HOME/fluster/workers/<id>` (`~/.cache/…`), never the working directory
+   */
+  workDir?: string;
+  /** Override detected CPU cores. */
+  cpu?: number;
+  /** Override detected memory, in bytes. */
+  memory?: number;
+  /** Attributes for scheduling constraints (`region`, `zone`, user labels). @default {} */
+  labels?: Record<string, string>;
+  /** Bearer token for the controller. @default process.env.FLUSTER_TOKEN */
+  token?: string;
+  /** Seconds between SIGTERM and SIGKILL when an attempt is killed. @default 5 */
+  killGraceSeconds?: number;
+  /** Progress and errors. @default writes to stderr */
+  log?: (line: string) => void;
+}
+
+/** The options with every default filled in, except what is known only once the daemon serves (its id and work dir). */
+export interface CompiledWorkerDaemonOptions {
+  controllerUrl: string;
+  workerId: string | undefined;
+  host: string;
+  port: number;
+  advertiseHost: string | undefined;
+  workDir: string | undefined;
+  cpu: number | undefined;
+  memory: number | undefined;
+  labels: Record<string, string>;
+  token: string | undefined;
+  killGraceMs: number;
+  log: (line: string) => void;
+}
+
+/**
+ * Checks worker daemon options (also untyped JSON) and fills in defaults;
+ * throws a ValidationError naming the first bad field.
+ */
+export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
+  const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "cpu", "memory", "labels", "token", "killGraceSeconds", "log"]);
+  for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
+  const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
+  const workerId = optionalString("workerId");
+  if (workerId !== undefined && /[\0-\x1f/]/.test(workerId)) throw new ValidationError("workerId", `must not contain "/" or control characters, got ${describeValue(workerId)}`);
+  const labels = o.labels === undefined ? {} : checkPlainObject(o.labels, "labels");
+  for (const [key, value] of Object.entries(labels)) checkString(value, `labels.${key}`);
+  if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", `must be a function, got ${describeValue(o.log)}`);
+  const positive = (key: "cpu" | "memory") => {
+    if (o[key] === undefined) return undefined;
+    const n = checkNonNegative(o[key], key);
+    if (n === 0) throw new ValidationError(key, "must be greater than 0");
+    return n;
+  };
+  return {
+    controllerUrl: normalizeBaseUrl(checkString(o.controllerUrl, "controllerUrl", { nonEmpty: true })),
+    workerId,
+    host: optionalString("host") ?? "127.0.0.1",
+    port: o.port === undefined ? 0 : checkPort(o.port),
+    advertiseHost: optionalString("advertiseHost"),
+    workDir: o.workDir === undefined ? undefined : resolve(checkString(o.workDir, "workDir", { nonEmpty: true })),
+    cpu: positive("cpu"),
+    memory: positive("memory"),
+    labels: labels as Record<string, string>,
+    token: optionalString("token") ?? (process.env.FLUSTER_TOKEN || undefined),
+    killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
+    log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
+  };
+}
+
+function checkPort(value: unknown): number {
+  const port = checkInteger(value, "port", 0);
+  if (port > 65_535) throw new ValidationError("port", `must be at most 65535, got ${port}`);
+  return port;
+}
+
+/**
+ * Where a worker keeps attempt logs when not told: the user's cache
+ * directory (`$XDG_CACHE_HOME`, else `~/.cache`), else the temp directory.
+ */
+export function defaultWorkDir(workerId: string): string {
+  const home = homedir();
+  const cache = process.env.XDG_CACHE_HOME || (home ? join(home, ".cache") : tmpdir());
+  return join(cache, "fluster", "workers", workerId.replace(/[^A-Za-z0-9._-]/g, "_"));
+}

@@ -1,0 +1,171 @@
+// Process groups on Linux: signalling a whole group, finding its members in
+// /proc, waiting for it to vanish, and killing the groups a previous daemon
+// left behind. The process runtime builds on these.
+import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readFile, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { pollUntil } from "../../core/backoff.js";
+
+/** The daemon records a running attempt's process group in this file of its log directory. */
+export const PGID_FILE_NAME = "pgid";
+/** How long the end of an attempt waits for its group to vanish. */
+export const EXIT_SETTLE_MS = 2000;
+const SETPRIV = "/usr/bin/setpriv";
+
+/** An attempt a previous daemon left running, killed by {@link reapOrphans}. */
+export interface ReapedAttempt {
+  attemptId: string;
+  /** The process group that was killed. */
+  pgid: number;
+  logDir: string;
+}
+
+/**
+ * Kills the process groups that a previous incarnation of the daemon left
+ * running. Looks at `<rootDir>/<attempt>/pgid` files (attempt log
+ * directories must be direct children of `rootDir`); a group is killed
+ * (SIGKILL) only if one of its live processes carries
+ * `FLUSTER_ATTEMPT_ID=<that attempt>` in its environment, so a reused
+ * group id is never hit, and only if its leader is not still the child of
+ * the daemon that started it. Stale pgid files are removed. Call it before
+ * starting attempts. Needs /proc (Linux); elsewhere it kills nothing.
+ */
+export async function reapOrphans(rootDir: string): Promise<ReapedAttempt[]> {
+  let names: string[];
+  try {
+    names = await readdir(rootDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const reaped: ReapedAttempt[] = [];
+  for (const name of names) {
+    const logDir = join(rootDir, name);
+    const file = join(logDir, PGID_FILE_NAME);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch {
+      continue;
+    }
+    const [pgidText = "", attemptId = "", daemonPidText = ""] = text.split("\n");
+    const pgid = Number(pgidText);
+    const daemonPid = Number(daemonPidText);
+    if (Number.isSafeInteger(pgid) && pgid > 1 && attemptId !== "") {
+      const members = await groupMembers(pgid);
+      const leader = members.find((m) => m.pid === pgid && m.state !== "Z");
+      // The daemon that started it is alive and still its parent: not an orphan.
+      if (leader && leader.ppid === daemonPid) continue;
+      if (await carriesAttemptId(members, attemptId)) {
+        signalGroup(pgid, "SIGKILL");
+        await waitGroupGone(pgid, EXIT_SETTLE_MS);
+        reaped.push({ attemptId, pgid, logDir });
+      }
+    }
+    await rm(file, { force: true });
+  }
+  return reaped;
+}
+
+let setprivWorks: boolean | undefined;
+
+/** Whether `setpriv --pdeathsig` works on this host; probed once per process. */
+function pdeathsigAvailable(): boolean {
+  setprivWorks ??=
+    process.platform === "linux" &&
+    existsSync(SETPRIV) &&
+    spawnSync(SETPRIV, ["--pdeathsig", "KILL", "--", SETPRIV, "--version"], { stdio: "ignore", timeout: 5000 }).status === 0;
+  return setprivWorks;
+}
+
+/** The `setpriv --pdeathsig KILL --` prefix that ties a task to the daemon's life, where it works. */
+export function pdeathsigPrefix(): string[] {
+  return pdeathsigAvailable() ? [SETPRIV, "--pdeathsig", "KILL", "--"] : [];
+}
+
+/**
+ * Signals every process of a group. Never throws: a group that is already
+ * gone (ESRCH) is the goal, and a kill must not take the daemon down.
+ */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: already gone; EPERM: not ours (the group id was reused).
+  }
+}
+
+interface ProcessStat {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** One-letter state; `Z` is a zombie: dead, waiting for its parent to reap it. */
+  state: string;
+}
+
+/** The processes of a group, from /proc; empty where there is no /proc. */
+async function groupMembers(pgid: number): Promise<ProcessStat[]> {
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return [];
+  }
+  const stats = await Promise.all(
+    entries.filter((e) => /^\d+$/.test(e)).map(async (pid) => {
+      try {
+        return parseStat(await readFile(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        return undefined; // exited meanwhile
+      }
+    }),
+  );
+  return stats.filter((s): s is ProcessStat => s !== undefined && s.pgid === pgid);
+}
+
+function parseStat(text: string): ProcessStat | undefined {
+  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+  const close = text.lastIndexOf(")");
+  const [state, ppid, pgid] = text.slice(close + 2).split(" ");
+  if (close === -1 || state === undefined) return undefined;
+  return { pid: Number.parseInt(text, 10), ppid: Number(ppid), pgid: Number(pgid), state };
+}
+
+/**
+ * Whether any process of the group is alive. kill(2) also reaches zombies,
+ * which are dead but wait for a parent to reap them (and some container inits
+ * never do), so on Linux only non-zombie members count.
+ */
+async function groupAlive(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (process.platform !== "linux") return true;
+  return (await groupMembers(pgid)).some((m) => m.state !== "Z");
+}
+
+/**
+ * Waits (up to `limitMs`) for a SIGKILLed group to vanish. There is no event
+ * for the death of processes that are not our children, so this polls, briefly.
+ */
+export function waitGroupGone(pgid: number, limitMs: number): Promise<boolean> {
+  return pollUntil(async () => !(await groupAlive(pgid)), { initialMs: 5, maxMs: 100, jitter: 0, timeoutMs: limitMs });
+}
+
+async function carriesAttemptId(members: ProcessStat[], attemptId: string): Promise<boolean> {
+  const marker = `FLUSTER_ATTEMPT_ID=${attemptId}`;
+  for (const member of members) {
+    if (member.state === "Z") continue;
+    try {
+      const environ = await readFile(`/proc/${member.pid}/environ`, "utf8");
+      if (environ.split("\0").includes(marker)) return true;
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return false;
+}
+

@@ -1,0 +1,304 @@
+// The controller on its own, in milliseconds: an in-memory store, in-memory
+// workers and a clock the test moves. Placement and dispatch, both retry
+// budgets, worker loss, missing attempts, restart adoption, kills, scheduling
+// timeouts and endpoint expiry. (test/cluster/local-cluster.test.ts and
+// faults.test.ts cover the same with real processes and sockets.)
+import { afterEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { EndpointRecord } from "../../../src/cluster/controller/model.js";
+import { FlusterError } from "../../../src/core/errors.js";
+import { GRACE_MS, Harness } from "./harness.js";
+
+let harness: Harness;
+afterEach(() => harness?.close());
+
+function setup(options: { durable?: boolean } = {}): Harness {
+  harness = new Harness(options).start();
+  return harness;
+}
+
+describe("controller: placement and outcomes", () => {
+  test("a launched job is placed on a worker with room and dispatched at once", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    assert.equal(w.started.length, 1);
+    assert.equal(w.started[0]?.jobId, jobId);
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "running");
+    assert.equal(job.tasks[0]?.workerId, "w1");
+    assert.equal(job.tasks[0]?.attempts.length, 1);
+  });
+
+  test("a job that fits nowhere waits with a reason and is placed when a worker joins", async () => {
+    const h = setup();
+    const jobId = await h.launch({ resources: { cpu: 8, memory: "1g" } });
+    assert.equal(h.controller.getJob(jobId).state, "pending");
+    assert.match(h.controller.getJob(jobId).pendingReason ?? "", /no workers are registered/);
+    const w = h.addWorker("big", 16);
+    await h.settle();
+    assert.equal(w.started.length, 1);
+    assert.equal(h.controller.getJob(jobId).pendingReason, undefined);
+  });
+
+  test("success reported by a reconcile finishes the job with exit code 0 and keeps the result", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    w.finish(w.lastStarted, "succeeded", { exitCode: 0, result: new Uint8Array([1, 2, 3]) });
+    await h.reconcile();
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "succeeded");
+    assert.equal(job.exitCode, 0);
+    assert.deepEqual([...(job.tasks[0]?.attempts[0]?.result ?? [])], [1, 2, 3]);
+    assert.ok(job.finishedAt !== undefined);
+  });
+
+  test("the failure budget: retried while failures ≤ maxRetriesFailure, then failed with the exit code", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch({ maxRetriesFailure: 1 });
+    w.finish(w.lastStarted, "failed", { exitCode: 3, errorMessage: "exited with code 3" });
+    await h.reconcile();
+    assert.equal(w.started.length, 2, "one retry");
+    assert.equal(h.controller.getJob(jobId).state, "running");
+    w.finish(w.lastStarted, "failed", { exitCode: 4, errorMessage: "exited with code 4" });
+    await h.reconcile();
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "failed");
+    assert.equal(job.exitCode, 4);
+    assert.equal(job.tasks[0]?.failureCount, 2);
+    assert.equal(job.tasks[0]?.preemptionCount, 0);
+    assert.match(job.errorMessage ?? "", /^task 0: exited with code 4/);
+    assert.equal(w.started.length, 2, "no third attempt");
+  });
+
+  test("the preemption budget: attempts lost with their worker are retried, then the task fails saying so", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch({ maxRetriesPreemption: 1, maxRetriesFailure: 5 });
+    w.forget(w.lastStarted);
+    await h.reconcile();
+    assert.equal(w.started.length, 2);
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.preemptionCount, 1);
+    w.forget(w.lastStarted);
+    await h.reconcile();
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "failed");
+    assert.equal(job.tasks[0]?.failureCount, 0, "lost attempts do not spend the failure budget");
+    assert.match(job.errorMessage ?? "", /lost the attempt \(retried 1 times after worker failures\)/);
+  });
+
+  test("a worker that refuses RunTask costs a preemption retry, and the task is placed again", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    w.refuseNext = new FlusterError("no room", "failed_precondition");
+    const jobId = await h.launch();
+    await h.settle();
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.length, 2);
+    assert.equal(task?.attempts[0]?.state, "worker_failed");
+    assert.match(task?.attempts[0]?.errorMessage ?? "", /dispatch to w1 failed: no room/);
+    assert.equal(task?.preemptionCount, 1);
+    assert.equal(task?.state, "running");
+    assert.equal(w.started.length, 1);
+  });
+});
+
+describe("controller: workers", () => {
+  test("a worker that stops answering is unreachable at once, lost after the grace period, and its attempts move", async () => {
+    const h = setup();
+    const w1 = h.addWorker("w1");
+    const jobId = await h.launch();
+    const w2 = h.addWorker("w2");
+    const first = w1.lastStarted;
+    w1.reachable = false;
+    await h.reconcile();
+    assert.equal(h.controller.listWorkers().find((w) => w.record.workerId === "w1")?.record.health, "unreachable");
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts.length, 1, "nothing moves within the grace period");
+    h.advance(GRACE_MS + 1);
+    await h.reconcile();
+    assert.equal(h.controller.listWorkers().some((w) => w.record.workerId === "w1"), false, "lost workers are forgotten");
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts[0]?.attemptId, first);
+    assert.equal(task?.attempts[0]?.state, "worker_failed");
+    assert.match(task?.attempts[0]?.errorMessage ?? "", /worker w1 stopped answering for 10s/);
+    assert.equal(w2.started.length, 1, "retried on the healthy worker");
+    assert.equal(task?.preemptionCount, 1);
+    assert.equal(task?.state, "running");
+  });
+
+  test("a worker that answers again within the grace period keeps its attempts", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    w.reachable = false;
+    await h.reconcile();
+    h.advance(GRACE_MS - 1);
+    await h.reconcile();
+    w.reachable = true;
+    await h.reconcile();
+    assert.equal(h.controller.listWorkers()[0]?.record.health, "healthy");
+    h.advance(GRACE_MS);
+    await h.reconcile();
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts.length, 1);
+    assert.equal(h.controller.getJob(jobId).state, "running");
+  });
+
+  test("a worker re-registering at a new address has restarted: its attempts are retried", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    const old = w.lastStarted;
+    h.controller.registerWorker({
+      workerId: "w1",
+      address: "http://w1:2",
+      capacity: { cpu: 4, memory: 16 * 1024 ** 3, disk: 0, deviceType: "cpu", deviceVariant: "", deviceCount: 0 },
+      attributes: {},
+    });
+    await h.settle();
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.find((a) => a.attemptId === old)?.state, "worker_failed");
+    assert.equal(h.workerAt("http://w1:2").started.length, 1);
+  });
+
+  test("an attempt whose RunTask is still in flight is not lost when the worker does not know it yet", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    let release: () => void = () => undefined;
+    const runTask = w.runTask.bind(w);
+    w.runTask = async (assignment) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return runTask(assignment);
+    };
+    const jobId = await h.launch();
+    await h.reconcile(); // the worker reports the attempt missing
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts[0]?.state, "assigned");
+    release();
+    await h.settle();
+    assert.equal(h.controller.getJob(jobId).state, "running");
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.preemptionCount, 0);
+  });
+});
+
+describe("controller: restart", () => {
+  test("a restarted controller adopts running attempts, keeps finished results, and loses nothing", async () => {
+    const h = setup({ durable: true });
+    const w = h.addWorker("w1");
+    const running = await h.launch({ name: "long" });
+    const done = await h.launch({ name: "short" });
+    const doneAttempt = w.started.find((a) => a.jobId === done)?.attemptId ?? "";
+    w.finish(doneAttempt, "succeeded", { exitCode: 0, result: new Uint8Array([7]) });
+    await h.reconcile();
+    await h.restart();
+    const job = h.controller.getJob(running);
+    assert.equal(job.state, "running");
+    await h.reconcile();
+    assert.equal(w.started.length, 2, "the running attempt is adopted, not started again");
+    assert.equal(h.controller.getJob(running).tasks[0]?.attempts.length, 1);
+    assert.deepEqual([...(h.controller.getJob(done).tasks[0]?.attempts[0]?.result ?? [])], [7]);
+    w.finish(w.started.find((a) => a.jobId === running)?.attemptId ?? "", "succeeded", { exitCode: 0 });
+    await h.reconcile();
+    assert.equal(h.controller.getJob(running).state, "succeeded");
+  });
+
+  test("after a restart, an attempt the worker no longer has is retried", async () => {
+    const h = setup({ durable: true });
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    await h.restart();
+    w.forget(w.lastStarted);
+    await h.reconcile();
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.length, 2);
+    assert.equal(task?.attempts[0]?.state, "worker_failed");
+    assert.equal(task?.state, "running");
+  });
+});
+
+describe("controller: kills and timeouts", () => {
+  test("terminating a job kills its running attempts on the worker and its children", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const parent = await h.launch({ name: "parent" });
+    const child = (await h.controller.launchJob(h.controller.getJob(parent).spec, { parentJobId: parent })).jobId;
+    await h.settle();
+    h.controller.terminateJob(parent, "stop it");
+    await h.settle();
+    assert.equal(h.controller.getJob(parent).state, "killed");
+    assert.equal(h.controller.getJob(parent).errorMessage, "stop it");
+    assert.equal(h.controller.getJob(child).state, "killed");
+    assert.match(h.controller.getJob(child).errorMessage ?? "", /parent job .* killed/);
+    assert.equal(w.killed.length, 2);
+  });
+
+  test("a failed task of a multi-task job kills its siblings", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch({ resources: { cpu: 1, memory: "1g", replicas: 2 } });
+    const [first, second] = w.started.map((a) => a.attemptId);
+    w.finish(first ?? "", "failed", { exitCode: 1 });
+    await h.reconcile();
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "failed");
+    assert.equal(job.tasks[1]?.state, "killed");
+    assert.deepEqual(w.killed, [second]);
+  });
+
+  test("a job not placed within its scheduling timeout becomes unschedulable with the reason", async () => {
+    const h = setup();
+    h.addWorker("w1", 2);
+    const jobId = await h.launch({ resources: { cpu: 64, memory: "1g" }, schedulingTimeoutSeconds: 5 });
+    await h.reconcile();
+    assert.equal(h.controller.getJob(jobId).state, "pending");
+    h.advance(6_000);
+    await h.reconcile();
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "unschedulable");
+    assert.match(job.errorMessage ?? "", /not scheduled within 5s: insufficient cpu: wants 64, largest worker has 2/);
+  });
+});
+
+describe("controller: endpoints", () => {
+  test("TTL endpoints expire unless renewed; renewing a gone one reports it", async () => {
+    const h = setup();
+    const kept = h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default", ttlSeconds: 5 });
+    const dropped = h.controller.registerEndpoint({ name: "svc", address: "http://b:1", namespace: "default", ttlSeconds: 5 });
+    h.advance(4_000);
+    assert.deepEqual(h.controller.renewEndpoints([kept.endpointId]), []);
+    h.advance(2_000);
+    h.controller.tick();
+    assert.deepEqual(h.controller.endpoints.lookup("svc", "default").map((e) => e.address), ["http://a:1"]);
+    assert.deepEqual(h.controller.renewEndpoints([dropped.endpointId]), [dropped.endpointId]);
+  });
+
+  test("an endpoint owned by a job goes when the job finishes; lookups never cross namespaces", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default", jobId });
+    h.controller.registerEndpoint({ name: "svc", address: "http://b:1", namespace: "other" });
+    assert.equal(h.controller.endpoints.lookup("svc", "default").length, 1);
+    w.finish(w.lastStarted, "succeeded", { exitCode: 0 });
+    await h.reconcile();
+    assert.deepEqual(h.controller.endpoints.lookup("svc", "default"), []);
+    assert.equal(h.controller.endpoints.lookup("svc", "other").length, 1);
+    assert.throws(() => h.controller.registerEndpoint({ name: "late", address: "http://c:1", namespace: "default", jobId }), /already succeeded/);
+  });
+
+  test("a watch sees the set now and after each change, folding changes it was too busy to see", async () => {
+    const h = setup();
+    const abort = new AbortController();
+    const watch = h.controller.endpoints.watch("svc", "default", abort.signal);
+    assert.deepEqual((await watch.next()).value, []);
+    const a = h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default" });
+    h.controller.registerEndpoint({ name: "svc", address: "http://b:1", namespace: "default" });
+    h.controller.registerEndpoint({ name: "other", address: "http://c:1", namespace: "default" });
+    const seen = (await watch.next()).value?.map((e: EndpointRecord) => e.address);
+    assert.deepEqual(seen, ["http://a:1", "http://b:1"]);
+    h.controller.unregisterEndpoint(a.endpointId);
+    assert.deepEqual((await watch.next()).value?.map((e: EndpointRecord) => e.address), ["http://b:1"]);
+    abort.abort();
+    assert.equal((await watch.next()).done, true);
+  });
+});

@@ -1,0 +1,176 @@
+// A controller under test: a real Controller on an in-memory (or temporary
+// file) SQLite store, a clock the test moves, and in-memory workers that
+// implement the WorkerConnection contract. No sockets, no processes.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { Controller } from "../../../src/cluster/controller/controller.js";
+import { StateStore } from "../../../src/cluster/controller/store.js";
+import type { Assignment, DesiredAttempt, ObservedAttempt, ObservedAttempts, WorkerConnection } from "../../../src/cluster/controller/worker-connection.js";
+import { FlusterError } from "../../../src/core/errors.js";
+import { validateJobRequest, type JobRequest } from "../../../src/core/job.js";
+import { Entrypoint } from "../../../src/core/entrypoint.js";
+import { jobSpecToProto } from "../../../src/rpc/convert.js";
+import type { TaskState } from "../../../src/core/status.js";
+
+export const GRACE_MS = 10_000;
+
+/**
+ * A worker in memory. It answers RunTask by "starting" the attempt (running),
+ * reports the states the test sets with `finish`, and fails every call while
+ * `reachable` is false, as a hung or partitioned machine would.
+ */
+export class FakeWorker implements WorkerConnection {
+  readonly started: Assignment[] = [];
+  readonly killed: string[] = [];
+  readonly attempts = new Map<string, ObservedAttempt>();
+  reachable = true;
+  /** When set, the next RunTask fails with it (the worker refuses that attempt). */
+  refuseNext: Error | undefined;
+
+  constructor(
+    readonly address: string,
+    private readonly clock: { now: number },
+  ) {}
+
+  async runTask(assignment: Assignment): Promise<ObservedAttempt> {
+    this.check();
+    const refusal = this.refuseNext;
+    this.refuseNext = undefined;
+    if (refusal) throw refusal;
+    this.started.push(assignment);
+    const observed: ObservedAttempt = { attemptId: assignment.attemptId, state: "running", startedAt: this.clock.now };
+    this.attempts.set(assignment.attemptId, observed);
+    return observed;
+  }
+
+  async killTask(attemptId: string): Promise<void> {
+    this.check();
+    this.killed.push(attemptId);
+    this.attempts.delete(attemptId);
+  }
+
+  async reconcile(desired: readonly DesiredAttempt[]): Promise<ObservedAttempts> {
+    this.check();
+    const wanted = new Set(desired.map((d) => d.attemptId));
+    for (const id of [...this.attempts.keys()]) if (!wanted.has(id)) this.attempts.delete(id);
+    const observed: ObservedAttempt[] = [];
+    const missing: string[] = [];
+    for (const d of desired) {
+      const a = this.attempts.get(d.attemptId);
+      if (!a) missing.push(d.attemptId);
+      else if (a.state !== d.knownState) observed.push(a);
+    }
+    return { observed, missing };
+  }
+
+  /** The attempt ends on this worker as `state`; the next reconcile reports it. */
+  finish(attemptId: string, state: TaskState, fields: Partial<ObservedAttempt> = {}): void {
+    this.attempts.set(attemptId, { attemptId, state, finishedAt: this.clock.now, ...fields });
+  }
+
+  /** The worker forgets an attempt (e.g. it restarted). */
+  forget(attemptId: string): void {
+    this.attempts.delete(attemptId);
+  }
+
+  /** The id of the last attempt started here. */
+  get lastStarted(): string {
+    const last = this.started.at(-1);
+    if (!last) throw new Error(`nothing was started on ${this.address}`);
+    return last.attemptId;
+  }
+
+  close(): void {}
+
+  private check(): void {
+    if (!this.reachable) throw new FlusterError(`${this.address} is unreachable`, "unavailable");
+  }
+}
+
+/** A controller, its clock and its workers; `close()` releases everything. */
+export class Harness {
+  readonly clock = { now: 1_000_000 };
+  readonly workers = new Map<string, FakeWorker>();
+  controller: Controller;
+  private readonly dir: string | undefined;
+
+  /** `durable`: the store is a SQLite file in a temporary directory, so a second controller can start on it. */
+  constructor(options: { durable?: boolean } = {}) {
+    this.dir = options.durable ? mkdtempSync(join(tmpdir(), "fluster-controller-test-")) : undefined;
+    this.controller = this.newController();
+  }
+
+  private newController(): Controller {
+    return new Controller({
+      store: new StateStore(this.dir ?? ":memory:"),
+      connectWorker: (address) => this.workerAt(address),
+      // Ticks are driven by the test, never by the timer.
+      reconcileIntervalMs: 3_600_000,
+      workerLostGraceMs: GRACE_MS,
+      now: () => this.clock.now,
+    });
+  }
+
+  workerAt(address: string): FakeWorker {
+    let worker = this.workers.get(address);
+    if (!worker) this.workers.set(address, (worker = new FakeWorker(address, this.clock)));
+    return worker;
+  }
+
+  start(): this {
+    this.controller.start();
+    return this;
+  }
+
+  /** Registers a worker with `cpu` cores and 16 GiB; returns its fake. */
+  addWorker(workerId: string, cpu = 4): FakeWorker {
+    const address = `http://${workerId}:1`;
+    this.controller.registerWorker({
+      workerId,
+      address,
+      capacity: { cpu, memory: 16 * 1024 ** 3, disk: 100 * 1024 ** 3, deviceType: "cpu", deviceVariant: "", deviceCount: 0 },
+      attributes: {},
+    });
+    return this.workerAt(address);
+  }
+
+  async launch(request: Partial<JobRequest> = {}): Promise<string> {
+    const spec = jobSpecToProto(
+      validateJobRequest({ name: "job", resources: { cpu: 1, memory: "1g" }, entrypoint: Entrypoint.fromCommand(["true"]), ...request }),
+    );
+    const job = await this.controller.launchJob(spec);
+    await this.settle();
+    return job.jobId;
+  }
+
+  /** Lets queued scheduling passes, dispatches and store commits run. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 5; i++) await nextTurn();
+  }
+
+  /** One reconcile round, answers applied, and what it scheduled dispatched. */
+  async reconcile(): Promise<void> {
+    this.controller.tick();
+    await this.controller.reconcileAll();
+    await this.settle();
+  }
+
+  advance(ms: number): void {
+    this.clock.now += ms;
+  }
+
+  /** Stops this controller and starts a new one on the same store (a restart). */
+  async restart(): Promise<void> {
+    await this.controller.shutdown();
+    this.controller = this.newController();
+    this.controller.start();
+    await this.settle();
+  }
+
+  async close(): Promise<void> {
+    await this.controller.shutdown();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}

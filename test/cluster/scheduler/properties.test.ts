@@ -1,0 +1,219 @@
+// Random clusters: capacity and gang invariants, and the indexed pass checked against a naive scan.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { schedule, type PendingJob, type SchedulerWorker, type TaskDemand } from "../../../src/cluster/controller/scheduler/index.js";
+import { matchesConstraint } from "../../../src/cluster/controller/scheduler/feasibility.js";
+import type { Constraint } from "../../../src/core/job.js";
+import { GiB, job, placed, worker, type WorkerInit } from "./fixtures.js";
+
+
+// ---------------------------------------------------------------------------
+// Properties over random clusters.
+
+const deviceArb = fc.constantFrom<WorkerInit["device"]>(undefined, undefined, ["gpu", "H100", 4], ["gpu", "A100", 8], ["tpu", "v5p-8", 4]);
+const workerArb = fc.record({
+  cpu: fc.integer({ min: 1, max: 16 }),
+  memoryGiB: fc.integer({ min: 1, max: 64 }),
+  device: deviceArb,
+  busy: fc.double({ min: 0, max: 1, noNaN: true }),
+  zone: fc.constantFrom("a", "b", "c"),
+  rack: fc.integer({ min: 1, max: 5 }),
+  preemptible: fc.boolean(),
+});
+
+const CONSTRAINTS: readonly Constraint[] = [
+  { key: "zone", op: "eq", value: "a" },
+  { key: "rack", op: "ge", value: 3 },
+  { key: "zone", op: "in", values: ["b", "c"], preferred: true },
+  { key: "rack", op: "lt", value: 2, preferred: true },
+];
+const demandArb = fc.constantFrom<Pick<TaskDemand, "deviceType" | "deviceVariant" | "deviceCount">>(
+  { deviceType: "cpu", deviceVariant: "", deviceCount: 0 },
+  { deviceType: "cpu", deviceVariant: "", deviceCount: 0 },
+  { deviceType: "gpu", deviceVariant: "auto", deviceCount: 2 },
+  { deviceType: "gpu", deviceVariant: "h100", deviceCount: 1 },
+  { deviceType: "tpu", deviceVariant: "v5p-8", deviceCount: 4 },
+);
+const jobArb = fc.record({
+  // Few shapes and mostly no constraints, so jobs that share a shape and a
+  // set of eligible workers meet often: the scheduler memoizes per both.
+  cpu: fc.constantFrom(0.5, 1, 2, 4),
+  memoryGiB: fc.constantFrom(1, 4),
+  device: demandArb,
+  tasks: fc.integer({ min: 1, max: 5 }),
+  gang: fc.boolean(),
+  sameZone: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
+  priority: fc.constantFrom("production" as const, "interactive" as const, "batch" as const),
+  constraints: fc.oneof({ arbitrary: fc.constant([]), weight: 3 }, { arbitrary: fc.subarray([...CONSTRAINTS], { maxLength: 2 }), weight: 1 }),
+  preemptible: fc.boolean(),
+});
+
+type Sample<A> = A extends fc.Arbitrary<infer T> ? T : never;
+
+function buildCluster(ws: Array<Sample<typeof workerArb>>, js: Array<Sample<typeof jobArb>>): { workers: SchedulerWorker[]; jobs: PendingJob[] } {
+  const workers = ws.map((w, i) =>
+    worker(`w${String(i).padStart(2, "0")}`, {
+      cpu: w.cpu,
+      memory: w.memoryGiB * GiB,
+      ...(w.device ? { device: w.device } : {}),
+      used: { cpu: Math.floor(w.cpu * w.busy), memory: Math.floor(w.memoryGiB * GiB * w.busy), deviceCount: Math.floor((w.device?.[2] ?? 0) * w.busy) },
+      attributes: { zone: w.zone, rack: String(w.rack), preemptible: String(w.preemptible) },
+    }),
+  );
+  const jobs = js.map((j, i) =>
+    job(`j${i}`, {
+      cpu: j.cpu,
+      memory: j.memoryGiB * GiB,
+      ...j.device,
+      tasks: j.tasks,
+      gang: j.gang,
+      ...(j.sameZone ? { sameZone: true } : {}),
+      priority: j.priority,
+      constraints: j.constraints,
+      preemptible: j.preemptible,
+      sequence: i,
+    }),
+  );
+  return { workers, jobs };
+}
+
+/**
+ * The same policy written the slow, obvious way: every task scans every
+ * worker in rank order. The indexed scheduler must agree with it exactly.
+ */
+function referenceSchedule(jobs: readonly PendingJob[], workers: readonly SchedulerWorker[]): string[] {
+  const free = new Map(workers.map((w) => [w.workerId, {
+    cpu: Math.round(w.capacity.cpu * 1000) - Math.round(w.used.cpu * 1000),
+    memory: w.capacity.memory - w.used.memory,
+    devices: w.capacity.deviceType === "cpu" ? 0 : w.capacity.deviceCount - w.used.deviceCount,
+  }]));
+  const band = { production: 0, interactive: 1, batch: 2 };
+  const accel = (w: SchedulerWorker) => (w.capacity.deviceType === "cpu" ? 0 : 1);
+  const baseOrder = [...workers].sort((a, b) =>
+    accel(a) - accel(b) || a.capacity.deviceCount - b.capacity.deviceCount || a.capacity.cpu - b.capacity.cpu ||
+    a.capacity.memory - b.capacity.memory || a.capacity.disk - b.capacity.disk || a.workerId.localeCompare(b.workerId));
+  const out: string[] = [];
+  for (const j of [...jobs].sort((a, b) => band[a.priority] - band[b.priority] || a.sequence - b.sequence)) {
+    const d = j.demand;
+    const need = { cpu: Math.round(d.cpu * 1000), memory: d.memory, devices: d.deviceType === "cpu" ? 0 : d.deviceCount };
+    const eligible = baseOrder.filter((w) =>
+      (d.deviceType === "cpu" || (w.capacity.deviceType === d.deviceType &&
+        (d.deviceVariant === "auto" || w.capacity.deviceVariant.toLowerCase() === d.deviceVariant.toLowerCase()))) &&
+      (j.preemptible || w.attributes.preemptible !== "true") &&
+      j.constraints.every((c) => c.preferred || matchesConstraint(w, c)));
+    const score = (w: SchedulerWorker) => j.constraints.filter((c) => c.preferred && matchesConstraint(w, c)).length;
+    const ranked = eligible.map((w, i) => ({ w, i })).sort((a, b) => score(b.w) - score(a.w) || a.i - b.i).map((x) => x.w);
+    const groups = j.sameZone ? [...new Set(ranked.map((w) => w.attributes.zone))].map((z) => ranked.filter((w) => w.attributes.zone === z)) : [ranked];
+    const allOrNothing = j.gang || j.sameZone === true;
+    for (const group of groups) {
+      const taken: Array<[string, number]> = [];
+      for (const taskIndex of j.taskIndexes) {
+        const w = group.find((x) => {
+          const f = free.get(x.workerId);
+          return f !== undefined && f.cpu >= need.cpu && f.memory >= need.memory && f.devices >= need.devices;
+        });
+        if (!w) break;
+        const f = free.get(w.workerId);
+        if (f) {
+          f.cpu -= need.cpu;
+          f.memory -= need.memory;
+          f.devices -= need.devices;
+        }
+        taken.push([w.workerId, taskIndex]);
+      }
+      if (!allOrNothing || taken.length === j.taskIndexes.length) {
+        for (const [workerId, taskIndex] of taken) out.push(`${j.jobId}/${taskIndex}@${workerId}`);
+        break;
+      }
+      for (const [workerId] of taken) {
+        const f = free.get(workerId);
+        if (f) {
+          f.cpu += need.cpu;
+          f.memory += need.memory;
+          f.devices += need.devices;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe("properties", () => {
+  test("placements never exceed free capacity, and gangs are placed whole or not at all", () => {
+    fc.assert(
+      fc.property(fc.array(workerArb, { maxLength: 25 }), fc.array(jobArb, { maxLength: 40 }), (ws, js) => {
+        const { workers, jobs } = buildCluster(ws, js);
+        const result = schedule(jobs, workers);
+        const byId = new Map(workers.map((w) => [w.workerId, w]));
+        const jobsById = new Map(jobs.map((j) => [j.jobId, j]));
+        const load = new Map<string, { cpu: number; memory: number; disk: number; devices: number }>();
+        const tasksPlaced = new Map<string, Set<number>>();
+        for (const p of result.placements) {
+          const j = jobsById.get(p.jobId);
+          const w = byId.get(p.workerId);
+          assert.ok(j && w, "placements name known jobs and workers");
+          assert.ok(j.taskIndexes.includes(p.taskIndex), "only pending tasks are placed");
+          const seen = tasksPlaced.get(p.jobId) ?? new Set();
+          assert.ok(!seen.has(p.taskIndex), "a task is placed once");
+          seen.add(p.taskIndex);
+          tasksPlaced.set(p.jobId, seen);
+          const l = load.get(p.workerId) ?? { cpu: 0, memory: 0, disk: 0, devices: 0 };
+          l.cpu += Math.round(j.demand.cpu * 1000);
+          l.memory += j.demand.memory;
+          l.disk += j.demand.disk;
+          l.devices += j.demand.deviceType === "cpu" ? 0 : j.demand.deviceCount;
+          load.set(p.workerId, l);
+          for (const c of j.constraints) if (!c.preferred) assert.ok(matchesConstraint(w, c), "required constraints hold");
+          if (j.demand.deviceType !== "cpu") assert.equal(w.capacity.deviceType, j.demand.deviceType);
+          if (!j.preemptible) assert.notEqual(w.attributes.preemptible, "true");
+        }
+        for (const [workerId, l] of load) {
+          const w = byId.get(workerId);
+          assert.ok(w);
+          assert.ok(l.cpu <= Math.round(w.capacity.cpu * 1000) - Math.round(w.used.cpu * 1000), `cpu on ${workerId}`);
+          assert.ok(l.memory <= w.capacity.memory - w.used.memory, `memory on ${workerId}`);
+          assert.ok(l.disk <= w.capacity.disk - w.used.disk, `disk on ${workerId}`);
+          assert.ok(l.devices <= w.capacity.deviceCount - w.used.deviceCount, `devices on ${workerId}`);
+        }
+        for (const j of jobs) {
+          const count = tasksPlaced.get(j.jobId)?.size ?? 0;
+          if (j.gang || j.sameZone) assert.ok(count === 0 || count === j.taskIndexes.length, `gang ${j.jobId} placed ${count}/${j.taskIndexes.length}`);
+          if (j.sameZone && count > 0) {
+            const zones = new Set(result.placements.filter((p) => p.jobId === j.jobId).map((p) => byId.get(p.workerId)?.attributes.zone));
+            assert.equal(zones.size, 1, "a same-zone job sits in one zone");
+          }
+          assert.equal(result.pending.has(j.jobId), count < j.taskIndexes.length, `pending lists exactly the unfinished jobs (${j.jobId})`);
+        }
+        for (const [jobId, reason] of result.neverFits) assert.equal(result.pending.get(jobId), reason);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the indexed scheduler places exactly what a naive scan would", () => {
+    fc.assert(
+      fc.property(fc.array(workerArb, { maxLength: 40 }), fc.array(jobArb, { maxLength: 60 }), (ws, js) => {
+        const { workers, jobs } = buildCluster(ws, js);
+        assert.deepEqual(placed(schedule(jobs, workers).placements), referenceSchedule(jobs, workers));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("a job that never fits on an idle cluster also fits nowhere when the cluster is emptied", () => {
+    fc.assert(
+      fc.property(fc.array(workerArb, { maxLength: 15 }), fc.array(jobArb, { maxLength: 20 }), (ws, js) => {
+        const { workers, jobs } = buildCluster(ws, js);
+        const result = schedule(jobs, workers);
+        const idle = workers.map((w) => ({ ...w, used: { cpu: 0, memory: 0, disk: 0, deviceCount: 0 } }));
+        for (const jobId of result.neverFits.keys()) {
+          const j = jobs.find((x) => x.jobId === jobId);
+          assert.ok(j);
+          assert.equal(schedule([j], idle).placements.length, 0, `${jobId}: ${result.neverFits.get(jobId)}`);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
