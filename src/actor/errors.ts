@@ -1,5 +1,6 @@
-// Errors of the actor layer: what an actor threw, as its caller sees it.
-import { FlusterError } from "../core/errors.js";
+// Errors of the actor layer: what an actor threw, as its caller sees it, and
+// a call that never reached an actor.
+import { ERROR_BRAND, FlusterError, type FlusterErrorCode } from "../core/errors.js";
 
 /**
  * An actor method threw. Carries the remote error's name, message and stack;
@@ -7,6 +8,7 @@ import { FlusterError } from "../core/errors.js";
  * extra fields. Never retried: the actor ran the call.
  */
 export class ActorError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.ActorError";
   override name = "ActorError";
   /** The thrown error's name on the actor's side, e.g. `"RangeError"`. */
   readonly remoteName: string;
@@ -29,5 +31,19 @@ export class ActorError extends FlusterError {
 
   override toString(): string {
     return `ActorError: ${this.remoteName}: ${this.message} (in ${this.actor}.${this.method} at ${this.address})`;
+  }
+}
+
+/**
+ * A call that never reached an actor: the connection was refused, or the
+ * endpoint no longer hosts that actor (a stale registration). Safe to send
+ * elsewhere, which ActorPool does before giving up with this error.
+ */
+export class CallNotDeliveredError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.CallNotDeliveredError";
+  override name = "CallNotDeliveredError";
+
+  constructor(message: string, code: FlusterErrorCode, options?: ErrorOptions) {
+    super(message, code, options);
   }
 }

@@ -2,12 +2,13 @@
 // round-robin (call) or to every endpoint (broadcast); calls that could not
 // reach an endpoint are re-resolved and sent elsewhere.
 import { ConnectError } from "@connectrpc/connect";
+import { backoffDelay, sleep } from "../core/backoff.js";
 import { FlusterError } from "../core/errors.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import { fromConnectError } from "../rpc/errors.js";
 import { ActorService, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { createRpcChannel, type RpcChannel } from "../rpc/transport.js";
-import { ActorError } from "./errors.js";
+import { ActorError, CallNotDeliveredError } from "./errors.js";
 
 /** One endpoint serving an actor name. */
 export interface ActorEndpoint {
@@ -20,8 +21,16 @@ export interface ActorEndpoint {
 export interface CallOptions {
   /** Aborts the call. */
   signal?: AbortSignal;
-  /** Fails the call with `deadline_exceeded` after this long. @default none */
-  timeoutMs?: number;
+  /** Fails the call with `deadline_exceeded` after this many seconds. @default none */
+  timeoutSeconds?: number;
+}
+
+/** Where a pool's endpoints come from: a resolver's view of one actor name. */
+export interface EndpointSource {
+  /** The endpoints serving the name now. */
+  resolve(): Promise<ActorEndpoint[]>;
+  /** The endpoints now and after every change, until `signal` aborts (which ends the iteration). */
+  watch(signal: AbortSignal): AsyncIterable<ActorEndpoint[]>;
 }
 
 type AnyFunction = (...args: never[]) => unknown;
@@ -72,7 +81,7 @@ export class ActorPool<T extends object> {
 
   constructor(
     name: string,
-    private readonly resolve: () => Promise<ActorEndpoint[]>,
+    private readonly source: EndpointSource,
     options: { namespace?: string } = {},
   ) {
     this.name = name;
@@ -86,7 +95,7 @@ export class ActorPool<T extends object> {
 
   /** Asks the resolver again (one request at a time, shared by concurrent callers). */
   async refresh(): Promise<ActorEndpoint[]> {
-    this.refreshing ??= this.resolve().then(
+    this.refreshing ??= this.source.resolve().then(
       (found) => {
         this.endpoints = found;
         this.resolvedAt = Date.now();
@@ -101,22 +110,35 @@ export class ActorPool<T extends object> {
     return this.refreshing;
   }
 
-  /** Waits until at least `count` endpoints serve this name, asking a few times a second. */
+  /**
+   * Waits until at least `count` endpoints serve this name, following the
+   * registry's changes as they happen (no polling).
+   */
   async waitForSize(count: number, options: { timeoutSeconds?: number; signal?: AbortSignal } = {}): Promise<ActorEndpoint[]> {
-    const deadline = options.timeoutSeconds !== undefined ? Date.now() + options.timeoutSeconds * 1000 : Infinity;
-    let delay = 50;
-    for (;;) {
-      const found = await this.refresh();
-      if (found.length >= count) return found;
-      options.signal?.throwIfAborted();
-      if (Date.now() + delay > deadline) {
-        throw new FlusterError(
-          `actor ${JSON.stringify(this.name)} has ${found.length} of ${count} endpoint(s) in namespace ${this.namespace} after ${options.timeoutSeconds}s`,
-          "deadline_exceeded",
-        );
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 250);
+    const stop = new AbortController();
+    const signals = [stop.signal, ...(options.signal ? [options.signal] : []), ...(options.timeoutSeconds !== undefined ? [AbortSignal.timeout(options.timeoutSeconds * 1000)] : [])];
+    let found: ActorEndpoint[] = [];
+    try {
+      for await (found of this.watch(AbortSignal.any(signals))) if (found.length >= count) return found;
+    } finally {
+      stop.abort();
+    }
+    if (options.signal?.aborted) throw FlusterError.from(options.signal.reason);
+    throw new FlusterError(
+      `actor ${JSON.stringify(this.name)} has ${found.length} of ${count} endpoint(s) in namespace ${this.namespace} after ${options.timeoutSeconds}s`,
+      "deadline_exceeded",
+    );
+  }
+
+  /**
+   * The endpoints now and after every change, until `signal` aborts (which
+   * ends the iteration); the pool's own list follows along.
+   */
+  async *watch(signal: AbortSignal): AsyncGenerator<ActorEndpoint[]> {
+    for await (const endpoints of this.source.watch(signal)) {
+      this.endpoints = endpoints;
+      this.resolvedAt = Date.now();
+      yield endpoints;
     }
   }
 
@@ -180,20 +202,20 @@ export class ActorPool<T extends object> {
       try {
         return await this.send(endpoint, method, encoded, options);
       } catch (err) {
-        // Safe to resend only when the request never left: the connection was refused.
-        if (!refusedBeforeSending(err) || redirects >= MAX_REDIRECTS) throw err;
+        // Safe to resend only when the request never reached an actor.
+        if (!(err instanceof CallNotDeliveredError) || redirects >= MAX_REDIRECTS) throw err;
         this.endpoints = this.endpoints.filter((e) => e.address !== endpoint.address);
         await this.refresh().catch(() => undefined);
         this.endpoints = this.endpoints.filter((e) => e.address !== endpoint.address);
-        await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** redirects, 500)));
+        await sleep(backoffDelay(redirects, { initialMs: 20, maxMs: 500 }), options.signal);
       }
     }
   }
 
   /**
    * Calls `method` on one chosen endpoint, without redirection: for callers
-   * that place calls themselves (WorkerPool). A refused connection is marked
-   * on the error (`refusedBeforeSending(err)`).
+   * that place calls themselves (WorkerPool). A call that never reached the
+   * actor rejects with a CallNotDeliveredError.
    */
   async invokeOn(endpoint: ActorEndpoint, method: string, args: readonly unknown[], options: CallOptions = {}): Promise<unknown> {
     return this.send(endpoint, method, encodeValue(args), options);
@@ -215,7 +237,7 @@ export class ActorPool<T extends object> {
     } catch (err) {
       const error = fromConnectError(err, `call ${this.name}.${method} at ${endpoint.address}`);
       // Refused connections and "no such actor here" (a stale endpoint) never ran the call.
-      (error as { refused?: boolean }).refused = isRefused(err) || error.code === "not_found";
+      if (isRefused(err) || error.code === "not_found") throw new CallNotDeliveredError(error.message, error.code, { cause: err });
       throw error;
     }
     const result = response.result;
@@ -246,16 +268,11 @@ export class ActorPool<T extends object> {
 const NO_CONNECT_OPTIONS: Readonly<{ signal?: AbortSignal; timeoutMs?: number }> = Object.freeze({});
 
 function connectCallOptions(options: CallOptions): { signal?: AbortSignal; timeoutMs?: number } {
-  if (!options.signal && options.timeoutMs === undefined) return NO_CONNECT_OPTIONS;
-  return { ...(options.signal ? { signal: options.signal } : {}), ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) };
+  if (!options.signal && options.timeoutSeconds === undefined) return NO_CONNECT_OPTIONS;
+  return { ...(options.signal ? { signal: options.signal } : {}), ...(options.timeoutSeconds !== undefined ? { timeoutMs: options.timeoutSeconds * 1000 } : {}) };
 }
 
 function isRefused(err: unknown): boolean {
   const cause = ConnectError.from(err).cause as { code?: string } | undefined;
   return cause?.code === "ECONNREFUSED";
-}
-
-/** True when a call failed without reaching an actor: it is safe to send it elsewhere. */
-export function refusedBeforeSending(err: unknown): boolean {
-  return (err as { refused?: boolean }).refused === true;
 }

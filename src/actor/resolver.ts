@@ -1,7 +1,8 @@
 // Resolvers turn an actor name into a pool of endpoints: ClusterResolver asks
 // the cluster's registry (in the client's namespace); FixedResolver uses
 // addresses given up front.
-import type { Cluster } from "../cluster/client/cluster.js";
+import { once } from "node:events";
+import type { Cluster, EndpointInfo } from "../cluster/client/cluster.js";
 import { ValidationError } from "../core/errors.js";
 import { normalizeBaseUrl } from "../rpc/transport.js";
 import { ActorPool, type ActorEndpoint } from "./pool.js";
@@ -19,8 +20,15 @@ export class ClusterResolver implements Resolver {
   lookup<T extends object>(name: string): ActorPool<T> {
     if (typeof name !== "string" || name === "") throw new ValidationError("name", "must be a non-empty actor name");
     const cluster = this.cluster;
-    return new ActorPool<T>(name, async () =>
-      (await cluster.lookupEndpoints(name)).map((e): ActorEndpoint => ({ address: e.address, endpointId: e.endpointId, metadata: e.metadata })),
+    const toActor = (e: EndpointInfo): ActorEndpoint => ({ address: e.address, endpointId: e.endpointId, metadata: e.metadata });
+    return new ActorPool<T>(
+      name,
+      {
+        resolve: async () => (await cluster.lookupEndpoints(name)).map(toActor),
+        watch: async function* (signal) {
+          for await (const endpoints of cluster.watchEndpoints(name, { signal })) yield endpoints.map(toActor);
+        },
+      },
       { namespace: cluster.namespace },
     );
   }
@@ -44,6 +52,14 @@ export class FixedResolver implements Resolver {
     if (!addresses) {
       throw new ValidationError("name", `${JSON.stringify(name)} is not in this FixedResolver (it knows ${[...this.table.keys()].join(", ") || "nothing"})`);
     }
-    return new ActorPool<T>(name, async () => addresses.map((address) => ({ address, endpointId: address, metadata: {} })));
+    const endpoints = () => addresses.map((address) => ({ address, endpointId: address, metadata: {} }));
+    return new ActorPool<T>(name, {
+      resolve: async () => endpoints(),
+      // A fixed table never changes: one snapshot, then wait for the end.
+      watch: async function* (signal) {
+        yield endpoints();
+        if (!signal.aborted) await once(signal, "abort");
+      },
+    });
   }
 }

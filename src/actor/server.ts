@@ -2,7 +2,10 @@
 // registers each under a name in the cluster's endpoint registry.
 import { create } from "@bufbuild/protobuf";
 import type { Cluster } from "../cluster/client/cluster.js";
+import { EventEmitter, on } from "node:events";
+import { sleep } from "../core/backoff.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
+import { checkInteger, checkNonNegative, checkString } from "../core/validate.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import {
   ActorFailureSchema,
@@ -27,8 +30,28 @@ export interface ActorServerOptions {
   advertiseHost?: string;
   /** Bearer token callers must present. @default FLUSTER_TOKEN */
   token?: string;
-  /** How long shutdown waits for calls in flight. @default 10_000 */
-  drainTimeoutMs?: number;
+  /** Seconds shutdown waits for calls in flight. @default 10 */
+  drainTimeoutSeconds?: number;
+}
+
+/** ActorServer options checked, with their defaults filled in. */
+interface CompiledActorServerOptions {
+  host: string;
+  port: number;
+  advertiseHost: string;
+  token: string | undefined;
+  drainTimeoutSeconds: number;
+}
+
+/** Checks ActorServer options up front; throws a ValidationError naming the field. */
+function compileActorServerOptions(options: ActorServerOptions): CompiledActorServerOptions {
+  const host = options.host === undefined ? "127.0.0.1" : checkString(options.host, "host", { nonEmpty: true });
+  const envPort = Number(process.env.FLUSTER_PORT_ACTOR);
+  const port = options.port === undefined ? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0) : checkInteger(options.port, "port", 0);
+  if (port > 65_535) throw new ValidationError("port", `must be at most 65535, got ${port}`);
+  const advertiseHost = options.advertiseHost === undefined ? (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host) : checkString(options.advertiseHost, "advertiseHost", { nonEmpty: true });
+  const token = options.token ?? (process.env.FLUSTER_TOKEN || undefined);
+  return { host, port, advertiseHost, token, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };
 }
 
 /** Options of {@link ActorServer.register}. */
@@ -65,7 +88,7 @@ interface HostedActor {
 export class ActorServer {
   private stateValue: ActorServerState = "created";
   private readonly cluster: Cluster | undefined;
-  private readonly options: ActorServerOptions;
+  private readonly options: CompiledActorServerOptions;
   private readonly actors = new Map<string, HostedActor>();
   private server: RpcServer | undefined;
   private starting: Promise<void> | undefined;
@@ -77,7 +100,7 @@ export class ActorServer {
   /** `cluster` registers actors by name; without one, clients reach them through a FixedResolver. */
   constructor(cluster: Cluster | undefined, options: ActorServerOptions = {}) {
     this.cluster = cluster;
-    this.options = options;
+    this.options = compileActorServerOptions(options);
   }
 
   get state(): ActorServerState {
@@ -87,8 +110,7 @@ export class ActorServer {
   /** URL clients use to reach this server. */
   get address(): string {
     if (!this.server) throw new FlusterError("actor server is not serving yet", "failed_precondition");
-    const bind = this.options.host ?? "127.0.0.1";
-    const host = this.options.advertiseHost ?? (bind === "0.0.0.0" || bind === "::" ? "127.0.0.1" : bind);
+    const host = this.options.advertiseHost;
     return `http://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
   }
 
@@ -108,11 +130,10 @@ export class ActorServer {
   }
 
   private async start(): Promise<void> {
-    const envPort = Number(process.env.FLUSTER_PORT_ACTOR);
-    const token = this.options.token ?? process.env.FLUSTER_TOKEN;
+    const { host, port, token } = this.options;
     this.server = await startRpcServer({
-      host: this.options.host ?? "127.0.0.1",
-      port: this.options.port ?? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0),
+      host,
+      port,
       ...(token ? { token } : {}),
       routes: (router) =>
         router.service(ActorService, {
@@ -178,7 +199,9 @@ export class ActorServer {
     );
     if (this.inFlight > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
-      await Promise.race([drained, new Promise((r) => setTimeout(r, this.options.drainTimeoutMs ?? 10_000).unref())]);
+      const timeout = new AbortController();
+      await Promise.race([drained, sleep(this.options.drainTimeoutSeconds * 1000, timeout.signal).catch(() => undefined)]);
+      timeout.abort();
     }
     await this.server?.shutdown();
     this.stateValue = "stopped";
@@ -209,15 +232,21 @@ export class ActorServer {
 
   /** Many calls on one stream: each runs as it arrives; answers go back as they complete. */
   private async *handleStream(requests: AsyncIterable<CallStreamRequest>): AsyncIterable<CallStreamResponse> {
-    const done: CallStreamResponse[] = [];
-    let wake: (() => void) | undefined;
+    const answers = new EventEmitter();
+    const stream = on(answers, "answer", { close: ["end"] });
     let pending = 0;
     let inputEnded = false;
     let inputError: unknown;
+    // The stream ends once the input has ended and every call has answered.
+    const endIfDone = () => {
+      if (!inputEnded || pending > 0) return;
+      if (inputError === undefined) answers.emit("end");
+      else answers.emit("error", inputError);
+    };
     const finish = (callId: bigint, response: CallResponse) => {
-      done.push({ $typeName: "fluster.actor.v1.CallStreamResponse", callId, response });
       pending -= 1;
-      wake?.();
+      answers.emit("answer", { $typeName: "fluster.actor.v1.CallStreamResponse", callId, response } satisfies CallStreamResponse);
+      endIfDone();
     };
     void (async () => {
       try {
@@ -232,22 +261,11 @@ export class ActorServer {
         }
       } catch (err) {
         inputError = err;
-      } finally {
-        inputEnded = true;
-        wake?.();
       }
+      inputEnded = true;
+      endIfDone();
     })();
-    for (;;) {
-      const next = done.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      if (inputEnded && pending === 0) break;
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = undefined;
-    }
-    if (inputError) throw inputError;
+    for await (const [response] of stream) yield response as CallStreamResponse;
   }
 }
 

@@ -10,7 +10,6 @@ import { FlusterError } from "../core/errors.js";
 import type { JobInfo } from "../core/job.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
 import { ResourceConfig } from "../core/resources.js";
-import { isFinished } from "../core/status.js";
 import { printJson } from "./output.js";
 import type {
   ClusterStartOptions,
@@ -199,24 +198,16 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
   });
 }
 
-/** Keeps the spinner's text on the job's state and pending reason until stopped. */
+/** Keeps the spinner's text on the job's state and pending reason (from WatchJob) until stopped. */
 function watchPending(cluster: Cluster, jobId: string, show: (text: string) => void): () => void {
-  let stopped = false;
+  const watching = new AbortController();
   void (async () => {
-    while (!stopped) {
-      try {
-        const info = await cluster.poll(jobId);
-        show(`${jobId}: ${info.status}${info.pendingReason ? ` (${info.pendingReason})` : ""}`);
-        if (info.status !== "pending" || isFinished(info.status)) return;
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 500));
+    for await (const info of cluster.watch(jobId, { signal: watching.signal })) {
+      show(`${jobId}: ${info.status}${info.pendingReason ? ` (${info.pendingReason})` : ""}`);
+      if (info.status !== "pending") return;
     }
-  })();
-  return () => {
-    stopped = true;
-  };
+  })().catch(() => undefined); // the log stream reports what matters
+  return () => watching.abort();
 }
 
 export async function jobList(options: JobListOptions): Promise<void> {

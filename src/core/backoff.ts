@@ -72,6 +72,31 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
 }
 
 /**
+ * Reads the stream `open()` returns and opens it again after a failure, with
+ * backoff (a watch over a connection that drops). The backoff starts over
+ * once a value arrives; `attempts` counts failures in a row.
+ */
+export async function* retryStream<T>(open: () => AsyncIterable<T>, options: RetryOptions = {}): AsyncGenerator<T> {
+  const attempts = options.attempts ?? Infinity;
+  for (let failures = 0; ; ) {
+    if (options.signal?.aborted) throw FlusterError.from(options.signal.reason);
+    try {
+      for await (const value of open()) {
+        failures = 0;
+        yield value;
+      }
+      return;
+    } catch (err) {
+      const failure = failures++;
+      if (failures >= attempts || options.signal?.aborted || (options.retryIf && !options.retryIf(err, failure))) throw err;
+      const wait = backoffDelay(failure, options);
+      options.onRetry?.(err, failure, wait);
+      await sleep(wait, options.signal);
+    }
+  }
+}
+
+/**
  * Checks `condition` until it holds or `timeoutMs` passes, with backoff
  * between checks; resolves to whether it held. For states that announce no
  * change (a process that is not our child exiting); where an event or a

@@ -4,7 +4,7 @@ import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { isMainThread } from "node:worker_threads";
-import { FlusterError, ValidationError, describeValue } from "./errors.js";
+import { ERROR_BRAND, FlusterError, ValidationError, describeValue } from "./errors.js";
 
 /** Where a remote function lives: enough for another process to import and call it. */
 export interface RemoteRef {
@@ -53,6 +53,7 @@ function registry(): Registry {
  * or the module defines no remote function of that name.
  */
 export class RemoteResolutionError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.RemoteResolutionError";
   override name = "RemoteResolutionError";
   /** The reference as it was looked up (after any rebase). */
   readonly ref: RemoteRef;

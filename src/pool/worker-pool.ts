@@ -4,13 +4,16 @@
 import { randomUUID } from "node:crypto";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { Entrypoint } from "../core/entrypoint.js";
-import type { EnvironmentConfig } from "../core/environment.js";
+import { validateEnvironment, type EnvironmentConfig } from "../core/environment.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import type { JobId } from "../core/job.js";
 import { isRemoteFunction, remoteRef, type RemoteFunction, type RemoteRef } from "../core/remote.js";
 import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
+import { checkInteger } from "../core/validate.js";
+import { backoffDelay } from "../core/backoff.js";
 import { ActorError } from "../actor/errors.js";
-import { ActorPool, refusedBeforeSending, type ActorEndpoint } from "../actor/pool.js";
+import { CallNotDeliveredError } from "../actor/errors.js";
+import type { ActorEndpoint, ActorPool } from "../actor/pool.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { EXECUTOR_CONCURRENCY, hostTaskExecutor, type TaskExecutor, type TaskOutcome } from "./executor.js";
 
@@ -28,6 +31,36 @@ export interface WorkerPoolOptions {
   maxBatchSize?: number;
   /** Messages in flight to one worker at once, so the next batch is ready when one ends. @default 2 */
   pipelineDepth?: number;
+}
+
+/** WorkerPool options checked and with their defaults. */
+export interface CompiledWorkerPoolOptions {
+  numWorkers: number;
+  resources: ResourceConfig;
+  environment: EnvironmentConfig | undefined;
+  namePrefix: string;
+  maxBatchSize: number;
+  pipelineDepth: number;
+}
+
+/** Checks WorkerPool options up front; throws a ValidationError naming the first bad field. */
+export function compileWorkerPoolOptions(options: WorkerPoolOptions): CompiledWorkerPoolOptions {
+  if (options === null || typeof options !== "object") throw new ValidationError("options", "must be an object such as { numWorkers: 4 }");
+  const numWorkers = checkInteger(options.numWorkers, "numWorkers", 1);
+  const namePrefix = options.namePrefix ?? "pool";
+  if (typeof namePrefix !== "string" || !/^[A-Za-z0-9._-]+$/.test(namePrefix)) {
+    throw new ValidationError("namePrefix", `must be letters, digits, ".", "_" or "-", got ${JSON.stringify(namePrefix)}`);
+  }
+  const resources = options.resources instanceof ResourceConfig ? options.resources : new ResourceConfig({ cpu: 1, memory: "512m", ...(options.resources ?? {}) });
+  if (resources.replicas !== 1) throw new ValidationError("resources.replicas", "must be 1: each worker is its own job (use numWorkers)");
+  return {
+    numWorkers,
+    resources,
+    environment: options.environment === undefined ? undefined : validateEnvironment(options.environment),
+    namePrefix,
+    maxBatchSize: checkInteger(options.maxBatchSize ?? 64, "maxBatchSize", 1),
+    pipelineDepth: checkInteger(options.pipelineDepth ?? 2, "pipelineDepth", 1),
+  };
 }
 
 /**
@@ -50,23 +83,30 @@ interface QueuedTask {
 interface WorkerSlot {
   endpoint: ActorEndpoint;
   inFlight: number;
+  /** A call to it failed without an answer; it gets no tasks until tried again after a backoff. */
   dead: boolean;
+  /** Failed calls in a row, for the backoff. */
+  failures: number;
+  retryTimer?: NodeJS.Timeout;
 }
 
 /** A task lost with this many workers in a row is failed rather than re-run again. */
 const MAX_LOSSES = 5;
+/** A pool with nothing to do keeps following its workers this long, so bursts of work do not re-open the watch. */
+const WATCH_LINGER_MS = 5_000;
 
 export class WorkerPool {
   readonly name: string;
   private stateValue: WorkerPoolState = "running";
   private readonly cluster: Cluster;
-  private readonly options: Required<Pick<WorkerPoolOptions, "numWorkers" | "maxBatchSize" | "pipelineDepth">>;
+  private readonly options: CompiledWorkerPoolOptions;
   private readonly actors: ActorPool<TaskExecutor>;
   private readonly queue: QueuedTask[] = [];
   private readonly slots = new Map<string, WorkerSlot>();
   private readonly launched: Promise<JobId[]>;
-  private refreshing: Promise<void> | undefined;
-  private lastRefresh = 0;
+  /** Follows the pool's registered workers while it has work (and a little after). */
+  private watching: AbortController | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private readonly counters = { submitted: 0, succeeded: 0, failed: 0, rerun: 0 };
   /** False for a pool attached by name: its workers belong to another process. */
   private readonly owner: boolean;
@@ -82,31 +122,21 @@ export class WorkerPool {
     return new WorkerPool(cluster, { numWorkers: 1, pipelineDepth: EXECUTOR_CONCURRENCY / 4, ...options }, name);
   }
 
+  /** Checks the options at once (a ValidationError names a bad one) and launches the worker jobs. */
   constructor(cluster: Cluster, options: WorkerPoolOptions, attachTo?: string) {
-    if (!Number.isInteger(options.numWorkers) || options.numWorkers < 1) {
-      throw new ValidationError("numWorkers", `must be a whole number ≥ 1, got ${String(options.numWorkers)}`);
-    }
-    const prefix = options.namePrefix ?? "pool";
-    if (!/^[A-Za-z0-9._-]+$/.test(prefix)) throw new ValidationError("namePrefix", `must be letters, digits, ".", "_" or "-", got ${JSON.stringify(prefix)}`);
-    const resources =
-      options.resources instanceof ResourceConfig ? options.resources : new ResourceConfig({ cpu: 1, memory: "512m", ...(options.resources ?? {}) });
-    if (resources.replicas !== 1) throw new ValidationError("resources.replicas", "must be 1: each worker is its own job (use numWorkers)");
+    this.options = compileWorkerPoolOptions(options);
     this.cluster = cluster;
-    this.name = attachTo ?? `${prefix}-${randomUUID().slice(0, 8)}`;
+    this.name = attachTo ?? `${this.options.namePrefix}-${randomUUID().slice(0, 8)}`;
     this.owner = attachTo === undefined;
-    this.options = {
-      numWorkers: options.numWorkers,
-      maxBatchSize: options.maxBatchSize ?? 64,
-      pipelineDepth: options.pipelineDepth ?? 2,
-    };
     this.actors = new ClusterResolver(cluster).lookup<TaskExecutor>(this.name);
+    const { resources, environment } = this.options;
     this.launched = Promise.all(
-      Array.from({ length: this.owner ? options.numWorkers : 0 }, (_, i) =>
+      Array.from({ length: this.owner ? this.options.numWorkers : 0 }, (_, i) =>
         cluster.launch({
           name: `${this.name}/worker-${i}`,
           resources,
           entrypoint: Entrypoint.fromFunction(hostTaskExecutor, this.name),
-          environment: { workspace: process.cwd(), ...(options.environment ?? {}) },
+          environment: { workspace: process.cwd(), ...(environment ?? {}) },
           ports: ["actor"],
           // A worker process that dies is started again; its tasks go to the others meanwhile.
           maxRetriesFailure: 3,
@@ -139,8 +169,7 @@ export class WorkerPool {
   /** Waits until `min` workers (default: all) have joined. */
   async waitForWorkers(min = this.owner ? this.options.numWorkers : 1, options: { timeoutSeconds?: number } = {}): Promise<void> {
     await this.launched;
-    await this.actors.waitForSize(min, { timeoutSeconds: options.timeoutSeconds ?? 300 });
-    await this.refreshSlots();
+    this.updateSlots(await this.actors.waitForSize(min, { timeoutSeconds: options.timeoutSeconds ?? 300 }));
   }
 
   /** Runs `fn(...args)` on a worker. */
@@ -175,6 +204,8 @@ export class WorkerPool {
   async shutdown(): Promise<void> {
     if (this.stateValue !== "running") return;
     this.stateValue = "stopping";
+    this.stopWatching();
+    for (const slot of this.slots.values()) clearTimeout(slot.retryTimer);
     const ids = this.owner ? await this.launched.catch(() => [] as JobId[]) : [];
     await Promise.allSettled(ids.map((id) => this.cluster.terminate(id, `worker pool ${this.name} shut down`)));
     for (const task of this.queue.splice(0)) task.reject(new FlusterError(`worker pool ${this.name} shut down`, "cancelled"));
@@ -183,23 +214,18 @@ export class WorkerPool {
 
   /** Sends queued tasks to workers with room: idle workers first, a batch per message. */
   private pump(): void {
-    // Workers still joining (or restarted) are picked up every couple of seconds.
-    if (this.queue.length > 0 && !this.refreshing && Date.now() - this.lastRefresh > 2_000) {
-      this.lastRefresh = Date.now();
-      this.refreshSlots().then(() => this.pump(), () => undefined);
-    }
+    if (this.queue.length > 0) this.followWorkers();
     while (this.queue.length > 0 && this.stateValue === "running") {
       const slot = this.pickSlot();
-      if (!slot) {
-        if (this.slots.size === 0 || [...this.slots.values()].every((s) => s.dead)) void this.awaitWorkers();
-        return;
-      }
+      // None free: the next completion or the next worker to join pumps again.
+      if (!slot) return;
       // Spread a short queue over idle workers rather than batching it onto one.
       const idle = [...this.slots.values()].filter((s) => !s.dead && s.inFlight === 0).length;
       const share = Math.max(1, Math.ceil(this.queue.length / Math.max(1, idle)));
       const batch = this.queue.splice(0, Math.min(this.options.maxBatchSize, share));
       this.send(slot, batch);
     }
+    if (this.queue.length === 0 && [...this.slots.values()].every((s) => s.inFlight === 0)) this.lingerThenUnfollow();
   }
 
   private pickSlot(): WorkerSlot | undefined {
@@ -221,6 +247,7 @@ export class WorkerPool {
     call.then(
       (outcomes) => {
         slot.inFlight -= 1;
+        slot.failures = 0;
         batch.forEach((task, i) => {
           const outcome = outcomes[i];
           if (outcome?.ok) task.resolve(outcome.value);
@@ -236,46 +263,75 @@ export class WorkerPool {
           this.pump();
           return;
         }
-        // The worker is gone or unreachable: put its tasks back and look again.
-        slot.dead = true;
+        // The worker is gone or unreachable: put its tasks back. The registry
+        // brings its replacement; the worker itself is tried again after a backoff.
+        this.markDead(slot);
         for (const task of batch.reverse()) {
-          task.losses += refusedBeforeSending(err) ? 0 : 1;
+          task.losses += err instanceof CallNotDeliveredError ? 0 : 1;
           if (task.losses > MAX_LOSSES) task.reject(err);
           else {
             this.counters.rerun += 1;
             this.queue.unshift(task);
           }
         }
-        void this.awaitWorkers();
+        this.pump();
       },
     );
   }
 
-  /** Re-resolves workers (new ones join, dead ones leave) and resumes sending. */
-  private awaitWorkers(): Promise<void> {
-    this.refreshing ??= (async () => {
+  /** Follows the registry while there is work: new workers join and gone ones leave as it changes. */
+  private followWorkers(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (this.watching || this.stateValue !== "running") return;
+    const watching = (this.watching = new AbortController());
+    void (async () => {
       try {
-        for (let delay = 50; this.stateValue === "running"; delay = Math.min(delay * 2, 1_000)) {
-          await this.refreshSlots();
-          if (this.pickSlot()) break;
-          await new Promise((r) => setTimeout(r, delay));
+        for await (const endpoints of this.actors.watch(watching.signal)) {
+          this.updateSlots(endpoints);
+          this.pump();
         }
       } catch (err) {
+        // The registry stayed unreachable through every retry: fail what waits for a worker.
         for (const task of this.queue.splice(0)) task.reject(err);
       } finally {
-        this.refreshing = undefined;
+        if (this.watching === watching) this.watching = undefined;
       }
-      this.pump();
     })();
-    return this.refreshing;
   }
 
-  private async refreshSlots(): Promise<void> {
-    const endpoints = await this.actors.refresh();
+  private lingerThenUnfollow(): void {
+    if (!this.watching || this.lingerTimer) return;
+    this.lingerTimer = setTimeout(() => this.stopWatching(), WATCH_LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  private stopWatching(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    this.watching?.abort();
+    this.watching = undefined;
+  }
+
+  private markDead(slot: WorkerSlot): void {
+    slot.dead = true;
+    clearTimeout(slot.retryTimer);
+    slot.retryTimer = setTimeout(() => {
+      slot.dead = false;
+      this.pump();
+    }, backoffDelay(slot.failures++, { initialMs: 50, maxMs: 1_000 }));
+    slot.retryTimer.unref();
+  }
+
+  /** Takes the registry's current workers: new ones join, gone ones leave. */
+  private updateSlots(endpoints: readonly ActorEndpoint[]): void {
     const live = new Set(endpoints.map((e) => e.address));
-    for (const [address, slot] of this.slots) if (!live.has(address) || slot.dead) this.slots.delete(address);
-    for (const endpoint of endpoints) if (!this.slots.has(endpoint.address)) this.slots.set(endpoint.address, { endpoint, inFlight: 0, dead: false });
-    this.lastRefresh = Date.now();
+    for (const [address, slot] of this.slots) {
+      if (live.has(address)) continue;
+      clearTimeout(slot.retryTimer);
+      this.slots.delete(address);
+    }
+    for (const endpoint of endpoints) if (!this.slots.has(endpoint.address)) this.slots.set(endpoint.address, { endpoint, inFlight: 0, dead: false, failures: 0 });
   }
 }
 

@@ -26,11 +26,29 @@
 // msgpackr registers extensions process-wide: ours are keyed to private box
 // classes, so they never change how other msgpackr users encode their values.
 import { Packr, addExtension } from "msgpackr";
-import { types } from "node:util";
-import { FlusterError, describeValue } from "../core/errors.js";
+import { ERROR_BRAND, FlusterError, describeValue } from "../core/errors.js";
+import { PrepareFailure, prepare } from "./codec-walk.js";
+import {
+  BUILTIN_ERRORS,
+  EXT_ERROR,
+  EXT_MAP,
+  EXT_NEGATIVE_ZERO,
+  EXT_OBJECT,
+  EXT_UTF16,
+  ErrorBox,
+  MapBox,
+  NegativeZero,
+  ObjectBox,
+  ShapeError,
+  Utf16String,
+  defineField,
+  flatEntries,
+  stringKey,
+} from "./codec-wire.js";
 
 /** A value cannot be sent: a function, a symbol, a promise, too deep... */
 export class EncodeError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.EncodeError";
   override name = "EncodeError";
   /** Where in the value the problem is, e.g. `[0].handler`; "" for the value itself. */
   readonly path: string;
@@ -43,44 +61,13 @@ export class EncodeError extends FlusterError {
 
 /** Bytes are not a value this codec wrote: empty, truncated, corrupt or of the wrong shape. */
 export class DecodeError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.DecodeError";
   override name = "DecodeError";
 
   constructor(reason: string, byteLength: number, options?: ErrorOptions) {
     super(`cannot decode value: ${reason} (${byteLength} bytes)`, "invalid_argument", options);
   }
 }
-
-/** Deeper than this is almost surely a cycle, and would overflow the stack on decode. */
-const MAX_DEPTH = 1000;
-
-// ---------------------------------------------------------------------------
-// Extension types. Values 0x00-0x7f are for applications; msgpackr itself uses
-// 0x00, 0x42, 0x62, 0x65, 0x69, 0x70, 0x72, 0x73, 0x74, 0x78 and -1.
-
-const EXT_MAP = 0x4d; // "M": flat [key, value, key, value, ...]
-const EXT_ERROR = 0x45; // "E": see ErrorBox
-const EXT_OBJECT = 0x4f; // "O": flat entries of an object whose keys MessagePack would mangle
-const EXT_UTF16 = 0x55; // "U": a string with lone surrogates, as UTF-16LE code units
-const EXT_NEGATIVE_ZERO = 0x5a; // "Z"
-
-/** Wire shape problems inside an extension; decodeValue reports them as DecodeError. */
-class ShapeError extends Error {}
-
-class MapBox {
-  constructor(readonly entries: unknown[]) {}
-}
-class ObjectBox {
-  constructor(readonly entries: unknown[]) {}
-}
-/** [name, message, stack, base, causeSlot, errors, extras]: see prepareError. */
-class ErrorBox {
-  constructor(readonly fields: unknown[]) {}
-}
-class Utf16String {
-  constructor(readonly value: string) {}
-}
-class NegativeZero {}
-const NEGATIVE_ZERO = new NegativeZero();
 
 addExtension({
   Class: MapBox,
@@ -180,255 +167,6 @@ export function decodeValue(bytes: Uint8Array): unknown {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Encoding: one walk that leaves msgpackr-native parts untouched (returning the
-// same reference, so plain data is not copied) and boxes the rest.
-
-/** Thrown by the walk; collects the path on the way out. */
-class PrepareFailure extends Error {
-  readonly reversedPath: string[] = [];
-
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-
-  renderPath(): string {
-    const parts = this.reversedPath.reverse();
-    return parts.length > 12 ? `${parts.slice(0, 6).join("")}...${parts.slice(-6).join("")}` : parts.join("");
-  }
-}
-
-function atPath<T>(segment: () => string, run: () => T): T {
-  try {
-    return run();
-  } catch (error) {
-    if (error instanceof PrepareFailure) error.reversedPath.push(segment());
-    throw error;
-  }
-}
-
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
-const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
-const keySegment = (key: string): string => (IDENTIFIER.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`);
-
-function prepare(value: unknown, depth: number): unknown {
-  switch (typeof value) {
-    case "object":
-      return value === null ? null : prepareObject(value, depth);
-    case "string":
-      return isWellFormed(value) ? value : new Utf16String(value);
-    case "number":
-      return value === 0 && 1 / value < 0 ? NEGATIVE_ZERO : value;
-    case "function":
-      throw new PrepareFailure(`a function (${value.name || "anonymous"}) cannot be sent`);
-    case "symbol":
-      throw new PrepareFailure(`a symbol (${String(value)}) cannot be sent`);
-    default:
-      return value; // boolean, undefined, bigint
-  }
-}
-
-/** True when prepare() replaced the value (NaN is the one value unequal to itself). */
-const changed = (prepared: unknown, original: unknown): boolean => prepared !== original && prepared === prepared;
-
-function prepareObject(value: object, depth: number): unknown {
-  if (depth >= MAX_DEPTH) throw new PrepareFailure(`nested deeper than ${MAX_DEPTH} levels (is the value circular?)`);
-  if (Array.isArray(value)) return prepareArray(value, depth);
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto === Object.prototype || proto === null) return preparePlainObject(value as Record<string, unknown>, depth);
-  if (ArrayBuffer.isView(value)) return prepareView(value);
-  if (value instanceof Map) return prepareMap(value, depth);
-  if (value instanceof Set) return prepareSet(value, depth);
-  if (value instanceof Date || value instanceof RegExp || value instanceof ArrayBuffer) return value;
-  if (value instanceof Error || types.isNativeError(value)) return prepareError(value as Error, depth);
-  // From another realm (node:vm): rebuild in this one so msgpackr recognizes it.
-  if (types.isMap(value)) return prepareMap(value as Map<unknown, unknown>, depth);
-  if (types.isSet(value)) return prepareSet(new Set(value as Set<unknown>), depth);
-  if (types.isDate(value)) return new Date((value as Date).getTime());
-  const unsupported = unsupportedKind(value);
-  if (unsupported) throw new PrepareFailure(`${unsupported} cannot be sent`);
-  // Any other class instance: its own enumerable fields, as structuredClone does.
-  return preparePlainObject({ ...(value as Record<string, unknown>) }, depth);
-}
-
-function unsupportedKind(value: object): string | undefined {
-  if (types.isPromise(value)) return "a Promise (missing await?)";
-  if (types.isWeakMap(value) || types.isWeakSet(value) || value instanceof WeakRef) return `a ${describeValue(value)}`;
-  if (types.isBoxedPrimitive(value)) return "a boxed primitive";
-  if (types.isSharedArrayBuffer(value)) return "a SharedArrayBuffer (copy it into an ArrayBuffer)";
-  return undefined;
-}
-
-function prepareArray(array: unknown[], depth: number): unknown[] {
-  let out: unknown[] | undefined;
-  let i = 0;
-  try {
-    for (; i < array.length; i++) {
-      const item = array[i];
-      const prepared = prepare(item, depth + 1);
-      if (out !== undefined) out.push(prepared);
-      else if (changed(prepared, item)) {
-        out = array.slice(0, i);
-        out.push(prepared);
-      }
-    }
-  } catch (error) {
-    if (error instanceof PrepareFailure) error.reversedPath.push(`[${i}]`);
-    throw error;
-  }
-  return out ?? array;
-}
-
-function preparePlainObject(object: Record<string, unknown>, depth: number): unknown {
-  let out: Record<string, unknown> | undefined;
-  let key = "";
-  try {
-    // for-in rather than Object.keys: no array to allocate, and V8 caches the key list per shape.
-    for (key in object) {
-      if (!Object.hasOwn(object, key)) continue;
-      // msgpackr renames "__proto__" on decode, and UTF-8 cannot carry lone surrogates.
-      if (key === "__proto__" || !isWellFormed(key)) return prepareObjectEntries(object, depth);
-      const item = object[key];
-      const prepared = prepare(item, depth + 1);
-      if (out !== undefined) out[key] = prepared;
-      else if (changed(prepared, item)) out = copyFieldsBefore(object, key, prepared);
-    }
-  } catch (error) {
-    if (error instanceof PrepareFailure) error.reversedPath.push(keySegment(key));
-    throw error;
-  }
-  return out ?? object;
-}
-
-/** A copy of the fields before `key` (unchanged by the walk so far), then `key` with its prepared value. */
-function copyFieldsBefore(object: Record<string, unknown>, key: string, prepared: unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const earlier in object) {
-    if (earlier === key) break;
-    if (Object.hasOwn(object, earlier)) out[earlier] = object[earlier];
-  }
-  out[key] = prepared;
-  return out;
-}
-
-function prepareObjectEntries(object: Record<string, unknown>, depth: number): ObjectBox {
-  const entries: unknown[] = [];
-  for (const key of Object.keys(object)) {
-    entries.push(prepare(key, depth + 1), atPath(() => keySegment(key), () => prepare(object[key], depth + 1)));
-  }
-  return new ObjectBox(entries);
-}
-
-function prepareMap(map: Map<unknown, unknown>, depth: number): MapBox {
-  const entries: unknown[] = [];
-  let n = 0;
-  for (const [key, item] of map) {
-    entries.push(
-      atPath(() => `<map key #${n}>`, () => prepare(key, depth + 1)),
-      atPath(() => `<map value #${n}>`, () => prepare(item, depth + 1)),
-    );
-    n++;
-  }
-  return new MapBox(entries);
-}
-
-function prepareSet(set: Set<unknown>, depth: number): Set<unknown> {
-  let out: Set<unknown> | undefined;
-  let n = 0;
-  for (const item of set) {
-    const prepared = atPath(() => `<set element #${n}>`, () => prepare(item, depth + 1));
-    if (out !== undefined) out.add(prepared);
-    else if (changed(prepared, item)) {
-      out = new Set();
-      for (const earlier of set) {
-        if (earlier === item) break;
-        out.add(earlier);
-      }
-      out.add(prepared);
-    }
-    n++;
-  }
-  return out ?? set;
-}
-
-/** Typed arrays msgpackr knows (by its own list), plus Buffer and DataView. */
-const NATIVE_VIEW_PROTOTYPES = new Set<unknown>(
-  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView, Buffer].map(
-    (ctor) => ctor.prototype,
-  ),
-);
-
-function prepareView(view: ArrayBufferView): ArrayBufferView {
-  if (NATIVE_VIEW_PROTOTYPES.has(Object.getPrototypeOf(view))) return view;
-  // A subclass: send it as the builtin it extends.
-  for (let proto: unknown = Object.getPrototypeOf(view); proto !== null; proto = Object.getPrototypeOf(proto)) {
-    if (!NATIVE_VIEW_PROTOTYPES.has(proto)) continue;
-    const copy = view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength);
-    if (proto === Buffer.prototype) return Buffer.from(copy);
-    const Ctor = (proto as { constructor: new (buffer: ArrayBufferLike) => ArrayBufferView }).constructor;
-    return new Ctor(copy);
-  }
-  throw new PrepareFailure(`a ${describeValue(view)} is not a supported typed array`);
-}
-
-// ---------------------------------------------------------------------------
-// Errors. Wire shape: [name, message, stack, base, causeSlot, errors, extras]
-//   base      the nearest builtin class in the prototype chain ("TypeError")
-//   causeSlot [] without a cause, [cause] with one (a cause may be undefined)
-//   errors    AggregateError's errors, else undefined
-//   extras    flat [key, value, ...] of the other own enumerable fields
-
-const BUILTIN_ERRORS: Readonly<Record<string, ErrorConstructor | AggregateErrorConstructor>> = Object.assign(Object.create(null) as object, {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-  AggregateError,
-});
-const BUILTIN_BY_PROTOTYPE = new Map<unknown, string>(Object.entries(BUILTIN_ERRORS).map(([name, ctor]) => [ctor.prototype, name]));
-const SLOT_FIELDS = new Set(["name", "message", "stack", "cause"]);
-
-function builtinBase(error: Error): string {
-  for (let proto: unknown = Object.getPrototypeOf(error); proto !== null; proto = Object.getPrototypeOf(proto)) {
-    const name = BUILTIN_BY_PROTOTYPE.get(proto);
-    if (name !== undefined) return name;
-  }
-  // From another realm (vm): its prototypes are not ours, so trust a builtin name.
-  return typeof error.name === "string" && error.name in BUILTIN_ERRORS ? error.name : "Error";
-}
-
-function prepareError(error: Error, depth: number): ErrorBox {
-  const base = builtinBase(error);
-  const isAggregate = base === "AggregateError";
-  const extras: unknown[] = [];
-  for (const key of Object.keys(error)) {
-    // A slot carries name/message/stack only as strings; an own field of another type travels as an extra.
-    const inSlot = SLOT_FIELDS.has(key) && (key === "cause" || typeof (error as unknown as Record<string, unknown>)[key] === "string");
-    if (inSlot || (isAggregate && key === "errors")) continue;
-    extras.push(prepare(key, depth + 1), atPath(() => keySegment(key), () => prepare((error as unknown as Record<string, unknown>)[key], depth + 1)));
-  }
-  // Error's own message and stack are non-enumerable: carry them as extras too when they are not strings.
-  for (const key of ["message", "stack"] as const) {
-    const value: unknown = error[key];
-    if (Object.hasOwn(error, key) && !Object.prototype.propertyIsEnumerable.call(error, key) && value !== undefined && typeof value !== "string") {
-      extras.push(prepare(key, depth + 1), atPath(() => `.${key}`, () => prepare(value, depth + 1)));
-    }
-  }
-  const stack = error.stack;
-  return new ErrorBox([
-    prepare(String(error.name), depth + 1),
-    prepare(String(error.message), depth + 1),
-    typeof stack === "string" ? prepare(stack, depth + 1) : undefined,
-    base,
-    Object.hasOwn(error, "cause") ? [atPath(() => ".cause", () => prepare(error.cause, depth + 1))] : [],
-    isAggregate ? atPath(() => ".errors", () => prepare(Array.from((error as AggregateError).errors ?? []), depth + 1)) : undefined,
-    extras,
-  ]);
-}
-
 function buildError(fields: unknown): Error {
   if (!Array.isArray(fields) || fields.length !== 7) throw new ShapeError("error extension expects a 7-element array");
   const [name, message, stack, base, causeSlot, errors, extras] = fields as unknown[];
@@ -457,22 +195,4 @@ function buildError(fields: unknown): Error {
   else Object.defineProperty(error, "stack", { value: stack, writable: true, enumerable: false, configurable: true });
   for (let i = 0; i < flat.length; i += 2) defineField(error, stringKey(flat[i], "error field"), flat[i + 1]);
   return error;
-}
-
-// ---------------------------------------------------------------------------
-// Decoding helpers shared by the extensions.
-
-function flatEntries(entries: unknown, what: string): unknown[] {
-  if (!Array.isArray(entries) || entries.length % 2 !== 0) throw new ShapeError(`${what} extension expects a flat array of key/value pairs`);
-  return entries;
-}
-
-function stringKey(key: unknown, what: string): string {
-  if (typeof key !== "string") throw new ShapeError(`${what} key must be a string, got ${describeValue(key)}`);
-  return key;
-}
-
-/** Defines an own enumerable field; unlike assignment, "__proto__" stays a plain key. */
-function defineField(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }

@@ -160,7 +160,7 @@ describe("actors", { timeout: 120_000 }, () => {
   test("a call can be aborted or time out", async () => {
     await host("slow", new Calculator());
     const pool = new ClusterResolver(cluster).lookup<Calculator>("slow");
-    await assert.rejects(pool.call({ timeoutMs: 50 }).slowEcho(1, 2_000), (err: unknown) => err instanceof FlusterError && err.code === "deadline_exceeded");
+    await assert.rejects(pool.call({ timeoutSeconds: 0.05 }).slowEcho(1, 2_000), (err: unknown) => err instanceof FlusterError && err.code === "deadline_exceeded");
     const controller = new AbortController();
     const call = pool.call({ signal: controller.signal }).slowEcho(1, 2_000);
     setTimeout(() => controller.abort(), 30);

@@ -3,12 +3,13 @@
 // a polling loop.
 import { randomBytes, randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { FlusterError, ValidationError } from "../../core/errors.js";
+import { ERROR_BRAND, FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, type JobStatus } from "../../core/status.js";
 import { validateJobRequest, type JobId, type JobInfo, type JobRequest, type Namespace } from "../../core/job.js";
 import type { JobGroupConfig, ReservationConfig, ReservationId, ReservationInfo } from "../../core/reservation.js";
 import { jobInfoFromProto, jobSpecToProto, jobStateToProto } from "../../rpc/convert.js";
-import { fromConnectError } from "../../rpc/errors.js";
+import { fromConnectError, isTransportFailure } from "../../rpc/errors.js";
+import { retryStream } from "../../core/backoff.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { createRpcChannel, normalizeBaseUrl, type RpcChannel } from "../../rpc/transport.js";
@@ -68,6 +69,7 @@ export interface WaitOptions {
 
 /** A job ended `failed`, `killed` or `unschedulable` and the caller asked to raise on failure. */
 export class JobFailedError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.JobFailedError";
   override name = "JobFailedError";
   readonly job: JobInfo;
 
@@ -156,28 +158,63 @@ export class Cluster {
   private async waitOne(jobId: JobId, signal: AbortSignal | undefined, timeoutSeconds: number | undefined): Promise<JobInfo> {
     let last: JobInfo | undefined;
     try {
-      // The stream ends when the job finishes; a dropped connection re-subscribes.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          for await (const res of this.rpc.watchJob({ jobId }, signal ? { signal } : {})) {
-            if (res.job) last = jobInfoFromProto(res.job);
-            if (last && isFinished(last.status)) return last;
-          }
-        } catch (err) {
-          const error = fromConnectError(err);
-          if (signal?.aborted || (error.code !== "unavailable" && error.code !== "internal") || attempt >= 30) throw err;
-          await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** attempt, 2000)));
-        }
-        if (last && isFinished(last.status)) return last;
-      }
+      for await (const info of this.watch(jobId, signal ? { signal } : {})) last = info;
     } catch (err) {
-      if (signal?.aborted) {
-        throw new FlusterError(
-          `job ${jobId} did not finish within ${timeoutSeconds}s (last status: ${last?.status ?? "unknown"})`,
-          "deadline_exceeded",
-        );
+      if (!signal?.aborted) throw err;
+    }
+    if (last && isFinished(last.status)) return last;
+    throw new FlusterError(`job ${jobId} did not finish within ${timeoutSeconds}s (last status: ${last?.status ?? "unknown"})`, "deadline_exceeded");
+  }
+
+  /**
+   * The job now and after every change, until it is finished (or `signal`
+   * aborts, which ends the iteration). A dropped connection re-subscribes.
+   */
+  async *watch(jobId: JobId, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobInfo> {
+    const { signal } = options;
+    let finished = false;
+    const open = async function* (this: Cluster): AsyncGenerator<JobInfo> {
+      for await (const res of this.rpc.watchJob({ jobId }, signal ? { signal } : {})) {
+        if (!res.job) continue;
+        const info = jobInfoFromProto(res.job);
+        finished = isFinished(info.status);
+        yield info;
       }
-      throw fromConnectError(err, `wait for ${jobId}`);
+      // The controller ends the stream only once the job is finished; anything else is a dropped connection.
+      if (!finished) throw new FlusterError(`the watch of ${jobId} ended early`, "unavailable");
+    };
+    yield* this.resubscribing(`watch ${jobId}`, () => open.call(this), signal);
+  }
+
+  /**
+   * The endpoints registered under `name` in this namespace, now and after
+   * every change, until `signal` aborts (which ends the iteration). A
+   * dropped connection re-subscribes.
+   */
+  async *watchEndpoints(name: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<EndpointInfo[]> {
+    const { signal } = options;
+    const open = async function* (this: Cluster): AsyncGenerator<EndpointInfo[]> {
+      for await (const res of this.rpc.watchEndpoints({ name, namespace: this.namespace }, signal ? { signal } : {})) yield res.endpoints.map(endpointInfo);
+      if (!signal?.aborted) throw new FlusterError(`the watch of endpoints ${name} ended early`, "unavailable");
+    };
+    yield* this.resubscribing(`watch endpoints ${name}`, () => open.call(this), signal);
+  }
+
+  /** Reads a server stream, opening it again after transport failures; an abort of `signal` ends it quietly. */
+  private async *resubscribing<T>(what: string, open: () => AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+    try {
+      yield* retryStream(
+        async function* () {
+          try {
+            yield* open();
+          } catch (err) {
+            throw fromConnectError(err, what);
+          }
+        },
+        { initialMs: 200, maxMs: 2_000, attempts: 30, ...(signal ? { signal } : {}), retryIf: (err) => isTransportFailure(err) || (err instanceof FlusterError && err.code === "internal") },
+      );
+    } catch (err) {
+      if (!signal?.aborted) throw err;
     }
   }
 

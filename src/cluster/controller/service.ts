@@ -121,6 +121,9 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
       lookupEndpoints(req) {
         return { endpoints: controller.endpoints.lookup(req.name, req.namespace).map(endpointToProto) };
       },
+      async *watchEndpoints(req, ctx) {
+        for await (const endpoints of controller.endpoints.watch(req.name, req.namespace, ctx.signal)) yield { endpoints: endpoints.map(endpointToProto) };
+      },
       listEndpoints(req) {
         return { endpoints: controller.endpoints.list(req.prefix, req.namespace, req.allNamespaces).map(endpointToProto) };
       },
