@@ -74,9 +74,10 @@ function assertEquivalent(actual: unknown, expected: unknown, path = "$"): void 
     assert.ok(actual instanceof Error, `${path}: expected an Error`);
     const base = builtinErrorBase(expected);
     assert.equal(Object.getPrototypeOf(actual), base.prototype, `${path}: error class should be ${base.name}`);
-    assert.equal(actual.name, expected.name, `${path}.name`);
-    assert.equal(actual.message, expected.message, `${path}.message`);
-    assert.equal(actual.stack, expected.stack, `${path}.stack`);
+    // Usually strings, but own fields may set them to any value (an arbitrary's fields can).
+    assertEquivalent(actual.name, expected.name, `${path}.name`);
+    assertEquivalent(actual.message, expected.message, `${path}.message`);
+    assertEquivalent(actual.stack, expected.stack, `${path}.stack`);
     assert.equal(Object.hasOwn(actual, "cause"), Object.hasOwn(expected, "cause"), `${path}: has a cause`);
     if (Object.hasOwn(expected, "cause")) assertEquivalent(actual.cause, expected.cause, `${path}.cause`);
     const aggregate = expected instanceof AggregateError;
