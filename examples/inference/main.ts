@@ -7,16 +7,8 @@
 // With FLUSTER_CLUSTER_ADDRESS set it uses that cluster; otherwise it starts
 // a LocalCluster of its own.
 import { parseArgs } from "node:util";
-import {
-  Cluster,
-  ClusterResolver,
-  Entrypoint,
-  LocalCluster,
-  ResourceConfig,
-  currentCluster,
-  type ActorPool,
-  type JobId,
-} from "fluster";
+import { Cluster, ClusterResolver, Entrypoint, ResourceConfig, type ActorPool, type JobId } from "fluster";
+import { runMain, wholeNumber, type ExampleRun } from "../shared/run.js";
 import { POOL_NAME, serveInference, type Completion, type InferenceActor } from "./server.js";
 
 const USAGE = `usage: node --import tsx examples/inference/main.ts [flags]
@@ -55,63 +47,38 @@ function parseFlags(argv: string[]): Flags | "help" {
     },
   });
   if (values.help) return "help";
-  const servers = wholeNumber(values.servers, "--servers", 1);
+  const servers = wholeNumber("--servers", values.servers, 1);
   return {
     servers,
-    prompts: wholeNumber(values.prompts, "--prompts", 1),
-    batchSize: wholeNumber(values["batch-size"], "--batch-size", 1),
-    inFlight: values["in-flight"] !== undefined ? wholeNumber(values["in-flight"], "--in-flight", 1) : 2 * servers,
-    batchMs: wholeNumber(values["batch-ms"], "--batch-ms", 0),
-    readyTimeout: wholeNumber(values["ready-timeout"], "--ready-timeout", 1),
+    prompts: wholeNumber("--prompts", values.prompts, 1),
+    batchSize: wholeNumber("--batch-size", values["batch-size"], 1),
+    inFlight: values["in-flight"] !== undefined ? wholeNumber("--in-flight", values["in-flight"], 1) : 2 * servers,
+    batchMs: wholeNumber("--batch-ms", values["batch-ms"], 0),
+    readyTimeout: wholeNumber("--ready-timeout", values["ready-timeout"], 1),
   };
 }
 
-function wholeNumber(text: string, flag: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`);
-  return n;
-}
-
-async function main(argv: string[]): Promise<number> {
-  let flags: Flags | "help";
-  try {
-    flags = parseFlags(argv);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message} (see --help)`);
-    return 2;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-
+async function main(flags: Flags, run: ExampleRun): Promise<number> {
   // A namespace of our own: endpoints left by another run (or another user)
   // under the same pool name can never be mistaken for our servers.
-  run.cluster = currentCluster({ namespace: Cluster.freshNamespace("inference") });
-  const cluster = await run.cluster;
-  console.log(
-    cluster instanceof LocalCluster
-      ? `cluster: LocalCluster at ${cluster.address} (${cluster.workers.length} workers), started by this program; namespace ${cluster.namespace}`
-      : `cluster: ${cluster.address}, namespace ${cluster.namespace}`,
-  );
+  const cluster = await run.connect({ namespace: Cluster.freshNamespace("inference") });
 
   // 1. Launch the servers. Each is its own job; `ports: ["actor"]` asks the
   //    worker for a port, which the ActorServer in the job binds.
   for (let i = 0; i < flags.servers; i++) {
-    const jobId = await cluster.launch({
+    await run.launch({
       name: `inference/server-${i}`,
       resources: ResourceConfig.withCpu({ cpu: 0.5, memory: "256m" }),
       entrypoint: Entrypoint.fromFunction(serveInference, `server-${i}`, flags.batchMs),
       ports: ["actor"],
     });
-    run.jobs.push(jobId);
   }
-  console.log(`launched ${flags.servers} server job(s): ${run.jobs.join(", ")}`);
+  console.log(`launched ${flags.servers} server job(s): ${run.jobIds.join(", ")}`);
 
   // 2. Wait until every server has registered under the pool name.
   const pool = new ClusterResolver(cluster).lookup<InferenceActor>(POOL_NAME);
   let started = Date.now();
-  await waitForServers(cluster, pool, run.jobs, flags.readyTimeout);
+  await waitForServers(cluster, pool, run.jobIds, flags.readyTimeout);
   console.log(`pool ${POOL_NAME} ready: ${pool.size} server(s) after ${seconds(started)}`);
   await checkHealth(pool);
 
@@ -143,11 +110,11 @@ async function main(argv: string[]): Promise<number> {
   await Promise.all(Array.from({ length: Math.min(flags.inFlight, batches.length) }, lane));
   const elapsed = seconds(started);
 
-  // 4. Ask every server how it is doing; stop() then terminates the server jobs.
+  // 4. Ask every server how it is doing; the run then terminates the server jobs.
   await checkHealth(pool);
   const spread = [...perServer].sort(([a], [b]) => a.localeCompare(b)).map(([server, n]) => `${server} ${n}`);
   console.log(`done: ${done}/${prompts.length} prompts in ${batches.length} batches, ${elapsed}; per server: ${spread.join(", ")}`);
-  console.log(`stopping ${run.jobs.length} server job(s)`);
+  console.log(`stopping ${run.jobIds.length} server job(s)`);
   return done === prompts.length ? 0 : 1;
 }
 
@@ -195,43 +162,5 @@ function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)}s`;
 }
 
-// ------------------------------------------------------------------ lifecycle
-
-/** What this run started, so that stop() can release it on every way out. */
-const run: { cluster?: Promise<Cluster>; jobs: JobId[] } = { jobs: [] };
-let interrupted = false;
-let stopping: Promise<void> | undefined;
-
-/**
- * Stops what this run started, once: the server jobs (terminating a job
- * SIGTERMs its process, whose ActorServer unregisters and drains) and, when
- * currentCluster() started a LocalCluster, that cluster.
- */
-function stop(): Promise<void> {
-  return (stopping ??= (async () => {
-    const cluster = await run.cluster?.catch(() => undefined);
-    if (!cluster) return;
-    await Promise.allSettled(run.jobs.map((id) => cluster.terminate(id, "inference example exited")));
-    if (cluster instanceof LocalCluster) await cluster.shutdown();
-    else await cluster.close();
-  })());
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`interrupted (${signal}): stopping the server jobs`);
-    process.once(signal, () => process.exit(130)); // a second Ctrl-C exits at once
-    void stop().finally(() => process.exit(130));
-  });
-}
-
-main(process.argv.slice(2))
-  .catch((err: unknown) => {
-    if (!interrupted) console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  })
-  .then(async (code) => {
-    await stop();
-    process.exit(interrupted ? 130 : code);
-  });
+// Stopping a server job SIGTERMs its process, whose ActorServer unregisters and drains.
+runMain({ usage: USAGE, parseFlags, main, onInterrupt: "stopping the server jobs" });

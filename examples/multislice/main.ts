@@ -6,19 +6,8 @@
 //
 //   node --import tsx examples/multislice/main.ts --slices 2 --steps 6
 import { parseArgs } from "node:util";
-import {
-  Cluster,
-  ClusterResolver,
-  Entrypoint,
-  LocalCluster,
-  ResourceConfig,
-  currentCluster,
-  isFinished,
-  type FunctionEntrypoint,
-  type JobId,
-  type JobInfo,
-  type JobRequest,
-} from "fluster";
+import { Cluster, ClusterResolver, Entrypoint, ResourceConfig, type JobId, type JobInfo, type JobRequest } from "fluster";
+import { runMain, wholeNumber, type ExampleRun } from "../shared/run.js";
 import { SLICE_COORDINATOR, type SliceCoordinator, type TimelineEvent } from "./coordinator.js";
 import { hostCoordinator, slice } from "./slices.js";
 
@@ -75,55 +64,19 @@ const SMALL = { cpu: 0.2, memory: "128m" } as const;
 
 const started = Date.now();
 const at = (time = Date.now()) => `[${((time - started) / 1000).toFixed(1).padStart(5)}s]`;
-const log = (line: string) => console.log(`multislice: ${line}`);
 
-async function main(): Promise<number> {
-  let flags: Flags | "help";
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    console.error(`multislice: ${errorMessage(err)} (see --help)`);
-    return 2;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-
+async function main(flags: Flags, run: ExampleRun): Promise<number> {
   // A namespace of its own: two runs on one cluster never see each other's coordinator.
-  const namespace = Cluster.freshNamespace("multislice");
-  const external = process.env.FLUSTER_CLUSTER_ADDRESS;
-  log(external ? `using the cluster at ${external}` : "starting a local cluster with 2 workers");
-  const cluster = await currentCluster({ namespace, workers: 2 });
-  log(`cluster ${cluster.address}, namespace ${namespace}`);
+  const cluster = await run.connect({ namespace: Cluster.freshNamespace("multislice"), workers: 2 });
   // A real run would first reserve capacity between min and max slices:
   //   cluster.createReservation({
   //     minResources: ResourceConfig.withTpu("v5litepod-16", { sliceCount: flags.minSlices }),
   //     maxResources: ResourceConfig.withTpu("v5litepod-16", { sliceCount: flags.maxSlices }),
   //   })
   // Reservations are not implemented yet, so this driver keeps the count in range itself.
-  log(`${flags.slices} slice(s), kept between ${flags.minSlices} and ${flags.maxSlices} by this driver (cluster reservations are not implemented yet)`);
+  run.log(`${flags.slices} slice(s), kept between ${flags.minSlices} and ${flags.maxSlices} by this driver (cluster reservations are not implemented yet)`);
 
-  const jobs = new RunJobs(cluster, flags.verbose);
-  const stop = stopSignals(flags.timeoutSeconds);
-  let summary: Summary | undefined;
-  let failure: unknown;
-  try {
-    summary = await Promise.race([runMultislice(cluster, jobs, flags), stop.promise]);
-  } catch (err) {
-    failure = err;
-    if (err instanceof TimedOut) failure = new Error(`${err.message}${await jobs.explainPending()}`);
-  } finally {
-    stop.dispose();
-    // Always clean up: on success the jobs have ended already; this is for errors and Ctrl-C.
-    await jobs.stopAll();
-    await (cluster instanceof LocalCluster ? cluster.shutdown() : cluster.close());
-  }
-
-  if (!summary) {
-    console.error(`multislice: error: ${errorMessage(failure)}`);
-    return failure instanceof Interrupted ? 130 : 1;
-  }
+  const summary = await run.within(flags.timeoutSeconds, runMultislice(cluster, run, flags));
   console.log("");
   console.log("== multi-slice run summary ==");
   console.log(`steps completed    ${summary.steps} / ${flags.steps}`);
@@ -138,19 +91,23 @@ async function main(): Promise<number> {
 }
 
 /** Starts the coordinator and the slices, follows the timeline, kills and replaces a slice, and waits for the last step. */
-async function runMultislice(cluster: Cluster, jobs: RunJobs, flags: Flags): Promise<Summary> {
+async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): Promise<Summary> {
+  // With --verbose, a job's own output is streamed as `  [role] line`.
+  const launch = (role: string, request: Omit<JobRequest, "name">) =>
+    run.launch({ name: `multislice/${role}`, ...request }, { role, followLogs: flags.verbose });
+
   const summary: Summary = { steps: 0, joined: [], killed: [], dropped: [], replacements: [], stepsBySliceCount: new Map() };
   let done = false;
   let failed: (err: Error) => void = () => undefined;
   const failure = new Promise<never>((_, reject) => (failed = reject));
   failure.catch(() => undefined); // raced below; a failure after the run ended is not news
 
-  const coordinatorId = await jobs.launch(
-    "coordinator",
-    { resources: SMALL, ports: ["actor"] },
-    Entrypoint.fromFunction(hostCoordinator, { minSlices: flags.minSlices, heartbeatTimeoutMs: flags.heartbeatTimeoutMs }),
-  );
-  void cluster.wait(coordinatorId).then((info) => done || failed(new Error(`${jobs.describeEnd(info)} during the run`)), failed);
+  const coordinatorId = await launch("coordinator", {
+    resources: SMALL,
+    ports: ["actor"],
+    entrypoint: Entrypoint.fromFunction(hostCoordinator, { minSlices: flags.minSlices, heartbeatTimeoutMs: flags.heartbeatTimeoutMs }),
+  });
+  void cluster.wait(coordinatorId).then((info) => done || failed(new Error(`${run.describeEnd(info)} during the run`)), failed);
 
   // Slices that run now, by slice id (no job id yet while launching). The
   // driver's whole scaling policy: refill to --slices after a loss, never beyond --max-slices.
@@ -165,7 +122,7 @@ async function runMultislice(cluster: Cluster, jobs: RunJobs, flags: Flags): Pro
     const options = { steps: flags.steps, stepMs: flags.stepMs, heartbeatMs: Math.max(50, Math.floor(flags.heartbeatTimeoutMs / 4)) };
     let jobId: JobId;
     try {
-      jobId = await jobs.launch(sliceId, { resources: sliceResources }, Entrypoint.fromFunction(slice, sliceId, options));
+      jobId = await launch(sliceId, { resources: sliceResources, entrypoint: Entrypoint.fromFunction(slice, sliceId, options) });
     } catch (err) {
       running.delete(sliceId);
       throw err;
@@ -180,15 +137,15 @@ async function runMultislice(cluster: Cluster, jobs: RunJobs, flags: Flags): Pro
   const onSliceEnded = async (sliceId: string, info: JobInfo) => {
     running.delete(sliceId);
     // A slice that finished the last step just exits; after the run (or during cleanup) nothing is replaced.
-    if (done || jobs.stopping || info.status === "succeeded") return;
+    if (done || run.stopping || info.status === "succeeded") return;
     // Detected from the job's status, at once; the coordinator notices later, when heartbeats stop.
-    console.log(`${at()} driver: ${jobs.describeEnd(info)}`);
+    console.log(`${at()} driver: ${run.describeEnd(info)}`);
     if (++restarts > flags.maxRestarts) throw new Error(`${restarts} slice failures, more than --max-restarts ${flags.maxRestarts}`);
     while (running.size < Math.min(flags.slices, flags.maxSlices)) await launchSlice(sliceId);
   };
 
   for (let i = 0; i < flags.slices; i++) await launchSlice();
-  log(`launched ${jobs.describe()}`);
+  run.log(`launched ${run.describeJobs()}`);
 
   // Follow the coordinator's timeline (a long poll: each call waits for news).
   const coordinator = new ClusterResolver(cluster).lookup<SliceCoordinator>(SLICE_COORDINATOR);
@@ -217,14 +174,14 @@ async function runMultislice(cluster: Cluster, jobs: RunJobs, flags: Flags): Pro
   }
 
   done = true;
-  log(`step ${flags.steps} reached; waiting for the slices to exit`);
+  run.log(`step ${flags.steps} reached; waiting for the slices to exit`);
   await cluster.wait(
     [...running.values()].filter((id): id is JobId => id !== undefined),
     { timeoutSeconds: 30 },
   );
-  log("stopping the coordinator");
+  run.log("stopping the coordinator");
   await cluster.terminate(coordinatorId, "training finished");
-  await jobs.drainLogs();
+  await run.drainLogs();
   return summary;
 }
 
@@ -240,108 +197,6 @@ function describeEvent(event: TimelineEvent, minSlices: number): string {
     case "step":
       return `step ${event.step} complete on ${event.slices.length} slice(s)`;
   }
-}
-
-/** The jobs this run launched, with their roles; with `verbose`, their output is streamed as `[role] line`. */
-class RunJobs {
-  private readonly roles = new Map<JobId, string>();
-  private readonly logPumps: Promise<void>[] = [];
-  /** Set when cleanup begins: no more launches. */
-  stopping = false;
-
-  constructor(
-    private readonly cluster: Cluster,
-    private readonly verbose: boolean,
-  ) {}
-
-  async launch(role: string, request: Pick<JobRequest, "resources" | "ports">, entrypoint: FunctionEntrypoint): Promise<JobId> {
-    if (this.stopping) throw new Error(`not launching ${role}: the run is stopping`);
-    const jobId = await this.cluster.launch({ name: `multislice/${role}`, entrypoint, ...request });
-    this.roles.set(jobId, role);
-    // Cleanup may have begun while this launch was in flight: the new job must not outlive the run.
-    if (this.stopping) {
-      await this.cluster.terminate(jobId, "driver stopped");
-      throw new Error(`${role} launched while the run was stopping`);
-    }
-    if (this.verbose) this.logPumps.push(pumpLogs(this.cluster, jobId, role));
-    return jobId;
-  }
-
-  describe(): string {
-    return [...this.roles].map(([id, role]) => `${role} (${id})`).join(", ");
-  }
-
-  describeEnd(info: JobInfo): string {
-    const role = this.roles.get(info.jobId) ?? info.name;
-    return `${role} job ${info.jobId} ended ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""}`;
-  }
-
-  /** Why jobs still wait to be placed, e.g. `; slice-0 pending: insufficient tpu ...`. */
-  async explainPending(): Promise<string> {
-    const infos = await Promise.all([...this.roles.keys()].map((id) => this.cluster.poll(id).catch(() => undefined)));
-    return infos
-      .filter((info): info is JobInfo => info?.status === "pending")
-      .map((info) => `; ${this.roles.get(info.jobId)} pending${info.pendingReason ? `: ${info.pendingReason}` : ""}`)
-      .join("");
-  }
-
-  async drainLogs(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled(this.logPumps), new Promise((r) => (timer = setTimeout(r, 3000)))]);
-    clearTimeout(timer);
-  }
-
-  /** Terminates every job that is still running; never throws (it runs during cleanup). */
-  async stopAll(): Promise<void> {
-    this.stopping = true;
-    await Promise.allSettled(
-      [...this.roles.keys()].map(async (id) => {
-        if (!isFinished((await this.cluster.poll(id)).status)) await this.cluster.terminate(id, "driver stopped");
-      }),
-    );
-  }
-}
-
-/** Copies a job's output to stdout line by line, prefixed with its role, until the job ends. */
-async function pumpLogs(cluster: Cluster, jobId: JobId, role: string): Promise<void> {
-  const partial = { stdout: "", stderr: "" };
-  try {
-    for await (const chunk of cluster.logs(jobId, { follow: true })) {
-      const lines = (partial[chunk.stream] + chunk.data).split("\n");
-      partial[chunk.stream] = lines.pop() ?? "";
-      for (const line of lines) console.log(`  [${role}] ${line}`);
-    }
-  } catch {
-    // The cluster went away during cleanup: nothing more to show.
-  }
-  for (const rest of Object.values(partial)) if (rest) console.log(`  [${role}] ${rest}`);
-}
-
-class Interrupted extends Error {
-  override name = "Interrupted";
-}
-
-class TimedOut extends Error {
-  override name = "TimedOut";
-}
-
-/** A promise that rejects on Ctrl-C, SIGTERM or the run's timeout, so the driver can clean up. */
-function stopSignals(timeoutSeconds: number): { promise: Promise<never>; dispose(): void } {
-  let reject!: (err: Error) => void;
-  const promise = new Promise<never>((_, r) => (reject = r));
-  promise.catch(() => undefined); // handled by whoever races it
-  const onSignal = (signal: NodeJS.Signals) => reject(new Interrupted(`interrupted by ${signal}; stopped the run's jobs`));
-  const timer = setTimeout(() => reject(new TimedOut(`the run did not finish within ${timeoutSeconds}s`)), timeoutSeconds * 1000);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  return {
-    promise,
-    dispose() {
-      clearTimeout(timer);
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    },
-  };
 }
 
 function parseFlags(argv: string[]): Flags | "help" {
@@ -387,21 +242,5 @@ function parseFlags(argv: string[]): Flags | "help" {
   };
 }
 
-function wholeNumber(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-// Exit explicitly: the cluster is shut down by now, and nothing else should keep the process alive.
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(`multislice: error: ${errorMessage(err)}`);
-    process.exit(1);
-  },
-);
+// A timeout or Ctrl-C stops every job the run launched before exiting.
+runMain({ usage: USAGE, parseFlags, main, onInterrupt: "stopping the run's jobs", prefix: "multislice: " });

@@ -8,12 +8,12 @@
 // On the cluster backend (the default) it uses the cluster in
 // FLUSTER_CLUSTER_ADDRESS (whose workers must see the same file system, as
 // local workers do) or else starts a LocalCluster of its own.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { glob } from "tinyglobby";
-import { LocalCluster, currentCluster, execute, type Cluster, type ZephyrBackend } from "fluster";
+import { execute, type ZephyrBackend } from "fluster";
+import { runMain, wholeNumber, type ExampleRun } from "../shared/run.js";
 import { inputFileName, writeCorpus } from "./corpus.js";
 import { filterDocuments } from "./pipeline.js";
 
@@ -67,21 +67,15 @@ function parseFlags(argv: string[]): Flags | "help" {
   if (values.help) return "help";
   return {
     input: values.input,
-    files: wholeNumber(values.files, "--files", 1),
-    records: wholeNumber(values.records, "--records", 0),
-    seed: wholeNumber(values.seed, "--seed", 0),
-    minWords: wholeNumber(values["min-words"], "--min-words", 0),
-    workers: wholeNumber(values.workers, "--workers", 1),
+    files: wholeNumber("--files", values.files, 1),
+    records: wholeNumber("--records", values.records, 0),
+    seed: wholeNumber("--seed", values.seed, 0),
+    minWords: wholeNumber("--min-words", values["min-words"], 0),
+    workers: wholeNumber("--workers", values.workers, 1),
     backend: backendFlag(values.backend),
     workDir: values["work-dir"],
     output: values.output,
   };
-}
-
-function wholeNumber(text: string, flag: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 function backendFlag(text: string): ZephyrBackend {
@@ -89,24 +83,12 @@ function backendFlag(text: string): ZephyrBackend {
   throw new Error(`--backend must be cluster, threads or sync, got ${JSON.stringify(text)}`);
 }
 
-async function main(argv: string[]): Promise<number> {
-  let flags: Flags | "help";
-  try {
-    flags = parseFlags(argv);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message} (see --help)`);
-    return 2;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-
+async function main(flags: Flags, run: ExampleRun): Promise<number> {
   // 1. Inputs and outputs live on disk; paths are absolute because shards
   //    run in other processes (possibly on other machines with a shared disk).
   let workDir = flags.workDir !== undefined ? resolve(flags.workDir) : undefined;
-  // A temporary work directory is ours: stop() removes it unless the run succeeds.
-  const ensureWorkDir = () => (workDir ??= run.tempDir = mkdtempSync(join(tmpdir(), "fluster-pipeline-")));
+  // A temporary work directory is the run's: it goes unless the run succeeds.
+  const ensureWorkDir = () => (workDir ??= run.makeTempDir("fluster-pipeline-"));
   const outputDir = resolve(flags.output ?? join(ensureWorkDir(), "out"));
   let input: string;
   if (flags.input !== undefined) {
@@ -131,16 +113,7 @@ async function main(argv: string[]): Promise<number> {
   console.log(pipeline.explain());
 
   // 3. Where shards run: a WorkerPool on the cluster, worker threads, or inline.
-  let cluster: Cluster | undefined;
-  if (flags.backend === "cluster") {
-    run.cluster = currentCluster();
-    cluster = await run.cluster;
-    console.log(
-      cluster instanceof LocalCluster
-        ? `cluster: LocalCluster at ${cluster.address} (${cluster.workers.length} workers), started by this program`
-        : `cluster: ${cluster.address}`,
-    );
-  }
+  const cluster = flags.backend === "cluster" ? await run.connect() : undefined;
 
   // 4. Run it; each output file prints as soon as its shard is done.
   const started = Date.now();
@@ -166,42 +139,6 @@ function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)}s`;
 }
 
-// ------------------------------------------------------------------ lifecycle
-
-/** What this run started, so that stop() can release it on every way out. */
-const run: { cluster?: Promise<Cluster>; tempDir?: string } = {};
-let interrupted = false;
-let stopping: Promise<void> | undefined;
-
-/**
- * Stops what this run started, once: when currentCluster() started a
- * LocalCluster, that cluster (and with it the pool's worker jobs). The outputs of a
- * successful run stay; a temporary work directory of a failed one goes.
- */
-function stop(succeeded = false): Promise<void> {
-  return (stopping ??= (async () => {
-    const cluster = await run.cluster?.catch(() => undefined);
-    if (cluster instanceof LocalCluster) await cluster.shutdown();
-    else await cluster?.close();
-    if (!succeeded && run.tempDir) rmSync(run.tempDir, { recursive: true, force: true });
-  })());
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`interrupted (${signal}): stopping`);
-    process.once(signal, () => process.exit(130)); // a second Ctrl-C exits at once
-    void stop().finally(() => process.exit(130));
-  });
-}
-
-main(process.argv.slice(2))
-  .catch((err: unknown) => {
-    if (!interrupted) console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  })
-  .then(async (code) => {
-    await stop(code === 0 && !interrupted);
-    process.exit(interrupted ? 130 : code);
-  });
+// Stopping the run's LocalCluster also stops the pool's worker jobs; the
+// outputs of a successful run stay.
+runMain({ usage: USAGE, parseFlags, main, onInterrupt: "stopping" });

@@ -5,17 +5,8 @@
 //
 //   node --import tsx examples/rl/main.ts --steps 3 --rollouts 2
 import { parseArgs } from "node:util";
-import {
-  Cluster,
-  ClusterResolver,
-  Entrypoint,
-  LocalCluster,
-  currentCluster,
-  isFinished,
-  type FunctionEntrypoint,
-  type JobId,
-  type JobInfo,
-} from "fluster";
+import { Cluster, ClusterResolver, Entrypoint, type FunctionEntrypoint, type JobId } from "fluster";
+import { runMain, wholeNumber, type ExampleRun } from "../shared/run.js";
 import { CURRICULUM, WEIGHTS, type Checkpoint, type CurriculumActor, type CurriculumStats, type WeightCoordinator } from "./actors.js";
 import { INITIAL_WEIGHTS, coordinator, rollout, trainer } from "./workers.js";
 
@@ -53,48 +44,11 @@ interface Summary {
 // for accelerators, e.g. ResourceConfig.withTpu("v5litepod-16") for the trainer.
 const SMALL = { cpu: 0.2, memory: "128m" } as const;
 
-const log = (line: string) => console.log(`rl: ${line}`);
-
-async function main(): Promise<number> {
-  let flags: Flags | "help";
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (err) {
-    console.error(`rl: ${errorMessage(err)} (see --help)`);
-    return 2;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-
+async function main(flags: Flags, run: ExampleRun): Promise<number> {
   const started = Date.now();
   // A namespace of its own: two runs on one cluster never see each other's actors.
-  const namespace = Cluster.freshNamespace("rl");
-  const external = process.env.FLUSTER_CLUSTER_ADDRESS;
-  log(external ? `using the cluster at ${external}` : "starting a local cluster with 2 workers");
-  const cluster = await currentCluster({ namespace, workers: 2 });
-  log(`cluster ${cluster.address}, namespace ${namespace}`);
-
-  const jobs = new RunJobs(cluster);
-  const stop = stopSignals(flags.timeoutSeconds);
-  let summary: Summary | undefined;
-  let failure: unknown;
-  try {
-    summary = await Promise.race([runRl(cluster, jobs, flags), stop.promise]);
-  } catch (err) {
-    failure = err;
-  } finally {
-    stop.dispose();
-    // Always clean up: on success the jobs are already stopped, this is for errors and Ctrl-C.
-    await jobs.stopAll();
-    await (cluster instanceof LocalCluster ? cluster.shutdown() : cluster.close());
-  }
-
-  if (!summary) {
-    console.error(`rl: error: ${errorMessage(failure)}`);
-    return failure instanceof Interrupted ? 130 : 1;
-  }
+  const cluster = await run.connect({ namespace: Cluster.freshNamespace("rl"), workers: 2 });
+  const summary = await run.within(flags.timeoutSeconds, runRl(cluster, run, flags));
   const { checkpoint, curriculum } = summary;
   const perWorker = Object.entries(curriculum.rewardsByWorker).map(([worker, n]) => `${worker}: ${n}`);
   console.log("");
@@ -108,132 +62,44 @@ async function main(): Promise<number> {
 }
 
 /** Launches the run's jobs, waits for the trainer, then stops the rest and collects the stats. */
-async function runRl(cluster: Cluster, jobs: RunJobs, flags: Flags): Promise<Summary> {
+async function runRl(cluster: Cluster, run: ExampleRun, flags: Flags): Promise<Summary> {
+  // Every job's output is streamed as `  [role] line`.
+  const launch = (role: string, entrypoint: FunctionEntrypoint, ports: string[] = []) =>
+    run.launch({ name: `rl/${role}`, resources: SMALL, entrypoint, ports }, { role, followLogs: true });
+
   // One job group in the design; launchGroup() is not implemented yet, so one by one.
   // Order does not matter: every job waits for the shared actors by name.
-  const coordinatorId = await jobs.launch("coordinator", Entrypoint.fromFunction(coordinator, INITIAL_WEIGHTS), ["actor"]);
-  const trainerId = await jobs.launch(
+  const coordinatorId = await launch("coordinator", Entrypoint.fromFunction(coordinator, INITIAL_WEIGHTS), ["actor"]);
+  const trainerId = await launch(
     "trainer",
     Entrypoint.fromFunction(trainer, { steps: flags.steps, rollouts: flags.rollouts, batchSize: flags.batch }),
   );
   const rolloutIds: JobId[] = [];
   for (let i = 0; i < flags.rollouts; i++) {
-    rolloutIds.push(await jobs.launch(`rollout-${i}`, Entrypoint.fromFunction(rollout, `rollout-${i}`, flags.episodeMs)));
+    rolloutIds.push(await launch(`rollout-${i}`, Entrypoint.fromFunction(rollout, `rollout-${i}`, flags.episodeMs)));
   }
-  log(`launched ${jobs.size} jobs: ${jobs.describe()}`);
+  run.log(`launched ${run.jobIds.length} jobs: ${run.describeJobs()}`);
 
   // The trainer decides when the run is over. The other jobs serve or loop
   // until stopped, so any of them ending first is a failure.
   const trained = await Promise.race([
     cluster.wait(trainerId),
     ...[coordinatorId, ...rolloutIds].map(async (id) => {
-      throw new Error(`${jobs.describeEnd(await cluster.wait(id))} before training finished`);
+      throw new Error(`${run.describeEnd(await cluster.wait(id))} before training finished`);
     }),
   ]);
-  if (trained.status !== "succeeded") throw new Error(jobs.describeEnd(trained));
-  log(`trainer finished ${flags.steps} step(s); stopping ${rolloutIds.length} rollout worker(s)`);
+  if (trained.status !== "succeeded") throw new Error(run.describeEnd(trained));
+  run.log(`trainer finished ${flags.steps} step(s); stopping ${rolloutIds.length} rollout worker(s)`);
   await Promise.all(rolloutIds.map((id) => cluster.terminate(id, "training finished")));
 
   // The driver is a client of the same namespace, so it reads the final state from the actors directly.
   const resolver = new ClusterResolver(cluster);
   const curriculum = await resolver.lookup<CurriculumActor>(CURRICULUM).call().stats();
   const checkpoint = await resolver.lookup<WeightCoordinator>(WEIGHTS).call().latest();
-  log("stopping the coordinator");
+  run.log("stopping the coordinator");
   await cluster.terminate(coordinatorId, "training finished");
-  await jobs.drainLogs();
+  await run.drainLogs();
   return { steps: flags.steps, checkpoint, curriculum };
-}
-
-/** The jobs this run launched, with their roles, logs streamed to stdout as `[role] line`. */
-class RunJobs {
-  private readonly roles = new Map<JobId, string>();
-  private readonly logPumps: Promise<void>[] = [];
-  /** Set when cleanup begins: no more launches. */
-  stopping = false;
-
-  constructor(private readonly cluster: Cluster) {}
-
-  get size(): number {
-    return this.roles.size;
-  }
-
-  async launch(role: string, entrypoint: FunctionEntrypoint, ports: string[] = []): Promise<JobId> {
-    if (this.stopping) throw new Error(`not launching ${role}: the run is stopping`);
-    const jobId = await this.cluster.launch({ name: `rl/${role}`, resources: SMALL, entrypoint, ports });
-    this.roles.set(jobId, role);
-    // Cleanup may have begun while this launch was in flight: the new job must not outlive the run.
-    if (this.stopping) {
-      await this.cluster.terminate(jobId, "driver stopped");
-      throw new Error(`${role} launched while the run was stopping`);
-    }
-    this.logPumps.push(pumpLogs(this.cluster, jobId, role));
-    return jobId;
-  }
-
-  describe(): string {
-    return [...this.roles].map(([id, role]) => `${role} (${id})`).join(", ");
-  }
-
-  describeEnd(info: JobInfo): string {
-    const role = this.roles.get(info.jobId) ?? info.name;
-    return `${role} job ${info.jobId} ended ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""}`;
-  }
-
-  /** Waits (briefly) for the last log lines of stopped jobs, so they print before the summary. */
-  async drainLogs(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled(this.logPumps), new Promise((r) => (timer = setTimeout(r, 3000)))]);
-    clearTimeout(timer);
-  }
-
-  /** Terminates every job that is still running; never throws (it runs during cleanup). */
-  async stopAll(): Promise<void> {
-    this.stopping = true;
-    await Promise.allSettled(
-      [...this.roles.keys()].map(async (id) => {
-        const info = await this.cluster.poll(id);
-        if (!isFinished(info.status)) await this.cluster.terminate(id, "driver stopped");
-      }),
-    );
-  }
-}
-
-/** Copies a job's output to stdout line by line, prefixed with its role, until the job ends. */
-async function pumpLogs(cluster: Cluster, jobId: JobId, role: string): Promise<void> {
-  const partial = { stdout: "", stderr: "" };
-  try {
-    for await (const chunk of cluster.logs(jobId, { follow: true })) {
-      const lines = (partial[chunk.stream] + chunk.data).split("\n");
-      partial[chunk.stream] = lines.pop() ?? "";
-      for (const line of lines) console.log(`  [${role}] ${line}`);
-    }
-  } catch {
-    // The cluster went away during cleanup: nothing more to show.
-  }
-  for (const rest of Object.values(partial)) if (rest) console.log(`  [${role}] ${rest}`);
-}
-
-class Interrupted extends Error {
-  override name = "Interrupted";
-}
-
-/** A promise that rejects on Ctrl-C, SIGTERM or the run's timeout, so the driver can clean up. */
-function stopSignals(timeoutSeconds: number): { promise: Promise<never>; dispose(): void } {
-  let reject!: (err: Error) => void;
-  const promise = new Promise<never>((_, r) => (reject = r));
-  promise.catch(() => undefined); // handled by whoever races it
-  const onSignal = (signal: NodeJS.Signals) => reject(new Interrupted(`interrupted by ${signal}; stopped the run's jobs`));
-  const timer = setTimeout(() => reject(new Error(`the run did not finish within ${timeoutSeconds}s`)), timeoutSeconds * 1000);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  return {
-    promise,
-    dispose() {
-      clearTimeout(timer);
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    },
-  };
 }
 
 function parseFlags(argv: string[]): Flags | "help" {
@@ -249,31 +115,15 @@ function parseFlags(argv: string[]): Flags | "help" {
     },
   });
   if (values.help) return "help";
-  const rollouts = positiveInt("--rollouts", values.rollouts);
+  const rollouts = wholeNumber("--rollouts", values.rollouts, 1);
   return {
-    steps: positiveInt("--steps", values.steps),
+    steps: wholeNumber("--steps", values.steps, 1),
     rollouts,
-    batch: values.batch === undefined ? 2 * rollouts : positiveInt("--batch", values.batch),
-    episodeMs: positiveInt("--episode-ms", values["episode-ms"]),
-    timeoutSeconds: positiveInt("--timeout", values.timeout),
+    batch: values.batch === undefined ? 2 * rollouts : wholeNumber("--batch", values.batch, 1),
+    episodeMs: wholeNumber("--episode-ms", values["episode-ms"], 1),
+    timeoutSeconds: wholeNumber("--timeout", values.timeout, 1),
   };
 }
 
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a whole number ≥ 1, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-// Exit explicitly: the cluster is shut down by now, and nothing else should keep the process alive.
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(`rl: error: ${errorMessage(err)}`);
-    process.exit(1);
-  },
-);
+// A timeout or Ctrl-C stops every job the run launched before exiting.
+runMain({ usage: USAGE, parseFlags, main, onInterrupt: "stopping the run's jobs", prefix: "rl: " });

@@ -9,7 +9,8 @@
 // a LocalCluster of its own, which has no accelerators: there, an accelerator
 // job cannot be placed, and the example says so instead of waiting forever.
 import { parseArgs } from "node:util";
-import { Entrypoint, JobFailedError, LocalCluster, ResourceConfig, currentCluster, type Cluster, type JobId } from "fluster";
+import { Entrypoint, JobFailedError, ResourceConfig, type Cluster, type JobId } from "fluster";
+import { runMain, wholeNumber, type ExampleRun } from "../shared/run.js";
 import { train } from "./train.js";
 
 const USAGE = `usage: node --import tsx examples/training/main.ts [flags]
@@ -60,7 +61,7 @@ function parseFlags(argv: string[]): Flags | "help" {
     device = "CPU";
   } else if (values.gpu !== undefined) {
     const [variant, count = "1"] = values.gpu.split(":");
-    resources = ResourceConfig.withGpu(variant || "auto", positiveInt(count, "--gpu count"));
+    resources = ResourceConfig.withGpu(variant || "auto", wholeNumber("--gpu count", count, 1));
     device = `GPU ${variant}×${count}`;
   } else {
     const variant = values.tpu ?? "v5litepod-16";
@@ -70,43 +71,19 @@ function parseFlags(argv: string[]): Flags | "help" {
   return {
     resources,
     device,
-    steps: positiveInt(values.steps, "--steps"),
-    stepMs: positiveInt(values["step-ms"], "--step-ms", 0),
+    steps: wholeNumber("--steps", values.steps, 1),
+    stepMs: wholeNumber("--step-ms", values["step-ms"], 0),
     name: values.name,
-    scheduleTimeout: positiveInt(values["schedule-timeout"], "--schedule-timeout"),
+    scheduleTimeout: wholeNumber("--schedule-timeout", values["schedule-timeout"], 1),
   };
 }
 
-function positiveInt(text: string, flag: string, min = 1): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be a whole number ≥ ${min}, got ${JSON.stringify(text)}`);
-  return n;
-}
-
-async function main(argv: string[]): Promise<number> {
-  let flags: Flags | "help";
-  try {
-    flags = parseFlags(argv);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message} (see --help)`);
-    return 2;
-  }
-  if (flags === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-
-  // currentCluster(): the cluster named by FLUSTER_CLUSTER_ADDRESS, else a LocalCluster started for this run.
-  run.cluster = currentCluster();
-  const cluster = await run.cluster;
-  console.log(
-    cluster instanceof LocalCluster
-      ? `cluster: LocalCluster at ${cluster.address} (${cluster.workers.length} CPU workers), started by this program`
-      : `cluster: ${cluster.address}`,
-  );
+async function main(flags: Flags, run: ExampleRun): Promise<number> {
+  // The cluster in FLUSTER_CLUSTER_ADDRESS, else a LocalCluster started for this run.
+  const cluster = await run.connect();
 
   const started = Date.now();
-  const jobId = await cluster.launch({
+  const jobId = await run.launch({
     name: `train-${flags.name}`,
     resources: flags.resources,
     entrypoint: Entrypoint.fromFunction(train, { steps: flags.steps, stepMs: flags.stepMs, runName: flags.name }),
@@ -118,7 +95,6 @@ async function main(argv: string[]): Promise<number> {
     // accelerator job on a CPU-only cluster should fail fast and say why.
     schedulingTimeoutSeconds: flags.scheduleTimeout,
   });
-  run.jobs.push(jobId);
   const r = flags.resources;
   const chips = r.chipCount() > 0 ? `, ${r.chipCount()} chips` : "";
   console.log(`launched ${jobId}: train-${flags.name} on ${flags.device} (${r.replicas} task(s)${chips}), ${flags.steps} steps`);
@@ -126,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
   // monitor() streams the job's output until it finishes. Meanwhile, if no
   // worker has taken the job after a moment, say what the scheduler is waiting for.
   const [info] = await Promise.all([cluster.monitor(jobId), reportPending(cluster, jobId)]);
-  if (interrupted) return 130;
+  if (run.stopping) return 130; // Ctrl-C
   if (info.status === "unschedulable") {
     console.error(`error: no worker fits this job (${flags.device}): ${info.errorMessage ?? info.pendingReason ?? "no reason given"}`);
     console.error("hint: pass --cpu to run the same training on CPU workers");
@@ -136,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
     // raiseOnFailure turns every other unhappy ending (failed, killed) into a JobFailedError.
     await cluster.wait(jobId, { raiseOnFailure: true });
   } catch (err) {
-    if (!(err instanceof JobFailedError) || interrupted) throw err;
+    if (!(err instanceof JobFailedError) || run.stopping) throw err;
     console.error(`error: training ${err.job.status}: ${err.job.errorMessage ?? "see the log above"}`);
     return 1;
   }
@@ -151,43 +127,5 @@ async function reportPending(cluster: Cluster, jobId: JobId): Promise<void> {
   if (info.status === "pending") console.log(`waiting for a worker: ${info.pendingReason ?? "not placed yet"}`);
 }
 
-// ------------------------------------------------------------------ lifecycle
-
-/** What this run started, so that stop() can release it on every way out. */
-const run: { cluster?: Promise<Cluster>; jobs: JobId[] } = { jobs: [] };
-let interrupted = false;
-let stopping: Promise<void> | undefined;
-
-/**
- * Stops what this run started, once: its job (a training job left running
- * holds accelerators for nothing) and, when currentCluster() started a
- * LocalCluster, that cluster with its worker processes and temporary files.
- */
-function stop(): Promise<void> {
-  return (stopping ??= (async () => {
-    const cluster = await run.cluster?.catch(() => undefined);
-    if (!cluster) return;
-    await Promise.allSettled(run.jobs.map((id) => cluster.terminate(id, "training example exited")));
-    if (cluster instanceof LocalCluster) await cluster.shutdown();
-    else await cluster.close();
-  })());
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`interrupted (${signal}): stopping the training job`);
-    process.once(signal, () => process.exit(130)); // a second Ctrl-C exits at once
-    void stop().finally(() => process.exit(130));
-  });
-}
-
-main(process.argv.slice(2))
-  .catch((err: unknown) => {
-    if (!interrupted) console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  })
-  .then(async (code) => {
-    await stop();
-    process.exit(interrupted ? 130 : code);
-  });
+// Ctrl-C terminates the job too: a training job left running holds accelerators for nothing.
+runMain({ usage: USAGE, parseFlags, main, onInterrupt: "stopping the training job" });

@@ -1,8 +1,7 @@
 // Seed 004's actor scenarios over real sockets: ActorServers registered with a
 // real LocalCluster, called through typed proxies.
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { Cluster } from "../../src/cluster/client/cluster.js";
 import { ActorServer } from "../../src/actor/server.js";
 import { ClusterResolver, FixedResolver } from "../../src/actor/resolver.js";
@@ -11,19 +10,18 @@ import { actorContext } from "../../src/actor/context.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { FlusterError } from "../../src/core/errors.js";
 import { Calculator, hostCalculator } from "../fixtures/actor/calculator.js";
+import { eventually } from "../helpers/index.js";
+import { useLocalCluster } from "../helpers/local-cluster.js";
 
 describe("actors", { timeout: 120_000 }, () => {
-  let cluster: LocalCluster;
   const servers: ActorServer[] = [];
-  before(async () => {
-    cluster = await LocalCluster.start({ workers: 2 });
-  });
+  // Registered before the cluster's after() hook, so it runs first: servers unregister from a live cluster.
   after(async () => {
     await Promise.all(servers.map((s) => s.shutdown()));
-    await cluster?.shutdown();
   });
+  const local = useLocalCluster({ workers: 2 });
 
-  async function host(name: string, instance: object, client: Cluster = cluster): Promise<ActorServer> {
+  async function host(name: string, instance: object, client: Cluster = local.cluster): Promise<ActorServer> {
     const server = new ActorServer(client);
     servers.push(server);
     await server.register(name, instance);
@@ -32,7 +30,7 @@ describe("actors", { timeout: 120_000 }, () => {
 
   test("register and call, typed", async () => {
     await host("calculator", new Calculator());
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("calculator");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("calculator");
     await pool.waitForSize(1, { timeoutSeconds: 10 });
     const sum: number = await pool.call().add(2, 3);
     assert.equal(sum, 5);
@@ -44,7 +42,7 @@ describe("actors", { timeout: 120_000 }, () => {
 
   test("a throwing method arrives as ActorError, and the actor keeps its state", async () => {
     await host("stateful", new Calculator());
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("stateful");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("stateful");
     assert.equal(await pool.call().accumulate(10), 10);
     await assert.rejects(pool.call().fail("too big"), (err: unknown) => {
       assert.ok(err instanceof ActorError);
@@ -63,7 +61,7 @@ describe("actors", { timeout: 120_000 }, () => {
 
   test("rich values round-trip", async () => {
     await host("echoer", new Calculator());
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("echoer");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("echoer");
     const value = {
       map: new Map<unknown, unknown>([[1, "one"], ["k", new Set([1n, 2n])]]),
       date: new Date("2026-01-02T03:04:05.678Z"),
@@ -84,7 +82,7 @@ describe("actors", { timeout: 120_000 }, () => {
 
   test("broadcast reaches every endpoint; call() spreads round-robin", async () => {
     for (const id of ["a", "b", "c"]) await host("spread", new Calculator(id));
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("spread");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("spread");
     await pool.waitForSize(3, { timeoutSeconds: 10 });
     const all = await pool.broadcast().whoAmI();
     assert.deepEqual(all.map((r) => (r.status === "fulfilled" ? r.value : "x")).sort(), ["a", "b", "c"]);
@@ -114,8 +112,8 @@ describe("actors", { timeout: 120_000 }, () => {
     await dead.register("survivor", new Calculator("dead"));
     const deadAddress = dead.address;
     await dead.shutdown();
-    await cluster.registerEndpoint("survivor", deadAddress);
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("survivor");
+    await local.cluster.registerEndpoint("survivor", deadAddress);
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("survivor");
     await pool.waitForSize(2, { timeoutSeconds: 10 });
     for (let i = 0; i < 6; i++) assert.equal(await pool.call().whoAmI(), "alive");
   });
@@ -146,20 +144,20 @@ describe("actors", { timeout: 120_000 }, () => {
   });
 
   test("actorContext gives the method its namespace and name; outside a method it throws", async () => {
-    const other = Cluster.connect(cluster.address, { namespace: "ctx-ns" });
+    const other = Cluster.connect(local.cluster.address, { namespace: "ctx-ns" });
     await host("ctx", new Calculator(), other);
     const pool = new ClusterResolver(other).lookup<Calculator>("ctx");
     const ctx = await pool.call().context();
     assert.deepEqual(ctx, { namespace: "ctx-ns", jobId: undefined, actorName: "ctx" });
-    assert.equal(new ClusterResolver(cluster).lookup<Calculator>("ctx").size, 0);
-    await assert.rejects(new ClusterResolver(cluster).lookup<Calculator>("ctx").call().whoAmI(), /no endpoint serves actor "ctx" in namespace default/);
+    assert.equal(new ClusterResolver(local.cluster).lookup<Calculator>("ctx").size, 0);
+    await assert.rejects(new ClusterResolver(local.cluster).lookup<Calculator>("ctx").call().whoAmI(), /no endpoint serves actor "ctx" in namespace default/);
     assert.throws(() => actorContext(), /outside an actor method/);
     await other.close();
   });
 
   test("a call can be aborted or time out", async () => {
     await host("slow", new Calculator());
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("slow");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("slow");
     await assert.rejects(pool.call({ timeoutSeconds: 0.05 }).slowEcho(1, 2_000), (err: unknown) => err instanceof FlusterError && err.code === "deadline_exceeded");
     const controller = new AbortController();
     const call = pool.call({ signal: controller.signal }).slowEcho(1, 2_000);
@@ -168,21 +166,21 @@ describe("actors", { timeout: 120_000 }, () => {
   });
 
   test("shutdown unregisters, lets calls in flight finish, then closes the port", async () => {
-    const server = new ActorServer(cluster);
+    const server = new ActorServer(local.cluster);
     await server.register("draining", new Calculator());
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("draining");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("draining");
     await pool.waitForSize(1, { timeoutSeconds: 10 });
     const inFlight = pool.call().slowEcho("finished", 300);
     await new Promise((r) => setTimeout(r, 50));
     await server.shutdown();
     assert.equal(await inFlight, "finished", "the call in flight completed");
     assert.equal(server.state, "stopped");
-    assert.deepEqual(await cluster.lookupEndpoints("draining"), [], "unregistered");
+    assert.deepEqual(await local.cluster.lookupEndpoints("draining"), [], "unregistered");
     await assert.rejects(new FixedResolver({ draining: server.address }).lookup<Calculator>("draining").call().add(1, 2), FlusterError);
   });
 
   test("waitForSize times out with a clear error", async () => {
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("nobody-home");
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("nobody-home");
     const start = Date.now();
     await assert.rejects(pool.waitForSize(1, { timeoutSeconds: 0.5 }), (err: unknown) => {
       assert.ok(err instanceof FlusterError);
@@ -194,23 +192,22 @@ describe("actors", { timeout: 120_000 }, () => {
   });
 
   test("an actor hosted by a cluster job is found by name, and goes when the job ends", async () => {
-    const jobId = await cluster.launch({ name: "calc-server", resources: { cpu: 0.2, memory: "128m" }, ports: ["actor"], entrypoint: Entrypoint.fromFunction(hostCalculator, "job-calc") });
-    const pool = new ClusterResolver(cluster).lookup<Calculator>("job-calc");
+    const jobId = await local.cluster.launch({ name: "calc-server", resources: { cpu: 0.2, memory: "128m" }, ports: ["actor"], entrypoint: Entrypoint.fromFunction(hostCalculator, "job-calc") });
+    const pool = new ClusterResolver(local.cluster).lookup<Calculator>("job-calc");
     const [endpoint] = await pool.waitForSize(1, { timeoutSeconds: 30 });
     assert.equal(await pool.call().add(20, 22), 42);
     assert.equal(await pool.call().whoAmI(), `job-${jobId}`);
-    const registered = await cluster.lookupEndpoints("job-calc");
+    const registered = await local.cluster.lookupEndpoints("job-calc");
     assert.equal(registered[0]?.jobId, jobId);
     assert.ok(endpoint);
-    await cluster.terminate(jobId);
-    assert.deepEqual(await cluster.lookupEndpoints("job-calc"), [], "the endpoint went with its job");
+    await local.cluster.terminate(jobId);
+    assert.deepEqual(await local.cluster.lookupEndpoints("job-calc"), [], "the endpoint went with its job");
     // The controller tells the worker at once; the process is gone moments later.
-    const deadline = Date.now() + 10_000;
     let failure: unknown;
-    while (!failure && Date.now() < deadline) {
-      failure = await pool.call().add(1, 1).then(() => undefined, (err: unknown) => err);
-      if (!failure) await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(
+      async () => (failure = await pool.call().add(1, 1).then(() => undefined, (err: unknown) => err)) !== undefined,
+      { what: "a call to fail" },
+    );
     assert.ok(failure instanceof FlusterError, `calls fail once the job is gone: ${String(failure)}`);
   });
 });

@@ -3,53 +3,29 @@
 // processes against it.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { REPO_ROOT, cleanEnv, runNode, stopProcess, waitForLine, type NodeResult } from "../helpers/index.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const bin = join(root, "bin", "fluster.js");
+const bin = join(REPO_ROOT, "bin", "fluster.js");
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function fluster(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  delete childEnv.NODE_OPTIONS;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: root, env: childEnv, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr });
-    });
-  });
+/** Runs the real bin, as `npx fluster` would, with `env` added to a clean environment. */
+function fluster(args: string[], env: NodeJS.ProcessEnv): Promise<NodeResult> {
+  return runNode([bin, ...args], { env: cleanEnv(env) });
 }
 
 describe("fluster CLI against a local cluster", { timeout: 120_000 }, () => {
-  let cluster: ChildProcess;
+  let cluster: ChildProcess | undefined;
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env };
-    delete childEnv.NODE_OPTIONS;
-    cluster = spawn(process.execPath, [bin, "cluster", "start", "--local", "--workers", "2"], { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "inherit"] });
-    const address = await new Promise<string>((resolve, reject) => {
-      cluster.once("exit", (code) => reject(new Error(`cluster start exited with ${code}`)));
-      createInterface({ input: cluster.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-        const match = /export FLUSTER_CLUSTER_ADDRESS=(\S+)/.exec(line);
-        if (match?.[1]) resolve(match[1]);
-      });
-    });
+    cluster = spawn(process.execPath, [bin, "cluster", "start", "--local", "--workers", "2"], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ["ignore", "pipe", "inherit"] });
+    const [, address] = await waitForLine(cluster, /export FLUSTER_CLUSTER_ADDRESS=(\S+)/);
     env = { FLUSTER_CLUSTER_ADDRESS: address };
   });
 
   after(async () => {
-    if (!cluster || cluster.exitCode !== null) return;
-    const exited = new Promise((resolve) => cluster.once("exit", resolve));
-    cluster.kill("SIGINT");
-    await exited;
+    if (cluster) await stopProcess(cluster, "SIGINT");
   });
 
   test("job run prints the job's output and exits 0", async () => {

@@ -2,41 +2,26 @@
 // one-line errors, exit codes), the command tree in-process, and the parsers.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { CliError, errorLine, exitCodeOf } from "../../src/cli/output.js";
 import { collectKeyValue, parseGpu, parseKeyValue, parseMemory, parsePort, parsePositiveInt, parseTpu } from "../../src/cli/parse.js";
 import { COMMAND_PATHS, buildProgram, notBuiltYet, type CommandActions, type CommandPath } from "../../src/cli/program.js";
+import { REPO_ROOT, cleanEnv, runNode, type NodeResult } from "../helpers/index.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const bin = join(root, "bin", "fluster.js");
-const packageVersion = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+const bin = join(REPO_ROOT, "bin", "fluster.js");
+const packageVersion = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 const NOT_BUILT = (path: string) => `fluster: "${path}" has no action in this build of the command line`;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+/** Runs the real bin with `node`, as `npx fluster` would on a machine with no cluster address. */
+function runCli(args: string[], options: { cwd?: string; script?: string } = {}): Promise<NodeResult> {
+  return runNode([options.script ?? bin, ...args], { cwd: options.cwd ?? REPO_ROOT, env: cleanEnv(), timeoutMs: 30_000 });
 }
 
-/** Runs the real bin with `node`, as `npx fluster` would. */
-function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; script?: string } = {}): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, FLUSTER_CLUSTER_ADDRESS: "", ...options.env };
-  delete env.NODE_OPTIONS; // the bin must register tsx itself, not inherit the test runner's loader
-  return new Promise((resolve) => {
-    execFile(process.execPath, [options.script ?? bin, ...args], { cwd: options.cwd ?? root, env, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function stderrLines(result: CliResult): string[] {
+function stderrLines(result: NodeResult): string[] {
   return result.stderr.split("\n").filter((line) => line.length > 0);
 }
 

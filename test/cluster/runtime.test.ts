@@ -2,10 +2,9 @@
 // states, timeouts, killing whole process trees, orphans, and log streaming.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ValidationError } from "../../src/core/errors.js";
@@ -17,6 +16,7 @@ import {
   type ProcessRuntimeOptions,
   type RunningAttempt,
 } from "../../src/cluster/worker/runtime.js";
+import { eventually, isGone, killAll, waitForLine } from "../helpers/index.js";
 
 const FAKE_DAEMON = fileURLToPath(new URL("../fixtures/runtime/daemon.ts", import.meta.url));
 const root = mkdtempSync(join(tmpdir(), "fluster-runtime-"));
@@ -28,13 +28,7 @@ let nextId = 0;
 after(async () => {
   await Promise.all(runtimes.map((r) => r.shutdown()));
   // Attempt pids lead their own process groups: kill the groups too.
-  for (const target of [...strays].flatMap((pid) => [-pid, pid])) {
-    try {
-      process.kill(target, "SIGKILL");
-    } catch {
-      // gone, as it should be
-    }
-  }
+  killAll([...strays].flatMap((pid) => [-pid, pid]));
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -76,36 +70,15 @@ async function firstLine(attempt: RunningAttempt): Promise<string> {
   throw new Error(`the attempt ended before printing a line: ${JSON.stringify(attempt.outcome)}`);
 }
 
-/**
- * Whether a process has exited. A zombie has exited too: it only waits for
- * its parent to collect it, and in this sandbox PID 1 never collects orphans,
- * so `kill(pid, 0)` keeps succeeding on those.
- */
-function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ESRCH") return true;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
-
-async function eventually(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 // A shell whose background `sleep` is a grandchild of the runtime; prints its pid.
 const WITH_GRANDCHILD = ["sh", "-c", "sleep 30 & echo $!; wait"];
+
+/** The pid such a shell prints first: the attempt's grandchild, killed at the end in any case. */
+async function grandchildOf(attempt: RunningAttempt): Promise<number> {
+  const pid = Number(await firstLine(attempt));
+  strays.add(pid);
+  return pid;
+}
 
 describe("ProcessRuntime", () => {
   test("a successful attempt: stdout is captured and readable after exit, listeners hear the end", async () => {
@@ -163,8 +136,7 @@ describe("ProcessRuntime", () => {
   test("a timeout kills the process group and fails with 'execution timeout exceeded'", async () => {
     const runtime = newRuntime();
     const attempt = runtime.start(spec(WITH_GRANDCHILD, { timeoutSeconds: 0.5 }));
-    const grandchild = Number(await firstLine(attempt));
-    strays.add(grandchild);
+    const grandchild = await grandchildOf(attempt);
     const outcome = await attempt.exited;
     assert.equal(outcome.state, "failed");
     assert.equal(outcome.errorMessage, "execution timeout exceeded");
@@ -175,8 +147,7 @@ describe("ProcessRuntime", () => {
   test("kill() kills the whole tree, is idempotent, and ends the attempt 'killed' with the reason", async () => {
     const runtime = newRuntime();
     const attempt = runtime.start(spec(WITH_GRANDCHILD));
-    const grandchild = Number(await firstLine(attempt));
-    strays.add(grandchild);
+    const grandchild = await grandchildOf(attempt);
     assert.ok(!isGone(grandchild));
     attempt.kill("stopped by the user");
     attempt.kill("a second reason is ignored");
@@ -192,8 +163,7 @@ describe("ProcessRuntime", () => {
     const runtime = newRuntime();
     // An ignored signal stays ignored across fork and exec, so the sleep ignores SIGTERM too.
     const attempt = runtime.start(spec(["sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait; wait"], { killGraceMs: 300 }));
-    const grandchild = Number(await firstLine(attempt));
-    strays.add(grandchild);
+    const grandchild = await grandchildOf(attempt);
     const killedAt = Date.now();
     attempt.kill("shutting down");
     const outcome = await attempt.exited;
@@ -303,8 +273,7 @@ describe("ProcessRuntime", () => {
       runtime.start(spec(["sh", "-c", "trap '' TERM; sleep 30 & echo $!; wait; wait"])),
       runtime.start(spec(["sleep", "30"])),
     ];
-    const grandchildren = await Promise.all(attempts.slice(0, 2).map(async (a) => Number(await firstLine(a))));
-    grandchildren.forEach((pid) => strays.add(pid));
+    const grandchildren = await Promise.all(attempts.slice(0, 2).map(grandchildOf));
     assert.equal(runtime.list().length, 3);
     await runtime.shutdown();
     assert.equal(runtime.state, "stopped");
@@ -328,11 +297,9 @@ describe("orphans", () => {
     });
     strays.add(daemon.pid!);
     const exited = new Promise((done) => daemon.once("exit", done));
-    const [line] = await Promise.race([
-      createInterface({ input: daemon.stdout! })[Symbol.asyncIterator]().next().then((r) => [r.value as string]),
-      exited.then(() => assert.fail("the fake daemon exited before starting its attempt")),
-    ]);
-    const { pid } = JSON.parse(line!) as { pid: number };
+    // Its one line of output, once the attempt runs.
+    const [line] = await waitForLine(daemon, /^\{"pid":\d+\}$/);
+    const { pid } = JSON.parse(line) as { pid: number };
     strays.add(pid);
     return { daemon, pid, exited };
   }
@@ -343,7 +310,7 @@ describe("orphans", () => {
     assert.ok(!isGone(pid));
     daemon.kill("SIGKILL");
     await exited;
-    await eventually(() => isGone(pid), 2000, "the orphaned sleep to die");
+    await eventually(() => isGone(pid), { what: "the orphaned sleep to die", timeoutMs: 2000, intervalMs: 20 });
   });
 
   test("reapOrphans() kills the groups a killed daemon left behind, and only those", async () => {

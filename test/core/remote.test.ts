@@ -2,7 +2,6 @@
 // child processes (the way a worker will call them), and isMain.
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -25,8 +24,8 @@ import { parseOutcome, type RemoteCallOutcome, type RemoteCallRequest } from "..
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { fail, square } from "../fixtures/remote/tasks.js";
 import { rejectLater, slowDouble } from "../fixtures/remote/async-tasks.js";
+import { runNode } from "../helpers/index.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const fixtures = fileURLToPath(new URL("../fixtures/remote/", import.meta.url));
 const fixtureUrl = (file: string): string => pathToFileURL(join(fixtures, file)).href;
 const bootstrap = fileURLToPath(new URL("../fixtures/remote/call-by-reference.ts", import.meta.url));
@@ -35,30 +34,10 @@ const tsxCli = (() => {
   return join(dirname(pkg), "dist", "cli.mjs");
 })();
 
-interface ChildResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs node as a real child process; the timeout kills it so a hang fails the test instead of the suite. */
-function runNode(args: string[], input?: string): Promise<ChildResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ["pipe", "pipe", "pipe"], timeout: 60_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
-
 /** Calls a reference in a fresh `node --import tsx` process through the bootstrap program. */
 async function callInChild(request: RemoteCallRequest, via: "argv" | "stdin" = "argv"): Promise<RemoteCallOutcome & { code: number | null }> {
   const json = JSON.stringify(request);
-  const result = await runNode(["--import", "tsx", bootstrap, ...(via === "argv" ? [json] : [])], via === "stdin" ? json : undefined);
+  const result = await runNode(["--import", "tsx", bootstrap, ...(via === "argv" ? [json] : [])], via === "stdin" ? { input: json } : {});
   const outcome = parseOutcome(result.stdout);
   assert.ok(outcome, `child wrote no outcome (exit ${result.code}); stderr:\n${result.stderr}`);
   return { ...outcome, code: result.code };

@@ -1,85 +1,17 @@
 // Runs examples/pipeline as a user would: a real child process that starts its
 // own LocalCluster and runs a Zephyr pipeline over generated files on a
-// WorkerPool there. The
-// expected output is computed here from the same seeded generator.
+// WorkerPool there. The expected output is computed here from the same seeded
+// generator.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { makeDocuments } from "../../examples/pipeline/corpus.js";
+import { runExample } from "../helpers/index.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** Processes of this run still alive after it exited (worker daemons, tasks). */
-  leftovers: number[];
-}
-
-const strays: number[] = [];
-
-/** Runs the example in a child process (no cluster address: it starts its own) and checks what it leaves behind. */
-async function runExample(args: string[], timeoutMs = 50_000): Promise<Run> {
-  const marker = randomUUID();
-  // A clean environment, as on a fresh machine: no cluster address (nor any
-  // other FLUSTER_* variable, e.g. of a job running these tests), no loader flags.
-  const env: NodeJS.ProcessEnv = { EXAMPLE_TEST_RUN: marker };
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith("FLUSTER_") && key !== "NODE_OPTIONS" && key !== "NODE_TEST_CONTEXT") env[key] = value;
-  }
-  const child = spawn(process.execPath, ["--import", "tsx", "examples/pipeline/main.ts", ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  // A hung run is stopped the way a user would (Ctrl-C), then for good.
-  const timer = setTimeout(() => {
-    child.kill("SIGINT");
-    setTimeout(() => child.kill("SIGKILL"), 15_000).unref();
-  }, timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  clearTimeout(timer);
-  const address = /cluster: LocalCluster at (\S+)/.exec(stdout)?.[1];
-  const leftovers = await survivors(marker, address);
-  strays.push(...leftovers);
-  return { code, stdout, stderr, leftovers };
-}
-
-/** Pids whose environment carries the run's marker (worker daemons) or its cluster address (tasks), after a short grace. */
-async function survivors(marker: string, address: string | undefined): Promise<number[]> {
-  const needles = [`EXAMPLE_TEST_RUN=${marker}`, ...(address ? [`FLUSTER_CLUSTER_ADDRESS=${address}`] : [])];
-  let found: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    found = processesWith(needles);
-    if (found.length === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return found;
-}
-
-function processesWith(needles: string[]): number[] {
-  let pids: string[];
-  try {
-    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
-  } catch {
-    return []; // no /proc: nothing to check here
-  }
-  return pids.map(Number).filter((pid) => {
-    try {
-      const environ = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
-      return needles.some((needle) => environ.includes(needle));
-    } catch {
-      return false;
-    }
-  });
-}
+const MAIN = "examples/pipeline/main.ts";
 
 /** Records the pipeline keeps (more than `minWords` words), from `files` files starting at file `first`. */
 function expectedIds(files: number, records: number, seed: number, minWords: number, first = 0): string[] {
@@ -92,20 +24,11 @@ function expectedIds(files: number, records: number, seed: number, minWords: num
 
 describe("examples/pipeline", { timeout: 120_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "fluster-pipeline-test-"));
-  after(() => {
-    rmSync(dir, { recursive: true, force: true });
-    for (const pid of strays) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test("3 files over 2 workers: one output file per input, the expected records kept, totals printed", async () => {
+  test("3 files over 2 workers: one output file per input, the expected records kept, totals printed", async (t) => {
     const output = join(dir, "out");
-    const run = await runExample(["--files", "3", "--workers", "2", "--records", "200", "--seed", "7", "--work-dir", dir, "--output", output]);
+    const run = await runExample(t, MAIN, ["--files", "3", "--workers", "2", "--records", "200", "--seed", "7", "--work-dir", dir, "--output", output]);
     assert.equal(run.code, 0, `exit code; stderr:\n${run.stderr}`);
 
     const expected = expectedIds(3, 200, 7, 10);

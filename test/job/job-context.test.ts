@@ -2,10 +2,10 @@
 // the same results inline, on worker threads and on a real LocalCluster.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { createJobContext, getJobContext, withJobContext, type JobContext, type JobContextKind } from "../../src/job/index.js";
 import { ActorError } from "../../src/actor/errors.js";
 import { Counter, PlainCounter, add, fail, nestedSum, slowIdentity, square } from "../fixtures/job/tasks.js";
+import { useLocalCluster } from "../helpers/local-cluster.js";
 
 function errorOf(err: unknown): Error {
   // Remote actors wrap what they threw; tasks reject with the error itself or an ActorError around it.
@@ -15,18 +15,15 @@ function errorOf(err: unknown): Error {
 for (const kind of ["sync", "threads", "cluster"] as const satisfies readonly JobContextKind[]) {
   describe(`job context: ${kind}`, { timeout: 300_000 }, () => {
     let ctx: JobContext;
-    let cluster: LocalCluster | undefined;
-    before(async () => {
-      if (kind === "cluster") {
-        cluster = await LocalCluster.start({ workers: 2, workerCpu: 8, workerMemory: "8g" });
-        ctx = createJobContext("cluster", { cluster, maxWorkers: 2, workerResources: { cpu: 1, memory: "256m" }, actorResources: { cpu: 0.1, memory: "64m" } });
-      } else {
-        ctx = createJobContext(kind, { maxWorkers: 2 });
-      }
-    });
+    // Registered before the cluster's after() hook, so it runs first: a cluster context's workers are jobs on it.
     after(async () => {
       await ctx?.close();
-      await cluster?.shutdown();
+    });
+    const local = kind === "cluster" ? useLocalCluster({ workers: 2, workerCpu: 8, workerMemory: "8g" }) : undefined;
+    before(() => {
+      ctx = local
+        ? createJobContext("cluster", { cluster: local.cluster, maxWorkers: 2, workerResources: { cpu: 1, memory: "256m" }, actorResources: { cpu: 0.1, memory: "64m" } })
+        : createJobContext(kind, { maxWorkers: 2 });
     });
 
     test("run and get", async () => {

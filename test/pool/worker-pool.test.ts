@@ -2,23 +2,22 @@
 // over workers, errors come back, and a worker SIGKILLed mid-task loses nothing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { WorkerPool } from "../../src/pool/worker-pool.js";
 import { ActorError } from "../../src/actor/errors.js";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { boom, pausedSquare, slowSquare, square } from "../fixtures/pool/tasks.js";
+import { useLocalCluster } from "../helpers/local-cluster.js";
 
 describe("WorkerPool", { timeout: 180_000 }, () => {
-  let cluster: LocalCluster;
   let pool: WorkerPool;
-  before(async () => {
-    cluster = await LocalCluster.start({ workers: 2, workerCpu: 4 });
-    pool = new WorkerPool(cluster, { numWorkers: 2, resources: { cpu: 1, memory: "256m" } });
-    await pool.waitForWorkers(2, { timeoutSeconds: 60 });
-  });
+  // Registered before the cluster's after() hook, so it runs first: the pool's workers are jobs on the cluster.
   after(async () => {
     await pool?.shutdown();
-    await cluster?.shutdown();
+  });
+  const local = useLocalCluster({ workers: 2, workerCpu: 4 });
+  before(async () => {
+    pool = new WorkerPool(local.cluster, { numWorkers: 2, resources: { cpu: 1, memory: "256m" } });
+    await pool.waitForWorkers(2, { timeoutSeconds: 60 });
   });
 
   test("submit runs a task in another process", async () => {
@@ -65,17 +64,17 @@ describe("WorkerPool", { timeout: 180_000 }, () => {
   });
 
   test("bad input is refused clearly", async () => {
-    assert.throws(() => new WorkerPool(cluster, { numWorkers: 0 }), ValidationError);
+    assert.throws(() => new WorkerPool(local.cluster, { numWorkers: 0 }), ValidationError);
     const notRemote = ((x: number) => x) as unknown as typeof square;
     await assert.rejects(pool.submit(notRemote, 1), /must be a remote function/);
   });
 
   test("after shutdown, submit is refused", async () => {
-    const other = new WorkerPool(cluster, { numWorkers: 1, resources: { cpu: 0.5, memory: "128m" } });
+    const other = new WorkerPool(local.cluster, { numWorkers: 1, resources: { cpu: 0.5, memory: "128m" } });
     await other.waitForWorkers(1, { timeoutSeconds: 60 });
     assert.equal(await other.submit(square, 4), 16);
     await other.shutdown();
     await assert.rejects(other.submit(square, 1), (err: unknown) => err instanceof FlusterError && /shut down|stopped/.test(err.message));
-    for (const id of await other.jobIds()) assert.equal((await cluster.poll(id)).status, "killed");
+    for (const id of await other.jobIds()) assert.equal((await local.cluster.poll(id)).status, "killed");
   });
 });

@@ -7,12 +7,13 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { createJobContext, type JobContext } from "../../src/job/index.js";
 import { ValidationError } from "../../src/core/errors.js";
 import { Dataset, execute, type ExecuteOptions, type ShardProgress } from "../../src/zephyr/index.js";
 import { LineWriter, readJsonl } from "../../src/zephyr/io.js";
 import { doubled, failsAfterShuffle, firstOfEachId, longDocs, slowShards, wordCounts, type Doc } from "../fixtures/zephyr/pipelines.js";
+import { eventually } from "../helpers/index.js";
+import { useLocalCluster } from "../helpers/local-cluster.js";
 
 const dir = mkdtempSync(join(tmpdir(), "zephyr-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,19 +48,16 @@ const outputs = new Map<string, unknown>();
 
 for (const backend of backends) {
   describe(`zephyr on ${backend}`, { timeout: 300_000 }, () => {
-    let cluster: LocalCluster | undefined;
     let context: JobContext | undefined;
     let opts: ExecuteOptions;
-    before(async () => {
-      if (backend === "cluster") {
-        cluster = await LocalCluster.start({ workers: 2, workerCpu: 8, workerMemory: "8g" });
-        context = createJobContext("cluster", { cluster, maxWorkers: 2, workerResources: { cpu: 1, memory: "256m" } });
-      }
-      opts = { backend, maxParallelism: 2, storagePath: join(dir, `storage-${backend}`), ...(context ? { context } : {}) };
-    });
+    // Registered before the cluster's after() hook, so it runs first: the context's workers are jobs on the cluster.
     after(async () => {
       await context?.close();
-      await cluster?.shutdown();
+    });
+    const local = backend === "cluster" ? useLocalCluster({ workers: 2, workerCpu: 8, workerMemory: "8g" }) : undefined;
+    before(() => {
+      if (local) context = createJobContext("cluster", { cluster: local.cluster, maxWorkers: 2, workerResources: { cpu: 1, memory: "256m" } });
+      opts = { backend, maxParallelism: 2, storagePath: join(dir, `storage-${backend}`), ...(context ? { context } : {}) };
     });
 
     test("seed 003's pipeline: 0..99 doubled, keep > 50 gives 74 records in order", async () => {
@@ -231,24 +229,15 @@ describe("zephyr: operations and errors", () => {
 });
 
 describe("zephyr on cluster: a worker lost mid-shard", { timeout: 300_000 }, () => {
-  let cluster: LocalCluster;
-  before(async () => {
-    cluster = await LocalCluster.start({ workers: 2, workerCpu: 8, workerMemory: "8g" });
-  });
-  after(async () => {
-    await cluster?.shutdown();
-  });
+  const local = useLocalCluster({ workers: 2, workerCpu: 8, workerMemory: "8g" });
 
   test("only the lost shard runs again, on another worker; the run completes", async () => {
     const markers = join(dir, "markers");
     mkdirSync(markers, { recursive: true });
-    const run = execute(slowShards(markers, 4, 1_500), { backend: "cluster", cluster, maxParallelism: 2, workerResources: { cpu: 1, memory: "256m" } });
+    const run = execute(slowShards(markers, 4, 1_500), { backend: "cluster", cluster: local.cluster, maxParallelism: 2, workerResources: { cpu: 1, memory: "256m" } });
     // Wait for the first shard to start, then SIGKILL the worker running it.
     let first: string | undefined;
-    for (let i = 0; i < 600 && !first; i++) {
-      first = readdirSync(markers)[0];
-      if (!first) await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(() => (first = readdirSync(markers)[0]) !== undefined, { what: "a shard to start", timeoutMs: 30_000 });
     assert.ok(first, "a shard started");
     const [shard, pid] = first.split("-").map(Number) as [number, number];
     process.kill(pid, "SIGKILL");

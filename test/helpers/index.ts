@@ -1,0 +1,22 @@
+// The one place for code that tests share (test/helpers/ holds no *.test.ts,
+// so the runner never runs it). This index gathers the helpers that load no
+// part of src/: waiting, ports, child processes and example runs. Helpers
+// built on src/ are imported from their own file, so that a test loads only
+// what it uses: local-cluster.ts (LocalCluster fixtures, job logs) and
+// codec.ts (the codec's assertions and arbitraries).
+export { eventually, type EventuallyOptions } from "./eventually.js";
+export { freePort } from "./ports.js";
+export { REPO_ROOT } from "./paths.js";
+export {
+  cleanEnv,
+  isGone,
+  killAll,
+  processesWith,
+  runNode,
+  stopProcess,
+  survivors,
+  waitForLine,
+  type NodeResult,
+  type RunNodeOptions,
+} from "./processes.js";
+export { runExample, type ExampleResult, type RunExampleOptions } from "./examples.js";
