@@ -3,6 +3,13 @@
 // (plan.ts) turns the operations into stages.
 import { ValidationError } from "../core/errors.js";
 import { remote, remoteRef, type RemoteRef } from "../core/remote.js";
+import { explainDataset } from "./plan.js";
+
+/**
+ * Marks datasets. Symbol.for: a pipeline built by another copy of fluster in
+ * the same process (a definition's module may load its own) is still a Dataset.
+ */
+const DATASET_BRAND: unique symbol = Symbol.for("fluster.Dataset");
 
 /** A value a key function may return: records with equal keys group, deduplicate and partition together. */
 export type Key = string | number | bigint | boolean | null | undefined | readonly unknown[] | Record<string, unknown>;
@@ -59,11 +66,20 @@ function checkCount(field: string, n: unknown, min: number): void {
  * nothing runs until it is passed to `execute`.
  */
 export class Dataset<T> {
+  declare private readonly [DATASET_BRAND]: true;
+
   private constructor(
     readonly source: Source,
     readonly ops: readonly Op[],
     readonly origin: DatasetOrigin | undefined,
-  ) {}
+  ) {
+    Object.defineProperty(this, DATASET_BRAND, { value: true });
+  }
+
+  /** True for datasets of any copy of fluster in this process (see DATASET_BRAND). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as { [DATASET_BRAND]?: unknown })[DATASET_BRAND] === true;
+  }
 
   /** A dataset of the given records, cut into `numShards` contiguous shards. */
   static fromList<T>(items: Iterable<T>, options: FromListOptions = {}): Dataset<T> {
@@ -193,13 +209,6 @@ export class Dataset<T> {
 function checkPattern(pattern: unknown): void {
   if (typeof pattern !== "string" || pattern === "") throw new ValidationError("pattern", "must be a path such as \"out/part-{shard:05d}.jsonl.gz\"");
   if (!pattern.includes("{shard")) throw new ValidationError("pattern", `must contain {shard} or {shard:05d} so every shard writes its own file, got ${JSON.stringify(pattern)}`);
-}
-
-// Filled in by plan.ts (which imports this module) so explain() needs no import cycle.
-let explainDataset: (ds: Dataset<unknown>) => string = () => "";
-/** @internal */
-export function setExplainer(fn: (ds: Dataset<unknown>) => string): void {
-  explainDataset = fn;
 }
 
 /** A function that builds a Dataset, marked so other processes can rebuild it (see {@link dataset}). */

@@ -5,10 +5,8 @@
 // the records (or the paths written). Spilled chunks live under a run
 // directory that is removed when the run ends, whether it succeeded or not.
 import { availableParallelism } from "node:os";
-import ora, { type Ora } from "ora";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import { formatByteSize } from "../core/quantity.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { createJobContext, type JobContext } from "../job/index.js";
 import type { Dataset } from "./dataset.js";
@@ -38,9 +36,10 @@ export interface ExecuteOptions {
   cluster?: Cluster;
   /** cluster backend: resources of each pool worker. @default { cpu: 1, memory: "1g" } */
   workerResources?: ResourceConfigInit;
-  /** Progress (stage, shards done, records, bytes) on stderr. @default stderr is a terminal */
-  progress?: boolean;
-  /** Called in the driver as each shard finishes (a throw fails the run). */
+  /**
+   * Called in the driver as each shard finishes (a throw fails the run):
+   * how a caller shows progress. Zephyr itself never draws.
+   */
   onShard?: (event: ShardProgress) => void;
 }
 
@@ -106,31 +105,6 @@ async function runLimited<T>(count: number, limit: number, task: (i: number) => 
   return results;
 }
 
-class Progress {
-  private readonly spinner: Ora | undefined;
-  private records = 0;
-  private bytes = 0;
-
-  constructor(enabled: boolean) {
-    this.spinner = enabled ? ora({ stream: process.stderr, text: "zephyr: planning" }).start() : undefined;
-  }
-
-  update(stage: Stage, stages: number, done: number, result?: ShardResult): void {
-    if (!this.spinner) return;
-    if (result) {
-      this.records += result.records;
-      this.bytes += result.bytes;
-    }
-    this.spinner.text = `zephyr: stage ${stage.index + 1}/${stages}, ${done}/${stage.numShards} shards · ${this.records.toLocaleString("en-US")} records · ${formatByteSize(this.bytes)}`;
-  }
-
-  stop(ok: boolean): void {
-    if (!this.spinner) return;
-    if (ok) this.spinner.succeed(`zephyr: done · ${this.records.toLocaleString("en-US")} records · ${formatByteSize(this.bytes)}`);
-    else this.spinner.fail("zephyr: failed");
-  }
-}
-
 /**
  * Runs the pipeline and returns its records in shard order — or, for a
  * pipeline ending in `writeJsonl`/`writeText`, the paths of the files written.
@@ -182,14 +156,11 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
           ...(options.cluster ? { cluster: options.cluster } : {}),
           workerResources: options.workerResources ?? { cpu: 1, memory: "1g" },
         }));
-  const progress = new Progress(options.progress ?? Boolean(process.stderr.isTTY));
-  let ok = false;
   try {
     let inputs = sourceInputs;
     let results: ShardResult[] = [];
     for (const stage of stages) {
       let done = 0;
-      progress.update(stage, stages.length, done);
       const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes };
       const run = async (shard: number): Promise<ShardResult> => {
         const input = inputs[shard] as ShardInput;
@@ -206,7 +177,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
                   storage: shardStorage,
                 }),
               );
-        progress.update(stage, stages.length, ++done, result);
+        done += 1;
         options.onShard?.({
           stage: stage.index,
           stages: stages.length,
@@ -222,11 +193,8 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
       results = await runLimited(stage.numShards, maxParallelism, run);
       inputs = nextInputs(stages[stage.index + 1], results);
     }
-    const collected = await collect(results);
-    ok = true;
-    return collected as T[];
+    return (await collect(results)) as T[];
   } finally {
-    progress.stop(ok);
     if (ownContext) await ctx?.close();
     await storage.cleanup();
   }

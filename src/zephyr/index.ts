@@ -1,5 +1,4 @@
 // Zephyr: storage-first dataset pipelines (SPEC §3).
-import "./plan.js"; // installs Dataset.explain()
 
 export { Dataset, dataset, type DatasetDefinition, type DatasetOrigin, type FromListOptions, type ShuffleOptions, type Key, type SortKey } from "./dataset.js";
 export { execute, type Backend, type ExecuteOptions, type ShardProgress } from "./execute.js";

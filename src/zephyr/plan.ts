@@ -2,7 +2,7 @@
 // operations fuse into the stage they follow; a shuffle (groupBy,
 // deduplicate, reshard) and a global take end a stage, whose shards then
 // hand their records to the next stage's shards through storage.
-import { Dataset, setExplainer, type Key, type Op } from "./dataset.js";
+import type { Dataset, Key, Op } from "./dataset.js";
 
 /** How a stage's shard starts: from the source, or from the previous stage's partitions. */
 export type StageInput =
@@ -129,8 +129,9 @@ export function explainStages(ds: Dataset<unknown>, stages: readonly Stage[]): s
     .join("\n");
 }
 
-setExplainer((ds) => {
-  // Before execution the file count is unknown; shard counts after a shuffle follow from it.
+/** `ds.explain()`: its stages before execution, when the number of input files is not known yet. */
+export function explainDataset(ds: Dataset<unknown>): string {
+  // Shard counts after a shuffle follow from the source's, so one file stands for them.
   const sourceShards = ds.source.kind === "list" ? listShardCount(ds.source.items.length, ds.source.numShards) : 1;
   return explainStages(ds, planStages(ds, sourceShards));
-});
+}

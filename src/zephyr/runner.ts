@@ -344,11 +344,9 @@ function stagesOf(task: ShardTask): Promise<Stage[]> {
     stages = (async () => {
       const build = await importDefinition(task.definition.ref);
       const ds = build(...task.definition.args);
-      // Duck-typed: the definition's module may have loaded another copy of this package.
-      if (!(ds instanceof Dataset) && !(ds !== null && typeof ds === "object" && "ops" in ds && "source" in ds)) {
-        throw new ValidationError(`dataset ${task.definition.ref.name}`, "must return a Dataset");
-      }
-      return planStages(ds as Dataset<unknown>, task.sourceShards);
+      // instanceof holds also for a Dataset of another copy of fluster (the definition's module may load its own).
+      if (!(ds instanceof Dataset)) throw new ValidationError(`dataset ${task.definition.ref.name}`, "must return a Dataset");
+      return planStages(ds, task.sourceShards);
     })();
     if (plans.size > 32) plans.clear();
     plans.set(key, stages);

@@ -1,5 +1,6 @@
 // SPEC §2's layer rule, checked: a module under src/<layer>/ imports only from
 // its own layer or lower ones, and no src/ module imports "fluster" by name.
+// Also: only the command line draws on the terminal.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -179,5 +180,15 @@ describe("layer rule (SPEC §2)", () => {
     if (report.violations.length > 0) {
       assert.fail(`${report.violations.length} layer violation(s) in ${report.filesVisited} files:\n  ${report.violations.join("\n  ")}`);
     }
+  });
+
+  test("only src/cli imports a terminal-drawing library: the library reports progress through callbacks and never draws", () => {
+    const src = fileURLToPath(new URL("../../src", import.meta.url));
+    const drawing = new Set(["ora"]);
+    const files = readdirSync(src, { recursive: true }).map((entry) => join(src, String(entry))).filter((file) => SOURCE_FILE.test(file));
+    const cliImports = files.filter((file) => layerOf(src, file) === "cli").flatMap(moduleSpecifiers);
+    assert.ok(cliImports.includes("ora"), "the command line draws its spinners with ora (the check would otherwise prove nothing)");
+    const offenders = files.filter((file) => layerOf(src, file) !== "cli" && moduleSpecifiers(file).some((s) => drawing.has(s)));
+    assert.deepEqual(offenders.map((f) => relative(src, f)), []);
   });
 });
