@@ -116,11 +116,13 @@ export class ActorPool<T extends object> {
    */
   async waitForSize(count: number, options: { timeoutSeconds?: number; signal?: AbortSignal } = {}): Promise<ActorEndpoint[]> {
     const stop = new AbortController();
-    const signals = [stop.signal, ...(options.signal ? [options.signal] : []), ...(options.timeoutSeconds !== undefined ? [AbortSignal.timeout(options.timeoutSeconds * 1000)] : [])];
+    // A timer of our own, not AbortSignal.timeout: that one does not keep the process alive while it waits.
+    const timer = options.timeoutSeconds !== undefined ? setTimeout(() => stop.abort(), options.timeoutSeconds * 1000) : undefined;
     let found: ActorEndpoint[] = [];
     try {
-      for await (found of this.watch(AbortSignal.any(signals))) if (found.length >= count) return found;
+      for await (found of this.watch(options.signal ? AbortSignal.any([stop.signal, options.signal]) : stop.signal)) if (found.length >= count) return found;
     } finally {
+      clearTimeout(timer);
       stop.abort();
     }
     if (options.signal?.aborted) throw FlusterError.from(options.signal.reason);

@@ -7,10 +7,11 @@ import { FlusterError, ValidationError } from "../core/errors.js";
 import type { JobId } from "../core/job.js";
 import { isRemoteClass, isRemoteFunction, type RemoteFunction } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
+import { checkInteger, checkNonNegative } from "../core/validate.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { WorkerPool } from "../pool/worker-pool.js";
 import { hostActor } from "./actor-host.js";
-import { ActorNames, ObjectRef, TaskFuture, getValues, resolveArgs, waitFor, type ActorHandle, type CreateActorOptions, type JobContext } from "./context.js";
+import { ActorNames, BaseJobContext, TaskFuture, resolveArgs, type ActorHandle, type CreateActorOptions } from "./context.js";
 
 export interface ClusterContextOptions {
   /** The cluster to use. @default currentCluster() */
@@ -25,7 +26,7 @@ export interface ClusterContextOptions {
   actorStartTimeoutSeconds?: number;
 }
 
-export class ClusterContext implements JobContext {
+export class ClusterContext extends BaseJobContext {
   readonly kind = "cluster" as const;
   private readonly options: ClusterContextOptions;
   private clusterPromise: Promise<Cluster> | undefined;
@@ -33,7 +34,13 @@ export class ClusterContext implements JobContext {
   private readonly actorJobs: JobId[] = [];
   private readonly actors = new ActorNames<ActorHandle<object>>();
 
+  /** Checks the options at once; nothing starts until the first task or actor. */
   constructor(options: ClusterContextOptions = {}) {
+    super();
+    if (options.maxWorkers !== undefined) checkInteger(options.maxWorkers, "maxWorkers", 1);
+    if (options.actorStartTimeoutSeconds !== undefined && checkNonNegative(options.actorStartTimeoutSeconds, "actorStartTimeoutSeconds") === 0) {
+      throw new ValidationError("actorStartTimeoutSeconds", "must be greater than 0");
+    }
     this.options = options;
   }
 
@@ -65,18 +72,6 @@ export class ClusterContext implements JobContext {
     }
     const remoteFn = fn as unknown as RemoteFunction<unknown[], unknown>;
     return new TaskFuture((async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args))))()) as TaskFuture<never>;
-  }
-
-  get(refs: unknown): Promise<never> {
-    return getValues(refs) as Promise<never>;
-  }
-
-  wait<T>(futures: readonly TaskFuture<T>[], options?: { numReturns?: number; timeoutSeconds?: number }) {
-    return waitFor(futures, options);
-  }
-
-  put<T>(value: T): ObjectRef<T> {
-    return new ObjectRef(value);
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {

@@ -81,21 +81,46 @@ export interface JobContext {
   close(): Promise<void>;
 }
 
-// ------------------------------------------------------------------ shared helpers
+// ------------------------------------------------------------------ shared parts
+
+/**
+ * What every context does alike: futures and refs are values of this
+ * process, so `get`, `wait` and `put` never depend on where tasks run.
+ */
+export abstract class BaseJobContext implements JobContext {
+  abstract readonly kind: JobContextKind;
+  abstract run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>>;
+  abstract createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
+  abstract close(): Promise<void>;
+
+  get<T>(ref: TaskFuture<T> | ObjectRef<T>): Promise<T>;
+  get<T extends readonly unknown[]>(refs: T): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
+  get(refs: unknown): Promise<unknown> {
+    return getValues(refs);
+  }
+
+  wait<T>(futures: readonly TaskFuture<T>[], options?: WaitOptions): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }> {
+    return waitFor(futures, options);
+  }
+
+  put<T>(value: T): ObjectRef<T> {
+    return new ObjectRef(value);
+  }
+}
 
 /** Resolves futures and refs among task arguments (top level, as Ray does). */
 export async function resolveArgs(args: readonly unknown[]): Promise<unknown[]> {
   return Promise.all(args.map((a) => (a instanceof TaskFuture ? a : a instanceof ObjectRef ? a.value : a)));
 }
 
-export async function getValues(refs: unknown): Promise<unknown> {
+async function getValues(refs: unknown): Promise<unknown> {
   if (Array.isArray(refs)) return Promise.all(refs.map((r) => getValues(r)));
   if (refs instanceof TaskFuture) return refs;
   if (refs instanceof ObjectRef) return refs.value;
   throw new ValidationError("ref", "must be a TaskFuture (from run), an ObjectRef (from put), or an array of them");
 }
 
-export async function waitFor<T>(futures: readonly TaskFuture<T>[], options: WaitOptions = {}): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }> {
+async function waitFor<T>(futures: readonly TaskFuture<T>[], options: WaitOptions = {}): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }> {
   const want = options.numReturns ?? 1;
   if (!Number.isInteger(want) || want < 0) throw new ValidationError("numReturns", `must be a whole number ≥ 0, got ${String(want)}`);
   if (want > futures.length) throw new ValidationError("numReturns", `is ${want} but only ${futures.length} future(s) were given`);
@@ -169,19 +194,7 @@ export function withJobContext<T>(ctx: JobContext, fn: () => T): T {
   return scoped.run(ctx, fn);
 }
 
-let fallback: JobContext | undefined;
-let makeDefault: (() => JobContext) | undefined;
-
-/** Installed by index of the job layer: how to build the default (`auto`) context. */
-export function setDefaultContextFactory(factory: () => JobContext): void {
-  makeDefault = factory;
-}
-
-/** The context of the enclosing `withJobContext`, else a process-wide `auto` context. */
-export function getJobContext(): JobContext {
-  const current = scoped.getStore();
-  if (current) return current;
-  if (!makeDefault) throw new FlusterError("no job context factory is installed", "internal");
-  fallback ??= makeDefault();
-  return fallback;
+/** The context of the enclosing `withJobContext`, if any. */
+export function scopedJobContext(): JobContext | undefined {
+  return scoped.getStore();
 }

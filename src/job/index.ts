@@ -1,9 +1,9 @@
 // createJobContext: picks the context for a kind ("auto" looks at where the
-// program runs) and installs it as the default for getJobContext().
+// program runs); getJobContext: the scoped one, else a process-wide "auto" one.
 import { isMainThread } from "node:worker_threads";
 import { ValidationError } from "../core/errors.js";
 import { ClusterContext, type ClusterContextOptions } from "./cluster.js";
-import { setDefaultContextFactory, type JobContext, type JobContextKind } from "./context.js";
+import { scopedJobContext, type JobContext, type JobContextKind } from "./context.js";
 import { SyncContext } from "./sync.js";
 import { ThreadsContext, type ThreadsContextOptions } from "./threads.js";
 
@@ -35,6 +35,11 @@ function autoKind(): JobContextKind {
   return "threads";
 }
 
-setDefaultContextFactory(() => createJobContext("auto"));
+let fallback: JobContext | undefined;
 
-export { getJobContext, withJobContext, TaskFuture, ObjectRef, type JobContext, type JobContextKind, type ActorHandle, type CreateActorOptions, type WaitOptions as JobWaitOptions } from "./context.js";
+/** The context of the enclosing `withJobContext`, else a process-wide `auto` context. */
+export function getJobContext(): JobContext {
+  return scopedJobContext() ?? (fallback ??= createJobContext("auto"));
+}
+
+export { withJobContext, TaskFuture, ObjectRef, type JobContext, type JobContextKind, type ActorHandle, type CreateActorOptions, type WaitOptions as JobWaitOptions } from "./context.js";

@@ -1,9 +1,9 @@
 // The sync context: every task runs inline, in this process, when `run` is
 // called — for debugging and for nested tasks inside a worker thread.
 import { ValidationError } from "../core/errors.js";
-import { ActorNames, ObjectRef, TaskFuture, getValues, inProcessActor, resolveArgs, waitFor, withJobContext, type ActorHandle, type CreateActorOptions, type JobContext } from "./context.js";
+import { ActorNames, BaseJobContext, TaskFuture, inProcessActor, resolveArgs, withJobContext, type ActorHandle, type CreateActorOptions } from "./context.js";
 
-export class SyncContext implements JobContext {
+export class SyncContext extends BaseJobContext {
   readonly kind = "sync" as const;
   private readonly actors = new ActorNames<ActorHandle<object>>();
 
@@ -12,18 +12,6 @@ export class SyncContext implements JobContext {
     // Any function works here: nothing crosses a process boundary.
     // Nested tasks (getJobContext() inside fn) run here too.
     return new TaskFuture(resolveArgs(args).then((values) => withJobContext(this, () => (fn as (...a: unknown[]) => unknown)(...values)))) as TaskFuture<never>;
-  }
-
-  get(refs: unknown): Promise<never> {
-    return getValues(refs) as Promise<never>;
-  }
-
-  wait<T>(futures: readonly TaskFuture<T>[], options?: { numReturns?: number; timeoutSeconds?: number }) {
-    return waitFor(futures, options);
-  }
-
-  put<T>(value: T): ObjectRef<T> {
-    return new ObjectRef(value);
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {

@@ -7,7 +7,7 @@ import { Piscina } from "piscina";
 import { ValidationError } from "../core/errors.js";
 import { isRemoteFunction, remoteRef } from "../core/remote.js";
 import { decodeValue } from "../rpc/codec.js";
-import { ActorNames, ObjectRef, TaskFuture, getValues, inProcessActor, resolveArgs, waitFor, type ActorHandle, type CreateActorOptions, type JobContext } from "./context.js";
+import { ActorNames, BaseJobContext, ObjectRef, TaskFuture, inProcessActor, resolveArgs, type ActorHandle, type CreateActorOptions } from "./context.js";
 import type { ThreadOutcome, ThreadTask } from "./thread-runtime.js";
 
 export interface ThreadsContextOptions {
@@ -17,12 +17,13 @@ export interface ThreadsContextOptions {
 
 const WORKER = fileURLToPath(new URL("./thread-worker.mjs", import.meta.url));
 
-export class ThreadsContext implements JobContext {
+export class ThreadsContext extends BaseJobContext {
   readonly kind = "threads" as const;
   private readonly pool: Piscina;
   private readonly actors = new ActorNames<ActorHandle<object>>();
 
   constructor(options: ThreadsContextOptions = {}) {
+    super();
     const threads = options.maxWorkers ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new ValidationError("maxWorkers", `must be a whole number ≥ 1, got ${String(threads)}`);
     this.pool = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 30_000 });
@@ -45,18 +46,6 @@ export class ThreadsContext implements JobContext {
         throw decodeValue(outcome.error);
       }),
     ) as TaskFuture<never>;
-  }
-
-  get(refs: unknown): Promise<never> {
-    return getValues(refs) as Promise<never>;
-  }
-
-  wait<T>(futures: readonly TaskFuture<T>[], options?: { numReturns?: number; timeoutSeconds?: number }) {
-    return waitFor(futures, options);
-  }
-
-  put<T>(value: T): ObjectRef<T> {
-    return new ObjectRef(value);
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
