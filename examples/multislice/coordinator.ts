@@ -87,12 +87,12 @@ export class SliceCoordinator {
     };
   }
 
-  /** Timeline events after `afterSeq`; waits up to `timeoutMs` for one when there are none (a long poll). */
-  async events(afterSeq: number, timeoutMs: number): Promise<TimelineEvent[]> {
+  /** Timeline events after `afterSeq`; waits up to `timeoutSeconds` for one when there are none (a long poll). */
+  async events(afterSeq: number, timeoutSeconds: number): Promise<TimelineEvent[]> {
     const newer = () => this.timeline.filter((e) => e.seq > afterSeq);
     if (newer().length === 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
+        const timer = setTimeout(resolve, timeoutSeconds * 1000);
         this.listeners.push(() => {
           clearTimeout(timer);
           resolve();

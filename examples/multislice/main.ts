@@ -152,7 +152,7 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
   await Promise.race([coordinator.waitForSize(1, { timeoutSeconds: flags.timeoutSeconds }), failure]);
   let seq = 0;
   while (summary.steps < flags.steps) {
-    const events = await Promise.race([coordinator.call().events(seq, 1000), failure]);
+    const events = await Promise.race([coordinator.call().events(seq, 1), failure]);
     for (const event of events) {
       seq = event.seq;
       console.log(`${at(event.at.getTime())} ${describeEvent(event, flags.minSlices)}`);

@@ -74,15 +74,15 @@ export class CurriculumActor {
     for (const wake of this.wakeUps.splice(0)) wake();
   }
 
-  /** Waits (up to `timeoutMs`) until `count` different workers have reported; returns their ids. */
-  async waitForWorkers(count: number, timeoutMs: number): Promise<string[]> {
-    await this.until(() => this.rewardsByWorker.size >= count, timeoutMs, `${count} rollout worker(s) to report`);
+  /** Waits (up to `timeoutSeconds`) until `count` different workers have reported; returns their ids. */
+  async waitForWorkers(count: number, timeoutSeconds: number): Promise<string[]> {
+    await this.until(() => this.rewardsByWorker.size >= count, timeoutSeconds, `${count} rollout worker(s) to report`);
     return [...this.rewardsByWorker.keys()].sort();
   }
 
-  /** Waits (up to `timeoutMs`) for at least `minSize` unconsumed rewards, and consumes them. */
-  async takeBatch(minSize: number, timeoutMs: number): Promise<RewardBatch> {
-    await this.until(() => this.pending.length >= minSize, timeoutMs, `${minSize} reward(s)`);
+  /** Waits (up to `timeoutSeconds`) for at least `minSize` unconsumed rewards, and consumes them. */
+  async takeBatch(minSize: number, timeoutSeconds: number): Promise<RewardBatch> {
+    await this.until(() => this.pending.length >= minSize, timeoutSeconds, `${minSize} reward(s)`);
     const batch = this.pending.splice(0);
     const meanReward = batch.reduce((sum, r) => sum + r.reward, 0) / batch.length;
     return { count: batch.length, meanReward, difficulty: this.difficulty, workers: [...new Set(batch.map((r) => r.workerId))].sort() };
@@ -107,12 +107,12 @@ export class CurriculumActor {
     this.window = [];
   }
 
-  /** Resolves once `ready()` holds, re-checking after each report; rejects after `timeoutMs`. */
-  private async until(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  /** Resolves once `ready()` holds, re-checking after each report; rejects after `timeoutSeconds`. */
+  private async until(ready: () => boolean, timeoutSeconds: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutSeconds * 1000;
     while (!ready()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`curriculum: timed out after ${timeoutMs}ms waiting for ${what}`);
+      if (left <= 0) throw new Error(`curriculum: timed out after ${timeoutSeconds}s waiting for ${what}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.wakeUps.push(() => {

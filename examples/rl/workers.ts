@@ -56,12 +56,12 @@ export const coordinator = remote(import.meta.url, async function coordinator(in
 export const trainer = remote(import.meta.url, async function trainer(options: { steps: number; rollouts: number; batchSize: number }) {
   const { curriculum, weights } = await sharedActors();
   // Train only once every rollout worker is producing, as a real trainer waits for its replay buffer to fill.
-  const workers = await curriculum.call().waitForWorkers(options.rollouts, WAIT_SECONDS * 1000);
+  const workers = await curriculum.call().waitForWorkers(options.rollouts, WAIT_SECONDS);
   console.log(`${workers.length} rollout worker(s) reporting: ${workers.join(", ")}`);
 
   let checkpoint = await weights.call().latest();
   for (let step = 1; step <= options.steps; step++) {
-    const batch = await curriculum.call().takeBatch(options.batchSize, WAIT_SECONDS * 1000);
+    const batch = await curriculum.call().takeBatch(options.batchSize, WAIT_SECONDS);
     const updated = trainStep(checkpoint.weights, batch.meanReward);
     checkpoint = await weights.call().publish(checkpoint.version + 1, updated);
     console.log(

@@ -83,6 +83,20 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 type Row = Record<string, unknown>;
+
+// The record fields each upsert binds as they are (the others are encoded: see save*).
+const JOB_COLUMNS = ["jobId", "name", "namespace", "parentJobId", "state", "pendingReason", "errorMessage", "exitCode", "submittedAt", "startedAt", "finishedAt", "seq", "requestId"] as const;
+const TASK_COLUMNS = ["jobId", "taskIndex", "state", "workerId", "failureCount", "preemptionCount", "exitCode", "errorMessage", "startedAt", "finishedAt"] as const;
+const ATTEMPT_COLUMNS = ["attemptId", "jobId", "taskIndex", "workerId", "state", "exitCode", "errorMessage", "createdAt", "startedAt", "finishedAt"] as const;
+const WORKER_COLUMNS = ["workerId", "address", "registeredAt", "lastSeen", "health"] as const;
+const ENDPOINT_COLUMNS = ["endpointId", "name", "address", "namespace", "jobId", "registeredAt", "ttlSeconds", "expiresAt"] as const;
+
+/** A statement's named parameters: `columns` from `record` (an absent field binds NULL), and the `encoded` ones. */
+function bind<T extends object>(record: T, columns: readonly (keyof T & string)[], encoded: Record<string, unknown> = {}): Record<string, unknown> {
+  const params: Record<string, unknown> = { ...encoded };
+  for (const column of columns) params[column] = record[column] ?? null;
+  return params;
+}
 const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
 
 /** Everything the store holds, as loaded at start. */
@@ -191,79 +205,23 @@ export class StateStore {
   }
 
   saveJob(job: JobRecord): void {
-    this.stmts.upsertJob.run({
-      jobId: job.jobId,
-      name: job.name,
-      namespace: job.namespace,
-      parentJobId: job.parentJobId ?? null,
-      spec: Buffer.from(toBinary(JobSpecSchema, job.spec)),
-      state: job.state,
-      pendingReason: job.pendingReason ?? null,
-      errorMessage: job.errorMessage ?? null,
-      exitCode: job.exitCode ?? null,
-      submittedAt: job.submittedAt,
-      startedAt: job.startedAt ?? null,
-      finishedAt: job.finishedAt ?? null,
-      seq: job.seq,
-      requestId: job.requestId ?? null,
-    });
+    this.stmts.upsertJob.run(bind(job, JOB_COLUMNS, { spec: Buffer.from(toBinary(JobSpecSchema, job.spec)) }));
   }
 
   saveTask(task: TaskRecord): void {
-    this.stmts.upsertTask.run({
-      jobId: task.jobId,
-      taskIndex: task.taskIndex,
-      state: task.state,
-      workerId: task.workerId ?? null,
-      failureCount: task.failureCount,
-      preemptionCount: task.preemptionCount,
-      exitCode: task.exitCode ?? null,
-      errorMessage: task.errorMessage ?? null,
-      startedAt: task.startedAt ?? null,
-      finishedAt: task.finishedAt ?? null,
-    });
+    this.stmts.upsertTask.run(bind(task, TASK_COLUMNS));
   }
 
   saveAttempt(a: AttemptRecord): void {
-    this.stmts.upsertAttempt.run({
-      attemptId: a.attemptId,
-      jobId: a.jobId,
-      taskIndex: a.taskIndex,
-      workerId: a.workerId,
-      state: a.state,
-      exitCode: a.exitCode ?? null,
-      errorMessage: a.errorMessage ?? null,
-      createdAt: a.createdAt,
-      startedAt: a.startedAt ?? null,
-      finishedAt: a.finishedAt ?? null,
-      result: a.result ? Buffer.from(a.result) : null,
-    });
+    this.stmts.upsertAttempt.run(bind(a, ATTEMPT_COLUMNS, { result: a.result ? Buffer.from(a.result) : null }));
   }
 
   saveWorker(w: WorkerRecord): void {
-    this.stmts.upsertWorker.run({
-      workerId: w.workerId,
-      address: w.address,
-      capacity: JSON.stringify(w.capacity),
-      attributes: JSON.stringify(w.attributes),
-      registeredAt: w.registeredAt,
-      lastSeen: w.lastSeen,
-      health: w.health,
-    });
+    this.stmts.upsertWorker.run(bind(w, WORKER_COLUMNS, { capacity: JSON.stringify(w.capacity), attributes: JSON.stringify(w.attributes) }));
   }
 
   saveEndpoint(e: EndpointRecord): void {
-    this.stmts.upsertEndpoint.run({
-      endpointId: e.endpointId,
-      name: e.name,
-      address: e.address,
-      namespace: e.namespace,
-      jobId: e.jobId ?? null,
-      metadata: JSON.stringify(e.metadata),
-      registeredAt: e.registeredAt,
-      ttlSeconds: e.ttlSeconds ?? null,
-      expiresAt: e.expiresAt ?? null,
-    });
+    this.stmts.upsertEndpoint.run(bind(e, ENDPOINT_COLUMNS, { metadata: JSON.stringify(e.metadata) }));
   }
 
   deleteEndpoint(endpointId: string): void {
