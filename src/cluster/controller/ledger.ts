@@ -235,7 +235,6 @@ export class Ledger {
     job.revision += 1;
     this.events.emit(`job:${job.jobId}`);
   }
-
 }
 
 /** Sets an optional field, or removes it when the value is undefined (absent, not `undefined`, in records). */
