@@ -27,7 +27,7 @@ interface CliResult {
 /** Runs the real bin with `node`, as `npx fluster` would. */
 function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; script?: string } = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, FLUSTER_CLUSTER_ADDRESS: "", ...options.env };
-  delete env.NODE_OPTIONS; // the bin must register tsx itself, not inherit the test runner's loader
+  delete env.NODE_OPTIONS; // the bin runs the built CLI with plain node, not with the test runner's loader
   return new Promise((resolve) => {
     execFile(process.execPath, [options.script ?? bin, ...args], { cwd: options.cwd ?? root, env, timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : null) : 0;

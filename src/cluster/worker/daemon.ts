@@ -6,8 +6,8 @@ import { createServer } from "node:net";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { nodeEntryArgs } from "../../core/node-entry.js";
 import { formatByteSize } from "../../core/quantity.js";
 import type { TaskState } from "../../core/status.js";
 import { decodeValue } from "../../rpc/codec.js";
@@ -60,7 +60,7 @@ export interface WorkerDaemonOptions {
 export type WorkerDaemonState = "created" | "registering" | "running" | "stopping" | "stopped";
 
 const FINISHED_RETENTION_MS = 10 * 60_000;
-const BOOTSTRAP = fileURLToPath(new URL("./bootstrap.ts", import.meta.url));
+const BOOTSTRAP_ARGS = nodeEntryArgs(import.meta.url, "./bootstrap", { importsUserCode: true });
 
 interface AttemptEntry {
   assignment: TaskAssignment;
@@ -289,7 +289,7 @@ export class WorkerDaemon {
       env.FLUSTER_ENTRYPOINT_NAME = kind.value.name;
       env.FLUSTER_ENTRYPOINT_ARGS = argsPath;
       env.FLUSTER_RESULT_PATH = join(dir, "result.bin");
-      return { argv: [process.execPath, "--import", "tsx", BOOTSTRAP], env, cwd: workspace };
+      return { argv: [process.execPath, ...BOOTSTRAP_ARGS], env, cwd: workspace };
     }
     throw new ValidationError("spec.entrypoint", "is required");
   }
