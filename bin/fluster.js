@@ -1,9 +1,14 @@
 #!/usr/bin/env node
-// The `fluster` command. Fluster ships TypeScript sources, so this registers
-// tsx's ESM loader in-process and then runs src/cli/main.ts: no build step.
-import { register } from "tsx/esm/api";
+// The `fluster` command: runs the built CLI (dist/) with plain node, no loader.
+// In a checkout, `npm install` builds dist/ (the prepare script) and `npm test`
+// rebuilds it when src/ changed; `npm run build` does it by hand.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-// tsconfig: false so tsx does not pick up whatever tsconfig.json lies in the
-// caller's working directory; our sources need none of its settings.
-register({ tsconfig: false });
-await import("../src/cli/main.ts");
+const main = new URL("../dist/cli/main.js", import.meta.url);
+if (!existsSync(main)) {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  process.stderr.write(`fluster: the built command line (dist/) is missing; run \`npm run build\` in ${root}\n`);
+  process.exit(1);
+}
+await import(main.href);

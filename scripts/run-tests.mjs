@@ -1,16 +1,26 @@
 #!/usr/bin/env node
 // Runs the test suite with node's built-in runner (through tsx) and fails when
-// no test ran, so a broken glob can never pass as a green run.
+// no test ran, so a broken glob can never pass as a green run. Tests import
+// src/ directly, but the `fluster` bin, the examples and the package test run
+// the built dist/, so it is rebuilt first when src/ changed (instant otherwise).
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildIfStale } from "./build.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
 const files = args.length > 0 ? args : findTests(join(root, "test"));
 if (files.length === 0) {
   console.error("run-tests: no test files found under test/");
+  process.exit(1);
+}
+
+try {
+  buildIfStale({ log: (line) => console.error(`run-tests: ${line}`) });
+} catch (err) {
+  console.error(`run-tests: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 }
 

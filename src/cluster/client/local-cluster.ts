@@ -6,15 +6,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { nodeEntryArgs } from "../../core/node-entry.js";
 import { checkInteger, checkNonNegative } from "../../core/validate.js";
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
 import { startController, type ControllerServer } from "../controller/server.js";
 import type { WorkerDaemonOptions } from "../worker/daemon.js";
 import { Cluster, type ClusterOptions } from "./cluster.js";
 
-const WORKER_MAIN = fileURLToPath(new URL("../worker/main.ts", import.meta.url));
+const WORKER_ARGS = nodeEntryArgs(import.meta.url, "../worker/main");
 
 /** Options of {@link LocalCluster.start}. */
 export interface LocalClusterOptions extends ClusterOptions {
@@ -121,7 +121,7 @@ export class LocalCluster extends Cluster {
       ...(this.server.token ? { token: this.server.token } : {}),
       ...overrides,
     };
-    const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN, JSON.stringify(options)], {
+    const child = spawn(process.execPath, [...WORKER_ARGS, JSON.stringify(options)], {
       stdio: ["pipe", "pipe", "inherit"],
       env: { ...process.env, FLUSTER_PARENT_WATCH: "stdin" },
     });

@@ -4,13 +4,14 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { nodeEntryArgs } from "../../core/node-entry.js";
 import { decodeValue } from "../../rpc/codec.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import type { TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 
-const BOOTSTRAP = fileURLToPath(new URL("./bootstrap.ts", import.meta.url));
+/** The bootstrap program, with tsx always: it imports the user's modules, which may be TypeScript. */
+const BOOTSTRAP_ARGS = nodeEntryArgs(import.meta.url, "./bootstrap", { importsUserCode: true });
 const ARGS_FILE = "args.bin";
 const RESULT_FILE = "result.bin";
 const ERROR_FILE = "result.bin.error";
@@ -55,7 +56,7 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
     env.FLUSTER_ENTRYPOINT_NAME = kind.value.name;
     env.FLUSTER_ENTRYPOINT_ARGS = argsPath;
     env.FLUSTER_RESULT_PATH = join(dir, RESULT_FILE);
-    return { argv: [process.execPath, "--import", "tsx", BOOTSTRAP], env, cwd: workspace };
+    return { argv: [process.execPath, ...BOOTSTRAP_ARGS], env, cwd: workspace };
   }
   throw new ValidationError("spec.entrypoint", "is required");
 }
