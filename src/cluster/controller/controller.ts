@@ -86,9 +86,10 @@ export class Controller {
     if (this.stateValue !== "created") throw new FlusterError(`controller cannot start from state ${this.stateValue}`, "failed_precondition");
     const loaded = this.store.load();
     this.nextSeq = loaded.nextSeq;
+    // Endpoints and workers first: adopting attempts can finish a job, which removes its endpoints.
+    this.endpoints.load(loaded.endpoints);
     this.workers.load(loaded.workers);
     this.ledger.load(loaded.jobs);
-    this.endpoints.load(loaded.endpoints);
     this.stateValue = "running";
     this.tickTimer = setInterval(() => this.tick(), this.reconcileIntervalMs);
     this.tickTimer.unref();

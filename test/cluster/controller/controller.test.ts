@@ -214,6 +214,18 @@ describe("controller: restart", () => {
     assert.equal(task?.attempts[0]?.state, "worker_failed");
     assert.equal(task?.state, "running");
   });
+
+  test("an attempt on a worker that is gone at restart ends; a job that finishes so takes its endpoints along", async () => {
+    const h = setup({ durable: true });
+    h.addWorker("w1");
+    const jobId = await h.launch({ maxRetriesPreemption: 0 });
+    h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default", jobId });
+    await h.restart((db) => db.prepare("UPDATE workers SET health = 'lost'").run());
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "failed");
+    assert.match(job.errorMessage ?? "", /worker w1 is gone/);
+    assert.deepEqual(h.controller.endpoints.lookup("svc", "default"), [], "the failed job's endpoint went with it");
+  });
 });
 
 describe("controller: kills and timeouts", () => {

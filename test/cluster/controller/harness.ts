@@ -1,6 +1,7 @@
 // A controller under test: a real Controller on an in-memory (or temporary
 // file) SQLite store, a clock the test moves, and in-memory workers that
 // implement the WorkerConnection contract. No sockets, no processes.
+import Database from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -161,9 +162,18 @@ export class Harness {
     this.clock.now += ms;
   }
 
-  /** Stops this controller and starts a new one on the same store (a restart). */
-  async restart(): Promise<void> {
+  /** Stops this controller and starts a new one on the same store (a restart); `whileDown` may edit the database meanwhile. */
+  async restart(whileDown?: (db: Database.Database) => void): Promise<void> {
     await this.controller.shutdown();
+    if (whileDown) {
+      if (!this.dir) throw new Error("only a durable harness has a database to edit");
+      const db = new Database(join(this.dir, "controller.sqlite"));
+      try {
+        whileDown(db);
+      } finally {
+        db.close();
+      }
+    }
     this.controller = this.newController();
     this.controller.start();
     await this.settle();
