@@ -5,7 +5,7 @@ import type { Cluster } from "../cluster/client/cluster.js";
 import { EventEmitter, on } from "node:events";
 import { sleep } from "../core/backoff.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import { checkInteger, checkNonNegative, checkString } from "../core/validate.js";
+import { checkNonNegative, checkPort, checkString } from "../core/validate.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import {
   ActorFailureSchema,
@@ -47,8 +47,7 @@ interface CompiledActorServerOptions {
 function compileActorServerOptions(options: ActorServerOptions): CompiledActorServerOptions {
   const host = options.host === undefined ? "127.0.0.1" : checkString(options.host, "host", { nonEmpty: true });
   const envPort = Number(process.env.FLUSTER_PORT_ACTOR);
-  const port = options.port === undefined ? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0) : checkInteger(options.port, "port", 0);
-  if (port > 65_535) throw new ValidationError("port", `must be at most 65535, got ${port}`);
+  const port = options.port === undefined ? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0) : checkPort(options.port);
   const advertiseHost = options.advertiseHost === undefined ? (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host) : checkString(options.advertiseHost, "advertiseHost", { nonEmpty: true });
   const token = options.token ?? (process.env.FLUSTER_TOKEN || undefined);
   return { host, port, advertiseHost, token, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };

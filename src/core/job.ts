@@ -5,7 +5,7 @@ import { validateEnvironment, type EnvironmentConfig } from "./environment.js";
 import { ValidationError, describeValue } from "./errors.js";
 import { ResourceConfig, type ResourceConfigInit } from "./resources.js";
 import type { JobStatus, TaskState } from "./status.js";
-import { checkBoolean, checkInteger, checkNonNegative, checkOneOf, checkString } from "./validate.js";
+import { checkBoolean, checkInteger, checkOneOf, checkPositive, checkString } from "./validate.js";
 
 export type JobId = string;
 export type TaskId = string;
@@ -154,12 +154,6 @@ export function validateJobRequest(request: unknown): ValidatedJobRequest {
     constraints: r.constraints === undefined ? [] : validateConstraints(r.constraints),
   };
   return Object.freeze(out);
-}
-
-function checkPositive(value: unknown, field: string): number {
-  const n = checkNonNegative(value, field);
-  if (n === 0) throw new ValidationError(field, "must be greater than 0, got 0");
-  return n;
 }
 
 function validatePorts(ports: unknown): string[] {

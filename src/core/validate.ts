@@ -9,6 +9,19 @@ export function checkNonNegative(value: unknown, field: string): number {
   return value;
 }
 
+export function checkPositive(value: unknown, field: string): number {
+  const n = checkNonNegative(value, field);
+  if (n === 0) throw new ValidationError(field, "must be greater than 0, got 0");
+  return n;
+}
+
+/** A TCP port to bind: 0 (any free one) to 65535. */
+export function checkPort(value: unknown, field = "port"): number {
+  const port = checkInteger(value, field, 0);
+  if (port > 65_535) throw new ValidationError(field, `must be at most 65535, got ${port}`);
+  return port;
+}
+
 export function checkInteger(value: unknown, field: string, min: number): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
     throw new ValidationError(field, `must be a whole number ≥ ${min}, got ${describeValue(value)}`);

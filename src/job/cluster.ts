@@ -7,7 +7,7 @@ import { FlusterError, ValidationError } from "../core/errors.js";
 import type { JobId } from "../core/job.js";
 import { isRemoteClass, isRemoteFunction, type RemoteFunction } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
-import { checkInteger, checkNonNegative } from "../core/validate.js";
+import { checkInteger, checkPositive } from "../core/validate.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { WorkerPool } from "../pool/worker-pool.js";
 import { hostActor } from "./actor-host.js";
@@ -38,9 +38,7 @@ export class ClusterContext extends BaseJobContext {
   constructor(options: ClusterContextOptions = {}) {
     super();
     if (options.maxWorkers !== undefined) checkInteger(options.maxWorkers, "maxWorkers", 1);
-    if (options.actorStartTimeoutSeconds !== undefined && checkNonNegative(options.actorStartTimeoutSeconds, "actorStartTimeoutSeconds") === 0) {
-      throw new ValidationError("actorStartTimeoutSeconds", "must be greater than 0");
-    }
+    if (options.actorStartTimeoutSeconds !== undefined) checkPositive(options.actorStartTimeoutSeconds, "actorStartTimeoutSeconds");
     this.options = options;
   }
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { nodeEntryArgs } from "../../core/node-entry.js";
-import { checkInteger, checkNonNegative } from "../../core/validate.js";
+import { checkInteger, checkNonNegative, checkPositive } from "../../core/validate.js";
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
 import { startController, type ControllerServer } from "../controller/server.js";
 import type { WorkerDaemonOptions } from "../worker/daemon.js";
@@ -41,7 +41,7 @@ export interface LocalClusterOptions extends ClusterOptions {
 /** Checks LocalCluster options up front; throws a ValidationError naming the field. */
 function compileLocalClusterOptions(options: LocalClusterOptions): LocalClusterOptions {
   if (options.workers !== undefined) checkInteger(options.workers, "workers", 0);
-  if (options.workerCpu !== undefined && checkNonNegative(options.workerCpu, "workerCpu") === 0) throw new ValidationError("workerCpu", "must be greater than 0");
+  if (options.workerCpu !== undefined) checkPositive(options.workerCpu, "workerCpu");
   if (options.workerMemory !== undefined) parseByteSize(options.workerMemory, "workerMemory");
   if (options.workerLabels !== undefined && typeof options.workerLabels !== "function") throw new ValidationError("workerLabels", "must be a function of the worker index");
   if (options.killGraceSeconds !== undefined) checkNonNegative(options.killGraceSeconds, "killGraceSeconds");

@@ -151,11 +151,6 @@ export class Controller {
     return this.ledger.jobs.list(filter);
   }
 
-  /** Calls `listener` with the job each time it changes; returns an unsubscribe function. */
-  onJobChange(jobId: string, listener: (job: JobRecord) => void): () => void {
-    return this.ledger.onJobChange(jobId, listener);
-  }
-
   /** The job now and after every change until it is finished or `signal` aborts. */
   watchJob(jobId: string, signal: AbortSignal): AsyncGenerator<JobRecord> {
     return this.ledger.watchJob(jobId, signal);
@@ -287,7 +282,7 @@ export class Controller {
   // ---------------------------------------------------------------- attempt updates
 
   private diff(worker: WorkerRuntime, observed: readonly ObservedAttempt[], missing: readonly string[]): ReconcileDiff {
-    return diffReconcile(worker.record.workerId, { observed: [...observed], missing: [...missing] }, (id) => this.ledger.attempts.get(id), this.ledger.undispatched);
+    return diffReconcile(worker.record.workerId, { observed, missing }, (id) => this.ledger.attempts.get(id), this.ledger.undispatched);
   }
 
   /** Applies a worker's changes in one transaction (most answers change nothing and cost none). */

@@ -60,17 +60,6 @@ export class Ledger {
     this.untried.add(job);
   }
 
-  /** Calls `listener` with the job each time it changes; returns an unsubscribe function. */
-  onJobChange(jobId: string, listener: (job: JobRecord) => void): () => void {
-    const event = `job:${jobId}`;
-    const handler = () => {
-      const job = this.jobs.find(jobId);
-      if (job) listener(job);
-    };
-    this.events.on(event, handler);
-    return () => this.events.off(event, handler);
-  }
-
   /** The job now and after every change until it is finished or `signal` aborts; changes made meanwhile fold into one snapshot. */
   watchJob(jobId: string, signal: AbortSignal): AsyncGenerator<JobRecord> {
     const job = this.jobs.get(jobId);

@@ -4,7 +4,7 @@
 import type { TaskState } from "../../core/status.js";
 import type { WorkerHealth } from "./model.js";
 import { isActiveAttempt, progressRank } from "./task-state.js";
-import type { DesiredAttempt, ObservedAttempt, ObservedAttempts } from "./worker-connection.js";
+import type { DesiredAttempt, ObservedAttempt } from "./worker-connection.js";
 
 /** What the controller knows of one attempt it placed. */
 export interface KnownAttempt {
@@ -40,7 +40,7 @@ export function desiredSet(attempts: Iterable<KnownAttempt>): DesiredAttempt[] {
  */
 export function diffReconcile(
   workerId: string,
-  answer: ObservedAttempts,
+  answer: { readonly observed: readonly ObservedAttempt[]; readonly missing: readonly string[] },
   known: (attemptId: string) => KnownAttempt | undefined,
   undispatched: ReadonlySet<string> = new Set(),
 ): ReconcileDiff {

@@ -12,7 +12,7 @@ import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } fro
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
-import { checkInteger, checkNonNegative, checkPlainObject, checkString } from "../../core/validate.js";
+import { checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import type { ConnectRouter } from "@connectrpc/connect";
 
 /** Options of {@link startController}. */
@@ -58,9 +58,9 @@ export function compileControllerServerOptions(raw: unknown): ControllerServerOp
   const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "extraRoutes"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
-  if (o.port !== undefined && checkInteger(o.port, "port", 0) > 65_535) throw new ValidationError("port", `must be at most 65535, got ${String(o.port)}`);
+  if (o.port !== undefined) checkPort(o.port);
   for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds"]) {
-    if (o[key] !== undefined && checkNonNegative(o[key], key) === 0) throw new ValidationError(key, "must be greater than 0");
+    if (o[key] !== undefined) checkPositive(o[key], key);
   }
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
   return o as ControllerServerOptions;

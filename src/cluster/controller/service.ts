@@ -22,6 +22,7 @@ import {
   type LogEntry,
 } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import type { Controller, ObservedAttempt } from "./controller.js";
+import { isActiveAttempt } from "./task-state.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } from "./model.js";
 
 /** Reads one attempt's log from the worker that ran it. */
@@ -180,7 +181,7 @@ async function* jobLogs(
         const attempt = task.attempts[next++] as AttemptRecord;
         const address = controller.workerAddressOf(attempt);
         if (!address) continue;
-        const attemptFollow = follow && !isFinished(job.state) && (attempt.state === "assigned" || attempt.state === "building" || attempt.state === "running");
+        const attemptFollow = follow && !isFinished(job.state) && isActiveAttempt(attempt.state);
         try {
           for await (const entries of readAttemptLog(address, attempt.attemptId, attemptFollow, signal)) output.emit("entries", entries);
         } catch (err) {

@@ -3,7 +3,7 @@
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
-import { checkInteger, checkNonNegative, checkPlainObject, checkString } from "../../core/validate.js";
+import { checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { normalizeBaseUrl } from "../../rpc/transport.js";
 
 /** Options of {@link WorkerDaemon}. */
@@ -68,12 +68,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
   const labels = o.labels === undefined ? {} : checkPlainObject(o.labels, "labels");
   for (const [key, value] of Object.entries(labels)) checkString(value, `labels.${key}`);
   if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", `must be a function, got ${describeValue(o.log)}`);
-  const positive = (key: "cpu" | "memory") => {
-    if (o[key] === undefined) return undefined;
-    const n = checkNonNegative(o[key], key);
-    if (n === 0) throw new ValidationError(key, "must be greater than 0");
-    return n;
-  };
+  const positive = (key: "cpu" | "memory") => (o[key] === undefined ? undefined : checkPositive(o[key], key));
   return {
     controllerUrl: normalizeBaseUrl(checkString(o.controllerUrl, "controllerUrl", { nonEmpty: true })),
     workerId,
@@ -88,12 +83,6 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
     log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
   };
-}
-
-function checkPort(value: unknown): number {
-  const port = checkInteger(value, "port", 0);
-  if (port > 65_535) throw new ValidationError("port", `must be at most 65535, got ${port}`);
-  return port;
 }
 
 /**

@@ -57,14 +57,14 @@ function compareNumbers(actual: string | undefined, operand: string | number | u
   return a !== undefined && b !== undefined && test(a, b);
 }
 
-export function formatConstraint(c: Constraint): string {
+function formatConstraint(c: Constraint): string {
   if (c.op === "exists" || c.op === "not_exists") return `${c.key} ${c.op}`;
   if (c.op === "in") return `${c.key} in [${(c.values ?? []).join(", ")}]`;
   return `${c.key} ${c.op} ${String(c.value)}`;
 }
 
 /** Whether a worker has the accelerator a task asks for (every worker serves CPU-only tasks). */
-export function servesDevice(worker: SchedulerWorker, demand: TaskDemand): boolean {
+function servesDevice(worker: SchedulerWorker, demand: TaskDemand): boolean {
   const cap = worker.capacity;
   switch (demand.deviceType) {
     case "cpu":
