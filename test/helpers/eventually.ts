@@ -1,7 +1,7 @@
 // Waiting in a test for something that happens on its own time (a process
 // dies, an endpoint registers), failing with what was awaited.
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
+import { pollUntil } from "../../src/core/backoff.js";
 
 /** Options of {@link eventually}. */
 export interface EventuallyOptions {
@@ -16,9 +16,6 @@ export interface EventuallyOptions {
 /** Resolves once `check` returns true; fails the test after `timeoutMs`. */
 export async function eventually(check: () => boolean | Promise<boolean>, options: EventuallyOptions): Promise<void> {
   const { what, timeoutMs = 10_000, intervalMs = 50 } = options;
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
+  const held = await pollUntil(check, { initialMs: intervalMs, factor: 1, jitter: 0, timeoutMs });
+  if (!held) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

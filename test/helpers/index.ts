@@ -1,7 +1,8 @@
 // The one place for code that tests share (test/helpers/ holds no *.test.ts,
-// so the runner never runs it). This index gathers the helpers that load no
-// part of src/: waiting, ports, child processes and example runs. Helpers
-// built on src/ are imported from their own file, so that a test loads only
+// so the runner never runs it). This index gathers the light helpers —
+// waiting (on core's pollUntil, which loads nothing else of src/), ports,
+// child processes and example runs. Helpers built on the rest of src/ are
+// imported from their own file, so that a test loads only
 // what it uses: local-cluster.ts (LocalCluster fixtures, job logs) and
 // codec.ts (the codec's assertions and arbitraries).
 export { eventually, type EventuallyOptions } from "./eventually.js";
