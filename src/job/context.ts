@@ -71,7 +71,11 @@ export interface JobContext {
   /** The value of a future or ref, or of each in an array. */
   get<T>(ref: TaskFuture<T> | ObjectRef<T>): Promise<T>;
   get<T extends readonly unknown[]>(refs: T): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
-  /** Waits until `numReturns` futures are done (or the timeout); both lists keep completion/given order. */
+  /**
+   * Waits until `numReturns` futures are done (or the timeout). `done` holds at
+   * most `numReturns` of them, in completion order (as Ray's `wait`), and
+   * `pending` the rest, in the given order, finished or not.
+   */
   wait<T>(futures: readonly TaskFuture<T>[], options?: WaitOptions): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }>;
   /** A reference to `value` that tasks receive as the value itself. */
   put<T>(value: T): ObjectRef<T>;
@@ -141,7 +145,9 @@ async function waitFor<T>(futures: readonly TaskFuture<T>[], options: WaitOption
       }
     });
   }
-  return { done: [...done], pending: futures.filter((f) => !done.includes(f)) };
+  // As Ray's wait: at most numReturns are returned done, even when more have finished.
+  const returned = done.slice(0, want);
+  return { done: returned, pending: futures.filter((f) => !returned.includes(f)) };
 }
 
 /** Runs calls to one in-process actor one at a time, in arrival order, like a remote actor. */

@@ -73,6 +73,9 @@ for (const kind of ["sync", "threads", "cluster"] as const satisfies readonly Jo
       assert.equal(partial.done.length + partial.pending.length, 2);
       const all = await ctx.wait([slow, fast], { numReturns: 2 });
       assert.deepEqual(all.done.map((f) => f.id).sort(), [slow.id, fast.id].sort());
+      const one = await ctx.wait([slow, fast], { numReturns: 1 });
+      assert.equal(one.done.length, 1, "both are done, yet only numReturns come back done");
+      assert.equal(one.pending.length, 1);
       await assert.rejects(ctx.wait([fast], { numReturns: 2 }), /numReturns/);
     });
 
