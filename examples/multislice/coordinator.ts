@@ -16,6 +16,8 @@ export interface SliceCoordinatorOptions {
 export type Happening =
   | { kind: "joined"; sliceId: string; startStep: number; slices: string[] }
   | { kind: "dropped"; sliceId: string; silentMs: number; slices: string[] }
+  | { kind: "expecting"; sliceId: string; timeoutSeconds: number; slices: string[] }
+  | { kind: "gave-up"; sliceId: string; waitedMs: number; slices: string[] }
   | { kind: "step"; step: number; slices: string[] };
 
 /** A happening, numbered and timed; the driver prints these as the run's timeline. */
@@ -25,6 +27,8 @@ export interface CoordinatorStatus {
   completedStep: number;
   minSlices: number;
   slices: Array<{ sliceId: string; step: number; silentMs: number }>;
+  /** Slices announced by `expect()` that have not joined yet. */
+  expected: string[];
 }
 
 interface SliceState {
@@ -40,6 +44,8 @@ interface SliceState {
  */
 export class SliceCoordinator {
   private readonly slices = new Map<string, SliceState>();
+  /** Announced slices that have not registered yet: sliceId → when they were announced, and until when steps wait. */
+  private readonly expected = new Map<string, { since: number; until: number }>();
   private completedStep = 0;
   private barriers: Array<{ step: number; release: (slices: string[]) => void }> = [];
   private readonly timeline: TimelineEvent[] = [];
@@ -55,10 +61,25 @@ export class SliceCoordinator {
    * at the step after the last completed one: it joins the run where it is.
    */
   register(sliceId: string): { startStep: number; peers: string[] } {
+    this.expected.delete(sliceId);
     this.slices.set(sliceId, { step: this.completedStep, lastSeen: Date.now() });
     const startStep = this.completedStep + 1;
     this.emit({ kind: "joined", sliceId, startStep, slices: this.sliceIds() });
     return { startStep, peers: this.sliceIds().filter((id) => id !== sliceId) };
+  }
+
+  /**
+   * Announces a slice that is starting (a replacement): no step completes
+   * until it has registered, or for `timeoutSeconds` at most, so it joins
+   * the run at the next step instead of chasing it. The live slices finish
+   * their step and wait at its barrier meanwhile, as a real multi-slice run
+   * pauses at a step boundary to take in a new slice.
+   */
+  expect(sliceId: string, timeoutSeconds: number): void {
+    if (this.slices.has(sliceId)) return; // it was quicker than the announcement
+    const now = Date.now();
+    this.expected.set(sliceId, { since: now, until: now + timeoutSeconds * 1000 });
+    this.emit({ kind: "expecting", sliceId, timeoutSeconds, slices: this.sliceIds() });
   }
 
   /** Proves `sliceId` is alive and records that it has finished `step`. */
@@ -84,6 +105,7 @@ export class SliceCoordinator {
       completedStep: this.completedStep,
       minSlices: this.options.minSlices,
       slices: [...this.slices].map(([sliceId, s]) => ({ sliceId, step: s.step, silentMs: now - s.lastSeen })),
+      expected: [...this.expected.keys()],
     };
   }
 
@@ -105,7 +127,7 @@ export class SliceCoordinator {
   /** Completes every step all live slices have finished, and opens the barriers waiting on them. */
   private release(): void {
     const live = [...this.slices.values()];
-    if (live.length === 0 || live.length < this.options.minSlices) return;
+    if (live.length === 0 || live.length < this.options.minSlices || this.expected.size > 0) return;
     const reached = Math.min(...live.map((s) => s.step));
     while (this.completedStep < reached) {
       this.completedStep += 1;
@@ -124,7 +146,12 @@ export class SliceCoordinator {
       this.slices.delete(sliceId);
       this.emit({ kind: "dropped", sliceId, silentMs, slices: this.sliceIds() });
     }
-    // The survivors may all be waiting for the slice that was just dropped.
+    for (const [sliceId, { since, until }] of this.expected) {
+      if (now < until) continue;
+      this.expected.delete(sliceId);
+      this.emit({ kind: "gave-up", sliceId, waitedMs: now - since, slices: this.sliceIds() });
+    }
+    // The survivors may all be waiting for the slice that was just dropped, or given up on.
     this.release();
   }
 

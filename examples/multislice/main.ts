@@ -15,9 +15,10 @@ const USAGE = `Usage: node --import tsx examples/multislice/main.ts [options]
 
 Runs flex multi-slice training as Fluster jobs: a coordinator job hosting the
 "${SLICE_COORDINATOR}" actor and one job per slice. Midway the driver kills a
-slice; the coordinator drops it when its heartbeats stop, training goes on
-with the others, and the driver launches a replacement that joins at the
-current step. Uses the cluster at FLUSTER_CLUSTER_ADDRESS, else starts a
+slice; the driver launches a replacement and tells the coordinator to expect
+it, the coordinator drops the lost slice when its heartbeats stop, and steps
+pause at the next barrier until the replacement has joined (or
+--rejoin-timeout passes), so it joins at the current step. Uses the cluster at FLUSTER_CLUSTER_ADDRESS, else starts a
 local one for the run.
 
 Options:
@@ -28,6 +29,7 @@ Options:
   --kill-at K            kill a slice after step K; 0 kills none (default: a third of the steps)
   --step-ms MS           how long one training step takes (default 500)
   --heartbeat-timeout MS drop a slice silent for this long (default 2000)
+  --rejoin-timeout S     steps wait at most S seconds for a replacement to join (default 60)
   --max-restarts R       give up after R slice failures (default 3)
   --tpu VARIANT          ask for a real TPU slice per job, e.g. v5litepod-16 (default: off,
                          small CPU jobs stand in for slices)
@@ -43,6 +45,7 @@ interface Flags {
   killAt: number;
   stepMs: number;
   heartbeatTimeoutMs: number;
+  rejoinTimeoutSeconds: number;
   maxRestarts: number;
   tpu: string | undefined;
   timeoutSeconds: number;
@@ -55,6 +58,7 @@ interface Summary {
   killed: string[];
   dropped: Array<{ sliceId: string; silentMs: number }>;
   replacements: Array<{ sliceId: string; replaced: string }>;
+
   /** Steps completed with each number of live slices. */
   stepsBySliceCount: Map<number, number>;
 }
@@ -83,7 +87,12 @@ async function main(flags: Flags, run: ExampleRun): Promise<number> {
   console.log(`slices joined      ${summary.joined.map((j) => `${j.sliceId} (at step ${j.startStep})`).join(", ")}`);
   console.log(`slices killed      ${summary.killed.join(", ") || "none"}`);
   console.log(`dropped (silent)   ${summary.dropped.map((d) => `${d.sliceId} after ${(d.silentMs / 1000).toFixed(1)}s`).join(", ") || "none"}`);
-  console.log(`replacements       ${summary.replacements.map((r) => `${r.sliceId} for ${r.replaced}`).join(", ") || "none"}`);
+  const joinedAt = (sliceId: string) => summary.joined.find((j) => j.sliceId === sliceId)?.startStep;
+  const replacement = (r: { sliceId: string; replaced: string }) => {
+    const step = joinedAt(r.sliceId);
+    return `${r.sliceId} for ${r.replaced} (${step !== undefined ? `joined at step ${step}` : "never joined"})`;
+  };
+  console.log(`replacements       ${summary.replacements.map(replacement).join(", ") || "none"}`);
   const bySize = [...summary.stepsBySliceCount].sort(([a], [b]) => b - a);
   console.log(`steps by slices    ${bySize.map(([n, steps]) => `${steps} step(s) on ${n} slice(s)`).join(", ")}`);
   console.log(`elapsed            ${((Date.now() - started) / 1000).toFixed(1)}s`);
@@ -97,6 +106,7 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
     run.launch({ name: `multislice/${role}`, ...request }, { role, followLogs: flags.verbose });
 
   const summary: Summary = { steps: 0, joined: [], killed: [], dropped: [], replacements: [], stepsBySliceCount: new Map() };
+  const coordinator = new ClusterResolver(cluster).lookup<SliceCoordinator>(SLICE_COORDINATOR);
   let done = false;
   let failed: (err: Error) => void = () => undefined;
   const failure = new Promise<never>((_, reject) => (failed = reject));
@@ -131,6 +141,8 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
     if (replaced) {
       summary.replacements.push({ sliceId, replaced });
       console.log(`${at()} driver: launched ${sliceId} (job ${jobId}) to replace ${replaced}`);
+      // Steps wait for it at the next barrier, so it joins the run instead of chasing it.
+      await coordinator.call().expect(sliceId, flags.rejoinTimeoutSeconds);
     }
     void cluster.wait(jobId).then((info) => onSliceEnded(sliceId, info).catch(failed), failed);
   };
@@ -148,7 +160,6 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
   run.log(`launched ${run.describeJobs()}`);
 
   // Follow the coordinator's timeline (a long poll: each call waits for news).
-  const coordinator = new ClusterResolver(cluster).lookup<SliceCoordinator>(SLICE_COORDINATOR);
   await Promise.race([coordinator.waitForSize(1, { timeoutSeconds: flags.timeoutSeconds }), failure]);
   let seq = 0;
   while (summary.steps < flags.steps) {
@@ -194,6 +205,10 @@ function describeEvent(event: TimelineEvent, minSlices: number): string {
       const paused = event.slices.length < minSlices ? `; below ${minSlices}, steps pause until a slice joins` : "";
       return `coordinator dropped ${event.sliceId}: no heartbeat for ${(event.silentMs / 1000).toFixed(1)}s (${live}${paused})`;
     }
+    case "expecting":
+      return `coordinator expects ${event.sliceId}: steps wait for it to join (at most ${event.timeoutSeconds}s)`;
+    case "gave-up":
+      return `coordinator gave up on ${event.sliceId} after ${(event.waitedMs / 1000).toFixed(1)}s; steps go on without it (${live})`;
     case "step":
       return `step ${event.step} complete on ${event.slices.length} slice(s)`;
   }
@@ -210,6 +225,7 @@ function parseFlags(argv: string[]): Flags | "help" {
       "kill-at": { type: "string" },
       "step-ms": { type: "string", default: "500" },
       "heartbeat-timeout": { type: "string", default: "2000" },
+      "rejoin-timeout": { type: "string", default: "60" },
       "max-restarts": { type: "string", default: "3" },
       tpu: { type: "string" },
       timeout: { type: "string", default: "120" },
@@ -235,6 +251,7 @@ function parseFlags(argv: string[]): Flags | "help" {
     killAt,
     stepMs: wholeNumber("--step-ms", values["step-ms"], 1),
     heartbeatTimeoutMs: wholeNumber("--heartbeat-timeout", values["heartbeat-timeout"], 100),
+    rejoinTimeoutSeconds: wholeNumber("--rejoin-timeout", values["rejoin-timeout"], 1),
     maxRestarts: wholeNumber("--max-restarts", values["max-restarts"], 0),
     tpu: values.tpu,
     timeoutSeconds: wholeNumber("--timeout", values.timeout, 1),

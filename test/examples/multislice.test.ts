@@ -3,7 +3,8 @@
 // what it prints and what it leaves behind.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { runExample } from "../helpers/index.js";
+import { eventually, runExample } from "../helpers/index.js";
+import { SliceCoordinator } from "../../examples/multislice/coordinator.js";
 
 const MAIN = "examples/multislice/main.ts";
 // These runs take longer than most: many jobs, a slice killed and replaced.
@@ -21,15 +22,15 @@ describe("examples/multislice", { timeout: 120_000 }, () => {
     assert.match(out, /step 2 complete on 2 slice\(s\)\n.*driver: killing slice-1 \(job /);
     assert.match(out, /driver: slice-1 job \S+ ended killed/);
     assert.match(out, /driver: launched slice-2 \(job \S+\) to replace slice-1/);
+    assert.match(out, /coordinator expects slice-2: steps wait for it to join/);
     assert.match(out, /coordinator dropped slice-1: no heartbeat for \d+\.\ds/);
-    const joined = /slice-2 joined at step (\d+)/.exec(out);
-    assert.ok(joined, `the replacement joined:\n${out}`);
-    assert.ok(Number(joined[1]) >= 3 && Number(joined[1]) <= 6, "the replacement joins at the current step, not at step 1");
-    assert.match(out, /step 6 complete on \d slice\(s\)/);
+    // Steps wait for the announced replacement, so it joins at the step after the kill, not at step 1 nor after the end.
+    assert.match(out, /slice-2 joined at step 3 /);
+    for (const step of [3, 4, 5, 6]) assert.match(out, new RegExp(`step ${step} complete on 2 slice\\(s\\)`), `step ${step} ran on the survivor and the replacement`);
     assert.doesNotMatch(out, /step 7 complete/);
     assert.match(out, /^steps completed\s+6 \/ 6$/m);
     assert.match(out, /^slices killed\s+slice-1$/m);
-    assert.match(out, /^replacements\s+slice-2 for slice-1$/m);
+    assert.match(out, /^replacements\s+slice-2 for slice-1 \(joined at step 3\)$/m);
     assert.deepEqual(outcome.leftovers, [], "no process of the run is left behind");
   });
 
@@ -45,5 +46,47 @@ describe("examples/multislice", { timeout: 120_000 }, () => {
     assert.equal(bad.stdout, "");
     assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
     assert.match(bad.stderr, /--min-slices \(3\) must not exceed --slices \(2\)/);
+  });
+});
+
+describe("SliceCoordinator", () => {
+  test("steps wait for an expected slice until it joins, then include it", async () => {
+    const coordinator = new SliceCoordinator({ minSlices: 1, heartbeatTimeoutMs: 60_000 });
+    coordinator.register("a");
+    coordinator.heartbeat("a", 1);
+    assert.equal(coordinator.status().completedStep, 1);
+    coordinator.expect("b", 60);
+    coordinator.heartbeat("a", 2);
+    assert.equal(coordinator.status().completedStep, 1, "step 2 waits for b");
+    assert.deepEqual(coordinator.status().expected, ["b"]);
+    assert.equal(coordinator.register("b").startStep, 2, "b joins at the held step");
+    coordinator.heartbeat("b", 2);
+    const barrier = await coordinator.barrier(2);
+    assert.deepEqual(barrier.slices, ["a", "b"]);
+  });
+
+  test("steps go on without an expected slice that does not join in time", async () => {
+    const coordinator = new SliceCoordinator({ minSlices: 1, heartbeatTimeoutMs: 200 });
+    coordinator.register("a");
+    coordinator.expect("b", 0.3);
+    coordinator.heartbeat("a", 1);
+    assert.equal(coordinator.status().completedStep, 0);
+    // Keep a alive while the coordinator gives up on b.
+    const beat = setInterval(() => coordinator.heartbeat("a", 1), 50);
+    try {
+      await eventually(() => coordinator.status().completedStep === 1, { what: "step 1 to complete without b", timeoutMs: 5_000 });
+    } finally {
+      clearInterval(beat);
+    }
+    const events = await coordinator.events(0, 0);
+    assert.ok(events.some((e) => e.kind === "gave-up" && e.sliceId === "b"), "the timeline says it gave up on b");
+  });
+
+  test("expect() for a slice that already registered holds nothing", () => {
+    const coordinator = new SliceCoordinator({ minSlices: 1, heartbeatTimeoutMs: 60_000 });
+    coordinator.register("a");
+    coordinator.expect("a", 60);
+    coordinator.heartbeat("a", 1);
+    assert.equal(coordinator.status().completedStep, 1);
   });
 });
