@@ -285,7 +285,7 @@ export async function workerList(options: OutputOptions): Promise<void> {
       workers.map((w) => ({
         id: w.workerId,
         address: w.address,
-        health: w.health,
+        health: w.healthReason ? `${w.health}: ${w.healthReason}` : w.health,
         cpu: `${w.usedCpu}/${w.cpu}`,
         memory: `${formatByteSize(w.usedMemory)}/${formatByteSize(w.memory)}`,
         device: w.deviceCount > 0 ? `${w.device}×${w.deviceCount}` : w.device,

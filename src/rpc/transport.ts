@@ -37,7 +37,7 @@ export interface RpcChannel {
 export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {}): RpcChannel {
   const url = normalizeBaseUrl(baseUrl);
   const token = options.token ?? process.env.FLUSTER_TOKEN;
-  const sessionManager = new Http2SessionManager(url, {
+  const sessionManager = new GuardedSessionManager(url, {
     idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
     pingIntervalMs: 15_000,
   });
@@ -73,6 +73,27 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
   };
 }
 
+/**
+ * A session that fails after connect-node has let go of it (a peer that
+ * answers HTTP/2 with HTTP/1.1 or garbage makes the session emit its error
+ * after the manager removed its listeners) would crash the process with an
+ * unhandled 'error' event. Every session gets a listener of its own; the
+ * failure still reaches the caller through its stream.
+ */
+class GuardedSessionManager extends Http2SessionManager {
+  private readonly guarded = new WeakSet<http2.Http2Session>();
+
+  override async request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
+    const stream = await super.request(...args);
+    const session = stream.session;
+    if (session && !this.guarded.has(session)) {
+      this.guarded.add(session);
+      session.on("error", () => undefined);
+    }
+    return stream;
+  }
+}
+
 /** Checks and normalizes a server address: `host:port` gets `http://`; no trailing slash. */
 export function normalizeBaseUrl(address: string): string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
@@ -98,8 +119,21 @@ export interface RpcServerOptions {
   port?: number;
   /** When set, every call must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /** Ends the message refusing a missing or wrong token: where the right one is. @default "set FLUSTER_TOKEN" */
+  tokenHint?: string;
+  /** Called for each call refused for its token, e.g. to log who was turned away. */
+  onUnauthenticated?: (refusal: TokenRefusal) => void;
   /** Extra plain HTTP handler for paths that are not RPCs (e.g. the dashboard). */
   fallback?: ConnectNodeAdapterOptions["fallback"];
+}
+
+/** A call refused for its bearer token. */
+export interface TokenRefusal {
+  /** `Service/Method`, e.g. `fluster.cluster.v1.ControllerService/RegisterWorker`. */
+  procedure: string;
+  reason: "missing" | "wrong";
+  /** The request message of a unary call (undefined for streams). */
+  request: unknown;
 }
 
 /** A running RPC server. */
@@ -117,7 +151,7 @@ export interface RpcServer {
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const interceptors: Interceptor[] = [errorInterceptor];
-  if (options.token) interceptors.unshift(authInterceptor(options.token));
+  if (options.token) interceptors.unshift(authInterceptor(options.token, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
   const handler = connectNodeAdapter({
     routes: options.routes,
     interceptors,
@@ -194,12 +228,15 @@ async function* mapStreamErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T>
   }
 }
 
-function authInterceptor(token: string): Interceptor {
+function authInterceptor(token: string, hint: string, onRefused: ((refusal: TokenRefusal) => void) | undefined): Interceptor {
   const expected = Buffer.from(`Bearer ${token}`);
   return (next) => (req) => {
-    const given = Buffer.from(req.header.get(AUTHORIZATION) ?? "");
+    const header = req.header.get(AUTHORIZATION);
+    const given = Buffer.from(header ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new ConnectError("missing or wrong bearer token (set FLUSTER_TOKEN)", Code.Unauthenticated);
+      const reason = header ? "wrong" : "missing";
+      onRefused?.({ procedure: `${req.service.typeName}/${req.method.name}`, reason, request: req.stream ? undefined : req.message });
+      throw new ConnectError(`${reason} bearer token: ${hint}`, Code.Unauthenticated);
     }
     return next(req);
   };

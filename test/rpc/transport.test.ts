@@ -2,6 +2,9 @@
 // bearer-token auth, and error codes mapped both ways.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, normalizeBaseUrl, startRpcServer, type RpcServer } from "../../src/rpc/transport.js";
 import { fromConnectError } from "../../src/rpc/errors.js";
@@ -113,4 +116,53 @@ test("normalizeBaseUrl", () => {
   assert.equal(normalizeBaseUrl("http://host:1/"), "http://host:1");
   assert.throws(() => normalizeBaseUrl("ftp://x"), /unsupported scheme/);
   assert.throws(() => normalizeBaseUrl("http://"), /not a valid server address/);
+});
+
+describe("bearer token refusals", () => {
+  test("say whether the token was missing or wrong, end with the server's hint, and are reported to the server", async () => {
+    const refused: string[] = [];
+    const server = await startRpcServer({
+      token: "s3cret",
+      tokenHint: "set FLUSTER_TOKEN to the contents of /srv/fluster/token on the controller host",
+      onUnauthenticated: (r) => refused.push(`${r.procedure} ${r.reason}`),
+      routes: (router) => router.service(WorkerService, { healthCheck: () => ({ healthy: true }) }),
+    });
+    const bad = createRpcChannel(server.url, { token: "wrong" });
+    const none = createRpcChannel(server.url, { token: "" });
+    try {
+      for (const [channel, reason] of [[bad, "wrong"], [none, "missing"]] as const) {
+        await assert.rejects(
+          channel.client(WorkerService).healthCheck({}).catch((e: unknown) => Promise.reject(fromConnectError(e))),
+          (err: unknown) => err instanceof FlusterError && err.message === `${reason} bearer token: set FLUSTER_TOKEN to the contents of /srv/fluster/token on the controller host`,
+        );
+      }
+      assert.deepEqual(refused, ["fluster.worker.v1.WorkerService/HealthCheck wrong", "fluster.worker.v1.WorkerService/HealthCheck missing"]);
+    } finally {
+      bad.close();
+      none.close();
+      await server.shutdown();
+    }
+  });
+});
+
+describe("a peer that is not a Fluster server", () => {
+  test("an HTTP/1.1 server answering h2c fails the call with an error and never crashes the process", async () => {
+    const h1 = http.createServer((_req, res) => {
+      res.statusCode = 404;
+      res.end("not here");
+    });
+    await new Promise<void>((resolve) => h1.listen(0, "127.0.0.1", resolve));
+    const channel = createRpcChannel(`http://127.0.0.1:${(h1.address() as AddressInfo).port}`, { token: "" });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(channel.client(WorkerService).healthCheck({}, { timeoutMs: 3_000 }), /Protocol error/);
+      }
+      // The session's own 'error' event came after connect-node let go of it: unhandled, it killed the process.
+      await sleep(300);
+      channel.close();
+      await sleep(100);
+    } finally {
+      h1.close();
+    }
+  });
 });

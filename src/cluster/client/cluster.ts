@@ -47,7 +47,10 @@ export interface EndpointInfo {
 export interface WorkerInfo {
   workerId: string;
   address: string;
+  /** `healthy`, `unreachable`, `unhealthy` (it refuses the controller; see `healthReason`) or `lost`. */
   health: string;
+  /** Why the worker is unhealthy. */
+  healthReason?: string;
   cpu: number;
   memory: number;
   disk: number;
@@ -345,6 +348,7 @@ export class Cluster {
         workerId: w.workerId,
         address: w.address,
         health: w.health,
+        ...(w.healthReason ? { healthReason: w.healthReason } : {}),
         cpu: w.resources?.cpu ?? 0,
         memory: Number(w.resources?.memoryBytes ?? 0n),
         disk: Number(w.resources?.diskBytes ?? 0n),

@@ -11,13 +11,16 @@ import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import { desiredSet, diffReconcile, isEmptyDiff, type ReconcileDiff } from "./reconcile.js";
+import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
 import { schedule, type PendingJob, type SchedulerWorker } from "./scheduler/index.js";
 import { pendingJobOf, schedulerWorkerOf, usageOf } from "./scheduling.js";
 import type { StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { Assignment, ObservedAttempt, WorkerConnection } from "./worker-connection.js";
 import { WorkerTable, workerRecordOf, type RegisterWorkerInput, type WorkerRuntime } from "./workers.js";
+
+/** How long the controller waits for a registering worker to answer its first call. */
+const WORKER_CHECK_TIMEOUT_MS = 5_000;
 
 export type { JobFilter, LaunchOptions } from "./jobs.js";
 export type { RegisterEndpointInput } from "./endpoints.js";
@@ -35,6 +38,8 @@ export interface ControllerOptions {
   workerLostGraceMs?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
+  /** One line per event an operator should see (a worker refused or unhealthy). @default none */
+  log?: (line: string) => void;
 }
 
 /**
@@ -51,6 +56,8 @@ export class Controller {
   private readonly store: StateStore;
   readonly reconcileIntervalMs: number;
   private readonly now: () => number;
+  private readonly log: (line: string) => void;
+  private readonly connectWorker: (address: string) => WorkerConnection;
   private readonly workers: WorkerTable;
   /** Jobs, tasks and attempts, changed only through the task state machine. */
   private readonly ledger: Ledger;
@@ -72,6 +79,8 @@ export class Controller {
     this.store = options.store;
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 1000;
     this.now = options.now ?? Date.now;
+    this.log = options.log ?? (() => undefined);
+    this.connectWorker = options.connectWorker;
     this.endpoints = new EndpointRegistry(this.store, this.now);
     this.workers = new WorkerTable(this.store, options.connectWorker, options.workerLostGraceMs ?? 10_000);
     this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now);
@@ -178,6 +187,40 @@ export class Controller {
     return worker.record;
   }
 
+  /**
+   * Registers a worker after calling it once, as every dispatch will: a
+   * worker that refuses the controller's token, an address that is not a
+   * Fluster worker (or is another one) is turned away with the reason
+   * (`failed_precondition`), one the controller cannot reach with
+   * `unavailable`, instead of taking attempts it can never run.
+   */
+  async admitWorker(input: RegisterWorkerInput): Promise<WorkerRecord> {
+    this.ensureRunning();
+    workerRecordOf(input, this.now()); // bad input fails before any call
+    const { workerId, address } = input;
+    const connection = this.connectWorker(address);
+    let answer: { workerId: string };
+    try {
+      answer = await connection.healthCheck(AbortSignal.timeout(WORKER_CHECK_TIMEOUT_MS));
+    } catch (err) {
+      const failure = classifyWorkerFailure(err);
+      const misconfigured = failure.kind === "misconfigured";
+      const message =
+        `the controller cannot call worker ${workerId} at ${address}: ${failure.kind === "unreachable" ? `no answer (${failure.message})` : failure.message}` +
+        (misconfigured ? "" : "; the worker's --host (or advertised host) must be an address the controller can reach");
+      this.log(`fluster controller: refused worker ${workerId} (${address}): ${message}`);
+      throw new FlusterError(message, misconfigured ? "failed_precondition" : "unavailable", { cause: err });
+    } finally {
+      connection.close();
+    }
+    if (answer.workerId && answer.workerId !== workerId) {
+      const message = `the address ${address} answers as worker ${answer.workerId}, not ${workerId}`;
+      this.log(`fluster controller: refused worker ${workerId} (${address}): ${message}`);
+      throw new FlusterError(message, "failed_precondition");
+    }
+    return this.registerWorker(input);
+  }
+
   listWorkers(): Array<{ record: WorkerRecord; used: WorkerCapacityRecord; runningAttempts: number }> {
     return [...this.workers.values()].map((w) => ({ record: w.record, used: this.usedBy(w), runningAttempts: w.attempts.size }));
   }
@@ -226,10 +269,10 @@ export class Controller {
       else ledger.schedulable.delete(job);
     }
     if (pendingJobs.length === 0) return;
-    const workers: SchedulerWorker[] = [];
-    for (const w of this.workers.values()) if (w.record.health === "healthy") workers.push(schedulerWorkerOf(w.record, this.usedBy(w)));
-    const result = schedule(pendingJobs, workers);
     const now = this.now();
+    const workers: SchedulerWorker[] = [];
+    for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerOf(w.record, this.usedBy(w)));
+    const result = schedule(pendingJobs, workers);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();
@@ -255,18 +298,36 @@ export class Controller {
     worker.connection.runTask(assignment).then(
       (observed) => {
         this.ledger.undispatched.delete(assignment.attemptId);
+        this.workers.accepted(worker);
         if (this.stateValue === "running") this.applyDiff(worker, this.diff(worker, [observed], []));
       },
       (err: unknown) => {
         this.ledger.undispatched.delete(assignment.attemptId);
         const attempt = this.ledger.attempts.get(assignment.attemptId);
         if (!attempt || !isActiveAttempt(attempt.state) || this.stateValue !== "running") return;
-        // The worker did not take it: retry elsewhere (counts against the preemption budget).
-        const message = err instanceof Error ? err.message : String(err);
-        this.store.transaction(() => this.ledger.endAttempt(attempt, { attemptId: attempt.attemptId, state: "worker_failed", errorMessage: `dispatch to ${worker.record.workerId} failed: ${message}` }));
+        this.dispatchFailed(worker, attempt, classifyWorkerFailure(err));
         this.requestSchedule();
       },
     );
+  }
+
+  /**
+   * A RunTask that failed. Unreachable: the attempt is lost with the worker
+   * and retried (a preemption retry), as a reconcile would find. Refused
+   * (no room) or misconfigured (wrong token, not a worker): nothing ran, so
+   * the task goes back to pending at no cost, and the worker gets no new
+   * attempts, for a backoff after a refusal, or until it answers properly.
+   */
+  private dispatchFailed(worker: WorkerRuntime, attempt: AttemptRecord, failure: WorkerFailure): void {
+    const { workerId } = worker.record;
+    if (failure.kind === "unreachable") {
+      this.store.transaction(() => this.ledger.endAttempt(attempt, { attemptId: attempt.attemptId, state: "worker_failed", errorMessage: `dispatch to ${workerId} failed: ${failure.message}` }));
+      return;
+    }
+    const reason = failure.kind === "refused" ? `worker ${workerId} refused the attempt: ${failure.message}` : `worker ${workerId} is unhealthy: ${failure.message}`;
+    this.store.transaction(() => this.ledger.notStarted(attempt, reason));
+    if (failure.kind === "refused") this.workers.refused(worker, this.now());
+    else this.workerFailed(worker, failure);
   }
 
   /** Pending jobs past their scheduling timeout become unschedulable. */
@@ -336,12 +397,21 @@ export class Controller {
       if (this.stateValue !== "running") return;
       if (this.workers.answered(worker, this.now())) this.requestSchedule();
       this.applyDiff(worker, this.diff(worker, answer.observed, answer.missing));
-    } catch {
+    } catch (err) {
       if (this.stateValue !== "running") return;
-      const lostReason = this.workers.failed(worker, this.now());
-      if (lostReason) this.loseWorker(worker, lostReason);
+      this.workerFailed(worker, classifyWorkerFailure(err));
     } finally {
       worker.reconciling = false;
+    }
+  }
+
+  /** A call to the worker failed: its health follows, and it is lost once failures outlast the grace period. */
+  private workerFailed(worker: WorkerRuntime, failure: WorkerFailure): void {
+    const before = worker.record.health;
+    const lostReason = this.workers.failed(worker, this.now(), failure);
+    if (lostReason) return this.loseWorker(worker, lostReason);
+    if (worker.record.health === "unhealthy" && before !== "unhealthy") {
+      this.log(`fluster controller: worker ${worker.record.workerId} (${worker.record.address}) is unhealthy and gets no new attempts: ${worker.record.healthReason ?? failure.message}`);
     }
   }
 

@@ -166,6 +166,20 @@ export class Ledger {
     if (this.transition(job, task, event, attempt.finishedAt)) this.updateJobState(job);
   }
 
+  /**
+   * An attempt its worker turned down before starting it: the attempt ends,
+   * and its task goes back to pending without spending a retry budget (the
+   * caller keeps that worker from being asked again at once). Runs inside a
+   * transaction.
+   */
+  notStarted(attempt: AttemptRecord, reason: string): void {
+    const job = this.jobs.find(attempt.jobId);
+    const task = job?.tasks[attempt.taskIndex];
+    this.finishAttemptRecord(attempt, "worker_failed", { errorMessage: reason });
+    if (!job || !task || task.attempts.at(-1) !== attempt) return;
+    if (this.transition(job, task, { kind: "not_started", reason }, attempt.finishedAt)) this.updateJobState(job);
+  }
+
   /** Records an attempt as killed and tells its worker at once. */
   private stopAttempt(attempt: AttemptRecord, reason: string): void {
     const worker = this.workers.get(attempt.workerId);

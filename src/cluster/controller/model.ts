@@ -67,7 +67,14 @@ export interface WorkerCapacityRecord {
   deviceCount: number;
 }
 
-export type WorkerHealth = "healthy" | "unreachable" | "lost";
+/**
+ * - `healthy`: answers reconciles; gets new attempts.
+ * - `unreachable`: stopped answering (a transient failure); lost after the grace period.
+ * - `unhealthy`: answers, but refuses the controller for good (wrong token, not a
+ *   Fluster worker); gets nothing new and is lost after the grace period.
+ * - `lost`: forgotten; its attempts were retried elsewhere.
+ */
+export type WorkerHealth = "healthy" | "unreachable" | "unhealthy" | "lost";
 
 export interface WorkerRecord {
   workerId: string;
@@ -77,6 +84,8 @@ export interface WorkerRecord {
   registeredAt: number;
   lastSeen: number;
   health: WorkerHealth;
+  /** Why the worker is unhealthy; in memory only (the next failed call says it again after a restart). */
+  healthReason?: string;
 }
 
 export interface EndpointRecord {

@@ -1,6 +1,7 @@
 // Reconcile as a pure diff (like Nomad's reconciler): what a worker's answer
 // changes in what the controller knows, and what a failed round means for
 // the worker's health. The controller applies the result to its records.
+import { FlusterError } from "../../core/errors.js";
 import type { TaskState } from "../../core/status.js";
 import type { WorkerHealth } from "./model.js";
 import { isActiveAttempt, progressRank } from "./task-state.js";
@@ -71,15 +72,56 @@ export interface WorkerHealthState {
   health: WorkerHealth;
   /** When the current run of failed reconciles began. */
   failingSince?: number;
+  /** Why the worker is unhealthy (a permanent failure), for `worker list`. */
+  reason?: string;
+}
+
+/** What a failed call to a worker says about the worker. */
+export type WorkerFailure =
+  /** It could not be reached or did not answer in time: it may come back (grace period, then lost). */
+  | { kind: "unreachable"; message: string }
+  /**
+   * It answered, and will refuse every call as things are set up: the
+   * controller's token is not the one it wants, or the address is not a
+   * Fluster worker. Retrying cannot help until someone fixes the setup.
+   */
+  | { kind: "misconfigured"; message: string }
+  /** It turned this one request down (no room for the attempt now): ask again later. */
+  | { kind: "refused"; message: string };
+
+/** Sorts a failed call to a worker by what it means for the worker, from its error code (and, for protocol errors, its message). */
+export function classifyWorkerFailure(err: unknown): WorkerFailure {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = err instanceof FlusterError ? err.code : undefined;
+  if (code === "unauthenticated") return { kind: "misconfigured", message: `it refused the controller's token (${message})` };
+  if (code === "unimplemented") return { kind: "misconfigured", message: `it does not serve Fluster's WorkerService (${message})` };
+  // An HTTP/1.1 server, a TLS server, or anything else that does not speak h2c.
+  if (code === "internal" && /Protocol error|SSL routines|wrong version number|EPROTO/i.test(message)) {
+    return { kind: "misconfigured", message: `it does not speak Fluster's protocol (${message})` };
+  }
+  if (code === "failed_precondition") return { kind: "refused", message };
+  return { kind: "unreachable", message };
 }
 
 /**
- * A worker's health after a reconcile that failed at `now`: unreachable at
- * the first failure, lost once failures have lasted longer than `graceMs`.
+ * A worker's health after a call that failed at `now`: unreachable at the
+ * first transient failure, unhealthy (with the reason) at a permanent one,
+ * and lost once failures have lasted longer than `graceMs` either way.
  */
-export function healthAfterFailure(worker: WorkerHealthState, now: number, graceMs: number): WorkerHealthState & { lostReason?: string } {
+export function healthAfterFailure(
+  worker: WorkerHealthState,
+  now: number,
+  graceMs: number,
+  failure: WorkerFailure = { kind: "unreachable", message: "no answer" },
+): WorkerHealthState & { lostReason?: string } {
   const failingSince = worker.failingSince ?? now;
   const failingFor = now - failingSince;
-  if (failingFor > graceMs) return { health: "lost", failingSince, lostReason: `stopped answering for ${Math.round(failingFor / 1000)}s` };
-  return { health: worker.health === "healthy" ? "unreachable" : worker.health, failingSince };
+  const seconds = Math.round(failingFor / 1000);
+  if (failure.kind === "misconfigured") {
+    if (failingFor > graceMs) return { health: "lost", failingSince, reason: failure.message, lostReason: `refused the controller for ${seconds}s: ${failure.message}` };
+    return { health: "unhealthy", failingSince, reason: failure.message };
+  }
+  if (failingFor > graceMs) return { health: "lost", failingSince, lostReason: `stopped answering for ${seconds}s` };
+  if (worker.health === "healthy") return { health: "unreachable", failingSince };
+  return { ...worker, failingSince };
 }

@@ -1,14 +1,16 @@
 // Runs a controller: opens the state store, starts the state machine, serves
 // ControllerService, and talks to workers through WorkerService clients.
-import { create } from "@bufbuild/protobuf";
+import { create, isMessage } from "@bufbuild/protobuf";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { observedFromProto, controllerRoutes, type AttemptLogReader } from "./service.js";
 import { Controller, type Assignment, type WorkerConnection } from "./controller.js";
 import { StateStore } from "./store.js";
+import { acquireStateLock, type StateLock } from "./state-lock.js";
+import { RegisterWorkerRequestSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer, type TokenRefusal } from "../../rpc/transport.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
@@ -37,6 +39,8 @@ export interface ControllerServerOptions {
   workerLostGraceSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
+  /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
+  log?: (line: string) => void;
 }
 
 /** A running controller. */
@@ -55,7 +59,7 @@ export interface ControllerServer {
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "extraRoutes"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "extraRoutes", "log"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if (o.port !== undefined) checkPort(o.port);
@@ -63,6 +67,7 @@ export function compileControllerServerOptions(raw: unknown): ControllerServerOp
     if (o[key] !== undefined) checkPositive(o[key], key);
   }
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
+  if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", "must be a function");
   return o as ControllerServerOptions;
 }
 
@@ -70,8 +75,19 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const options = compileControllerServerOptions(given);
   const stateDir = options.stateDir ?? ".fluster";
   const host = options.host ?? "127.0.0.1";
-  const token = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
-  const store = new StateStore(stateDir);
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  // One controller per state directory: a second one fails here, before it touches anything.
+  const lock: StateLock | undefined = stateDir === ":memory:" ? undefined : acquireStateLock(stateDir, log);
+  let store: StateStore;
+  let tokenSource: TokenSource;
+  try {
+    tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
+    store = new StateStore(stateDir);
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+  const token = tokenSource?.token;
   const channels = new Map<string, RpcChannel>();
   const channelTo = (address: string) => {
     let channel = channels.get(address);
@@ -86,6 +102,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     connectWorker: (address) => workerConnection(channelTo(address)),
     ...(options.reconcileIntervalSeconds !== undefined ? { reconcileIntervalMs: options.reconcileIntervalSeconds * 1000 } : {}),
     ...(options.workerLostGraceSeconds !== undefined ? { workerLostGraceMs: options.workerLostGraceSeconds * 1000 } : {}),
+    log,
   });
   const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
     const stream = channelTo(address).client(WorkerService).streamLogs({ attemptId, follow }, { signal });
@@ -96,7 +113,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     server = await startRpcServer({
       host,
       port: options.port ?? 0,
-      ...(token ? { token } : {}),
+      ...(tokenSource ? { token: tokenSource.token, tokenHint: tokenSource.hint, onUnauthenticated: refusalLogger(log) } : {}),
       routes: (router) => {
         controllerRoutes(controller, readAttemptLog)(router);
         options.extraRoutes?.(router);
@@ -104,11 +121,13 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     });
   } catch (err) {
     store.close();
+    lock?.release();
     throw err;
   }
   const advertise = options.advertiseHost ?? (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host);
   controller.address = `http://${advertise.includes(":") ? `[${advertise}]` : advertise}:${server.port}`;
   controller.start();
+  lock?.setUrl(controller.address);
   return {
     url: controller.address,
     controller,
@@ -117,6 +136,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
       await server.shutdown();
       await controller.shutdown();
       for (const channel of channels.values()) channel.close();
+      lock?.release();
     },
   };
 }
@@ -125,16 +145,39 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
+/** The token callers must present, and how a refused caller gets it. */
+type TokenSource = { token: string; hint: string } | undefined;
+
 /** Auth is on when a token is given, or always on a non-loopback bind (generating one if needed). */
-function resolveToken(given: string | undefined, host: string, stateDir: string): string | undefined {
-  if (given) return given;
+function resolveToken(given: string | undefined, host: string, stateDir: string): TokenSource {
+  if (given) return { token: given, hint: "set FLUSTER_TOKEN to the token the controller was started with" };
   if (isLoopback(host) || stateDir === ":memory:") return undefined;
   const path = join(stateDir, "token");
-  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  const hint = `set FLUSTER_TOKEN to the contents of ${resolve(path)} on the controller host`;
+  if (existsSync(path)) return { token: readFileSync(path, "utf8").trim(), hint };
   mkdirSync(stateDir, { recursive: true });
   const token = randomBytes(24).toString("base64url");
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
-  return token;
+  return { token, hint };
+}
+
+/**
+ * Logs callers refused for their token: a registering worker by id and
+ * address, each time; other callers once a minute per procedure, so a
+ * client retrying with a wrong token cannot flood the log.
+ */
+function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => void {
+  const lastLogged = new Map<string, number>();
+  return ({ procedure, reason, request }) => {
+    if (procedure.endsWith("/RegisterWorker") && isMessage(request, RegisterWorkerRequestSchema)) {
+      log(`fluster controller: refused worker ${request.workerId} (${request.address}): ${reason} bearer token`);
+      return;
+    }
+    const now = Date.now();
+    if (now - (lastLogged.get(procedure) ?? -Infinity) < 60_000) return;
+    lastLogged.set(procedure, now);
+    log(`fluster controller: refused a ${procedure} call: ${reason} bearer token (such refusals are logged once a minute)`);
+  };
 }
 
 function workerConnection(channel: RpcChannel): WorkerConnection {
@@ -164,11 +207,24 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
       await client.killTask({ attemptId, reason }, { timeoutMs: 5_000 });
     },
     async reconcile(desired, stopReasons, signal) {
-      const res = await client.reconcile(
-        { attemptIds: desired.map((d) => d.attemptId), knownStates: desired.map((d) => taskStateToProto(d.knownState)), stopReasons: { ...stopReasons } },
-        { signal },
-      );
+      let res;
+      try {
+        res = await client.reconcile(
+          { attemptIds: desired.map((d) => d.attemptId), knownStates: desired.map((d) => taskStateToProto(d.knownState)), stopReasons: { ...stopReasons } },
+          { signal },
+        );
+      } catch (err) {
+        throw fromConnectError(err);
+      }
       return { observed: res.observed.map(observedFromProto), missing: res.missing };
+    },
+    async healthCheck(signal) {
+      try {
+        const res = await client.healthCheck({}, { signal });
+        return { workerId: res.workerId };
+      } catch (err) {
+        throw fromConnectError(err);
+      }
     },
     close() {
       // Channels are shared per address and closed with the server.

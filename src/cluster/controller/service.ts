@@ -3,7 +3,7 @@
 // input becomes an InvalidArgument/NotFound/FailedPrecondition error.
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { EventEmitter, on } from "node:events";
+import { EventEmitter, on, setMaxListeners } from "node:events";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, JOB_STATUSES } from "../../core/status.js";
 import { deviceFromProto, deviceToProto, jobStateFromProto, jobStateToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
@@ -65,7 +65,7 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
           if (kept.length > 0) yield { entries: kept };
         }
       },
-      registerWorker(req) {
+      async registerWorker(req) {
         const resources = req.resources;
         if (!resources) throw new ValidationError("resources", "is required");
         const device = deviceFromProto(resources.device);
@@ -77,7 +77,7 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
           deviceVariant: device.kind === "cpu" ? "" : device.variant,
           deviceCount: resources.deviceCount,
         };
-        const record = controller.registerWorker({ workerId: req.workerId, address: req.address, capacity, attributes: { ...req.attributes } });
+        const record = await controller.admitWorker({ workerId: req.workerId, address: req.address, capacity, attributes: { ...req.attributes } });
         return { workerId: record.workerId, reconcileIntervalMs: controller.reconcileIntervalMs };
       },
       heartbeat(req) {
@@ -93,6 +93,7 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
               resources: capacityToProto(record.capacity),
               attributes: record.attributes,
               health: record.health,
+              healthReason: record.healthReason ?? "",
               lastSeen: toTimestamp(new Date(record.lastSeen)),
               used: capacityToProto(used),
               runningAttempts,
@@ -169,6 +170,30 @@ async function* jobLogs(
 ): AsyncGenerator<LogEntry[]> {
   const tasks = taskIndex >= 0 ? [taskIndex] : job.tasks.map((t) => t.taskIndex);
   if (tasks.length === 0) return;
+  // Every task's reader and watch listen for the end of this stream, two at a
+  // time per task: on a signal of the stream's own, which the caller's aborts
+  // through one listener, and which ends them when the stream ends first.
+  const done = new AbortController();
+  setMaxListeners(0, done.signal);
+  const stop = () => done.abort(signal.reason);
+  if (signal.aborted) return;
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    yield* mergedTaskLogs(controller, job, tasks, follow, readAttemptLog, done.signal);
+  } finally {
+    signal.removeEventListener("abort", stop);
+    done.abort();
+  }
+}
+
+async function* mergedTaskLogs(
+  controller: Controller,
+  job: JobRecord,
+  tasks: readonly number[],
+  follow: boolean,
+  readAttemptLog: AttemptLogReader,
+  signal: AbortSignal,
+): AsyncGenerator<LogEntry[]> {
   // The tasks' readers emit here; the stream yields in arrival order.
   const output = new EventEmitter();
   const merged = on(output, "entries", { signal, close: ["end"] });

@@ -33,6 +33,13 @@ export type TaskEvent =
    * counts like a lost worker.
    */
   | { kind: "attempt_ended"; state: AttemptEndState; exitCode?: number; errorMessage?: string }
+  /**
+   * Its current attempt never started: the worker turned it down (no room,
+   * or the worker is misconfigured and refuses the controller). Nothing ran,
+   * so no budget is charged; the controller keeps the worker from being
+   * asked again in a tight loop.
+   */
+  | { kind: "not_started"; reason: string }
   /** It was stopped on request: its job was terminated or finished, or a parent ended. */
   | { kind: "killed"; reason: string }
   /** It could not be placed in time. */
@@ -75,6 +82,7 @@ export function progressRank(state: TaskState): number {
  * | assigned, building, running    | attempt_ended succeeded        | succeeded                            |
  * | assigned, building, running    | attempt_ended failed           | pending if failures ≤ limit, else failed |
  * | assigned, building, running    | attempt_ended worker_failed, preempted, killed | pending if preemptions ≤ limit, else failed |
+ * | assigned                       | not_started                    | pending (no budget charged)          |
  * | any unfinished                 | killed                         | killed                               |
  * | pending                        | unschedulable                  | unschedulable                        |
  *
@@ -115,6 +123,8 @@ export function nextTaskState(task: TaskSnapshot & { exitCode?: number; errorMes
       return task.state === "pending" ? to("unschedulable", { errorMessage: event.reason }) : same;
     case "attempt_ended":
       return active ? attemptEnded(task, event, limits, to) : same;
+    case "not_started":
+      return task.state === "assigned" ? to("pending", { errorMessage: event.reason }) : same;
   }
 }
 

@@ -11,6 +11,8 @@ export interface WorkerConnection {
   killTask(attemptId: string, reason: string): Promise<void>;
   /** Sends the complete desired set; `signal` bounds the call (one signal serves a whole tick). */
   reconcile(desired: readonly DesiredAttempt[], stopReasons: Readonly<Record<string, string>>, signal: AbortSignal): Promise<ObservedAttempts>;
+  /** Asks the worker who it is (a call like any other: it proves the controller can reach it and is let in). */
+  healthCheck(signal: AbortSignal): Promise<{ workerId: string }>;
   close(): void;
 }
 

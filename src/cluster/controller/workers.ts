@@ -1,9 +1,10 @@
 // The controller's table of workers: registration records, connections, the
 // attempts placed on each, and health as reconciles find it. Ending the
 // attempts of a lost worker is the controller's part; this keeps the books.
+import { backoffDelay } from "../../core/backoff.js";
 import { ValidationError } from "../../core/errors.js";
 import type { AttemptRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import { healthAfterFailure } from "./reconcile.js";
+import { healthAfterFailure, type WorkerFailure } from "./reconcile.js";
 import type { StateStore } from "./store.js";
 import type { WorkerConnection } from "./worker-connection.js";
 
@@ -24,6 +25,15 @@ export interface WorkerRuntime {
   failingSince?: number;
   /** A reconcile of this worker is in flight (rounds never overlap per worker). */
   reconciling: boolean;
+  /** RunTask refusals in a row ("no room"); each one holds new attempts back longer. */
+  refusals: number;
+  /** No new attempts are placed here before this time (after a refusal). */
+  placeAfter?: number;
+}
+
+/** How long a worker that refused RunTask gets no new attempts: 1 s, doubling per refusal in a row, at most 30 s. */
+export function refusalBackoffMs(refusals: number): number {
+  return backoffDelay(refusals - 1, { initialMs: 1_000, maxMs: 30_000, jitter: 0 });
 }
 
 /** Validates a registration and builds its record; `device-type`/`device-variant` attributes come from the capacity. */
@@ -75,6 +85,8 @@ export class WorkerTable {
     if (existing && existing.record.address === record.address) {
       existing.record = { ...record, registeredAt: existing.record.registeredAt };
       delete existing.failingSince;
+      delete existing.placeAfter;
+      existing.refusals = 0;
       this.store.saveWorker(existing.record);
       return existing;
     }
@@ -105,24 +117,49 @@ export class WorkerTable {
     delete worker.failingSince;
     if (worker.record.health === "healthy") return false;
     worker.record.health = "healthy";
+    delete worker.record.healthReason;
     this.store.saveWorker(worker.record);
     return true;
   }
 
-  /** A reconcile failed: the worker becomes unreachable; returns why it is lost once failures outlast the grace period. */
-  failed(worker: WorkerRuntime, now: number): string | undefined {
-    const next = healthAfterFailure({ health: worker.record.health, ...(worker.failingSince !== undefined ? { failingSince: worker.failingSince } : {}) }, now, this.graceMs);
+  /**
+   * A call to the worker failed: it becomes unreachable (transient) or
+   * unhealthy (misconfigured); returns why it is lost once failures outlast
+   * the grace period.
+   */
+  failed(worker: WorkerRuntime, now: number, failure?: WorkerFailure): string | undefined {
+    const { health, healthReason } = worker.record;
+    const current = { health, ...(worker.failingSince !== undefined ? { failingSince: worker.failingSince } : {}), ...(healthReason ? { reason: healthReason } : {}) };
+    const next = healthAfterFailure(current, now, this.graceMs, failure);
     worker.failingSince = next.failingSince;
     if (next.lostReason) return `worker ${worker.record.workerId} ${next.lostReason}`;
-    if (next.health !== worker.record.health) {
+    if (next.reason) worker.record.healthReason = next.reason;
+    if (next.health !== health) {
       worker.record.health = next.health;
       this.store.saveWorker(worker.record);
     }
     return undefined;
   }
 
+  /** The worker turned an attempt down (no room): hold new attempts back, longer for each refusal in a row. */
+  refused(worker: WorkerRuntime, now: number): void {
+    worker.refusals += 1;
+    worker.placeAfter = now + refusalBackoffMs(worker.refusals);
+  }
+
+  /** The worker took an attempt: refusals are forgotten. */
+  accepted(worker: WorkerRuntime): void {
+    worker.refusals = 0;
+    delete worker.placeAfter;
+  }
+
+  /** Whether new attempts may go to the worker now: it is healthy and not holding back after a refusal. */
+  isPlaceable(worker: WorkerRuntime, now: number): boolean {
+    return worker.record.health === "healthy" && (worker.placeAfter === undefined || worker.placeAfter <= now);
+  }
+
   private runtimeFor(record: WorkerRecord): WorkerRuntime {
-    return { record, connection: this.connect(record.address), attempts: new Set(), reconciling: false };
+    return { record, connection: this.connect(record.address), attempts: new Set(), reconciling: false, refusals: 0 };
   }
 
   closeAll(): void {

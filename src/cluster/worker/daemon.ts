@@ -37,6 +37,8 @@ export type WorkerDaemonState = "created" | "registering" | "running" | "stoppin
 const FINISHED_RETENTION_MS = 10 * 60_000;
 /** A daemon not reconciled for this long registers again (the controller restarted without its record, or lost it). */
 const REREGISTER_AFTER_MS = 15_000;
+/** While the controller does not answer, a line about it at the first failure and then this often. */
+const WAITING_REPORT_MS = 30_000;
 
 interface AttemptEntry {
   assignment: TaskAssignment;
@@ -61,6 +63,10 @@ export class WorkerDaemon {
   private resources: HostResources | undefined;
   private registerTimer: NodeJS.Timeout | undefined;
   private lastReconcileAt = 0;
+  /** The registration in progress, so that timers and heartbeats never start a second one. */
+  private registering: Promise<void> | undefined;
+  /** The last refusal logged by a background registration, so it is said once. */
+  private lastRefusal = "";
   private readonly startedAt = Date.now();
   workerId = "";
   workDir = "";
@@ -87,7 +93,12 @@ export class WorkerDaemon {
     if (this.stateValue !== "created") throw new FlusterError(`worker cannot start from state ${this.stateValue}`, "failed_precondition");
     this.stateValue = "registering";
     const { host, port, token } = this.options;
-    this.server = await startRpcServer({ host, port, ...(token ? { token } : {}), routes: (router) => router.service(WorkerService, this.handlers()) });
+    this.server = await startRpcServer({
+      host,
+      port,
+      ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
+      routes: (router) => router.service(WorkerService, this.handlers()),
+    });
     this.workerId = this.options.workerId ?? `${hostname()}-${this.server.port}`;
     this.workDir = this.options.workDir ?? defaultWorkDir(this.workerId);
     mkdirSync(join(this.workDir, "attempts"), { recursive: true });
@@ -107,12 +118,30 @@ export class WorkerDaemon {
     // If the controller stops reconciling us (it restarted without our
     // record, or lost us), register again.
     this.registerTimer = setInterval(() => {
-      if (this.stateValue === "running" && Date.now() - this.lastReconcileAt > REREGISTER_AFTER_MS) void this.register().catch(() => undefined);
+      if (this.stateValue === "running" && Date.now() - this.lastReconcileAt > REREGISTER_AFTER_MS) this.registerAgain();
     }, 5_000);
     this.registerTimer.unref();
   }
 
-  private async register(): Promise<void> {
+  /** Registers in the background (the controller forgot this worker); a refusal is logged once. */
+  private registerAgain(): void {
+    this.register().then(
+      () => (this.lastRefusal = ""),
+      (err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        if (message !== this.lastRefusal) this.options.log(`fluster worker: cannot register again: ${message}`);
+        this.lastRefusal = message;
+      },
+    );
+  }
+
+  /** Registers with the controller, retrying while it does not answer; one registration at a time. */
+  private register(): Promise<void> {
+    this.registering ??= this.registerOnce().finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async registerOnce(): Promise<void> {
     const resources = this.resources;
     const channel = this.controller;
     if (!resources || !channel) return;
@@ -135,6 +164,9 @@ export class WorkerDaemon {
     };
     const client = channel.client(ControllerService);
     const { signal } = this.stopping;
+    const url = this.options.controllerUrl;
+    const since = Date.now();
+    let reportedAt = -Infinity;
     try {
       await retry(
         async () => {
@@ -147,16 +179,22 @@ export class WorkerDaemon {
         {
           initialMs: 200,
           signal,
-          // A controller that refuses us for good (bad input, wrong token) will not change its mind.
-          retryIf: (err) => !(err instanceof FlusterError && (err.code === "invalid_argument" || err.code === "unauthenticated")),
-          onRetry: (err, attempt) => {
-            if (attempt % 10 === 0) this.options.log(`fluster worker: waiting for controller ${this.options.controllerUrl}: ${(err as Error).message}`);
+          // A controller that refuses us for good (wrong token, bad input, not a controller) will not change its mind.
+          retryIf: (err) => registrationRefusal(url, err) === undefined,
+          onRetry: (err) => {
+            const now = Date.now();
+            if (now - reportedAt < WAITING_REPORT_MS) return;
+            reportedAt = now;
+            const waited = Math.round((now - since) / 1000);
+            this.options.log(`fluster worker: waiting for the controller at ${url}: ${(err as Error).message}; retrying with backoff${waited > 0 ? ` (${waited}s so far)` : ""}`);
           },
         },
       );
       this.lastReconcileAt = Date.now();
     } catch (err) {
-      if (!signal.aborted) throw err;
+      if (signal.aborted) return;
+      const refusal = registrationRefusal(url, err);
+      throw refusal ? new FlusterError(refusal, (err as FlusterError).code, { cause: err }) : err;
     }
   }
 
@@ -293,7 +331,7 @@ export class WorkerDaemon {
     this.pendingReports.clear();
     try {
       const res = await channel.client(ControllerService).heartbeat({ workerId: this.workerId, attempts }, { timeoutMs: 10_000 });
-      if (!res.known && this.stateValue === "running") void this.register().catch(() => undefined);
+      if (!res.known && this.stateValue === "running") this.registerAgain();
     } catch {
       // The controller's next reconcile collects these states.
     }
@@ -381,4 +419,27 @@ export class WorkerDaemon {
     if (!follow) return;
     for await (const e of log.follow(from, signal)) yield { entries: [toProto(e)] };
   }
+}
+
+/**
+ * Why a controller's answer to RegisterWorker means it will never take this
+ * worker as things are set up, said for the person starting the worker;
+ * undefined when trying again may help (the controller is not up yet).
+ */
+function registrationRefusal(url: string, err: unknown): string | undefined {
+  if (!(err instanceof FlusterError)) return undefined;
+  const { code, message } = err;
+  if (code === "unauthenticated") {
+    // The controller says what was wrong with the token and, after a colon, where the right one is.
+    const said = /^((?:missing|wrong) bearer token)(?::\s*(.+))?$/.exec(message);
+    const what = said?.[1] ?? message;
+    const hint = said?.[2] ?? "set FLUSTER_TOKEN to the controller's token (the contents of <state-dir>/token on the controller host)";
+    return `controller at ${url} refused this worker's token (${what}): ${hint}`;
+  }
+  if (code === "unimplemented") return `${url} is not a Fluster controller: it does not serve ControllerService (${message})`;
+  if (code === "internal" && /Protocol error|SSL routines|wrong version number|EPROTO/i.test(message)) {
+    return `${url} does not speak Fluster's protocol (${message}): is it the controller's URL (http://host:port)?`;
+  }
+  if (code === "failed_precondition" || code === "invalid_argument") return `controller at ${url} refused this worker: ${message}`;
+  return undefined;
 }

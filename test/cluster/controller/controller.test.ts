@@ -89,19 +89,113 @@ describe("controller: placement and outcomes", () => {
     assert.match(job.errorMessage ?? "", /lost the attempt \(retried 1 times after worker failures\)/);
   });
 
-  test("a worker that refuses RunTask costs a preemption retry, and the task is placed again", async () => {
+  test("a worker that refuses RunTask costs no retry: the task waits out the worker's backoff and is placed again", async () => {
     const h = setup();
     const w = h.addWorker("w1");
     w.refuseNext = new FlusterError("no room", "failed_precondition");
     const jobId = await h.launch();
-    await h.settle();
-    const task = h.controller.getJob(jobId).tasks[0];
-    assert.equal(task?.attempts.length, 2);
+    let task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.length, 1, "not asked again at once");
     assert.equal(task?.attempts[0]?.state, "worker_failed");
-    assert.match(task?.attempts[0]?.errorMessage ?? "", /dispatch to w1 failed: no room/);
-    assert.equal(task?.preemptionCount, 1);
+    assert.match(task?.attempts[0]?.errorMessage ?? "", /worker w1 refused the attempt: no room/);
+    assert.equal(task?.preemptionCount, 0);
+    assert.equal(task?.state, "pending");
+    h.advance(1_000);
+    await h.reconcile();
+    task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.length, 2);
     assert.equal(task?.state, "running");
+    assert.equal(task?.preemptionCount, 0);
     assert.equal(w.started.length, 1);
+  });
+
+  test("a worker that keeps refusing RunTask is asked less and less often, and the budget stays whole", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    w.refuseRunTask = new FlusterError("worker w1 has no room", "failed_precondition");
+    const jobId = await h.launch({ maxRetriesPreemption: 3 });
+    // A minute of reconcile rounds, one a second: refusals back off 1, 2, 4, 8, 16, 30 s.
+    for (let i = 0; i < 60; i++) {
+      h.advance(1_000);
+      await h.reconcile();
+    }
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.preemptionCount, 0, "refusals spend no retry");
+    assert.equal(task?.state, "pending");
+    assert.ok((task?.attempts.length ?? 0) <= 7, `asked ${task?.attempts.length} times in a minute`);
+    // Room again: the next try after the backoff starts it, and the backoff is forgotten.
+    w.refuseRunTask = undefined;
+    h.advance(30_000);
+    await h.reconcile();
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.state, "running");
+  });
+
+  test("a RunTask the worker refuses for good (a wrong token) marks it unhealthy with the reason; the task is not charged", async () => {
+    const h = setup();
+    const w1 = h.addWorker("w1");
+    w1.refuseAll = new FlusterError("wrong bearer token: set FLUSTER_TOKEN", "unauthenticated");
+    const jobId = await h.launch({ maxRetriesPreemption: 2 });
+    const worker = h.controller.listWorkers().find((w) => w.record.workerId === "w1")?.record;
+    assert.equal(worker?.health, "unhealthy");
+    assert.match(worker?.healthReason ?? "", /refused the controller's token \(wrong bearer token/);
+    assert.equal(h.logged.filter((l) => /worker w1 .* is unhealthy/.test(l)).length, 1, h.logged.join("\n"));
+    let task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.length, 1, "an unhealthy worker gets no new attempts");
+    assert.equal(task?.preemptionCount, 0);
+    assert.equal(task?.state, "pending");
+    // A healthy worker joins: the task runs there, still with its whole budget.
+    const w2 = h.addWorker("w2");
+    await h.settle();
+    task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.state, "running");
+    assert.equal(w2.started.length, 1);
+    assert.equal(task?.preemptionCount, 0);
+    // Refusing for longer than the grace period, it is lost like an unreachable worker.
+    h.advance(GRACE_MS + 1);
+    await h.reconcile();
+    assert.equal(h.controller.listWorkers().some((w) => w.record.workerId === "w1"), false);
+  });
+
+  test("an address that is not a Fluster worker (unimplemented, an HTTP/1.1 or TLS server) is unhealthy too", async () => {
+    for (const err of [
+      new FlusterError("HTTP 404", "unimplemented"),
+      new FlusterError("Protocol error", "internal"),
+      new FlusterError("80FC:error:0A00010B:SSL routines:ssl3_get_record:wrong version number", "internal"),
+    ]) {
+      const h = new Harness().start();
+      try {
+        const w = h.addWorker("w1");
+        w.refuseAll = err;
+        await h.reconcile();
+        const record = h.controller.listWorkers()[0]?.record;
+        assert.equal(record?.health, "unhealthy", err.message);
+        assert.ok(record?.healthReason?.includes(err.message));
+      } finally {
+        await h.close();
+      }
+    }
+  });
+});
+
+describe("controller: admitting workers", () => {
+  test("a registering worker is called first; a wrong token, another worker or no answer turns it away with the reason", async () => {
+    const h = setup();
+    h.workerAt("http://w1:1").refuseAll = new FlusterError("missing bearer token: this worker was started with a FLUSTER_TOKEN", "unauthenticated");
+    await assert.rejects(h.admitWorker("w1"), (err: unknown) => {
+      assert.ok(err instanceof FlusterError);
+      assert.equal(err.code, "failed_precondition");
+      assert.match(err.message, /^the controller cannot call worker w1 at http:\/\/w1:1: it refused the controller's token \(missing bearer token/);
+      return true;
+    });
+    assert.match(h.logged.join("\n"), /refused worker w1 \(http:\/\/w1:1\)/);
+    h.workerAt("http://w2:1").answersAs = "w9";
+    await assert.rejects(h.admitWorker("w2"), /the address http:\/\/w2:1 answers as worker w9, not w2/);
+    h.workerAt("http://w3:1").reachable = false;
+    await assert.rejects(h.admitWorker("w3"), (err: unknown) => err instanceof FlusterError && err.code === "unavailable" && /no answer/.test(err.message));
+    assert.deepEqual(h.controller.listWorkers(), [], "none was registered");
+    h.workerAt("http://w4:1").answersAs = "w4";
+    await h.admitWorker("w4");
+    assert.equal(h.controller.listWorkers()[0]?.record.health, "healthy");
   });
 });
 

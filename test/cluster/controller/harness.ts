@@ -29,6 +29,12 @@ export class FakeWorker implements WorkerConnection {
   reachable = true;
   /** When set, the next RunTask fails with it (the worker refuses that attempt). */
   refuseNext: Error | undefined;
+  /** When set, every RunTask fails with it (e.g. "no room", over and over). */
+  refuseRunTask: Error | undefined;
+  /** When set, every call fails with it, as a worker that refuses the controller would (a wrong token). */
+  refuseAll: Error | undefined;
+  /** The worker id HealthCheck answers with (a registering worker must match it). */
+  answersAs = "";
 
   constructor(
     readonly address: string,
@@ -37,7 +43,7 @@ export class FakeWorker implements WorkerConnection {
 
   async runTask(assignment: Assignment): Promise<ObservedAttempt> {
     this.check();
-    const refusal = this.refuseNext;
+    const refusal = this.refuseNext ?? this.refuseRunTask;
     this.refuseNext = undefined;
     if (refusal) throw refusal;
     this.started.push(assignment);
@@ -83,17 +89,29 @@ export class FakeWorker implements WorkerConnection {
     return last.attemptId;
   }
 
+  async healthCheck(): Promise<{ workerId: string }> {
+    this.check();
+    return { workerId: this.answersAs };
+  }
+
   close(): void {}
 
   private check(): void {
     if (!this.reachable) throw new FlusterError(`${this.address} is unreachable`, "unavailable");
+    if (this.refuseAll) throw this.refuseAll;
   }
+}
+
+function registration(workerId: string, address: string, cpu: number) {
+  return { workerId, address, capacity: { cpu, memory: 16 * 1024 ** 3, disk: 100 * 1024 ** 3, deviceType: "cpu" as const, deviceVariant: "", deviceCount: 0 }, attributes: {} };
 }
 
 /** A controller, its clock and its workers; `close()` releases everything. */
 export class Harness {
   readonly clock = { now: 1_000_000 };
   readonly workers = new Map<string, FakeWorker>();
+  /** What the controller logged. */
+  readonly logged: string[] = [];
   controller: Controller;
   private readonly dir: string | undefined;
 
@@ -111,6 +129,7 @@ export class Harness {
       reconcileIntervalMs: 3_600_000,
       workerLostGraceMs: GRACE_MS,
       now: () => this.clock.now,
+      log: (line) => this.logged.push(line),
     });
   }
 
@@ -128,13 +147,13 @@ export class Harness {
   /** Registers a worker with `cpu` cores and 16 GiB; returns its fake. */
   addWorker(workerId: string, cpu = 4): FakeWorker {
     const address = `http://${workerId}:1`;
-    this.controller.registerWorker({
-      workerId,
-      address,
-      capacity: { cpu, memory: 16 * 1024 ** 3, disk: 100 * 1024 ** 3, deviceType: "cpu", deviceVariant: "", deviceCount: 0 },
-      attributes: {},
-    });
+    this.controller.registerWorker(registration(workerId, address, cpu));
     return this.workerAt(address);
+  }
+
+  /** A worker registering through RegisterWorker: the controller calls it once before it is admitted. */
+  admitWorker(workerId: string, address = `http://${workerId}:1`, cpu = 4): Promise<unknown> {
+    return this.controller.admitWorker(registration(workerId, address, cpu));
   }
 
   async launch(request: Partial<JobRequest> = {}): Promise<string> {

@@ -41,6 +41,14 @@ const ROWS: Array<[name: string, from: TaskSnapshot, event: TaskEvent, expected:
   ["a pending task becomes unschedulable", task("pending"), { kind: "unschedulable", reason: "not scheduled within 5s" }, { state: "unschedulable", finished: true, errorMessage: "not scheduled within 5s" }],
   ["a running task never becomes unschedulable", task("running"), { kind: "unschedulable", reason: "late" }, "unchanged"],
   ["placing a running task is refused", task("running"), { kind: "placed" }, "unchanged"],
+  [
+    "an attempt the worker never started goes back to pending at no cost",
+    task("assigned", { preemptionCount: 2 }),
+    { kind: "not_started", reason: "worker w1 refused the attempt: no room" },
+    { state: "pending", retry: true, preemptionCount: 2, errorMessage: "worker w1 refused the attempt: no room" },
+  ],
+  ["an attempt that already runs cannot be not started", task("running"), { kind: "not_started", reason: "late" }, "unchanged"],
+  ["not started means nothing to a pending task", task("pending"), { kind: "not_started", reason: "stale" }, "unchanged"],
 ];
 
 describe("nextTaskState", () => {
@@ -71,6 +79,7 @@ describe("nextTaskState", () => {
       ended("worker_failed"),
       { kind: "killed", reason: "x" },
       { kind: "unschedulable", reason: "x" },
+      { kind: "not_started", reason: "x" },
     ];
     for (const state of ["succeeded", "failed", "killed", "unschedulable"] as const) {
       for (const event of events) {
