@@ -23,7 +23,7 @@ export interface RpcChannelOptions {
   idleConnectionTimeoutMs?: number;
   /**
    * Until the server has answered once, a unary call that gets no answer
-   * within this long fails with a `deadline_exceeded` "no answer from …"
+   * within this long fails with a DeadlineExceeded "no answer from …"
    * error, instead of waiting for HTTP/2 keepalive to give up (about 30 s).
    * Streaming calls are not limited: a stream may rightly stay silent.
    * @default none
@@ -116,7 +116,7 @@ function firstAnswerInterceptor(url: string, timeoutMs: number | undefined, answ
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const seconds = Math.round(timeoutMs / 100) / 10;
-        reject(new FlusterError(`no answer from ${url} within ${seconds} s`, "deadline_exceeded"));
+        reject(new ConnectError(`no answer from ${url} within ${seconds} s`, Code.DeadlineExceeded));
         gaveUp.abort();
       }, timeoutMs);
     });

@@ -15,7 +15,7 @@ import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_p
 import { WorkerService } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { createRpcChannel, normalizeBaseUrl, type RpcChannel } from "../../rpc/transport.js";
-import { classifyControllerFailure, controllerError, type ControllerContext } from "./errors.js";
+import { classifyControllerFailure, controllerError, speaksTls, type ControllerContext } from "./errors.js";
 
 /** Options of {@link Cluster.connect}. */
 export interface ClusterOptions {
@@ -171,6 +171,7 @@ export class Cluster {
   private async explain(err: unknown): Promise<FlusterError> {
     let kind = classifyControllerFailure(err, this.failureContext);
     if (kind === "not_a_controller" && (await this.isWorker())) kind = "a_worker";
+    if (!kind && !this.channel.answered && this.address.startsWith("http:") && (await speaksTls(this.address))) kind = "plain_to_tls";
     return fromConnectError(controllerError(err, kind, this.failureContext));
   }
 

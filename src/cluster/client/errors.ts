@@ -1,6 +1,7 @@
 // What a client says when it cannot talk to the controller: one table that
 // turns transport failures (refused, TLS mismatch, wrong server, silence, a
 // refused token) into one line that names the address and what to do.
+import { connect as tlsConnect } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FlusterError, type FlusterErrorCode } from "../../core/errors.js";
 
@@ -44,7 +45,7 @@ export function describeControllerFailure(kind: ControllerFailureKind, context: 
     case "tls_to_plain":
       return { message: `${address} does not speak TLS: the controller serves plain HTTP, use ${other("http:")}`, code: "failed_precondition" };
     case "plain_to_tls":
-      return { message: `${address} did not answer plain HTTP/2: if it serves TLS, use ${other("https:")}`, code: "failed_precondition" };
+      return { message: `${address} serves TLS, not plain HTTP/2: use ${other("https:")}`, code: "failed_precondition" };
     case "a_worker":
       return {
         message: `${address} is a Fluster worker, not a controller: use the controller's URL (the one \`fluster cluster start\` or \`fluster controller serve\` printed)`,
@@ -67,7 +68,8 @@ export function describeControllerFailure(kind: ControllerFailureKind, context: 
  * The kind of a failed call, or undefined when the controller answered it
  * (a job not found, a bad request: its own message says it). A 404 from a
  * server that is not a controller is "not_a_controller"; the client may then
- * ask whether it is a worker.
+ * ask whether it is a worker. Whether a server that never answered plain
+ * HTTP/2 speaks TLS only a probe tells ({@link speaksTls}).
  */
 export function classifyControllerFailure(err: unknown, context: ControllerContext): ControllerFailureKind | undefined {
   if (messageChain(err).includes(noAnswerPrefix(context.address))) return "no_answer";
@@ -80,7 +82,6 @@ export function classifyControllerFailure(err: unknown, context: ControllerConte
   if (!connect) return undefined;
   if (connect.code === Code.Unauthenticated) return context.tokenSource ? "token_refused" : "token_missing";
   if (connect.code === Code.Unimplemented && /^HTTP 404\b/.test(connect.rawMessage)) return "not_a_controller";
-  if (context.address.startsWith("http:") && (nodeCode?.startsWith("ERR_HTTP2") || nodeCode === "ECONNRESET")) return "plain_to_tls";
   return undefined;
 }
 
@@ -89,6 +90,25 @@ export function controllerError(err: unknown, kind: ControllerFailureKind | unde
   if (!kind) return err;
   const { message, code } = describeControllerFailure(kind, context);
   return new FlusterError(message, code, { cause: err });
+}
+
+/**
+ * Whether the server at `address` completes a TLS handshake: asked when a
+ * plain HTTP/2 client got nowhere with a server that never answered it.
+ */
+export function speaksTls(address: string, timeoutMs = 2_000): Promise<boolean> {
+  const url = new URL(address);
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: url.hostname, port: Number(url.port || 80), rejectUnauthorized: false, ALPNProtocols: ["h2", "http/1.1"] });
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once("secureConnect", () => done(true));
+    socket.once("error", () => done(false));
+  });
 }
 
 /** How the transport's first-answer deadline starts its message (rpc/transport.ts). */
