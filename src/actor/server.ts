@@ -147,7 +147,10 @@ export class ActorServer {
 
   /**
    * Hosts `instance` under `name` and registers it with the cluster (owned
-   * by the current job, in the cluster client's namespace).
+   * by the current job, in the cluster client's namespace). Outside a job
+   * the endpoint has the client's `endpointTtlSeconds` and is renewed until
+   * {@link shutdown} (or the client's `close()`), so a killed program's
+   * actors leave the registry within that time.
    */
   async register(name: string, instance: object, options: RegisterActorOptions = {}): Promise<ActorId> {
     if (typeof name !== "string" || name.trim() === "") throw new ValidationError("name", "must be a non-empty actor name");

@@ -1,7 +1,7 @@
 // What each `fluster` command does, given its parsed options. The command tree
 // and option parsing live in program.ts; this module talks to the cluster.
 import ora from "ora";
-import { Cluster } from "../cluster/client/cluster.js";
+import { Cluster, type EndpointInfo } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
 import { WorkerDaemon } from "../cluster/worker/daemon.js";
@@ -10,7 +10,8 @@ import { FlusterError } from "../core/errors.js";
 import type { JobInfo } from "../core/job.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
 import { ResourceConfig } from "../core/resources.js";
-import { printJson } from "./output.js";
+import { CliError, printJson } from "./output.js";
+import { StatusLine } from "./status-line.js";
 import type {
   ClusterStartOptions,
   CommandActions,
@@ -157,34 +158,29 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
       entrypoint: Entrypoint.fromCommand(argv),
       environment: { workspace: process.cwd(), envVars: options.env },
       ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
+      ...(options.scheduleTimeout !== undefined ? { schedulingTimeoutSeconds: options.scheduleTimeout } : {}),
       ...(options.maxRetries !== undefined ? { maxRetriesFailure: options.maxRetries } : {}),
     });
     if (options.wait === false) {
       process.stdout.write(options.json ? `${JSON.stringify({ jobId })}\n` : `${jobId}\n`);
       return 0;
     }
-    const spinner = progress(`${jobId}: pending`, !options.json);
-    spinner.start();
-    const stopSpinner = watchPending(cluster, jobId, (text) => (spinner.text = text));
-    let first = true;
-    const interrupted = new AbortController();
+    // With --json, stdout carries the JSON alone: the job's output goes to stderr.
+    const out = options.json ? process.stderr : process.stdout;
+    const status = new StatusLine(process.stderr);
+    const stopWatching = showPending(cluster, jobId, status);
     const onSigint = () => {
-      interrupted.abort();
+      status.stop();
       process.stderr.write(`\nstopping ${jobId}…\n`);
       void cluster.terminate(jobId, "interrupted from the command line");
     };
     process.once("SIGINT", onSigint);
     try {
       for await (const line of cluster.logs(jobId, { follow: true })) {
-        if (first) {
-          spinner.stop();
-          stopSpinner();
-          first = false;
-        }
-        (line.stream === "stderr" ? process.stderr : process.stdout).write(line.data);
+        status.stop();
+        (line.stream === "stderr" ? process.stderr : out).write(line.data);
       }
-      spinner.stop();
-      stopSpinner();
+      status.stop();
       const info = await cluster.wait(jobId);
       if (options.json) printJson(info);
       if (info.status === "succeeded") return 0;
@@ -192,20 +188,27 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
       return info.exitCode !== undefined && info.exitCode > 0 ? info.exitCode : 1;
     } finally {
       process.off("SIGINT", onSigint);
-      spinner.stop();
-      stopSpinner();
+      stopWatching();
+      status.stop();
     }
   });
 }
 
-/** Keeps the spinner's text on the job's state and pending reason (from WatchJob) until stopped. */
-function watchPending(cluster: Cluster, jobId: string, show: (text: string) => void): () => void {
+/**
+ * Shows why the job waits while it is pending (WatchJob snapshots): a live
+ * line on a terminal; in a pipe, one line per new pending reason (a job that
+ * is placed at once prints nothing). Stops when the job leaves pending.
+ */
+function showPending(cluster: Cluster, jobId: string, status: StatusLine): () => void {
   const watching = new AbortController();
+  const live = process.stderr.isTTY === true;
   void (async () => {
     for await (const info of cluster.watch(jobId, { signal: watching.signal })) {
-      show(`${jobId}: ${info.status}${info.pendingReason ? ` (${info.pendingReason})` : ""}`);
-      if (info.status !== "pending") return;
+      if (info.status !== "pending") break;
+      if (live) status.update(`${jobId}: pending${info.pendingReason ? ` — ${info.pendingReason}` : ""}`);
+      else if (info.pendingReason) status.update(`fluster: job ${jobId} is pending: ${info.pendingReason}`);
     }
+    status.stop();
   })().catch(() => undefined); // the log stream reports what matters
   return () => watching.abort();
 }
@@ -229,9 +232,31 @@ export async function jobList(options: JobListOptions): Promise<void> {
   });
 }
 
-export async function jobStatus(jobId: string, options: OutputOptions): Promise<void> {
+/**
+ * The job a command names: by id, else by name when one job has it. A name
+ * several jobs share, or nothing, is an error that says where to look.
+ */
+async function resolveJob(cluster: Cluster, idOrName: string): Promise<JobInfo> {
+  try {
+    return await cluster.poll(idOrName);
+  } catch (err) {
+    if (!(err instanceof FlusterError && err.code === "not_found")) throw err;
+  }
+  const similar = await cluster.listJobs({ prefix: idOrName });
+  const named = similar.filter((j) => j.name === idOrName);
+  if (named.length === 1 && named[0]) return named[0];
+  const where = `in namespace "${cluster.namespace}"`;
+  if (named.length > 1) {
+    const ids = named.slice(0, 3).map((j) => j.jobId).join(", ");
+    throw new CliError(`${named.length} jobs ${where} are named "${idOrName}" (${ids}${named.length > 3 ? ", …" : ""}): give a job id (see \`fluster job list --prefix ${idOrName}\`)`);
+  }
+  const look = similar.length > 0 ? `fluster job list --prefix ${idOrName}` : "fluster job list";
+  throw new CliError(`job ${idOrName} not found: no job ${where} has that id or name (see \`${look}\`)`);
+}
+
+export async function jobStatus(idOrName: string, options: OutputOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
-    const info = await cluster.poll(jobId);
+    const info = await resolveJob(cluster, idOrName);
     if (options.json) return printJson(info);
     process.stdout.write(
       [
@@ -258,8 +283,9 @@ export async function jobStatus(jobId: string, options: OutputOptions): Promise<
   });
 }
 
-export async function jobLogs(jobId: string, options: JobLogsOptions): Promise<void> {
+export async function jobLogs(idOrName: string, options: JobLogsOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
+    const { jobId } = await resolveJob(cluster, idOrName);
     for await (const line of cluster.logs(jobId, { follow: options.follow ?? false, ...(options.task !== undefined ? { taskIndex: options.task } : {}) })) {
       if (options.json) process.stdout.write(`${JSON.stringify(line)}\n`);
       else (line.stream === "stderr" ? process.stderr : process.stdout).write(line.data);
@@ -267,8 +293,9 @@ export async function jobLogs(jobId: string, options: JobLogsOptions): Promise<v
   });
 }
 
-export async function jobStop(jobId: string, options: OutputOptions): Promise<void> {
+export async function jobStop(idOrName: string, options: OutputOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
+    const { jobId } = await resolveJob(cluster, idOrName);
     const info = await cluster.terminate(jobId, "stopped from the command line");
     if (options.json) return printJson(info);
     process.stdout.write(`${info.jobId} ${info.status}\n`);
@@ -308,6 +335,22 @@ export async function endpointList(options: EndpointListOptions): Promise<void> 
   });
 }
 
+/** Removes every endpoint named `nameOrId` in the namespace, or the one with that id. */
+export async function endpointRemove(nameOrId: string, options: OutputOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const matches = (e: EndpointInfo) => e.endpointId === nameOrId || e.name === nameOrId;
+    const found = (await cluster.listEndpoints("")).filter(matches);
+    if (found.length === 0) {
+      const elsewhere = [...new Set((await cluster.listEndpoints("", { allNamespaces: true })).filter(matches).map((e) => e.namespace))];
+      const hint = elsewhere.length > 0 ? `it is in namespace ${elsewhere.join(", ")}: add --namespace ${elsewhere[0]}` : "see `fluster endpoint list --all-namespaces`";
+      throw new CliError(`no endpoint named "${nameOrId}" or with that id in namespace "${cluster.namespace}" (${hint})`);
+    }
+    for (const e of found) await cluster.unregisterEndpoint(e.endpointId);
+    if (options.json) return printJson(found);
+    for (const e of found) process.stdout.write(`removed ${e.name} ${e.address} (${e.endpointId})\n`);
+  });
+}
+
 /** Every command's action, for `buildProgram`. */
 export const actions: CommandActions = {
   "cluster start": clusterStart,
@@ -320,4 +363,5 @@ export const actions: CommandActions = {
   "job logs": jobLogs,
   "job stop": jobStop,
   "endpoint list": endpointList,
+  "endpoint remove": endpointRemove,
 };

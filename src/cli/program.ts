@@ -1,7 +1,7 @@
 // The `fluster` command tree of SPEC §4, built without running it so tests can
 // inspect it. What each command does is one entry of a CommandActions map.
 import { readFileSync } from "node:fs";
-import { Command, Option } from "commander";
+import { Command, Option, type ParseOptions } from "commander";
 import { CliError, oneLine } from "./output.js";
 import {
   collectKeyValue,
@@ -89,6 +89,8 @@ export interface JobRunOptions extends OutputOptions {
   disk?: string;
   /** Kill and fail an attempt after this many seconds. */
   timeout?: number;
+  /** Seconds the job may wait to be scheduled; then it ends `unschedulable` with the last pending reason. @default no limit */
+  scheduleTimeout?: number;
   /** Retries after a failed attempt. @default 0 */
   maxRetries?: number;
 }
@@ -129,6 +131,7 @@ export interface CommandActions {
   "job logs": (jobId: string, options: JobLogsOptions) => ActionResult;
   "job stop": (jobId: string, options: OutputOptions) => ActionResult;
   "endpoint list": (options: EndpointListOptions) => ActionResult;
+  "endpoint remove": (nameOrId: string, options: OutputOptions) => ActionResult;
 }
 
 export type CommandPath = keyof CommandActions;
@@ -145,6 +148,7 @@ export const COMMAND_PATHS: readonly CommandPath[] = [
   "job logs",
   "job stop",
   "endpoint list",
+  "endpoint remove",
 ];
 
 /** The action of a command built without one (tests build partial programs): one line, exit status 2. */
@@ -164,7 +168,7 @@ export interface ProgramOutput {
  * printed as one line, so the caller decides how to exit.
  */
 export function buildProgram(actions: Partial<CommandActions> = {}, output: ProgramOutput = {}): Command {
-  const program = new Command("fluster")
+  const program = new FlusterProgram("fluster")
     .description("Distributed jobs, actors and data pipelines for TypeScript on Node.js.")
     .version(packageVersion(), "-V, --version", "print the fluster version")
     .helpOption("-h, --help", "show help for a command")
@@ -236,21 +240,22 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
 
   // ------------------------------------------------------------------ job
   const job = subcommand(program, "job", "run, inspect and stop jobs");
-  subcommand(job, "run", "run a command as a job; waits and streams its logs unless --no-wait")
-    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--max-retries <n>] [--no-wait] [--json] -- <command...>")
+  subcommand(job, "run", "run a command as a job; shows why it waits, then streams its logs, unless --no-wait")
+    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--schedule-timeout <s>] [--max-retries <n>] [--no-wait] [--json] -- <command...>")
     .argument("<command...>", "the command and its arguments, after --")
     .option("--name <name>", "job name (default: the program's name)")
     .option("--cpu <n>", "CPU cores per replica", parsePositiveNumber)
     .option("--memory <size>", "memory per replica, e.g. 8g", parseMemory)
     .option("--disk <size>", "scratch disk per replica, e.g. 10g", parseMemory)
     .option("--timeout <s>", "kill and fail an attempt after this many seconds", parsePositiveNumber)
+    .option("--schedule-timeout <s>", "give up (exit 1, job unschedulable) if the job is not scheduled within this many seconds", parsePositiveNumber)
     .option("--max-retries <n>", "retries after a failed attempt (default: 0)", parseNonNegativeInt)
     .addOption(new Option("--gpu <variant[:count]>", "GPUs per replica, e.g. H100:8").argParser(parseGpu).conflicts("tpu"))
     .addOption(new Option("--tpu <variant>", "TPU slice, e.g. v5litepod-16").argParser(parseTpu))
     .option("--replicas <n>", "number of tasks", parsePositiveInt)
     .option("-e, --env <K=V>", "environment variable for the job (repeatable)", collectKeyValue)
     .option("--no-wait", "print the job id and return without waiting")
-    .option("--json", "print JSON")
+    .option("--json", "print the job's final state as JSON on stdout; the job's own output goes to stderr")
     .action(async (command: string[], opts: Omit<JobRunOptions, "controller" | "env"> & { env?: Record<string, string> }, cmd: Command) =>
       finish(await run("job run")(command, { ...globals(cmd), ...opts, env: opts.env ?? {} })),
     );
@@ -264,14 +269,14 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     );
   subcommand(job, "status", "show a job's status and its tasks")
     .usage("<id> [--json]")
-    .argument("<id>", "job id")
+    .argument("<id>", "job id (or a job name that only one job has)")
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) =>
       finish(await run("job status")(id, { ...globals(cmd), ...opts })),
     );
   subcommand(job, "logs", "print a job's logs")
     .usage("<id> [--follow] [--task <n>] [--json]")
-    .argument("<id>", "job id")
+    .argument("<id>", "job id (or a job name that only one job has)")
     .option("--follow", "keep streaming until the job finishes")
     .option("--task <n>", "only this task's logs", parseNonNegativeInt)
     .option("--json", "print one JSON object per log line")
@@ -280,7 +285,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     );
   subcommand(job, "stop", "stop a job and its children")
     .usage("<id> [--json]")
-    .argument("<id>", "job id")
+    .argument("<id>", "job id (or a job name that only one job has)")
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) =>
       finish(await run("job stop")(id, { ...globals(cmd), ...opts })),
@@ -295,6 +300,13 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .option("--json", "print JSON")
     .action(async (opts: { prefix?: string; json?: boolean; allNamespaces?: boolean }, cmd: Command) =>
       finish(await run("endpoint list")({ ...globals(cmd), ...opts })),
+    );
+  subcommand(endpoint, "remove", "remove the endpoints with this name, or the one with this id, from the namespace")
+    .usage("<name|id> [--json]")
+    .argument("<name|id>", "an endpoint name (every endpoint under it) or an endpoint id (ep-…)")
+    .option("--json", "print the removed endpoints as JSON")
+    .action(async (nameOrId: string, opts: { json?: boolean }, cmd: Command) =>
+      finish(await run("endpoint remove")(nameOrId, { ...globals(cmd), ...opts })),
     );
 
   program.addHelpText("after", () => `\nCommand tree:\n${commandTree(program)}`);
@@ -316,6 +328,71 @@ export function commandTree(root: Command): string {
   };
   visit(root);
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The `fluster` program: commander's Command, but a `job run` whose command
+ * has options of its own and no `--` before it is refused before commander
+ * parses it, since commander would take those options for fluster's own
+ * (`fluster job run node -e 1` would read `-e 1` as an environment variable,
+ * `… node --version` would print fluster's version).
+ */
+class FlusterProgram extends Command {
+  override parse(argv?: readonly string[], parseOptions?: ParseOptions): this {
+    this.refuseMissingDashDash(argv, parseOptions);
+    return super.parse(argv, parseOptions);
+  }
+
+  override async parseAsync(argv?: readonly string[], parseOptions?: ParseOptions): Promise<this> {
+    this.refuseMissingDashDash(argv, parseOptions);
+    return super.parseAsync(argv, parseOptions);
+  }
+
+  private refuseMissingDashDash(argv: readonly string[] | undefined, parseOptions: ParseOptions | undefined): void {
+    const all = argv ?? process.argv;
+    const args = parseOptions?.from === "user" ? all : all.slice(2);
+    const runCommand = this.commands.find((c) => c.name() === "job")?.commands.find((c) => c.name() === "run");
+    const fixed = runCommand ? missingDashDash(args, this, runCommand) : undefined;
+    if (fixed && runCommand) runCommand.error(`put \`--\` before the command: ${fixed}`);
+  }
+}
+
+/**
+ * When `args` run a job whose command has options and no `--` before it,
+ * the command line as it should have been typed; otherwise undefined (and
+ * commander reports whatever else is wrong).
+ */
+export function missingDashDash(args: readonly string[], program: Command, runCommand: Command): string | undefined {
+  const takesValue = (command: Command, arg: string): boolean | undefined => {
+    const flag = arg.split("=")[0] ?? arg;
+    const option = command.options.find((o) => o.long === flag || o.short === flag);
+    if (!option) return undefined;
+    return (option.required || option.optional) && !arg.includes("=");
+  };
+  let i = 0;
+  // Global options, then `job run`.
+  for (; i < args.length && (args[i] ?? "").startsWith("-"); i++) {
+    const value = takesValue(program, args[i] ?? "");
+    if (value === undefined) return undefined;
+    if (value) i++;
+  }
+  if (args[i] !== "job" || args[i + 1] !== "run") return undefined;
+  for (i += 2; i < args.length; i++) {
+    const arg = args[i] ?? "";
+    if (arg === "--") return undefined;
+    if (!arg.startsWith("-")) break;
+    const value = takesValue(runCommand, arg) ?? takesValue(program, arg);
+    if (value === undefined) return undefined; // an unknown option: commander says so
+    if (value) i++;
+  }
+  const command = args.slice(i);
+  if (!command.some((arg) => arg.startsWith("-"))) return undefined;
+  return ["fluster", ...args.slice(0, i), "--", ...command].map(shellQuote).join(" ");
+}
+
+/** An argument as a POSIX shell needs it: bare when safe, else in single quotes. */
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
 }
 
 function subcommand(parent: Command, name: string, description: string): Command {

@@ -21,6 +21,14 @@ export interface RpcChannelOptions {
   defaultTimeoutMs?: number;
   /** Close the HTTP/2 connection after this long without calls. @default 60_000 */
   idleConnectionTimeoutMs?: number;
+  /**
+   * Until the server has answered once, a unary call that gets no answer
+   * within this long fails with a DeadlineExceeded "no answer from …"
+   * error, instead of waiting for HTTP/2 keepalive to give up (about 30 s).
+   * Streaming calls are not limited: a stream may rightly stay silent.
+   * @default none
+   */
+  firstAnswerTimeoutMs?: number;
 }
 
 /**
@@ -29,6 +37,8 @@ export interface RpcChannelOptions {
  */
 export interface RpcChannel {
   readonly baseUrl: string;
+  /** Whether the server has answered a call yet (with a result or an error of its own). */
+  readonly answered: boolean;
   client<S extends DescService>(service: S): Client<S>;
   close(): void;
 }
@@ -41,7 +51,10 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
     idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
     pingIntervalMs: 15_000,
   });
-  const interceptors: Interceptor[] = [];
+  let answered = false;
+  const interceptors: Interceptor[] = [
+    firstAnswerInterceptor(url, options.firstAnswerTimeoutMs, () => answered, () => (answered = true)),
+  ];
   if (token) {
     interceptors.push((next) => (req) => {
       req.header.set(AUTHORIZATION, `Bearer ${token}`);
@@ -59,6 +72,9 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
   const clients = new Map<DescService, unknown>();
   return {
     baseUrl: url,
+    get answered() {
+      return answered;
+    },
     client<S extends DescService>(service: S): Client<S> {
       let client = clients.get(service) as Client<S> | undefined;
       if (!client) {
@@ -92,6 +108,45 @@ class GuardedSessionManager extends Http2SessionManager {
     }
     return stream;
   }
+}
+
+/** Codes a client makes up itself when no server answered (refused, reset, timed out, aborted, malformed). */
+const NO_ANSWER_CODES = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal]);
+
+/**
+ * Records the first answer of the server, and until then gives unary calls
+ * `timeoutMs` to get one: a server that accepts connections but never
+ * speaks (a wrong port, a firewall, a stuck process) fails fast and says so.
+ */
+function firstAnswerInterceptor(url: string, timeoutMs: number | undefined, answered: () => boolean, markAnswered: () => void): Interceptor {
+  return (next) => async (req) => {
+    const observe = async <T>(call: Promise<T>): Promise<T> => {
+      try {
+        const res = await call;
+        markAnswered();
+        return res;
+      } catch (err) {
+        if (err instanceof ConnectError && !NO_ANSWER_CODES.has(err.code)) markAnswered();
+        throw err;
+      }
+    };
+    if (answered() || req.stream || !timeoutMs) return observe(next(req));
+    const gaveUp = new AbortController();
+    const signal = AbortSignal.any([req.signal, gaveUp.signal]);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const seconds = Math.round(timeoutMs / 100) / 10;
+        reject(new ConnectError(`no answer from ${url} within ${seconds} s`, Code.DeadlineExceeded));
+        gaveUp.abort();
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([observe(next({ ...req, signal })), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** Checks and normalizes a server address: `host:port` gets `http://`; no trailing slash. */

@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { Cluster } from "../../src/cluster/client/cluster.js";
 import { REPO_ROOT, cleanEnv, runNode, stopProcess, waitForLine, type NodeResult } from "../helpers/index.js";
 
 const bin = join(REPO_ROOT, "bin", "fluster.js");
@@ -72,6 +73,56 @@ describe("fluster CLI against a local cluster", { timeout: 120_000 }, () => {
     const endpoints = await fluster(["endpoint", "list"], env);
     assert.equal(endpoints.code, 0, endpoints.stderr);
     assert.equal(endpoints.stdout, "no endpoints\n");
+  });
+
+  test("job run --json: stdout is the JSON alone; the job's output goes to stderr", async () => {
+    const result = await fluster(["job", "run", "--json", "--", "node", "-e", "console.log(42); console.error('to stderr')"], env);
+    assert.equal(result.code, 0, result.stderr);
+    const info = JSON.parse(result.stdout) as { status: string; exitCode: number };
+    assert.equal(info.status, "succeeded");
+    assert.match(result.stderr, /^42$/m);
+    assert.match(result.stderr, /^to stderr$/m);
+  });
+
+  test("job run says why it waits, and --schedule-timeout gives up with the last reason", async () => {
+    const result = await fluster(["job", "run", "--name", "cli-gpu", "--gpu", "H100:1", "--schedule-timeout", "3", "--", "node", "-e", "1"], env);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, "");
+    const lines = result.stderr.trim().split("\n");
+    // In a pipe: one plain line per pending reason, then the outcome.
+    assert.deepEqual(lines.map((l) => l.replace(/cli-gpu-\S+/, "ID")), [
+      "fluster: job ID is pending: no worker has a gpu",
+      "fluster: job ID unschedulable: not scheduled within 3s: no worker has a gpu",
+    ]);
+    const status = await fluster(["job", "status", "cli-gpu"], env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /status:\s+unschedulable/, "a job name that one job has works where an id is expected");
+  });
+
+  test("endpoint remove takes a name or an id, and says so when nothing matches", async () => {
+    const address = env.FLUSTER_CLUSTER_ADDRESS ?? "";
+    const client = Cluster.connect(address);
+    try {
+      await client.registerEndpoint("cli-ep", "http://127.0.0.1:9");
+      await client.registerEndpoint("cli-ep", "http://127.0.0.1:10");
+      const other = await client.registerEndpoint("cli-other", "http://127.0.0.1:11");
+      const byName = await fluster(["endpoint", "remove", "cli-ep"], env);
+      assert.equal(byName.code, 0, byName.stderr);
+      assert.match(byName.stdout, /^removed cli-ep http:\/\/127\.0\.0\.1:9 \(ep-\w+\)\nremoved cli-ep http:\/\/127\.0\.0\.1:10 /);
+      const byId = await fluster(["endpoint", "remove", other, "--json"], env);
+      assert.equal(byId.code, 0, byId.stderr);
+      assert.deepEqual((JSON.parse(byId.stdout) as Array<{ endpointId: string }>).map((e) => e.endpointId), [other]);
+      assert.deepEqual(await client.listEndpoints("cli-"), []);
+      const none = await fluster(["endpoint", "remove", "cli-ep"], env);
+      assert.equal(none.code, 1);
+      assert.equal(none.stderr, 'fluster: no endpoint named "cli-ep" or with that id in namespace "default" (see `fluster endpoint list --all-namespaces`)\n');
+      await client.registerEndpoint("cli-elsewhere", "http://127.0.0.1:12");
+      const wrongNamespace = await fluster(["--namespace", "other", "endpoint", "remove", "cli-elsewhere"], env);
+      assert.match(wrongNamespace.stderr, /it is in namespace default: add --namespace default/);
+      assert.equal((await fluster(["endpoint", "remove", "cli-elsewhere"], env)).code, 0);
+    } finally {
+      await client.close();
+    }
   });
 
   test("a missing job is one clear line and a non-zero exit", async () => {

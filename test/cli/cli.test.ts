@@ -9,7 +9,9 @@ import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { CliError, errorLine, exitCodeOf } from "../../src/cli/output.js";
 import { collectKeyValue, parseGpu, parseKeyValue, parseMemory, parsePort, parsePositiveInt, parseTpu } from "../../src/cli/parse.js";
-import { COMMAND_PATHS, buildProgram, notBuiltYet, type CommandActions, type CommandPath } from "../../src/cli/program.js";
+import { COMMAND_PATHS, buildProgram, missingDashDash, notBuiltYet, type CommandActions, type CommandPath } from "../../src/cli/program.js";
+import { StatusLine } from "../../src/cli/status-line.js";
+import { PassThrough } from "node:stream";
 import { REPO_ROOT, cleanEnv, runNode, type NodeResult } from "../helpers/index.js";
 
 const bin = join(REPO_ROOT, "bin", "fluster.js");
@@ -37,6 +39,7 @@ const MINIMAL_ARGS: Record<CommandPath, string[]> = {
   "job logs": ["job", "logs", "job-1"],
   "job stop": ["job", "stop", "job-1"],
   "endpoint list": ["endpoint", "list"],
+  "endpoint remove": ["endpoint", "remove", "calc"],
 };
 
 describe("bin/fluster.js", { concurrency: true }, () => {
@@ -49,7 +52,7 @@ describe("bin/fluster.js", { concurrency: true }, () => {
     const result = await runCli(["--help"]);
     assert.equal(result.code, 0, result.stderr);
     for (const path of COMMAND_PATHS) assert.match(result.stdout, new RegExp(`^  fluster ${path} `, "m"), `help lacks "${path}"`);
-    for (const flag of ["--workers", "--state-dir", "--port", "--label", "--gpu", "--tpu", "--replicas", "-e <K=V>", "--no-wait", "--follow", "--prefix", "--json", "--controller", "FLUSTER_CLUSTER_ADDRESS"]) {
+    for (const flag of ["--workers", "--state-dir", "--port", "--label", "--gpu", "--tpu", "--replicas", "-e <K=V>", "--no-wait", "--schedule-timeout", "--follow", "--prefix", "--json", "--controller", "FLUSTER_CLUSTER_ADDRESS"]) {
       assert.ok(result.stdout.includes(flag), `help lacks ${flag}`);
     }
   });
@@ -86,6 +89,9 @@ describe("bin/fluster.js", { concurrency: true }, () => {
       [["job", "list", "--bogus"], /unknown option '--bogus'/],
       [["worker", "serve"], /worker serve needs --controller <url>/],
       [["cluster", "start"], /cluster start needs --local/],
+      // A command with options of its own needs `--`, or fluster takes them (`-e 1`, `--version`).
+      [["job", "run", "node", "-e", "1"], /^fluster: put `--` before the command: fluster job run -- node -e 1 \(see 'fluster job run --help'\)$/],
+      [["job", "run", "--cpu", "2", "node", "--version"], /^fluster: put `--` before the command: fluster job run --cpu 2 -- node --version /],
     ];
     await Promise.all(
       cases.map(async ([args, pattern]) => {
@@ -261,6 +267,59 @@ describe("command tree", () => {
     } finally {
       process.exitCode = saved;
     }
+  });
+});
+
+describe("job run without `--`", () => {
+  const fixed = (args: string[]) => {
+    const program = buildProgram();
+    const run = program.commands.find((c) => c.name() === "job")?.commands.find((c) => c.name() === "run");
+    assert.ok(run);
+    return missingDashDash(args, program, run);
+  };
+
+  test("is refused only when the command has options of its own, with the line to type instead", () => {
+    assert.equal(fixed(["job", "run", "node", "-e", "1"]), "fluster job run -- node -e 1");
+    assert.equal(fixed(["--controller", "http://c:1", "job", "run", "-e", "A=1", "--no-wait", "python", "t.py", "--lr=3"]), "fluster --controller http://c:1 job run -e A=1 --no-wait -- python t.py --lr=3");
+    assert.equal(fixed(["job", "run", "--name=x", "node", "-e", "console.log('a b')"]), "fluster job run --name=x -- node -e 'console.log('\\''a b'\\'')'");
+    assert.equal(fixed(["job", "run", "--", "node", "-e", "1"]), undefined, "with --");
+    assert.equal(fixed(["job", "run", "node", "train.js"]), undefined, "no options to confuse");
+    assert.equal(fixed(["job", "run", "--bogus", "node", "-e", "1"]), undefined, "an unknown option is commander's to report");
+    assert.equal(fixed(["job", "list", "-e"]), undefined);
+  });
+});
+
+describe("status-line.ts", () => {
+  const sink = (isTTY: boolean) => {
+    const written: string[] = [];
+    const stream = Object.assign(new PassThrough(), { isTTY, columns: 30 });
+    stream.on("data", (chunk: Buffer) => written.push(chunk.toString()));
+    return { stream, written: () => written.join("") };
+  };
+
+  test("on a terminal: one line redrawn in place, cut to the width, erased by stop()", async () => {
+    const { stream, written } = sink(true);
+    const line = new StatusLine(stream);
+    line.update("job-1: pending — no worker has a gpu");
+    line.stop();
+    await new Promise((r) => setImmediate(r));
+    const text = written();
+    assert.ok(text.startsWith("\r\x1b[K"), JSON.stringify(text));
+    assert.ok(!text.includes("\n"), "never a new line");
+    assert.ok(text.includes("job-1: pending — no work"), JSON.stringify(text));
+    assert.ok(text.split("\r\x1b[K").every((frame) => frame.length <= 29), JSON.stringify(text));
+    assert.ok(text.endsWith("\r\x1b[K"), "stop() erases the line");
+  });
+
+  test("in a pipe: each new text once, as a plain line", async () => {
+    const { stream, written } = sink(false);
+    const line = new StatusLine(stream);
+    line.update("pending: a");
+    line.update("pending: a");
+    line.update("pending: b");
+    line.stop();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(written(), "pending: a\npending: b\n");
   });
 });
 

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, normalizeBaseUrl, startRpcServer, type RpcServer } from "../../src/rpc/transport.js";
@@ -140,6 +140,43 @@ describe("bearer token refusals", () => {
     } finally {
       bad.close();
       none.close();
+      await server.shutdown();
+    }
+  });
+});
+
+describe("first answer", () => {
+  test("until a server has answered, a unary call that gets no answer fails within firstAnswerTimeoutMs", async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const channel = createRpcChannel(url, { firstAnswerTimeoutMs: 300 });
+    try {
+      await assert.rejects(channel.client(WorkerService).healthCheck({}), (err: unknown) => {
+        const error = fromConnectError(err);
+        return error.code === "deadline_exceeded" && error.message === `no answer from ${url} within 0.3 s`;
+      });
+      assert.equal(channel.answered, false);
+    } finally {
+      channel.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  test("a server's answer, result or error, marks the channel answered; a refused connection does not", async () => {
+    const server = await serveWorker();
+    const channel = createRpcChannel(server.url, { firstAnswerTimeoutMs: 5_000 });
+    const refused = createRpcChannel("http://127.0.0.1:1", { firstAnswerTimeoutMs: 5_000 });
+    try {
+      await assert.rejects(channel.client(WorkerService).getTaskStatus({ attemptId: "a" }));
+      assert.equal(channel.answered, true, "an error the server sent is an answer");
+      await assert.rejects(refused.client(WorkerService).healthCheck({}));
+      assert.equal(refused.answered, false);
+    } finally {
+      channel.close();
+      refused.close();
       await server.shutdown();
     }
   });

@@ -9,10 +9,13 @@ import { validateJobRequest, type JobId, type JobInfo, type JobRequest, type Nam
 import type { JobGroupConfig, ReservationConfig, ReservationId, ReservationInfo } from "../../core/reservation.js";
 import { jobInfoFromProto, jobSpecToProto, jobStateToProto } from "../../rpc/convert.js";
 import { fromConnectError, isTransportFailure } from "../../rpc/errors.js";
-import { retryStream } from "../../core/backoff.js";
+import { backoffDelay, retryStream } from "../../core/backoff.js";
+import { checkPositive } from "../../core/validate.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import { WorkerService } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { createRpcChannel, normalizeBaseUrl, type RpcChannel } from "../../rpc/transport.js";
+import { classifyControllerFailure, controllerError, speaksTls, type ControllerContext } from "./errors.js";
 
 /** Options of {@link Cluster.connect}. */
 export interface ClusterOptions {
@@ -20,6 +23,30 @@ export interface ClusterOptions {
   namespace?: Namespace;
   /** Bearer token. @default FLUSTER_TOKEN */
   token?: string;
+  /**
+   * Seconds the first call waits for the controller to answer before failing
+   * with "no answer from …" (a wrong port, a server that never speaks).
+   * Later calls are not limited. @default 10
+   */
+  connectTimeoutSeconds?: number;
+  /**
+   * TTL of endpoints this client registers outside a job (no `jobId`, not
+   * running in a job) without a `ttlSeconds` of their own. The client renews
+   * them while it lives, so those of a program that dies (even SIGKILLed)
+   * disappear within this time; endpoints of a job go with the job instead.
+   * @default 30
+   */
+  endpointTtlSeconds?: number;
+}
+
+/** An endpoint this client keeps alive by renewing it. */
+interface EndpointLease {
+  /** The id the controller knows now (a new one after a re-registration). */
+  currentId: string;
+  name: string;
+  address: string;
+  metadata: Record<string, string>;
+  ttlSeconds: number;
 }
 
 /** One chunk of a job's output. */
@@ -89,6 +116,13 @@ export class Cluster {
   readonly parentJobId: JobId | undefined;
   protected readonly channel: RpcChannel;
   private readonly explicitNamespace: boolean;
+  private readonly failureContext: ControllerContext;
+  private readonly endpointTtlSeconds: number;
+  /** Endpoints renewed by this client, by the id registerEndpoint returned. */
+  private readonly leases = new Map<string, EndpointLease>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewFailures = 0;
+  private closed = false;
 
   protected constructor(address: string, options: ClusterOptions = {}) {
     this.address = normalizeBaseUrl(address);
@@ -96,7 +130,18 @@ export class Cluster {
     this.namespace = options.namespace ?? process.env.FLUSTER_NAMESPACE ?? "default";
     if (this.namespace === "") throw new ValidationError("namespace", "must not be empty");
     this.parentJobId = process.env.FLUSTER_JOB_ID || undefined;
-    this.channel = createRpcChannel(this.address, options.token !== undefined ? { token: options.token } : {});
+    const connectTimeoutSeconds = checkPositive(options.connectTimeoutSeconds ?? 10, "connectTimeoutSeconds");
+    this.endpointTtlSeconds = checkPositive(options.endpointTtlSeconds ?? 30, "endpointTtlSeconds");
+    const token = options.token ?? process.env.FLUSTER_TOKEN;
+    this.failureContext = {
+      address: this.address,
+      connectTimeoutSeconds,
+      ...(token ? { tokenSource: options.token !== undefined ? ("option" as const) : ("FLUSTER_TOKEN" as const) } : {}),
+    };
+    this.channel = createRpcChannel(this.address, {
+      ...(options.token !== undefined ? { token: options.token } : {}),
+      firstAnswerTimeoutMs: connectTimeoutSeconds * 1000,
+    });
   }
 
   /** A client of the controller at `address`. Nothing connects until the first call. */
@@ -113,19 +158,51 @@ export class Cluster {
     return this.channel.client(ControllerService);
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw fromConnectError(err, what);
+      throw await this.explain(err);
     }
+  }
+
+  /**
+   * A failed call as the error to throw: a connection failure gets the one
+   * line of client/errors.ts that says what to do; an answer of the
+   * controller keeps its own message.
+   */
+  private async explain(err: unknown): Promise<FlusterError> {
+    let kind = classifyControllerFailure(err, this.failureContext);
+    if (kind === "not_a_controller" && (await this.isWorker())) kind = "a_worker";
+    if (!kind && !this.channel.answered && this.address.startsWith("http:") && (await speaksTls(this.address))) kind = "plain_to_tls";
+    return fromConnectError(controllerError(err, kind, this.failureContext));
+  }
+
+  /** Whether the server at this address answers as a worker daemon (asked only after it refused a controller call). */
+  private async isWorker(): Promise<boolean> {
+    try {
+      await this.channel.client(WorkerService).healthCheck({}, { timeoutMs: 2_000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Before a stream, which may rightly stay silent, one unary call proves
+   * that a controller answers at this address (only until one has): a
+   * wrong address fails at once with its own message instead of a stream
+   * that waits or retries.
+   */
+  private async greet(probe: () => Promise<unknown>): Promise<void> {
+    if (!this.channel.answered) await this.call(probe);
   }
 
   /** Validates and submits a job; resolves to its id once the controller has stored it. */
   async launch(request: JobRequest): Promise<JobId> {
     const spec = jobSpecToProto(validateJobRequest(request));
     const requestId = randomUUID();
-    const res = await this.call(`launch ${request.name}`, () =>
+    const res = await this.call(() =>
       this.rpc.launchJob({
         job: spec,
         namespace: this.explicitNamespace || !this.parentJobId ? this.namespace : "",
@@ -138,7 +215,7 @@ export class Cluster {
 
   /** The job's current state, without waiting. */
   async poll(jobId: JobId): Promise<JobInfo> {
-    const res = await this.call(`poll ${jobId}`, () => this.rpc.getJobStatus({ jobId }));
+    const res = await this.call(() => this.rpc.getJobStatus({ jobId }));
     if (!res.job) throw new FlusterError(`controller returned no job for ${jobId}`, "internal");
     return jobInfoFromProto(res.job);
   }
@@ -175,6 +252,7 @@ export class Cluster {
    */
   async *watch(jobId: JobId, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobInfo> {
     const { signal } = options;
+    await this.greet(() => this.rpc.getJobStatus({ jobId }));
     let finished = false;
     const open = async function* (this: Cluster): AsyncGenerator<JobInfo> {
       for await (const res of this.rpc.watchJob({ jobId }, signal ? { signal } : {})) {
@@ -186,7 +264,7 @@ export class Cluster {
       // The controller ends the stream only once the job is finished; anything else is a dropped connection.
       if (!finished) throw new FlusterError(`the watch of ${jobId} ended early`, "unavailable");
     };
-    yield* this.resubscribing(`watch ${jobId}`, () => open.call(this), signal);
+    yield* this.resubscribing(() => open.call(this), signal);
   }
 
   /**
@@ -196,22 +274,24 @@ export class Cluster {
    */
   async *watchEndpoints(name: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<EndpointInfo[]> {
     const { signal } = options;
+    await this.greet(() => this.rpc.lookupEndpoints({ name, namespace: this.namespace }));
     const open = async function* (this: Cluster): AsyncGenerator<EndpointInfo[]> {
       for await (const res of this.rpc.watchEndpoints({ name, namespace: this.namespace }, signal ? { signal } : {})) yield res.endpoints.map(endpointInfo);
       if (!signal?.aborted) throw new FlusterError(`the watch of endpoints ${name} ended early`, "unavailable");
     };
-    yield* this.resubscribing(`watch endpoints ${name}`, () => open.call(this), signal);
+    yield* this.resubscribing(() => open.call(this), signal);
   }
 
   /** Reads a server stream, opening it again after transport failures; an abort of `signal` ends it quietly. */
-  private async *resubscribing<T>(what: string, open: () => AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  private async *resubscribing<T>(open: () => AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+    const explain = (err: unknown) => this.explain(err);
     try {
       yield* retryStream(
         async function* () {
           try {
             yield* open();
           } catch (err) {
-            throw fromConnectError(err, what);
+            throw await explain(err);
           }
         },
         { initialMs: 200, maxMs: 2_000, attempts: 30, ...(signal ? { signal } : {}), retryIf: (err) => isTransportFailure(err) || (err instanceof FlusterError && err.code === "internal") },
@@ -236,6 +316,7 @@ export class Cluster {
 
   /** The job's output, chunk by chunk; with `follow`, until the job finishes. */
   async *logs(jobId: JobId, options: { follow?: boolean; taskIndex?: number; since?: Date } = {}): AsyncGenerator<LogLine> {
+    await this.greet(() => this.rpc.getJobStatus({ jobId }));
     try {
       const stream = this.rpc.streamJobLogs({
         jobId,
@@ -250,20 +331,20 @@ export class Cluster {
         }
       }
     } catch (err) {
-      throw fromConnectError(err, `logs of ${jobId}`);
+      throw await this.explain(err);
     }
   }
 
   /** Stops the job and its children; resolves to its state after the kill. */
   async terminate(jobId: JobId, reason?: string): Promise<JobInfo> {
-    const res = await this.call(`terminate ${jobId}`, () => this.rpc.terminateJob({ jobId, reason: reason ?? "" }));
+    const res = await this.call(() => this.rpc.terminateJob({ jobId, reason: reason ?? "" }));
     if (!res.job) throw new FlusterError(`controller returned no job for ${jobId}`, "internal");
     return jobInfoFromProto(res.job);
   }
 
   /** Jobs in this client's namespace, newest first. */
   async listJobs(options: { prefix?: string; allNamespaces?: boolean; states?: readonly JobStatus[]; limit?: number } = {}): Promise<JobInfo[]> {
-    const res = await this.call("list jobs", () =>
+    const res = await this.call(() =>
       this.rpc.listJobs({
         namespace: this.namespace,
         prefix: options.prefix ?? "",
@@ -295,6 +376,10 @@ export class Cluster {
   /**
    * Registers `address` under `name` in this namespace. The endpoint belongs
    * to `jobId` (default: the job this process runs in) and goes when it ends.
+   * Outside a job, without a `ttlSeconds`, it lives while this client does:
+   * it gets the client's `endpointTtlSeconds` and is renewed until
+   * {@link unregisterEndpoint} or {@link close}. An explicit `ttlSeconds` is
+   * the caller's to renew ({@link renewEndpoints}).
    */
   async registerEndpoint(
     name: string,
@@ -302,46 +387,94 @@ export class Cluster {
     options: { jobId?: JobId; metadata?: Record<string, string>; ttlSeconds?: number } = {},
   ): Promise<string> {
     const jobId = options.jobId ?? process.env.FLUSTER_JOB_ID ?? "";
-    const res = await this.call(`register endpoint ${name}`, () =>
-      this.rpc.registerEndpoint({
-        name,
-        address,
-        jobId,
-        namespace: this.namespace,
-        metadata: options.metadata ?? {},
-        ttlSeconds: options.ttlSeconds ?? 0,
-      }),
-    );
+    const leased = jobId === "" && options.ttlSeconds === undefined;
+    const ttlSeconds = leased ? this.endpointTtlSeconds : (options.ttlSeconds ?? 0);
+    const metadata = options.metadata ?? {};
+    const endpointId = await this.register(name, address, jobId, metadata, ttlSeconds);
+    if (leased) {
+      this.leases.set(endpointId, { currentId: endpointId, name, address, metadata, ttlSeconds });
+      this.scheduleRenewal();
+    }
+    return endpointId;
+  }
+
+  private async register(name: string, address: string, jobId: string, metadata: Record<string, string>, ttlSeconds: number): Promise<string> {
+    const res = await this.call(() => this.rpc.registerEndpoint({ name, address, jobId, namespace: this.namespace, metadata, ttlSeconds }));
     if (!res.endpoint) throw new FlusterError("controller returned no endpoint", "internal");
     return res.endpoint.endpointId;
   }
 
   /** Renews TTL endpoints; resolves to the ids that no longer exist. */
   async renewEndpoints(endpointIds: readonly string[]): Promise<string[]> {
-    const res = await this.call("renew endpoints", () => this.rpc.renewEndpoints({ endpointIds: [...endpointIds] }));
+    const res = await this.call(() => this.rpc.renewEndpoints({ endpointIds: [...endpointIds] }));
     return res.missing;
   }
 
+  /** Removes an endpoint (and stops renewing it); an unknown id is not an error. */
   async unregisterEndpoint(endpointId: string): Promise<void> {
-    await this.call(`unregister endpoint ${endpointId}`, () => this.rpc.unregisterEndpoint({ endpointId }));
+    const lease = this.leases.get(endpointId);
+    this.leases.delete(endpointId);
+    if (this.leases.size === 0) this.stopRenewal();
+    await this.call(() => this.rpc.unregisterEndpoint({ endpointId: lease?.currentId ?? endpointId }));
+  }
+
+  /**
+   * The next renewal of leased endpoints: three times per TTL, sooner
+   * (with backoff) after a failed one. The timer never keeps the process alive.
+   */
+  private scheduleRenewal(): void {
+    if (this.closed || this.renewTimer || this.leases.size === 0) return;
+    const ttlMs = Math.min(...[...this.leases.values()].map((l) => l.ttlSeconds)) * 1000;
+    const intervalMs = ttlMs / 3;
+    const delayMs = this.renewFailures === 0 ? intervalMs : Math.min(intervalMs, backoffDelay(this.renewFailures - 1, { initialMs: 250, maxMs: intervalMs }));
+    this.renewTimer = setTimeout(() => {
+      void this.renewLeases().finally(() => {
+        this.renewTimer = undefined;
+        this.scheduleRenewal();
+      });
+    }, delayMs);
+    this.renewTimer.unref();
+  }
+
+  private stopRenewal(): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  /** Renews every leased endpoint; one the controller lost (expired while this process was stopped, say) is registered again. */
+  private async renewLeases(): Promise<void> {
+    try {
+      const leases = [...this.leases.entries()];
+      const missing = new Set(await this.renewEndpoints(leases.map(([, lease]) => lease.currentId)));
+      for (const [id, lease] of leases) {
+        if (!missing.has(lease.currentId) || this.closed) continue;
+        const currentId = await this.register(lease.name, lease.address, "", lease.metadata, lease.ttlSeconds);
+        // Unregistered meanwhile: the new registration must not outlive the lease.
+        if (this.leases.get(id) === lease) lease.currentId = currentId;
+        else await this.rpc.unregisterEndpoint({ endpointId: currentId });
+      }
+      this.renewFailures = 0;
+    } catch {
+      this.renewFailures += 1; // the controller is unreachable for now: try again soon
+    }
   }
 
   /** Endpoints registered under exactly `name` in this namespace, oldest first. */
   async lookupEndpoints(name: string): Promise<EndpointInfo[]> {
-    const res = await this.call(`lookup ${name}`, () => this.rpc.lookupEndpoints({ name, namespace: this.namespace }));
+    const res = await this.call(() => this.rpc.lookupEndpoints({ name, namespace: this.namespace }));
     return res.endpoints.map(endpointInfo);
   }
 
   /** Endpoints whose name starts with `prefix` in this namespace (or every namespace). */
   async listEndpoints(prefix = "", options: { allNamespaces?: boolean } = {}): Promise<EndpointInfo[]> {
-    const res = await this.call("list endpoints", () =>
+    const res = await this.call(() =>
       this.rpc.listEndpoints({ prefix, namespace: this.namespace, allNamespaces: options.allNamespaces ?? false }),
     );
     return res.endpoints.map(endpointInfo);
   }
 
   async listWorkers(): Promise<WorkerInfo[]> {
-    const res = await this.call("list workers", () => this.rpc.listWorkers({}));
+    const res = await this.call(() => this.rpc.listWorkers({}));
     return res.workers.map((w) => {
       const device = w.resources?.device?.device;
       return {
@@ -363,8 +496,10 @@ export class Cluster {
     });
   }
 
-  /** Closes the connection. */
+  /** Stops renewing endpoints (they expire within their TTL) and closes the connection. */
   async close(): Promise<void> {
+    this.closed = true;
+    this.stopRenewal();
     this.channel.close();
   }
 }

@@ -160,7 +160,7 @@ function jobFilter(req: ListJobsRequest) {
  * workers that ran them, the tasks side by side. With `follow`, waits for new
  * attempts until the job ends.
  */
-async function* jobLogs(
+export async function* jobLogs(
   controller: Controller,
   job: JobRecord,
   taskIndex: number,
@@ -197,9 +197,25 @@ async function* mergedTaskLogs(
   // The tasks' readers emit here; the stream yields in arrival order.
   const output = new EventEmitter();
   const merged = on(output, "entries", { signal, close: ["end"] });
+  const note = (attempt: AttemptRecord, data: string) =>
+    output.emit("entries", [create(LogEntrySchema, { data: `[fluster] ${data}\n`, stream: LogStream.STDERR, attemptId: attempt.attemptId, taskIndex: attempt.taskIndex })]);
   const streamTask = async (index: number) => {
     const task = job.tasks[index];
     if (!task) return;
+    // A task that keeps failing may have many attempts without logs (each
+    // died before it wrote any, or its worker is gone): the first one is
+    // reported, the rest are counted and reported once at the end.
+    let unavailable = 0;
+    let lastUnavailable: AttemptRecord | undefined;
+    await followAttempts(task, (attempt, err) => {
+      if (unavailable++ === 0) note(attempt, `logs of attempt ${attempt.attemptId} are unavailable: ${err instanceof Error ? err.message : String(err)}`);
+      lastUnavailable = attempt;
+    });
+    if (unavailable > 1 && lastUnavailable && !signal.aborted) {
+      note(lastUnavailable, `logs of ${unavailable - 1} more attempt(s) of task ${index} are unavailable`);
+    }
+  };
+  const followAttempts = async (task: JobRecord["tasks"][number], onUnavailable: (attempt: AttemptRecord, err: unknown) => void) => {
     let next = 0;
     for (;;) {
       while (next < task.attempts.length) {
@@ -211,9 +227,7 @@ async function* mergedTaskLogs(
           for await (const entries of readAttemptLog(address, attempt.attemptId, attemptFollow, signal)) output.emit("entries", entries);
         } catch (err) {
           if (signal.aborted) return;
-          // The worker that ran an old attempt may be gone; its log with it.
-          const data = `[fluster] logs of attempt ${attempt.attemptId} are unavailable: ${err instanceof Error ? err.message : String(err)}\n`;
-          output.emit("entries", [create(LogEntrySchema, { data, stream: LogStream.STDERR, attemptId: attempt.attemptId, taskIndex: attempt.taskIndex })]);
+          onUnavailable(attempt, err);
         }
       }
       if (!follow || isFinished(job.state) || signal.aborted) return;

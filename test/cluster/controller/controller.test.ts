@@ -6,6 +6,7 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { EndpointRecord } from "../../../src/cluster/controller/model.js";
+import { jobLogs, type AttemptLogReader } from "../../../src/cluster/controller/service.js";
 import { FlusterError } from "../../../src/core/errors.js";
 import { GRACE_MS, Harness } from "./harness.js";
 
@@ -406,5 +407,29 @@ describe("controller: endpoints", () => {
     assert.deepEqual((await watch.next()).value?.map((e: EndpointRecord) => e.address), ["http://b:1"]);
     abort.abort();
     assert.equal((await watch.next()).done, true);
+  });
+});
+
+describe("controller: log streams", () => {
+  test("a task retried many times with no logs reports the first unavailable attempt, then one count, not a line each", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch({ maxRetriesFailure: 20 });
+    for (let i = 0; i < 20; i++) {
+      w.finish(w.lastStarted, "failed", { exitCode: 1, errorMessage: "exited with code 1" });
+      await h.reconcile();
+    }
+    assert.equal(w.started.length, 21);
+    const lines: string[] = [];
+    const noLogs: AttemptLogReader = async function* (_address, attemptId) {
+      yield* [];
+      throw new FlusterError(`no attempt ${attemptId} here`, "not_found");
+    };
+    for await (const entries of jobLogs(h.controller, h.controller.getJob(jobId), -1, false, noLogs, new AbortController().signal)) {
+      lines.push(...entries.map((e) => e.data));
+    }
+    assert.equal(lines.length, 2, lines.join(""));
+    assert.match(lines[0] ?? "", /logs of attempt \S+ are unavailable: no attempt/);
+    assert.match(lines[1] ?? "", /logs of 20 more attempt\(s\) of task 0 are unavailable/);
   });
 });
