@@ -58,6 +58,7 @@ export {
   isRemoteClass,
   isMain,
   RemoteResolutionError,
+  ProgramOnImportError,
   type RemoteFunction,
   type RemoteClass,
   type RemoteRef,

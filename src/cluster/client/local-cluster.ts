@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { nodeEntryArgs } from "../../core/node-entry.js";
+import { refuseWhileImportingByReference } from "../../core/remote.js";
 import { checkInteger, checkNonNegative, checkPositive } from "../../core/validate.js";
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
 import { startController, type ControllerServer } from "../controller/server.js";
@@ -74,6 +75,8 @@ export class LocalCluster extends Cluster {
 
   /** Starts a controller in this process and `workers` worker daemons; resolves when all are registered. */
   static async start(given: LocalClusterOptions = {}): Promise<LocalCluster> {
+    // A module that starts a cluster as it loads would start one in every worker process that imports it.
+    refuseWhileImportingByReference("LocalCluster.start() was called");
     const options = compileLocalClusterOptions(given);
     const ownsRoot = options.stateDir === undefined;
     const rootDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "fluster-local-"));
