@@ -11,7 +11,7 @@ import { checkInteger, checkPositive } from "../core/validate.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { WorkerPool } from "../pool/worker-pool.js";
 import { hostActor } from "./actor-host.js";
-import { ActorNames, BaseJobContext, TaskFuture, resolveArgs, type ActorHandle, type CreateActorOptions } from "./context.js";
+import { ActorNames, BaseJobContext, resolveArgs, type TaskFuture, type ActorHandle, type CreateActorOptions } from "./context.js";
 
 export interface ClusterContextOptions {
   /** The cluster to use. @default currentCluster() */
@@ -69,7 +69,7 @@ export class ClusterContext extends BaseJobContext {
       );
     }
     const remoteFn = fn as unknown as RemoteFunction<unknown[], unknown>;
-    return new TaskFuture((async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args))))()) as TaskFuture<never>;
+    return this.track(async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args)))) as TaskFuture<never>;
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
@@ -81,6 +81,8 @@ export class ClusterContext extends BaseJobContext {
         ),
       );
     }
+    const closed = this.closedError("create an actor");
+    if (closed) return Promise.reject(closed);
     return this.actors.create(options, async (name) => {
       const cluster = await this.cluster();
       const pool = new ClusterResolver(cluster).lookup<InstanceType<C>>(name);
@@ -104,7 +106,7 @@ export class ClusterContext extends BaseJobContext {
   }
 
   /** Stops the task pool and the actor jobs this context started. */
-  async close(): Promise<void> {
+  protected async release(): Promise<void> {
     const cluster = this.clusterPromise ? await this.clusterPromise : undefined;
     const pool = this.poolPromise ? await this.poolPromise.catch(() => undefined) : undefined;
     await pool?.shutdown();
