@@ -4,7 +4,8 @@ import type { Cluster } from "../cluster/client/cluster.js";
 import { currentCluster } from "../cluster/client/current.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import type { JobId } from "../core/job.js";
+import type { JobId, JobInfo } from "../core/job.js";
+import { isFinished } from "../core/status.js";
 import { isRemoteClass, isRemoteFunction, type RemoteFunction } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { checkInteger, checkPositive } from "../core/validate.js";
@@ -95,11 +96,23 @@ export class ClusterContext extends BaseJobContext {
         ports: ["actor"],
       });
       this.actorJobs.push(jobId);
+      // The actor's job may end before the actor is up (its class's module failed to load, say): say why at once.
+      const stop = new AbortController();
+      const ended = (async () => {
+        for await (const info of cluster.watch(jobId, { signal: stop.signal })) if (isFinished(info.status)) return info;
+        return undefined;
+      })().catch(() => undefined);
+      let endedFirst: JobInfo | undefined;
       try {
-        await pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120 });
+        endedFirst = await Promise.race([pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120, signal: stop.signal }).then(() => undefined), ended]);
       } catch (err) {
         const info = await cluster.poll(jobId).catch(() => undefined);
         throw new FlusterError(`actor ${name} did not start${info ? ` (job ${jobId} ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""})` : ""}`, "unavailable", { cause: err });
+      } finally {
+        stop.abort();
+      }
+      if (endedFirst) {
+        throw new FlusterError(`actor ${name} did not start: its job ${jobId} ended ${endedFirst.status}${endedFirst.errorMessage ? `: ${endedFirst.errorMessage}` : ""}`, "unavailable");
       }
       return pool.call() as ActorHandle<object>;
     }, cls.name) as Promise<ActorHandle<InstanceType<C>>>;
