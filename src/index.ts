@@ -58,6 +58,7 @@ export {
   isRemoteClass,
   isMain,
   RemoteResolutionError,
+  ProgramOnImportError,
   type RemoteFunction,
   type RemoteClass,
   type RemoteRef,
@@ -73,6 +74,7 @@ export {
   type WorkerInfo,
 } from "./cluster/client/cluster.js";
 export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./cluster/client/local-cluster.js";
+export { LocalClusterProcess } from "./cluster/client/local-cluster-process.js";
 export { currentCluster } from "./cluster/client/current.js";
 export { startController, type ControllerServer, type ControllerServerOptions } from "./cluster/controller/server.js";
 export { WorkerDaemon, type WorkerDaemonOptions, type WorkerDaemonState } from "./cluster/worker/daemon.js";

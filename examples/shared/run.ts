@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   LocalCluster,
+  LocalClusterProcess,
   currentCluster,
   isFinished,
   type Cluster,
@@ -107,11 +108,12 @@ export class ExampleRun {
     if (!process.env.FLUSTER_CLUSTER_ADDRESS) this.log("starting a local cluster");
     this.cluster = currentCluster(options);
     const cluster = await this.cluster;
-    const local = cluster instanceof LocalCluster;
+    const workers = cluster instanceof LocalClusterProcess ? cluster.workerCount : cluster instanceof LocalCluster ? cluster.workers.length : undefined;
+    const local = workers !== undefined;
     const namespace = options.namespace === undefined ? "" : `${local ? ";" : ","} namespace ${cluster.namespace}`;
     this.log(
       local
-        ? `cluster: LocalCluster at ${cluster.address} (${cluster.workers.length} workers), started by this program${namespace}`
+        ? `cluster: LocalCluster at ${cluster.address} (${workers} workers), started by this program${namespace}`
         : `cluster: ${cluster.address}${namespace}`,
     );
     return cluster;
@@ -192,7 +194,7 @@ export class ExampleRun {
             if (!isFinished((await cluster.poll(id)).status)) await cluster.terminate(id, "driver stopped");
           }),
         );
-        await (cluster instanceof LocalCluster ? cluster.shutdown() : cluster.close()).catch(() => undefined);
+        await (cluster instanceof LocalCluster || cluster instanceof LocalClusterProcess ? cluster.shutdown() : cluster.close()).catch(() => undefined);
       }
       if (!succeeded && this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
     })());

@@ -1,5 +1,6 @@
 // Remote functions: TypeScript functions cannot be serialised, so a function
 // travels as a reference (defining module URL + name) that another process imports and calls.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -18,6 +19,7 @@ export interface RemoteRef {
 // and the job workspace's), and functions marked by one must be recognised by the other.
 const REMOTE_BRAND: unique symbol = Symbol.for("fluster.remoteFunction");
 const REGISTRY_KEY = Symbol.for("fluster.remoteRegistry.v1");
+const IMPORTING_KEY = Symbol.for("fluster.importingByReference.v1");
 
 /**
  * A function marked with {@link remote}. Calling it runs the function in this
@@ -46,6 +48,16 @@ type Registry = Map<string, Map<string, RegistryEntry>>;
 function registry(): Registry {
   const holder = globalThis as { [REGISTRY_KEY]?: Registry };
   return (holder[REGISTRY_KEY] ??= new Map());
+}
+
+/**
+ * The reference whose module is being imported, for code that module runs
+ * while it loads (its top level, and whatever that starts). One store for
+ * every copy of fluster in the process, like the registry.
+ */
+function importingStore(): AsyncLocalStorage<RemoteRef> {
+  const holder = globalThis as { [IMPORTING_KEY]?: AsyncLocalStorage<RemoteRef> };
+  return (holder[IMPORTING_KEY] ??= new AsyncLocalStorage());
 }
 
 /**
@@ -205,8 +217,10 @@ export async function resolveRemote(ref: RemoteRef, options: ResolveRemoteOption
 
   let namespace: Record<string, unknown>;
   try {
-    namespace = (await import(target.module)) as Record<string, unknown>;
+    namespace = (await importingStore().run(target, () => import(target.module))) as Record<string, unknown>;
   } catch (err) {
+    // The module started a program while it loaded: that error already says what to do.
+    if (err instanceof ProgramOnImportError) throw err;
     const cause = err instanceof Error ? err : new Error(String(err));
     const hint =
       (cause as NodeJS.ErrnoException).code === "ERR_UNKNOWN_FILE_EXTENSION"
@@ -237,6 +251,63 @@ export async function resolveRemote(ref: RemoteRef, options: ResolveRemoteOption
       ? `it defines: ${[...available].sort().join(", ")}`
       : "it defines no remote functions (mark one with remote(import.meta.url, function name() {...}))";
   throw new RemoteResolutionError(target, `cannot resolve ${what}: the module has no remote function "${target.name}"; ${listing}`);
+}
+
+/**
+ * The reference whose module this code runs inside the import of: set while
+ * {@link resolveRemote} imports a module (a worker thread or process finding
+ * a task, an actor class or a pipeline by reference) for the code the
+ * module runs as it loads; `undefined` everywhere else, the program's own
+ * entry module included.
+ */
+export function importingByReference(): RemoteRef | undefined {
+  return importingStore().getStore();
+}
+
+/**
+ * A module imported by reference started a program as it loaded (a job
+ * context, a LocalCluster, a pipeline run). Every worker imports that module
+ * to find what it defines, so the program would start again in each of
+ * them, and again in the workers those start, without end.
+ */
+export class ProgramOnImportError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.ProgramOnImportError";
+  override name = "ProgramOnImportError";
+  /** The reference whose module was being imported. */
+  readonly ref: RemoteRef;
+
+  constructor(ref: RemoteRef, what: string) {
+    const where = isMainThread ? "process" : "worker thread";
+    super(
+      `${what} while this ${where} was importing ${displayModule(ref.module)} to find "${ref.name}" by reference. ` +
+        "Workers import the module that defines a remote function, class or pipeline, so the code at the top of that module runs again in each of them, " +
+        "and this would start again in every worker, without end. Run the program only when the module is the entry point:\n\n" +
+        '  import { isMain } from "fluster";\n\n' +
+        "  if (isMain(import.meta)) {\n" +
+        "    // … what creates job contexts, clusters and pipelines, runs tasks, awaits results\n" +
+        "  }\n\n" +
+        "or move the program to a module of its own (a main.ts that imports this one).",
+      "failed_precondition",
+    );
+    this.ref = ref;
+  }
+}
+
+/**
+ * Throws a {@link ProgramOnImportError} when called while a module is being
+ * imported by reference; `what` starts its message, e.g. `createJobContext("threads") was called`.
+ */
+export function refuseWhileImportingByReference(what: string): void {
+  const ref = importingByReference();
+  if (ref !== undefined) throw new ProgramOnImportError(ref, what);
+}
+
+function displayModule(moduleUrl: string): string {
+  try {
+    return fileURLToPath(moduleUrl);
+  } catch {
+    return moduleUrl;
+  }
 }
 
 /**

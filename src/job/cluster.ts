@@ -4,14 +4,15 @@ import type { Cluster } from "../cluster/client/cluster.js";
 import { currentCluster } from "../cluster/client/current.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import type { JobId } from "../core/job.js";
+import type { JobId, JobInfo } from "../core/job.js";
+import { isFinished } from "../core/status.js";
 import { isRemoteClass, isRemoteFunction, type RemoteFunction } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { checkInteger, checkPositive } from "../core/validate.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { WorkerPool } from "../pool/worker-pool.js";
 import { hostActor } from "./actor-host.js";
-import { ActorNames, BaseJobContext, TaskFuture, resolveArgs, type ActorHandle, type CreateActorOptions } from "./context.js";
+import { ActorNames, BaseJobContext, resolveArgs, type TaskFuture, type ActorHandle, type CreateActorOptions } from "./context.js";
 
 export interface ClusterContextOptions {
   /** The cluster to use. @default currentCluster() */
@@ -69,7 +70,7 @@ export class ClusterContext extends BaseJobContext {
       );
     }
     const remoteFn = fn as unknown as RemoteFunction<unknown[], unknown>;
-    return new TaskFuture((async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args))))()) as TaskFuture<never>;
+    return this.track(async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args)))) as TaskFuture<never>;
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
@@ -81,6 +82,8 @@ export class ClusterContext extends BaseJobContext {
         ),
       );
     }
+    const closed = this.closedError("create an actor");
+    if (closed) return Promise.reject(closed);
     return this.actors.create(options, async (name) => {
       const cluster = await this.cluster();
       const pool = new ClusterResolver(cluster).lookup<InstanceType<C>>(name);
@@ -93,18 +96,30 @@ export class ClusterContext extends BaseJobContext {
         ports: ["actor"],
       });
       this.actorJobs.push(jobId);
+      // The actor's job may end before the actor is up (its class's module failed to load, say): say why at once.
+      const stop = new AbortController();
+      const ended = (async () => {
+        for await (const info of cluster.watch(jobId, { signal: stop.signal })) if (isFinished(info.status)) return info;
+        return undefined;
+      })().catch(() => undefined);
+      let endedFirst: JobInfo | undefined;
       try {
-        await pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120 });
+        endedFirst = await Promise.race([pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120, signal: stop.signal }).then(() => undefined), ended]);
       } catch (err) {
         const info = await cluster.poll(jobId).catch(() => undefined);
         throw new FlusterError(`actor ${name} did not start${info ? ` (job ${jobId} ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""})` : ""}`, "unavailable", { cause: err });
+      } finally {
+        stop.abort();
+      }
+      if (endedFirst) {
+        throw new FlusterError(`actor ${name} did not start: its job ${jobId} ended ${endedFirst.status}${endedFirst.errorMessage ? `: ${endedFirst.errorMessage}` : ""}`, "unavailable");
       }
       return pool.call() as ActorHandle<object>;
     }, cls.name) as Promise<ActorHandle<InstanceType<C>>>;
   }
 
   /** Stops the task pool and the actor jobs this context started. */
-  async close(): Promise<void> {
+  protected async release(): Promise<void> {
     const cluster = this.clusterPromise ? await this.clusterPromise : undefined;
     const pool = this.poolPromise ? await this.poolPromise.catch(() => undefined) : undefined;
     await pool?.shutdown();

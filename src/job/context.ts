@@ -5,6 +5,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import type { RemoteFunction } from "../core/remote.js";
+import { checkNonNegative } from "../core/validate.js";
 import type { ActorProxy } from "../actor/pool.js";
 
 export type JobContextKind = "sync" | "threads" | "cluster";
@@ -60,6 +61,16 @@ export interface WaitOptions {
   timeoutSeconds?: number;
 }
 
+export interface CloseOptions {
+  /**
+   * How long close() waits for tasks still in flight (awaited or not) before
+   * it cancels them. @default 30
+   */
+  timeoutSeconds?: number;
+}
+
+const DEFAULT_CLOSE_TIMEOUT_SECONDS = 30;
+
 type Unwrap<T> = T extends TaskFuture<infer V> ? V : T extends ObjectRef<infer V> ? V : T;
 type Arg<T> = T | TaskFuture<T> | ObjectRef<T>;
 
@@ -81,8 +92,16 @@ export interface JobContext {
   put<T>(value: T): ObjectRef<T>;
   /** Creates an actor from `cls` and `args`; on `cluster` the class must be marked with `remote()`. */
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
-  /** Releases threads, pools and actor jobs this context started. */
-  close(): Promise<void>;
+  /**
+   * Closes the context: it takes no more tasks (`run` and `createActor`
+   * throw), waits up to `timeoutSeconds` (default 30) for the tasks still in
+   * flight, whose futures settle with their results as usual, then cancels
+   * the rest: their futures reject with a FlusterError of code `cancelled`
+   * (a rejection nobody awaits is not an unhandled rejection). Then it
+   * releases the threads, task pool and actor jobs it started. Calling it
+   * again returns the same promise.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 // ------------------------------------------------------------------ shared parts
@@ -95,7 +114,60 @@ export abstract class BaseJobContext implements JobContext {
   abstract readonly kind: JobContextKind;
   abstract run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>>;
   abstract createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
-  abstract close(): Promise<void>;
+  /** Releases what the context started (threads, pool, actor jobs), once no task is in flight. */
+  protected abstract release(): Promise<void>;
+
+  private readonly inFlight = new Set<InFlightTask>();
+  private closing: Promise<void> | undefined;
+
+  /**
+   * Runs one task of this context: `work` starts it (and may stop it when
+   * `signal` aborts). The future settles with its outcome, or rejects
+   * `cancelled` when close() stops waiting for it.
+   */
+  protected track<T>(work: (signal: AbortSignal) => Promise<T>): TaskFuture<T> {
+    this.checkOpen("run a task");
+    const abort = new AbortController();
+    let cancel: (reason: FlusterError) => void = () => undefined;
+    const cancelled = new Promise<never>((_, reject) => (cancel = reject));
+    const started = (async () => work(abort.signal))();
+    const task: InFlightTask = {
+      settled: Promise.race([started, cancelled]),
+      cancel: (reason) => {
+        cancel(reason);
+        abort.abort(reason);
+      },
+    };
+    this.inFlight.add(task);
+    const forget = () => this.inFlight.delete(task);
+    task.settled.then(forget, forget);
+    return new TaskFuture(task.settled as Promise<T>);
+  }
+
+  /** Throws when the context is closed (or closing). */
+  protected checkOpen(what: string): void {
+    const closed = this.closedError(what);
+    if (closed) throw closed;
+  }
+
+  /** The error for `what` once the context is closed (or closing); undefined while it is open. */
+  protected closedError(what: string): FlusterError | undefined {
+    return this.closing ? new FlusterError(`cannot ${what}: this ${this.kind} job context is closed (create another one)`, "failed_precondition") : undefined;
+  }
+
+  close(options: CloseOptions = {}): Promise<void> {
+    const timeoutSeconds = checkNonNegative(options.timeoutSeconds ?? DEFAULT_CLOSE_TIMEOUT_SECONDS, "timeoutSeconds");
+    this.closing ??= (async () => {
+      await settledWithin([...this.inFlight].map((t) => t.settled), timeoutSeconds);
+      const reason = new FlusterError(
+        `task cancelled: the ${this.kind} job context was closed and the task had not finished ${timeoutSeconds}s later (close({ timeoutSeconds }) sets how long close waits)`,
+        "cancelled",
+      );
+      for (const task of this.inFlight) task.cancel(reason);
+      await this.release();
+    })();
+    return this.closing;
+  }
 
   get<T>(ref: TaskFuture<T> | ObjectRef<T>): Promise<T>;
   get<T extends readonly unknown[]>(refs: T): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
@@ -109,6 +181,24 @@ export abstract class BaseJobContext implements JobContext {
 
   put<T>(value: T): ObjectRef<T> {
     return new ObjectRef(value);
+  }
+}
+
+/** A task close() waits for, and cancels if it must. */
+interface InFlightTask {
+  readonly settled: Promise<unknown>;
+  cancel(reason: FlusterError): void;
+}
+
+/** Resolves when every promise has settled, or after `seconds`, whichever comes first. */
+async function settledWithin(promises: readonly Promise<unknown>[], seconds: number): Promise<void> {
+  if (promises.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, seconds * 1000)));
+  try {
+    await Promise.race([Promise.allSettled(promises), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -2,6 +2,7 @@
 // program runs); getJobContext: the scoped one, else a process-wide "auto" one.
 import { isMainThread } from "node:worker_threads";
 import { ValidationError } from "../core/errors.js";
+import { refuseWhileImportingByReference } from "../core/remote.js";
 import { ClusterContext, type ClusterContextOptions } from "./cluster.js";
 import { scopedJobContext, type JobContext, type JobContextKind } from "./context.js";
 import { SyncContext } from "./sync.js";
@@ -14,8 +15,14 @@ export type JobContextOptions = ThreadsContextOptions & ClusterContextOptions;
  * FLUSTER_CLUSTER_ADDRESS is set, `sync` inside a threads-context worker
  * thread (nested tasks run inline rather than wait for a busy thread), else
  * `threads`.
+ *
+ * @throws ProgramOnImportError when called while this thread or process is
+ * importing a module by reference (the module runs a program as it loads;
+ * guard it with `if (isMain(import.meta)) { … }`).
  */
 export function createJobContext(kind: JobContextKind | "auto" = "auto", options: JobContextOptions = {}): JobContext {
+  // A module that creates a context as it loads would create one in every worker that imports it.
+  refuseWhileImportingByReference(`createJobContext(${JSON.stringify(kind)}) was called`);
   const chosen = kind === "auto" ? autoKind() : kind;
   switch (chosen) {
     case "sync":

@@ -1,7 +1,7 @@
 // The sync context: every task runs inline, in this process, when `run` is
 // called — for debugging and for nested tasks inside a worker thread.
 import { ValidationError } from "../core/errors.js";
-import { ActorNames, BaseJobContext, TaskFuture, inProcessActor, resolveArgs, withJobContext, type ActorHandle, type CreateActorOptions } from "./context.js";
+import { ActorNames, BaseJobContext, type TaskFuture, inProcessActor, resolveArgs, withJobContext, type ActorHandle, type CreateActorOptions } from "./context.js";
 
 export class SyncContext extends BaseJobContext {
   readonly kind = "sync" as const;
@@ -11,12 +11,14 @@ export class SyncContext extends BaseJobContext {
     if (typeof fn !== "function") throw new ValidationError("fn", "must be a function");
     // Any function works here: nothing crosses a process boundary.
     // Nested tasks (getJobContext() inside fn) run here too.
-    return new TaskFuture(resolveArgs(args).then((values) => withJobContext(this, () => (fn as (...a: unknown[]) => unknown)(...values)))) as TaskFuture<never>;
+    return this.track(() => resolveArgs(args).then((values) => withJobContext(this, () => (fn as (...a: unknown[]) => unknown)(...values)))) as TaskFuture<never>;
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
+    const closed = this.closedError("create an actor");
+    if (closed) return Promise.reject(closed);
     return this.actors.create(options, async () => inProcessActor(new cls(...(args as never[]))), cls.name) as Promise<ActorHandle<InstanceType<C>>>;
   }
 
-  async close(): Promise<void> {}
+  protected async release(): Promise<void> {}
 }

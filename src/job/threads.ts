@@ -27,6 +27,8 @@ export class ThreadsContext extends BaseJobContext {
     const threads = options.maxWorkers ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new ValidationError("maxWorkers", `must be a whole number ≥ 1, got ${String(threads)}`);
     this.pool = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 30_000 });
+    // A task's failure reaches its future; an error of the pool itself has no caller to tell, and must not crash the program.
+    this.pool.on("error", () => undefined);
   }
 
   run(fn: (...args: never[]) => unknown, ...args: unknown[]): TaskFuture<never> {
@@ -37,22 +39,22 @@ export class ThreadsContext extends BaseJobContext {
       );
     }
     const ref = remoteRef(fn);
-    const task = args.some((a) => a instanceof TaskFuture || a instanceof ObjectRef)
-      ? resolveArgs(args).then((values) => this.pool.run({ ref, args: values } satisfies ThreadTask))
-      : this.pool.run({ ref, args } satisfies ThreadTask);
-    return new TaskFuture(
-      (task as Promise<ThreadOutcome>).then((outcome) => {
-        if (outcome.ok) return outcome.value;
-        throw decodeValue(outcome.error);
-      }),
-    ) as TaskFuture<never>;
+    return this.track(async (signal) => {
+      const values = args.some((a) => a instanceof TaskFuture || a instanceof ObjectRef) ? await resolveArgs(args) : args;
+      const outcome = (await this.pool.run({ ref, args: values } satisfies ThreadTask, { signal })) as ThreadOutcome;
+      if (outcome.ok) return outcome.value;
+      throw decodeValue(outcome.error);
+    }) as TaskFuture<never>;
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
+    const closed = this.closedError("create an actor");
+    if (closed) return Promise.reject(closed);
     return this.actors.create(options, async () => inProcessActor(new cls(...(args as never[]))), cls.name) as Promise<ActorHandle<InstanceType<C>>>;
   }
 
-  async close(): Promise<void> {
+  /** close() has let every task settle or cancelled it (aborting it terminates its thread), so no answer can arrive late. */
+  protected async release(): Promise<void> {
     await this.pool.destroy();
   }
 }

@@ -6,13 +6,14 @@
 // directory that is removed when the run ends, whether it succeeded or not.
 import { availableParallelism } from "node:os";
 import type { Cluster } from "../cluster/client/cluster.js";
-import { FlusterError, ValidationError } from "../core/errors.js";
+import { ValidationError } from "../core/errors.js";
+import { refuseWhileImportingByReference } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { createJobContext, type JobContext } from "../job/index.js";
 import type { Dataset } from "./dataset.js";
 import { expandGlob } from "./io.js";
 import { listShardCount, planStages, type Stage } from "./plan.js";
-import { importingDefinition, runShard, runShardTask, type ShardInput, type ShardResult } from "./runner.js";
+import { runShard, runShardTask, type ShardInput, type ShardResult } from "./runner.js";
 import { StorageManager, readChunk, type ChunkRef } from "./storage.js";
 
 export type Backend = "sync" | "threads" | "cluster";
@@ -110,16 +111,8 @@ async function runLimited<T>(count: number, limit: number, task: (i: number) => 
  * pipeline ending in `writeJsonl`/`writeText`, the paths of the files written.
  */
 export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): Promise<T[]> {
-  const importing = importingDefinition();
-  if (importing) {
-    throw new FlusterError(
-      `execute() ran while this worker was importing ${importing.module} to rebuild the pipeline "${importing.name}". ` +
-        "Every worker imports the module that defines a pipeline, so that module must not run pipelines when it loads: " +
-        "call execute() from another module (a main.ts that imports the definition), or only when the module is the entry point " +
-        "(`if (import.meta.url === pathToFileURL(process.argv[1]).href) { ... }`)",
-      "failed_precondition",
-    );
-  }
+  // A module that runs a pipeline as it loads would run it again in every worker that imports it.
+  refuseWhileImportingByReference("execute() ran");
   const pipeline = ds as Dataset<unknown>;
   if (options.context && options.backend && options.backend !== options.context.kind) {
     throw new ValidationError("backend", `is "${options.backend}" but the context given is "${options.context.kind}"`);

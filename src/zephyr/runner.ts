@@ -315,34 +315,14 @@ function compareKeys(a: SortKey, b: SortKey): number {
 
 const plans = new Map<string, Promise<Stage[]>>();
 
-/** Definitions whose modules this process is importing right now (see {@link importingDefinition}). */
-const importing: RemoteRef[] = [];
-
-/**
- * The definition whose module this worker is importing to rebuild a
- * pipeline, if any. `execute` refuses to run then: a module that runs a
- * pipeline at import would start it again in every worker, without end.
- */
-export function importingDefinition(): RemoteRef | undefined {
-  return importing[importing.length - 1];
-}
-
-async function importDefinition(ref: RemoteRef): Promise<(...args: unknown[]) => unknown> {
-  importing.push(ref);
-  try {
-    return (await resolveRemote(ref)) as (...args: unknown[]) => unknown;
-  } finally {
-    importing.splice(importing.indexOf(ref), 1);
-  }
-}
-
 /** The pipeline's stages, rebuilt from its definition once per process (and arguments). */
 function stagesOf(task: ShardTask): Promise<Stage[]> {
   const key = `${task.definition.ref.module}#${task.definition.ref.name}#${task.sourceShards}#${Buffer.from(encodeValue(task.definition.args)).toString("base64")}`;
   let stages = plans.get(key);
   if (!stages) {
     stages = (async () => {
-      const build = await importDefinition(task.definition.ref);
+      // A definition whose module runs a pipeline as it loads is refused there (execute → refuseWhileImportingByReference).
+      const build = (await resolveRemote(task.definition.ref)) as (...args: unknown[]) => unknown;
       const ds = build(...task.definition.args);
       // instanceof holds also for a Dataset of another copy of fluster (the definition's module may load its own).
       if (!(ds instanceof Dataset)) throw new ValidationError(`dataset ${task.definition.ref.name}`, "must return a Dataset");

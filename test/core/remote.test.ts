@@ -10,7 +10,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import {
+  ProgramOnImportError,
   RemoteResolutionError,
+  importingByReference,
   isMain,
   isRemoteClass,
   isRemoteFunction,
@@ -193,6 +195,27 @@ describe("resolveRemote in this process", () => {
     const module = fixtureUrl("throws-on-import.ts");
     const err = await rejectsResolution({ module, name: "anything" }, [literal(module), /"anything"/, /fixture exploded while importing/]);
     assert.equal((err.cause as Error).message, "fixture exploded while importing");
+  });
+
+  test("while a module is imported by reference, its top level knows which reference; its functions, called later, do not", async () => {
+    const ref = { module: fixtureUrl("imported-by-reference.ts"), name: "probe" };
+    const probe = await resolveRemote(ref);
+    assert.equal(probe(), undefined);
+    assert.equal(importingByReference(), undefined);
+    const { seenAtImport } = (await import(ref.module)) as { seenAtImport: RemoteRef | undefined };
+    assert.deepEqual(seenAtImport, ref);
+  });
+
+  test("a module that starts a program as it loads fails with ProgramOnImportError, unwrapped, showing the isMain guard", async () => {
+    const ref = { module: fixtureUrl("program-at-import.ts"), name: "task" };
+    await assert.rejects(resolveRemote(ref), (err: unknown) => {
+      assert.ok(err instanceof ProgramOnImportError, String(err));
+      assert.equal(err.code, "failed_precondition");
+      assert.deepEqual(err.ref, ref);
+      assert.match(err.message, /^the test program started while this process was importing \S+program-at-import\.ts to find "task" by reference/);
+      assert.match(err.message, /if \(isMain\(import\.meta\)\) \{/);
+      return true;
+    });
   });
 
   test("a missing function fails naming both and listing what the module defines", async () => {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { nodeEntryArgs } from "../../core/node-entry.js";
+import { refuseWhileImportingByReference } from "../../core/remote.js";
 import { checkInteger, checkNonNegative, checkPositive } from "../../core/validate.js";
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
 import { startController, type ControllerServer } from "../controller/server.js";
@@ -39,7 +40,7 @@ export interface LocalClusterOptions extends ClusterOptions {
 }
 
 /** Checks LocalCluster options up front; throws a ValidationError naming the field. */
-function compileLocalClusterOptions(options: LocalClusterOptions): LocalClusterOptions {
+export function compileLocalClusterOptions(options: LocalClusterOptions): LocalClusterOptions {
   if (options.workers !== undefined) checkInteger(options.workers, "workers", 0);
   if (options.workerCpu !== undefined) checkPositive(options.workerCpu, "workerCpu");
   if (options.workerMemory !== undefined) parseByteSize(options.workerMemory, "workerMemory");
@@ -74,6 +75,8 @@ export class LocalCluster extends Cluster {
 
   /** Starts a controller in this process and `workers` worker daemons; resolves when all are registered. */
   static async start(given: LocalClusterOptions = {}): Promise<LocalCluster> {
+    // A module that starts a cluster as it loads would start one in every worker process that imports it.
+    refuseWhileImportingByReference("LocalCluster.start() was called");
     const options = compileLocalClusterOptions(given);
     const ownsRoot = options.stateDir === undefined;
     const rootDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "fluster-local-"));
@@ -90,6 +93,7 @@ export class LocalCluster extends Cluster {
       throw err;
     }
     const cluster = new LocalCluster(server, rootDir, ownsRoot, options);
+    shutDownOnSignals(cluster, () => cluster.abandon());
     try {
       await Promise.all(Array.from({ length: options.workers ?? 2 }, () => cluster.addWorker()));
     } catch (err) {
@@ -152,15 +156,66 @@ export class LocalCluster extends Cluster {
     await stopProcess(worker.process, signal);
   }
 
+  /**
+   * Ends the cluster at once and synchronously, for a process about to die of
+   * a signal: SIGKILLs the worker daemons (their attempts die with them) and
+   * removes the temporary directory.
+   */
+  private abandon(): void {
+    if (this.shutDown) return;
+    this.shutDown = true;
+    liveClusters.delete(this);
+    for (const worker of this.workerList) worker.process.kill("SIGKILL");
+    if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
+  }
+
   /** Stops every worker (and the attempts they run), the controller, and removes temporary files. */
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
     this.shutDown = true;
+    liveClusters.delete(this);
+    if (liveClusters.size === 0) removeSignalHandlers();
     await Promise.all(this.workerList.map((w) => stopProcess(w.process, "SIGTERM", 10_000)));
     await this.close();
     await this.server.shutdown();
     if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
   }
+}
+
+// ------------------------------------------------------------------ signals
+
+/** Clusters of this process not shut down yet, each with how to end it at once. */
+const liveClusters = new Map<LocalCluster, () => void>();
+const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+const signalHandlers = new Map<NodeJS.Signals, () => void>();
+
+/**
+ * A SIGINT or SIGTERM that the program does not handle itself ends it at
+ * once, which would leave the cluster's temporary directory behind: until
+ * the cluster is shut down, such a signal first ends every LocalCluster of
+ * the process — synchronously, so that none of the program's code runs in
+ * between — then ends the process with the same signal, as it would have
+ * ended. A program that listens for the signal itself decides what happens
+ * (and calls shutdown()).
+ */
+function shutDownOnSignals(cluster: LocalCluster, abandon: () => void): void {
+  liveClusters.set(cluster, abandon);
+  if (signalHandlers.size > 0) return;
+  for (const signal of SIGNALS) {
+    const handler = (): void => {
+      if (process.listeners(signal).some((listener) => listener !== handler)) return;
+      for (const abandon of [...liveClusters.values()]) abandon();
+      removeSignalHandlers();
+      process.kill(process.pid, signal);
+    };
+    signalHandlers.set(signal, handler);
+    process.on(signal, handler);
+  }
+}
+
+function removeSignalHandlers(): void {
+  for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+  signalHandlers.clear();
 }
 
 /** Signals a process and waits for it to exit; escalates to SIGKILL after `graceMs`. */
