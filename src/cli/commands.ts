@@ -1,6 +1,5 @@
 // What each `fluster` command does, given its parsed options. The command tree
 // and option parsing live in program.ts; this module talks to the cluster.
-import ora from "ora";
 import { Cluster, type EndpointInfo } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
@@ -49,12 +48,6 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** A spinner on stderr when it is a terminal; silent in pipes and logs. */
-function progress(text: string, wanted: boolean) {
-  const tty = wanted && process.stderr.isTTY === true;
-  return ora({ text, stream: process.stderr, isEnabled: tty, isSilent: !tty });
-}
-
 function printTable(rows: ReadonlyArray<Record<string, string>>, empty: string): void {
   const first = rows[0];
   if (!first) {
@@ -78,14 +71,18 @@ function duration(info: JobInfo): string {
 // ------------------------------------------------------------------ cluster
 
 export async function clusterStart(options: ClusterStartOptions): Promise<void> {
-  const spinner = progress(`starting a controller and ${options.workers ?? 2} worker(s)`, true);
-  spinner.start();
-  const cluster = await LocalCluster.start({
-    workers: options.workers ?? 2,
-    ...(options.port !== undefined ? { port: options.port } : {}),
-    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
-  });
-  spinner.stop();
+  const status = new StatusLine(process.stderr);
+  status.update(`fluster: starting a controller and ${options.workers ?? 2} worker(s)…`);
+  let cluster: LocalCluster;
+  try {
+    cluster = await LocalCluster.start({
+      workers: options.workers ?? 2,
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+    });
+  } finally {
+    status.stop();
+  }
   process.stdout.write(
     [
       `Fluster local cluster is up: controller ${cluster.address}, ${cluster.workers.length} worker(s).`,

@@ -1,68 +1,68 @@
-// What a long wait shows: on a terminal, one line rewritten in place with a
-// spinner and the time waited; in a pipe, each new message once, as a plain
-// line, so logs say why a command waits without filling up.
-
-const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-const FRAME_MS = 120;
+// What a long wait shows: on a terminal, an ora spinner with the message and
+// the time waited; in a pipe, each new message once, as a plain line, so logs
+// say why a command waits without filling up.
+import ora, { type Ora } from "ora";
 
 /** Options of {@link StatusLine}. */
 export interface StatusLineOptions {
-  /** Draw a live line (a terminal) rather than plain lines. @default stream.isTTY */
+  /**
+   * Draw a live line rather than plain lines. @default a terminal that has a
+   * width (under `script` without a size, columns is 0 and a spinner would
+   * draw garbage)
+   */
   live?: boolean;
-  /** In plain mode, write nothing at all. @default false */
-  quietInPipes?: boolean;
+}
+
+type StatusStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+
+/** Whether `stream` is a terminal a spinner can draw on. */
+export function canDrawOn(stream: StatusStream): boolean {
+  return stream.isTTY === true && (stream.columns ?? 0) > 0;
 }
 
 export class StatusLine {
   private readonly live: boolean;
-  private readonly quiet: boolean;
   private text: string | undefined;
   private lastPrinted: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private frame = 0;
+  private spinner: Ora | undefined;
+  private ticker: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
-  private drawn = false;
 
   constructor(
-    private readonly stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+    private readonly stream: StatusStream,
     options: StatusLineOptions = {},
   ) {
-    this.live = options.live ?? stream.isTTY === true;
-    this.quiet = options.quietInPipes ?? false;
+    this.live = options.live ?? canDrawOn(stream);
   }
 
-  /** Shows `text`: redrawn in place on a terminal, printed once per new text in a pipe. */
+  /** Shows `text`: on a terminal as the spinner's text (with the seconds waited), in a pipe printed once per new text. */
   update(text: string): void {
-    this.text = text;
     if (!this.live) {
-      if (!this.quiet && text !== this.lastPrinted) this.stream.write(`${text}\n`);
+      if (text !== this.lastPrinted) this.stream.write(`${text}\n`);
       this.lastPrinted = text;
       return;
     }
-    this.draw();
-    if (!this.timer) {
-      this.timer = setInterval(() => this.draw(), FRAME_MS);
-      this.timer.unref();
+    this.text = text;
+    // discardStdin off: ora would otherwise take over stdin and Ctrl-C.
+    this.spinner ??= ora({ stream: this.stream, isEnabled: true, discardStdin: false });
+    this.render();
+    if (!this.spinner.isSpinning) this.spinner.start();
+    if (!this.ticker) {
+      this.ticker = setInterval(() => this.render(), 1000);
+      this.ticker.unref();
     }
   }
 
-  /** Erases the line (on a terminal) and stops redrawing; output that follows starts on a clean line. */
+  /** Erases the spinner's line and stops it; output that follows starts on a clean line. */
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    if (this.live && this.drawn) this.stream.write("\r\x1b[K");
-    this.drawn = false;
+    clearInterval(this.ticker);
+    this.ticker = undefined;
+    this.spinner?.stop();
+    this.spinner = undefined;
   }
 
-  private draw(): void {
-    if (this.text === undefined) return;
-    const seconds = Math.floor((Date.now() - this.startedAt) / 1000);
-    const spinner = FRAMES[this.frame++ % FRAMES.length] ?? "";
-    let line = `${spinner} ${this.text} (${seconds}s)`;
-    // A line wider than the terminal would wrap, and \r would redraw only its last row.
-    const width = this.stream.columns && this.stream.columns > 1 ? this.stream.columns - 1 : 0;
-    if (width > 0 && line.length > width) line = `${line.slice(0, Math.max(0, width - 1))}…`;
-    this.stream.write(`\r\x1b[K${line}`);
-    this.drawn = true;
+  private render(): void {
+    if (!this.spinner || this.text === undefined) return;
+    this.spinner.text = `${this.text} (${Math.floor((Date.now() - this.startedAt) / 1000)}s)`;
   }
 }

@@ -10,6 +10,7 @@ import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { CliError, errorLine, exitCodeOf } from "../../src/cli/output.js";
 import { collectKeyValue, parseGpu, parseKeyValue, parseMemory, parsePort, parsePositiveInt, parseTpu } from "../../src/cli/parse.js";
 import { COMMAND_PATHS, buildProgram, missingDashDash, notBuiltYet, type CommandActions, type CommandPath } from "../../src/cli/program.js";
+import * as readline from "node:readline";
 import { StatusLine } from "../../src/cli/status-line.js";
 import { PassThrough } from "node:stream";
 import { REPO_ROOT, cleanEnv, runNode, type NodeResult } from "../helpers/index.js";
@@ -292,23 +293,38 @@ describe("job run without `--`", () => {
 describe("status-line.ts", () => {
   const sink = (isTTY: boolean) => {
     const written: string[] = [];
-    const stream = Object.assign(new PassThrough(), { isTTY, columns: 30 });
+    // A terminal's cursor methods, as tty.WriteStream has them (ora draws with them).
+    const stream: PassThrough & { isTTY: boolean; columns: number } = Object.assign(new PassThrough(), {
+      isTTY,
+      columns: 30,
+      cursorTo: (x: number) => readline.cursorTo(stream, x),
+      clearLine: (dir: -1 | 0 | 1) => readline.clearLine(stream, dir),
+      moveCursor: (dx: number, dy: number) => readline.moveCursor(stream, dx, dy),
+    });
     stream.on("data", (chunk: Buffer) => written.push(chunk.toString()));
     return { stream, written: () => written.join("") };
   };
 
-  test("on a terminal: one line redrawn in place, cut to the width, erased by stop()", async () => {
+  test("on a terminal: an ora spinner showing the text and the seconds waited, cleared by stop()", async () => {
     const { stream, written } = sink(true);
     const line = new StatusLine(stream);
     line.update("job-1: pending — no worker has a gpu");
     line.stop();
     await new Promise((r) => setImmediate(r));
     const text = written();
-    assert.ok(text.startsWith("\r\x1b[K"), JSON.stringify(text));
+    assert.ok(text.includes("job-1: pending — no worker has a gpu (0s)"), JSON.stringify(text));
     assert.ok(!text.includes("\n"), "never a new line");
-    assert.ok(text.includes("job-1: pending — no work"), JSON.stringify(text));
-    assert.ok(text.split("\r\x1b[K").every((frame) => frame.length <= 29), JSON.stringify(text));
-    assert.ok(text.endsWith("\r\x1b[K"), "stop() erases the line");
+  });
+
+  test("a terminal without a width (script without a size) gets plain lines, not a spinner", async () => {
+    const written: string[] = [];
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 0 });
+    stream.on("data", (chunk: Buffer) => written.push(chunk.toString()));
+    const line = new StatusLine(stream);
+    line.update("pending: a");
+    line.stop();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(written.join(""), "pending: a\n");
   });
 
   test("in a pipe: each new text once, as a plain line", async () => {
