@@ -6,6 +6,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, w
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { FlusterError } from "../../core/errors.js";
+import { parseProcStat, type ProcessStat } from "../../core/proc-stat.js";
 
 /** The lock's name inside the state directory. */
 export const STATE_LOCK_FILE = "controller.lock";
@@ -122,22 +123,17 @@ function isRunning(holder: StateLockHolder): boolean {
   }
   const stat = procStat(holder.pid);
   if (stat?.state === "Z") return false; // killed, not yet reaped by its parent
-  return !(holder.processStart && stat && stat.start !== holder.processStart);
+  return !(holder.processStart && stat && stat.startTime !== holder.processStart);
 }
 
 function processStartOf(pid: number): string | undefined {
-  return procStat(pid)?.start;
+  return procStat(pid)?.startTime;
 }
 
-/** State and start time of a process from /proc (Linux); undefined elsewhere. */
-function procStat(pid: number): { state: string; start: string } | undefined {
+/** A process from /proc (Linux); undefined elsewhere, or when it is gone. */
+function procStat(pid: number): ProcessStat | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ")".
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const state = fields[0];
-    const start = fields[19];
-    return state !== undefined && start !== undefined ? { state, start } : undefined;
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return undefined;
   }

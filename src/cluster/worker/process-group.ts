@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pollUntil } from "../../core/backoff.js";
+import { parseProcStat, type ProcessStat } from "../../core/proc-stat.js";
 
 /** The daemon records a running attempt's process group in this file of its log directory. */
 export const PGID_FILE_NAME = "pgid";
@@ -96,14 +97,6 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-interface ProcessStat {
-  pid: number;
-  ppid: number;
-  pgid: number;
-  /** One-letter state; `Z` is a zombie: dead, waiting for its parent to reap it. */
-  state: string;
-}
-
 /** The processes of a group, from /proc; empty where there is no /proc. */
 async function groupMembers(pgid: number): Promise<ProcessStat[]> {
   let entries: string[];
@@ -115,21 +108,13 @@ async function groupMembers(pgid: number): Promise<ProcessStat[]> {
   const stats = await Promise.all(
     entries.filter((e) => /^\d+$/.test(e)).map(async (pid) => {
       try {
-        return parseStat(await readFile(`/proc/${pid}/stat`, "utf8"));
+        return parseProcStat(await readFile(`/proc/${pid}/stat`, "utf8"));
       } catch {
         return undefined; // exited meanwhile
       }
     }),
   );
   return stats.filter((s): s is ProcessStat => s !== undefined && s.pgid === pgid);
-}
-
-function parseStat(text: string): ProcessStat | undefined {
-  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-  const close = text.lastIndexOf(")");
-  const [state, ppid, pgid] = text.slice(close + 2).split(" ");
-  if (close === -1 || state === undefined) return undefined;
-  return { pid: Number.parseInt(text, 10), ppid: Number(ppid), pgid: Number(pgid), state };
 }
 
 /**
