@@ -10,6 +10,14 @@ export interface SliceCoordinatorOptions {
   minSlices: number;
   /** A slice silent for longer than this is dropped, so barriers never wait for the dead. */
   heartbeatTimeoutMs: number;
+  /**
+   * The slices the run starts with: step 1 waits until all have joined (or
+   * `joinTimeoutSeconds` passed), so a slow starter does not join late.
+   * @default none
+   */
+  initialSlices?: string[];
+  /** How long steps wait for a slice announced by `initialSlices` or `expect()`. @default 60 */
+  joinTimeoutSeconds?: number;
 }
 
 /** What happened; `slices` are the live slices afterwards. */
@@ -54,6 +62,9 @@ export class SliceCoordinator {
   constructor(private readonly options: SliceCoordinatorOptions) {
     // Check for silent slices a few times per timeout; unref'd so it never keeps a process alive.
     setInterval(() => this.dropSilent(), Math.max(50, options.heartbeatTimeoutMs / 4)).unref();
+    const now = Date.now();
+    const until = now + (options.joinTimeoutSeconds ?? 60) * 1000;
+    for (const sliceId of options.initialSlices ?? []) this.expected.set(sliceId, { since: now, until });
   }
 
   /**

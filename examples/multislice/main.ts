@@ -29,7 +29,7 @@ Options:
   --kill-at K            kill a slice after step K; 0 kills none (default: a third of the steps)
   --step-ms MS           how long one training step takes (default 500)
   --heartbeat-timeout MS drop a slice silent for this long (default 2000)
-  --rejoin-timeout S     steps wait at most S seconds for a replacement to join (default 60)
+  --rejoin-timeout S     steps wait at most S seconds for a first slice or a replacement to join (default 60)
   --max-restarts R       give up after R slice failures (default 3)
   --tpu VARIANT          ask for a real TPU slice per job, e.g. v5litepod-16 (default: off,
                          small CPU jobs stand in for slices)
@@ -115,7 +115,13 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
   const coordinatorId = await launch("coordinator", {
     resources: SMALL,
     ports: ["actor"],
-    entrypoint: Entrypoint.fromFunction(hostCoordinator, { minSlices: flags.minSlices, heartbeatTimeoutMs: flags.heartbeatTimeoutMs }),
+    entrypoint: Entrypoint.fromFunction(hostCoordinator, {
+      minSlices: flags.minSlices,
+      heartbeatTimeoutMs: flags.heartbeatTimeoutMs,
+      // Step 1 waits for every first slice, so one that starts slowly still joins at step 1.
+      initialSlices: Array.from({ length: flags.slices }, (_, i) => `slice-${i}`),
+      joinTimeoutSeconds: flags.rejoinTimeoutSeconds,
+    }),
   });
   void cluster.wait(coordinatorId).then((info) => done || failed(new Error(`${run.describeEnd(info)} during the run`)), failed);
 

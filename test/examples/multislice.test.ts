@@ -82,6 +82,16 @@ describe("SliceCoordinator", () => {
     assert.ok(events.some((e) => e.kind === "gave-up" && e.sliceId === "b"), "the timeline says it gave up on b");
   });
 
+  test("step 1 waits for every initial slice, so a slow starter joins at step 1", () => {
+    const coordinator = new SliceCoordinator({ minSlices: 1, heartbeatTimeoutMs: 60_000, initialSlices: ["a", "b"] });
+    coordinator.register("a");
+    coordinator.heartbeat("a", 1);
+    assert.equal(coordinator.status().completedStep, 0, "step 1 waits for b");
+    assert.equal(coordinator.register("b").startStep, 1);
+    coordinator.heartbeat("b", 1);
+    assert.equal(coordinator.status().completedStep, 1);
+  });
+
   test("expect() for a slice that already registered holds nothing", () => {
     const coordinator = new SliceCoordinator({ minSlices: 1, heartbeatTimeoutMs: 60_000 });
     coordinator.register("a");
