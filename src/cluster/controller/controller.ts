@@ -211,7 +211,7 @@ export class Controller {
       const misconfigured = failure.kind === "misconfigured";
       const message =
         `the controller cannot call worker ${workerId} at ${address}: ${failure.kind === "unreachable" ? `no answer (${failure.message})` : failure.message}` +
-        (misconfigured ? "" : "; the worker's --host (or advertised host) must be an address the controller can reach");
+        (misconfigured ? "" : "; set the worker's --advertise-host to an address the controller can reach");
       this.log(`fluster controller: refused worker ${workerId} (${address}): ${message}`);
       throw new FlusterError(message, misconfigured ? "failed_precondition" : "unavailable", { cause: err });
     } finally {
