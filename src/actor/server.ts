@@ -2,6 +2,7 @@
 // registers each under a name in the cluster's endpoint registry.
 import { create } from "@bufbuild/protobuf";
 import type { Cluster } from "../cluster/client/cluster.js";
+import { isLoopbackHost, isWildcardHost } from "../cluster/worker/advertise-host.js";
 import { EventEmitter, on } from "node:events";
 import { sleep } from "../core/backoff.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
@@ -22,11 +23,19 @@ import { ClusterResolver, FixedResolver, type Resolver } from "./resolver.js";
 
 /** Options of {@link ActorServer}. */
 export interface ActorServerOptions {
-  /** Address to bind. @default "127.0.0.1" */
+  /**
+   * Address to bind. @default inside a job (FLUSTER_ADVERTISE_HOST set):
+   * every interface ("0.0.0.0"; "::" for an IPv6 advertised host), or the
+   * advertised host itself when it is a loopback address; outside a job "127.0.0.1"
+   */
   host?: string;
   /** Port to bind. @default FLUSTER_PORT_ACTOR when the job asked for it, else a free port */
   port?: number;
-  /** Host name clients on other machines use. @default the bind host, or 127.0.0.1 for a wildcard bind */
+  /**
+   * Host clients on other machines use; the registered address is on it.
+   * @default the bind host; for a wildcard bind the worker's advertised host
+   * (FLUSTER_ADVERTISE_HOST) inside a job, else 127.0.0.1
+   */
   advertiseHost?: string;
   /** Bearer token callers must present. @default FLUSTER_TOKEN */
   token?: string;
@@ -45,12 +54,26 @@ interface CompiledActorServerOptions {
 
 /** Checks ActorServer options up front; throws a ValidationError naming the field. */
 function compileActorServerOptions(options: ActorServerOptions): CompiledActorServerOptions {
-  const host = options.host === undefined ? "127.0.0.1" : checkString(options.host, "host", { nonEmpty: true });
+  // Inside a job on a worker: the address the worker advertises to the controller.
+  const jobHost = process.env.FLUSTER_ADVERTISE_HOST || undefined;
+  const host = options.host === undefined ? (jobHost === undefined ? "127.0.0.1" : bindHostFor(jobHost)) : checkString(options.host, "host", { nonEmpty: true });
   const envPort = Number(process.env.FLUSTER_PORT_ACTOR);
   const port = options.port === undefined ? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0) : checkPort(options.port);
-  const advertiseHost = options.advertiseHost === undefined ? (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host) : checkString(options.advertiseHost, "advertiseHost", { nonEmpty: true });
+  const advertiseHost =
+    options.advertiseHost === undefined ? (isWildcardHost(host) ? (jobHost ?? "127.0.0.1") : host) : checkString(options.advertiseHost, "advertiseHost", { nonEmpty: true });
   const token = options.token ?? (process.env.FLUSTER_TOKEN || undefined);
   return { host, port, advertiseHost, token, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };
+}
+
+/**
+ * Where a server in a job listens so that it is reachable at the worker's
+ * advertised host: every interface, except that a loopback advertised host
+ * (a worker only its own machine reaches, such as a LocalCluster's) is bound
+ * as it is, which keeps the port off the network.
+ */
+function bindHostFor(advertised: string): string {
+  if (isLoopbackHost(advertised)) return advertised;
+  return advertised.includes(":") ? "::" : "0.0.0.0";
 }
 
 /** Options of {@link ActorServer.register}. */

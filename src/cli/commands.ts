@@ -119,6 +119,7 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
   const daemon = new WorkerDaemon({
     controllerUrl,
     host: options.host ?? "127.0.0.1",
+    ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
     port: options.port ?? 0,
     labels: options.label,
     ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),

@@ -60,6 +60,8 @@ export interface WorkerServeOptions extends GlobalOptions {
   label: Record<string, string>;
   /** Address to bind. @default "127.0.0.1" */
   host?: string;
+  /** Address the controller and other machines reach this worker at. @default the bind address; for 0.0.0.0 or :: the machine's primary address */
+  advertiseHost?: string;
   /** Port to bind. @default a free port */
   port?: number;
   /** Directory for attempt logs. @default `$XDG_CACHE_HOME/fluster/workers/<id>` (`~/.cache/…`) */
@@ -220,11 +222,12 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--port <port>] [--work-dir <dir>] [--worker-id <id>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--worker-id <id>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
-    .option("--host <addr>", "address to bind and advertise (default: 127.0.0.1)")
+    .option("--host <addr>", "address to bind, e.g. 0.0.0.0 for every interface (default: 127.0.0.1)")
+    .option("--advertise-host <addr>", "address the controller and other hosts reach this worker and its tasks' servers at (default: the --host; for 0.0.0.0 the default route's address)")
     .option("--port <port>", "port to listen on (default: a free port)", parsePort)
     .option("--work-dir <dir>", "directory for attempt logs (default: ~/.cache/fluster/workers/<id>)")
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")

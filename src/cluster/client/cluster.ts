@@ -64,7 +64,10 @@ export interface EndpointInfo {
   name: string;
   address: string;
   namespace: Namespace;
+  /** The job that owns it: it goes when the job finishes. */
   jobId?: JobId;
+  /** The attempt that owns it: it goes when that attempt ends (also when its task is retried). */
+  attemptId?: string;
   metadata: Record<string, string>;
   registeredAt: Date;
   expiresAt?: Date;
@@ -374,8 +377,12 @@ export class Cluster {
   }
 
   /**
-   * Registers `address` under `name` in this namespace. The endpoint belongs
-   * to `jobId` (default: the job this process runs in) and goes when it ends.
+   * Registers `address` under `name` in this namespace. Inside a job the
+   * endpoint belongs to the attempt this process runs as (`attemptId`,
+   * default `FLUSTER_ATTEMPT_ID`) and goes when that attempt ends, so a
+   * retried task leaves no dead address behind; `attemptId: ""` makes it
+   * the job's. With a `jobId` (default: the job this process runs in) and no
+   * attempt, it belongs to that job and goes when the job finishes.
    * Outside a job, without a `ttlSeconds`, it lives while this client does:
    * it gets the client's `endpointTtlSeconds` and is renewed until
    * {@link unregisterEndpoint} or {@link close}. An explicit `ttlSeconds` is
@@ -384,13 +391,16 @@ export class Cluster {
   async registerEndpoint(
     name: string,
     address: string,
-    options: { jobId?: JobId; metadata?: Record<string, string>; ttlSeconds?: number } = {},
+    options: { jobId?: JobId; attemptId?: string; metadata?: Record<string, string>; ttlSeconds?: number } = {},
   ): Promise<string> {
-    const jobId = options.jobId ?? process.env.FLUSTER_JOB_ID ?? "";
-    const leased = jobId === "" && options.ttlSeconds === undefined;
+    const ownJob = process.env.FLUSTER_JOB_ID ?? "";
+    const jobId = options.jobId ?? ownJob;
+    // Another job's endpoint is that job's, not this process's attempt's.
+    const attemptId = options.attemptId ?? (jobId !== "" && jobId === ownJob ? (process.env.FLUSTER_ATTEMPT_ID ?? "") : "");
+    const leased = jobId === "" && attemptId === "" && options.ttlSeconds === undefined;
     const ttlSeconds = leased ? this.endpointTtlSeconds : (options.ttlSeconds ?? 0);
     const metadata = options.metadata ?? {};
-    const endpointId = await this.register(name, address, jobId, metadata, ttlSeconds);
+    const endpointId = await this.register(name, address, { jobId, attemptId }, metadata, ttlSeconds);
     if (leased) {
       this.leases.set(endpointId, { currentId: endpointId, name, address, metadata, ttlSeconds });
       this.scheduleRenewal();
@@ -398,8 +408,15 @@ export class Cluster {
     return endpointId;
   }
 
-  private async register(name: string, address: string, jobId: string, metadata: Record<string, string>, ttlSeconds: number): Promise<string> {
-    const res = await this.call(() => this.rpc.registerEndpoint({ name, address, jobId, namespace: this.namespace, metadata, ttlSeconds }));
+  private async register(
+    name: string,
+    address: string,
+    owner: { jobId: string; attemptId: string },
+    metadata: Record<string, string>,
+    ttlSeconds: number,
+  ): Promise<string> {
+    const { jobId, attemptId } = owner;
+    const res = await this.call(() => this.rpc.registerEndpoint({ name, address, jobId, attemptId, namespace: this.namespace, metadata, ttlSeconds }));
     if (!res.endpoint) throw new FlusterError("controller returned no endpoint", "internal");
     return res.endpoint.endpointId;
   }
@@ -448,7 +465,7 @@ export class Cluster {
       const missing = new Set(await this.renewEndpoints(leases.map(([, lease]) => lease.currentId)));
       for (const [id, lease] of leases) {
         if (!missing.has(lease.currentId) || this.closed) continue;
-        const currentId = await this.register(lease.name, lease.address, "", lease.metadata, lease.ttlSeconds);
+        const currentId = await this.register(lease.name, lease.address, { jobId: "", attemptId: "" }, lease.metadata, lease.ttlSeconds);
         // Unregistered meanwhile: the new registration must not outlive the lease.
         if (this.leases.get(id) === lease) lease.currentId = currentId;
         else await this.rpc.unregisterEndpoint({ endpointId: currentId });
@@ -511,6 +528,7 @@ function endpointInfo(e: Endpoint): EndpointInfo {
     address: e.address,
     namespace: e.namespace,
     ...(e.jobId ? { jobId: e.jobId } : {}),
+    ...(e.attemptId ? { attemptId: e.attemptId } : {}),
     metadata: { ...e.metadata },
     registeredAt: e.registeredAt ? timestampDate(e.registeredAt) : new Date(0),
     ...(e.expiresAt ? { expiresAt: timestampDate(e.expiresAt) } : {}),

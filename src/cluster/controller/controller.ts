@@ -99,6 +99,10 @@ export class Controller {
     this.endpoints.load(loaded.endpoints);
     this.workers.load(loaded.workers);
     this.ledger.load(loaded.jobs);
+    this.endpoints.removeOwnedByEndedAttempts((id) => {
+      const attempt = this.ledger.attempts.get(id);
+      return attempt !== undefined && isActiveAttempt(attempt.state);
+    });
     this.stateValue = "running";
     this.tickTimer = setInterval(() => this.tick(), this.reconcileIntervalMs);
     this.tickTimer.unref();
@@ -207,7 +211,7 @@ export class Controller {
       const misconfigured = failure.kind === "misconfigured";
       const message =
         `the controller cannot call worker ${workerId} at ${address}: ${failure.kind === "unreachable" ? `no answer (${failure.message})` : failure.message}` +
-        (misconfigured ? "" : "; the worker's --host (or advertised host) must be an address the controller can reach");
+        (misconfigured ? "" : "; set the worker's --advertise-host to an address the controller can reach");
       this.log(`fluster controller: refused worker ${workerId} (${address}): ${message}`);
       throw new FlusterError(message, misconfigured ? "failed_precondition" : "unavailable", { cause: err });
     } finally {
@@ -425,13 +429,30 @@ export class Controller {
 
   // ---------------------------------------------------------------- endpoint registry (writes)
 
+  /**
+   * An endpoint owned by an attempt must name a live attempt (of its job,
+   * which it defaults to): a process whose attempt already ended, e.g. one
+   * its worker was told to kill, cannot leave an endpoint behind.
+   */
   registerEndpoint(input: RegisterEndpointInput): EndpointRecord {
     this.ensureRunning();
-    if (input.jobId) {
-      const job = this.ledger.jobs.get(input.jobId);
+    let owned = input;
+    if (input.attemptId) {
+      const attempt = this.ledger.attempts.get(input.attemptId);
+      if (!attempt) throw new FlusterError(`attempt ${input.attemptId} not found; it cannot own endpoints`, "not_found");
+      if (input.jobId && input.jobId !== attempt.jobId) {
+        throw new ValidationError("attemptId", `attempt ${input.attemptId} belongs to job ${attempt.jobId}, not ${input.jobId}`);
+      }
+      if (!isActiveAttempt(attempt.state)) {
+        throw new FlusterError(`attempt ${attempt.attemptId} has already ended (${attempt.state}); it cannot own endpoints`, "failed_precondition");
+      }
+      owned = { ...input, jobId: attempt.jobId };
+    }
+    if (owned.jobId) {
+      const job = this.ledger.jobs.get(owned.jobId);
       if (isFinished(job.state)) throw new FlusterError(`job ${job.jobId} is already ${job.state}; it cannot own endpoints`, "failed_precondition");
     }
-    return this.endpoints.register(input);
+    return this.endpoints.register(owned);
   }
 
   /** Extends TTL endpoints; returns the ids that no longer exist. */

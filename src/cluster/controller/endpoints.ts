@@ -17,6 +17,8 @@ export interface RegisterEndpointInput {
   namespace: string;
   /** The job that owns it: the endpoint goes when the job finishes. */
   jobId?: string;
+  /** The attempt of `jobId` that owns it: the endpoint goes when the attempt ends. */
+  attemptId?: string;
   metadata?: Record<string, string>;
   /** Seconds between renewals before it expires; absent or 0: never. */
   ttlSeconds?: number;
@@ -56,6 +58,7 @@ export class EndpointRegistry {
       registeredAt: now,
     };
     if (input.jobId) endpoint.jobId = input.jobId;
+    if (input.attemptId) endpoint.attemptId = input.attemptId;
     if (input.ttlSeconds) {
       endpoint.ttlSeconds = input.ttlSeconds;
       endpoint.expiresAt = now + input.ttlSeconds * 1000;
@@ -95,6 +98,16 @@ export class EndpointRegistry {
   /** Removes the endpoints a finished job owned. */
   removeOwnedBy(jobId: string): void {
     for (const e of [...this.endpoints.values()]) if (e.jobId === jobId) this.remove(e.endpointId);
+  }
+
+  /** Removes the endpoints an ended attempt owned. */
+  removeOwnedByAttempt(attemptId: string): void {
+    for (const e of [...this.endpoints.values()]) if (e.attemptId === attemptId) this.remove(e.endpointId);
+  }
+
+  /** Removes the endpoints whose owning attempt is not live (at start: one that ended or is unknown). */
+  removeOwnedByEndedAttempts(isLive: (attemptId: string) => boolean): void {
+    for (const e of [...this.endpoints.values()]) if (e.attemptId !== undefined && !isLive(e.attemptId)) this.remove(e.endpointId);
   }
 
   /** Removes TTL endpoints not renewed in time. */

@@ -1,6 +1,7 @@
 // The controller's books: every change to jobs, tasks and attempts, made
 // through the task state machine and written through to the state store,
-// with what follows when a job finishes (its tasks, children and endpoints).
+// with what follows when an attempt ends (the endpoints it owned) and when a
+// job finishes (its tasks, children and endpoints).
 // Every method that writes runs inside the caller's store transaction.
 import { EventEmitter } from "node:events";
 import { isFinished, isTaskFinished, rollUpJobStatus } from "../../core/status.js";
@@ -198,6 +199,8 @@ export class Ledger {
     this.store.saveAttempt(attempt);
     this.workers.get(attempt.workerId)?.attempts.delete(attempt);
     this.undispatched.delete(attempt.attemptId);
+    // What the attempt served is gone with its process; a retry registers anew.
+    this.endpoints.removeOwnedByAttempt(attempt.attemptId);
   }
 
   /** Recomputes the job state from its tasks and handles the consequences of finishing. Runs inside a transaction. */

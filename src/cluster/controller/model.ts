@@ -93,7 +93,10 @@ export interface EndpointRecord {
   name: string;
   address: string;
   namespace: string;
+  /** The job that owns it: it goes when the job finishes. */
   jobId?: string;
+  /** The attempt (of `jobId`) that owns it: it goes when that attempt ends, also when its task is retried. */
+  attemptId?: string;
   metadata: Record<string, string>;
   registeredAt: number;
   /** Seconds between renewals before the endpoint expires; absent: never. */

@@ -109,6 +109,7 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
           namespace: req.namespace,
           metadata: { ...req.metadata },
           ...(req.jobId ? { jobId: req.jobId } : {}),
+          ...(req.attemptId ? { attemptId: req.attemptId } : {}),
           ...(req.ttlSeconds ? { ttlSeconds: req.ttlSeconds } : {}),
         });
         return { endpoint: endpointToProto(endpoint) };
@@ -318,6 +319,7 @@ export function endpointToProto(e: EndpointRecord): Endpoint {
     name: e.name,
     address: e.address,
     jobId: e.jobId ?? "",
+    attemptId: e.attemptId ?? "",
     namespace: e.namespace,
     metadata: e.metadata,
     registeredAt: toTimestamp(new Date(e.registeredAt)),

@@ -80,6 +80,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX endpoints_name ON endpoints(namespace, name);
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  // Endpoints owned by an attempt go when it ends.
+  `
+  ALTER TABLE endpoints ADD COLUMN attempt_id TEXT;
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -89,7 +93,7 @@ const JOB_COLUMNS = ["jobId", "name", "namespace", "parentJobId", "state", "pend
 const TASK_COLUMNS = ["jobId", "taskIndex", "state", "workerId", "failureCount", "preemptionCount", "exitCode", "errorMessage", "startedAt", "finishedAt"] as const;
 const ATTEMPT_COLUMNS = ["attemptId", "jobId", "taskIndex", "workerId", "state", "exitCode", "errorMessage", "createdAt", "startedAt", "finishedAt"] as const;
 const WORKER_COLUMNS = ["workerId", "address", "registeredAt", "lastSeen", "health"] as const;
-const ENDPOINT_COLUMNS = ["endpointId", "name", "address", "namespace", "jobId", "registeredAt", "ttlSeconds", "expiresAt"] as const;
+const ENDPOINT_COLUMNS = ["endpointId", "name", "address", "namespace", "jobId", "attemptId", "registeredAt", "ttlSeconds", "expiresAt"] as const;
 
 /** A statement's named parameters: `columns` from `record` (an absent field binds NULL), and the `encoded` ones. */
 function bind<T extends object>(record: T, columns: readonly (keyof T & string)[], encoded: Record<string, unknown> = {}): Record<string, unknown> {
@@ -146,8 +150,8 @@ export class StateStore {
         VALUES (@workerId, @address, @capacity, @attributes, @registeredAt, @lastSeen, @health)
         ON CONFLICT(worker_id) DO UPDATE SET address = excluded.address, capacity = excluded.capacity, attributes = excluded.attributes,
           registered_at = excluded.registered_at, last_seen = excluded.last_seen, health = excluded.health`),
-      upsertEndpoint: db.prepare(`INSERT INTO endpoints (endpoint_id, name, address, namespace, job_id, metadata, registered_at, ttl_seconds, expires_at)
-        VALUES (@endpointId, @name, @address, @namespace, @jobId, @metadata, @registeredAt, @ttlSeconds, @expiresAt)
+      upsertEndpoint: db.prepare(`INSERT INTO endpoints (endpoint_id, name, address, namespace, job_id, attempt_id, metadata, registered_at, ttl_seconds, expires_at)
+        VALUES (@endpointId, @name, @address, @namespace, @jobId, @attemptId, @metadata, @registeredAt, @ttlSeconds, @expiresAt)
         ON CONFLICT(endpoint_id) DO UPDATE SET expires_at = excluded.expires_at`),
       deleteEndpoint: db.prepare(`DELETE FROM endpoints WHERE endpoint_id = ?`),
     };
@@ -321,7 +325,7 @@ export class StateStore {
         metadata: JSON.parse(r.metadata as string) as Record<string, string>,
         registeredAt: r.registered_at as number,
       };
-      assignDefined(e, { jobId: opt<string>(r.job_id), ttlSeconds: opt<number>(r.ttl_seconds), expiresAt: opt<number>(r.expires_at) });
+      assignDefined(e, { jobId: opt<string>(r.job_id), attemptId: opt<string>(r.attempt_id), ttlSeconds: opt<number>(r.ttl_seconds), expiresAt: opt<number>(r.expires_at) });
       return e;
     });
     return { jobs, workers, endpoints, nextSeq };

@@ -15,6 +15,7 @@ import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_p
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { chooseAdvertiseHost } from "./advertise-host.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { AttemptLog } from "./log-store.js";
@@ -67,6 +68,8 @@ export class WorkerDaemon {
   private registering: Promise<void> | undefined;
   /** The last refusal logged by a background registration, so it is said once. */
   private lastRefusal = "";
+  /** The host in {@link address}, chosen once serving (see advertise-host.ts). */
+  private advertised: string | undefined;
   private readonly startedAt = Date.now();
   workerId = "";
   workDir = "";
@@ -81,10 +84,20 @@ export class WorkerDaemon {
     return this.stateValue;
   }
 
-  /** URL of this worker's WorkerService. */
+  /**
+   * The host the controller and other machines reach this worker at, and
+   * that its tasks get as FLUSTER_ADVERTISE_HOST: `advertiseHost`, else the
+   * bind address, else (bound to 0.0.0.0 or ::) this machine's primary address.
+   */
+  get advertiseHost(): string {
+    if (this.advertised === undefined) throw new FlusterError("worker is not serving yet", "failed_precondition");
+    return this.advertised;
+  }
+
+  /** URL of this worker's WorkerService, as registered with the controller. */
   get address(): string {
     if (!this.server) throw new FlusterError("worker is not serving yet", "failed_precondition");
-    const host = this.options.advertiseHost ?? this.options.host;
+    const host = this.advertiseHost;
     return `http://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
   }
 
@@ -99,6 +112,12 @@ export class WorkerDaemon {
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
     });
+    const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
+    this.advertised = advertised.host;
+    if (advertised.warning) this.options.log(`fluster worker: ${advertised.warning}`);
+    else if (advertised.source !== "--advertise-host" && advertised.source !== "the bind address") {
+      this.options.log(`fluster worker: bound to ${host}; advertising ${advertised.host} (${advertised.source}); set --advertise-host to choose another`);
+    }
     this.workerId = this.options.workerId ?? `${hostname()}-${this.server.port}`;
     this.workDir = this.options.workDir ?? defaultWorkDir(this.workerId);
     mkdirSync(join(this.workDir, "attempts"), { recursive: true });
@@ -114,6 +133,8 @@ export class WorkerDaemon {
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
     this.controller = createRpcChannel(this.options.controllerUrl, token ? { token } : {});
     await this.register();
+    // Shut down while it was still registering: nothing more to start.
+    if (this.stopping.signal.aborted) return;
     this.stateValue = "running";
     // If the controller stops reconciling us (it restarted without our
     // record, or lost us), register again.
@@ -231,7 +252,12 @@ export class WorkerDaemon {
     const entry: AttemptEntry = { assignment, dir };
     this.attempts.set(assignment.attemptId, entry);
     try {
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, token: this.options.token });
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, {
+        controllerUrl: this.options.controllerUrl,
+        workerId: this.workerId,
+        advertiseHost: this.advertiseHost,
+        token: this.options.token,
+      });
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
         argv,

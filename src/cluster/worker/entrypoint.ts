@@ -20,6 +20,8 @@ const ERROR_FILE = "result.bin.error";
 export interface TaskContext {
   controllerUrl: string;
   workerId: string;
+  /** The worker's advertised host: servers in the task register addresses on it. */
+  advertiseHost: string;
   token: string | undefined;
 }
 
@@ -43,6 +45,7 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
     FLUSTER_TASK_INDEX: String(assignment.taskIndex),
     FLUSTER_NUM_TASKS: String(assignment.numTasks),
     FLUSTER_WORKER_ID: context.workerId,
+    FLUSTER_ADVERTISE_HOST: context.advertiseHost,
     FLUSTER_ATTEMPT_ID: assignment.attemptId,
   };
   if (context.token) env.FLUSTER_TOKEN = context.token;

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
 import { checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { normalizeBaseUrl } from "../../rpc/transport.js";
+import { hostNetwork, type HostNetwork } from "./advertise-host.js";
 
 /** Options of {@link WorkerDaemon}. */
 export interface WorkerDaemonOptions {
@@ -16,7 +17,14 @@ export interface WorkerDaemonOptions {
   host?: string;
   /** Port to bind; 0 picks one. @default 0 */
   port?: number;
-  /** Host name other machines use to reach this worker. @default the bind host */
+  /**
+   * Host other machines (the controller, other workers' tasks) use to reach
+   * this worker and the servers its tasks run; tasks get it as
+   * `FLUSTER_ADVERTISE_HOST`. @default the bind host; for a wildcard bind
+   * (`0.0.0.0`, `::`) the machine's primary address: the default route's
+   * interface, else the first non-loopback IPv4 address, else 127.0.0.1
+   * with a warning
+   */
   advertiseHost?: string;
   /**
    * Directory for attempt logs and results; kept across restarts so a new
@@ -36,6 +44,11 @@ export interface WorkerDaemonOptions {
   killGraceSeconds?: number;
   /** Progress and errors. @default writes to stderr */
   log?: (line: string) => void;
+  /**
+   * Reads the machine's interfaces and routes, for the advertised host of a
+   * wildcard bind (tests pass a table). @default `os.networkInterfaces()` and `/proc/net/route`
+   */
+  hostNetwork?: () => HostNetwork;
 }
 
 /** The options with every default filled in, except what is known only once the daemon serves (its id and work dir). */
@@ -52,6 +65,7 @@ export interface CompiledWorkerDaemonOptions {
   token: string | undefined;
   killGraceMs: number;
   log: (line: string) => void;
+  hostNetwork: () => HostNetwork;
 }
 
 /**
@@ -60,14 +74,16 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "cpu", "memory", "labels", "token", "killGraceSeconds", "log"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "cpu", "memory", "labels", "token", "killGraceSeconds", "log", "hostNetwork"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
   if (workerId !== undefined && /[\0-\x1f/]/.test(workerId)) throw new ValidationError("workerId", `must not contain "/" or control characters, got ${describeValue(workerId)}`);
   const labels = o.labels === undefined ? {} : checkPlainObject(o.labels, "labels");
   for (const [key, value] of Object.entries(labels)) checkString(value, `labels.${key}`);
-  if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", `must be a function, got ${describeValue(o.log)}`);
+  for (const key of ["log", "hostNetwork"] as const) {
+    if (o[key] !== undefined && typeof o[key] !== "function") throw new ValidationError(key, `must be a function, got ${describeValue(o[key])}`);
+  }
   const positive = (key: "cpu" | "memory") => (o[key] === undefined ? undefined : checkPositive(o[key], key));
   return {
     controllerUrl: normalizeBaseUrl(checkString(o.controllerUrl, "controllerUrl", { nonEmpty: true })),
@@ -82,6 +98,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     token: optionalString("token") ?? (process.env.FLUSTER_TOKEN || undefined),
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
     log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
+    hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
   };
 }
 

@@ -410,6 +410,92 @@ describe("controller: endpoints", () => {
   });
 });
 
+describe("controller: endpoints owned by attempts", () => {
+  const svc = (h: Harness) => h.controller.endpoints.lookup("svc", "default");
+
+  test("an attempt's endpoint goes when the attempt ends and the task is retried; the retry registers anew; watchers see each step", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch({ maxRetriesFailure: 1 });
+    const first = w.lastStarted;
+    const abort = new AbortController();
+    const watch = h.controller.endpoints.watch("svc", "default", abort.signal);
+    assert.deepEqual((await watch.next()).value, []);
+    const registered = h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default", attemptId: first });
+    assert.equal(registered.jobId, jobId, "the job is the attempt's");
+    assert.equal(registered.attemptId, first);
+    assert.deepEqual((await watch.next()).value?.map((e: EndpointRecord) => e.address), ["http://a:1"]);
+    w.finish(first, "failed", { exitCode: 137, errorMessage: "killed by SIGKILL" });
+    await h.reconcile();
+    const second = w.lastStarted;
+    assert.notEqual(second, first, "the task was retried");
+    assert.equal(h.controller.getJob(jobId).state, "running");
+    assert.deepEqual(svc(h), [], "attempt 1's endpoint does not survive into attempt 2");
+    assert.deepEqual((await watch.next()).value, []);
+    h.controller.registerEndpoint({ name: "svc", address: "http://b:1", namespace: "default", attemptId: second, jobId });
+    assert.deepEqual(svc(h).map((e) => [e.address, e.attemptId]), [["http://b:1", second]]);
+    assert.deepEqual((await watch.next()).value?.map((e: EndpointRecord) => e.address), ["http://b:1"]);
+    abort.abort();
+  });
+
+  test("an attempt lost with its worker takes its endpoints; the job's own endpoints stay until the job ends", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch();
+    const attempt = w.lastStarted;
+    h.controller.registerEndpoint({ name: "svc", address: "http://attempt:1", namespace: "default", attemptId: attempt });
+    h.controller.registerEndpoint({ name: "svc", address: "http://job:1", namespace: "default", jobId });
+    w.forget(attempt);
+    await h.reconcile();
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts.length, 2, "retried after the loss");
+    assert.deepEqual(svc(h).map((e) => e.address), ["http://job:1"]);
+    w.finish(w.lastStarted, "succeeded", { exitCode: 0 });
+    await h.reconcile();
+    assert.deepEqual(svc(h), []);
+  });
+
+  test("a killed job's attempt endpoints go at once; an ended or unknown attempt cannot register; TTL endpoints keep their rule", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    const jobId = await h.launch({ maxRetriesFailure: 1 });
+    const first = w.lastStarted;
+    h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default", attemptId: first });
+    const leased = h.controller.registerEndpoint({ name: "svc", address: "http://lease:1", namespace: "default", ttlSeconds: 5 });
+    w.finish(first, "failed", { exitCode: 1 });
+    await h.reconcile();
+    assert.throws(
+      () => h.controller.registerEndpoint({ name: "svc", address: "http://late:1", namespace: "default", attemptId: first }),
+      (err: unknown) => err instanceof FlusterError && err.code === "failed_precondition" && /has already ended \(failed\)/.test(err.message),
+    );
+    assert.throws(() => h.controller.registerEndpoint({ name: "svc", address: "http://x:1", namespace: "default", attemptId: "nope/0/0" }), /attempt nope\/0\/0 not found/);
+    assert.throws(
+      () => h.controller.registerEndpoint({ name: "svc", address: "http://x:1", namespace: "default", attemptId: w.lastStarted, jobId: "other" }),
+      /belongs to job/,
+    );
+    h.controller.registerEndpoint({ name: "svc", address: "http://b:1", namespace: "default", attemptId: w.lastStarted });
+    h.controller.terminateJob(jobId, "stop");
+    await h.settle();
+    assert.deepEqual(svc(h).map((e) => e.endpointId), [leased.endpointId], "only the TTL endpoint is left");
+    h.advance(6_000);
+    h.controller.tick();
+    assert.deepEqual(svc(h), []);
+  });
+
+  test("attempt ownership survives a restart, and an endpoint whose attempt ended meanwhile is dropped at start", async () => {
+    const h = setup({ durable: true });
+    const w = h.addWorker("w1");
+    await h.launch({ maxRetriesFailure: 1 });
+    const attempt = w.lastStarted;
+    h.controller.registerEndpoint({ name: "svc", address: "http://a:1", namespace: "default", attemptId: attempt });
+    h.controller.registerEndpoint({ name: "svc", address: "http://stale:1", namespace: "default", attemptId: attempt });
+    await h.restart((db) => db.prepare("UPDATE endpoints SET attempt_id = 'gone/0/0' WHERE address = 'http://stale:1'").run());
+    assert.deepEqual(svc(h).map((e) => [e.address, e.attemptId]), [["http://a:1", attempt]]);
+    w.finish(attempt, "failed", { exitCode: 1 });
+    await h.reconcile();
+    assert.deepEqual(svc(h), []);
+  });
+});
+
 describe("controller: log streams", () => {
   test("a task retried many times with no logs reports the first unavailable attempt, then one count, not a line each", async () => {
     const h = setup();
