@@ -12,7 +12,7 @@ import type { TestContext } from "node:test";
 import { Cluster } from "../../src/cluster/client/cluster.js";
 import { REPO_ROOT, cleanEnv, isGone, processesWith, type NodeResult } from "../helpers/index.js";
 
-/** Every bed's interfaces, namespaces and folders start with this, then the bed id. */
+/** Every bed's interfaces and namespaces start with this, then the bed id. */
 export const BED_PREFIX = "flb";
 /** Names: `flb<id>-br` (bridge), `flb<id>-<n>` (namespace), `flb<id>-<n>a` (veth, root end). ≤ 15 characters. */
 const NAME = /^flb([0-9a-z]{2,7})-(br|\d{1,2}a?)$/;
@@ -230,7 +230,7 @@ export class TestBed {
   readonly bridgeAddress: string;
   readonly hosts: BedHost[] = [];
   private readonly hidden: string[];
-  /** Process groups (leaders' pids) started by this bed, killed at destroy. */
+  /** Leaders of the process groups this bed started, killed with their groups at destroy. */
   private readonly groups = new Set<ChildProcess>();
   private readonly clients = new Set<Cluster>();
   private controllerValue: BedController | undefined;
