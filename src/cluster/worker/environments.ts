@@ -7,7 +7,7 @@
 //                          and lockfile it was made from, env.json, the resolve hooks
 //   <key>.lock             held (created with O_EXCL) by the process building <key>
 //   .build-<key>-<pid>-<n>/  a build in progress, renamed to <key> when complete
-//   logs/<key>.log         npm's output of the last build of <key>
+//   logs/<key>.log         npm's output of each build of <key>
 //   npm-cache/             npm's cache, shared by every build (`--cache`)
 //
 // How the task finds the packages: Node resolves a bare import by walking up
@@ -263,7 +263,9 @@ export class EnvironmentCache {
     await mkdir(logDir, { recursive: true });
     await rm(build, { recursive: true, force: true });
     await mkdir(build, { recursive: true });
-    const log = createWriteStream(join(logDir, `${key}.log`));
+    // Appended to: the log keeps every build of the key, each under its own header.
+    const log = createWriteStream(join(logDir, `${key}.log`), { flags: "a" });
+    log.write(`# build of environment ${key} by pid ${process.pid} at ${new Date().toISOString()}\n`);
     try {
       await writeFile(join(build, "package.json"), buildManifest(inputs.packageJson));
       if (inputs.lockfile) await writeFile(join(build, inputs.lockfile.name), inputs.lockfile.text);
