@@ -122,6 +122,19 @@ describe("job environments on a LocalCluster", { timeout: 180_000 }, () => {
     assert.deepEqual(readdirSync(envsDir).filter((f) => f.startsWith(".build-") || f.endsWith(".lock")), []);
   });
 
+  test("terminating a job while its environment builds kills the attempt at once", async () => {
+    const tarballs = join(root, "tarballs");
+    mkdirSync(tarballs, { recursive: true });
+    const slower = packTarball(tarballs, "fluster-fixture-slower", "1.0.0", { installDelayMs: 30_000 });
+    const jobId = await local.cluster.launch({ name: "env-killed", resources: small, entrypoint: Entrypoint.fromCommand(["true"]), environment: { workspace: join(root, "tarballs"), packages: [slower] } });
+    for await (const info of local.cluster.watch(jobId)) if (info.tasks[0]?.state === "building") break;
+    const started = Date.now();
+    await local.cluster.terminate(jobId, "changed my mind");
+    const info = await local.cluster.wait(jobId, { timeoutSeconds: 20 });
+    assert.equal(info.status, "killed");
+    assert.ok(Date.now() - started < 10_000, "the kill did not wait for the install");
+  });
+
   test("a job that sets an image is refused at launch", async () => {
     await assert.rejects(
       local.cluster.launch({ name: "env-image", resources: small, entrypoint: Entrypoint.fromCommand(["true"]), environment: { image: "node:20" } }),
