@@ -31,10 +31,11 @@
 //
 // Install scripts run (native dependencies need them), as `npm ci` does by
 // default; `ignoreScripts` turns them off for a worker that must not run them.
+// devDependencies are installed too: the workspace ran with them where it was written.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, createWriteStream, existsSync, openSync, readFileSync, realpathSync, writeSync, type WriteStream } from "node:fs";
-import { mkdir, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { sleep } from "../../core/backoff.js";
@@ -233,6 +234,10 @@ export class EnvironmentCache {
       if (takeLock(lockPath)) {
         try {
           if (existsSync(dir)) return;
+          // Holding the lock, no one else builds this key: what builds of it left (a daemon killed mid-build) goes.
+          for (const leftover of (await readdir(this.root)).filter((f) => f.startsWith(`.build-${key}-`))) {
+            await rm(join(this.root, leftover), { recursive: true, force: true });
+          }
           await this.withSlot(() => this.install(key, inputs));
           return;
         } finally {
