@@ -6,13 +6,16 @@ import { checkPlainObject, checkString, checkStringArray } from "./validate.js";
 export interface EnvironmentConfig {
   /** Directory the job runs in and imports its code from. @default the launching process's working directory */
   workspace?: string;
-  /** npm package specs to install before the job starts, e.g. `["lodash@4"]`. @default [] */
+  /**
+   * npm package specs installed on the worker before the job starts, over the
+   * workspace's own dependencies, e.g. `["lodash@4"]`. @default []
+   */
   packages?: readonly string[];
   /** Extra environment variables. @default {} */
   envVars?: Readonly<Record<string, string>>;
-  /** Optional feature groups the job needs (platform specific). @default [] */
+  /** Optional feature groups the job needs (platform specific). Not supported yet: must be empty. @default [] */
   extras?: readonly string[];
-  /** Container image, for platforms that run containers. */
+  /** Container image, for platforms that run containers. Not supported yet: a job that sets it is refused. */
   image?: string;
 }
 
@@ -24,8 +27,18 @@ export function validateEnvironment(env: unknown, field = "environment"): Enviro
   const out: EnvironmentConfig = {};
   if (e.workspace !== undefined) out.workspace = checkString(e.workspace, `${field}.workspace`, { nonEmpty: true });
   if (e.packages !== undefined) out.packages = Object.freeze(checkStringArray(e.packages, `${field}.packages`));
-  if (e.extras !== undefined) out.extras = Object.freeze(checkStringArray(e.extras, `${field}.extras`));
-  if (e.image !== undefined) out.image = checkString(e.image, `${field}.image`, { nonEmpty: true });
+  if (e.extras !== undefined) {
+    const extras = checkStringArray(e.extras, `${field}.extras`);
+    // Refused rather than ignored: a job that needs a feature group must not run without it.
+    if (extras.length > 0) {
+      throw new ValidationError(`${field}.extras`, `are not supported yet: feature groups come with the platforms work; remove them (got ${describeValue(extras)})`);
+    }
+    out.extras = Object.freeze(extras);
+  }
+  if (e.image !== undefined) {
+    const image = checkString(e.image, `${field}.image`, { nonEmpty: true });
+    throw new ValidationError(`${field}.image`, `is not supported yet: container images come with the Docker runtime (the platforms work); remove it (got ${describeValue(image)})`);
+  }
   if (e.envVars !== undefined) out.envVars = Object.freeze(validateEnvVars(e.envVars, `${field}.envVars`));
   return Object.freeze(out);
 }

@@ -83,6 +83,11 @@ describe("EnvironmentConfig validation (seed 000 Task 4)", () => {
     throwsValidation(() => validateEnvironment({ packages: ["numpy", "", "pandas"] }), "environment.packages[1]", /empty/);
     throwsValidation(() => validateEnvironment({ packages: ["numpy", 123] }), "environment.packages[1]", /string/);
   });
+  test("refuses an image and non-empty extras, which are not supported yet, rather than ignoring them", () => {
+    throwsValidation(() => validateEnvironment({ image: "node:20" }), "environment.image", /is not supported yet: container images come with the Docker runtime .*; remove it \(got "node:20"\)/);
+    throwsValidation(() => validateEnvironment({ extras: ["tpu"] }), "environment.extras", /are not supported yet.*remove them/);
+    assert.deepEqual(validateEnvironment({ extras: [] }).extras, []);
+  });
   test("rejects non-string env values and bad keys", () => {
     throwsValidation(() => validateEnvironment({ envVars: { KEY: 123 } }), "environment.envVars.KEY", /string, got 123/);
     throwsValidation(() => validateEnvironment({ envVars: { "1BAD": "x" } }), "environment.envVars key", /"1BAD"/);

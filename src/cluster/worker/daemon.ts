@@ -17,6 +17,7 @@ import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
+import { EnvironmentCache } from "./environments.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { AttemptLog } from "./log-store.js";
 import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
@@ -45,6 +46,10 @@ interface AttemptEntry {
   assignment: TaskAssignment;
   dir: string;
   running?: RunningAttempt;
+  /** Its environment is being built; the process starts when it is ready. */
+  building?: boolean;
+  /** Aborted when the attempt is killed before its process started (while it builds). */
+  starting?: AbortController;
   /** Final state when the attempt could not start or has ended. */
   final?: Attempt;
   endedAt?: number;
@@ -62,6 +67,7 @@ export class WorkerDaemon {
   private server: RpcServer | undefined;
   private controller: RpcChannel | undefined;
   private resources: HostResources | undefined;
+  private environments: EnvironmentCache | undefined;
   private registerTimer: NodeJS.Timeout | undefined;
   private lastReconcileAt = 0;
   /** The registration in progress, so that timers and heartbeats never start a second one. */
@@ -129,6 +135,13 @@ export class WorkerDaemon {
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
       ...(this.options.memory !== undefined ? { memory: this.options.memory } : {}),
+    });
+    const { environmentsDir, npmCacheDir, npmOffline, npmIgnoreScripts } = this.options;
+    this.environments = new EnvironmentCache({
+      root: environmentsDir ?? join(this.workDir, "envs"),
+      ...(npmCacheDir !== undefined ? { npmCacheDir } : {}),
+      offline: npmOffline,
+      ignoreScripts: npmIgnoreScripts,
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
     this.controller = createRpcChannel(this.options.controllerUrl, token ? { token } : {});
@@ -225,6 +238,8 @@ export class WorkerDaemon {
     this.stateValue = "stopping";
     this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
+    for (const entry of this.attempts.values()) entry.starting?.abort(new FlusterError("the worker is shutting down", "cancelled"));
+    await this.environments?.close();
     await this.runtime.shutdown();
     this.controller?.close();
     await this.server?.shutdown();
@@ -251,13 +266,30 @@ export class WorkerDaemon {
     mkdirSync(dir, { recursive: true });
     const entry: AttemptEntry = { assignment, dir };
     this.attempts.set(assignment.attemptId, entry);
+    // An attempt whose environment must be built answers `building` at once and starts when it is ready.
+    let reportBuilding = () => {};
+    const building = new Promise<void>((resolveBuilding) => (reportBuilding = resolveBuilding));
+    await Promise.race([this.startAttempt(entry, spec, reportBuilding), building]);
+    return this.observe(entry);
+  }
+
+  /** Prepares the attempt's environment and command and starts its process; never rejects (a failure becomes its final state). */
+  private async startAttempt(entry: AttemptEntry, spec: JobSpec, reportBuilding: () => void): Promise<void> {
+    const { assignment, dir } = entry;
+    const starting = (entry.starting = new AbortController());
     try {
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, {
-        controllerUrl: this.options.controllerUrl,
-        workerId: this.workerId,
-        advertiseHost: this.advertiseHost,
-        token: this.options.token,
-      });
+      const environment = this.environments && {
+        cache: this.environments,
+        signal: starting.signal,
+        onBuilding: () => {
+          entry.building = true;
+          this.queueReport(this.observe(entry));
+          reportBuilding();
+        },
+      };
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token }, environment);
+      starting.signal.throwIfAborted();
+      entry.building = false;
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
         argv,
@@ -267,18 +299,28 @@ export class WorkerDaemon {
         ...(spec.timeoutSeconds > 0 ? { timeoutSeconds: spec.timeoutSeconds } : {}),
       });
     } catch (err) {
+      const killed = starting.signal.aborted;
+      const reason: unknown = killed ? starting.signal.reason : err;
+      entry.building = false;
       entry.final = create(AttemptSchema, {
         attemptId: assignment.attemptId,
         taskIndex: assignment.taskIndex,
         workerId: this.workerId,
-        state: taskStateToProto("failed"),
-        errorMessage: err instanceof Error ? err.message : String(err),
+        state: taskStateToProto(killed ? "killed" : "failed"),
+        errorMessage: reason instanceof Error ? reason.message : String(reason),
         finishedAt: toTimestamp(new Date()),
       });
       entry.endedAt = Date.now();
       this.queueReport(entry.final);
+    } finally {
+      entry.starting = undefined;
     }
-    return this.observe(entry);
+  }
+
+  /** Kills an attempt: its process group, or its wait for its environment. */
+  private killAttempt(entry: AttemptEntry, reason: string, force = false): void {
+    if (entry.running) entry.running.kill(reason, { force });
+    else entry.starting?.abort(new FlusterError(reason, "cancelled"));
   }
 
   /**
@@ -292,7 +334,8 @@ export class WorkerDaemon {
     let cpu = 0;
     let memory = 0;
     for (const entry of this.attempts.values()) {
-      if (entry.running?.state !== "running") continue;
+      // A building attempt holds its room too.
+      if (entry.running ? entry.running.state !== "running" : entry.final !== undefined) continue;
       const d = demand(entry.assignment.spec);
       cpu += d.cpu;
       memory += d.memory;
@@ -320,7 +363,7 @@ export class WorkerDaemon {
     if (entry.final) return entry.final;
     const running = entry.running;
     const base = { attemptId: entry.assignment.attemptId, taskIndex: entry.assignment.taskIndex, workerId: this.workerId };
-    if (!running) return create(AttemptSchema, { ...base, state: taskStateToProto("assigned") });
+    if (!running) return create(AttemptSchema, { ...base, state: taskStateToProto(entry.building ? "building" : "assigned") });
     const outcome = running.outcome;
     const state: TaskState = running.state;
     const attempt = create(AttemptSchema, {
@@ -368,8 +411,8 @@ export class WorkerDaemon {
     const wanted = new Set(attemptIds);
     for (const [id, entry] of this.attempts) {
       if (wanted.has(id)) continue;
-      if (entry.running && entry.running.state === "running") {
-        entry.running.kill(stopReasons[id] ?? "no longer wanted by the controller");
+      if (entry.running ? entry.running.state === "running" : entry.final === undefined) {
+        this.killAttempt(entry, stopReasons[id] ?? "no longer wanted by the controller");
       } else if (entry.endedAt !== undefined && Date.now() - entry.endedAt > FINISHED_RETENTION_MS) {
         this.attempts.delete(id);
       }
@@ -406,7 +449,7 @@ export class WorkerDaemon {
       killTask: (req: { attemptId: string; force: boolean; reason: string }) => {
         const entry = this.attempts.get(req.attemptId);
         if (!entry) throw new FlusterError(`attempt ${req.attemptId} not found on worker ${this.workerId}`, "not_found");
-        entry.running?.kill(req.reason || "killed by request", { force: req.force });
+        this.killAttempt(entry, req.reason || "killed by request", req.force);
         return {};
       },
       healthCheck: () => ({

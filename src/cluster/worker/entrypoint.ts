@@ -9,6 +9,7 @@ import { nodeEntryArgs } from "../../core/node-entry.js";
 import { decodeValue } from "../../rpc/codec.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import type { TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
+import { environmentVariables, type EnvironmentCache } from "./environments.js";
 
 /** The bootstrap program, with tsx always: it imports the user's modules, which may be TypeScript. */
 const BOOTSTRAP_ARGS = nodeEntryArgs(import.meta.url, "./bootstrap", { importsUserCode: true });
@@ -25,6 +26,15 @@ export interface TaskContext {
   token: string | undefined;
 }
 
+/** How an attempt gets the environment its workspace and `packages` need. */
+export interface TaskEnvironment {
+  cache: EnvironmentCache;
+  /** Stops waiting for the environment (the attempt was killed). */
+  signal: AbortSignal;
+  /** Called when the environment must be built first: the attempt is `building`. */
+  onBuilding: () => void;
+}
+
 /** The process of one attempt. */
 export interface TaskCommand {
   argv: string[];
@@ -33,11 +43,20 @@ export interface TaskCommand {
 }
 
 /** The program, environment and working directory of an attempt; `dir` is the attempt's own directory. */
-export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir: string, context: TaskContext): Promise<TaskCommand> {
+export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir: string, context: TaskContext, environment?: TaskEnvironment): Promise<TaskCommand> {
   const workspace = spec.environment?.workspace || process.cwd();
   if (!existsSync(workspace)) throw new FlusterError(`workspace ${workspace} does not exist on worker ${context.workerId}`, "failed_precondition");
+  const envVars = spec.environment?.envVars ?? {};
+  // The workspace's dependencies and the job's packages, installed (once per key) before the task starts.
+  const prepared = await environment?.cache.prepare({
+    workspaceDir: workspace,
+    packages: spec.environment?.packages ?? [],
+    signal: environment.signal,
+    onBuilding: environment.onBuilding,
+  });
   const env: Record<string, string> = {
-    ...(spec.environment?.envVars ?? {}),
+    ...envVars,
+    ...(prepared ? environmentVariables(prepared, envVars.NODE_OPTIONS ?? process.env.NODE_OPTIONS, envVars.NODE_PATH) : {}),
     FLUSTER_CLUSTER_ADDRESS: context.controllerUrl,
     FLUSTER_JOB_ID: assignment.jobId,
     FLUSTER_JOB_NAME: assignment.jobName,

@@ -32,6 +32,14 @@ export interface WorkerDaemonOptions {
    * @default `$XDG_CACHE_HOME/fluster/workers/<id>` (`~/.cache/…`), never the working directory
    */
   workDir?: string;
+  /** Where job environments (npm installs) are kept; daemons on one machine may share it. @default `<workDir>/envs` */
+  environmentsDir?: string;
+  /** npm's cache for environment installs. @default `<environmentsDir>/npm-cache` */
+  npmCacheDir?: string;
+  /** Install environments from the npm cache only, never the network. @default false */
+  npmOffline?: boolean;
+  /** Do not run install scripts of the packages jobs need (native dependencies then do not build). @default false */
+  npmIgnoreScripts?: boolean;
   /** Override detected CPU cores. */
   cpu?: number;
   /** Override detected memory, in bytes. */
@@ -59,6 +67,10 @@ export interface CompiledWorkerDaemonOptions {
   port: number;
   advertiseHost: string | undefined;
   workDir: string | undefined;
+  environmentsDir: string | undefined;
+  npmCacheDir: string | undefined;
+  npmOffline: boolean;
+  npmIgnoreScripts: boolean;
   cpu: number | undefined;
   memory: number | undefined;
   labels: Record<string, string>;
@@ -74,7 +86,7 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "cpu", "memory", "labels", "token", "killGraceSeconds", "log", "hostNetwork"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "killGraceSeconds", "log", "hostNetwork"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
@@ -84,6 +96,11 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
   for (const key of ["log", "hostNetwork"] as const) {
     if (o[key] !== undefined && typeof o[key] !== "function") throw new ValidationError(key, `must be a function, got ${describeValue(o[key])}`);
   }
+  const optionalDir = (key: "workDir" | "environmentsDir" | "npmCacheDir") => (o[key] === undefined ? undefined : resolve(checkString(o[key], key, { nonEmpty: true })));
+  const flag = (key: "npmOffline" | "npmIgnoreScripts") => {
+    if (o[key] !== undefined && typeof o[key] !== "boolean") throw new ValidationError(key, `must be true or false, got ${describeValue(o[key])}`);
+    return o[key] === true;
+  };
   const positive = (key: "cpu" | "memory") => (o[key] === undefined ? undefined : checkPositive(o[key], key));
   return {
     controllerUrl: normalizeBaseUrl(checkString(o.controllerUrl, "controllerUrl", { nonEmpty: true })),
@@ -91,7 +108,11 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     host: optionalString("host") ?? "127.0.0.1",
     port: o.port === undefined ? 0 : checkPort(o.port),
     advertiseHost: optionalString("advertiseHost"),
-    workDir: o.workDir === undefined ? undefined : resolve(checkString(o.workDir, "workDir", { nonEmpty: true })),
+    workDir: optionalDir("workDir"),
+    environmentsDir: optionalDir("environmentsDir"),
+    npmCacheDir: optionalDir("npmCacheDir"),
+    npmOffline: flag("npmOffline"),
+    npmIgnoreScripts: flag("npmIgnoreScripts"),
     cpu: positive("cpu"),
     memory: positive("memory"),
     labels: labels as Record<string, string>,
