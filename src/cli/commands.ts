@@ -125,6 +125,7 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
     ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
     ...(options.memory !== undefined ? { memory: parseByteSize(options.memory, "--memory") } : {}),
     ...(options.workDir ? { workDir: options.workDir } : {}),
+    ...(options.npmCache ? { npmCacheDir: options.npmCache } : {}),
     ...(options.workerId ? { workerId: options.workerId } : {}),
   });
   await daemon.start();

@@ -64,6 +64,8 @@ export interface WorkerServeOptions extends GlobalOptions {
   advertiseHost?: string;
   /** Port to bind. @default a free port */
   port?: number;
+  /** npm cache for job environments, e.g. ~/.npm to share the user's. @default <work dir>/envs/npm-cache */
+  npmCache?: string;
   /** Directory for attempt logs. @default `$XDG_CACHE_HOME/fluster/workers/<id>` (`~/.cache/…`) */
   workDir?: string;
   /** Stable worker id. @default <hostname>-<port> */
@@ -222,14 +224,15 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--worker-id <id>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--worker-id <id>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
     .option("--host <addr>", "address to bind, e.g. 0.0.0.0 for every interface (default: 127.0.0.1)")
     .option("--advertise-host <addr>", "address the controller and other hosts reach this worker and its tasks' servers at (default: the --host; for 0.0.0.0 the default route's address)")
     .option("--port <port>", "port to listen on (default: a free port)", parsePort)
-    .option("--work-dir <dir>", "directory for attempt logs (default: ~/.cache/fluster/workers/<id>)")
+    .option("--work-dir <dir>", "directory for attempt logs, workspaces and job environments (default: ~/.cache/fluster/workers/<id>)")
+    .option("--npm-cache <dir>", "npm cache for installing jobs' dependencies, e.g. ~/.npm (default: one under the work dir)")
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);

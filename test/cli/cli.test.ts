@@ -222,9 +222,11 @@ describe("command tree", () => {
     const actions: Partial<CommandActions> = { "worker serve": (o) => void calls.push(o) };
     await parse(["worker", "serve", "--controller", "http://c:1", "--cpu", "4", "--memory", "16g", "--label", "zone=a", "--label", "pool=tpu"], actions);
     await parse(["worker", "serve", "--controller", "http://c:1", "--host", "0.0.0.0", "--advertise-host", "10.0.0.7"], actions);
+    await parse(["worker", "serve", "--controller", "http://c:1", "--npm-cache", "/root/.npm"], actions);
     assert.deepEqual(calls, [
       { controller: "http://c:1", cpu: 4, memory: "16g", label: { zone: "a", pool: "tpu" } },
       { controller: "http://c:1", host: "0.0.0.0", advertiseHost: "10.0.0.7", label: {} },
+      { controller: "http://c:1", npmCache: "/root/.npm", label: {} },
     ]);
     const saved = process.env.FLUSTER_CLUSTER_ADDRESS;
     delete process.env.FLUSTER_CLUSTER_ADDRESS;
