@@ -93,6 +93,8 @@ export interface JobRunOptions extends OutputOptions {
   scheduleTimeout?: number;
   /** Retries after a failed attempt. @default 0 */
   maxRetries?: number;
+  /** Directory packed into the job's bundle; the command runs in the worker's copy of it. @default the current directory */
+  workspace?: string;
 }
 
 export interface JobListOptions extends OutputOptions {
@@ -254,6 +256,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .addOption(new Option("--tpu <variant>", "TPU slice, e.g. v5litepod-16").argParser(parseTpu))
     .option("--replicas <n>", "number of tasks", parsePositiveInt)
     .option("-e, --env <K=V>", "environment variable for the job (repeatable)", collectKeyValue)
+    .option("--workspace <dir>", "directory to pack and run the command in on the worker (default: the current directory; .gitignore honoured)")
     .option("--no-wait", "print the job id and return without waiting")
     .option("--json", "print the job's final state as JSON on stdout; the job's own output goes to stderr")
     .action(async (command: string[], opts: Omit<JobRunOptions, "controller" | "env"> & { env?: Record<string, string> }, cmd: Command) =>

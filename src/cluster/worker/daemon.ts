@@ -15,6 +15,7 @@ import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_p
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { AttemptLog } from "./log-store.js";
@@ -70,6 +71,8 @@ export class WorkerDaemon {
   private readonly startedAt = Date.now();
   workerId = "";
   workDir = "";
+  /** Workspace bundles fetched from the controller, under `<workDir>/bundles`. */
+  bundles: BundleCache | undefined;
 
   /** Checks the options at once (a ValidationError names a bad one); nothing starts until {@link start}. */
   constructor(options: WorkerDaemonOptions) {
@@ -102,6 +105,10 @@ export class WorkerDaemon {
     this.workerId = this.options.workerId ?? `${hostname()}-${this.server.port}`;
     this.workDir = this.options.workDir ?? defaultWorkDir(this.workerId);
     mkdirSync(join(this.workDir, "attempts"), { recursive: true });
+    this.bundles = new BundleCache(join(this.workDir, "bundles"), () => {
+      if (!this.controller) throw new FlusterError("worker is not connected to a controller yet", "unavailable");
+      return this.controller.client(ControllerService);
+    });
     // Attempts left running by a previous incarnation of this daemon (killed
     // without cleanup) are not ours to adopt: the controller has retried them.
     const reaped = await reapOrphans(join(this.workDir, "attempts"));
@@ -231,7 +238,7 @@ export class WorkerDaemon {
     const entry: AttemptEntry = { assignment, dir };
     this.attempts.set(assignment.attemptId, entry);
     try {
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, token: this.options.token });
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) });
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
         argv,
