@@ -243,7 +243,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ job
   const job = subcommand(program, "job", "run, inspect and stop jobs");
   subcommand(job, "run", "run a command as a job; shows why it waits, then streams its logs, unless --no-wait")
-    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--schedule-timeout <s>] [--max-retries <n>] [--no-wait] [--json] -- <command...>")
+    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--schedule-timeout <s>] [--max-retries <n>] [--workspace <dir>] [--no-wait] [--json] -- <command...>")
     .argument("<command...>", "the command and its arguments, after --")
     .option("--name <name>", "job name (default: the program's name)")
     .option("--cpu <n>", "CPU cores per replica", parsePositiveNumber)

@@ -45,6 +45,8 @@ interface AttemptEntry {
   assignment: TaskAssignment;
   dir: string;
   running?: RunningAttempt;
+  /** Settles once the attempt's process has started or could not start (its workspace is fetched first). */
+  starting?: Promise<void>;
   /** Final state when the attempt could not start or has ended. */
   final?: Attempt;
   endedAt?: number;
@@ -238,7 +240,12 @@ export class WorkerDaemon {
     const entry: AttemptEntry = { assignment, dir };
     this.attempts.set(assignment.attemptId, entry);
     try {
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) });
+      const command = taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) });
+      entry.starting = command.then(
+        () => undefined,
+        () => undefined,
+      );
+      const { argv, env, cwd } = await command;
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
         argv,
@@ -402,6 +409,8 @@ export class WorkerDaemon {
   private async *streamLogs(attemptId: string, follow: boolean, offset: number, signal: AbortSignal) {
     if (!attemptId) throw new ValidationError("attemptId", "must not be empty");
     const entry = this.attempts.get(attemptId);
+    // An attempt still fetching its workspace has no live log yet: one read now would end at once.
+    if (entry?.starting && !entry.running) await entry.starting;
     const dir = entry?.dir ?? this.attemptDir(attemptId);
     if (!existsSync(dir)) throw new FlusterError(`no logs for attempt ${attemptId} on worker ${this.workerId}`, "not_found");
     const log = this.runtime.logOf(attemptId) ?? new AttemptLog(dir);
