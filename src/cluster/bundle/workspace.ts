@@ -8,9 +8,9 @@ import { fileURLToPath } from "node:url";
  * (nearest directory with a `package.json`) above the remote function's
  * module, for a function entrypoint; else above the program's entry module
  * (`process.argv[1]`); else the current directory's project, else the
- * current directory. Modules under `node_modules` (a library's function,
- * such as WorkerPool's executor) say nothing about the caller's project and
- * are passed over. Inside a job, its own workspace (`FLUSTER_WORKSPACE`) is
+ * current directory. Modules under `node_modules` or of Fluster itself (a
+ * library's function, such as WorkerPool's executor) say nothing about the
+ * caller's project and are passed over. Inside a job, its own workspace (`FLUSTER_WORKSPACE`) is
  * the project root of everything under it.
  */
 export function defaultWorkspace(functionModule?: string): string {
@@ -20,7 +20,7 @@ export function defaultWorkspace(functionModule?: string): string {
   if (entry) candidates.push(resolve(entry));
   for (const candidate of candidates) {
     const path = realPath(candidate);
-    if (path.split(sep).includes("node_modules")) continue;
+    if (path.split(sep).includes("node_modules") || isInside(path, FLUSTER_ROOT)) continue;
     const root = projectRoot(dirname(path));
     if (root) return root;
   }
@@ -36,6 +36,13 @@ export function projectRoot(dir: string): string | undefined {
     if (existsSync(join(current, "package.json"))) return current;
     if (dirname(current) === current) return undefined;
   }
+}
+
+/** Fluster's own package (a checkout, or linked into a project): its modules are never the caller's project. */
+const FLUSTER_ROOT = realPath(fileURLToPath(new URL("../../../", import.meta.url)));
+
+function isInside(path: string, dir: string): boolean {
+  return path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 }
 
 function realPath(path: string): string {

@@ -3,7 +3,8 @@
 // dependencies (package.json, lockfile, the job's `packages`) will replace
 // what it does today.
 import { existsSync, readFileSync } from "node:fs";
-import { symlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, rename, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
@@ -16,17 +17,31 @@ import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
  */
 export async function prepareWorkspace(dir: string, _spec: JobSpec): Promise<void> {
   const link = join(dir, "node_modules");
-  const target = installationModules();
-  if (!target || existsSync(link)) return;
-  await symlink(target, link, "dir").catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "EEXIST") throw err; // another attempt linked it first
+  const installation = flusterInstallation();
+  if (!installation || existsSync(link)) return;
+  const ignoreExisting = (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST" && err.code !== "ENOTEMPTY") throw err; // another attempt linked it first
+  };
+  if (basename(dirname(installation)) === "node_modules") {
+    await symlink(dirname(installation), link, "dir").catch(ignoreExisting);
+    return;
+  }
+  // A checkout of Fluster: its dependencies, and Fluster itself beside them.
+  const tmp = `${link}.tmp-${randomBytes(4).toString("hex")}`;
+  await mkdir(tmp);
+  const own = join(installation, "node_modules");
+  for (const name of existsSync(own) ? await readdir(own) : []) await symlink(join(own, name), join(tmp, name));
+  await symlink(installation, join(tmp, "fluster"), "dir").catch(ignoreExisting);
+  await rename(tmp, link).catch(async (err: NodeJS.ErrnoException) => {
+    await rm(tmp, { recursive: true, force: true });
+    ignoreExisting(err);
   });
 }
 
 let cached: string | undefined | null = null;
 
-/** The node_modules this Fluster resolves its dependencies from: the one holding it, or its own in a checkout. */
-function installationModules(): string | undefined {
+/** The root of the Fluster package this worker runs. */
+export function flusterInstallation(): string | undefined {
   if (cached !== null) return cached;
   cached = undefined;
   for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
@@ -37,8 +52,7 @@ function installationModules(): string | undefined {
     } catch {
       continue;
     }
-    const holder = dirname(dir);
-    cached = basename(holder) === "node_modules" ? holder : existsSync(join(dir, "node_modules")) ? join(dir, "node_modules") : undefined;
+    cached = dir;
     break;
   }
   return cached;
