@@ -1,5 +1,6 @@
 // What each `fluster` command does, given its parsed options. The command tree
 // and option parsing live in program.ts; this module talks to the cluster.
+import { resolve } from "node:path";
 import { Cluster, type EndpointInfo } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
@@ -155,7 +156,8 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
       name,
       resources,
       entrypoint: Entrypoint.fromCommand(argv),
-      environment: { workspace: process.cwd(), envVars: options.env },
+      // The command runs in the worker's copy of this directory, as it would run here.
+      environment: { workspace: resolve(options.workspace ?? process.cwd()), envVars: options.env },
       ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
       ...(options.scheduleTimeout !== undefined ? { schedulingTimeoutSeconds: options.scheduleTimeout } : {}),
       ...(options.maxRetries !== undefined ? { maxRetriesFailure: options.maxRetries } : {}),

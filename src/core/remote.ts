@@ -193,7 +193,9 @@ export interface ResolveRemoteOptions {
    * workspace can sit at another path on a worker than on the machine that
    * launched it. `from` and `to` are directories (file URLs or absolute paths);
    * only whole path segments match, and a module outside `from` is imported as is.
-   * @default no rewriting
+   * @default from `FLUSTER_WORKSPACE_ORIGIN` to `FLUSTER_WORKSPACE` when both are
+   * set, as a worker sets them for a job that runs in a workspace bundle: the
+   * client's workspace root and the worker's copy of it. Otherwise none.
    */
   rebase?: { from: string; to: string };
 }
@@ -211,7 +213,8 @@ export interface ResolveRemoteOptions {
  */
 export async function resolveRemote(ref: RemoteRef, options: ResolveRemoteOptions = {}): Promise<RemoteFunction<unknown[], unknown>> {
   const requested = validateRef(ref);
-  const rebased = options.rebase ? rebaseModuleUrl(requested.module, options.rebase) : requested.module;
+  const rebase = options.rebase ?? workspaceRebase();
+  const rebased = rebase ? rebaseModuleUrl(requested.module, rebase) : requested.module;
   const target: RemoteRef = Object.freeze({ module: rebased, name: requested.name });
   const what = `remote function "${target.name}" from module ${target.module}`;
 
@@ -420,6 +423,13 @@ function rebaseModuleUrl(moduleUrl: string, rebase: unknown): string {
   const from = asDirectoryUrl(normaliseModuleUrl(rawFrom, "rebase.from"));
   const to = asDirectoryUrl(normaliseModuleUrl(rawTo, "rebase.to"));
   return moduleUrl.startsWith(from) ? to + moduleUrl.slice(from.length) : moduleUrl;
+}
+
+/** Inside a job that runs in a bundle: the client's workspace root → this worker's copy. */
+function workspaceRebase(): { from: string; to: string } | undefined {
+  const from = process.env.FLUSTER_WORKSPACE_ORIGIN;
+  const to = process.env.FLUSTER_WORKSPACE;
+  return from && to && from !== to ? { from, to } : undefined;
 }
 
 // A trailing slash makes the prefix match whole segments: /ws must not rebase /ws2/x.ts.

@@ -1,5 +1,6 @@
 // The cluster context: tasks run on a WorkerPool of the current cluster;
 // each actor is a job hosting its class by reference, found by name.
+import { defaultWorkspace } from "../cluster/bundle/workspace.js";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { currentCluster } from "../cluster/client/current.js";
 import { Entrypoint } from "../core/entrypoint.js";
@@ -92,7 +93,8 @@ export class ClusterContext extends BaseJobContext {
         name: `actor/${name}`,
         resources: this.options.actorResources ?? { cpu: 0.5, memory: "256m" },
         entrypoint: Entrypoint.fromFunction(hostActor, cls.ref, [...(args as unknown[])], name),
-        environment: { workspace: process.cwd() },
+        // The actor class's project, not Fluster's (whose module hosts it).
+        environment: { workspace: defaultWorkspace(cls.ref.module) },
         ports: ["actor"],
       });
       this.actorJobs.push(jobId);

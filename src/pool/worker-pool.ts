@@ -23,7 +23,7 @@ export interface WorkerPoolOptions {
   numWorkers: number;
   /** Resources of each worker. @default { cpu: 1, memory: "512m" } */
   resources?: ResourceConfig | ResourceConfigInit;
-  /** Environment of each worker job. @default the launching process's working directory */
+  /** Environment of each worker job. @default the caller's npm project as workspace (see `Cluster.launch`) */
   environment?: EnvironmentConfig;
   /** Prefix of the pool's actor and job names. @default "pool" */
   namePrefix?: string;
@@ -136,7 +136,7 @@ export class WorkerPool {
           name: `${this.name}/worker-${i}`,
           resources,
           entrypoint: Entrypoint.fromFunction(hostTaskExecutor, this.name),
-          environment: { workspace: process.cwd(), ...(environment ?? {}) },
+          environment: environment ?? {},
           ports: ["actor"],
           // A worker process that dies is started again; its tasks go to the others meanwhile.
           maxRetriesFailure: 3,

@@ -1,7 +1,9 @@
 // The Cluster client: launch, observe and stop jobs, and use the endpoint
 // registry, over ControllerService. Waiting is event-driven (WatchJob), never
 // a polling loop.
+import { create } from "@bufbuild/protobuf";
 import { randomBytes, randomUUID } from "node:crypto";
+import { resolve } from "node:path";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ERROR_BRAND, FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, type JobStatus } from "../../core/status.js";
@@ -13,7 +15,10 @@ import { backoffDelay, retryStream } from "../../core/backoff.js";
 import { checkPositive } from "../../core/validate.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { EnvironmentSpecSchema, LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { DEFAULT_MAX_BUNDLE_BYTES, packWorkspace } from "../bundle/pack.js";
+import { uploadBundle } from "../bundle/upload.js";
+import { defaultWorkspace } from "../bundle/workspace.js";
 import { createRpcChannel, normalizeBaseUrl, type RpcChannel } from "../../rpc/transport.js";
 import { classifyControllerFailure, controllerError, speaksTls, type ControllerContext } from "./errors.js";
 
@@ -37,6 +42,12 @@ export interface ClusterOptions {
    * @default 30
    */
   endpointTtlSeconds?: number;
+  /**
+   * Largest workspace, in bytes, that `launch` packs into a bundle; a bigger
+   * one is refused with its largest files and folders named.
+   * @default 104857600 (100 MiB)
+   */
+  maxBundleBytes?: number;
 }
 
 /** An endpoint this client keeps alive by renewing it. */
@@ -126,6 +137,9 @@ export class Cluster {
   private renewTimer: NodeJS.Timeout | undefined;
   private renewFailures = 0;
   private closed = false;
+  private readonly maxBundleBytes: number;
+  /** Packs and uploads in progress by workspace, so that launches made together share one. */
+  private readonly bundling = new Map<string, Promise<{ root: string; bundleId: string }>>();
 
   protected constructor(address: string, options: ClusterOptions = {}) {
     this.address = normalizeBaseUrl(address);
@@ -135,6 +149,7 @@ export class Cluster {
     this.parentJobId = process.env.FLUSTER_JOB_ID || undefined;
     const connectTimeoutSeconds = checkPositive(options.connectTimeoutSeconds ?? 10, "connectTimeoutSeconds");
     this.endpointTtlSeconds = checkPositive(options.endpointTtlSeconds ?? 30, "endpointTtlSeconds");
+    this.maxBundleBytes = checkPositive(options.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_BYTES, "maxBundleBytes");
     const token = options.token ?? process.env.FLUSTER_TOKEN;
     this.failureContext = {
       address: this.address,
@@ -201,9 +216,21 @@ export class Cluster {
     if (!this.channel.answered) await this.call(probe);
   }
 
-  /** Validates and submits a job; resolves to its id once the controller has stored it. */
+  /**
+   * Validates and submits a job; resolves to its id once the controller has
+   * stored it. The job's workspace (`environment.workspace`, default: the
+   * caller's npm project, see {@link defaultWorkspace}) is packed into a
+   * bundle and uploaded first; only the files the controller lacks travel.
+   */
   async launch(request: JobRequest): Promise<JobId> {
-    const spec = jobSpecToProto(validateJobRequest(request));
+    const validated = validateJobRequest(request);
+    const spec = jobSpecToProto(validated);
+    const entrypoint = validated.entrypoint;
+    const workspace = validated.environment.workspace ?? defaultWorkspace(entrypoint.kind === "function" ? entrypoint.ref.module : undefined);
+    const { root, bundleId } = await this.bundle(resolve(workspace));
+    spec.environment ??= create(EnvironmentSpecSchema);
+    spec.environment.workspace = root;
+    spec.environment.bundleId = bundleId;
     const requestId = randomUUID();
     const res = await this.call(() =>
       this.rpc.launchJob({
@@ -214,6 +241,19 @@ export class Cluster {
       }),
     );
     return res.jobId;
+  }
+
+  /** Packs `workspace` and uploads what the controller lacks of it. */
+  private bundle(workspace: string): Promise<{ root: string; bundleId: string }> {
+    let pending = this.bundling.get(workspace);
+    if (!pending) {
+      pending = (async () => {
+        const packed = await packWorkspace(workspace, { maxBytes: this.maxBundleBytes });
+        return { root: packed.root, bundleId: await this.call(() => uploadBundle(this.rpc, packed)) };
+      })().finally(() => this.bundling.delete(workspace));
+      this.bundling.set(workspace, pending);
+    }
+    return pending;
   }
 
   /** The job's current state, without waiting. */

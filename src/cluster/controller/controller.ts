@@ -164,6 +164,16 @@ export class Controller {
     return this.ledger.jobs.list(filter);
   }
 
+  /** The workspace bundles of unfinished jobs, which the bundle sweep keeps. */
+  liveBundleIds(): Set<string> {
+    const live = new Set<string>();
+    for (const job of this.ledger.jobs.values()) {
+      const bundleId = job.spec.environment?.bundleId;
+      if (bundleId && !isFinished(job.state)) live.add(bundleId);
+    }
+    return live;
+  }
+
   /** The job now and after every change until it is finished or `signal` aborts. */
   watchJob(jobId: string, signal: AbortSignal): AsyncGenerator<JobRecord> {
     return this.ledger.watchJob(jobId, signal);

@@ -2,8 +2,10 @@
 // ControllerService, and talks to workers through WorkerService clients.
 import { create, isMessage } from "@bufbuild/protobuf";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { BundleStore } from "../bundle/blob-store.js";
 import { observedFromProto, controllerRoutes, type AttemptLogReader } from "./service.js";
 import { Controller, type Assignment, type WorkerConnection } from "./controller.js";
 import { StateStore } from "./store.js";
@@ -37,6 +39,14 @@ export interface ControllerServerOptions {
   reconcileIntervalSeconds?: number;
   /** Seconds a worker may fail reconciles before it is lost and its attempts are retried elsewhere. @default 10 */
   workerLostGraceSeconds?: number;
+  /**
+   * Workspace bundles (and their blobs) that no unfinished job uses are
+   * removed once this many seconds have passed since they were last
+   * registered. @default 86400 (a day)
+   */
+  bundleMaxAgeSeconds?: number;
+  /** Seconds between sweeps of unused bundles. @default 600 */
+  bundleSweepIntervalSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
   /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
@@ -47,6 +57,8 @@ export interface ControllerServerOptions {
 export interface ControllerServer {
   readonly url: string;
   readonly controller: Controller;
+  /** Workspace bundles and their blobs. */
+  readonly bundles: BundleStore;
   /** The token callers must present, when auth is on. */
   readonly token: string | undefined;
   /** Stops serving, then the controller; jobs keep running on their workers. */
@@ -59,11 +71,11 @@ export interface ControllerServer {
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "extraRoutes", "log"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleSweepIntervalSeconds", "extraRoutes", "log"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if (o.port !== undefined) checkPort(o.port);
-  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds"]) {
+  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleSweepIntervalSeconds"]) {
     if (o[key] !== undefined) checkPositive(o[key], key);
   }
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
@@ -80,13 +92,20 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const lock: StateLock | undefined = stateDir === ":memory:" ? undefined : acquireStateLock(stateDir, log);
   let store: StateStore;
   let tokenSource: TokenSource;
+  // An in-memory controller (tests) keeps its bundles in a temporary directory of its own.
+  const bundleDir = stateDir === ":memory:" ? mkdtempSync(join(tmpdir(), "fluster-bundles-")) : join(stateDir, "bundles");
+  let bundles: BundleStore;
   try {
     tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
     store = new StateStore(stateDir);
+    bundles = new BundleStore(bundleDir);
   } catch (err) {
     lock?.release();
     throw err;
   }
+  const dropBundleDir = () => {
+    if (stateDir === ":memory:") rmSync(bundleDir, { recursive: true, force: true });
+  };
   const token = tokenSource?.token;
   const channels = new Map<string, RpcChannel>();
   const channelTo = (address: string) => {
@@ -115,12 +134,13 @@ export async function startController(given: ControllerServerOptions = {}): Prom
       port: options.port ?? 0,
       ...(tokenSource ? { token: tokenSource.token, tokenHint: tokenSource.hint, onUnauthenticated: refusalLogger(log) } : {}),
       routes: (router) => {
-        controllerRoutes(controller, readAttemptLog)(router);
+        controllerRoutes(controller, readAttemptLog, bundles)(router);
         options.extraRoutes?.(router);
       },
     });
   } catch (err) {
     store.close();
+    dropBundleDir();
     lock?.release();
     throw err;
   }
@@ -128,13 +148,26 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   controller.address = `http://${advertise.includes(":") ? `[${advertise}]` : advertise}:${server.port}`;
   controller.start();
   lock?.setUrl(controller.address);
+  const bundleMaxAgeMs = (options.bundleMaxAgeSeconds ?? 86_400) * 1000;
+  const sweepTimer = setInterval(() => {
+    try {
+      const swept = bundles.sweep(controller.liveBundleIds(), bundleMaxAgeMs);
+      if (swept.bundles + swept.blobs > 0) log(`fluster controller: removed ${swept.bundles} unused bundle(s) and ${swept.blobs} blob(s)`);
+    } catch (err) {
+      log(`fluster controller: sweeping unused bundles failed: ${(err as Error).message}`);
+    }
+  }, (options.bundleSweepIntervalSeconds ?? 600) * 1000);
+  sweepTimer.unref();
   return {
     url: controller.address,
     controller,
+    bundles,
     token,
     async shutdown() {
+      clearInterval(sweepTimer);
       await server.shutdown();
       await controller.shutdown();
+      dropBundleDir();
       for (const channel of channels.values()) channel.close();
       lock?.release();
     },

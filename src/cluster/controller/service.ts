@@ -21,6 +21,8 @@ import {
   type Job,
   type LogEntry,
 } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import type { BundleStore } from "../bundle/blob-store.js";
+import { bundleHandlers } from "../bundle/handlers.js";
 import type { Controller, ObservedAttempt } from "./controller.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } from "./model.js";
@@ -28,9 +30,10 @@ import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } f
 /** Reads one attempt's log from the worker that ran it. */
 export type AttemptLogReader = (address: string, attemptId: string, follow: boolean, signal: AbortSignal) => AsyncIterable<LogEntry[]>;
 
-export function controllerRoutes(controller: Controller, readAttemptLog: AttemptLogReader): (router: ConnectRouter) => void {
+export function controllerRoutes(controller: Controller, readAttemptLog: AttemptLogReader, bundles: BundleStore): (router: ConnectRouter) => void {
   return (router) =>
     router.service(ControllerService, {
+      ...bundleHandlers(bundles),
       async launchJob(req) {
         const job = await controller.launchJob(req.job, {
           namespace: req.namespace,

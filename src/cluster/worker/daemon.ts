@@ -16,6 +16,7 @@ import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type A
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
+import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { EnvironmentCache } from "./environments.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
@@ -50,6 +51,8 @@ interface AttemptEntry {
   building?: boolean;
   /** Aborted when the attempt is killed before its process started (while it builds). */
   starting?: AbortController;
+  /** Settles once the attempt's process has started or could not start (its workspace is fetched and its environment built first). */
+  started?: Promise<void>;
   /** Final state when the attempt could not start or has ended. */
   final?: Attempt;
   endedAt?: number;
@@ -79,6 +82,8 @@ export class WorkerDaemon {
   private readonly startedAt = Date.now();
   workerId = "";
   workDir = "";
+  /** Workspace bundles fetched from the controller, under `<workDir>/bundles`. */
+  bundles: BundleCache | undefined;
 
   /** Checks the options at once (a ValidationError names a bad one); nothing starts until {@link start}. */
   constructor(options: WorkerDaemonOptions) {
@@ -127,6 +132,10 @@ export class WorkerDaemon {
     this.workerId = this.options.workerId ?? `${hostname()}-${this.server.port}`;
     this.workDir = this.options.workDir ?? defaultWorkDir(this.workerId);
     mkdirSync(join(this.workDir, "attempts"), { recursive: true });
+    this.bundles = new BundleCache(join(this.workDir, "bundles"), () => {
+      if (!this.controller) throw new FlusterError("worker is not connected to a controller yet", "unavailable");
+      return this.controller.client(ControllerService);
+    });
     // Attempts left running by a previous incarnation of this daemon (killed
     // without cleanup) are not ours to adopt: the controller has retried them.
     const reaped = await reapOrphans(join(this.workDir, "attempts"));
@@ -269,7 +278,8 @@ export class WorkerDaemon {
     // An attempt whose environment must be built answers `building` at once and starts when it is ready.
     let reportBuilding = () => {};
     const building = new Promise<void>((resolveBuilding) => (reportBuilding = resolveBuilding));
-    await Promise.race([this.startAttempt(entry, spec, reportBuilding), building]);
+    const started = (entry.started = this.startAttempt(entry, spec, reportBuilding));
+    await Promise.race([started, building]);
     return this.observe(entry);
   }
 
@@ -287,7 +297,7 @@ export class WorkerDaemon {
           reportBuilding();
         },
       };
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token }, environment);
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
       entry.building = false;
       entry.running = this.runtime.start({
@@ -464,6 +474,8 @@ export class WorkerDaemon {
   private async *streamLogs(attemptId: string, follow: boolean, offset: number, signal: AbortSignal) {
     if (!attemptId) throw new ValidationError("attemptId", "must not be empty");
     const entry = this.attempts.get(attemptId);
+    // An attempt still fetching its workspace or building its environment has no live log yet: one read now would end at once.
+    if (entry?.started && !entry.running) await entry.started;
     const dir = entry?.dir ?? this.attemptDir(attemptId);
     if (!existsSync(dir)) throw new FlusterError(`no logs for attempt ${attemptId} on worker ${this.workerId}`, "not_found");
     const log = this.runtime.logOf(attemptId) ?? new AttemptLog(dir);

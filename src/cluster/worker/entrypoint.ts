@@ -10,6 +10,8 @@ import { decodeValue } from "../../rpc/codec.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import type { TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { environmentVariables, type EnvironmentCache } from "./environments.js";
+import type { BundleCache } from "../bundle/checkout.js";
+import { prepareWorkspace } from "./workspace.js";
 
 /** The bootstrap program, with tsx always: it imports the user's modules, which may be TypeScript. */
 const BOOTSTRAP_ARGS = nodeEntryArgs(import.meta.url, "./bootstrap", { importsUserCode: true });
@@ -24,6 +26,8 @@ export interface TaskContext {
   /** The worker's advertised host: servers in the task register addresses on it. */
   advertiseHost: string;
   token: string | undefined;
+  /** This worker's bundle cache, for jobs that run in a workspace bundle. */
+  bundles?: BundleCache;
 }
 
 /** How an attempt gets the environment its workspace and `packages` need. */
@@ -44,8 +48,7 @@ export interface TaskCommand {
 
 /** The program, environment and working directory of an attempt; `dir` is the attempt's own directory. */
 export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir: string, context: TaskContext, environment?: TaskEnvironment): Promise<TaskCommand> {
-  const workspace = spec.environment?.workspace || process.cwd();
-  if (!existsSync(workspace)) throw new FlusterError(`workspace ${workspace} does not exist on worker ${context.workerId}`, "failed_precondition");
+  const { workspace, origin } = await workspaceOf(spec, context, environment?.onBuilding);
   const envVars = spec.environment?.envVars ?? {};
   // The workspace's dependencies and the job's packages, installed (once per key) before the task starts.
   const prepared = await environment?.cache.prepare({
@@ -57,6 +60,8 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
   const env: Record<string, string> = {
     ...envVars,
     ...(prepared ? environmentVariables(prepared, envVars.NODE_OPTIONS ?? process.env.NODE_OPTIONS, envVars.NODE_PATH) : {}),
+    FLUSTER_WORKSPACE: workspace,
+    ...(origin ? { FLUSTER_WORKSPACE_ORIGIN: origin } : {}),
     FLUSTER_CLUSTER_ADDRESS: context.controllerUrl,
     FLUSTER_JOB_ID: assignment.jobId,
     FLUSTER_JOB_NAME: assignment.jobName,
@@ -81,6 +86,32 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
     return { argv: [process.execPath, ...BOOTSTRAP_ARGS], env, cwd: workspace };
   }
   throw new ValidationError("spec.entrypoint", "is required");
+}
+
+/**
+ * Where the task runs: its bundle, checked out into this worker's cache and
+ * prepared; `origin` is the client's path of the workspace, which remote
+ * references are rebased from. A spec without a bundle (one a client that
+ * packs nothing sent) runs in the path it names, which must exist here.
+ */
+async function workspaceOf(spec: JobSpec, context: TaskContext, onFetching?: () => void): Promise<{ workspace: string; origin?: string }> {
+  const bundleId = spec.environment?.bundleId;
+  if (bundleId) {
+    if (!context.bundles) throw new FlusterError(`worker ${context.workerId} has no bundle cache for bundle ${bundleId}`, "failed_precondition");
+    // Fetching is part of getting ready, as building the environment is: the attempt shows `building` meanwhile.
+    if (!context.bundles.has(bundleId)) onFetching?.();
+    let workspace: string;
+    try {
+      workspace = await context.bundles.checkout(bundleId);
+    } catch (err) {
+      throw new FlusterError(`worker ${context.workerId} could not fetch the job's workspace bundle ${bundleId}: ${(err as Error).message}`, "unavailable", { cause: err });
+    }
+    await prepareWorkspace(workspace, spec);
+    return { workspace, ...(spec.environment?.workspace ? { origin: spec.environment.workspace } : {}) };
+  }
+  const workspace = spec.environment?.workspace || process.cwd();
+  if (!existsSync(workspace)) throw new FlusterError(`workspace ${workspace} does not exist on worker ${context.workerId}`, "failed_precondition");
+  return { workspace };
 }
 
 /** A function entrypoint's encoded return value, when the attempt left one. */

@@ -275,7 +275,8 @@ export class EnvironmentCache {
       await writeFile(join(build, "package.json"), buildManifest(inputs.packageJson));
       if (inputs.lockfile) await writeFile(join(build, inputs.lockfile.name), inputs.lockfile.text);
       if (inputs.lockfile) await this.npm(key, build, log, ["ci"]);
-      else if (inputs.packageJson !== undefined) await this.npm(key, build, log, ["install"]);
+      else if (declaresDependencies(inputs.packageJson)) await this.npm(key, build, log, ["install"]);
+      else await mkdir(join(build, "node_modules")); // nothing to install: the environment only links fluster in
       if (inputs.packages.length > 0) await this.npm(key, build, log, ["install", "--no-save", ...inputs.packages]);
       await linkFluster(key, join(build, "node_modules"));
       await writeHooks(build);
@@ -487,6 +488,17 @@ function readOptional(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether a package.json (text) declares any dependency; one that does not parse does (npm will say what is wrong). */
+function declaresDependencies(packageJson: string | undefined): boolean {
+  if (packageJson === undefined) return false;
+  const parsed = parseJsonObject(packageJson);
+  if (!parsed) return true;
+  return DEPENDENCY_FIELDS.some((field) => {
+    const value = parsed[field];
+    return typeof value !== "object" || value === null ? value !== undefined : Object.keys(value).length > 0;
+  });
 }
 
 function parseJsonObject(text: string): Record<string, unknown> | undefined {

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fluster/cluster/v1/types.proto.
  */
 export const file_fluster_cluster_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("Ch5mbHVzdGVyL2NsdXN0ZXIvdjEvdHlwZXMucHJvdG8SEmZsdXN0ZXIuY2x1c3Rlci52MSILCglDcHVEZXZpY2UiKwoJR3B1RGV2aWNlEg8KB3ZhcmlhbnQYASABKAkSDQoFY291bnQYAiABKAUiQwoJVHB1RGV2aWNlEg8KB3ZhcmlhbnQYASABKAkSEAoIdG9wb2xvZ3kYAiABKAkSEwoLc2xpY2VfY291bnQYAyABKAUioAEKCkRldmljZVNwZWMSLAoDY3B1GAEgASgLMh0uZmx1c3Rlci5jbHVzdGVyLnYxLkNwdURldmljZUgAEiwKA2dwdRgCIAEoCzIdLmZsdXN0ZXIuY2x1c3Rlci52MS5HcHVEZXZpY2VIABIsCgN0cHUYAyABKAsyHS5mbHVzdGVyLmNsdXN0ZXIudjEuVHB1RGV2aWNlSABCCAoGZGV2aWNlIrsBCgxSZXNvdXJjZVNwZWMSCwoDY3B1GAEgASgBEhQKDG1lbW9yeV9ieXRlcxgCIAEoAxISCgpkaXNrX2J5dGVzGAMgASgDEi4KBmRldmljZRgEIAEoCzIeLmZsdXN0ZXIuY2x1c3Rlci52MS5EZXZpY2VTcGVjEhAKCHJlcGxpY2FzGAUgASgFEhMKC3ByZWVtcHRpYmxlGAYgASgIEg8KB3JlZ2lvbnMYByADKAkSDAoEem9uZRgIIAEoCSLJAQoPRW52aXJvbm1lbnRTcGVjEhEKCXdvcmtzcGFjZRgBIAEoCRIQCghwYWNrYWdlcxgCIAMoCRJCCghlbnZfdmFycxgDIAMoCzIwLmZsdXN0ZXIuY2x1c3Rlci52MS5FbnZpcm9ubWVudFNwZWMuRW52VmFyc0VudHJ5Eg4KBmV4dHJhcxgEIAMoCRINCgVpbWFnZRgFIAEoCRouCgxFbnZWYXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIhChFDb21tYW5kRW50cnlwb2ludBIMCgRhcmd2GAEgAygJIkAKEkZ1bmN0aW9uRW50cnlwb2ludBIOCgZtb2R1bGUYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRhcmdzGAMgASgMIooBCgpFbnRyeXBvaW50EjgKB2NvbW1hbmQYASABKAsyJS5mbHVzdGVyLmNsdXN0ZXIudjEuQ29tbWFuZEVudHJ5cG9pbnRIABI6CghmdW5jdGlvbhgCIAEoCzImLmZsdXN0ZXIuY2x1c3Rlci52MS5GdW5jdGlvbkVudHJ5cG9pbnRIAEIGCgRraW5kIqUBCgpDb25zdHJhaW50EgsKA2tleRgBIAEoCRIsCgJvcBgCIAEoDjIgLmZsdXN0ZXIuY2x1c3Rlci52MS5Db25zdHJhaW50T3ASFgoMc3RyaW5nX3ZhbHVlGAMgASgJSAASFgoMbnVtYmVyX3ZhbHVlGAQgASgBSAASDgoGdmFsdWVzGAUgAygJEhEKCXByZWZlcnJlZBgGIAEoCEIJCgdvcGVyYW5kIqgDCgdKb2JTcGVjEgwKBG5hbWUYASABKAkSMwoJcmVzb3VyY2VzGAIgASgLMiAuZmx1c3Rlci5jbHVzdGVyLnYxLlJlc291cmNlU3BlYxIyCgplbnRyeXBvaW50GAMgASgLMh4uZmx1c3Rlci5jbHVzdGVyLnYxLkVudHJ5cG9pbnQSOAoLZW52aXJvbm1lbnQYBCABKAsyIy5mbHVzdGVyLmNsdXN0ZXIudjEuRW52aXJvbm1lbnRTcGVjEg0KBXBvcnRzGAUgAygJEhsKE21heF9yZXRyaWVzX2ZhaWx1cmUYBiABKAUSHgoWbWF4X3JldHJpZXNfcHJlZW1wdGlvbhgHIAEoBRIXCg90aW1lb3V0X3NlY29uZHMYCCABKAESIgoac2NoZWR1bGluZ190aW1lb3V0X3NlY29uZHMYCSABKAESLgoIcHJpb3JpdHkYCiABKA4yHC5mbHVzdGVyLmNsdXN0ZXIudjEuUHJpb3JpdHkSMwoLY29uc3RyYWludHMYCyADKAsyHi5mbHVzdGVyLmNsdXN0ZXIudjEuQ29uc3RyYWludCKgAgoHQXR0ZW1wdBISCgphdHRlbXB0X2lkGAEgASgJEhIKCnRhc2tfaW5kZXgYAiABKAUSEQoJd29ya2VyX2lkGAMgASgJEiwKBXN0YXRlGAQgASgOMh0uZmx1c3Rlci5jbHVzdGVyLnYxLlRhc2tTdGF0ZRIWCglleGl0X2NvZGUYBSABKAVIAIgBARIVCg1lcnJvcl9tZXNzYWdlGAYgASgJEi4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZXN1bHQYCSABKAxCDAoKX2V4aXRfY29kZSLZAgoEVGFzaxISCgp0YXNrX2luZGV4GAEgASgFEiwKBXN0YXRlGAIgASgOMh0uZmx1c3Rlci5jbHVzdGVyLnYxLlRhc2tTdGF0ZRIRCgl3b3JrZXJfaWQYAyABKAkSFQoNZmFpbHVyZV9jb3VudBgEIAEoBRIYChBwcmVlbXB0aW9uX2NvdW50GAUgASgFEhYKCWV4aXRfY29kZRgGIAEoBUgAiAEBEhUKDWVycm9yX21lc3NhZ2UYByABKAkSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCGF0dGVtcHRzGAogAygLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkF0dGVtcHRCDAoKX2V4aXRfY29kZSLgAwoDSm9iEg4KBmpvYl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIVCg1wYXJlbnRfam9iX2lkGAQgASgJEisKBXN0YXRlGAUgASgOMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYlN0YXRlEicKBXRhc2tzGAYgAygLMhguZmx1c3Rlci5jbHVzdGVyLnYxLlRhc2sSFgoOcGVuZGluZ19yZWFzb24YByABKAkSFQoNZXJyb3JfbWVzc2FnZRgIIAEoCRIWCglleGl0X2NvZGUYCSABKAVIAIgBARIwCgxzdWJtaXR0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgRzcGVjGA0gASgLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYlNwZWMSEAoIZ3JvdXBfaWQYDiABKAkSFgoOcmVzZXJ2YXRpb25faWQYDyABKAlCDAoKX2V4aXRfY29kZSKpAQoITG9nRW50cnkSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoGc3RyZWFtGAIgASgOMh0uZmx1c3Rlci5jbHVzdGVyLnYxLkxvZ1N0cmVhbRIMCgRkYXRhGAMgASgJEhIKCmF0dGVtcHRfaWQYBCABKAkSEgoKdGFza19pbmRleBgFIAEoBRIOCgZvZmZzZXQYBiABKAMixwIKCEVuZHBvaW50EhMKC2VuZHBvaW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIOCgZqb2JfaWQYBCABKAkSEQoJbmFtZXNwYWNlGAUgASgJEjwKCG1ldGFkYXRhGAYgAygLMiouZmx1c3Rlci5jbHVzdGVyLnYxLkVuZHBvaW50Lk1ldGFkYXRhRW50cnkSMQoNcmVnaXN0ZXJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXR0ZW1wdF9pZBgJIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijgEKD1dvcmtlclJlc291cmNlcxILCgNjcHUYASABKAESFAoMbWVtb3J5X2J5dGVzGAIgASgDEhIKCmRpc2tfYnl0ZXMYAyABKAMSLgoGZGV2aWNlGAQgASgLMh4uZmx1c3Rlci5jbHVzdGVyLnYxLkRldmljZVNwZWMSFAoMZGV2aWNlX2NvdW50GAUgASgFKs0BCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFKT0JfU1RBVEVfUEVORElORxABEhYKEkpPQl9TVEFURV9CVUlMRElORxACEhUKEUpPQl9TVEFURV9SVU5OSU5HEAMSFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBAEEhQKEEpPQl9TVEFURV9GQUlMRUQQBRIUChBKT0JfU1RBVEVfS0lMTEVEEAYSGwoXSk9CX1NUQVRFX1VOU0NIRURVTEFCTEUQByqnAgoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIXChNUQVNLX1NUQVRFX0FTU0lHTkVEEAISFwoTVEFTS19TVEFURV9CVUlMRElORxADEhYKElRBU0tfU1RBVEVfUlVOTklORxAEEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAUSFQoRVEFTS19TVEFURV9GQUlMRUQQBhIVChFUQVNLX1NUQVRFX0tJTExFRBAHEhwKGFRBU0tfU1RBVEVfV09SS0VSX0ZBSUxFRBAIEhgKFFRBU0tfU1RBVEVfUFJFRU1QVEVEEAkSHAoYVEFTS19TVEFURV9VTlNDSEVEVUxBQkxFEAoqawoIUHJpb3JpdHkSGAoUUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIXChNQUklPUklUWV9QUk9EVUNUSU9OEAESGAoUUFJJT1JJVFlfSU5URVJBQ1RJVkUQAhISCg5QUklPUklUWV9CQVRDSBADKv8BCgxDb25zdHJhaW50T3ASHQoZQ09OU1RSQUlOVF9PUF9VTlNQRUNJRklFRBAAEhQKEENPTlNUUkFJTlRfT1BfRVEQARIUChBDT05TVFJBSU5UX09QX05FEAISGAoUQ09OU1RSQUlOVF9PUF9FWElTVFMQAxIcChhDT05TVFJBSU5UX09QX05PVF9FWElTVFMQBBIUChBDT05TVFJBSU5UX09QX0lOEAUSFAoQQ09OU1RSQUlOVF9PUF9HVBAGEhQKEENPTlNUUkFJTlRfT1BfR0UQBxIUChBDT05TVFJBSU5UX09QX0xUEAgSFAoQQ09OU1RSQUlOVF9PUF9MRRAJKlUKCUxvZ1N0cmVhbRIaChZMT0dfU1RSRUFNX1VOU1BFQ0lGSUVEEAASFQoRTE9HX1NUUkVBTV9TVERPVVQQARIVChFMT0dfU1RSRUFNX1NUREVSUhACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5mbHVzdGVyL2NsdXN0ZXIvdjEvdHlwZXMucHJvdG8SEmZsdXN0ZXIuY2x1c3Rlci52MSILCglDcHVEZXZpY2UiKwoJR3B1RGV2aWNlEg8KB3ZhcmlhbnQYASABKAkSDQoFY291bnQYAiABKAUiQwoJVHB1RGV2aWNlEg8KB3ZhcmlhbnQYASABKAkSEAoIdG9wb2xvZ3kYAiABKAkSEwoLc2xpY2VfY291bnQYAyABKAUioAEKCkRldmljZVNwZWMSLAoDY3B1GAEgASgLMh0uZmx1c3Rlci5jbHVzdGVyLnYxLkNwdURldmljZUgAEiwKA2dwdRgCIAEoCzIdLmZsdXN0ZXIuY2x1c3Rlci52MS5HcHVEZXZpY2VIABIsCgN0cHUYAyABKAsyHS5mbHVzdGVyLmNsdXN0ZXIudjEuVHB1RGV2aWNlSABCCAoGZGV2aWNlIrsBCgxSZXNvdXJjZVNwZWMSCwoDY3B1GAEgASgBEhQKDG1lbW9yeV9ieXRlcxgCIAEoAxISCgpkaXNrX2J5dGVzGAMgASgDEi4KBmRldmljZRgEIAEoCzIeLmZsdXN0ZXIuY2x1c3Rlci52MS5EZXZpY2VTcGVjEhAKCHJlcGxpY2FzGAUgASgFEhMKC3ByZWVtcHRpYmxlGAYgASgIEg8KB3JlZ2lvbnMYByADKAkSDAoEem9uZRgIIAEoCSLcAQoPRW52aXJvbm1lbnRTcGVjEhEKCXdvcmtzcGFjZRgBIAEoCRIQCghwYWNrYWdlcxgCIAMoCRJCCghlbnZfdmFycxgDIAMoCzIwLmZsdXN0ZXIuY2x1c3Rlci52MS5FbnZpcm9ubWVudFNwZWMuRW52VmFyc0VudHJ5Eg4KBmV4dHJhcxgEIAMoCRINCgVpbWFnZRgFIAEoCRIRCglidW5kbGVfaWQYBiABKAkaLgoMRW52VmFyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRgoKQnVuZGxlRmlsZRIMCgRwYXRoGAEgASgJEg4KBnNoYTI1NhgCIAEoCRIMCgRzaXplGAMgASgDEgwKBG1vZGUYBCABKA0iNwoJQmxvYkNodW5rEg4KBnNoYTI1NhgBIAEoCRIMCgRkYXRhGAIgASgMEgwKBGxhc3QYAyABKAgiIQoRQ29tbWFuZEVudHJ5cG9pbnQSDAoEYXJndhgBIAMoCSJAChJGdW5jdGlvbkVudHJ5cG9pbnQSDgoGbW9kdWxlGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEYXJncxgDIAEoDCKKAQoKRW50cnlwb2ludBI4Cgdjb21tYW5kGAEgASgLMiUuZmx1c3Rlci5jbHVzdGVyLnYxLkNvbW1hbmRFbnRyeXBvaW50SAASOgoIZnVuY3Rpb24YAiABKAsyJi5mbHVzdGVyLmNsdXN0ZXIudjEuRnVuY3Rpb25FbnRyeXBvaW50SABCBgoEa2luZCKlAQoKQ29uc3RyYWludBILCgNrZXkYASABKAkSLAoCb3AYAiABKA4yIC5mbHVzdGVyLmNsdXN0ZXIudjEuQ29uc3RyYWludE9wEhYKDHN0cmluZ192YWx1ZRgDIAEoCUgAEhYKDG51bWJlcl92YWx1ZRgEIAEoAUgAEg4KBnZhbHVlcxgFIAMoCRIRCglwcmVmZXJyZWQYBiABKAhCCQoHb3BlcmFuZCKoAwoHSm9iU3BlYxIMCgRuYW1lGAEgASgJEjMKCXJlc291cmNlcxgCIAEoCzIgLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNvdXJjZVNwZWMSMgoKZW50cnlwb2ludBgDIAEoCzIeLmZsdXN0ZXIuY2x1c3Rlci52MS5FbnRyeXBvaW50EjgKC2Vudmlyb25tZW50GAQgASgLMiMuZmx1c3Rlci5jbHVzdGVyLnYxLkVudmlyb25tZW50U3BlYxINCgVwb3J0cxgFIAMoCRIbChNtYXhfcmV0cmllc19mYWlsdXJlGAYgASgFEh4KFm1heF9yZXRyaWVzX3ByZWVtcHRpb24YByABKAUSFwoPdGltZW91dF9zZWNvbmRzGAggASgBEiIKGnNjaGVkdWxpbmdfdGltZW91dF9zZWNvbmRzGAkgASgBEi4KCHByaW9yaXR5GAogASgOMhwuZmx1c3Rlci5jbHVzdGVyLnYxLlByaW9yaXR5EjMKC2NvbnN0cmFpbnRzGAsgAygLMh4uZmx1c3Rlci5jbHVzdGVyLnYxLkNvbnN0cmFpbnQioAIKB0F0dGVtcHQSEgoKYXR0ZW1wdF9pZBgBIAEoCRISCgp0YXNrX2luZGV4GAIgASgFEhEKCXdvcmtlcl9pZBgDIAEoCRIsCgVzdGF0ZRgEIAEoDjIdLmZsdXN0ZXIuY2x1c3Rlci52MS5UYXNrU3RhdGUSFgoJZXhpdF9jb2RlGAUgASgFSACIAQESFQoNZXJyb3JfbWVzc2FnZRgGIAEoCRIuCgpzdGFydGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVzdWx0GAkgASgMQgwKCl9leGl0X2NvZGUi2QIKBFRhc2sSEgoKdGFza19pbmRleBgBIAEoBRIsCgVzdGF0ZRgCIAEoDjIdLmZsdXN0ZXIuY2x1c3Rlci52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAMgASgJEhUKDWZhaWx1cmVfY291bnQYBCABKAUSGAoQcHJlZW1wdGlvbl9jb3VudBgFIAEoBRIWCglleGl0X2NvZGUYBiABKAVIAIgBARIVCg1lcnJvcl9tZXNzYWdlGAcgASgJEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCghhdHRlbXB0cxgKIAMoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5BdHRlbXB0QgwKCl9leGl0X2NvZGUi4AMKA0pvYhIOCgZqb2JfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkSFQoNcGFyZW50X2pvYl9pZBgEIAEoCRIrCgVzdGF0ZRgFIAEoDjIcLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JTdGF0ZRInCgV0YXNrcxgGIAMoCzIYLmZsdXN0ZXIuY2x1c3Rlci52MS5UYXNrEhYKDnBlbmRpbmdfcmVhc29uGAcgASgJEhUKDWVycm9yX21lc3NhZ2UYCCABKAkSFgoJZXhpdF9jb2RlGAkgASgFSACIAQESMAoMc3VibWl0dGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoEc3BlYxgNIAEoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JTcGVjEhAKCGdyb3VwX2lkGA4gASgJEhYKDnJlc2VydmF0aW9uX2lkGA8gASgJQgwKCl9leGl0X2NvZGUiqQEKCExvZ0VudHJ5EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KBnN0cmVhbRgCIAEoDjIdLmZsdXN0ZXIuY2x1c3Rlci52MS5Mb2dTdHJlYW0SDAoEZGF0YRgDIAEoCRISCgphdHRlbXB0X2lkGAQgASgJEhIKCnRhc2tfaW5kZXgYBSABKAUSDgoGb2Zmc2V0GAYgASgDIscCCghFbmRwb2ludBITCgtlbmRwb2ludF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB2FkZHJlc3MYAyABKAkSDgoGam9iX2lkGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRI8CghtZXRhZGF0YRgGIAMoCzIqLmZsdXN0ZXIuY2x1c3Rlci52MS5FbmRwb2ludC5NZXRhZGF0YUVudHJ5EjEKDXJlZ2lzdGVyZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmF0dGVtcHRfaWQYCSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo4BCg9Xb3JrZXJSZXNvdXJjZXMSCwoDY3B1GAEgASgBEhQKDG1lbW9yeV9ieXRlcxgCIAEoAxISCgpkaXNrX2J5dGVzGAMgASgDEi4KBmRldmljZRgEIAEoCzIeLmZsdXN0ZXIuY2x1c3Rlci52MS5EZXZpY2VTcGVjEhQKDGRldmljZV9jb3VudBgFIAEoBSrNAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRSk9CX1NUQVRFX1BFTkRJTkcQARIWChJKT0JfU1RBVEVfQlVJTERJTkcQAhIVChFKT0JfU1RBVEVfUlVOTklORxADEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUSFAoQSk9CX1NUQVRFX0tJTExFRBAGEhsKF0pPQl9TVEFURV9VTlNDSEVEVUxBQkxFEAcqpwIKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESFwoTVEFTS19TVEFURV9BU1NJR05FRBACEhcKE1RBU0tfU1RBVEVfQlVJTERJTkcQAxIWChJUQVNLX1NUQVRFX1JVTk5JTkcQBBIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBAFEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAYSFQoRVEFTS19TVEFURV9LSUxMRUQQBxIcChhUQVNLX1NUQVRFX1dPUktFUl9GQUlMRUQQCBIYChRUQVNLX1NUQVRFX1BSRUVNUFRFRBAJEhwKGFRBU0tfU1RBVEVfVU5TQ0hFRFVMQUJMRRAKKmsKCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFwoTUFJJT1JJVFlfUFJPRFVDVElPThABEhgKFFBSSU9SSVRZX0lOVEVSQUNUSVZFEAISEgoOUFJJT1JJVFlfQkFUQ0gQAyr/AQoMQ29uc3RyYWludE9wEh0KGUNPTlNUUkFJTlRfT1BfVU5TUEVDSUZJRUQQABIUChBDT05TVFJBSU5UX09QX0VREAESFAoQQ09OU1RSQUlOVF9PUF9ORRACEhgKFENPTlNUUkFJTlRfT1BfRVhJU1RTEAMSHAoYQ09OU1RSQUlOVF9PUF9OT1RfRVhJU1RTEAQSFAoQQ09OU1RSQUlOVF9PUF9JThAFEhQKEENPTlNUUkFJTlRfT1BfR1QQBhIUChBDT05TVFJBSU5UX09QX0dFEAcSFAoQQ09OU1RSQUlOVF9PUF9MVBAIEhQKEENPTlNUUkFJTlRfT1BfTEUQCSpVCglMb2dTdHJlYW0SGgoWTE9HX1NUUkVBTV9VTlNQRUNJRklFRBAAEhUKEUxPR19TVFJFQU1fU1RET1VUEAESFQoRTE9HX1NUUkVBTV9TVERFUlIQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message fluster.cluster.v1.CpuDevice
@@ -200,6 +200,15 @@ export type EnvironmentSpec = Message<"fluster.cluster.v1.EnvironmentSpec"> & {
    * @generated from field: string image = 5;
    */
   image: string;
+
+  /**
+   * The workspace bundle the job runs in (sha256 of its manifest, hex); the
+   * workspace field is then the client's path of the packed directory, which
+   * workers use to rebase remote-function references into their copy.
+   *
+   * @generated from field: string bundle_id = 6;
+   */
+  bundleId: string;
 };
 
 /**
@@ -208,6 +217,76 @@ export type EnvironmentSpec = Message<"fluster.cluster.v1.EnvironmentSpec"> & {
  */
 export const EnvironmentSpecSchema: GenMessage<EnvironmentSpec> = /*@__PURE__*/
   messageDesc(file_fluster_cluster_v1_types, 5);
+
+/**
+ * One file of a workspace bundle.
+ *
+ * @generated from message fluster.cluster.v1.BundleFile
+ */
+export type BundleFile = Message<"fluster.cluster.v1.BundleFile"> & {
+  /**
+   * Relative to the workspace root, "/"-separated.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * sha256 of the content, hex (of the link target for a symlink).
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: int64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * 0o644, 0o755, or 0o120777 for a symlink.
+   *
+   * @generated from field: uint32 mode = 4;
+   */
+  mode: number;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.BundleFile.
+ * Use `create(BundleFileSchema)` to create a new message.
+ */
+export const BundleFileSchema: GenMessage<BundleFile> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_types, 6);
+
+/**
+ * A piece of one blob. A blob is a run of chunks with the same sha256, the
+ * last of them marked; each chunk carries at most 1 MiB.
+ *
+ * @generated from message fluster.cluster.v1.BlobChunk
+ */
+export type BlobChunk = Message<"fluster.cluster.v1.BlobChunk"> & {
+  /**
+   * @generated from field: string sha256 = 1;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * @generated from field: bool last = 3;
+   */
+  last: boolean;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.BlobChunk.
+ * Use `create(BlobChunkSchema)` to create a new message.
+ */
+export const BlobChunkSchema: GenMessage<BlobChunk> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_types, 7);
 
 /**
  * Runs argv as a process, without a shell.
@@ -226,7 +305,7 @@ export type CommandEntrypoint = Message<"fluster.cluster.v1.CommandEntrypoint"> 
  * Use `create(CommandEntrypointSchema)` to create a new message.
  */
 export const CommandEntrypointSchema: GenMessage<CommandEntrypoint> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 6);
+  messageDesc(file_fluster_cluster_v1_types, 8);
 
 /**
  * Imports `module` and calls the remote function `name` with `args`.
@@ -259,7 +338,7 @@ export type FunctionEntrypoint = Message<"fluster.cluster.v1.FunctionEntrypoint"
  * Use `create(FunctionEntrypointSchema)` to create a new message.
  */
 export const FunctionEntrypointSchema: GenMessage<FunctionEntrypoint> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 7);
+  messageDesc(file_fluster_cluster_v1_types, 9);
 
 /**
  * @generated from message fluster.cluster.v1.Entrypoint
@@ -288,7 +367,7 @@ export type Entrypoint = Message<"fluster.cluster.v1.Entrypoint"> & {
  * Use `create(EntrypointSchema)` to create a new message.
  */
 export const EntrypointSchema: GenMessage<Entrypoint> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 8);
+  messageDesc(file_fluster_cluster_v1_types, 10);
 
 /**
  * A condition on a worker attribute.
@@ -343,7 +422,7 @@ export type Constraint = Message<"fluster.cluster.v1.Constraint"> & {
  * Use `create(ConstraintSchema)` to create a new message.
  */
 export const ConstraintSchema: GenMessage<Constraint> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 9);
+  messageDesc(file_fluster_cluster_v1_types, 11);
 
 /**
  * Everything needed to run a job, as submitted.
@@ -418,7 +497,7 @@ export type JobSpec = Message<"fluster.cluster.v1.JobSpec"> & {
  * Use `create(JobSpecSchema)` to create a new message.
  */
 export const JobSpecSchema: GenMessage<JobSpec> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 10);
+  messageDesc(file_fluster_cluster_v1_types, 12);
 
 /**
  * One run of a task on a worker.
@@ -479,7 +558,7 @@ export type Attempt = Message<"fluster.cluster.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 11);
+  messageDesc(file_fluster_cluster_v1_types, 13);
 
 /**
  * @generated from message fluster.cluster.v1.Task
@@ -543,7 +622,7 @@ export type Task = Message<"fluster.cluster.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 12);
+  messageDesc(file_fluster_cluster_v1_types, 14);
 
 /**
  * @generated from message fluster.cluster.v1.Job
@@ -630,7 +709,7 @@ export type Job = Message<"fluster.cluster.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 13);
+  messageDesc(file_fluster_cluster_v1_types, 15);
 
 /**
  * One chunk of a task's output.
@@ -676,7 +755,7 @@ export type LogEntry = Message<"fluster.cluster.v1.LogEntry"> & {
  * Use `create(LogEntrySchema)` to create a new message.
  */
 export const LogEntrySchema: GenMessage<LogEntry> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 14);
+  messageDesc(file_fluster_cluster_v1_types, 16);
 
 /**
  * A named address in the registry. Many endpoints may share a name.
@@ -739,7 +818,7 @@ export type Endpoint = Message<"fluster.cluster.v1.Endpoint"> & {
  * Use `create(EndpointSchema)` to create a new message.
  */
 export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 15);
+  messageDesc(file_fluster_cluster_v1_types, 17);
 
 /**
  * What a worker machine offers.
@@ -780,7 +859,7 @@ export type WorkerResources = Message<"fluster.cluster.v1.WorkerResources"> & {
  * Use `create(WorkerResourcesSchema)` to create a new message.
  */
 export const WorkerResourcesSchema: GenMessage<WorkerResources> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_types, 16);
+  messageDesc(file_fluster_cluster_v1_types, 18);
 
 /**
  * A job's state, rolled up from its tasks.

@@ -1,0 +1,218 @@
+// The controller's bundle store: content-addressed blobs and bundle
+// manifests under its state directory, written to a temporary file and
+// renamed into place, so a reader never sees half a blob. Bundles and blobs
+// that no live job uses are swept once they are older than an age limit.
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { open, rename, rm, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { FlusterError, ValidationError } from "../../core/errors.js";
+import { CHUNK_BYTES, bundleIdOf, isSha256, validateManifest, type BundleFile } from "./manifest.js";
+
+/** One chunk of a blob, as the wire carries it. */
+export interface Chunk {
+  sha256: string;
+  data: Uint8Array;
+  last: boolean;
+}
+
+/** What one sweep removed. */
+export interface SweepResult {
+  bundles: number;
+  blobs: number;
+}
+
+/**
+ * Layout under `dir`: `blobs/ab/abcdef…` (named by sha256), `manifests/<id>.json`,
+ * `tmp/` for blobs being received.
+ */
+export class BundleStore {
+  readonly dir: string;
+  /** Blobs stored since this store opened (a blob uploaded again while held does not count). */
+  blobsStored = 0;
+  private readonly now: () => number;
+
+  constructor(dir: string, options: { now?: () => number } = {}) {
+    this.dir = dir;
+    this.now = options.now ?? Date.now;
+    mkdirSync(join(dir, "blobs"), { recursive: true });
+    mkdirSync(join(dir, "manifests"), { recursive: true });
+    // Blobs a previous controller was receiving when it stopped are not whole.
+    rmSync(join(dir, "tmp"), { recursive: true, force: true });
+    mkdirSync(join(dir, "tmp"), { recursive: true });
+  }
+
+  private blobPath(sha256: string): string {
+    return join(this.dir, "blobs", sha256.slice(0, 2), sha256);
+  }
+
+  private manifestPath(bundleId: string): string {
+    return join(this.dir, "manifests", `${bundleId}.json`);
+  }
+
+  hasBlob(sha256: string): boolean {
+    return isSha256(sha256) && existsSync(this.blobPath(sha256));
+  }
+
+  /** The hashes of `hashes` this store does not hold. */
+  missingBlobs(hashes: readonly string[]): string[] {
+    for (const [i, h] of hashes.entries()) if (!isSha256(h)) throw new ValidationError(`sha256[${i}]`, `must be a sha256 in hex, got ${JSON.stringify(h)}`);
+    return [...new Set(hashes)].filter((h) => !this.hasBlob(h));
+  }
+
+  /**
+   * Receives blobs as runs of chunks. Each blob is written to a temporary
+   * file, checked against its hash when its last chunk arrives, and only then
+   * renamed into place; on any error (a mismatch, a broken stream) nothing of
+   * the unfinished blobs is kept. Resolves to the number of blobs stored.
+   */
+  async receive(messages: AsyncIterable<readonly Chunk[]>): Promise<number> {
+    let current: { sha256: string; file: FileHandle; tmp: string; hash: ReturnType<typeof createHash> } | undefined;
+    let stored = 0;
+    try {
+      for await (const chunks of messages) {
+        for (const chunk of chunks) {
+          if (current && current.sha256 !== chunk.sha256) {
+            throw new ValidationError("chunks", `blob ${current.sha256} ended without a last chunk before blob ${chunk.sha256} began`);
+          }
+          if (!current) {
+            if (!isSha256(chunk.sha256)) throw new ValidationError("chunks.sha256", `must be a sha256 in hex, got ${JSON.stringify(chunk.sha256)}`);
+            const tmp = join(this.dir, "tmp", `${chunk.sha256}.${randomBytes(6).toString("hex")}`);
+            current = { sha256: chunk.sha256, file: await open(tmp, "wx"), tmp, hash: createHash("sha256") };
+          }
+          if (chunk.data.length > CHUNK_BYTES) throw new ValidationError("chunks.data", `must be at most ${CHUNK_BYTES} bytes, got ${chunk.data.length}`);
+          current.hash.update(chunk.data);
+          await current.file.write(chunk.data);
+          if (!chunk.last) continue;
+          const { sha256, file, tmp, hash } = current;
+          current = undefined;
+          await file.close();
+          const actual = hash.digest("hex");
+          if (actual !== sha256) {
+            await rm(tmp, { force: true });
+            throw new FlusterError(`blob ${sha256} was refused: its content hashes to ${actual}; nothing of it was kept`, "invalid_argument");
+          }
+          if (this.hasBlob(sha256)) {
+            await rm(tmp, { force: true });
+            continue;
+          }
+          mkdirSync(join(this.dir, "blobs", sha256.slice(0, 2)), { recursive: true });
+          await rename(tmp, this.blobPath(sha256));
+          stored += 1;
+          this.blobsStored += 1;
+        }
+      }
+      if (current) throw new ValidationError("chunks", `the upload ended in the middle of blob ${current.sha256}`);
+    } finally {
+      if (current) {
+        await current.file.close().catch(() => undefined);
+        await rm(current.tmp, { force: true });
+      }
+    }
+    return stored;
+  }
+
+  /** Registers a manifest whose blobs are all here; resolves to its bundle id. */
+  putBundle(given: readonly BundleFile[]): string {
+    const files = validateManifest(given);
+    const absent = files.filter((f) => !this.hasBlob(f.sha256));
+    if (absent.length > 0) {
+      const named = absent.slice(0, 3).map((f) => `${f.path} (${f.sha256})`).join(", ");
+      throw new FlusterError(`bundle refused: ${absent.length} blob(s) were never uploaded: ${named}${absent.length > 3 ? ", …" : ""}`, "failed_precondition");
+    }
+    const bundleId = bundleIdOf(files);
+    const path = this.manifestPath(bundleId);
+    if (existsSync(path)) {
+      const at = new Date(this.now());
+      utimesSync(path, at, at); // used again: the sweep's age starts over
+    } else {
+      const tmp = join(this.dir, "tmp", `${bundleId}.${randomBytes(6).toString("hex")}.json`);
+      writeFileSync(tmp, JSON.stringify(files));
+      renameSync(tmp, path);
+    }
+    return bundleId;
+  }
+
+  /** The manifest of a registered bundle. */
+  getBundle(bundleId: string): BundleFile[] {
+    if (!isSha256(bundleId)) throw new ValidationError("bundleId", `must be a sha256 in hex, got ${JSON.stringify(bundleId)}`);
+    let text: string;
+    try {
+      text = readFileSync(this.manifestPath(bundleId), "utf8");
+    } catch {
+      throw new FlusterError(`bundle ${bundleId} is not in the controller's store`, "not_found");
+    }
+    return JSON.parse(text) as BundleFile[];
+  }
+
+  /** The blobs asked for, as messages of chunks of at most 1 MiB in all. */
+  async *readBlobs(hashes: readonly string[]): AsyncGenerator<Chunk[]> {
+    for (const sha256 of hashes) {
+      if (!this.hasBlob(sha256)) throw new FlusterError(`blob ${sha256} is not in the controller's store`, "not_found");
+    }
+    let batch: Chunk[] = [];
+    let bytes = 0;
+    for (const sha256 of hashes) {
+      let pending: Buffer | undefined;
+      const emit = function* (chunk: Chunk): Generator<Chunk[]> {
+        if (bytes + chunk.data.length > CHUNK_BYTES && batch.length > 0) {
+          yield batch;
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(chunk);
+        bytes += chunk.data.length;
+      };
+      for await (const data of createReadStream(this.blobPath(sha256), { highWaterMark: CHUNK_BYTES })) {
+        if (pending) yield* emit({ sha256, data: pending, last: false });
+        pending = data as Buffer;
+      }
+      yield* emit({ sha256, data: pending ?? new Uint8Array(0), last: true });
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /**
+   * Removes bundles not in `live` whose manifest was last registered more
+   * than `maxAgeMs` ago, then blobs no remaining manifest lists that are as
+   * old (a blob uploaded for a bundle not registered yet is young).
+   */
+  sweep(live: ReadonlySet<string>, maxAgeMs: number): SweepResult {
+    const cutoff = this.now() - maxAgeMs;
+    const result: SweepResult = { bundles: 0, blobs: 0 };
+    const kept = new Set<string>();
+    const manifests = join(this.dir, "manifests");
+    for (const name of readdirSync(manifests)) {
+      const bundleId = name.replace(/\.json$/, "");
+      const path = join(manifests, name);
+      if (!live.has(bundleId) && mtimeOf(path) < cutoff) {
+        rmSync(path, { force: true });
+        result.bundles += 1;
+        continue;
+      }
+      try {
+        for (const f of this.getBundle(bundleId)) kept.add(f.sha256);
+      } catch {
+        // A manifest that cannot be read protects nothing.
+      }
+    }
+    const blobs = join(this.dir, "blobs");
+    for (const prefix of readdirSync(blobs)) {
+      for (const sha256 of readdirSync(join(blobs, prefix))) {
+        const path = join(blobs, prefix, sha256);
+        if (kept.has(sha256) || mtimeOf(path) >= cutoff) continue;
+        rmSync(path, { force: true });
+        result.blobs += 1;
+      }
+    }
+    return result;
+  }
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return Infinity;
+  }
+}
