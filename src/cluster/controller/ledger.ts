@@ -208,7 +208,12 @@ export class Ledger {
     const before = job.state;
     const next = rollUpJobStatus(job.tasks.map((t) => t.state));
     const now = this.now();
-    if (next === "running" && job.startedAt === undefined) job.startedAt = now;
+    // Started = its first task started (building or running); a task may go from building straight to an end.
+    if (job.startedAt === undefined && next !== "pending") {
+      const first = Math.min(...job.tasks.map((t) => t.startedAt ?? Number.POSITIVE_INFINITY));
+      if (Number.isFinite(first)) job.startedAt = first;
+      else if (next === "running" || next === "building") job.startedAt = now;
+    }
     job.state = next;
     if (isFinished(next) && !isFinished(before)) {
       job.finishedAt = now;

@@ -55,6 +55,24 @@ describe("controller: placement and outcomes", () => {
     assert.ok(job.finishedAt !== undefined);
   });
 
+  test("a task that goes from building straight to success gives its job a start time", async () => {
+    const h = setup();
+    const w = h.addWorker("w1");
+    w.startsAs = "building";
+    const jobId = await h.launch();
+    await h.settle();
+    assert.equal(h.controller.getJob(jobId).state, "building");
+    const placedAt = h.controller.getJob(jobId).startedAt;
+    assert.ok(placedAt !== undefined, "building is started");
+    h.clock.now += 1_000;
+    w.finish(w.lastStarted, "succeeded", { exitCode: 0 });
+    await h.reconcile();
+    const job = h.controller.getJob(jobId);
+    assert.equal(job.state, "succeeded");
+    assert.equal(job.startedAt, placedAt);
+    assert.ok(job.finishedAt !== undefined && job.finishedAt >= placedAt);
+  });
+
   test("the failure budget: retried while failures ≤ maxRetriesFailure, then failed with the exit code", async () => {
     const h = setup();
     const w = h.addWorker("w1");

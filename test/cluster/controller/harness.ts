@@ -35,6 +35,8 @@ export class FakeWorker implements WorkerConnection {
   refuseAll: Error | undefined;
   /** The worker id HealthCheck answers with (a registering worker must match it). */
   answersAs = "";
+  /** What RunTask answers: `building` as a worker that fetches a workspace or installs dependencies first. */
+  startsAs: "running" | "building" = "running";
 
   constructor(
     readonly address: string,
@@ -47,7 +49,7 @@ export class FakeWorker implements WorkerConnection {
     this.refuseNext = undefined;
     if (refusal) throw refusal;
     this.started.push(assignment);
-    const observed: ObservedAttempt = { attemptId: assignment.attemptId, state: "running", startedAt: this.clock.now };
+    const observed: ObservedAttempt = { attemptId: assignment.attemptId, state: this.startsAs, startedAt: this.clock.now };
     this.attempts.set(assignment.attemptId, observed);
     return observed;
   }
