@@ -35,7 +35,7 @@ export interface ControllerServerOptions {
   token?: string;
   /** Seconds between reconcile rounds (each worker gets its desired set). @default 1 */
   reconcileIntervalSeconds?: number;
-  /** Seconds a worker may fail reconciles before it is lost and its attempts are retried elsewhere. @default 10 */
+  /** Seconds without contact (no reconcile answered, no heartbeat) before a worker is lost and its attempts are retried elsewhere; workers fence their attempts sooner. @default 10 */
   workerLostGraceSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
