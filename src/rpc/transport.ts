@@ -33,7 +33,8 @@ export interface RpcChannelOptions {
 
 /**
  * A connection to one server. Clients for several services share its single
- * HTTP/2 session; `close()` tears the session down.
+ * HTTP/2 session; `close()` tears the session down (a later call opens a
+ * new one, so closing also resets a connection that stopped answering).
  */
 export interface RpcChannel {
   readonly baseUrl: string;

@@ -11,7 +11,7 @@ import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
+import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
 import { schedule, type PendingJob, type SchedulerWorker } from "./scheduler/index.js";
 import { pendingJobOf, schedulerWorkerOf, usageOf } from "./scheduling.js";
 import type { StateStore } from "./store.js";
@@ -34,7 +34,11 @@ export interface ControllerOptions {
   connectWorker: (address: string) => WorkerConnection;
   /** How often every worker is reconciled. @default 1000 */
   reconcileIntervalMs?: number;
-  /** A worker failing reconciles for longer than this is lost. @default 10_000 */
+  /**
+   * A worker the controller has not heard from (no reconcile answered, no
+   * heartbeat) for longer than this is lost; workers learn it when they
+   * register, and fence their attempts sooner. @default 10_000
+   */
   workerLostGraceMs?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
@@ -55,6 +59,8 @@ export class Controller {
   private stateValue: ControllerState = "created";
   private readonly store: StateStore;
   readonly reconcileIntervalMs: number;
+  /** How long a worker may go without contact before it is lost. */
+  readonly workerLostGraceMs: number;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly connectWorker: (address: string) => WorkerConnection;
@@ -72,6 +78,8 @@ export class Controller {
    */
   private capacityGrew = true;
   private tickTimer: NodeJS.Timeout | undefined;
+  /** When the last tick ran, to tell a stalled controller from silent workers. */
+  private lastTickAt: number | undefined;
   /** Advertised address of this controller, given to jobs. */
   address = "";
 
@@ -82,7 +90,8 @@ export class Controller {
     this.log = options.log ?? (() => undefined);
     this.connectWorker = options.connectWorker;
     this.endpoints = new EndpointRegistry(this.store, this.now);
-    this.workers = new WorkerTable(this.store, options.connectWorker, options.workerLostGraceMs ?? 10_000);
+    this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
+    this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
     this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now);
   }
 
@@ -97,7 +106,7 @@ export class Controller {
     this.nextSeq = loaded.nextSeq;
     // Endpoints and workers first: adopting attempts can finish a job, which removes its endpoints.
     this.endpoints.load(loaded.endpoints);
-    this.workers.load(loaded.workers);
+    this.workers.load(loaded.workers, this.now());
     this.ledger.load(loaded.jobs);
     this.endpoints.removeOwnedByEndedAttempts((id) => {
       const attempt = this.ledger.attempts.get(id);
@@ -239,12 +248,16 @@ export class Controller {
     return [...this.workers.values()].map((w) => ({ record: w.record, used: this.usedBy(w), runningAttempts: w.attempts.size }));
   }
 
-  /** Attempt updates pushed by a worker. Returns false when the worker is unknown (it must register). */
+  /**
+   * Attempt updates pushed by a worker, or none (the worker renewing its
+   * lease): contact, so its grace period starts over. Returns false when the
+   * worker is unknown (it must register; its attempts were retried).
+   */
   heartbeat(workerId: string, updates: readonly ObservedAttempt[]): boolean {
     this.ensureRunning();
     const worker = this.workers.get(workerId);
     if (!worker) return false;
-    worker.record.lastSeen = this.now();
+    this.workers.contact(worker, this.now());
     this.applyDiff(worker, this.diff(worker, updates, []));
     return true;
   }
@@ -312,6 +325,7 @@ export class Controller {
     worker.connection.runTask(assignment).then(
       (observed) => {
         this.ledger.undispatched.delete(assignment.attemptId);
+        if (!this.workers.isCurrent(worker)) return;
         this.workers.accepted(worker);
         if (this.stateValue === "running") this.applyDiff(worker, this.diff(worker, [observed], []));
       },
@@ -383,10 +397,24 @@ export class Controller {
 
   // ---------------------------------------------------------------- reconcile
 
-  /** One reconcile round: every worker gets its desired set; TTL endpoints expire. */
+  /**
+   * One reconcile round: workers silent for longer than the grace period are
+   * lost (also while a call to them is still in flight), every other worker
+   * gets its desired set; TTL endpoints expire.
+   */
   tick(): void {
     if (this.stateValue !== "running") return;
-    this.expireUnschedulable(this.now());
+    const now = this.now();
+    // Ticks that did not come (the process was stopped or its loop blocked)
+    // are the controller's silence, not the workers'.
+    const gap = this.lastTickAt === undefined ? 0 : now - this.lastTickAt;
+    if (gap > 2 * this.reconcileIntervalMs) this.workers.credit(gap - this.reconcileIntervalMs);
+    this.lastTickAt = now;
+    for (const worker of [...this.workers.values()]) {
+      const reason = this.workers.silence(worker, now);
+      if (reason) this.loseWorker(worker, reason);
+    }
+    this.expireUnschedulable(now);
     this.endpoints.expire();
     void this.reconcileAll();
     this.requestSchedule();
@@ -394,7 +422,7 @@ export class Controller {
 
   /** Reconciles every worker at once; resolves when all answers (or failures) are applied. */
   async reconcileAll(): Promise<void> {
-    const signal = AbortSignal.timeout(Math.max(this.reconcileIntervalMs * 4, 5_000));
+    const signal = AbortSignal.timeout(reconcileDeadlineMs(this.reconcileIntervalMs, this.workerLostGraceMs));
     setMaxListeners(0, signal); // one listener per worker call
     const rounds: Promise<void>[] = [];
     for (const worker of this.workers.values()) {
@@ -406,13 +434,15 @@ export class Controller {
   /** Reconciles one worker; resolves when its answer has been applied. */
   private async reconcileWorker(worker: WorkerRuntime, signal: AbortSignal): Promise<void> {
     worker.reconciling = true;
+    this.workers.asking(worker, this.now());
     try {
       const answer = await worker.connection.reconcile(desiredSet(worker.attempts), {}, signal);
-      if (this.stateValue !== "running") return;
+      // Lost while the call was in flight: a late answer changes nothing.
+      if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;
       if (this.workers.answered(worker, this.now())) this.requestSchedule();
       this.applyDiff(worker, this.diff(worker, answer.observed, answer.missing));
     } catch (err) {
-      if (this.stateValue !== "running") return;
+      if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;
       this.workerFailed(worker, classifyWorkerFailure(err));
     } finally {
       worker.reconciling = false;
@@ -421,6 +451,7 @@ export class Controller {
 
   /** A call to the worker failed: its health follows, and it is lost once failures outlast the grace period. */
   private workerFailed(worker: WorkerRuntime, failure: WorkerFailure): void {
+    if (!this.workers.isCurrent(worker)) return;
     const before = worker.record.health;
     const lostReason = this.workers.failed(worker, this.now(), failure);
     if (lostReason) return this.loseWorker(worker, lostReason);

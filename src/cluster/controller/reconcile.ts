@@ -67,11 +67,20 @@ export function isEmptyDiff(diff: ReconcileDiff): boolean {
   return diff.progressed.length === 0 && diff.ended.length === 0 && diff.lost.length === 0;
 }
 
-/** A worker's health as reconciles see it. */
+/**
+ * A worker's health as the controller sees it. Contact is what keeps a
+ * worker: a reconcile it answered, a heartbeat it sent, its registration.
+ */
 export interface WorkerHealthState {
   health: WorkerHealth;
-  /** When the current run of failed reconciles began. */
-  failingSince?: number;
+  /** When the controller last heard from the worker (its clock, ms). */
+  lastContact: number;
+  /**
+   * When the controller first called the worker without hearing back since
+   * (a call in flight, or one that failed); undefined when it has not asked
+   * since the last contact. Only a worker that was asked can be silent.
+   */
+  askedSince?: number;
   /** Why the worker is unhealthy (a permanent failure), for `worker list`. */
   reason?: string;
 }
@@ -104,9 +113,25 @@ export function classifyWorkerFailure(err: unknown): WorkerFailure {
 }
 
 /**
+ * Why a worker is lost at `now`, or undefined while it is not: it is lost
+ * once the controller has had no contact with it for longer than `graceMs`,
+ * whatever calls to it are still in flight (a call to a silent worker must
+ * not hide the silence until its deadline). Checked on every tick, and after
+ * every failed call.
+ */
+export function lostReason(worker: WorkerHealthState, now: number, graceMs: number): string | undefined {
+  const silentFor = now - worker.lastContact;
+  if (worker.askedSince === undefined || silentFor <= graceMs) return undefined;
+  const seconds = Math.round(silentFor / 1000);
+  if (worker.health === "unhealthy" && worker.reason) return `refused the controller for ${seconds}s: ${worker.reason}`;
+  return `stopped answering for ${seconds}s`;
+}
+
+/**
  * A worker's health after a call that failed at `now`: unreachable at the
  * first transient failure, unhealthy (with the reason) at a permanent one,
- * and lost once failures have lasted longer than `graceMs` either way.
+ * and lost, either way, once it has been out of contact for longer than
+ * `graceMs` (counted from the last contact, not from the first failure).
  */
 export function healthAfterFailure(
   worker: WorkerHealthState,
@@ -114,14 +139,24 @@ export function healthAfterFailure(
   graceMs: number,
   failure: WorkerFailure = { kind: "unreachable", message: "no answer" },
 ): WorkerHealthState & { lostReason?: string } {
-  const failingSince = worker.failingSince ?? now;
-  const failingFor = now - failingSince;
-  const seconds = Math.round(failingFor / 1000);
-  if (failure.kind === "misconfigured") {
-    if (failingFor > graceMs) return { health: "lost", failingSince, reason: failure.message, lostReason: `refused the controller for ${seconds}s: ${failure.message}` };
-    return { health: "unhealthy", failingSince, reason: failure.message };
-  }
-  if (failingFor > graceMs) return { health: "lost", failingSince, lostReason: `stopped answering for ${seconds}s` };
-  if (worker.health === "healthy") return { health: "unreachable", failingSince };
-  return { ...worker, failingSince };
+  const { lastContact } = worker;
+  const askedSince = worker.askedSince ?? now;
+  const next: WorkerHealthState =
+    failure.kind === "misconfigured"
+      ? { health: "unhealthy", lastContact, askedSince, reason: failure.message }
+      : worker.health === "healthy"
+        ? { health: "unreachable", lastContact, askedSince }
+        : { ...worker, askedSince };
+  const lost = lostReason(next, now, graceMs);
+  return lost ? { ...next, health: "lost", lostReason: lost } : next;
+}
+
+/**
+ * The deadline of one reconcile call: short next to the grace period (half
+ * of it), so that a worker that stops answering is seen failing several
+ * times before it is lost, and a stalled connection is dropped and opened
+ * anew well within the grace; at most four intervals or 5 s, whichever is longer.
+ */
+export function reconcileDeadlineMs(intervalMs: number, graceMs: number): number {
+  return Math.min(Math.max(intervalMs * 4, 5_000), graceMs / 2);
 }

@@ -15,7 +15,7 @@ import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worke
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer, type TokenRefusal } from "../../rpc/transport.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
-import { FlusterError, ValidationError } from "../../core/errors.js";
+import { FlusterError, ValidationError, type FlusterErrorCode } from "../../core/errors.js";
 import { checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import type { ConnectRouter } from "@connectrpc/connect";
 
@@ -37,7 +37,7 @@ export interface ControllerServerOptions {
   token?: string;
   /** Seconds between reconcile rounds (each worker gets its desired set). @default 1 */
   reconcileIntervalSeconds?: number;
-  /** Seconds a worker may fail reconciles before it is lost and its attempts are retried elsewhere. @default 10 */
+  /** Seconds without contact (no reconcile answered, no heartbeat) before a worker is lost and its attempts are retried elsewhere; workers fence their attempts sooner. @default 10 */
   workerLostGraceSeconds?: number;
   /**
    * Workspace bundles (and their blobs) that no unfinished job uses are
@@ -213,8 +213,24 @@ function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => 
   };
 }
 
+/**
+ * The controller's calls to one worker, over the channel it shares with log
+ * streams to that address. A call that got no answer (deadline, reset,
+ * refused) drops the channel's HTTP/2 connection, so the next call opens a
+ * new one: a connection stalled by a partition would otherwise hold every
+ * call after it until TCP or HTTP/2 keepalive gave up (tens of seconds after
+ * the network is back).
+ */
+/** Codes of a call that got no answer from the worker. */
+const NO_ANSWER = new Set<FlusterErrorCode>(["deadline_exceeded", "unavailable", "cancelled"]);
+
 function workerConnection(channel: RpcChannel): WorkerConnection {
   const client = channel.client(WorkerService);
+  const failed = (err: unknown): FlusterError => {
+    const error = fromConnectError(err);
+    if (NO_ANSWER.has(error.code)) channel.close();
+    return error;
+  };
   const toProto = (a: Assignment) =>
     create(TaskAssignmentSchema, {
       attemptId: a.attemptId,
@@ -231,13 +247,17 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
       try {
         res = await client.runTask({ task: toProto(assignment) }, { timeoutMs: 30_000 });
       } catch (err) {
-        throw fromConnectError(err);
+        throw failed(err);
       }
       if (!res.attempt) throw new FlusterError(`worker answered RunTask for ${assignment.attemptId} without an attempt`, "internal");
       return observedFromProto(res.attempt);
     },
     async killTask(attemptId, reason) {
-      await client.killTask({ attemptId, reason }, { timeoutMs: 5_000 });
+      try {
+        await client.killTask({ attemptId, reason }, { timeoutMs: 5_000 });
+      } catch (err) {
+        throw failed(err);
+      }
     },
     async reconcile(desired, stopReasons, signal) {
       let res;
@@ -247,7 +267,7 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
           { signal },
         );
       } catch (err) {
-        throw fromConnectError(err);
+        throw failed(err);
       }
       return { observed: res.observed.map(observedFromProto), missing: res.missing };
     },
@@ -256,7 +276,7 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
         const res = await client.healthCheck({}, { signal });
         return { workerId: res.workerId };
       } catch (err) {
-        throw fromConnectError(err);
+        throw failed(err);
       }
     },
     close() {

@@ -81,7 +81,11 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
           deviceCount: resources.deviceCount,
         };
         const record = await controller.admitWorker({ workerId: req.workerId, address: req.address, capacity, attributes: { ...req.attributes } });
-        return { workerId: record.workerId, reconcileIntervalMs: controller.reconcileIntervalMs };
+        return {
+          workerId: record.workerId,
+          reconcileIntervalMs: Math.round(controller.reconcileIntervalMs),
+          workerLostGraceMs: Math.round(controller.workerLostGraceMs),
+        };
       },
       heartbeat(req) {
         if (!req.workerId) throw new ValidationError("workerId", "must not be empty");

@@ -4,7 +4,7 @@
 import { backoffDelay } from "../../core/backoff.js";
 import { ValidationError } from "../../core/errors.js";
 import type { AttemptRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import { healthAfterFailure, type WorkerFailure } from "./reconcile.js";
+import { healthAfterFailure, lostReason, type WorkerFailure, type WorkerHealthState } from "./reconcile.js";
 import type { StateStore } from "./store.js";
 import type { WorkerConnection } from "./worker-connection.js";
 
@@ -21,8 +21,14 @@ export interface WorkerRuntime {
   connection: WorkerConnection;
   /** Attempts placed on this worker that are still active. */
   attempts: Set<AttemptRecord>;
-  /** When the current run of failed reconciles began. */
-  failingSince?: number;
+  /**
+   * When the controller last heard from the worker: a reconcile answered, a
+   * heartbeat received, its registration (or, after a controller restart,
+   * when the controller loaded it). No contact for the grace period: lost.
+   */
+  lastContact: number;
+  /** When a call to the worker went out with no contact since (see {@link WorkerHealthState.askedSince}). */
+  askedSince?: number;
   /** A reconcile of this worker is in flight (rounds never overlap per worker). */
   reconciling: boolean;
   /** RunTask refusals in a row ("no room"); each one holds new attempts back longer. */
@@ -63,16 +69,24 @@ export class WorkerTable {
     private readonly graceMs: number,
   ) {}
 
-  /** Takes the workers loaded from the store at start; lost ones are remembered only by address. */
-  load(records: readonly WorkerRecord[]): void {
+  /**
+   * Takes the workers loaded from the store at start (`now`: their grace
+   * period starts anew); lost ones are remembered only by address.
+   */
+  load(records: readonly WorkerRecord[], now: number): void {
     for (const record of records) {
       if (record.health === "lost") this.lostAddresses.set(record.workerId, record.address);
-      else this.workers.set(record.workerId, this.runtimeFor(record));
+      else this.workers.set(record.workerId, this.runtimeFor(record, now));
     }
   }
 
   get(workerId: string): WorkerRuntime | undefined {
     return this.workers.get(workerId);
+  }
+
+  /** Whether this runtime is still the table's worker (not lost or replaced since a call to it began). */
+  isCurrent(worker: WorkerRuntime): boolean {
+    return this.workers.get(worker.record.workerId) === worker;
   }
 
   values(): IterableIterator<WorkerRuntime> {
@@ -84,14 +98,15 @@ export class WorkerTable {
     const existing = this.workers.get(record.workerId);
     if (existing && existing.record.address === record.address) {
       existing.record = { ...record, registeredAt: existing.record.registeredAt };
-      delete existing.failingSince;
+      existing.lastContact = record.lastSeen;
+      delete existing.askedSince;
       delete existing.placeAfter;
       existing.refusals = 0;
       this.store.saveWorker(existing.record);
       return existing;
     }
     existing?.connection.close();
-    const worker = this.runtimeFor(record);
+    const worker = this.runtimeFor(record, record.lastSeen);
     this.workers.set(record.workerId, worker);
     this.store.saveWorker(record);
     return worker;
@@ -113,8 +128,7 @@ export class WorkerTable {
 
   /** A reconcile answered: the worker is healthy. Returns true when it was not (room may be back). */
   answered(worker: WorkerRuntime, now: number): boolean {
-    worker.record.lastSeen = now;
-    delete worker.failingSince;
+    this.contact(worker, now);
     if (worker.record.health === "healthy") return false;
     worker.record.health = "healthy";
     delete worker.record.healthReason;
@@ -123,15 +137,44 @@ export class WorkerTable {
   }
 
   /**
+   * The worker was heard from (a heartbeat): its grace period starts over.
+   * Its health is left alone: only an answered reconcile proves the
+   * controller can reach it.
+   */
+  contact(worker: WorkerRuntime, now: number): void {
+    worker.record.lastSeen = now;
+    worker.lastContact = Math.max(worker.lastContact, now);
+    delete worker.askedSince;
+  }
+
+  /** A call to the worker goes out at `now`. */
+  asking(worker: WorkerRuntime, now: number): void {
+    worker.askedSince ??= now;
+  }
+
+  /**
+   * The controller itself was stalled for `ms` (its loop did not run): it
+   * could hear from no worker meanwhile, so that time is not their silence.
+   */
+  credit(ms: number): void {
+    for (const worker of this.workers.values()) worker.lastContact += ms;
+  }
+
+  /** Why the worker is lost at `now` (no contact for longer than the grace period, calls in flight or not); undefined while it is not. */
+  silence(worker: WorkerRuntime, now: number): string | undefined {
+    const reason = lostReason(this.healthState(worker), now, this.graceMs);
+    return reason ? `worker ${worker.record.workerId} ${reason}` : undefined;
+  }
+
+  /**
    * A call to the worker failed: it becomes unreachable (transient) or
-   * unhealthy (misconfigured); returns why it is lost once failures outlast
-   * the grace period.
+   * unhealthy (misconfigured); returns why it is lost once it has been out
+   * of contact for longer than the grace period.
    */
   failed(worker: WorkerRuntime, now: number, failure?: WorkerFailure): string | undefined {
-    const { health, healthReason } = worker.record;
-    const current = { health, ...(worker.failingSince !== undefined ? { failingSince: worker.failingSince } : {}), ...(healthReason ? { reason: healthReason } : {}) };
-    const next = healthAfterFailure(current, now, this.graceMs, failure);
-    worker.failingSince = next.failingSince;
+    const { health } = worker.record;
+    const next = healthAfterFailure(this.healthState(worker), now, this.graceMs, failure);
+    worker.askedSince = next.askedSince;
     if (next.lostReason) return `worker ${worker.record.workerId} ${next.lostReason}`;
     if (next.reason) worker.record.healthReason = next.reason;
     if (next.health !== health) {
@@ -158,8 +201,18 @@ export class WorkerTable {
     return worker.record.health === "healthy" && (worker.placeAfter === undefined || worker.placeAfter <= now);
   }
 
-  private runtimeFor(record: WorkerRecord): WorkerRuntime {
-    return { record, connection: this.connect(record.address), attempts: new Set(), reconciling: false, refusals: 0 };
+  private healthState(worker: WorkerRuntime): WorkerHealthState {
+    const { health, healthReason } = worker.record;
+    return {
+      health,
+      lastContact: worker.lastContact,
+      ...(worker.askedSince !== undefined ? { askedSince: worker.askedSince } : {}),
+      ...(healthReason ? { reason: healthReason } : {}),
+    };
+  }
+
+  private runtimeFor(record: WorkerRecord, lastContact: number): WorkerRuntime {
+    return { record, connection: this.connect(record.address), attempts: new Set(), lastContact, reconciling: false, refusals: 0 };
   }
 
   closeAll(): void {

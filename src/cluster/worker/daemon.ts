@@ -20,6 +20,7 @@ import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { EnvironmentCache } from "./environments.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
+import { leaseTerms, WorkerLease } from "./lease.js";
 import { AttemptLog } from "./log-store.js";
 import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
 import { reapOrphans } from "./process-group.js";
@@ -55,6 +56,8 @@ interface AttemptEntry {
   started?: Promise<void>;
   /** Final state when the attempt could not start or has ended. */
   final?: Attempt;
+  /** Why the worker killed it on its own (its lease expired): it ends as worker_failed with this message. */
+  fenced?: string;
   endedAt?: number;
 }
 
@@ -72,6 +75,11 @@ export class WorkerDaemon {
   private resources: HostResources | undefined;
   private environments: EnvironmentCache | undefined;
   private registerTimer: NodeJS.Timeout | undefined;
+  /** The lease on this worker's attempts, from the first registration whose answer gave the controller's grace. */
+  private lease: WorkerLease | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** Heartbeats in flight (renewals may overlap while the controller is slow). */
+  private heartbeatsInFlight = 0;
   private lastReconcileAt = 0;
   /** The registration in progress, so that timers and heartbeats never start a second one. */
   private registering: Promise<void> | undefined;
@@ -211,10 +219,12 @@ export class WorkerDaemon {
     const since = Date.now();
     let reportedAt = -Infinity;
     try {
-      await retry(
+      const { sentAt, graceMs } = await retry(
         async () => {
+          const sentAt = monotonicNow();
           try {
-            await client.registerWorker(request, { timeoutMs: 10_000, signal });
+            const res = await client.registerWorker(request, { timeoutMs: 10_000, signal });
+            return { sentAt, graceMs: res.workerLostGraceMs };
           } catch (err) {
             throw fromConnectError(err);
           }
@@ -234,11 +244,101 @@ export class WorkerDaemon {
         },
       );
       this.lastReconcileAt = Date.now();
+      if (!signal.aborted) this.leaseGranted(sentAt, graceMs);
     } catch (err) {
       if (signal.aborted) return;
       const refusal = registrationRefusal(url, err);
       throw refusal ? new FlusterError(refusal, (err as FlusterError).code, { cause: err }) : err;
     }
+  }
+
+  // ------------------------------------------------------------- the lease
+
+  /**
+   * A registration sent at `sentAt` was accepted by a controller whose grace
+   * is `graceMs` (0: a controller that does not say, so no lease): the lease
+   * starts, or is renewed with the controller's current terms.
+   */
+  private leaseGranted(sentAt: number, graceMs: number): void {
+    if (!(graceMs > 0)) return;
+    const terms = leaseTerms(graceMs);
+    if (this.lease) {
+      if (this.lease.acknowledged(sentAt, terms)) this.options.log("fluster worker: registered again; taking attempts");
+      return;
+    }
+    this.lease = new WorkerLease(terms, monotonicNow, sentAt);
+    this.leaseTimer = setInterval(() => this.checkLease(), terms.checkEveryMs);
+    this.leaseTimer.unref();
+  }
+
+  /** The lease timer: fence when the lease expired; renew when due. */
+  private checkLease(): void {
+    const lease = this.lease;
+    if (!lease || this.stateValue !== "running") return;
+    const step = lease.step();
+    if (step.fence) this.fence(`fenced: no contact with the controller for ${(step.fence.silentMs / 1000).toFixed(1)}s`);
+    // Renewals may overlap (a slow controller), a few at most: each gives up after the fence period.
+    if (step.renew && this.heartbeatsInFlight < 4) void this.heartbeat(lease.terms.fenceAfterMs);
+  }
+
+  /**
+   * Kills every running attempt on the worker's own authority (the existing
+   * kill path: SIGTERM to the process group, SIGKILL after the kill grace):
+   * the controller has retried them, or is about to. They end as
+   * worker_failed with `reason`, reported once the controller answers.
+   */
+  private fence(reason: string): void {
+    let killed = 0;
+    for (const entry of this.attempts.values()) {
+      if (entry.fenced || entry.final) continue;
+      // Running, or still getting ready (fetching its workspace, building its environment): both stop.
+      if (entry.running ? entry.running.state !== "running" : !entry.starting) continue;
+      entry.fenced = reason;
+      this.killAttempt(entry, reason);
+      killed += 1;
+    }
+    if (killed > 0 || !reason.includes("lost this worker")) this.options.log(`fluster worker: ${reason}; killed ${killed} attempt(s)`);
+    // A connection the partition stalled would hold back the next calls: open a new one.
+    this.controller?.close();
+  }
+
+  /**
+   * One heartbeat: the attempt changes not yet reported (none: a plain
+   * renewal). Acknowledged, it renews the lease from when it was sent; the
+   * controller not knowing this worker fences at once and registers again;
+   * unanswered, the changes are kept for the next one and the connection is
+   * opened anew.
+   */
+  private async heartbeat(timeoutMs: number): Promise<void> {
+    const channel = this.controller;
+    if (!channel) return;
+    const reports = new Map(this.pendingReports);
+    this.pendingReports.clear();
+    const sentAt = monotonicNow();
+    this.lease?.sent(sentAt);
+    this.heartbeatsInFlight += 1;
+    let known: boolean;
+    try {
+      const res = await channel.client(ControllerService).heartbeat({ workerId: this.workerId, attempts: [...reports.values()] }, { timeoutMs });
+      known = res.known;
+    } catch {
+      // Not delivered: keep what a later change did not replace, for the next heartbeat or reconcile.
+      for (const [id, attempt] of reports) if (!this.pendingReports.has(id)) this.pendingReports.set(id, attempt);
+      return;
+    } finally {
+      this.heartbeatsInFlight -= 1;
+    }
+    if (this.stateValue !== "running") return;
+    if (known) {
+      if (this.lease?.acknowledged(sentAt)) this.options.log("fluster worker: the controller answers again");
+      return;
+    }
+    // The controller lost this worker and retried its attempts: none of them may go on.
+    if (this.lease) {
+      this.lease.forgotten();
+      this.fence("fenced: the controller lost this worker");
+    }
+    if (this.stateValue === "running") this.registerAgain();
   }
 
   /** Stops registering, kills every attempt (SIGTERM, then SIGKILL after the grace), and stops serving. */
@@ -247,6 +347,7 @@ export class WorkerDaemon {
     this.stateValue = "stopping";
     this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
     for (const entry of this.attempts.values()) entry.starting?.abort(new FlusterError("the worker is shutting down", "cancelled"));
     await this.environments?.close();
     await this.runtime.shutdown();
@@ -316,8 +417,9 @@ export class WorkerDaemon {
         attemptId: assignment.attemptId,
         taskIndex: assignment.taskIndex,
         workerId: this.workerId,
-        state: taskStateToProto(killed ? "killed" : "failed"),
-        errorMessage: reason instanceof Error ? reason.message : String(reason),
+        // Fenced while it was getting ready: lost with the worker (a preemption retry), as a fenced running attempt is.
+        state: taskStateToProto(entry.fenced ? "worker_failed" : killed ? "killed" : "failed"),
+        errorMessage: entry.fenced ?? (reason instanceof Error ? reason.message : String(reason)),
         finishedAt: toTimestamp(new Date()),
       });
       entry.endedAt = Date.now();
@@ -387,6 +489,10 @@ export class WorkerDaemon {
     if (state === "succeeded") {
       const result = functionResult(entry.dir);
       if (result) attempt.result = result;
+    } else if (entry.fenced) {
+      // Killed by its own worker cut off from the controller: lost with the worker, a preemption retry.
+      attempt.state = taskStateToProto("worker_failed");
+      attempt.errorMessage = entry.fenced;
     } else if (state === "failed") {
       attempt.errorMessage = functionError(entry.dir) ?? attempt.errorMessage;
     }
@@ -404,16 +510,8 @@ export class WorkerDaemon {
 
   private async flushReports(): Promise<void> {
     this.reportQueued = false;
-    const channel = this.controller;
-    if (!channel || this.pendingReports.size === 0) return;
-    const attempts = [...this.pendingReports.values()];
-    this.pendingReports.clear();
-    try {
-      const res = await channel.client(ControllerService).heartbeat({ workerId: this.workerId, attempts }, { timeoutMs: 10_000 });
-      if (!res.known && this.stateValue === "running") this.registerAgain();
-    } catch {
-      // The controller's next reconcile collects these states.
-    }
+    if (this.pendingReports.size === 0) return;
+    await this.heartbeat(this.lease?.terms.fenceAfterMs ?? 10_000);
   }
 
   private reconcile(attemptIds: readonly string[], knownStates: readonly number[], stopReasons: Readonly<Record<string, string>>): { observed: Attempt[]; missing: string[] } {
@@ -523,4 +621,9 @@ function registrationRefusal(url: string, err: unknown): string | undefined {
   }
   if (code === "failed_precondition" || code === "invalid_argument") return `controller at ${url} refused this worker: ${message}`;
   return undefined;
+}
+
+/** A clock that never jumps (leases must not move with the wall clock). */
+function monotonicNow(): number {
+  return performance.now();
 }

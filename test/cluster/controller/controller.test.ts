@@ -258,6 +258,71 @@ describe("controller: workers", () => {
     assert.equal(h.controller.getJob(jobId).state, "running");
   });
 
+  test("a silent worker is lost exactly when the grace period has passed since its last answer, even while a call to it hangs", async () => {
+    const h = setup();
+    const w1 = h.addWorker("w1");
+    const jobId = await h.launch();
+    const w2 = h.addWorker("w2");
+    await h.reconcile(); // w1's last answer: now
+    const lastAnswer = h.clock.now;
+    w1.hang = true;
+    h.controller.tick(); // a call to w1 that never comes back within the test
+    await h.settle();
+    h.advance(GRACE_MS);
+    h.controller.tick();
+    await h.settle();
+    assert.ok(h.controller.listWorkers().some((w) => w.record.workerId === "w1"), "not lost at the grace period itself");
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts.length, 1);
+    h.advance(1);
+    h.controller.tick();
+    await h.settle();
+    assert.equal(h.clock.now - lastAnswer, GRACE_MS + 1);
+    assert.equal(h.controller.listWorkers().some((w) => w.record.workerId === "w1"), false, "lost one ms past the grace, the call still in flight");
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts[0]?.state, "worker_failed");
+    assert.match(task?.attempts[0]?.errorMessage ?? "", /worker w1 stopped answering for 10s/);
+    assert.equal(w2.started.length, 1, "retried on the other worker at once");
+    // The hung call answers late: it changes nothing, and the lost worker stays lost.
+    w1.answerHung();
+    await h.settle();
+    assert.equal(h.controller.listWorkers().some((w) => w.record.workerId === "w1"), false);
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts[0]?.state, "worker_failed");
+    assert.equal(h.controller.heartbeat("w1", []), false, "its heartbeat is told to register again");
+  });
+
+  test("a failure long after the last answer (a call that waited out its deadline) is a loss at once", async () => {
+    const h = setup();
+    const w1 = h.addWorker("w1");
+    const jobId = await h.launch();
+    h.addWorker("w2");
+    await h.reconcile();
+    w1.reachable = false;
+    h.advance(GRACE_MS + 1);
+    await h.controller.reconcileAll(); // no tick first: the failure itself finds the silence
+    await h.settle();
+    assert.equal(h.controller.listWorkers().some((w) => w.record.workerId === "w1"), false);
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.preemptionCount, 1);
+  });
+
+  test("heartbeats are contact: a worker whose reconciles fail but whose heartbeats arrive is unreachable, not lost", async () => {
+    const h = setup();
+    const w1 = h.addWorker("w1");
+    const jobId = await h.launch();
+    w1.reachable = false;
+    await h.reconcile();
+    for (let i = 0; i < 3; i++) {
+      h.advance(GRACE_MS / 2);
+      assert.equal(h.controller.heartbeat("w1", []), true);
+      await h.reconcile();
+    }
+    const w = h.controller.listWorkers().find((x) => x.record.workerId === "w1");
+    assert.equal(w?.record.health, "unreachable", "no new attempts go to it");
+    assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts.length, 1, "its attempt stays");
+    h.advance(GRACE_MS + 1);
+    await h.reconcile();
+    assert.equal(h.controller.listWorkers().some((x) => x.record.workerId === "w1"), false, "lost once the heartbeats stop too");
+  });
+
   test("a worker re-registering at a new address has restarted: its attempts are retried", async () => {
     const h = setup();
     const w = h.addWorker("w1");

@@ -33,6 +33,13 @@ export class FakeWorker implements WorkerConnection {
   refuseRunTask: Error | undefined;
   /** When set, every call fails with it, as a worker that refuses the controller would (a wrong token). */
   refuseAll: Error | undefined;
+  /**
+   * When true, Reconcile calls hang (a silent machine whose connection
+   * accepts the request and never answers) until `answerHung()` or their
+   * signal aborts.
+   */
+  hang = false;
+  private hung: Array<() => void> = [];
   /** The worker id HealthCheck answers with (a registering worker must match it). */
   answersAs = "";
   /** What RunTask answers: `building` as a worker that fetches a workspace or installs dependencies first. */
@@ -60,7 +67,13 @@ export class FakeWorker implements WorkerConnection {
     this.attempts.delete(attemptId);
   }
 
-  async reconcile(desired: readonly DesiredAttempt[]): Promise<ObservedAttempts> {
+  async reconcile(desired: readonly DesiredAttempt[], _stopReasons?: unknown, signal?: AbortSignal): Promise<ObservedAttempts> {
+    if (this.hang) {
+      await new Promise<void>((resolve, reject) => {
+        this.hung.push(resolve);
+        signal?.addEventListener("abort", () => reject(new FlusterError(`${this.address} did not answer in time`, "deadline_exceeded")), { once: true });
+      });
+    }
     this.check();
     const wanted = new Set(desired.map((d) => d.attemptId));
     for (const id of [...this.attempts.keys()]) if (!wanted.has(id)) this.attempts.delete(id);
@@ -72,6 +85,12 @@ export class FakeWorker implements WorkerConnection {
       else if (a.state !== d.knownState) observed.push(a);
     }
     return { observed, missing };
+  }
+
+  /** Hung Reconcile calls answer now (late). */
+  answerHung(): void {
+    this.hang = false;
+    for (const resolve of this.hung.splice(0)) resolve();
   }
 
   /** The attempt ends on this worker as `state`; the next reconcile reports it. */

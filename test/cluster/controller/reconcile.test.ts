@@ -2,7 +2,7 @@
 // and the worker's health after it (unreachable, unhealthy, lost).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { classifyWorkerFailure, healthAfterFailure, type WorkerFailure } from "../../../src/cluster/controller/reconcile.js";
+import { classifyWorkerFailure, healthAfterFailure, lostReason, reconcileDeadlineMs, type WorkerFailure } from "../../../src/cluster/controller/reconcile.js";
 import { FlusterError, type FlusterErrorCode } from "../../../src/core/errors.js";
 
 const GRACE = 10_000;
@@ -34,26 +34,56 @@ describe("healthAfterFailure", () => {
   const unreachable: WorkerFailure = { kind: "unreachable", message: "connect ECONNREFUSED" };
   const misconfigured: WorkerFailure = { kind: "misconfigured", message: "it refused the controller's token (wrong bearer token)" };
 
-  test("a transient failure: unreachable at once, lost after the grace period", () => {
-    const first = healthAfterFailure({ health: "healthy" }, 1_000, GRACE, unreachable);
-    assert.deepEqual(first, { health: "unreachable", failingSince: 1_000 });
+  test("a transient failure: unreachable at once, lost once there was no contact for the grace period", () => {
+    const first = healthAfterFailure({ health: "healthy", lastContact: 1_000 }, 2_000, GRACE, unreachable);
+    assert.deepEqual(first, { health: "unreachable", lastContact: 1_000, askedSince: 2_000 });
     assert.equal(healthAfterFailure(first, 1_000 + GRACE, GRACE, unreachable).health, "unreachable");
     const lost = healthAfterFailure(first, 1_001 + GRACE, GRACE, unreachable);
     assert.equal(lost.health, "lost");
     assert.equal(lost.lostReason, "stopped answering for 10s");
   });
 
+  test("the grace period runs from the last contact, not from the first failure", () => {
+    // The first failure comes late (a call that waited out its deadline): the worker is lost at the grace, not the grace after that failure.
+    const first = healthAfterFailure({ health: "healthy", lastContact: 1_000 }, 1_000 + GRACE - 1, GRACE, unreachable);
+    assert.equal(first.health, "unreachable");
+    assert.equal(healthAfterFailure(first, 1_001 + GRACE, GRACE, unreachable).health, "lost");
+    // A failure that comes after the grace is a loss at once.
+    assert.equal(healthAfterFailure({ health: "healthy", lastContact: 1_000 }, 1_001 + GRACE, GRACE, unreachable).health, "lost");
+  });
+
   test("a permanent failure: unhealthy with the reason at once, lost after the grace period saying why", () => {
-    const first = healthAfterFailure({ health: "healthy" }, 1_000, GRACE, misconfigured);
-    assert.deepEqual(first, { health: "unhealthy", failingSince: 1_000, reason: misconfigured.message });
+    const first = healthAfterFailure({ health: "healthy", lastContact: 1_000 }, 1_000, GRACE, misconfigured);
+    assert.deepEqual(first, { health: "unhealthy", lastContact: 1_000, askedSince: 1_000, reason: misconfigured.message });
     const lost = healthAfterFailure(first, 1_001 + GRACE, GRACE, misconfigured);
     assert.equal(lost.health, "lost");
     assert.equal(lost.lostReason, `refused the controller for 10s: ${misconfigured.message}`);
   });
 
-  test("an unhealthy worker that then times out stays unhealthy with its reason; the grace period runs from the first failure", () => {
-    const unhealthy = healthAfterFailure({ health: "healthy" }, 1_000, GRACE, misconfigured);
+  test("an unhealthy worker that then times out stays unhealthy with its reason", () => {
+    const unhealthy = healthAfterFailure({ health: "healthy", lastContact: 1_000 }, 1_000, GRACE, misconfigured);
     const after = healthAfterFailure(unhealthy, 5_000, GRACE, unreachable);
-    assert.deepEqual(after, { health: "unhealthy", failingSince: 1_000, reason: misconfigured.message });
+    assert.deepEqual(after, { health: "unhealthy", lastContact: 1_000, askedSince: 1_000, reason: misconfigured.message });
+  });
+});
+
+describe("lostReason", () => {
+  test("lost exactly when the silence outlasts the grace period, a call in flight or not, whatever the health", () => {
+    const asked = { health: "healthy" as const, lastContact: 1_000, askedSince: 1_500 };
+    assert.equal(lostReason(asked, 1_000 + GRACE, GRACE), undefined);
+    assert.equal(lostReason(asked, 1_001 + GRACE, GRACE), "stopped answering for 10s");
+    assert.equal(lostReason({ ...asked, health: "unhealthy", reason: "wrong token" }, 1_000 + 2 * GRACE, GRACE), "refused the controller for 20s: wrong token");
+  });
+
+  test("a worker the controller has not asked since its last contact is not silent (the controller was not looking)", () => {
+    assert.equal(lostReason({ health: "healthy", lastContact: 1_000 }, 1_000 + 2 * GRACE, GRACE), undefined);
+  });
+});
+
+describe("reconcileDeadlineMs", () => {
+  test("half the grace period at most, else four intervals or 5 s", () => {
+    assert.equal(reconcileDeadlineMs(500, 2_000), 1_000);
+    assert.equal(reconcileDeadlineMs(500, 10_000), 5_000);
+    assert.equal(reconcileDeadlineMs(2_000, 60_000), 8_000);
   });
 });
