@@ -140,6 +140,8 @@ export class Cluster {
   private readonly maxBundleBytes: number;
   /** Packs and uploads in progress by workspace, so that launches made together share one. */
   private readonly bundling = new Map<string, Promise<{ root: string; bundleId: string }>>();
+  /** Blobs the controller held at an earlier upload: a re-launch asks only about the others. */
+  private readonly knownBlobs = new Set<string>();
 
   protected constructor(address: string, options: ClusterOptions = {}) {
     this.address = normalizeBaseUrl(address);
@@ -249,7 +251,7 @@ export class Cluster {
     if (!pending) {
       pending = (async () => {
         const packed = await packWorkspace(workspace, { maxBytes: this.maxBundleBytes });
-        return { root: packed.root, bundleId: await this.call(() => uploadBundle(this.rpc, packed)) };
+        return { root: packed.root, bundleId: await this.call(() => uploadBundle(this.rpc, packed, this.knownBlobs)) };
       })().finally(() => this.bundling.delete(workspace));
       this.bundling.set(workspace, pending);
     }

@@ -80,6 +80,35 @@ test("a launch uploads each distinct blob once; an unchanged tree uploads nothin
   assert.notEqual(server.controller.getJob(third).spec.environment?.bundleId, bundleId);
 });
 
+test("a re-launch asks only about blobs the controller did not have before, and uploads again what was swept meanwhile", async (t) => {
+  const server = await controller(t);
+  const root = workspace(t);
+  const cluster = Cluster.connect(server.url);
+  t.after(() => cluster.close());
+  const asked: number[] = [];
+  const missingBlobs = server.bundles.missingBlobs.bind(server.bundles);
+  server.bundles.missingBlobs = (hashes) => {
+    asked.push(hashes.length);
+    return missingBlobs(hashes);
+  };
+
+  await cluster.launch(pendingJob("one", root));
+  const distinct = server.bundles.blobsStored;
+  await cluster.launch(pendingJob("two", root));
+  writeFileSync(join(root, "src", "main.js"), "console.log('changed')\n");
+  await cluster.launch(pendingJob("three", root));
+  assert.deepEqual(asked, [distinct, 1], "first launch: every blob; unchanged: no question; one file changed: its blob only");
+
+  // The controller loses every blob (a sweep that ignores live jobs): the next launch finds out and uploads them all.
+  writeFileSync(join(root, "src", "main.js"), "console.log('changed again')\n");
+  server.bundles.sweep(new Set(), -60_000);
+  const stored = server.bundles.blobsStored;
+  const four = await cluster.launch(pendingJob("four", root));
+  assert.equal(server.bundles.blobsStored, stored + distinct);
+  const bundleId = server.controller.getJob(four).spec.environment?.bundleId ?? "";
+  assert.equal(server.bundles.getBundle(bundleId).length, (await packWorkspace(root)).files.length);
+});
+
 test("a blob whose bytes do not match its hash is refused and nothing of it is kept", async (t) => {
   const server = await controller(t);
   const channel = createRpcChannel(server.url);
