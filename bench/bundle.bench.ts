@@ -114,7 +114,7 @@ printTable([
   row("  of which upload", cold.map((c) => c.uploadMs)),
   row("unchanged re-launch: pack + upload", unchanged.map((c) => c.totalMs), "same client process"),
   row("  of which pack", unchanged.map((c) => c.packMs)),
-  row("  of which upload (3 RPCs)", unchanged.map((c) => c.uploadMs)),
+  row("  of which upload (putBundle only)", unchanged.map((c) => c.uploadMs)),
   row("one file edited: pack + upload", touched.map((c) => c.totalMs)),
   row("unchanged: whole launch()", results.flatMap((r) => r.launches), "bundle + LaunchJob"),
 ]);
