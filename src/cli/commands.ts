@@ -127,6 +127,7 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
     ...(options.memory !== undefined ? { memory: parseByteSize(options.memory, "--memory") } : {}),
     ...(options.workDir ? { workDir: options.workDir } : {}),
     ...(options.npmCache ? { npmCacheDir: options.npmCache } : {}),
+    ...(options.npmOffline ? { npmOffline: true } : {}),
     ...(options.workerId ? { workerId: options.workerId } : {}),
   });
   await daemon.start();

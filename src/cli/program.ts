@@ -66,6 +66,8 @@ export interface WorkerServeOptions extends GlobalOptions {
   port?: number;
   /** npm cache for job environments, e.g. ~/.npm to share the user's. @default <work dir>/envs/npm-cache */
   npmCache?: string;
+  /** Install job environments from the npm cache only, never the network. @default false */
+  npmOffline?: boolean;
   /** Directory for attempt logs. @default `$XDG_CACHE_HOME/fluster/workers/<id>` (`~/.cache/…`) */
   workDir?: string;
   /** Stable worker id. @default <hostname>-<port> */
@@ -226,7 +228,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--worker-id <id>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
@@ -235,6 +237,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .option("--port <port>", "port to listen on (default: a free port)", parsePort)
     .option("--work-dir <dir>", "directory for attempt logs, workspaces and job environments (default: ~/.cache/fluster/workers/<id>)")
     .option("--npm-cache <dir>", "npm cache for installing jobs' dependencies, e.g. ~/.npm (default: one under the work dir)")
+    .option("--npm-offline", "install jobs' dependencies from the npm cache only, never the network")
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);

@@ -223,10 +223,12 @@ describe("command tree", () => {
     await parse(["worker", "serve", "--controller", "http://c:1", "--cpu", "4", "--memory", "16g", "--label", "zone=a", "--label", "pool=tpu"], actions);
     await parse(["worker", "serve", "--controller", "http://c:1", "--host", "0.0.0.0", "--advertise-host", "10.0.0.7"], actions);
     await parse(["worker", "serve", "--controller", "http://c:1", "--npm-cache", "/root/.npm"], actions);
+    await parse(["worker", "serve", "--controller", "http://c:1", "--npm-offline"], actions);
     assert.deepEqual(calls, [
       { controller: "http://c:1", cpu: 4, memory: "16g", label: { zone: "a", pool: "tpu" } },
       { controller: "http://c:1", host: "0.0.0.0", advertiseHost: "10.0.0.7", label: {} },
       { controller: "http://c:1", npmCache: "/root/.npm", label: {} },
+      { controller: "http://c:1", npmOffline: true, label: {} },
     ]);
     const saved = process.env.FLUSTER_CLUSTER_ADDRESS;
     delete process.env.FLUSTER_CLUSTER_ADDRESS;
