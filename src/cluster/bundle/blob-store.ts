@@ -50,6 +50,19 @@ export class BundleStore {
     return join(this.dir, "manifests", `${bundleId}.json`);
   }
 
+  /**
+   * Marks bundle `bundleId` used now (its sweep age starts over), as a launch
+   * that names it does; false when the store does not have it.
+   */
+  touchBundle(bundleId: string): boolean {
+    if (!isSha256(bundleId)) return false;
+    const path = this.manifestPath(bundleId);
+    if (!existsSync(path)) return false;
+    const at = new Date(this.now());
+    utimesSync(path, at, at);
+    return true;
+  }
+
   hasBlob(sha256: string): boolean {
     return isSha256(sha256) && existsSync(this.blobPath(sha256));
   }

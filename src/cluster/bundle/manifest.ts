@@ -77,3 +77,6 @@ function isSafeRelativePath(path: unknown): path is string {
   if (typeof path !== "string" || path === "" || path.startsWith("/") || path.includes("\\") || path.includes("\0")) return false;
   return path.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
+
+/** How a launch naming a bundle the controller does not have is refused; a client that sees it uploads the bundle again. */
+export const BUNDLE_MISSING = "the controller has no workspace bundle";

@@ -18,6 +18,7 @@ import { WorkerService } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { EnvironmentSpecSchema, LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { DEFAULT_MAX_BUNDLE_BYTES, packWorkspace } from "../bundle/pack.js";
 import { uploadBundle } from "../bundle/upload.js";
+import { BUNDLE_MISSING } from "../bundle/manifest.js";
 import { defaultWorkspace } from "../bundle/workspace.js";
 import { createRpcChannel, normalizeBaseUrl, type RpcChannel } from "../../rpc/transport.js";
 import { classifyControllerFailure, controllerError, speaksTls, type ControllerContext } from "./errors.js";
@@ -140,6 +141,8 @@ export class Cluster {
   private readonly maxBundleBytes: number;
   /** Packs and uploads in progress by workspace, so that launches made together share one. */
   private readonly bundling = new Map<string, Promise<{ root: string; bundleId: string }>>();
+  /** Bundles this client has registered with the controller. */
+  private readonly registeredBundles = new Set<string>();
   /** Blobs the controller held at an earlier upload: a re-launch asks only about the others. */
   private readonly knownBlobs = new Set<string>();
 
@@ -229,20 +232,30 @@ export class Cluster {
     const spec = jobSpecToProto(validated);
     const entrypoint = validated.entrypoint;
     const workspace = validated.environment.workspace ?? defaultWorkspace(entrypoint.kind === "function" ? entrypoint.ref.module : undefined);
-    const { root, bundleId } = await this.bundle(resolve(workspace));
-    spec.environment ??= create(EnvironmentSpecSchema);
-    spec.environment.workspace = root;
-    spec.environment.bundleId = bundleId;
-    const requestId = randomUUID();
-    const res = await this.call(() =>
-      this.rpc.launchJob({
-        job: spec,
-        namespace: this.explicitNamespace || !this.parentJobId ? this.namespace : "",
-        parentJobId: this.parentJobId ?? "",
-        requestId,
-      }),
-    );
-    return res.jobId;
+    const submit = async () => {
+      const { root, bundleId } = await this.bundle(resolve(workspace));
+      spec.environment ??= create(EnvironmentSpecSchema);
+      spec.environment.workspace = root;
+      spec.environment.bundleId = bundleId;
+      const res = await this.call(() =>
+        this.rpc.launchJob({
+          job: spec,
+          namespace: this.explicitNamespace || !this.parentJobId ? this.namespace : "",
+          parentJobId: this.parentJobId ?? "",
+          requestId: randomUUID(),
+        }),
+      );
+      return res.jobId;
+    };
+    try {
+      return await submit();
+    } catch (err) {
+      // The controller swept (or lost) a bundle this client registered before: upload it again, once.
+      if (!(err instanceof FlusterError && err.code === "failed_precondition" && err.message.includes(BUNDLE_MISSING))) throw err;
+      this.registeredBundles.clear();
+      this.knownBlobs.clear();
+      return submit();
+    }
   }
 
   /** Packs `workspace` and uploads what the controller lacks of it. */
@@ -251,7 +264,11 @@ export class Cluster {
     if (!pending) {
       pending = (async () => {
         const packed = await packWorkspace(workspace, { maxBytes: this.maxBundleBytes });
-        return { root: packed.root, bundleId: await this.call(() => uploadBundle(this.rpc, packed, this.knownBlobs)) };
+        // Registered by this client before: the launch names it by id alone (the controller says if it no longer has it).
+        if (this.registeredBundles.has(packed.bundleId)) return { root: packed.root, bundleId: packed.bundleId };
+        const bundleId = await this.call(() => uploadBundle(this.rpc, packed, this.knownBlobs));
+        this.registeredBundles.add(bundleId);
+        return { root: packed.root, bundleId };
       })().finally(() => this.bundling.delete(workspace));
       this.bundling.set(workspace, pending);
     }

@@ -23,6 +23,7 @@ import {
 } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import type { BundleStore } from "../bundle/blob-store.js";
 import { bundleHandlers } from "../bundle/handlers.js";
+import { BUNDLE_MISSING } from "../bundle/manifest.js";
 import type { Controller, ObservedAttempt } from "./controller.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } from "./model.js";
@@ -35,6 +36,11 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
     router.service(ControllerService, {
       ...bundleHandlers(bundles),
       async launchJob(req) {
+        const bundleId = req.job?.environment?.bundleId;
+        // A client that registered this bundle before launches by its id alone; a bundle swept since must travel again.
+        if (bundleId && !bundles.touchBundle(bundleId)) {
+          throw new FlusterError(`${BUNDLE_MISSING} ${bundleId} (it was never uploaded, or was swept as unused): upload it again`, "failed_precondition");
+        }
         const job = await controller.launchJob(req.job, {
           namespace: req.namespace,
           ...(req.parentJobId ? { parentJobId: req.parentJobId } : {}),

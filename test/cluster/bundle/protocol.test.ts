@@ -203,3 +203,35 @@ test("the sweep removes bundles and blobs no live job uses once they are old, an
   assert.deepEqual(store.sweep(new Set(), day), { bundles: 1, blobs: 2 });
   assert.ok(!existsSync(join(dir, "manifests", `${live}.json`)));
 });
+
+test("an unchanged re-launch names its bundle by id alone; one the controller swept meanwhile is refused at launch and uploaded again", async (t) => {
+  const server = await controller(t);
+  const root = workspace(t);
+  const cluster = Cluster.connect(server.url);
+  t.after(() => cluster.close());
+  let puts = 0;
+  const putBundle = server.bundles.putBundle.bind(server.bundles);
+  server.bundles.putBundle = (files) => {
+    puts += 1;
+    return putBundle(files);
+  };
+
+  const one = await cluster.launch(pendingJob("one", root));
+  const two = await cluster.launch(pendingJob("two", root));
+  assert.equal(puts, 1, "the second launch registered nothing");
+  const bundleId = server.controller.getJob(one).spec.environment?.bundleId ?? "";
+  assert.equal(server.controller.getJob(two).spec.environment?.bundleId, bundleId);
+
+  // Swept as if unused (a day later, say): the client still thinks the controller has it.
+  server.bundles.sweep(new Set(), -60_000);
+  const three = await cluster.launch(pendingJob("three", root));
+  assert.equal(puts, 2, "refused once at launch, then registered again");
+  assert.equal(server.controller.getJob(three).spec.environment?.bundleId, bundleId);
+  assert.equal(server.bundles.getBundle(bundleId).length, (await packWorkspace(root)).files.length);
+
+  // A launch naming a bundle the controller never had is refused before anything is stored.
+  const rpc = createRpcChannel(server.url).client(ControllerService);
+  const spec = server.controller.getJob(one).spec;
+  const forged = { ...spec, environment: { ...spec.environment, bundleId: "0".repeat(64) } };
+  await assert.rejects(rpc.launchJob({ job: forged as typeof spec, namespace: "default" }), /the controller has no workspace bundle 0{64}/);
+});
