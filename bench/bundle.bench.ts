@@ -112,13 +112,15 @@ printTable([
   row("cold pack + upload", cold.map((c) => c.totalMs), "fresh controller and client"),
   row("  of which pack (hash)", cold.map((c) => c.packMs)),
   row("  of which upload", cold.map((c) => c.uploadMs)),
-  row("unchanged re-launch: pack + upload", unchanged.map((c) => c.totalMs), "same client process"),
+  row("unchanged: pack + upload called directly", unchanged.map((c) => c.totalMs), "same client process"),
   row("  of which pack", unchanged.map((c) => c.packMs)),
-  row("  of which upload (putBundle only)", unchanged.map((c) => c.uploadMs)),
+  row("  of which upload (putBundle only)", unchanged.map((c) => c.uploadMs), "launch() skips it: see below"),
   row("one file edited: pack + upload", touched.map((c) => c.totalMs)),
-  row("unchanged: whole launch()", results.flatMap((r) => r.launches), "bundle + LaunchJob"),
+  row("unchanged re-launch: whole launch()", results.flatMap((r) => r.launches), "pack + LaunchJob by bundle id"),
 ]);
 const coldMedian = summarize(cold.map((c) => c.totalMs)).median;
-const unchangedMedian = summarize(unchanged.map((c) => c.totalMs)).median;
+// What a user's unchanged re-launch costs: launch() packs (hash cache: stats only) and names the bundle it registered
+// before, so its bundle work is at most the whole launch (the LaunchJob call included).
+const unchangedMedian = summarize(results.flatMap((r) => r.launches)).median;
 console.log(`\ntargets: cold ≤ 1.5× tar czf → ${(coldMedian / gz).toFixed(2)}x ${coldMedian <= 1.5 * gz ? "met" : "NOT met"}; ` +
   `unchanged re-launch ≤ 50 ms → ${unchangedMedian.toFixed(1)} ms ${unchangedMedian <= 50 ? "met" : "NOT met"}`);
