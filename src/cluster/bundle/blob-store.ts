@@ -17,6 +17,9 @@ export interface Chunk {
 }
 
 /** What one sweep removed. */
+/** Blobs younger than this are never swept for size: the bundle they were uploaded for may be registering. */
+const FRESH_BLOB_MS = 10 * 60_000;
+
 export interface SweepResult {
   bundles: number;
   blobs: number;
@@ -111,6 +114,9 @@ export class BundleStore {
           }
           mkdirSync(join(this.dir, "blobs", sha256.slice(0, 2)), { recursive: true });
           await rename(tmp, this.blobPath(sha256));
+          // Stored now by the store's clock, as manifests are: the sweep judges both by it.
+          const at = new Date(this.now());
+          utimesSync(this.blobPath(sha256), at, at);
           stored += 1;
           this.blobsStored += 1;
         }
@@ -188,35 +194,67 @@ export class BundleStore {
   /**
    * Removes bundles not in `live` whose manifest was last registered more
    * than `maxAgeMs` ago, then blobs no remaining manifest lists that are as
-   * old (a blob uploaded for a bundle not registered yet is young).
+   * old (a blob uploaded for a bundle not registered yet is young). With
+   * `maxBytes`, while the blobs take more than that, unused bundles go too,
+   * least recently used first, and with them the blobs only they listed
+   * (those uploaded in the last `FRESH_BLOB_MS` excepted: their bundle may
+   * be registering). Bundles in `live` always stay, whatever they weigh.
    */
-  sweep(live: ReadonlySet<string>, maxAgeMs: number): SweepResult {
-    const cutoff = this.now() - maxAgeMs;
+  sweep(live: ReadonlySet<string>, maxAgeMs: number, maxBytes = Number.POSITIVE_INFINITY): SweepResult {
+    const now = this.now();
+    const cutoff = now - maxAgeMs;
     const result: SweepResult = { bundles: 0, blobs: 0 };
-    const kept = new Set<string>();
     const manifests = join(this.dir, "manifests");
+    const remaining: Array<{ bundleId: string; path: string; usedAt: number; blobs: string[] }> = [];
     for (const name of readdirSync(manifests)) {
       const bundleId = name.replace(/\.json$/, "");
       const path = join(manifests, name);
-      if (!live.has(bundleId) && mtimeOf(path) < cutoff) {
+      const usedAt = mtimeOf(path);
+      if (!live.has(bundleId) && usedAt < cutoff) {
         rmSync(path, { force: true });
         result.bundles += 1;
         continue;
       }
+      let blobs: string[] = [];
       try {
-        for (const f of this.getBundle(bundleId)) kept.add(f.sha256);
+        blobs = this.getBundle(bundleId).map((f) => f.sha256);
       } catch {
         // A manifest that cannot be read protects nothing.
       }
+      remaining.push({ bundleId, path, usedAt, blobs });
     }
+    const stored = new Map<string, { path: string; size: number; mtime: number }>();
     const blobs = join(this.dir, "blobs");
     for (const prefix of readdirSync(blobs)) {
       for (const sha256 of readdirSync(join(blobs, prefix))) {
         const path = join(blobs, prefix, sha256);
-        if (kept.has(sha256) || mtimeOf(path) >= cutoff) continue;
-        rmSync(path, { force: true });
+        try {
+          const stat = statSync(path);
+          stored.set(sha256, { path, size: stat.size, mtime: stat.mtimeMs });
+        } catch {
+          // removed meanwhile
+        }
+      }
+    }
+    const listedBy = (bundles: typeof remaining) => new Set(bundles.flatMap((b) => b.blobs));
+    const removeUnlisted = (kept: Set<string>, olderThan: number) => {
+      for (const [sha256, blob] of stored) {
+        if (kept.has(sha256) || blob.mtime >= olderThan) continue;
+        rmSync(blob.path, { force: true });
+        stored.delete(sha256);
         result.blobs += 1;
       }
+    };
+    removeUnlisted(listedBy(remaining), cutoff);
+    // Over the size limit: drop unused bundles, least recently used first, until the blobs fit.
+    const total = () => [...stored.values()].reduce((sum, b) => sum + b.size, 0);
+    const unused = remaining.filter((b) => !live.has(b.bundleId)).sort((a, b) => a.usedAt - b.usedAt);
+    while (total() > maxBytes && unused.length > 0) {
+      const victim = unused.shift() as (typeof remaining)[number];
+      rmSync(victim.path, { force: true });
+      remaining.splice(remaining.indexOf(victim), 1);
+      result.bundles += 1;
+      removeUnlisted(listedBy(remaining), now - FRESH_BLOB_MS);
     }
     return result;
   }

@@ -45,6 +45,12 @@ export interface ControllerServerOptions {
    * registered. @default 86400 (a day)
    */
   bundleMaxAgeSeconds?: number;
+  /**
+   * Bytes of blobs the bundle store may hold: above it, a sweep also removes
+   * unused bundles, least recently used first, however young. Bundles of
+   * unfinished jobs always stay. @default 10 GiB
+   */
+  bundleStoreMaxBytes?: number;
   /** Seconds between sweeps of unused bundles. @default 600 */
   bundleSweepIntervalSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
@@ -71,11 +77,11 @@ export interface ControllerServer {
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleSweepIntervalSeconds", "extraRoutes", "log"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if (o.port !== undefined) checkPort(o.port);
-  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleSweepIntervalSeconds"]) {
+  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds"]) {
     if (o[key] !== undefined) checkPositive(o[key], key);
   }
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
@@ -149,9 +155,10 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   controller.start();
   lock?.setUrl(controller.address);
   const bundleMaxAgeMs = (options.bundleMaxAgeSeconds ?? 86_400) * 1000;
+  const bundleStoreMaxBytes = options.bundleStoreMaxBytes ?? 10 * 1024 ** 3;
   const sweepTimer = setInterval(() => {
     try {
-      const swept = bundles.sweep(controller.liveBundleIds(), bundleMaxAgeMs);
+      const swept = bundles.sweep(controller.liveBundleIds(), bundleMaxAgeMs, bundleStoreMaxBytes);
       if (swept.bundles + swept.blobs > 0) log(`fluster controller: removed ${swept.bundles} unused bundle(s) and ${swept.blobs} blob(s)`);
     } catch (err) {
       log(`fluster controller: sweeping unused bundles failed: ${(err as Error).message}`);

@@ -204,6 +204,43 @@ test("the sweep removes bundles and blobs no live job uses once they are old, an
   assert.ok(!existsSync(join(dir, "manifests", `${live}.json`)));
 });
 
+test("over its size limit the store drops unused bundles least recently used first, never a live one nor a blob just uploaded", async (t) => {
+  const dir = tempDir(t, "fluster-store-");
+  let now = Date.now();
+  const store = new BundleStore(dir, { now: () => now });
+  const upload = (contents: string[]) =>
+    store.receive(
+      (async function* () {
+        yield contents.map((content) => ({ sha256: sha256Hex(content), data: Buffer.from(content), last: true }));
+      })(),
+    );
+  const put = async (path: string, content: string) => {
+    await upload([content]);
+    const id = store.putBundle([{ path, sha256: sha256Hex(content), size: content.length, mode: 0o644 }]);
+    assert.ok(store.touchBundle(id)); // used now (the fake clock)
+    now += 60_000;
+    return id;
+  };
+  const a = await put("a.bin", "A".repeat(1000));
+  const b = await put("b.bin", "B".repeat(1000));
+  const c = await put("c.bin", "C".repeat(1000));
+  const day = 86_400_000;
+  now += 20 * 60_000; // the blobs are no longer fresh
+
+  assert.deepEqual(store.sweep(new Set([a]), day, 2500), { bundles: 1, blobs: 1 }, "b, the least recently used unused bundle, goes");
+  assert.throws(() => store.getBundle(b), /is not in the controller's store/);
+  assert.equal(store.getBundle(a).length, 1, "a is live: it stays though it is the oldest");
+  assert.equal(store.getBundle(c).length, 1);
+  assert.deepEqual(store.sweep(new Set([a]), day, 2500), { bundles: 0, blobs: 0 }, "under the limit: nothing more goes");
+  assert.deepEqual(store.sweep(new Set([a]), day, 0), { bundles: 1, blobs: 1 }, "c goes; live a stays whatever it weighs");
+  assert.ok(store.hasBlob(sha256Hex("A".repeat(1000))));
+
+  await upload(["D".repeat(5000)]); // uploaded, its bundle not registered yet
+  assert.deepEqual(store.sweep(new Set(), day, 0), { bundles: 1, blobs: 1 }, "a goes once unused; the fresh blob stays");
+  assert.ok(store.hasBlob(sha256Hex("D".repeat(5000))));
+  assert.equal(store.touchBundle(a), false, "a swept bundle is not there to mark used");
+});
+
 test("an unchanged re-launch names its bundle by id alone; one the controller swept meanwhile is refused at launch and uploaded again", async (t) => {
   const server = await controller(t);
   const root = workspace(t);
