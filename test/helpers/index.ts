@@ -10,6 +10,7 @@ export { freePort } from "./ports.js";
 export { REPO_ROOT } from "./paths.js";
 export {
   cleanEnv,
+  collectOutput,
   isGone,
   killAll,
   processesWith,

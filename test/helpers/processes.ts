@@ -37,18 +37,36 @@ export interface RunNodeOptions {
 /** Runs `node ...args` as a real child process to its end. */
 export function runNode(args: string[], options: RunNodeOptions = {}): Promise<NodeResult> {
   const child = spawn(process.execPath, args, { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin.end(options.input ?? "");
+  return collectOutput(child, {
+    timeoutMs: options.timeoutMs ?? 60_000,
+    onTimeout: () => {
+      child.kill(options.timeoutSignal ?? "SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 15_000).unref();
+    },
+    onStdout: (stdout) => {
+      if (options.interruptOn?.test(stdout) && !child.killed) child.kill("SIGINT");
+    },
+  });
+}
+
+/**
+ * Everything `child` writes to stdout and stderr until it closes, and how it
+ * ended. Past `timeoutMs`, `onTimeout` runs (it stops the child); `onStdout`
+ * sees the stdout so far after each chunk.
+ */
+export function collectOutput(
+  child: ChildProcess,
+  options: { timeoutMs: number; onTimeout: () => void; onStdout?: (stdout: string) => void },
+): Promise<NodeResult> {
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;
-    if (options.interruptOn?.test(stdout) && !child.killed) child.kill("SIGINT");
+    options.onStdout?.(stdout);
   });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  child.stdin.end(options.input ?? "");
-  const timer = setTimeout(() => {
-    child.kill(options.timeoutSignal ?? "SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 15_000).unref();
-  }, options.timeoutMs ?? 60_000);
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(options.onTimeout, options.timeoutMs);
   return new Promise((resolve, reject) => {
     child.once("error", (err) => {
       clearTimeout(timer);

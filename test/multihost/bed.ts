@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { TestContext } from "node:test";
 import { Cluster } from "../../src/cluster/client/cluster.js";
-import { REPO_ROOT, cleanEnv, isGone, processesWith, type NodeResult } from "../helpers/index.js";
+import { REPO_ROOT, cleanEnv, collectOutput, isGone, processesWith, type NodeResult } from "../helpers/index.js";
 
 /** Every bed's interfaces and namespaces start with this, then the bed id. */
 export const BED_PREFIX = "flb";
@@ -355,21 +355,7 @@ export class TestBed {
   /** Runs `argv` in `host` (root namespace when undefined) to its end, with a time limit. */
   exec(host: BedHost | undefined, argv: readonly string[], options: BedExecOptions = {}): Promise<NodeResult> {
     const child = this.spawn(host, argv, options);
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => killGroup(child, "SIGKILL"), options.timeoutMs ?? 30_000);
-    return new Promise((resolve, reject) => {
-      child.once("error", (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      child.once("close", (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return collectOutput(child, { timeoutMs: options.timeoutMs ?? 30_000, onTimeout: () => killGroup(child, "SIGKILL") });
   }
 
   /** Runs the `fluster` CLI (in `host`, or the root namespace) against the bed's controller, with its token. */
