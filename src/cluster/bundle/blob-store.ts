@@ -2,19 +2,16 @@
 // manifests under its state directory, written to a temporary file and
 // renamed into place, so a reader never sees half a blob. Bundles and blobs
 // that no live job uses are swept once they are older than an age limit.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { open, rename, rm, type FileHandle } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { receiveBlobs, type Chunk } from "./blob-stream.js";
 import { CHUNK_BYTES, bundleIdOf, isSha256, validateManifest, type BundleFile } from "./manifest.js";
 
 /** One chunk of a blob, as the wire carries it. */
-export interface Chunk {
-  sha256: string;
-  data: Uint8Array;
-  last: boolean;
-}
+export type { Chunk } from "./blob-stream.js";
 
 /** What one sweep removed. */
 /** Blobs younger than this are never swept for size: the bundle they were uploaded for may be registering. */
@@ -83,51 +80,27 @@ export class BundleStore {
    * the unfinished blobs is kept. Resolves to the number of blobs stored.
    */
   async receive(messages: AsyncIterable<readonly Chunk[]>): Promise<number> {
-    let current: { sha256: string; file: FileHandle; tmp: string; hash: ReturnType<typeof createHash> } | undefined;
     let stored = 0;
-    try {
-      for await (const chunks of messages) {
-        for (const chunk of chunks) {
-          if (current && current.sha256 !== chunk.sha256) {
-            throw new ValidationError("chunks", `blob ${current.sha256} ended without a last chunk before blob ${chunk.sha256} began`);
-          }
-          if (!current) {
-            if (!isSha256(chunk.sha256)) throw new ValidationError("chunks.sha256", `must be a sha256 in hex, got ${JSON.stringify(chunk.sha256)}`);
-            const tmp = join(this.dir, "tmp", `${chunk.sha256}.${randomBytes(6).toString("hex")}`);
-            current = { sha256: chunk.sha256, file: await open(tmp, "wx"), tmp, hash: createHash("sha256") };
-          }
-          if (chunk.data.length > CHUNK_BYTES) throw new ValidationError("chunks.data", `must be at most ${CHUNK_BYTES} bytes, got ${chunk.data.length}`);
-          current.hash.update(chunk.data);
-          await current.file.write(chunk.data);
-          if (!chunk.last) continue;
-          const { sha256, file, tmp, hash } = current;
-          current = undefined;
-          await file.close();
-          const actual = hash.digest("hex");
-          if (actual !== sha256) {
-            await rm(tmp, { force: true });
-            throw new FlusterError(`blob ${sha256} was refused: its content hashes to ${actual}; nothing of it was kept`, "invalid_argument");
-          }
-          if (this.hasBlob(sha256)) {
-            await rm(tmp, { force: true });
-            continue;
-          }
-          mkdirSync(join(this.dir, "blobs", sha256.slice(0, 2)), { recursive: true });
-          await rename(tmp, this.blobPath(sha256));
-          // Stored now by the store's clock, as manifests are: the sweep judges both by it.
-          const at = new Date(this.now());
-          utimesSync(this.blobPath(sha256), at, at);
-          stored += 1;
-          this.blobsStored += 1;
-        }
-      }
-      if (current) throw new ValidationError("chunks", `the upload ended in the middle of blob ${current.sha256}`);
-    } finally {
-      if (current) {
-        await current.file.close().catch(() => undefined);
-        await rm(current.tmp, { force: true });
-      }
-    }
+    await receiveBlobs(messages, {
+      tempPath: (sha256) => join(this.dir, "tmp", `${sha256}.${randomBytes(6).toString("hex")}`),
+      check: (chunk, first) => {
+        if (first && !isSha256(chunk.sha256)) throw new ValidationError("chunks.sha256", `must be a sha256 in hex, got ${JSON.stringify(chunk.sha256)}`);
+        if (chunk.data.length > CHUNK_BYTES) throw new ValidationError("chunks.data", `must be at most ${CHUNK_BYTES} bytes, got ${chunk.data.length}`);
+      },
+      interrupted: (sha256, next) => new ValidationError("chunks", `blob ${sha256} ended without a last chunk before blob ${next} began`),
+      mismatch: (sha256, actual) => new FlusterError(`blob ${sha256} was refused: its content hashes to ${actual}; nothing of it was kept`, "invalid_argument"),
+      place: async (sha256, tmp) => {
+        if (this.hasBlob(sha256)) return rm(tmp, { force: true });
+        mkdirSync(join(this.dir, "blobs", sha256.slice(0, 2)), { recursive: true });
+        await rename(tmp, this.blobPath(sha256));
+        // Stored now by the store's clock, as manifests are: the sweep judges both by it.
+        const at = new Date(this.now());
+        utimesSync(this.blobPath(sha256), at, at);
+        stored += 1;
+        this.blobsStored += 1;
+      },
+      unfinished: (sha256) => new ValidationError("chunks", `the upload ended in the middle of blob ${sha256}`),
+    });
     return stored;
   }
 

@@ -4,12 +4,13 @@
 // unpacked into a temporary directory and renamed into place, so a task
 // never sees half of one; concurrent checkouts of a bundle share one fetch.
 import type { Client } from "@connectrpc/connect";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { constants, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { chmod, copyFile, mkdir, open, readFile, rename, rm, symlink } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { FlusterError } from "../../core/errors.js";
 import type { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import { receiveBlobs } from "./blob-stream.js";
 import { SYMLINK_MODE, bundleIdOf, isSha256, validateManifest, type BundleFile } from "./manifest.js";
 import { bundleFileFromProto } from "./upload.js";
 
@@ -78,41 +79,26 @@ export class BundleCache {
   /** Downloads blobs, each checked against its hash before it is renamed into the blob cache. */
   private async download(client: Client<typeof ControllerService>, hashes: readonly string[]): Promise<void> {
     const wanted = new Set(hashes);
-    let current: { sha256: string; tmp: string; file: Awaited<ReturnType<typeof open>>; hash: ReturnType<typeof createHash> } | undefined;
-    try {
-      for await (const res of client.getBlobs({ sha256: [...hashes] })) {
-        for (const chunk of res.chunks) {
-          if (!current) {
-            if (!wanted.has(chunk.sha256)) throw new FlusterError(`the controller sent blob ${chunk.sha256}, which was not asked for`, "internal");
-            const tmp = join(this.dir, `.tmp-blob-${chunk.sha256}-${randomBytes(4).toString("hex")}`);
-            current = { sha256: chunk.sha256, tmp, file: await open(tmp, "wx"), hash: createHash("sha256") };
-          } else if (current.sha256 !== chunk.sha256) {
-            throw new FlusterError(`blob ${current.sha256} ended early in the controller's answer`, "internal");
-          }
-          current.hash.update(chunk.data);
-          await current.file.write(chunk.data);
-          if (!chunk.last) continue;
-          const { sha256, tmp, file, hash } = current;
-          current = undefined;
-          await file.close();
-          if (hash.digest("hex") !== sha256) {
-            await rm(tmp, { force: true });
-            throw new FlusterError(`blob ${sha256} from the controller does not match its hash`, "internal");
-          }
-          await mkdir(dirname(this.blobPath(sha256)), { recursive: true });
-          await rename(tmp, this.blobPath(sha256));
-          wanted.delete(sha256);
-          this.blobsFetched += 1;
-        }
-      }
-      if (wanted.size > 0) throw new FlusterError(`the controller did not send ${wanted.size} blob(s) of the bundle`, "internal");
-    } finally {
-      if (current) {
-        await current.file.close().catch(() => undefined);
-        await rm(current.tmp, { force: true });
-      }
-    }
+    const answer = async function* () {
+      for await (const res of client.getBlobs({ sha256: [...hashes] })) yield res.chunks;
+    };
+    await receiveBlobs(answer(), {
+      tempPath: (sha256) => join(this.dir, `.tmp-blob-${sha256}-${randomBytes(4).toString("hex")}`),
+      check: (chunk, first) => {
+        if (first && !wanted.has(chunk.sha256)) throw new FlusterError(`the controller sent blob ${chunk.sha256}, which was not asked for`, "internal");
+      },
+      interrupted: (sha256) => new FlusterError(`blob ${sha256} ended early in the controller's answer`, "internal"),
+      mismatch: (sha256) => new FlusterError(`blob ${sha256} from the controller does not match its hash`, "internal"),
+      place: async (sha256, tmp) => {
+        await mkdir(dirname(this.blobPath(sha256)), { recursive: true });
+        await rename(tmp, this.blobPath(sha256));
+        wanted.delete(sha256);
+        this.blobsFetched += 1;
+      },
+    });
+    if (wanted.size > 0) throw new FlusterError(`the controller did not send ${wanted.size} blob(s) of the bundle`, "internal");
   }
+
 
   /**
    * Writes the tree: copies of the cached blobs (never hard links, which a
