@@ -7,7 +7,7 @@ import { FlusterError } from "../core/errors.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import { fromConnectError } from "../rpc/errors.js";
 import { ActorService, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
-import { createRpcChannel, type RpcChannel } from "../rpc/transport.js";
+import { bearerHeader, createRpcChannel, type RpcChannel } from "../rpc/transport.js";
 import { ActorError, CallNotDeliveredError } from "./errors.js";
 
 /** One endpoint serving an actor name. */
@@ -31,6 +31,12 @@ export interface EndpointSource {
   resolve(): Promise<ActorEndpoint[]>;
   /** The endpoints now and after every change, until `signal` aborts (which ends the iteration). */
   watch(signal: AbortSignal): AsyncIterable<ActorEndpoint[]>;
+  /**
+   * The bearer token the endpoints' servers accept (a namespace credential
+   * when the cluster runs with auth), asked again every minute; without
+   * it, calls carry FLUSTER_TOKEN.
+   */
+  credential?(): Promise<string | undefined>;
 }
 
 type AnyFunction = (...args: never[]) => unknown;
@@ -65,6 +71,9 @@ function channelTo(address: string): RpcChannel {
   return channel;
 }
 
+/** A pool asks its source for the credential again after this long (the source renews it before it expires). */
+const CREDENTIAL_REFRESH_MS = 60_000;
+
 /** Re-resolution gives up after this many endpoints refused a call. */
 const MAX_REDIRECTS = 8;
 /** A pool re-asks its resolver at most this often when nothing failed. */
@@ -78,6 +87,9 @@ export class ActorPool<T extends object> {
   private next = 0;
   private refreshing: Promise<ActorEndpoint[]> | undefined;
   private defaultCallProxy: ActorProxy<T> | undefined;
+  /** The `Authorization` header calls carry (undefined: the channel's default), and when to ask the source again. */
+  private auth: { headers: Record<string, string> | undefined; askedAt: number } | undefined;
+  private authPending: Promise<void> | undefined;
 
   constructor(
     name: string,
@@ -230,12 +242,34 @@ export class ActorPool<T extends object> {
     return endpoint;
   }
 
+  /** Asks the source for its credential when due (once a minute, shared by concurrent calls). */
+  private refreshAuth(): Promise<void> {
+    this.authPending ??= (async () => {
+      try {
+        const credential = await this.source.credential?.();
+        this.auth = { headers: credential ? { authorization: bearerHeader(credential) } : undefined, askedAt: Date.now() };
+      } finally {
+        this.authPending = undefined;
+      }
+    })();
+    return this.authPending;
+  }
+
   private async send(endpoint: ActorEndpoint, method: string, args: Uint8Array, options: CallOptions): Promise<unknown> {
+    // The hot path stays synchronous: the credential is asked for once a minute, not per call.
+    if (this.source.credential && (!this.auth || Date.now() - this.auth.askedAt > CREDENTIAL_REFRESH_MS)) {
+      try {
+        await this.refreshAuth();
+      } catch (err) {
+        if (!this.auth) throw FlusterError.from(err);
+      }
+    }
+    const headers = this.auth?.headers;
     let response: CallResponse;
     try {
       response = await channelTo(endpoint.address)
         .client(ActorService)
-        .call({ actor: this.name, method, args }, connectCallOptions(options));
+        .call({ actor: this.name, method, args }, headers ? { ...connectCallOptions(options), headers } : connectCallOptions(options));
     } catch (err) {
       const error = fromConnectError(err, `call ${this.name}.${method} at ${endpoint.address}`);
       // Refused connections and "no such actor here" (a stale endpoint) never ran the call.

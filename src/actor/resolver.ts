@@ -28,6 +28,8 @@ export class ClusterResolver implements Resolver {
         watch: async function* (signal) {
           for await (const endpoints of cluster.watchEndpoints(name, { signal })) yield endpoints.map(toActor);
         },
+        // Actor servers in the namespace's jobs accept its namespace credential (cluster with auth).
+        credential: () => cluster.namespaceCredential(),
       },
       { namespace: cluster.namespace },
     );

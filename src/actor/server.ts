@@ -17,7 +17,10 @@ import {
   type CallStreamRequest,
   type CallStreamResponse,
 } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
-import { startRpcServer, type RpcServer } from "../rpc/transport.js";
+import { startRpcServer, type Authenticator, type RpcServer } from "../rpc/transport.js";
+import { CredentialVerifier, looksLikeCredential, type CredentialClaims } from "../rpc/credentials.js";
+import { createContextKey } from "@connectrpc/connect";
+import { timingSafeEqual } from "node:crypto";
 import { runInActorContext, type ActorContext } from "./context.js";
 import { ClusterResolver, FixedResolver, type Resolver } from "./resolver.js";
 
@@ -37,8 +40,19 @@ export interface ActorServerOptions {
    * (FLUSTER_ADVERTISE_HOST) inside a job, else 127.0.0.1
    */
   advertiseHost?: string;
-  /** Bearer token callers must present. @default FLUSTER_TOKEN */
+  /**
+   * A bearer token callers may present (besides the credentials below).
+   * @default FLUSTER_TOKEN when it is a plain (operator) token, not a job's credential
+   */
   token?: string;
+  /**
+   * The controller's public key (JSON Web Key): when known, callers holding
+   * a credential of this server's namespace (another job's of the namespace,
+   * or a namespace credential an operator's client got) are accepted,
+   * verified offline. @default FLUSTER_CLUSTER_KEY inside a job, else asked
+   * of the cluster (none without auth)
+   */
+  clusterKey?: string;
   /** Seconds shutdown waits for calls in flight. @default 10 */
   drainTimeoutSeconds?: number;
 }
@@ -49,6 +63,7 @@ interface CompiledActorServerOptions {
   port: number;
   advertiseHost: string;
   token: string | undefined;
+  clusterKey: string | undefined;
   drainTimeoutSeconds: number;
 }
 
@@ -61,8 +76,11 @@ function compileActorServerOptions(options: ActorServerOptions): CompiledActorSe
   const port = options.port === undefined ? (Number.isInteger(envPort) && envPort > 0 ? envPort : 0) : checkPort(options.port);
   const advertiseHost =
     options.advertiseHost === undefined ? (isWildcardHost(host) ? (jobHost ?? "127.0.0.1") : host) : checkString(options.advertiseHost, "advertiseHost", { nonEmpty: true });
-  const token = options.token ?? (process.env.FLUSTER_TOKEN || undefined);
-  return { host, port, advertiseHost, token, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };
+  // Inside a job FLUSTER_TOKEN is the job's own credential: callers never hold that one; they are checked against the cluster key.
+  const envToken = process.env.FLUSTER_TOKEN || undefined;
+  const token = options.token ?? (envToken !== undefined && !looksLikeCredential(envToken) ? envToken : undefined);
+  const clusterKey = options.clusterKey ?? (process.env.FLUSTER_CLUSTER_KEY || undefined);
+  return { host, port, advertiseHost, token, clusterKey, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };
 }
 
 /**
@@ -86,6 +104,12 @@ export interface RegisterActorOptions {
    */
   maxConcurrency?: number;
 }
+
+/** Who called an actor: the server's own token, or a credential of its namespace. */
+export type ActorCaller = { kind: "token" } | Exclude<CredentialClaims, { kind: "worker" }>;
+
+/** Where an actor call's caller is kept in the call's context values. */
+const ACTOR_CALLER = createContextKey<ActorCaller | undefined>(undefined, { description: "actor caller" });
 
 /** Id of a registered actor (its endpoint id). */
 export type ActorId = string;
@@ -152,11 +176,12 @@ export class ActorServer {
   }
 
   private async start(): Promise<void> {
-    const { host, port, token } = this.options;
+    const { host, port } = this.options;
+    const authenticator = await this.authenticator();
     this.server = await startRpcServer({
       host,
       port,
-      ...(token ? { token } : {}),
+      ...(authenticator ? { authenticator, tokenHint: `callers need a credential of namespace ${this.namespace} (a job's FLUSTER_TOKEN, or Cluster.namespaceCredential())` } : {}),
       routes: (router) =>
         router.service(ActorService, {
           call: (req) => this.handleCall(req),
@@ -166,6 +191,38 @@ export class ActorServer {
     });
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.stateValue = "serving";
+  }
+
+  /** The namespace whose callers this server accepts (its cluster client's, else the job's). */
+  private get namespace(): string {
+    return this.cluster?.namespace ?? (process.env.FLUSTER_NAMESPACE || "default");
+  }
+
+  /**
+   * Who may call: holders of the server's `token`, and (when the cluster
+   * key is known) of a credential of this namespace, verified offline and
+   * cached. Undefined: the cluster runs without auth and anyone may.
+   */
+  private async authenticator(): Promise<Authenticator<ActorCaller> | undefined> {
+    const { token } = this.options;
+    const clusterKey = this.options.clusterKey ?? (await this.cluster?.clusterKey());
+    if (token === undefined && clusterKey === undefined) return undefined;
+    const verifier = clusterKey !== undefined ? new CredentialVerifier(clusterKey) : undefined;
+    const expected = token !== undefined ? Buffer.from(token) : undefined;
+    const namespace = this.namespace;
+    return {
+      key: ACTOR_CALLER,
+      async authenticate(given) {
+        const buffer = Buffer.from(given);
+        if (expected && buffer.length === expected.length && timingSafeEqual(buffer, expected)) return { kind: "token" };
+        const claims = verifier ? await verifier.verify(given) : undefined;
+        if (!claims || claims.kind === "worker") return undefined;
+        if (claims.namespace !== namespace) {
+          throw new FlusterError(`a credential of namespace ${claims.namespace} may not call actors of namespace ${namespace}`, "permission_denied");
+        }
+        return claims;
+      },
+    };
   }
 
   /**

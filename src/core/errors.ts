@@ -12,7 +12,8 @@ export type FlusterErrorCode =
   | "cancelled"
   | "internal"
   | "unimplemented"
-  | "unauthenticated";
+  | "unauthenticated"
+  | "permission_denied";
 
 /** Names the class on a class (an own static field); every class a user may test with `instanceof` sets one. */
 export const ERROR_BRAND: unique symbol = Symbol.for("fluster.errorBrand");

@@ -13,6 +13,7 @@ const TO_WIRE: Record<FlusterErrorCode, Code> = {
   internal: Code.Internal,
   unimplemented: Code.Unimplemented,
   unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
 };
 
 const FROM_WIRE = new Map<Code, FlusterErrorCode>([
@@ -21,7 +22,6 @@ const FROM_WIRE = new Map<Code, FlusterErrorCode>([
   [Code.ResourceExhausted, "unavailable"],
   [Code.Aborted, "unavailable"],
   [Code.OutOfRange, "invalid_argument"],
-  [Code.PermissionDenied, "unauthenticated"],
   [Code.DataLoss, "internal"],
 ]);
 

@@ -1,12 +1,13 @@
 // The one RPC client factory and the one RPC server factory: Connect over
 // HTTP/2 (h2c), with HTTP/1.1 on the same port for curl and browsers, and
-// bearer-token auth when a token is set.
+// bearer-token auth: one token, or an authenticator that tells who the caller
+// is (handlers read it from the call's context values).
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { timingSafeEqual } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextKey, type Client, type ConnectRouter, type ContextKey, type Interceptor } from "@connectrpc/connect";
 import { Http2SessionManager, connectNodeAdapter, createConnectTransport, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { FlusterError } from "../core/errors.js";
 import { toConnectError } from "./errors.js";
@@ -15,8 +16,12 @@ const AUTHORIZATION = "authorization";
 
 /** Options of {@link createRpcChannel}. */
 export interface RpcChannelOptions {
-  /** Bearer token sent with every call. @default process.env.FLUSTER_TOKEN */
-  token?: string;
+  /**
+   * Bearer token sent with every call, or a function asked at each call (a
+   * credential that arrives or changes later). A call that sets its own
+   * `Authorization` header keeps it. @default process.env.FLUSTER_TOKEN
+   */
+  token?: string | (() => string | undefined);
   /** Per-call timeout when the call sets none. @default none */
   defaultTimeoutMs?: number;
   /** Close the HTTP/2 connection after this long without calls. @default 60_000 */
@@ -58,7 +63,8 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
   ];
   if (token) {
     interceptors.push((next) => (req) => {
-      req.header.set(AUTHORIZATION, `Bearer ${token}`);
+      const current = typeof token === "function" ? token() : token;
+      if (current && !req.header.has(AUTHORIZATION)) req.header.set(AUTHORIZATION, bearerHeader(current));
       return next(req);
     });
   }
@@ -88,6 +94,11 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
       sessionManager.abort();
     },
   };
+}
+
+/** The `Authorization` header value that carries `token`. */
+export function bearerHeader(token: string): string {
+  return `Bearer ${token}`;
 }
 
 /**
@@ -165,8 +176,19 @@ export function normalizeBaseUrl(address: string): string {
   return parsed.origin;
 }
 
+/**
+ * Tells who a call comes from by its bearer token. The caller it answers is
+ * put in the call's context values under `key`, where handlers (and the
+ * authorization that guards them) read it: `ctx.values.get(key)`.
+ */
+export interface Authenticator<P> {
+  key: ContextKey<P | undefined>;
+  /** The caller `token` stands for, or undefined when it is not accepted (the call is refused as a wrong token). */
+  authenticate(token: string): P | undefined | Promise<P | undefined>;
+}
+
 /** Options of {@link startRpcServer}. */
-export interface RpcServerOptions {
+export interface RpcServerOptions<P = unknown> {
   /** Registers the services. */
   routes: (router: ConnectRouter) => void;
   /** Address to bind. @default "127.0.0.1" */
@@ -175,6 +197,8 @@ export interface RpcServerOptions {
   port?: number;
   /** When set, every call must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /** When set (instead of `token`), every call must carry a bearer token it accepts; the caller it names reaches the handlers. */
+  authenticator?: Authenticator<P>;
   /** Ends the message refusing a missing or wrong token: where the right one is. @default "set FLUSTER_TOKEN" */
   tokenHint?: string;
   /** Called for each call refused for its token, e.g. to log who was turned away. */
@@ -205,9 +229,10 @@ export interface RpcServer {
  * Serves Connect RPCs over h2c and HTTP/1.1 on one port. The first bytes of
  * each connection tell which: HTTP/2 opens with its fixed preface.
  */
-export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
+export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>): Promise<RpcServer> {
   const interceptors: Interceptor[] = [errorInterceptor];
-  if (options.token) interceptors.unshift(authInterceptor(options.token, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
+  const authenticator: Authenticator<unknown> | undefined = options.authenticator ?? (options.token ? staticTokenAuthenticator(options.token) : undefined);
+  if (authenticator) interceptors.unshift(authInterceptor(authenticator, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
   const handler = connectNodeAdapter({
     routes: options.routes,
     interceptors,
@@ -284,16 +309,43 @@ async function* mapStreamErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T>
   }
 }
 
-function authInterceptor(token: string, hint: string, onRefused: ((refusal: TokenRefusal) => void) | undefined): Interceptor {
-  const expected = Buffer.from(`Bearer ${token}`);
-  return (next) => (req) => {
+/** The bearer token of an `Authorization` header (the scheme in any case, as RFC 9110 says), or undefined. */
+export function bearerToken(header: string | null): string | undefined {
+  const match = header ? /^bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
+  return match?.[1];
+}
+
+/** Accepts exactly one token (compared in constant time). */
+function staticTokenAuthenticator(token: string): Authenticator<true> {
+  const expected = Buffer.from(token);
+  return {
+    key: STATIC_CALLER,
+    authenticate(given) {
+      const buffer = Buffer.from(given);
+      return buffer.length === expected.length && timingSafeEqual(buffer, expected) ? true : undefined;
+    },
+  };
+}
+
+const STATIC_CALLER = createContextKey<true | undefined>(undefined, { description: "caller with the server's token" });
+
+function authInterceptor<P>(authenticator: Authenticator<P>, hint: string, onRefused: ((refusal: TokenRefusal) => void) | undefined): Interceptor {
+  return (next) => async (req) => {
     const header = req.header.get(AUTHORIZATION);
-    const given = Buffer.from(header ?? "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    const token = bearerToken(header);
+    let caller: P | undefined;
+    try {
+      caller = token === undefined ? undefined : await authenticator.authenticate(token);
+    } catch (err) {
+      // An authenticator may refuse with a reason of its own (a credential of an attempt that ended).
+      throw toConnectError(err);
+    }
+    if (caller === undefined) {
       const reason = header ? "wrong" : "missing";
       onRefused?.({ procedure: `${req.service.typeName}/${req.method.name}`, reason, request: req.stream ? undefined : req.message });
       throw new ConnectError(`${reason} bearer token: ${hint}`, Code.Unauthenticated);
     }
+    req.contextValues.set(authenticator.key, caller);
     return next(req);
   };
 }

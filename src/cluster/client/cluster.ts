@@ -145,6 +145,11 @@ export class Cluster {
   private readonly registeredBundles = new Set<string>();
   /** Blobs the controller held at an earlier upload: a re-launch asks only about the others. */
   private readonly knownBlobs = new Set<string>();
+  /** Whether this client sends a bearer token at all (without one, no controller it can use has auth on). */
+  private readonly hasToken: boolean;
+  /** This namespace's credential and the cluster key, as last issued; renewed halfway through its life. */
+  private namespaceAuth: NamespaceAuth | undefined;
+  private namespaceAuthPending: Promise<NamespaceAuth> | undefined;
 
   protected constructor(address: string, options: ClusterOptions = {}) {
     this.address = normalizeBaseUrl(address);
@@ -156,6 +161,7 @@ export class Cluster {
     this.endpointTtlSeconds = checkPositive(options.endpointTtlSeconds ?? 30, "endpointTtlSeconds");
     this.maxBundleBytes = checkPositive(options.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_BYTES, "maxBundleBytes");
     const token = options.token ?? process.env.FLUSTER_TOKEN;
+    this.hasToken = Boolean(token);
     this.failureContext = {
       address: this.address,
       connectTimeoutSeconds,
@@ -549,6 +555,53 @@ export class Cluster {
     return res.endpoints.map(endpointInfo);
   }
 
+  /**
+   * The bearer token that servers of this client's namespace (actor servers
+   * in its jobs) accept from it: a namespace credential the controller signs
+   * for whoever may act in the namespace (the operator, a job of it), renewed
+   * before it expires. Undefined when the controller runs without auth.
+   */
+  async namespaceCredential(): Promise<string | undefined> {
+    return (await this.currentNamespaceAuth()).credential;
+  }
+
+  /**
+   * The controller's public key (a JSON Web Key) that verifies the
+   * credentials it issues: FLUSTER_CLUSTER_KEY inside a job, else asked of
+   * the controller. Undefined when the controller runs without auth.
+   */
+  async clusterKey(): Promise<string | undefined> {
+    const given = process.env.FLUSTER_CLUSTER_KEY;
+    if (given) return given;
+    return (await this.currentNamespaceAuth()).clusterKey;
+  }
+
+  private async currentNamespaceAuth(): Promise<NamespaceAuth> {
+    const auth = this.namespaceAuth;
+    if (auth && Date.now() < auth.renewAtMs) return auth;
+    this.namespaceAuthPending ??= this.fetchNamespaceAuth().finally(() => (this.namespaceAuthPending = undefined));
+    try {
+      return (this.namespaceAuth = await this.namespaceAuthPending);
+    } catch (err) {
+      // A credential still valid outlives a controller that does not answer for a while.
+      if (auth && auth.expiresAtMs > Date.now()) return auth;
+      throw err;
+    }
+  }
+
+  private async fetchNamespaceAuth(): Promise<NamespaceAuth> {
+    if (!this.hasToken) return { renewAtMs: Number.POSITIVE_INFINITY, expiresAtMs: Number.POSITIVE_INFINITY };
+    const now = Date.now();
+    const res = await this.call(() => this.rpc.issueNamespaceCredential({ namespace: this.namespace }));
+    const expiresAtMs = res.expiresAt ? timestampDate(res.expiresAt).getTime() : Number.POSITIVE_INFINITY;
+    return {
+      ...(res.credential ? { credential: res.credential } : {}),
+      ...(res.clusterKey ? { clusterKey: res.clusterKey } : {}),
+      expiresAtMs,
+      renewAtMs: now + (expiresAtMs - now) / 2,
+    };
+  }
+
   async listWorkers(): Promise<WorkerInfo[]> {
     const res = await this.call(() => this.rpc.listWorkers({}));
     return res.workers.map((w) => {
@@ -578,6 +631,14 @@ export class Cluster {
     this.stopRenewal();
     this.channel.close();
   }
+}
+
+/** A namespace credential and the key that verifies it (both absent without auth). */
+interface NamespaceAuth {
+  credential?: string;
+  clusterKey?: string;
+  expiresAtMs: number;
+  renewAtMs: number;
 }
 
 function endpointInfo(e: Endpoint): EndpointInfo {

@@ -82,7 +82,8 @@ export function classifyControllerFailure(err: unknown, context: ControllerConte
   if (nodeCode === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(messageChain(err))) return "tls_to_plain";
   const connect = connectErrorIn(err);
   if (!connect) return undefined;
-  if (connect.code === Code.Unauthenticated) return context.tokenSource ? "token_refused" : "token_missing";
+  // A refusal of its own (a credential of an attempt that ended) keeps the controller's message.
+  if (connect.code === Code.Unauthenticated && /bearer token/.test(connect.rawMessage)) return context.tokenSource ? "token_refused" : "token_missing";
   if (connect.code === Code.Unimplemented && /^HTTP 404\b/.test(connect.rawMessage)) return "not_a_controller";
   return undefined;
 }

@@ -87,6 +87,8 @@ export class LocalCluster extends Cluster {
         ...(options.port !== undefined ? { port: options.port } : {}),
         reconcileIntervalSeconds: options.reconcileIntervalSeconds ?? 0.5,
         workerLostGraceSeconds: options.workerLostGraceSeconds ?? 10,
+        // A token turns auth on (else FLUSTER_TOKEN does): it is the operator's; workers and jobs get credentials of their own.
+        ...(options.token !== undefined ? { token: options.token } : {}),
       });
     } catch (err) {
       if (ownsRoot) rmSync(rootDir, { recursive: true, force: true });

@@ -169,6 +169,16 @@ export class Controller {
     return this.ledger.jobs.get(jobId);
   }
 
+  /** The job, or undefined when there is none with this id. */
+  findJob(jobId: string): JobRecord | undefined {
+    return this.ledger.jobs.find(jobId);
+  }
+
+  /** The attempt, or undefined when there is none with this id. */
+  findAttempt(attemptId: string): AttemptRecord | undefined {
+    return this.ledger.attempts.get(attemptId);
+  }
+
   listJobs(filter: JobFilter = {}): JobRecord[] {
     return this.ledger.jobs.list(filter);
   }

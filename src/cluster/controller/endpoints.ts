@@ -117,6 +117,11 @@ export class EndpointRegistry {
   }
 
   /** Endpoints registered under exactly `name` in `namespace`, oldest first. */
+  /** The endpoint with this id, if it exists. */
+  find(endpointId: string): EndpointRecord | undefined {
+    return this.endpoints.get(endpointId);
+  }
+
   lookup(name: string, namespace: string): EndpointRecord[] {
     if (typeof name !== "string" || name === "") throw new ValidationError("name", "must not be empty");
     const ns = namespace || DEFAULT_NAMESPACE;

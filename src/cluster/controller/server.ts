@@ -10,6 +10,9 @@ import { observedFromProto, controllerRoutes, type AttemptLogReader } from "./se
 import { Controller, type Assignment, type WorkerConnection } from "./controller.js";
 import { StateStore } from "./store.js";
 import { acquireStateLock, type StateLock } from "./state-lock.js";
+import { CALLER } from "./access.js";
+import { ControllerIdentity } from "./identity.js";
+import { isActiveAttempt } from "./task-state.js";
 import { RegisterWorkerRequestSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer, type TokenRefusal } from "../../rpc/transport.js";
@@ -65,8 +68,10 @@ export interface ControllerServer {
   readonly controller: Controller;
   /** Workspace bundles and their blobs. */
   readonly bundles: BundleStore;
-  /** The token callers must present, when auth is on. */
+  /** The token callers must present, when auth is on: the operator credential. */
   readonly token: string | undefined;
+  /** The signing key and credentials, when auth is on. */
+  readonly identity: ControllerIdentity | undefined;
   /** Stops serving, then the controller; jobs keep running on their workers. */
   shutdown(): Promise<void>;
 }
@@ -101,10 +106,13 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   // An in-memory controller (tests) keeps its bundles in a temporary directory of its own.
   const bundleDir = stateDir === ":memory:" ? mkdtempSync(join(tmpdir(), "fluster-bundles-")) : join(stateDir, "bundles");
   let bundles: BundleStore;
+  let identity: ControllerIdentity | undefined;
   try {
     tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
     store = new StateStore(stateDir);
     bundles = new BundleStore(bundleDir);
+    // Auth on: the signing key of worker and job credentials, kept in the state database.
+    identity = tokenSource ? await ControllerIdentity.open(tokenSource.token, store) : undefined;
   } catch (err) {
     lock?.release();
     throw err;
@@ -124,7 +132,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   };
   const controller = new Controller({
     store,
-    connectWorker: (address) => workerConnection(channelTo(address)),
+    connectWorker: (address) => workerConnection(channelTo(address), identity),
     ...(options.reconcileIntervalSeconds !== undefined ? { reconcileIntervalMs: options.reconcileIntervalSeconds * 1000 } : {}),
     ...(options.workerLostGraceSeconds !== undefined ? { workerLostGraceMs: options.workerLostGraceSeconds * 1000 } : {}),
     log,
@@ -138,9 +146,22 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     server = await startRpcServer({
       host,
       port: options.port ?? 0,
-      ...(tokenSource ? { token: tokenSource.token, tokenHint: tokenSource.hint, onUnauthenticated: refusalLogger(log) } : {}),
+      ...(tokenSource && identity
+        ? {
+            authenticator: {
+              key: CALLER,
+              authenticate: (token: string) =>
+                identity.authenticate(token, (attemptId) => {
+                  const attempt = controller.findAttempt(attemptId);
+                  return attempt && { state: attempt.state, active: isActiveAttempt(attempt.state) };
+                }),
+            },
+            tokenHint: tokenSource.hint,
+            onUnauthenticated: refusalLogger(log),
+          }
+        : {}),
       routes: (router) => {
-        controllerRoutes(controller, readAttemptLog, bundles)(router);
+        controllerRoutes(controller, readAttemptLog, bundles, identity)(router);
         options.extraRoutes?.(router);
       },
     });
@@ -170,6 +191,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     controller,
     bundles,
     token,
+    identity,
     async shutdown() {
       clearInterval(sweepTimer);
       await server.shutdown();
@@ -231,15 +253,17 @@ function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => 
 /** Codes of a call that got no answer from the worker. */
 const NO_ANSWER = new Set<FlusterErrorCode>(["deadline_exceeded", "unavailable", "cancelled"]);
 
-function workerConnection(channel: RpcChannel): WorkerConnection {
+function workerConnection(channel: RpcChannel, identity: ControllerIdentity | undefined): WorkerConnection {
   const client = channel.client(WorkerService);
   const failed = (err: unknown): FlusterError => {
     const error = fromConnectError(err);
     if (NO_ANSWER.has(error.code)) channel.close();
     return error;
   };
-  const toProto = (a: Assignment) =>
+  // Each attempt acts with a credential of its own, not the cluster token.
+  const toProto = async (a: Assignment) =>
     create(TaskAssignmentSchema, {
+      ...(identity ? { credential: await identity.jobCredential(a.jobId, a.attemptId, a.namespace), clusterKey: identity.publicKey } : {}),
       attemptId: a.attemptId,
       jobId: a.jobId,
       jobName: a.jobName,
@@ -252,7 +276,7 @@ function workerConnection(channel: RpcChannel): WorkerConnection {
     async runTask(assignment) {
       let res;
       try {
-        res = await client.runTask({ task: toProto(assignment) }, { timeoutMs: 30_000 });
+        res = await client.runTask({ task: await toProto(assignment) }, { timeoutMs: 30_000 });
       } catch (err) {
         throw failed(err);
       }

@@ -27,13 +27,31 @@ import { BUNDLE_MISSING } from "../bundle/manifest.js";
 import type { Controller, ObservedAttempt } from "./controller.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } from "./model.js";
+import { CALLER, CONTROLLER_ACCESS, guardService, type AccessScope } from "./access.js";
+import { DEFAULT_NAMESPACE } from "./endpoints.js";
+import { NAMESPACE_CREDENTIAL_TTL_SECONDS, type ControllerIdentity } from "./identity.js";
+import { namespaceFor } from "./jobs.js";
 
 /** Reads one attempt's log from the worker that ran it. */
 export type AttemptLogReader = (address: string, attemptId: string, follow: boolean, signal: AbortSignal) => AsyncIterable<LogEntry[]>;
 
-export function controllerRoutes(controller: Controller, readAttemptLog: AttemptLogReader, bundles: BundleStore): (router: ConnectRouter) => void {
+/**
+ * The ControllerService handlers, each guarded by its access rule
+ * (access.ts). `identity` (auth on) issues worker and namespace credentials.
+ */
+export function controllerRoutes(
+  controller: Controller,
+  readAttemptLog: AttemptLogReader,
+  bundles: BundleStore,
+  identity?: ControllerIdentity,
+): (router: ConnectRouter) => void {
+  const scope: AccessScope = {
+    job: (jobId) => controller.findJob(jobId),
+    endpoint: (endpointId) => controller.endpoints.find(endpointId),
+    attemptJob: (attemptId) => controller.findAttempt(attemptId)?.jobId,
+  };
   return (router) =>
-    router.service(ControllerService, {
+    router.service(ControllerService, guardService({
       ...bundleHandlers(bundles),
       async launchJob(req) {
         const bundleId = req.job?.environment?.bundleId;
@@ -91,6 +109,18 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
           workerId: record.workerId,
           reconcileIntervalMs: Math.round(controller.reconcileIntervalMs),
           workerLostGraceMs: Math.round(controller.workerLostGraceMs),
+          workerCredential: identity ? await identity.workerCredential(record.workerId) : "",
+        };
+      },
+      async issueNamespaceCredential(req, ctx) {
+        const caller = ctx.values.get(CALLER);
+        const namespace = namespaceFor(req.namespace || (caller?.kind === "job" ? caller.namespace : DEFAULT_NAMESPACE), undefined);
+        if (!identity) return { credential: "", namespace, clusterKey: "" };
+        return {
+          credential: await identity.namespaceCredential(namespace),
+          namespace,
+          expiresAt: toTimestamp(new Date(Date.now() + NAMESPACE_CREDENTIAL_TTL_SECONDS * 1000)),
+          clusterKey: identity.publicKey,
         };
       },
       heartbeat(req) {
@@ -152,7 +182,7 @@ export function controllerRoutes(controller: Controller, readAttemptLog: Attempt
       releaseReservation() {
         throw new FlusterError("reservations are not implemented yet", "unimplemented");
       },
-    });
+    }, CONTROLLER_ACCESS, scope));
 }
 
 function jobFilter(req: ListJobsRequest) {

@@ -154,6 +154,8 @@ export class StateStore {
         VALUES (@endpointId, @name, @address, @namespace, @jobId, @attemptId, @metadata, @registeredAt, @ttlSeconds, @expiresAt)
         ON CONFLICT(endpoint_id) DO UPDATE SET expires_at = excluded.expires_at`),
       deleteEndpoint: db.prepare(`DELETE FROM endpoints WHERE endpoint_id = ?`),
+      getMeta: db.prepare(`SELECT value FROM meta WHERE key = ?`),
+      setMeta: db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
     };
   }
 
@@ -230,6 +232,18 @@ export class StateStore {
 
   deleteEndpoint(endpointId: string): void {
     this.stmts.deleteEndpoint.run(endpointId);
+  }
+
+  /** A value of the controller's own (e.g. its signing key), or undefined. */
+  getMeta(key: string): string | undefined {
+    this.flush();
+    const row = this.stmts.getMeta.get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  /** Stores a value of the controller's own, committed before it returns. */
+  setMeta(key: string, value: string): void {
+    this.transaction(() => this.stmts.setMeta.run(key, value));
   }
 
   /** Loads every record (at controller start). */

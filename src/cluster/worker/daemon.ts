@@ -14,7 +14,7 @@ import { fromConnectError } from "../../rpc/errors.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { bearerHeader, createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
@@ -85,6 +85,12 @@ export class WorkerDaemon {
   private registering: Promise<void> | undefined;
   /** The last refusal logged by a background registration, so it is said once. */
   private lastRefusal = "";
+  /**
+   * This worker's own credential, from its last registration (auth on): it
+   * speaks for this worker id alone (heartbeats, bundle downloads); the
+   * cluster token is used only to register.
+   */
+  private credential: string | undefined;
   /** The host in {@link address}, chosen once serving (see advertise-host.ts). */
   private advertised: string | undefined;
   private readonly startedAt = Date.now();
@@ -161,7 +167,7 @@ export class WorkerDaemon {
       ignoreScripts: npmIgnoreScripts,
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
-    this.controller = createRpcChannel(this.options.controllerUrl, token ? { token } : {});
+    this.controller = createRpcChannel(this.options.controllerUrl, { token: () => this.credential ?? token });
     await this.register();
     // Shut down while it was still registering: nothing more to start.
     if (this.stopping.signal.aborted) return;
@@ -223,7 +229,10 @@ export class WorkerDaemon {
         async () => {
           const sentAt = monotonicNow();
           try {
-            const res = await client.registerWorker(request, { timeoutMs: 10_000, signal });
+            // Registration is the cluster token's (the operator's) to grant; everything after goes with the credential it answers.
+            const headers = this.options.token ? { authorization: bearerHeader(this.options.token) } : undefined;
+            const res = await client.registerWorker(request, { timeoutMs: 10_000, signal, ...(headers ? { headers } : {}) });
+            if (res.workerCredential) this.credential = res.workerCredential;
             return { sentAt, graceMs: res.workerLostGraceMs };
           } catch (err) {
             throw fromConnectError(err);
@@ -398,7 +407,7 @@ export class WorkerDaemon {
           reportBuilding();
         },
       };
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
       entry.building = false;
       entry.running = this.runtime.start({

@@ -25,7 +25,6 @@ export interface TaskContext {
   workerId: string;
   /** The worker's advertised host: servers in the task register addresses on it. */
   advertiseHost: string;
-  token: string | undefined;
   /** This worker's bundle cache, for jobs that run in a workspace bundle. */
   bundles?: BundleCache;
 }
@@ -72,7 +71,9 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
     FLUSTER_ADVERTISE_HOST: context.advertiseHost,
     FLUSTER_ATTEMPT_ID: assignment.attemptId,
   };
-  if (context.token) env.FLUSTER_TOKEN = context.token;
+  // The attempt's own credential, never the worker's cluster token: a job acts only inside its namespace and subtree.
+  if (assignment.credential) env.FLUSTER_TOKEN = assignment.credential;
+  if (assignment.clusterKey) env.FLUSTER_CLUSTER_KEY = assignment.clusterKey;
   for (const name of spec.ports) env[`FLUSTER_PORT_${name.toUpperCase()}`] = String(await freePort());
   const kind = spec.entrypoint?.kind;
   if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace };
