@@ -23,6 +23,8 @@ import { ControllerService } from "../../src/rpc/gen/fluster/cluster/v1/controll
 import { AttemptSchema, WorkerResourcesSchema } from "../../src/rpc/gen/fluster/cluster/v1/types_pb.js";
 import { callGreeter, callGreeterAt, hostGreeter, probeAccess, type Greeter } from "../fixtures/identity/probes.js";
 import { square } from "../fixtures/pool/tasks.js";
+import { Counter, nestedSum } from "../fixtures/job/tasks.js";
+import { createJobContext, type JobContext } from "../../src/job/index.js";
 import { eventually } from "../helpers/eventually.js";
 import { collectLogs, useLocalCluster } from "../helpers/local-cluster.js";
 
@@ -49,8 +51,10 @@ async function codeOf(action: () => Promise<unknown>): Promise<string> {
 describe("identities on an auth-enabled cluster", { timeout: 240_000 }, () => {
   const clients: Cluster[] = [];
   let pool: WorkerPool | undefined;
+  let ctx: JobContext | undefined;
   const running: Array<{ client: Cluster; jobId: string }> = [];
   after(async () => {
+    await ctx?.close();
     await pool?.shutdown();
     for (const { client, jobId } of running) await client.terminate(jobId).catch(() => undefined);
     for (const client of clients) await client.close();
@@ -186,6 +190,13 @@ describe("identities on an auth-enabled cluster", { timeout: 240_000 }, () => {
     pool = new WorkerPool(nsA, { numWorkers: 1, resources: { cpu: 0.5, memory: "256m" } });
     await pool.waitForWorkers(1, { timeoutSeconds: 90 });
     assert.equal(await pool.submit(square, 7), 49);
+  });
+
+  test("a cluster job context runs tasks, nested tasks and actors on an auth-enabled cluster", async () => {
+    ctx = createJobContext("cluster", { cluster: nsA, maxWorkers: 1, workerResources: { cpu: 0.5, memory: "256m" }, actorResources: { cpu: 0.1, memory: "64m" } });
+    assert.equal(await ctx.get(ctx.run(nestedSum, 3)), 6, "a task in a pool worker runs nested tasks on the same pool");
+    const counter = await ctx.createActor(Counter, [10], { name: "identity-counter" });
+    assert.equal(await counter.incr(5), 15);
   });
 });
 

@@ -330,9 +330,14 @@ export class WorkerDaemon {
     try {
       const res = await channel.client(ControllerService).heartbeat({ workerId: this.workerId, attempts: [...reports.values()] }, { timeoutMs });
       known = res.known;
-    } catch {
+    } catch (err) {
       // Not delivered: keep what a later change did not replace, for the next heartbeat or reconcile.
       for (const [id, attempt] of reports) if (!this.pendingReports.has(id)) this.pendingReports.set(id, attempt);
+      // A controller that no longer accepts this worker's credential (its signing key changed): register again for a new one.
+      if (this.credential && fromConnectError(err).code === "unauthenticated" && this.stateValue === "running") {
+        this.credential = undefined;
+        this.registerAgain();
+      }
       return;
     } finally {
       this.heartbeatsInFlight -= 1;
