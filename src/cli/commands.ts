@@ -343,7 +343,9 @@ export async function endpointRemove(nameOrId: string, options: OutputOptions): 
     const matches = (e: EndpointInfo) => e.endpointId === nameOrId || e.name === nameOrId;
     const found = (await cluster.listEndpoints("")).filter(matches);
     if (found.length === 0) {
-      const elsewhere = [...new Set((await cluster.listEndpoints("", { allNamespaces: true })).filter(matches).map((e) => e.namespace))];
+      // Only the operator may look across namespaces (a job's credential may not): without that, the hint is a general one.
+      const everywhere = await cluster.listEndpoints("", { allNamespaces: true }).catch(() => []);
+      const elsewhere = [...new Set(everywhere.filter(matches).map((e) => e.namespace))];
       const hint = elsewhere.length > 0 ? `it is in namespace ${elsewhere.join(", ")}: add --namespace ${elsewhere[0]}` : "see `fluster endpoint list --all-namespaces`";
       throw new CliError(`no endpoint named "${nameOrId}" or with that id in namespace "${cluster.namespace}" (${hint})`);
     }
