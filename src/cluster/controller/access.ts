@@ -31,6 +31,8 @@ export interface AccessScope {
   endpoint(endpointId: string): { namespace: string } | undefined;
   /** The job an attempt belongs to, when the attempt exists. */
   attemptJob(attemptId: string): string | undefined;
+  /** The job a launch with this request id made, when there was one (a retried launch answers it). */
+  requestedJob(requestId: string): string | undefined;
 }
 
 type ControllerMethods = typeof ControllerService.method;
@@ -99,11 +101,14 @@ function jobInSubtree(caller: { jobId: string; namespace: string }, jobId: strin
   }
 }
 
-function launchCheck(caller: Extract<Caller, { kind: "job" }>, req: { namespace: string; parentJobId: string }, scope: AccessScope): void {
+function launchCheck(caller: Extract<Caller, { kind: "job" }>, req: { namespace: string; parentJobId: string; requestId: string }, scope: AccessScope): void {
   sameNamespace(caller, req.namespace || caller.namespace, "launch jobs");
   if (!req.parentJobId) throw denied(`job ${caller.jobId} must launch jobs as its children (set parent_job_id to ${caller.jobId} or a descendant)`);
   if (!scope.job(req.parentJobId)) throw new FlusterError(`parent job ${req.parentJobId} not found`, "not_found");
   jobInSubtree(caller, req.parentJobId, scope, "launch children under");
+  // A retried launch answers the first one's job: only a job of the caller's own subtree.
+  const earlier = req.requestId ? scope.requestedJob(req.requestId) : undefined;
+  if (earlier && !inSubtree(earlier, caller.jobId, scope)) throw denied(`job ${caller.jobId} may not reuse request id ${req.requestId}: it launched a job outside its subtree`);
 }
 
 function endpointInNamespace(caller: { jobId: string; namespace: string }, endpointId: string, scope: AccessScope, what: string): void {

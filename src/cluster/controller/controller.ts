@@ -174,6 +174,11 @@ export class Controller {
     return this.ledger.jobs.find(jobId);
   }
 
+  /** The job a launch with this request id made, if any. */
+  findJobByRequest(requestId: string): JobRecord | undefined {
+    return this.ledger.jobs.byRequest(requestId);
+  }
+
   /** The attempt, or undefined when there is none with this id. */
   findAttempt(attemptId: string): AttemptRecord | undefined {
     return this.ledger.attempts.get(attemptId);

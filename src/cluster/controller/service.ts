@@ -49,6 +49,7 @@ export function controllerRoutes(
     job: (jobId) => controller.findJob(jobId),
     endpoint: (endpointId) => controller.endpoints.find(endpointId),
     attemptJob: (attemptId) => controller.findAttempt(attemptId)?.jobId,
+    requestedJob: (requestId) => controller.findJobByRequest(requestId)?.jobId,
   };
   return (router) =>
     router.service(ControllerService, guardService({

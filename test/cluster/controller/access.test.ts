@@ -27,6 +27,7 @@ const scope: AccessScope = {
   job: (id) => jobs[id],
   endpoint: (id) => (id === "ep-b" ? { namespace: "b" } : id === "ep-a" ? { namespace: "a" } : undefined),
   attemptJob: () => undefined,
+  requestedJob: (requestId) => (requestId === "req-stranger" ? "stranger" : requestId === "req-child" ? "child" : undefined),
 };
 const asJob = (jobId: string): Caller => ({ kind: "job", jobId, attemptId: `${jobId}-0`, namespace: jobs[jobId]?.namespace ?? "a" });
 const worker: Caller = { kind: "worker", workerId: "w1" };
@@ -63,13 +64,15 @@ describe("the controller's access table", () => {
   });
 
   test("a job launches children of its subtree in its own namespace only", () => {
-    const launch = (caller: Caller, namespace: string, parentJobId: string) =>
-      outcome(() => authorize(CONTROLLER_ACCESS, "launchJob", caller, create(LaunchJobRequestSchema, { namespace, parentJobId }), scope));
+    const launch = (caller: Caller, namespace: string, parentJobId: string, requestId = "") =>
+      outcome(() => authorize(CONTROLLER_ACCESS, "launchJob", caller, create(LaunchJobRequestSchema, { namespace, parentJobId, requestId }), scope));
     assert.equal(launch(asJob("root"), "", "root"), "ok");
     assert.equal(launch(asJob("root"), "a", "child"), "ok");
     assert.equal(launch(asJob("root"), "b", "root"), "permission_denied");
     assert.equal(launch(asJob("root"), "a", "sibling"), "permission_denied");
     assert.equal(launch(asJob("root"), "a", ""), "permission_denied");
+    assert.equal(launch(asJob("root"), "a", "root", "req-child"), "ok", "a retried launch of its own child");
+    assert.equal(launch(asJob("root"), "a", "root", "req-stranger"), "permission_denied", "a request id replayed to learn another namespace's job");
   });
 
   test("lookups and listings stay in the job's namespace; every namespace is the operator's", () => {
