@@ -592,7 +592,14 @@ export class Cluster {
   private async fetchNamespaceAuth(): Promise<NamespaceAuth> {
     if (!this.hasToken) return { renewAtMs: Number.POSITIVE_INFINITY, expiresAtMs: Number.POSITIVE_INFINITY };
     const now = Date.now();
-    const res = await this.call(() => this.rpc.issueNamespaceCredential({ namespace: this.namespace }));
+    let res;
+    try {
+      res = await this.call(() => this.rpc.issueNamespaceCredential({ namespace: this.namespace }));
+    } catch (err) {
+      // A controller from before credentials: its actor servers take the token as it is.
+      if (err instanceof FlusterError && err.code === "unimplemented") return { renewAtMs: Number.POSITIVE_INFINITY, expiresAtMs: Number.POSITIVE_INFINITY };
+      throw err;
+    }
     const expiresAtMs = res.expiresAt ? timestampDate(res.expiresAt).getTime() : Number.POSITIVE_INFINITY;
     return {
       ...(res.credential ? { credential: res.credential } : {}),

@@ -17,7 +17,11 @@ import { Cluster, type ClusterOptions } from "./cluster.js";
 
 const WORKER_ARGS = nodeEntryArgs(import.meta.url, "../worker/main");
 
-/** Options of {@link LocalCluster.start}. */
+/**
+ * Options of {@link LocalCluster.start}. A `token` (or FLUSTER_TOKEN) turns
+ * the controller's auth on with it as the operator token: the workers
+ * register with it, and jobs get credentials of their own.
+ */
 export interface LocalClusterOptions extends ClusterOptions {
   /** Worker daemons to start. @default 2 */
   workers?: number;
