@@ -229,11 +229,16 @@ describe("a worker's credential and a controller restart", { timeout: 120_000 },
       assert.match(credential, /^[\w-]+\.[\w-]+\.[\w-]+$/);
       const publicKey = server.identity?.publicKey;
       await server.shutdown();
-      server = await startController({ stateDir, port, token: OPERATOR_TOKEN, log });
+      const logged: string[] = [];
+      server = await startController({ stateDir, port, token: OPERATOR_TOKEN, log: (line) => logged.push(line) });
       assert.equal(server.identity?.publicKey, publicKey, "the signing key was kept in the state database");
       const withCredential = createRpcChannel(server.url, { token: credential }).client(ControllerService);
       // The restarted controller knows the worker from its state; the old credential speaks for it.
       await eventually(async () => (await withCredential.heartbeat({ workerId: "w-restart" })).known, { what: "the old credential's heartbeat to be accepted", timeoutMs: 20_000 });
+      // A forged heartbeat is refused, and the operator sees it in the controller's log.
+      const asOperator = createRpcChannel(server.url, { token: OPERATOR_TOKEN }).client(ControllerService);
+      assert.equal(await codeOf(() => asOperator.heartbeat({ workerId: "w-restart" })), "permission_denied");
+      assert.ok(logged.includes("fluster controller: refused: the cluster token may not call Heartbeat: only a worker's own credential speaks for the worker"), logged.join("\n"));
       // A controller with another state directory has another key: the credential means nothing there.
       const stranger = await startController({ stateDir: otherDir, token: OPERATOR_TOKEN, log });
       try {

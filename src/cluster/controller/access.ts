@@ -223,12 +223,19 @@ type AnyHandler = (req: unknown, ctx: HandlerContext) => unknown;
  * without a rule fails every call (and the typed table makes it a compile
  * error first).
  */
-export function guardService<I extends object>(impl: I, table: AccessTable, scope: AccessScope): I {
+export function guardService<I extends object>(impl: I, table: AccessTable, scope: AccessScope, onDenied?: (error: FlusterError) => void): I {
   const guarded: Record<string, AnyHandler> = {};
   for (const [key, handler] of Object.entries(impl) as Array<[string, AnyHandler]>) {
     const method = key as ControllerMethodName;
     const desc = (ControllerService.method as Record<string, DescMethod | undefined>)[key];
-    const check = (req: unknown, ctx: HandlerContext) => authorize(table, method, ctx.values.get(CALLER), req as never, scope);
+    const check = (req: unknown, ctx: HandlerContext) => {
+      try {
+        authorize(table, method, ctx.values.get(CALLER), req as never, scope);
+      } catch (err) {
+        if (err instanceof FlusterError && err.code === "permission_denied") onDenied?.(err);
+        throw err;
+      }
+    };
     if (desc?.methodKind === "server_streaming") {
       guarded[key] = async function* (req, ctx) {
         check(req, ctx);

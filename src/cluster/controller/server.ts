@@ -161,7 +161,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
           }
         : {}),
       routes: (router) => {
-        controllerRoutes(controller, readAttemptLog, bundles, identity)(router);
+        controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(log))(router);
         options.extraRoutes?.(router);
       },
     });
@@ -239,6 +239,22 @@ function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => 
     if (now - (lastLogged.get(procedure) ?? -Infinity) < 60_000) return;
     lastLogged.set(procedure, now);
     log(`fluster controller: refused a ${procedure} call: ${reason} bearer token (such refusals are logged once a minute)`);
+  };
+}
+
+/**
+ * Logs calls refused by their access rule, each distinct refusal once a
+ * minute: a job reaching out of its namespace, or a heartbeat sent with
+ * another's credential, is something an operator wants to see.
+ */
+function deniedLogger(log: (line: string) => void): (error: FlusterError) => void {
+  const lastLogged = new Map<string, number>();
+  return (error) => {
+    const now = Date.now();
+    if (now - (lastLogged.get(error.message) ?? -Infinity) < 60_000) return;
+    if (lastLogged.size > 1000) lastLogged.clear();
+    lastLogged.set(error.message, now);
+    log(`fluster controller: refused: ${error.message}`);
   };
 }
 

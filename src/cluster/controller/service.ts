@@ -44,6 +44,8 @@ export function controllerRoutes(
   readAttemptLog: AttemptLogReader,
   bundles: BundleStore,
   identity?: ControllerIdentity,
+  /** Told of each call refused by its access rule (a job reaching out of its namespace, a forged heartbeat). */
+  onDenied?: (error: FlusterError) => void,
 ): (router: ConnectRouter) => void {
   const scope: AccessScope = {
     job: (jobId) => controller.findJob(jobId),
@@ -183,7 +185,7 @@ export function controllerRoutes(
       releaseReservation() {
         throw new FlusterError("reservations are not implemented yet", "unimplemented");
       },
-    }, CONTROLLER_ACCESS, scope));
+    }, CONTROLLER_ACCESS, scope, onDenied));
 }
 
 function jobFilter(req: ListJobsRequest) {
