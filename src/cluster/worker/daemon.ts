@@ -2,7 +2,7 @@
 // WorkerService, runs each attempt through the process runtime, pushes state
 // changes at once and answers the controller's reconcile with what it sees.
 import { create } from "@bufbuild/protobuf";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { retry } from "../../core/backoff.js";
@@ -21,9 +21,11 @@ import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { EnvironmentCache } from "./environments.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { leaseTerms, WorkerLease } from "./lease.js";
+import { LeaseFileWriter, monotonicMs } from "./lease-file.js";
+import { LeaseSupervisor } from "./lease-supervisor.js";
 import { AttemptLog } from "./log-store.js";
 import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
-import { reapOrphans } from "./process-group.js";
+import { FENCED_FILE_NAME, reapOrphans } from "./process-group.js";
 import { ProcessRuntime, type RunningAttempt } from "./runtime.js";
 
 export type { WorkerDaemonOptions } from "./options.js";
@@ -78,6 +80,10 @@ export class WorkerDaemon {
   /** The lease on this worker's attempts, from the first registration whose answer gave the controller's grace. */
   private lease: WorkerLease | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** The deadline the lease supervisor enforces, renewed with the lease. */
+  private leaseFile: LeaseFileWriter | undefined;
+  /** The process that kills this daemon's attempts when the lease runs out, even while the daemon cannot act (stopped, hung). */
+  private supervisor: LeaseSupervisor | undefined;
   /** Heartbeats in flight (renewals may overlap while the controller is slow). */
   private heartbeatsInFlight = 0;
   private lastReconcileAt = 0;
@@ -146,8 +152,16 @@ export class WorkerDaemon {
     });
     // Attempts left running by a previous incarnation of this daemon (killed
     // without cleanup) are not ours to adopt: the controller has retried them.
-    const reaped = await reapOrphans(join(this.workDir, "attempts"));
+    const attemptsDir = join(this.workDir, "attempts");
+    const reaped = await reapOrphans(attemptsDir);
     if (reaped.length > 0) this.options.log(`fluster worker: killed ${reaped.length} attempt(s) left by a previous run`);
+    // Started alongside the registration; no attempt runs before both are done.
+    this.leaseFile = new LeaseFileWriter(join(this.workDir, "lease"));
+    const supervising = LeaseSupervisor.start({ attemptsDir, leaseFile: this.leaseFile.path, log: this.options.log }).then((supervisor) => {
+      this.supervisor = supervisor;
+      // Shut down meanwhile: nothing will close it otherwise.
+      if (this.stateValue === "stopping" || this.stateValue === "stopped") void supervisor.close();
+    });
     this.resources = await detectHostResources({
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
@@ -162,7 +176,7 @@ export class WorkerDaemon {
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
     this.controller = createRpcChannel(this.options.controllerUrl, token ? { token } : {});
-    await this.register();
+    await Promise.all([this.register(), supervising]);
     // Shut down while it was still registering: nothing more to start.
     if (this.stopping.signal.aborted) return;
     this.stateValue = "running";
@@ -221,7 +235,7 @@ export class WorkerDaemon {
     try {
       const { sentAt, graceMs } = await retry(
         async () => {
-          const sentAt = monotonicNow();
+          const sentAt = monotonicMs();
           try {
             const res = await client.registerWorker(request, { timeoutMs: 10_000, signal });
             return { sentAt, graceMs: res.workerLostGraceMs };
@@ -264,17 +278,31 @@ export class WorkerDaemon {
     const terms = leaseTerms(graceMs);
     if (this.lease) {
       if (this.lease.acknowledged(sentAt, terms)) this.options.log("fluster worker: registered again; taking attempts");
+      this.renewHardFence();
       return;
     }
-    this.lease = new WorkerLease(terms, monotonicNow, sentAt);
+    this.lease = new WorkerLease(terms, monotonicMs, sentAt);
+    this.renewHardFence();
     this.leaseTimer = setInterval(() => this.checkLease(), terms.checkEveryMs);
     this.leaseTimer.unref();
+  }
+
+  /**
+   * Moves the lease supervisor's deadline to the lease's hard fence (the
+   * last acknowledged renewal + `hardFenceAfterMs`), while the lease is held.
+   * Written before anything else happens on the renewal, so an attempt that
+   * starts under this lease is covered by a deadline the supervisor can read.
+   */
+  private renewHardFence(): void {
+    const lease = this.lease;
+    if (lease && !lease.fenced) this.leaseFile?.renew(lease.renewedAt + lease.terms.hardFenceAfterMs);
   }
 
   /** The lease timer: fence when the lease expired; renew when due. */
   private checkLease(): void {
     const lease = this.lease;
-    if (!lease || this.stateValue !== "running") return;
+    // Also while the first registration waits for the lease supervisor to start: the lease runs from the registration.
+    if (!lease || (this.stateValue !== "running" && this.stateValue !== "registering")) return;
     const step = lease.step();
     if (step.fence) this.fence(`fenced: no contact with the controller for ${(step.fence.silentMs / 1000).toFixed(1)}s`);
     // Renewals may overlap (a slow controller), a few at most: each gives up after the fence period.
@@ -314,7 +342,7 @@ export class WorkerDaemon {
     if (!channel) return;
     const reports = new Map(this.pendingReports);
     this.pendingReports.clear();
-    const sentAt = monotonicNow();
+    const sentAt = monotonicMs();
     this.lease?.sent(sentAt);
     this.heartbeatsInFlight += 1;
     let known: boolean;
@@ -328,9 +356,10 @@ export class WorkerDaemon {
     } finally {
       this.heartbeatsInFlight -= 1;
     }
-    if (this.stateValue !== "running") return;
+    if (this.stateValue !== "running" && this.stateValue !== "registering") return;
     if (known) {
       if (this.lease?.acknowledged(sentAt)) this.options.log("fluster worker: the controller answers again");
+      this.renewHardFence();
       return;
     }
     // The controller lost this worker and retried its attempts: none of them may go on.
@@ -351,6 +380,9 @@ export class WorkerDaemon {
     for (const entry of this.attempts.values()) entry.starting?.abort(new FlusterError("the worker is shutting down", "cancelled"));
     await this.environments?.close();
     await this.runtime.shutdown();
+    // Its attempts are gone: the supervisor finds nothing left to kill.
+    await this.supervisor?.close();
+    this.leaseFile?.close();
     this.controller?.close();
     await this.server?.shutdown();
     this.stateValue = "stopped";
@@ -400,6 +432,11 @@ export class WorkerDaemon {
       };
       const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
+      // The lease ran out while it got ready (the daemon was stopped, say): the controller may have retried it already.
+      if (this.lease?.expired()) {
+        entry.fenced ??= `fenced: no contact with the controller for ${(this.lease.silentMs() / 1000).toFixed(1)}s before the attempt could start`;
+        throw new FlusterError(entry.fenced, "cancelled");
+      }
       entry.building = false;
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
@@ -467,6 +504,11 @@ export class WorkerDaemon {
     const entry = this.attempts.get(running.attemptId);
     if (!entry) return;
     if (running.state !== "running") entry.endedAt ??= Date.now();
+    // Killed by the lease supervisor (maybe while this daemon was stopped): fenced, not failed.
+    if (running.state !== "running" && running.state !== "succeeded" && !entry.fenced) {
+      const fenced = readFenceNote(entry.dir);
+      if (fenced) entry.fenced = fenced;
+    }
     this.queueReport(this.observe(entry));
   }
 
@@ -623,7 +665,11 @@ function registrationRefusal(url: string, err: unknown): string | undefined {
   return undefined;
 }
 
-/** A clock that never jumps (leases must not move with the wall clock). */
-function monotonicNow(): number {
-  return performance.now();
+/** The reason the lease supervisor left in an attempt's directory when it killed it, if it did. */
+function readFenceNote(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, FENCED_FILE_NAME), "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
