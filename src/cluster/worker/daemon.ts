@@ -43,6 +43,8 @@ export type WorkerDaemonState = "created" | "registering" | "running" | "stoppin
 const FINISHED_RETENTION_MS = 10 * 60_000;
 /** A daemon not reconciled for this long registers again (the controller restarted without its record, or lost it). */
 const REREGISTER_AFTER_MS = 15_000;
+/** How long a RunTask that finds the lease expired waits for a registration in flight to be answered. */
+const REGISTRATION_WAIT_MS = 5_000;
 /** While the controller does not answer, a line about it at the first failure and then this often. */
 const WAITING_REPORT_MS = 30_000;
 
@@ -403,6 +405,7 @@ export class WorkerDaemon {
     if (existing) return this.observe(existing);
     const spec = assignment.spec;
     if (!spec) throw new ValidationError("task.spec", "is required to start an attempt");
+    await this.checkLeaseForNewAttempt();
     this.checkRoom(spec);
     const dir = this.attemptDir(assignment.attemptId);
     mkdirSync(dir, { recursive: true });
@@ -470,6 +473,29 @@ export class WorkerDaemon {
   private killAttempt(entry: AttemptEntry, reason: string, force = false): void {
     if (entry.running) entry.running.kill(reason, { force });
     else entry.starting?.abort(new FlusterError(reason, "cancelled"));
+  }
+
+  /**
+   * Refuses a new attempt (failed_precondition: a refusal, which costs the
+   * task nothing) while this worker holds no lease. A controller that just
+   * took this worker back sends RunTask as it answers the registration, so
+   * an answer still on its way is waited for, briefly.
+   */
+  private async checkLeaseForNewAttempt(): Promise<void> {
+    const lease = this.lease;
+    if (!lease?.expired()) return;
+    const registering = this.registering;
+    if (registering) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([registering.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, REGISTRATION_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    if (lease.expired()) {
+      throw new FlusterError(
+        `worker ${this.workerId} holds no lease (no contact with the controller for ${(lease.silentMs() / 1000).toFixed(1)}s); it takes attempts again once the controller answers`,
+        "failed_precondition",
+      );
+    }
   }
 
   /**
