@@ -181,6 +181,8 @@ export interface RpcServerOptions {
   onUnauthenticated?: (refusal: TokenRefusal) => void;
   /** Extra plain HTTP handler for paths that are not RPCs (e.g. the dashboard). */
   fallback?: ConnectNodeAdapterOptions["fallback"];
+  /** More interceptors, run after authentication (e.g. fault injection in tests, rpc/faults.ts). @default none */
+  interceptors?: readonly Interceptor[];
 }
 
 /** A call refused for its bearer token. */
@@ -206,7 +208,7 @@ export interface RpcServer {
  * each connection tell which: HTTP/2 opens with its fixed preface.
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
-  const interceptors: Interceptor[] = [errorInterceptor];
+  const interceptors: Interceptor[] = [...(options.interceptors ?? []), errorInterceptor];
   if (options.token) interceptors.unshift(authInterceptor(options.token, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
   const handler = connectNodeAdapter({
     routes: options.routes,

@@ -44,6 +44,17 @@ export interface ControllerOptions {
   now?: () => number;
   /** One line per event an operator should see (a worker refused or unhealthy). @default none */
   log?: (line: string) => void;
+  /**
+   * Fault injection, tests only: at each tick, each worker is cut off with
+   * this probability for `loseWorkerMs` — every call to it and from it fails
+   * as on a partitioned network — so that it is lost after the grace and
+   * fences its attempts itself. @default 0
+   */
+  loseWorkerProbability?: number;
+  /** How long a worker cut off by fault injection stays cut off. @default 1.5 × workerLostGraceMs */
+  loseWorkerMs?: number;
+  /** Random draws of fault injection, for tests. @default Math.random */
+  random?: () => number;
 }
 
 /**
@@ -64,6 +75,11 @@ export class Controller {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly connectWorker: (address: string) => WorkerConnection;
+  private readonly loseWorkerProbability: number;
+  private readonly loseWorkerMs: number;
+  /** Workers cut off by fault injection, until when. */
+  private readonly cutOff = new Map<string, number>();
+  private readonly random: () => number;
   private readonly workers: WorkerTable;
   /** Jobs, tasks and attempts, changed only through the task state machine. */
   private readonly ledger: Ledger;
@@ -89,6 +105,9 @@ export class Controller {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => undefined);
     this.connectWorker = options.connectWorker;
+    this.loseWorkerProbability = options.loseWorkerProbability ?? 0;
+    this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
+    this.random = options.random ?? Math.random;
     this.endpoints = new EndpointRegistry(this.store, this.now);
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
     this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
@@ -201,6 +220,7 @@ export class Controller {
 
   registerWorker(input: RegisterWorkerInput): WorkerRecord {
     this.ensureRunning();
+    this.checkNotCutOff(input.workerId);
     const record = workerRecordOf(input, this.now());
     const existing = this.workers.get(record.workerId);
     // Same worker id, new address: the daemon restarted and its old attempts are gone.
@@ -255,11 +275,30 @@ export class Controller {
    */
   heartbeat(workerId: string, updates: readonly ObservedAttempt[]): boolean {
     this.ensureRunning();
+    this.checkNotCutOff(workerId);
     const worker = this.workers.get(workerId);
     if (!worker) return false;
     this.workers.contact(worker, this.now());
     this.applyDiff(worker, this.diff(worker, updates, []));
     return true;
+  }
+
+  /** Fault injection: a call from a worker that is cut off is lost on the way. */
+  private checkNotCutOff(workerId: string): void {
+    const until = this.cutOff.get(workerId);
+    if (until === undefined) return;
+    if (this.now() < until) throw new FlusterError(`fault injection: worker ${workerId} is cut off from the controller`, "unavailable");
+    this.cutOff.delete(workerId);
+  }
+
+  /** Fault injection: whether calls to the worker are lost now. */
+  private isCutOff(worker: WorkerRuntime): boolean {
+    try {
+      this.checkNotCutOff(worker.record.workerId);
+      return false;
+    } catch {
+      return true;
+    }
   }
 
   private usedBy(worker: WorkerRuntime): WorkerCapacityRecord {
@@ -322,7 +361,8 @@ export class Controller {
   }
 
   private dispatch(worker: WorkerRuntime, assignment: Assignment): void {
-    worker.connection.runTask(assignment).then(
+    const sent = this.isCutOff(worker) ? Promise.reject(new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable")) : worker.connection.runTask(assignment);
+    sent.then(
       (observed) => {
         this.ledger.undispatched.delete(assignment.attemptId);
         if (!this.workers.isCurrent(worker)) return;
@@ -413,6 +453,10 @@ export class Controller {
     for (const worker of [...this.workers.values()]) {
       const reason = this.workers.silence(worker, now);
       if (reason) this.loseWorker(worker, reason);
+      else if (this.loseWorkerProbability > 0 && !this.cutOff.has(worker.record.workerId) && this.random() < this.loseWorkerProbability) {
+        this.cutOff.set(worker.record.workerId, now + this.loseWorkerMs);
+        this.log(`fluster controller: fault injection: worker ${worker.record.workerId} cut off for ${Math.round(this.loseWorkerMs / 1000)}s`);
+      }
     }
     this.expireUnschedulable(now);
     this.endpoints.expire();
@@ -436,6 +480,7 @@ export class Controller {
     worker.reconciling = true;
     this.workers.asking(worker, this.now());
     try {
+      if (this.isCutOff(worker)) throw new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable");
       const answer = await worker.connection.reconcile(desiredSet(worker.attempts), {}, signal);
       // Lost while the call was in flight: a late answer changes nothing.
       if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;

@@ -15,6 +15,7 @@ import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_p
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { createFaultInjector } from "../../rpc/faults.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
@@ -79,6 +80,8 @@ export class WorkerDaemon {
   private resources: HostResources | undefined;
   private environments: EnvironmentCache | undefined;
   private registerTimer: NodeJS.Timeout | undefined;
+  /** Fault injection's attempt killer (tests only). */
+  private faultTimer: NodeJS.Timeout | undefined;
   /** The lease on this worker's attempts, from the first registration whose answer gave the controller's grace. */
   private lease: WorkerLease | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -137,6 +140,7 @@ export class WorkerDaemon {
       host,
       port,
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
+      ...(this.options.faults?.rpc ? { interceptors: [createFaultInjector(this.options.faults.rpc).interceptor] } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
     });
     const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
@@ -188,6 +192,20 @@ export class WorkerDaemon {
       if (this.stateValue === "running" && Date.now() - this.lastReconcileAt > REREGISTER_AFTER_MS) this.registerAgain();
     }, 5_000);
     this.registerTimer.unref();
+    const killProbability = this.options.faults?.killAttemptProbability ?? 0;
+    if (killProbability > 0) {
+      this.faultTimer = setInterval(() => this.killAttemptsAtRandom(killProbability), 1_000);
+      this.faultTimer.unref();
+    }
+  }
+
+  /** Fault injection (tests only): SIGKILLs each running attempt with probability `p`; it ends worker_failed, as on a machine that died. */
+  private killAttemptsAtRandom(p: number): void {
+    for (const entry of this.attempts.values()) {
+      if (entry.final || entry.fenced || entry.running?.state !== "running" || Math.random() >= p) continue;
+      entry.fenced = "fault injection: the attempt was killed";
+      entry.running.kill(entry.fenced, { force: true });
+    }
   }
 
   /** Registers in the background (the controller forgot this worker); a refusal is logged once. */
@@ -378,6 +396,7 @@ export class WorkerDaemon {
     this.stateValue = "stopping";
     this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
+    if (this.faultTimer) clearInterval(this.faultTimer);
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     for (const entry of this.attempts.values()) entry.starting?.abort(new FlusterError("the worker is shutting down", "cancelled"));
     await this.environments?.close();
