@@ -1,9 +1,12 @@
 // The worker's lease (Kubernetes node leases, Nomad heartbeat TTLs): the
 // worker holds its attempts only while it keeps in contact with the
-// controller. Cut off for longer than its fence period, it kills them all
+// controller. Cut off for longer than its fence period L, it kills them all
 // itself, before the controller declares it lost and runs them elsewhere, so
-// a task never runs twice at once. Pure bookkeeping with an injected clock;
-// the daemon owns the timer, the heartbeats and the kills.
+// a task never runs twice at once. Two enforce it: the daemon (SIGTERM at L,
+// when its event loop runs) and its lease supervisor, a process of its own
+// (SIGKILL at the hard fence, L + min(margin/2, 0.5 s), even while the daemon
+// is stopped or hung; lease-supervisor.ts). Pure bookkeeping with an injected
+// clock; the daemon owns the timer, the heartbeats and the kills.
 import { FlusterError } from "../../core/errors.js";
 
 /** How a worker keeps its lease, derived from the controller's settings. */
