@@ -3,6 +3,7 @@
 // reconcile diff) and applies their answers to the store and the wire.
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
+import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished } from "../../core/status.js";
 import { validateJobSpec } from "../../rpc/convert.js";
@@ -360,7 +361,15 @@ export class Controller {
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
   }
 
-  private dispatch(worker: WorkerRuntime, assignment: Assignment): void {
+  /**
+   * Sends an attempt's RunTask. One that got no answer may still have
+   * arrived (only the answer was lost), so the attempt may be running there:
+   * it is not placed elsewhere but sent again to the same worker (RunTask is
+   * idempotent per attempt id), with backoff, until the worker answers or is
+   * lost — and a lost worker's lease has fenced it by then — for one grace
+   * period at most (a worker that heartbeats but never takes RunTask).
+   */
+  private dispatch(worker: WorkerRuntime, assignment: Assignment, resends = 0, firstSentAt = this.now()): void {
     const sent = this.isCutOff(worker) ? Promise.reject(new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable")) : worker.connection.runTask(assignment);
     sent.then(
       (observed) => {
@@ -370,18 +379,28 @@ export class Controller {
         if (this.stateValue === "running") this.applyDiff(worker, this.diff(worker, [observed], []));
       },
       (err: unknown) => {
-        this.ledger.undispatched.delete(assignment.attemptId);
         const attempt = this.ledger.attempts.get(assignment.attemptId);
-        if (!attempt || !isActiveAttempt(attempt.state) || this.stateValue !== "running") return;
-        this.dispatchFailed(worker, attempt, classifyWorkerFailure(err));
+        if (!attempt || !isActiveAttempt(attempt.state) || this.stateValue !== "running") {
+          this.ledger.undispatched.delete(assignment.attemptId);
+          return;
+        }
+        const failure = classifyWorkerFailure(err);
+        if (failure.kind === "unreachable" && this.workers.isCurrent(worker) && this.now() - firstSentAt < this.workerLostGraceMs) {
+          // Still undispatched: a reconcile that finds it missing does not end it meanwhile.
+          const timer = setTimeout(() => this.dispatch(worker, assignment, resends + 1, firstSentAt), backoffDelay(resends, { initialMs: 250, maxMs: 2_000 }));
+          timer.unref();
+          return;
+        }
+        this.ledger.undispatched.delete(assignment.attemptId);
+        this.dispatchFailed(worker, attempt, failure);
         this.requestSchedule();
       },
     );
   }
 
   /**
-   * A RunTask that failed. Unreachable: the attempt is lost with the worker
-   * and retried (a preemption retry), as a reconcile would find. Refused
+   * A RunTask that failed. Unreachable (a worker no longer current): the
+   * attempt is lost with the worker and retried (a preemption retry). Refused
    * (no room) or misconfigured (wrong token, not a worker): nothing ran, so
    * the task goes back to pending at no cost, and the worker gets no new
    * attempts, for a backoff after a refusal, or until it answers properly.

@@ -5,6 +5,8 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Assignment, ObservedAttempt } from "../../../src/cluster/controller/worker-connection.js";
+import { FlusterError } from "../../../src/core/errors.js";
+import { eventually } from "../../helpers/index.js";
 import { GRACE_MS, Harness } from "./harness.js";
 
 let harness: Harness;
@@ -108,5 +110,33 @@ describe("attempt ids are fencing tokens", () => {
     await h.settle();
     assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts[0]?.state, "worker_failed");
     assert.equal(h.controller.getJob(jobId).state, "running");
+  });
+});
+
+describe("a RunTask whose answer was lost", () => {
+  test("is sent again to the same worker, never placed elsewhere meanwhile: the task runs once, at no cost", async () => {
+    const h = setup();
+    const w1 = h.addWorker("w1");
+    const real = w1.runTask.bind(w1);
+    let calls = 0;
+    // The first RunTask arrives and starts the attempt, but its answer is lost.
+    w1.runTask = async (assignment: Assignment) => {
+      calls += 1;
+      const observed = await real(assignment);
+      if (calls === 1) throw new FlusterError("connection reset (answer lost)", "unavailable");
+      return observed;
+    };
+    const jobId = await h.launch();
+    const w2 = h.addWorker("w2");
+    await h.reconcile();
+    await eventually(() => calls >= 2, { what: "RunTask to be sent again", timeoutMs: 5_000 });
+    await h.settle();
+    await h.reconcile();
+    const task = h.controller.getJob(jobId).tasks[0];
+    assert.equal(task?.attempts.length, 1, "one attempt");
+    assert.equal(task?.attempts[0]?.state, "running");
+    assert.equal(task?.preemptionCount, 0);
+    assert.equal(w2.started.length, 0, "never placed on another worker");
+    assert.deepEqual(w1.started.map((a) => a.attemptId), [task?.attempts[0]?.attemptId, task?.attempts[0]?.attemptId], "the same attempt id both times");
   });
 });
