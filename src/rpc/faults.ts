@@ -40,10 +40,7 @@ export function compileRpcFaults(raw: unknown, field: string): RpcFaults {
     for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(`${at}.${key}`, `is not a fault (known: ${known.join(", ")})`);
     const fault: RpcFault = {};
     for (const key of ["dropProbability", "dropResponseProbability", "delayProbability"] as const) {
-      if (o[key] === undefined) continue;
-      const p = checkNonNegative(o[key], `${at}.${key}`);
-      if (p > 1) throw new ValidationError(`${at}.${key}`, `must be a probability between 0 and 1, got ${p}`);
-      fault[key] = p;
+      if (o[key] !== undefined) fault[key] = checkProbability(o[key], `${at}.${key}`);
     }
     if (o.delayMs !== undefined) {
       const ms = checkNonNegative(o.delayMs, `${at}.delayMs`);

@@ -25,7 +25,7 @@ export interface ChaosOptions {
   jobs: number;
   /** A worker daemon is SIGKILLed (and replaced) this often. */
   killEveryMs: number;
-  /** Share of Heartbeat (controller side) and Reconcile (worker side) calls dropped. */
+  /** Share of Heartbeat (controller side) and Reconcile (worker side) calls dropped, and of RunTask answers. */
   dropProbability: number;
   /** Worker daemons kept running. @default 3 */
   workers?: number;
@@ -67,7 +67,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     workerLostGraceSeconds: options.workerLostGraceSeconds ?? 4,
     killGraceSeconds: 1,
     controllerFaults: { rpc: { Heartbeat: { dropProbability: options.dropProbability } } },
-    workerFaults: { rpc: { Reconcile: { dropProbability: options.dropProbability } } },
+    // Lost RunTask answers too: the attempt may run although the controller heard nothing.
+    workerFaults: { rpc: { Reconcile: { dropProbability: options.dropProbability }, RunTask: { dropResponseProbability: options.dropProbability } } },
   });
   let pool: WorkerPool | undefined;
   let kills = 0;
