@@ -1,8 +1,9 @@
 // The chaos soak, long (test/cluster/chaos.test.ts runs it for about a
 // minute): a WorkerPool working through tasks and command jobs launched all
-// along, on a LocalCluster that drops a share of Heartbeats and Reconciles,
-// while a worker daemon is SIGKILLed (and replaced) at a fixed period. Prints
-// a summary and every property that did not hold; exits 1 if any did not.
+// along, on a LocalCluster that drops a share of Heartbeats, Reconciles and
+// RunTask answers, while a worker daemon is SIGKILLed (and replaced) at a
+// fixed period. Prints a summary and every property that did not hold; exits
+// 1 if any did not.
 //   node --import tsx bench/soak.ts [--minutes 10] [--kill-every 10] [--drop 0.05]
 // (npm run bench:soak -- --minutes 2)
 import { loadavg } from "node:os";
@@ -28,7 +29,7 @@ const durationMs = minutes * 60_000;
 // The test's rate (2,000 tasks and 50 jobs in 45 s), kept for the longer run.
 const poolTasks = Math.round((2_000 * durationMs) / 45_000);
 const jobs = Math.round((50 * durationMs) / 45_000);
-console.log(`soak: ${minutes} min, ${poolTasks} pool tasks, ${jobs} jobs, a worker SIGKILLed every ${killEverySeconds}s, ${drop * 100}% of Heartbeats and Reconciles dropped`);
+console.log(`soak: ${minutes} min, ${poolTasks} pool tasks, ${jobs} jobs, a worker SIGKILLed every ${killEverySeconds}s, ${drop * 100}% of Heartbeats, Reconciles and RunTask answers dropped`);
 console.log(`machine: ${machine()}; load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 const report = await runChaos({ durationMs, poolTasks, jobs, killEveryMs: killEverySeconds * 1000, dropProbability: drop, log: (line) => console.log(line) });
 console.log(chaosSummary(report));
