@@ -168,6 +168,8 @@ export class WorkerDaemon {
       // Shut down meanwhile: nothing will close it otherwise.
       if (this.stateValue === "stopping" || this.stateValue === "stopped") void supervisor.close();
     });
+    // Awaited below with the registration; until then a failure must not count as unhandled.
+    supervising.catch(() => undefined);
     this.resources = await detectHostResources({
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
