@@ -205,6 +205,8 @@ export interface RpcServerOptions<P = unknown> {
   onUnauthenticated?: (refusal: TokenRefusal) => void;
   /** Extra plain HTTP handler for paths that are not RPCs (e.g. the dashboard). */
   fallback?: ConnectNodeAdapterOptions["fallback"];
+  /** More interceptors, run after authentication (e.g. fault injection in tests, rpc/faults.ts). @default none */
+  interceptors?: readonly Interceptor[];
 }
 
 /** A call refused for its bearer token. */
@@ -230,7 +232,7 @@ export interface RpcServer {
  * each connection tell which: HTTP/2 opens with its fixed preface.
  */
 export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>): Promise<RpcServer> {
-  const interceptors: Interceptor[] = [errorInterceptor];
+  const interceptors: Interceptor[] = [...(options.interceptors ?? []), errorInterceptor];
   const authenticator: Authenticator<unknown> | undefined = options.authenticator ?? (options.token ? staticTokenAuthenticator(options.token) : undefined);
   if (authenticator) interceptors.unshift(authInterceptor(authenticator, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
   const handler = connectNodeAdapter({

@@ -21,12 +21,17 @@ import { eventually } from "../helpers/index.js";
 
 describe("leaseTerms", () => {
   test("the fence comes strictly before the controller's grace, with a margin of max(grace/4, min(1 s, grace/2))", () => {
-    assert.deepEqual(leaseTerms(2_000), { graceMs: 2_000, fenceAfterMs: 1_000, renewEveryMs: 250, checkEveryMs: 250 });
-    assert.deepEqual(leaseTerms(10_000), { graceMs: 10_000, fenceAfterMs: 7_500, renewEveryMs: 1_875, checkEveryMs: 250 });
+    assert.deepEqual(leaseTerms(2_000), { graceMs: 2_000, fenceAfterMs: 1_000, renewEveryMs: 250, checkEveryMs: 250, hardFenceAfterMs: 1_500 });
+    assert.deepEqual(leaseTerms(10_000), { graceMs: 10_000, fenceAfterMs: 7_500, renewEveryMs: 1_875, checkEveryMs: 250, hardFenceAfterMs: 8_000 });
     assert.equal(leaseTerms(1_000).fenceAfterMs, 500);
     for (const grace of [100, 1_500, 2_000, 10_000, 60_000]) {
       const terms = leaseTerms(grace);
       assert.ok(terms.fenceAfterMs > 0 && terms.fenceAfterMs + terms.checkEveryMs < grace, `grace ${grace}: fenced in time`);
+    }
+    // The lease supervisor checks every 100 ms: its SIGKILL lands before the grace for any grace of a second or more.
+    for (const grace of [1_000, 1_500, 2_000, 10_000, 60_000]) {
+      const terms = leaseTerms(grace);
+      assert.ok(terms.hardFenceAfterMs > terms.fenceAfterMs && terms.hardFenceAfterMs + 100 < grace, `grace ${grace}: the supervisor kills in time`);
     }
   });
 });
@@ -159,7 +164,7 @@ describe("worker daemon: fencing", () => {
     standIn.silent = true;
     await eventually(async () => (await stateOf(daemon, attemptId)) !== "running", { what: "the attempt to be fenced", timeoutMs: 5_000 });
     const fencedAfter = Date.now() - silentAt;
-    assert.ok(fencedAfter >= 700 && fencedAfter < 2_000, `fenced ${fencedAfter} ms after the controller went silent (fence period 1 s, grace 2 s)`);
+    assert.ok(fencedAfter >= 700 && fencedAfter < 2_000, `fenced ${fencedAfter} ms after the controller went silent (fence period 1 s, grace 2 s)\n${logged.join("\n")}`);
     assert.equal(await stateOf(daemon, attemptId), "worker_failed");
     assert.ok(logged.some((l) => /fenced: no contact with the controller for 1\.\ds; killed 1 attempt/.test(l)), logged.join("\n"));
     standIn.silent = false;

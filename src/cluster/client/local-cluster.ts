@@ -13,6 +13,8 @@ import { checkInteger, checkNonNegative, checkPositive } from "../../core/valida
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
 import { startController, type ControllerServer } from "../controller/server.js";
 import type { WorkerDaemonOptions } from "../worker/daemon.js";
+import type { ControllerFaults } from "../controller/faults.js";
+import type { WorkerFaults } from "../worker/faults.js";
 import { Cluster, type ClusterOptions } from "./cluster.js";
 
 const WORKER_ARGS = nodeEntryArgs(import.meta.url, "../worker/main");
@@ -41,6 +43,10 @@ export interface LocalClusterOptions extends ClusterOptions {
   workerLostGraceSeconds?: number;
   /** Seconds between SIGTERM and SIGKILL when workers kill attempts. @default 2 */
   killGraceSeconds?: number;
+  /** Fault injection in the controller, for tests only (controller/faults.ts). @default none */
+  controllerFaults?: ControllerFaults;
+  /** Fault injection in every worker daemon, for tests only (worker/faults.ts). @default none */
+  workerFaults?: WorkerFaults;
 }
 
 /** Checks LocalCluster options up front; throws a ValidationError naming the field. */
@@ -93,6 +99,7 @@ export class LocalCluster extends Cluster {
         workerLostGraceSeconds: options.workerLostGraceSeconds ?? 10,
         // A token turns auth on (else FLUSTER_TOKEN does): it is the operator's; workers and jobs get credentials of their own.
         ...(options.token !== undefined ? { token: options.token } : {}),
+        ...(options.controllerFaults ? { faults: options.controllerFaults } : {}),
       });
     } catch (err) {
       if (ownsRoot) rmSync(rootDir, { recursive: true, force: true });
@@ -128,6 +135,7 @@ export class LocalCluster extends Cluster {
       memory: this.options.workerMemory !== undefined ? parseByteSize(this.options.workerMemory, "workerMemory") : Math.floor(totalmem() / count),
       labels: this.options.workerLabels?.(index) ?? {},
       killGraceSeconds: this.options.killGraceSeconds ?? 2,
+      ...(this.options.workerFaults ? { faults: this.options.workerFaults } : {}),
       ...(this.server.token ? { token: this.server.token } : {}),
       ...overrides,
     };

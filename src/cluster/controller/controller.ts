@@ -3,6 +3,7 @@
 // reconcile diff) and applies their answers to the store and the wire.
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
+import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished } from "../../core/status.js";
 import { validateJobSpec } from "../../rpc/convert.js";
@@ -44,6 +45,17 @@ export interface ControllerOptions {
   now?: () => number;
   /** One line per event an operator should see (a worker refused or unhealthy). @default none */
   log?: (line: string) => void;
+  /**
+   * Fault injection, tests only: at each tick, each worker is cut off with
+   * this probability for `loseWorkerMs` — every call to it and from it fails
+   * as on a partitioned network — so that it is lost after the grace and
+   * fences its attempts itself. @default 0
+   */
+  loseWorkerProbability?: number;
+  /** How long a worker cut off by fault injection stays cut off. @default 1.5 × workerLostGraceMs */
+  loseWorkerMs?: number;
+  /** Random draws of fault injection, for tests. @default Math.random */
+  random?: () => number;
 }
 
 /**
@@ -64,6 +76,11 @@ export class Controller {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly connectWorker: (address: string) => WorkerConnection;
+  private readonly loseWorkerProbability: number;
+  private readonly loseWorkerMs: number;
+  /** Workers cut off by fault injection, until when. */
+  private readonly cutOff = new Map<string, number>();
+  private readonly random: () => number;
   private readonly workers: WorkerTable;
   /** Jobs, tasks and attempts, changed only through the task state machine. */
   private readonly ledger: Ledger;
@@ -89,6 +106,9 @@ export class Controller {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => undefined);
     this.connectWorker = options.connectWorker;
+    this.loseWorkerProbability = options.loseWorkerProbability ?? 0;
+    this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
+    this.random = options.random ?? Math.random;
     this.endpoints = new EndpointRegistry(this.store, this.now);
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
     this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
@@ -216,6 +236,7 @@ export class Controller {
 
   registerWorker(input: RegisterWorkerInput): WorkerRecord {
     this.ensureRunning();
+    this.checkNotCutOff(input.workerId);
     const record = workerRecordOf(input, this.now());
     const existing = this.workers.get(record.workerId);
     // Same worker id, new address: the daemon restarted and its old attempts are gone.
@@ -270,11 +291,30 @@ export class Controller {
    */
   heartbeat(workerId: string, updates: readonly ObservedAttempt[]): boolean {
     this.ensureRunning();
+    this.checkNotCutOff(workerId);
     const worker = this.workers.get(workerId);
     if (!worker) return false;
     this.workers.contact(worker, this.now());
     this.applyDiff(worker, this.diff(worker, updates, []));
     return true;
+  }
+
+  /** Fault injection: a call from a worker that is cut off is lost on the way. */
+  private checkNotCutOff(workerId: string): void {
+    const until = this.cutOff.get(workerId);
+    if (until === undefined) return;
+    if (this.now() < until) throw new FlusterError(`fault injection: worker ${workerId} is cut off from the controller`, "unavailable");
+    this.cutOff.delete(workerId);
+  }
+
+  /** Fault injection: whether calls to the worker are lost now. */
+  private isCutOff(worker: WorkerRuntime): boolean {
+    try {
+      this.checkNotCutOff(worker.record.workerId);
+      return false;
+    } catch {
+      return true;
+    }
   }
 
   private usedBy(worker: WorkerRuntime): WorkerCapacityRecord {
@@ -336,8 +376,17 @@ export class Controller {
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
   }
 
-  private dispatch(worker: WorkerRuntime, assignment: Assignment): void {
-    worker.connection.runTask(assignment).then(
+  /**
+   * Sends an attempt's RunTask. One that got no answer may still have
+   * arrived (only the answer was lost), so the attempt may be running there:
+   * it is not placed elsewhere but sent again to the same worker (RunTask is
+   * idempotent per attempt id), with backoff, until the worker answers or is
+   * lost — and a lost worker's lease has fenced it by then — for one grace
+   * period at most (a worker that heartbeats but never takes RunTask).
+   */
+  private dispatch(worker: WorkerRuntime, assignment: Assignment, resends = 0, firstSentAt = this.now()): void {
+    const sent = this.isCutOff(worker) ? Promise.reject(new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable")) : worker.connection.runTask(assignment);
+    sent.then(
       (observed) => {
         this.ledger.undispatched.delete(assignment.attemptId);
         if (!this.workers.isCurrent(worker)) return;
@@ -345,18 +394,28 @@ export class Controller {
         if (this.stateValue === "running") this.applyDiff(worker, this.diff(worker, [observed], []));
       },
       (err: unknown) => {
-        this.ledger.undispatched.delete(assignment.attemptId);
         const attempt = this.ledger.attempts.get(assignment.attemptId);
-        if (!attempt || !isActiveAttempt(attempt.state) || this.stateValue !== "running") return;
-        this.dispatchFailed(worker, attempt, classifyWorkerFailure(err));
+        if (!attempt || !isActiveAttempt(attempt.state) || this.stateValue !== "running") {
+          this.ledger.undispatched.delete(assignment.attemptId);
+          return;
+        }
+        const failure = classifyWorkerFailure(err);
+        if (failure.kind === "unreachable" && this.workers.isCurrent(worker) && this.now() - firstSentAt < this.workerLostGraceMs) {
+          // Still undispatched: a reconcile that finds it missing does not end it meanwhile.
+          const timer = setTimeout(() => this.dispatch(worker, assignment, resends + 1, firstSentAt), backoffDelay(resends, { initialMs: 250, maxMs: 2_000 }));
+          timer.unref();
+          return;
+        }
+        this.ledger.undispatched.delete(assignment.attemptId);
+        this.dispatchFailed(worker, attempt, failure);
         this.requestSchedule();
       },
     );
   }
 
   /**
-   * A RunTask that failed. Unreachable: the attempt is lost with the worker
-   * and retried (a preemption retry), as a reconcile would find. Refused
+   * A RunTask that failed. Unreachable (a worker no longer current): the
+   * attempt is lost with the worker and retried (a preemption retry). Refused
    * (no room) or misconfigured (wrong token, not a worker): nothing ran, so
    * the task goes back to pending at no cost, and the worker gets no new
    * attempts, for a backoff after a refusal, or until it answers properly.
@@ -428,6 +487,10 @@ export class Controller {
     for (const worker of [...this.workers.values()]) {
       const reason = this.workers.silence(worker, now);
       if (reason) this.loseWorker(worker, reason);
+      else if (this.loseWorkerProbability > 0 && !this.cutOff.has(worker.record.workerId) && this.random() < this.loseWorkerProbability) {
+        this.cutOff.set(worker.record.workerId, now + this.loseWorkerMs);
+        this.log(`fluster controller: fault injection: worker ${worker.record.workerId} cut off for ${Math.round(this.loseWorkerMs / 1000)}s`);
+      }
     }
     this.expireUnschedulable(now);
     this.endpoints.expire();
@@ -451,6 +514,7 @@ export class Controller {
     worker.reconciling = true;
     this.workers.asking(worker, this.now());
     try {
+      if (this.isCutOff(worker)) throw new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable");
       const answer = await worker.connection.reconcile(desiredSet(worker.attempts), {}, signal);
       // Lost while the call was in flight: a late answer changes nothing.
       if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;

@@ -20,6 +20,8 @@ import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError, ValidationError, type FlusterErrorCode } from "../../core/errors.js";
 import { checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
+import { createFaultInjector } from "../../rpc/faults.js";
+import { compileControllerFaults, type ControllerFaults } from "./faults.js";
 import type { ConnectRouter } from "@connectrpc/connect";
 
 /** Options of {@link startController}. */
@@ -60,6 +62,8 @@ export interface ControllerServerOptions {
   extraRoutes?: (router: ConnectRouter) => void;
   /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
   log?: (line: string) => void;
+  /** Fault injection, for tests only (controller/faults.ts): drop or delay the RPCs it serves, lose workers at random. @default none */
+  faults?: ControllerFaults;
 }
 
 /** A running controller. */
@@ -82,7 +86,7 @@ export interface ControllerServer {
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log", "faults"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if (o.port !== undefined) checkPort(o.port);
@@ -91,7 +95,8 @@ export function compileControllerServerOptions(raw: unknown): ControllerServerOp
   }
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
   if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", "must be a function");
-  return o as ControllerServerOptions;
+  const faults = o.faults === undefined ? undefined : compileControllerFaults(o.faults);
+  return { ...(o as ControllerServerOptions), ...(faults ? { faults } : {}) };
 }
 
 export async function startController(given: ControllerServerOptions = {}): Promise<ControllerServer> {
@@ -135,6 +140,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     connectWorker: (address) => workerConnection(channelTo(address), identity),
     ...(options.reconcileIntervalSeconds !== undefined ? { reconcileIntervalMs: options.reconcileIntervalSeconds * 1000 } : {}),
     ...(options.workerLostGraceSeconds !== undefined ? { workerLostGraceMs: options.workerLostGraceSeconds * 1000 } : {}),
+    ...(options.faults?.loseWorkerProbability ? { loseWorkerProbability: options.faults.loseWorkerProbability } : {}),
     log,
   });
   const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
@@ -160,6 +166,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
             onUnauthenticated: refusalLogger(log),
           }
         : {}),
+      ...(options.faults?.rpc ? { interceptors: [createFaultInjector(options.faults.rpc).interceptor] } : {}),
       routes: (router) => {
         controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(log))(router);
         options.extraRoutes?.(router);

@@ -37,9 +37,14 @@ export interface WorkerRuntime {
   placeAfter?: number;
 }
 
-/** How long a worker that refused RunTask gets no new attempts: 1 s, doubling per refusal in a row, at most 30 s. */
-export function refusalBackoffMs(refusals: number): number {
-  return backoffDelay(refusals - 1, { initialMs: 1_000, maxMs: 30_000, jitter: 0 });
+/**
+ * How long a worker that refused RunTask gets no new attempts: 1 s, doubling
+ * per refusal in a row, at most 30 s, less up to a fifth at random (jitter),
+ * so that tasks refused together are not all offered again in one instant.
+ * A refusal is not a failure: the task's budgets are not touched.
+ */
+export function refusalBackoffMs(refusals: number, random: () => number = Math.random): number {
+  return backoffDelay(refusals - 1, { initialMs: 1_000, maxMs: 30_000, jitter: 0.2 }, random);
 }
 
 /** Validates a registration and builds its record; `device-type`/`device-variant` attributes come from the capacity. */

@@ -2,7 +2,7 @@
 // WorkerService, runs each attempt through the process runtime, pushes state
 // changes at once and answers the controller's reconcile with what it sees.
 import { create } from "@bufbuild/protobuf";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { retry } from "../../core/backoff.js";
@@ -15,15 +15,18 @@ import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_p
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { bearerHeader, createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { createFaultInjector } from "../../rpc/faults.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { EnvironmentCache } from "./environments.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { leaseTerms, WorkerLease } from "./lease.js";
+import { LeaseFileWriter, monotonicMs } from "./lease-file.js";
+import { LeaseSupervisor } from "./lease-supervisor.js";
 import { AttemptLog } from "./log-store.js";
 import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
-import { reapOrphans } from "./process-group.js";
+import { FENCED_FILE_NAME, reapOrphans } from "./process-group.js";
 import { ProcessRuntime, type RunningAttempt } from "./runtime.js";
 
 export type { WorkerDaemonOptions } from "./options.js";
@@ -41,6 +44,8 @@ export type WorkerDaemonState = "created" | "registering" | "running" | "stoppin
 const FINISHED_RETENTION_MS = 10 * 60_000;
 /** A daemon not reconciled for this long registers again (the controller restarted without its record, or lost it). */
 const REREGISTER_AFTER_MS = 15_000;
+/** How long a RunTask that finds the lease expired waits for a registration in flight to be answered. */
+const REGISTRATION_WAIT_MS = 5_000;
 /** While the controller does not answer, a line about it at the first failure and then this often. */
 const WAITING_REPORT_MS = 30_000;
 
@@ -75,9 +80,15 @@ export class WorkerDaemon {
   private resources: HostResources | undefined;
   private environments: EnvironmentCache | undefined;
   private registerTimer: NodeJS.Timeout | undefined;
+  /** Fault injection's attempt killer (tests only). */
+  private faultTimer: NodeJS.Timeout | undefined;
   /** The lease on this worker's attempts, from the first registration whose answer gave the controller's grace. */
   private lease: WorkerLease | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** The deadline the lease supervisor enforces, renewed with the lease. */
+  private leaseFile: LeaseFileWriter | undefined;
+  /** The process that kills this daemon's attempts when the lease runs out, even while the daemon cannot act (stopped, hung). */
+  private supervisor: LeaseSupervisor | undefined;
   /** Heartbeats in flight (renewals may overlap while the controller is slow). */
   private heartbeatsInFlight = 0;
   private lastReconcileAt = 0;
@@ -135,6 +146,7 @@ export class WorkerDaemon {
       host,
       port,
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
+      ...(this.options.faults?.rpc ? { interceptors: [createFaultInjector(this.options.faults.rpc).interceptor] } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
     });
     const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
@@ -152,8 +164,18 @@ export class WorkerDaemon {
     });
     // Attempts left running by a previous incarnation of this daemon (killed
     // without cleanup) are not ours to adopt: the controller has retried them.
-    const reaped = await reapOrphans(join(this.workDir, "attempts"));
+    const attemptsDir = join(this.workDir, "attempts");
+    const reaped = await reapOrphans(attemptsDir);
     if (reaped.length > 0) this.options.log(`fluster worker: killed ${reaped.length} attempt(s) left by a previous run`);
+    // Started alongside the registration; no attempt runs before both are done.
+    this.leaseFile = new LeaseFileWriter(join(this.workDir, "lease"));
+    const supervising = LeaseSupervisor.start({ attemptsDir, leaseFile: this.leaseFile.path, log: this.options.log }).then((supervisor) => {
+      this.supervisor = supervisor;
+      // Shut down meanwhile: nothing will close it otherwise.
+      if (this.stateValue === "stopping" || this.stateValue === "stopped") void supervisor.close();
+    });
+    // Awaited below with the registration; until then a failure must not count as unhandled.
+    supervising.catch(() => undefined);
     this.resources = await detectHostResources({
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
@@ -168,7 +190,7 @@ export class WorkerDaemon {
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
     this.controller = createRpcChannel(this.options.controllerUrl, { token: () => this.credential ?? token });
-    await this.register();
+    await Promise.all([this.register(), supervising]);
     // Shut down while it was still registering: nothing more to start.
     if (this.stopping.signal.aborted) return;
     this.stateValue = "running";
@@ -178,6 +200,20 @@ export class WorkerDaemon {
       if (this.stateValue === "running" && Date.now() - this.lastReconcileAt > REREGISTER_AFTER_MS) this.registerAgain();
     }, 5_000);
     this.registerTimer.unref();
+    const killProbability = this.options.faults?.killAttemptProbability ?? 0;
+    if (killProbability > 0) {
+      this.faultTimer = setInterval(() => this.killAttemptsAtRandom(killProbability), 1_000);
+      this.faultTimer.unref();
+    }
+  }
+
+  /** Fault injection (tests only): SIGKILLs each running attempt with probability `p`; it ends worker_failed, as on a machine that died. */
+  private killAttemptsAtRandom(p: number): void {
+    for (const entry of this.attempts.values()) {
+      if (entry.final || entry.fenced || entry.running?.state !== "running" || Math.random() >= p) continue;
+      entry.fenced = "fault injection: the attempt was killed";
+      entry.running.kill(entry.fenced, { force: true });
+    }
   }
 
   /** Registers in the background (the controller forgot this worker); a refusal is logged once. */
@@ -227,7 +263,7 @@ export class WorkerDaemon {
     try {
       const { sentAt, graceMs } = await retry(
         async () => {
-          const sentAt = monotonicNow();
+          const sentAt = monotonicMs();
           try {
             // Registration is the cluster token's (the operator's) to grant; everything after goes with the credential it answers.
             const headers = this.options.token ? { authorization: bearerHeader(this.options.token) } : undefined;
@@ -273,17 +309,31 @@ export class WorkerDaemon {
     const terms = leaseTerms(graceMs);
     if (this.lease) {
       if (this.lease.acknowledged(sentAt, terms)) this.options.log("fluster worker: registered again; taking attempts");
+      this.renewHardFence();
       return;
     }
-    this.lease = new WorkerLease(terms, monotonicNow, sentAt);
+    this.lease = new WorkerLease(terms, monotonicMs, sentAt);
+    this.renewHardFence();
     this.leaseTimer = setInterval(() => this.checkLease(), terms.checkEveryMs);
     this.leaseTimer.unref();
+  }
+
+  /**
+   * Moves the lease supervisor's deadline to the lease's hard fence (the
+   * last acknowledged renewal + `hardFenceAfterMs`), while the lease is held.
+   * Written before anything else happens on the renewal, so an attempt that
+   * starts under this lease is covered by a deadline the supervisor can read.
+   */
+  private renewHardFence(): void {
+    const lease = this.lease;
+    if (lease && !lease.fenced) this.leaseFile?.renew(lease.renewedAt + lease.terms.hardFenceAfterMs);
   }
 
   /** The lease timer: fence when the lease expired; renew when due. */
   private checkLease(): void {
     const lease = this.lease;
-    if (!lease || this.stateValue !== "running") return;
+    // Also while the first registration waits for the lease supervisor to start: the lease runs from the registration.
+    if (!lease || (this.stateValue !== "running" && this.stateValue !== "registering")) return;
     const step = lease.step();
     if (step.fence) this.fence(`fenced: no contact with the controller for ${(step.fence.silentMs / 1000).toFixed(1)}s`);
     // Renewals may overlap (a slow controller), a few at most: each gives up after the fence period.
@@ -323,7 +373,7 @@ export class WorkerDaemon {
     if (!channel) return;
     const reports = new Map(this.pendingReports);
     this.pendingReports.clear();
-    const sentAt = monotonicNow();
+    const sentAt = monotonicMs();
     this.lease?.sent(sentAt);
     this.heartbeatsInFlight += 1;
     let known: boolean;
@@ -342,9 +392,10 @@ export class WorkerDaemon {
     } finally {
       this.heartbeatsInFlight -= 1;
     }
-    if (this.stateValue !== "running") return;
+    if (this.stateValue !== "running" && this.stateValue !== "registering") return;
     if (known) {
       if (this.lease?.acknowledged(sentAt)) this.options.log("fluster worker: the controller answers again");
+      this.renewHardFence();
       return;
     }
     // The controller lost this worker and retried its attempts: none of them may go on.
@@ -361,10 +412,14 @@ export class WorkerDaemon {
     this.stateValue = "stopping";
     this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
+    if (this.faultTimer) clearInterval(this.faultTimer);
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     for (const entry of this.attempts.values()) entry.starting?.abort(new FlusterError("the worker is shutting down", "cancelled"));
     await this.environments?.close();
     await this.runtime.shutdown();
+    // Its attempts are gone: the supervisor finds nothing left to kill.
+    await this.supervisor?.close();
+    this.leaseFile?.close();
     this.controller?.close();
     await this.server?.shutdown();
     this.stateValue = "stopped";
@@ -385,6 +440,7 @@ export class WorkerDaemon {
     if (existing) return this.observe(existing);
     const spec = assignment.spec;
     if (!spec) throw new ValidationError("task.spec", "is required to start an attempt");
+    await this.checkLeaseForNewAttempt();
     this.checkRoom(spec);
     const dir = this.attemptDir(assignment.attemptId);
     mkdirSync(dir, { recursive: true });
@@ -414,6 +470,11 @@ export class WorkerDaemon {
       };
       const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
+      // The lease ran out while it got ready (the daemon was stopped, say): the controller may have retried it already.
+      if (this.lease?.expired()) {
+        entry.fenced ??= `fenced: no contact with the controller for ${(this.lease.silentMs() / 1000).toFixed(1)}s before the attempt could start`;
+        throw new FlusterError(entry.fenced, "cancelled");
+      }
       entry.building = false;
       entry.running = this.runtime.start({
         attemptId: assignment.attemptId,
@@ -450,6 +511,29 @@ export class WorkerDaemon {
   }
 
   /**
+   * Refuses a new attempt (failed_precondition: a refusal, which costs the
+   * task nothing) while this worker holds no lease. A controller that just
+   * took this worker back sends RunTask as it answers the registration, so
+   * an answer still on its way is waited for, briefly.
+   */
+  private async checkLeaseForNewAttempt(): Promise<void> {
+    const lease = this.lease;
+    if (!lease?.expired()) return;
+    const registering = this.registering;
+    if (registering) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([registering.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, REGISTRATION_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    if (lease.expired()) {
+      throw new FlusterError(
+        `worker ${this.workerId} holds no lease (no contact with the controller for ${(lease.silentMs() / 1000).toFixed(1)}s); it takes attempts again once the controller answers`,
+        "failed_precondition",
+      );
+    }
+  }
+
+  /**
    * The controller does the accounting; this is the worker's own guard that
    * it never runs more than it offered (e.g. if two controllers disagreed).
    */
@@ -481,6 +565,11 @@ export class WorkerDaemon {
     const entry = this.attempts.get(running.attemptId);
     if (!entry) return;
     if (running.state !== "running") entry.endedAt ??= Date.now();
+    // Killed by the lease supervisor (maybe while this daemon was stopped): fenced, not failed.
+    if (running.state !== "running" && running.state !== "succeeded" && !entry.fenced) {
+      const fenced = readFenceNote(entry.dir);
+      if (fenced) entry.fenced = fenced;
+    }
     this.queueReport(this.observe(entry));
   }
 
@@ -637,7 +726,11 @@ function registrationRefusal(url: string, err: unknown): string | undefined {
   return undefined;
 }
 
-/** A clock that never jumps (leases must not move with the wall clock). */
-function monotonicNow(): number {
-  return performance.now();
+/** The reason the lease supervisor left in an attempt's directory when it killed it, if it did. */
+function readFenceNote(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, FENCED_FILE_NAME), "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,9 +1,12 @@
 // The worker's lease (Kubernetes node leases, Nomad heartbeat TTLs): the
 // worker holds its attempts only while it keeps in contact with the
-// controller. Cut off for longer than its fence period, it kills them all
+// controller. Cut off for longer than its fence period L, it kills them all
 // itself, before the controller declares it lost and runs them elsewhere, so
-// a task never runs twice at once. Pure bookkeeping with an injected clock;
-// the daemon owns the timer, the heartbeats and the kills.
+// a task never runs twice at once. Two enforce it: the daemon (SIGTERM at L,
+// when its event loop runs) and its lease supervisor, a process of its own
+// (SIGKILL at the hard fence, L + min(margin/2, 0.5 s), even while the daemon
+// is stopped or hung; lease-supervisor.ts). Pure bookkeeping with an injected
+// clock; the daemon owns the timer, the heartbeats and the kills.
 import { FlusterError } from "../../core/errors.js";
 
 /** How a worker keeps its lease, derived from the controller's settings. */
@@ -16,6 +19,13 @@ export interface LeaseTerms {
   readonly renewEveryMs: number;
   /** How often the lease is checked (fencing is at most this late). */
   readonly checkEveryMs: number;
+  /**
+   * No acknowledged exchange for this long and the lease supervisor, a
+   * process outside the daemon, SIGKILLs every attempt, whatever state the
+   * daemon is in (stopped, hung): `fenceAfterMs + min(margin/2, 500 ms)`.
+   * The daemon's own fence (SIGTERM first) comes first when it can act.
+   */
+  readonly hardFenceAfterMs: number;
 }
 
 /**
@@ -44,7 +54,8 @@ export function leaseTerms(graceMs: number): LeaseTerms {
   const marginMs = Math.max(graceMs / 4, Math.min(1_000, graceMs / 2));
   const fenceAfterMs = graceMs - marginMs;
   const renewEveryMs = fenceAfterMs / 4;
-  return { graceMs, fenceAfterMs, renewEveryMs, checkEveryMs: Math.min(renewEveryMs, 250) };
+  const hardFenceAfterMs = fenceAfterMs + Math.min(marginMs / 2, 500);
+  return { graceMs, fenceAfterMs, renewEveryMs, checkEveryMs: Math.min(renewEveryMs, 250), hardFenceAfterMs };
 }
 
 /** What the lease asks of its holder at a check. */
@@ -62,7 +73,7 @@ export interface LeaseStep {
  * at once; a registration acknowledged renews.
  */
 export class WorkerLease {
-  private renewedAt: number;
+  private renewedAtValue: number;
   private lastSentAt = -Infinity;
   private fencedValue = false;
 
@@ -72,7 +83,7 @@ export class WorkerLease {
     /** When the exchange that started the lease (the registration) was sent. */
     startedAt: number,
   ) {
-    this.renewedAt = startedAt;
+    this.renewedAtValue = startedAt;
   }
 
   get terms(): LeaseTerms {
@@ -83,9 +94,19 @@ export class WorkerLease {
     return this.fencedValue;
   }
 
+  /** When the last acknowledged exchange was sent (the lease runs from there). */
+  get renewedAt(): number {
+    return this.renewedAtValue;
+  }
+
+  /** Whether the fence period has passed since the last acknowledged exchange (fenced or about to be). */
+  expired(): boolean {
+    return this.fencedValue || this.now() - this.renewedAtValue > this.termsValue.fenceAfterMs;
+  }
+
   /** How long since the last acknowledged exchange was sent. */
   silentMs(): number {
-    return this.now() - this.renewedAt;
+    return this.now() - this.renewedAtValue;
   }
 
   /** One check: whether to send a renewal, and whether the lease expired just now. */
@@ -93,9 +114,9 @@ export class WorkerLease {
     const now = this.now();
     const step: LeaseStep = { renew: now - this.lastSentAt >= this.termsValue.renewEveryMs };
     if (step.renew) this.lastSentAt = now;
-    if (!this.fencedValue && now - this.renewedAt > this.termsValue.fenceAfterMs) {
+    if (!this.fencedValue && now - this.renewedAtValue > this.termsValue.fenceAfterMs) {
       this.fencedValue = true;
-      step.fence = { silentMs: now - this.renewedAt };
+      step.fence = { silentMs: now - this.renewedAtValue };
     }
     return step;
   }
@@ -112,8 +133,8 @@ export class WorkerLease {
    */
   acknowledged(sentAt: number, terms?: LeaseTerms): boolean {
     if (terms) this.termsValue = terms;
-    this.renewedAt = Math.max(this.renewedAt, sentAt);
-    if (!this.fencedValue || this.now() - this.renewedAt > this.termsValue.fenceAfterMs) return false;
+    this.renewedAtValue = Math.max(this.renewedAtValue, sentAt);
+    if (!this.fencedValue || this.now() - this.renewedAtValue > this.termsValue.fenceAfterMs) return false;
     this.fencedValue = false;
     return true;
   }

@@ -6,6 +6,7 @@ import { ValidationError, describeValue } from "../../core/errors.js";
 import { checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { normalizeBaseUrl } from "../../rpc/transport.js";
 import { hostNetwork, type HostNetwork } from "./advertise-host.js";
+import { compileWorkerFaults, type WorkerFaults } from "./faults.js";
 
 /** Options of {@link WorkerDaemon}. */
 export interface WorkerDaemonOptions {
@@ -57,6 +58,8 @@ export interface WorkerDaemonOptions {
    * wildcard bind (tests pass a table). @default `os.networkInterfaces()` and `/proc/net/route`
    */
   hostNetwork?: () => HostNetwork;
+  /** Fault injection, for tests only (worker/faults.ts): drop or delay the RPCs it serves, kill attempts. @default none */
+  faults?: WorkerFaults;
 }
 
 /** The options with every default filled in, except what is known only once the daemon serves (its id and work dir). */
@@ -78,6 +81,7 @@ export interface CompiledWorkerDaemonOptions {
   killGraceMs: number;
   log: (line: string) => void;
   hostNetwork: () => HostNetwork;
+  faults: WorkerFaults | undefined;
 }
 
 /**
@@ -86,7 +90,7 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "killGraceSeconds", "log", "hostNetwork"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "killGraceSeconds", "log", "hostNetwork", "faults"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
@@ -120,6 +124,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
     log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
     hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
+    faults: o.faults === undefined ? undefined : compileWorkerFaults(o.faults),
   };
 }
 

@@ -1,7 +1,7 @@
 // Process groups on Linux: signalling a whole group, finding its members in
 // /proc, waiting for it to vanish, and killing the groups a previous daemon
 // left behind. The process runtime builds on these.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -67,6 +67,73 @@ export async function reapOrphans(rootDir: string): Promise<ReapedAttempt[]> {
     await rm(file, { force: true });
   }
   return reaped;
+}
+
+/** A file the lease supervisor writes into an attempt's log directory before it kills the attempt: the daemon reads the reason from it. */
+export const FENCED_FILE_NAME = "fenced";
+
+/**
+ * Kills (SIGKILL) the process group of every attempt that daemon `daemonPid`
+ * recorded under `rootDir` (`<rootDir>/<attempt>/pgid`), writing `reason`
+ * into `<attempt>/fenced` first, so that the daemon reports the attempt as
+ * fenced rather than failed. As in {@link reapOrphans}, a group is hit only
+ * if one of its live processes carries `FLUSTER_ATTEMPT_ID=<that attempt>`,
+ * so a reused group id is never hit. Synchronous on purpose: the lease
+ * supervisor calls it at its deadline and nothing else must run meanwhile.
+ * Attempts in `skip` (killed by an earlier call) are left alone. Returns the
+ * attempt ids it killed.
+ */
+export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: string, skip: ReadonlySet<string> = new Set()): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(rootDir);
+  } catch {
+    return [];
+  }
+  const killed: string[] = [];
+  for (const name of names) {
+    const logDir = join(rootDir, name);
+    let text: string;
+    try {
+      text = readFileSync(join(logDir, PGID_FILE_NAME), "utf8");
+    } catch {
+      continue;
+    }
+    const [pgidText = "", attemptId = "", daemonPidText = ""] = text.split("\n");
+    const pgid = Number(pgidText);
+    if (!Number.isSafeInteger(pgid) || pgid <= 1 || attemptId === "" || skip.has(attemptId) || Number(daemonPidText) !== daemonPid) continue;
+    if (!groupCarriesAttemptIdSync(pgid, attemptId)) continue;
+    try {
+      writeFileSync(join(logDir, FENCED_FILE_NAME), reason);
+    } catch {
+      // The kill matters more than the note.
+    }
+    signalGroup(pgid, "SIGKILL");
+    killed.push(attemptId);
+  }
+  return killed;
+}
+
+/** {@link carriesAttemptId} for a group found in /proc now, synchronously; true where there is no /proc to check (the pgid file is all there is). */
+function groupCarriesAttemptIdSync(pgid: number, attemptId: string): boolean {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return true;
+  }
+  const marker = `FLUSTER_ATTEMPT_ID=${attemptId}`;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = parseProcStat(readFileSync(`/proc/${entry}/stat`, "utf8"));
+      if (!stat || stat.pgid !== pgid || stat.state === "Z") continue;
+      if (readFileSync(`/proc/${entry}/environ`, "utf8").split("\0").includes(marker)) return true;
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return false;
 }
 
 let setprivWorks: boolean | undefined;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { Controller } from "../../../src/cluster/controller/controller.js";
+import { Controller, type ControllerOptions } from "../../../src/cluster/controller/controller.js";
 import { StateStore } from "../../../src/cluster/controller/store.js";
 import type { Assignment, DesiredAttempt, ObservedAttempt, ObservedAttempts, WorkerConnection } from "../../../src/cluster/controller/worker-connection.js";
 import { FlusterError } from "../../../src/core/errors.js";
@@ -136,9 +136,13 @@ export class Harness {
   controller: Controller;
   private readonly dir: string | undefined;
 
+  /** Extra controller options (fault injection, say). */
+  private readonly extra: Partial<ControllerOptions>;
+
   /** `durable`: the store is a SQLite file in a temporary directory, so a second controller can start on it. */
-  constructor(options: { durable?: boolean } = {}) {
+  constructor(options: { durable?: boolean; controller?: Partial<ControllerOptions> } = {}) {
     this.dir = options.durable ? mkdtempSync(join(tmpdir(), "fluster-controller-test-")) : undefined;
+    this.extra = options.controller ?? {};
     this.controller = this.newController();
   }
 
@@ -151,6 +155,7 @@ export class Harness {
       workerLostGraceMs: GRACE_MS,
       now: () => this.clock.now,
       log: (line) => this.logged.push(line),
+      ...this.extra,
     });
   }
 
