@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { Cluster, type EndpointInfo } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
+import { backupStateDatabase } from "../cluster/controller/backup.js";
 import { WorkerDaemon } from "../cluster/worker/daemon.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError } from "../core/errors.js";
@@ -15,6 +16,7 @@ import { StatusLine } from "./status-line.js";
 import type {
   ClusterStartOptions,
   CommandActions,
+  ControllerBackupOptions,
   ControllerServeOptions,
   EndpointListOptions,
   JobListOptions,
@@ -113,6 +115,14 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
   }
   await untilSignal();
   await server.shutdown();
+}
+
+/** Writes an online copy of the controller's state database and says what it holds. */
+export async function controllerBackup(file: string, options: ControllerBackupOptions): Promise<void> {
+  const summary = await backupStateDatabase(options.stateDir ?? ".fluster", file);
+  process.stdout.write(
+    `fluster controller backup: wrote ${summary.file} (${formatByteSize(summary.bytes)}): ${summary.jobs} job(s), ${summary.workers} worker(s), ${summary.endpoints} endpoint(s), schema ${summary.schemaVersion}\n`,
+  );
 }
 
 export async function workerServe(options: WorkerServeOptions): Promise<void> {
@@ -357,6 +367,7 @@ export async function endpointRemove(nameOrId: string, options: OutputOptions): 
 export const actions: CommandActions = {
   "cluster start": clusterStart,
   "controller serve": controllerServe,
+  "controller backup": controllerBackup,
   "worker serve": workerServe,
   "worker list": workerList,
   "job run": jobRun,

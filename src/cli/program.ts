@@ -49,6 +49,11 @@ export interface ControllerServeOptions extends GlobalOptions {
   host?: string;
 }
 
+export interface ControllerBackupOptions extends GlobalOptions {
+  /** Directory of the controller's durable state. @default chosen by the action */
+  stateDir?: string;
+}
+
 export interface WorkerServeOptions extends GlobalOptions {
   /** Controller to register with (checked present before the action runs). */
   controller: string;
@@ -131,6 +136,7 @@ export type ActionResult = number | void | Promise<number | void>;
 export interface CommandActions {
   "cluster start": (options: ClusterStartOptions) => ActionResult;
   "controller serve": (options: ControllerServeOptions) => ActionResult;
+  "controller backup": (file: string, options: ControllerBackupOptions) => ActionResult;
   "worker serve": (options: WorkerServeOptions) => ActionResult;
   "worker list": (options: OutputOptions) => ActionResult;
   "job run": (command: string[], options: JobRunOptions) => ActionResult;
@@ -148,6 +154,7 @@ export type CommandPath = keyof CommandActions;
 export const COMMAND_PATHS: readonly CommandPath[] = [
   "cluster start",
   "controller serve",
+  "controller backup",
   "worker serve",
   "worker list",
   "job run",
@@ -224,6 +231,23 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .action(async (opts: { port?: number; host?: string; stateDir?: string }, cmd: Command) =>
       finish(await run("controller serve")({ ...globals(cmd), ...opts })),
     );
+  subcommand(controller, "backup", "copy the controller's state database to FILE, safely while it runs")
+    .usage("<file> [--state-dir <dir>]")
+    .argument("<file>", "where to write the copy (must not exist)")
+    .option("--state-dir <dir>", "the controller's state directory (default: .fluster)")
+    .addHelpText(
+      "after",
+      `
+The copy holds everything in the controller's database: jobs with their
+tasks, attempts and results, workers, endpoints. To restore, put it in an
+empty state directory as controller.sqlite and start the controller there
+(on the same port, so workers find it): workers re-register and their
+running attempts are adopted. Not in the copy: the token file (<state-dir>/token,
+written when auth is on and FLUSTER_TOKEN is not set: copy it too, or give
+the same FLUSTER_TOKEN) and the workspace bundles (<state-dir>/bundles: jobs
+not yet started need theirs, so copy that directory too, or relaunch them).`,
+    )
+    .action(async (file: string, opts: { stateDir?: string }, cmd: Command) => finish(await run("controller backup")(file, { ...globals(cmd), ...opts })));
 
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
