@@ -31,7 +31,7 @@ function connect(options: OutputOptions): Cluster {
   if (!address) {
     throw new FlusterError("no controller address: pass --controller URL or set FLUSTER_CLUSTER_ADDRESS (see `fluster cluster start --local`)", "invalid_argument");
   }
-  return Cluster.connect(address, options.namespace ? { namespace: options.namespace } : {});
+  return Cluster.connect(address, { ...(options.namespace ? { namespace: options.namespace } : {}), ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}) });
 }
 
 async function withCluster<T>(options: OutputOptions, fn: (cluster: Cluster) => Promise<T>): Promise<T> {
@@ -108,6 +108,8 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     stateDir: options.stateDir ?? ".fluster",
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 7070,
+    ...(options.tlsCert ? { tlsCert: options.tlsCert } : {}),
+    ...(options.tlsKey ? { tlsKey: options.tlsKey } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
   if (server.token && !process.env.FLUSTER_TOKEN) {
@@ -139,6 +141,7 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
     ...(options.npmCache ? { npmCacheDir: options.npmCache } : {}),
     ...(options.npmOffline ? { npmOffline: true } : {}),
     ...(options.workerId ? { workerId: options.workerId } : {}),
+    ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}),
   });
   await daemon.start();
   process.stdout.write(`fluster worker ${daemon.workerId} serving at ${daemon.address}, registered with ${controllerUrl}\n`);

@@ -21,6 +21,8 @@ export interface GlobalOptions {
   controller?: string;
   /** Namespace for jobs and endpoint lookups. @default FLUSTER_NAMESPACE, else "default" */
   namespace?: string;
+  /** PEM file of CA certificates an https:// controller may chain to, besides the system's. @default the FLUSTER_TLS_CA environment variable */
+  tlsCa?: string;
 }
 
 /** Options of commands that print results. */
@@ -47,6 +49,10 @@ export interface ControllerServeOptions extends GlobalOptions {
   stateDir?: string;
   /** Address to bind; a non-loopback address turns on token auth. @default "127.0.0.1" */
   host?: string;
+  /** PEM certificate chain to serve TLS with (with `tlsKey`). @default plain HTTP */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. */
+  tlsKey?: string;
 }
 
 export interface ControllerBackupOptions extends GlobalOptions {
@@ -191,6 +197,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
       new Option("--controller <url>", "controller to talk to").env("FLUSTER_CLUSTER_ADDRESS"),
     )
     .addOption(new Option("--namespace <ns>", "namespace for jobs and endpoints (default: \"default\")").env("FLUSTER_NAMESPACE"))
+    .addOption(new Option("--tls-ca <file>", "CA certificates (PEM) an https:// controller may chain to, besides the system's").env("FLUSTER_TLS_CA"))
     .configureHelp({ showGlobalOptions: true })
     .configureOutput({
       ...(output.writeOut ? { writeOut: output.writeOut } : {}),
@@ -224,11 +231,13 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ controller
   const controller = subcommand(program, "controller", "run the controller daemon");
   subcommand(controller, "serve", "serve the controller: job store, scheduler, endpoint registry, dashboard")
-    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>]")
+    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>]")
     .option("--port <port>", "port to listen on (default: 7070)", parsePort)
     .option("--host <addr>", "address to bind; non-loopback turns on token auth (default: 127.0.0.1)")
     .option("--state-dir <dir>", "directory for the controller's durable state (default: .fluster)")
-    .action(async (opts: { port?: number; host?: string; stateDir?: string }, cmd: Command) =>
+    .option("--tls-cert <file>", "serve HTTPS with this PEM certificate chain (with --tls-key); clients then use https:// and --tls-ca for a private CA")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .action(async (opts: { port?: number; host?: string; stateDir?: string; tlsCert?: string; tlsKey?: string }, cmd: Command) =>
       finish(await run("controller serve")({ ...globals(cmd), ...opts })),
     );
   subcommand(controller, "backup", "copy the controller's state database to FILE, safely while it runs")
@@ -266,7 +275,8 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);
       if (!url) cmd.error("worker serve needs --controller <url> (or FLUSTER_CLUSTER_ADDRESS)");
-      return finish(await run("worker serve")({ ...opts, controller: url, label: opts.label ?? {} }));
+      const { tlsCa } = globals(cmd);
+      return finish(await run("worker serve")({ ...opts, controller: url, label: opts.label ?? {}, ...(tlsCa ? { tlsCa } : {}) }));
     });
   subcommand(worker, "list", "list workers with their resources, load and health")
     .usage("[--json]")
@@ -447,8 +457,8 @@ function commandPath(command: Command): string {
 }
 
 function globals(command: Command): GlobalOptions {
-  const { controller, namespace } = command.optsWithGlobals<GlobalOptions>();
-  return { ...(controller === undefined ? {} : { controller }), ...(namespace === undefined ? {} : { namespace }) };
+  const { controller, namespace, tlsCa } = command.optsWithGlobals<GlobalOptions>();
+  return { ...(controller === undefined ? {} : { controller }), ...(namespace === undefined ? {} : { namespace }), ...(tlsCa === undefined ? {} : { tlsCa }) };
 }
 
 function finish(result: number | void): void {

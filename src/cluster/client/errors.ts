@@ -12,6 +12,7 @@ export type ControllerFailureKind =
   | "unreachable"
   | "tls_to_plain"
   | "plain_to_tls"
+  | "tls_untrusted"
   | "not_a_controller"
   | "a_worker"
   | "no_answer"
@@ -28,7 +29,22 @@ export interface ControllerContext {
   connectTimeoutSeconds?: number;
   /** What the server said to do about a refused token (it knows where its token file is). */
   tokenHint?: string;
+  /** Why the server's certificate was refused (filled in by {@link controllerError}). */
+  tlsReason?: string;
 }
+
+/** Node's codes for a server certificate that does not verify. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
 
 const START_ONE = "start one with `fluster cluster start --local`";
 const TOKEN_FILE = "the token the controller wrote in its <state-dir>/token";
@@ -48,6 +64,11 @@ export function describeControllerFailure(kind: ControllerFailureKind, context: 
       return { message: `${address} does not speak TLS: the controller serves plain HTTP, use ${other("http:")}`, code: "failed_precondition" };
     case "plain_to_tls":
       return { message: `${address} serves TLS, not plain HTTP/2: use ${other("https:")}`, code: "failed_precondition" };
+    case "tls_untrusted":
+      return {
+        message: `the TLS certificate of ${address} is not trusted (${context.tlsReason ?? "verification failed"}): pass the CA that signed it with --tls-ca FILE or FLUSTER_TLS_CA`,
+        code: "unavailable",
+      };
     case "a_worker":
       return {
         message: `${address} is a Fluster worker, not a controller: use the controller's URL (the one \`fluster cluster start\` or \`fluster controller serve\` printed)`,
@@ -80,6 +101,7 @@ export function classifyControllerFailure(err: unknown, context: ControllerConte
   if (nodeCode === "ENOTFOUND" || nodeCode === "EAI_AGAIN") return "unresolved";
   if (nodeCode === "EHOSTUNREACH" || nodeCode === "ENETUNREACH" || nodeCode === "ETIMEDOUT") return "unreachable";
   if (nodeCode === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(messageChain(err))) return "tls_to_plain";
+  if (nodeCode && UNTRUSTED_CERTIFICATE.has(nodeCode)) return "tls_untrusted";
   const connect = connectErrorIn(err);
   if (!connect) return undefined;
   if (connect.code === Code.Unauthenticated) return context.tokenSource ? "token_refused" : "token_missing";
@@ -92,7 +114,8 @@ export function controllerError(err: unknown, kind: ControllerFailureKind | unde
   if (!kind) return err;
   // The server ends a token refusal with where its token is ("missing bearer token: set FLUSTER_TOKEN to the contents of …").
   const tokenHint = /bearer token: (.+)$/.exec(connectErrorIn(err)?.rawMessage ?? "")?.[1];
-  const { message, code } = describeControllerFailure(kind, tokenHint && !context.tokenHint ? { ...context, tokenHint } : context);
+  const tlsReason = kind === "tls_untrusted" ? rootMessage(err) : undefined;
+  const { message, code } = describeControllerFailure(kind, { ...context, ...(tokenHint && !context.tokenHint ? { tokenHint } : {}), ...(tlsReason ? { tlsReason } : {}) });
   return new FlusterError(message, code, { cause: err });
 }
 
@@ -132,6 +155,13 @@ function systemErrorCode(err: unknown): string | undefined {
 function connectErrorIn(err: unknown): ConnectError | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) if (e instanceof ConnectError) return e;
   return undefined;
+}
+
+/** The message of the deepest error along the cause chain (Node's own words for a TLS failure). */
+function rootMessage(err: unknown): string | undefined {
+  let message: string | undefined;
+  for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) message = e.message;
+  return message;
 }
 
 function messageChain(err: unknown): string {

@@ -161,7 +161,8 @@ export class WorkerDaemon {
       ignoreScripts: npmIgnoreScripts,
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
-    this.controller = createRpcChannel(this.options.controllerUrl, token ? { token } : {});
+    const { tlsCaFile } = this.options;
+    this.controller = createRpcChannel(this.options.controllerUrl, { ...(token ? { token } : {}), ...(tlsCaFile ? { tlsCaFile } : {}) });
     await this.register();
     // Shut down while it was still registering: nothing more to start.
     if (this.stopping.signal.aborted) return;
@@ -398,7 +399,7 @@ export class WorkerDaemon {
           reportBuilding();
         },
       };
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, token: this.options.token, ...(this.options.tlsCaFile ? { tlsCaFile: this.options.tlsCaFile } : {}), ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
       entry.building = false;
       entry.running = this.runtime.start({

@@ -26,6 +26,8 @@ export interface TaskContext {
   /** The worker's advertised host: servers in the task register addresses on it. */
   advertiseHost: string;
   token: string | undefined;
+  /** The CA file the worker trusts for an https:// controller: the task gets it as FLUSTER_TLS_CA. */
+  tlsCaFile?: string;
   /** This worker's bundle cache, for jobs that run in a workspace bundle. */
   bundles?: BundleCache;
 }
@@ -73,6 +75,7 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
     FLUSTER_ATTEMPT_ID: assignment.attemptId,
   };
   if (context.token) env.FLUSTER_TOKEN = context.token;
+  if (context.tlsCaFile) env.FLUSTER_TLS_CA = context.tlsCaFile;
   for (const name of spec.ports) env[`FLUSTER_PORT_${name.toUpperCase()}`] = String(await freePort());
   const kind = spec.entrypoint?.kind;
   if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace };
