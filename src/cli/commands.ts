@@ -110,6 +110,7 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     port: options.port ?? 7070,
     ...(options.tlsCert ? { tlsCert: options.tlsCert } : {}),
     ...(options.tlsKey ? { tlsKey: options.tlsKey } : {}),
+    ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
   if (server.token && !process.env.FLUSTER_TOKEN) {
@@ -142,6 +143,8 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
     ...(options.npmOffline ? { npmOffline: true } : {}),
     ...(options.workerId ? { workerId: options.workerId } : {}),
     ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}),
+    ...(options.tlsCert ? { tlsCert: options.tlsCert } : {}),
+    ...(options.tlsKey ? { tlsKey: options.tlsKey } : {}),
   });
   await daemon.start();
   process.stdout.write(`fluster worker ${daemon.workerId} serving at ${daemon.address}, registered with ${controllerUrl}\n`);

@@ -83,6 +83,10 @@ export interface WorkerServeOptions extends GlobalOptions {
   workDir?: string;
   /** Stable worker id. @default <hostname>-<port> */
   workerId?: string;
+  /** PEM certificate chain to serve WorkerService over TLS (with `tlsKey`). @default plain HTTP */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. */
+  tlsKey?: string;
 }
 
 export interface JobRunOptions extends OutputOptions {
@@ -261,7 +265,7 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>] [--tls-cert <file> --tls-key <file>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
@@ -272,6 +276,8 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
     .option("--npm-cache <dir>", "npm cache for installing jobs' dependencies, e.g. ~/.npm (default: one under the work dir)")
     .option("--npm-offline", "install jobs' dependencies from the npm cache only, never the network")
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
+    .option("--tls-cert <file>", "serve over TLS with this PEM certificate chain (with --tls-key); the controller needs its CA (--tls-ca)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);
       if (!url) cmd.error("worker serve needs --controller <url> (or FLUSTER_CLUSTER_ADDRESS)");

@@ -1,7 +1,8 @@
 // The controller over TLS, as an operator sets it up: a self-signed
 // certificate made with openssl, `fluster controller serve --tls-cert/--tls-key`,
-// a worker and the CLI that trust it through --tls-ca / FLUSTER_TLS_CA, and a
-// job that calls the controller back with the CA its worker handed it. A
+// a worker (serving TLS itself) and the CLI that trust it through --tls-ca /
+// FLUSTER_TLS_CA, and a job that calls the controller back with the CA its
+// worker handed it. A
 // client without the CA, and a plain-HTTP client, each get one clear line.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -43,13 +44,19 @@ test("over TLS a job runs end to end and calls back; a client without the CA, or
   try {
     const port = await freePort();
     const controller = await serve(
-      ["controller", "serve", "--port", String(port), "--state-dir", join(dir, "state"), "--tls-cert", certificate.cert, "--tls-key", certificate.key],
+      ["--tls-ca", certificate.cert, "controller", "serve", "--port", String(port), "--state-dir", join(dir, "state"), "--tls-cert", certificate.cert, "--tls-key", certificate.key],
       /fluster controller serving at (\S+)/,
     );
     children.push(controller.child);
     const url = controller.match[1] ?? "";
     assert.equal(url, `https://127.0.0.1:${port}`, "the controller advertises https://");
-    children.push((await serve(["--controller", url, "--tls-ca", certificate.cert, "worker", "serve", "--worker-id", "w-tls", "--work-dir", join(dir, "worker")], /fluster worker \S+ serving/)).child);
+    // The worker serves TLS too (the controller verifies it with its --tls-ca), so logs and reconciles travel encrypted.
+    const worker = await serve(
+      ["--controller", url, "--tls-ca", certificate.cert, "worker", "serve", "--worker-id", "w-tls", "--work-dir", join(dir, "worker"), "--tls-cert", certificate.cert, "--tls-key", certificate.key],
+      /fluster worker \S+ serving at (https?:\/\/[^\s,]+)/,
+    );
+    children.push(worker.child);
+    assert.match(worker.match[1] ?? "", /^https:\/\/127\.0\.0\.1:\d+$/, "the worker registers an https:// address");
 
     // A job launched over TLS that calls the controller back with the CA its worker gave it.
     const workspace = mkdtempSync(join(dir, "ws-"));
@@ -63,7 +70,7 @@ test("over TLS a job runs end to end and calls back; a client without the CA, or
       timeoutMs: 90_000,
     });
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
-    assert.match(run.stdout, /called back over TLS: 1 job\(s\); CA true/);
+    assert.match(run.stdout, /called back over TLS: 1 job\(s\); CA true/, "the job's output came back through the controller from the TLS worker");
 
     // No CA: the certificate is refused, in one line saying what to do.
     const untrusted = await runNode([bin, "--controller", url, "job", "list"], { env: cleanEnv(), timeoutMs: 30_000 });

@@ -62,6 +62,8 @@ export interface ControllerServerOptions {
   tlsCert?: string;
   /** PEM file of the private key of `tlsCert`. @default none */
   tlsKey?: string;
+  /** PEM file of CA certificates a worker's https:// certificate may chain to, besides the system's. @default process.env.FLUSTER_TLS_CA */
+  tlsCaFile?: string;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
   /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
@@ -86,9 +88,9 @@ export interface ControllerServer {
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "tlsCert", "tlsKey", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
-  for (const key of ["stateDir", "host", "advertiseHost", "token", "tlsCert", "tlsKey"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
+  for (const key of ["stateDir", "host", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ValidationError(o.tlsCert === undefined ? "tlsCert" : "tlsKey", `must be given with ${o.tlsCert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
   if (o.port !== undefined) checkPort(o.port);
   for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds"]) {
@@ -129,7 +131,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const channelTo = (address: string) => {
     let channel = channels.get(address);
     if (!channel) {
-      channel = createRpcChannel(address, token ? { token } : { token: "" });
+      channel = createRpcChannel(address, { token: token ?? "", ...(options.tlsCaFile ? { tlsCaFile: options.tlsCaFile } : {}) });
       channels.set(address, channel);
     }
     return channel;

@@ -117,7 +117,7 @@ export class WorkerDaemon {
   get address(): string {
     if (!this.server) throw new FlusterError("worker is not serving yet", "failed_precondition");
     const host = this.advertiseHost;
-    return `http://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
+    return `${this.options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
   }
 
   /** Serves WorkerService and registers with the controller; resolves once registered. */
@@ -128,6 +128,7 @@ export class WorkerDaemon {
     this.server = await startRpcServer({
       host,
       port,
+      ...(this.options.tls ? { tls: this.options.tls } : {}),
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
     });

@@ -54,6 +54,14 @@ export interface WorkerDaemonOptions {
    * FLUSTER_TLS_CA, to call the controller back. @default process.env.FLUSTER_TLS_CA
    */
   tlsCaFile?: string;
+  /**
+   * PEM certificate chain (with `tlsKey`) to serve WorkerService over TLS:
+   * the worker registers an https:// address, and the controller verifies
+   * it against the system CAs plus its own `tlsCaFile`. @default plain HTTP
+   */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. */
+  tlsKey?: string;
   /** Seconds between SIGTERM and SIGKILL when an attempt is killed. @default 5 */
   killGraceSeconds?: number;
   /** Progress and errors. @default writes to stderr */
@@ -83,6 +91,8 @@ export interface CompiledWorkerDaemonOptions {
   token: string | undefined;
   /** Absolute path of the extra CA file, if any. */
   tlsCaFile: string | undefined;
+  /** The certificate chain and key to serve TLS with (PEM text), if any. */
+  tls: { cert: string; key: string } | undefined;
   killGraceMs: number;
   log: (line: string) => void;
   hostNetwork: () => HostNetwork;
@@ -94,7 +104,7 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "killGraceSeconds", "log", "hostNetwork"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "log", "hostNetwork"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
@@ -126,6 +136,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     labels: labels as Record<string, string>,
     token: optionalString("token") ?? (process.env.FLUSTER_TOKEN || undefined),
     tlsCaFile: tlsCaFileOf(optionalString("tlsCaFile") ?? (process.env.FLUSTER_TLS_CA || undefined)),
+    tls: tlsOf(optionalString("tlsCert"), optionalString("tlsKey")),
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
     log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
     hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
@@ -137,6 +148,15 @@ function tlsCaFileOf(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
   readPemFile(path, "CA file (tlsCaFile)");
   return resolve(path);
+}
+
+/** The certificate and key to serve with, read now so that a bad file fails the start naming it. */
+function tlsOf(cert: string | undefined, key: string | undefined): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new ValidationError(cert === undefined ? "tlsCert" : "tlsKey", `must be given with ${cert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
+  }
+  return { cert: readPemFile(cert, "TLS certificate (tlsCert)"), key: readPemFile(key, "TLS key (tlsKey)") };
 }
 
 /**
