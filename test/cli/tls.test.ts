@@ -4,10 +4,10 @@
 // FLUSTER_TLS_CA, and a job that calls the controller back with the CA its
 // worker handed it. A
 // client without the CA, and a plain-HTTP client, each get one clear line.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT, cleanEnv, freePort, runNode, stopProcess, waitForLine } from "../helpers/index.js";
@@ -37,6 +37,7 @@ async function serve(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {})
 
 const dir = mkdtempSync(join(tmpdir(), "fluster-tls-"));
 const certificate = selfSignedCertificate(dir);
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test("over TLS a job runs end to end and calls back; a client without the CA, or speaking plain HTTP, is refused in one line", { timeout: 120_000, skip: "skip" in certificate ? certificate.skip : false }, async () => {
   if ("skip" in certificate) return;
@@ -89,6 +90,19 @@ test("over TLS a job runs end to end and calls back; a client without the CA, or
     assert.equal((JSON.parse(listed.stdout) as unknown[]).length, 1);
   } finally {
     for (const child of children.reverse()) await stopProcess(child, "SIGTERM");
-    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("TLS options are checked up front: a certificate without its key, or a file that is not PEM, is named", async () => {
+  const { startController } = await import("../../src/cluster/controller/server.js");
+  const scratch = mkdtempSync(join(tmpdir(), "fluster-tls-options-"));
+  try {
+    await assert.rejects(startController({ stateDir: ":memory:", tlsCert: join(scratch, "cert.pem") }), /tlsKey.*must be given with tlsCert/);
+    const notPem = join(scratch, "not.pem");
+    writeFileSync(notPem, "hello");
+    await assert.rejects(startController({ stateDir: ":memory:", tlsCert: notPem, tlsKey: notPem }), new RegExp(`the TLS certificate \\(tlsCert\\) ${notPem.replace(/[.]/g, "\\.")} is not a PEM file`));
+    await assert.rejects(startController({ stateDir: ":memory:", tlsCert: join(scratch, "missing.pem"), tlsKey: notPem }), /cannot read the TLS certificate \(tlsCert\) \S+missing\.pem: ENOENT/);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 });
