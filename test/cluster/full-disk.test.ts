@@ -3,7 +3,7 @@
 // refuses leaves no job (not listed, never run, gone after a restart); reads
 // go on; when space returns, launches work again, on the same controller and
 // after a restart, and a retried request id launches the job for real.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
@@ -25,9 +25,12 @@ function mountTmpfs(size: string): { dir: string; unmount: () => void } | { skip
     rmSync(dir, { recursive: true, force: true });
     return { skip: `mounting a tmpfs is not permitted here (${String((err as { stderr?: Buffer }).stderr ?? err).trim()}): the full-disk test needs root` };
   }
+  let mounted = true;
   return {
     dir,
     unmount: () => {
+      if (!mounted) return;
+      mounted = false;
       execFileSync("umount", ["-l", dir], { stdio: "pipe" });
       rmSync(dir, { recursive: true, force: true });
     },
@@ -57,6 +60,7 @@ function fillDisk(dir: string): string {
 }
 
 const mount = mountTmpfs("8m");
+after(() => ("unmount" in mount ? mount.unmount() : undefined));
 
 test("a launch refused by a full disk leaves no job; launches work again when space returns", { timeout: 180_000, skip: "skip" in mount ? mount.skip : false }, async () => {
   if ("skip" in mount) return;
