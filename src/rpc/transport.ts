@@ -45,6 +45,32 @@ export interface RpcChannelOptions {
 /** The environment variable naming a CA file every client trusts besides the system CAs (jobs get it from their worker). */
 export const TLS_CA_ENV = "FLUSTER_TLS_CA";
 
+/** Node's codes for a server certificate that does not verify. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * Why a failed call's server certificate was refused (Node's words, e.g.
+ * "self-signed certificate"), found along the error's cause chain; undefined
+ * when the call did not fail for its certificate.
+ */
+export function untrustedCertificateReason(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UNTRUSTED_CERTIFICATE.has(code)) return e.message;
+  }
+  return undefined;
+}
+
 /** Reads a PEM file for TLS, or says which file and why it cannot be read. */
 export function readPemFile(path: string, what: string): string {
   let text: string;

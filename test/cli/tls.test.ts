@@ -84,6 +84,13 @@ test("over TLS a job runs end to end and calls back; a client without the CA, or
     const plain = await runNode([bin, "--controller", `http://127.0.0.1:${port}`, "job", "list"], { env: cleanEnv(), timeoutMs: 30_000 });
     assert.equal(plain.code, 1);
     assert.equal(plain.stderr.trim(), `fluster: http://127.0.0.1:${port} serves TLS, not plain HTTP/2: use ${url}`);
+    // A worker without the CA is turned away at once, in one line (no endless retrying).
+    const lost = await runNode([bin, "--controller", url, "worker", "serve", "--work-dir", join(dir, "worker-untrusting")], { env: cleanEnv(), timeoutMs: 30_000 });
+    assert.equal(lost.code, 1);
+    assert.equal(
+      lost.stderr.trim(),
+      `fluster: the TLS certificate of the controller at ${url} is not trusted (self-signed certificate): pass the CA that signed it with --tls-ca FILE or FLUSTER_TLS_CA`,
+    );
     // With the CA, the CLI reads fine.
     const listed = await runNode([bin, "--controller", url, "--tls-ca", certificate.cert, "job", "list", "--json"], { env: cleanEnv(), timeoutMs: 30_000 });
     assert.equal(listed.code, 0, listed.stderr);

@@ -4,6 +4,7 @@
 import { connect as tlsConnect } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FlusterError, type FlusterErrorCode } from "../../core/errors.js";
+import { untrustedCertificateReason } from "../../rpc/transport.js";
 
 /** Why a call never reached a working controller. */
 export type ControllerFailureKind =
@@ -33,18 +34,6 @@ export interface ControllerContext {
   tlsReason?: string;
 }
 
-/** Node's codes for a server certificate that does not verify. */
-const UNTRUSTED_CERTIFICATE = new Set([
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
 
 const START_ONE = "start one with `fluster cluster start --local`";
 const TOKEN_FILE = "the token the controller wrote in its <state-dir>/token";
@@ -101,7 +90,7 @@ export function classifyControllerFailure(err: unknown, context: ControllerConte
   if (nodeCode === "ENOTFOUND" || nodeCode === "EAI_AGAIN") return "unresolved";
   if (nodeCode === "EHOSTUNREACH" || nodeCode === "ENETUNREACH" || nodeCode === "ETIMEDOUT") return "unreachable";
   if (nodeCode === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(messageChain(err))) return "tls_to_plain";
-  if (nodeCode && UNTRUSTED_CERTIFICATE.has(nodeCode)) return "tls_untrusted";
+  if (untrustedCertificateReason(err) !== undefined) return "tls_untrusted";
   const connect = connectErrorIn(err);
   if (!connect) return undefined;
   if (connect.code === Code.Unauthenticated) return context.tokenSource ? "token_refused" : "token_missing";
@@ -114,7 +103,7 @@ export function controllerError(err: unknown, kind: ControllerFailureKind | unde
   if (!kind) return err;
   // The server ends a token refusal with where its token is ("missing bearer token: set FLUSTER_TOKEN to the contents of …").
   const tokenHint = /bearer token: (.+)$/.exec(connectErrorIn(err)?.rawMessage ?? "")?.[1];
-  const tlsReason = kind === "tls_untrusted" ? rootMessage(err) : undefined;
+  const tlsReason = kind === "tls_untrusted" ? untrustedCertificateReason(err) : undefined;
   const { message, code } = describeControllerFailure(kind, { ...context, ...(tokenHint && !context.tokenHint ? { tokenHint } : {}), ...(tlsReason ? { tlsReason } : {}) });
   return new FlusterError(message, code, { cause: err });
 }
@@ -155,13 +144,6 @@ function systemErrorCode(err: unknown): string | undefined {
 function connectErrorIn(err: unknown): ConnectError | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) if (e instanceof ConnectError) return e;
   return undefined;
-}
-
-/** The message of the deepest error along the cause chain (Node's own words for a TLS failure). */
-function rootMessage(err: unknown): string | undefined {
-  let message: string | undefined;
-  for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) message = e.message;
-  return message;
 }
 
 function messageChain(err: unknown): string {

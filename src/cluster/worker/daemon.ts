@@ -14,7 +14,7 @@ import { fromConnectError } from "../../rpc/errors.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { createRpcChannel, startRpcServer, untrustedCertificateReason, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
@@ -608,6 +608,8 @@ export class WorkerDaemon {
  * undefined when trying again may help (the controller is not up yet).
  */
 function registrationRefusal(url: string, err: unknown): string | undefined {
+  const untrusted = untrustedCertificateReason(err);
+  if (untrusted !== undefined) return `the TLS certificate of the controller at ${url} is not trusted (${untrusted}): pass the CA that signed it with --tls-ca FILE or FLUSTER_TLS_CA`;
   if (!(err instanceof FlusterError)) return undefined;
   const { code, message } = err;
   if (code === "unauthenticated") {
