@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { Cluster, type EndpointInfo } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
+import { backupStateDatabase } from "../cluster/controller/backup.js";
 import { WorkerDaemon } from "../cluster/worker/daemon.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError } from "../core/errors.js";
@@ -15,6 +16,7 @@ import { StatusLine } from "./status-line.js";
 import type {
   ClusterStartOptions,
   CommandActions,
+  ControllerBackupOptions,
   ControllerServeOptions,
   EndpointListOptions,
   JobListOptions,
@@ -29,7 +31,7 @@ function connect(options: OutputOptions): Cluster {
   if (!address) {
     throw new FlusterError("no controller address: pass --controller URL or set FLUSTER_CLUSTER_ADDRESS (see `fluster cluster start --local`)", "invalid_argument");
   }
-  return Cluster.connect(address, options.namespace ? { namespace: options.namespace } : {});
+  return Cluster.connect(address, { ...(options.namespace ? { namespace: options.namespace } : {}), ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}) });
 }
 
 async function withCluster<T>(options: OutputOptions, fn: (cluster: Cluster) => Promise<T>): Promise<T> {
@@ -106,6 +108,9 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     stateDir: options.stateDir ?? ".fluster",
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 7070,
+    ...(options.tlsCert ? { tlsCert: options.tlsCert } : {}),
+    ...(options.tlsKey ? { tlsKey: options.tlsKey } : {}),
+    ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
   if (server.token && !process.env.FLUSTER_TOKEN) {
@@ -113,6 +118,14 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
   }
   await untilSignal();
   await server.shutdown();
+}
+
+/** Writes an online copy of the controller's state database and says what it holds. */
+export async function controllerBackup(file: string, options: ControllerBackupOptions): Promise<void> {
+  const summary = await backupStateDatabase(options.stateDir ?? ".fluster", file);
+  process.stdout.write(
+    `fluster controller backup: wrote ${summary.file} (${formatByteSize(summary.bytes)}): ${summary.jobs} job(s), ${summary.workers} worker(s), ${summary.endpoints} endpoint(s), schema ${summary.schemaVersion}\n`,
+  );
 }
 
 export async function workerServe(options: WorkerServeOptions): Promise<void> {
@@ -129,6 +142,9 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
     ...(options.npmCache ? { npmCacheDir: options.npmCache } : {}),
     ...(options.npmOffline ? { npmOffline: true } : {}),
     ...(options.workerId ? { workerId: options.workerId } : {}),
+    ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}),
+    ...(options.tlsCert ? { tlsCert: options.tlsCert } : {}),
+    ...(options.tlsKey ? { tlsKey: options.tlsKey } : {}),
   });
   await daemon.start();
   process.stdout.write(`fluster worker ${daemon.workerId} serving at ${daemon.address}, registered with ${controllerUrl}\n`);
@@ -359,6 +375,7 @@ export async function endpointRemove(nameOrId: string, options: OutputOptions): 
 export const actions: CommandActions = {
   "cluster start": clusterStart,
   "controller serve": controllerServe,
+  "controller backup": controllerBackup,
   "worker serve": workerServe,
   "worker list": workerList,
   "job run": jobRun,

@@ -21,6 +21,8 @@ export interface GlobalOptions {
   controller?: string;
   /** Namespace for jobs and endpoint lookups. @default FLUSTER_NAMESPACE, else "default" */
   namespace?: string;
+  /** PEM file of CA certificates an https:// controller may chain to, besides the system's. @default the FLUSTER_TLS_CA environment variable */
+  tlsCa?: string;
 }
 
 /** Options of commands that print results. */
@@ -47,6 +49,15 @@ export interface ControllerServeOptions extends GlobalOptions {
   stateDir?: string;
   /** Address to bind; a non-loopback address turns on token auth. @default "127.0.0.1" */
   host?: string;
+  /** PEM certificate chain to serve TLS with (with `tlsKey`). @default plain HTTP */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. */
+  tlsKey?: string;
+}
+
+export interface ControllerBackupOptions extends GlobalOptions {
+  /** Directory of the controller's durable state. @default chosen by the action */
+  stateDir?: string;
 }
 
 export interface WorkerServeOptions extends GlobalOptions {
@@ -72,6 +83,10 @@ export interface WorkerServeOptions extends GlobalOptions {
   workDir?: string;
   /** Stable worker id. @default <hostname>-<port> */
   workerId?: string;
+  /** PEM certificate chain to serve WorkerService over TLS (with `tlsKey`). @default plain HTTP */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. */
+  tlsKey?: string;
 }
 
 export interface JobRunOptions extends OutputOptions {
@@ -131,6 +146,7 @@ export type ActionResult = number | void | Promise<number | void>;
 export interface CommandActions {
   "cluster start": (options: ClusterStartOptions) => ActionResult;
   "controller serve": (options: ControllerServeOptions) => ActionResult;
+  "controller backup": (file: string, options: ControllerBackupOptions) => ActionResult;
   "worker serve": (options: WorkerServeOptions) => ActionResult;
   "worker list": (options: OutputOptions) => ActionResult;
   "job run": (command: string[], options: JobRunOptions) => ActionResult;
@@ -148,6 +164,7 @@ export type CommandPath = keyof CommandActions;
 export const COMMAND_PATHS: readonly CommandPath[] = [
   "cluster start",
   "controller serve",
+  "controller backup",
   "worker serve",
   "worker list",
   "job run",
@@ -184,6 +201,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
       new Option("--controller <url>", "controller to talk to").env("FLUSTER_CLUSTER_ADDRESS"),
     )
     .addOption(new Option("--namespace <ns>", "namespace for jobs and endpoints (default: \"default\")").env("FLUSTER_NAMESPACE"))
+    .addOption(new Option("--tls-ca <file>", "CA certificates (PEM) an https:// controller may chain to, besides the system's").env("FLUSTER_TLS_CA"))
     .configureHelp({ showGlobalOptions: true })
     .configureOutput({
       ...(output.writeOut ? { writeOut: output.writeOut } : {}),
@@ -217,18 +235,37 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ controller
   const controller = subcommand(program, "controller", "run the controller daemon");
   subcommand(controller, "serve", "serve the controller: job store, scheduler, endpoint registry, dashboard")
-    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>]")
+    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>]")
     .option("--port <port>", "port to listen on (default: 7070)", parsePort)
     .option("--host <addr>", "address to bind; non-loopback turns on token auth (default: 127.0.0.1)")
     .option("--state-dir <dir>", "directory for the controller's durable state (default: .fluster)")
-    .action(async (opts: { port?: number; host?: string; stateDir?: string }, cmd: Command) =>
+    .option("--tls-cert <file>", "serve HTTPS with this PEM certificate chain (with --tls-key); clients then use https:// and --tls-ca for a private CA")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .action(async (opts: { port?: number; host?: string; stateDir?: string; tlsCert?: string; tlsKey?: string }, cmd: Command) =>
       finish(await run("controller serve")({ ...globals(cmd), ...opts })),
     );
+  subcommand(controller, "backup", "copy the controller's state database to FILE, safely while it runs")
+    .usage("<file> [--state-dir <dir>]")
+    .argument("<file>", "where to write the copy (must not exist)")
+    .option("--state-dir <dir>", "the controller's state directory (default: .fluster)")
+    .addHelpText(
+      "after",
+      `
+The copy holds everything in the controller's database: jobs with their
+tasks, attempts and results, workers, endpoints. To restore, put it in an
+empty state directory as controller.sqlite and start the controller there
+(on the same port, so workers find it): workers re-register and their
+running attempts are adopted. Not in the copy: the token file (<state-dir>/token,
+written when auth is on and FLUSTER_TOKEN is not set: copy it too, or give
+the same FLUSTER_TOKEN) and the workspace bundles (<state-dir>/bundles: jobs
+not yet started need theirs, so copy that directory too, or relaunch them).`,
+    )
+    .action(async (file: string, opts: { stateDir?: string }, cmd: Command) => finish(await run("controller backup")(file, { ...globals(cmd), ...opts })));
 
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>] [--tls-cert <file> --tls-key <file>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
@@ -239,10 +276,13 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .option("--npm-cache <dir>", "npm cache for installing jobs' dependencies, e.g. ~/.npm (default: one under the work dir)")
     .option("--npm-offline", "install jobs' dependencies from the npm cache only, never the network")
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
+    .option("--tls-cert <file>", "serve over TLS with this PEM certificate chain (with --tls-key); the controller needs its CA (--tls-ca)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);
       if (!url) cmd.error("worker serve needs --controller <url> (or FLUSTER_CLUSTER_ADDRESS)");
-      return finish(await run("worker serve")({ ...opts, controller: url, label: opts.label ?? {} }));
+      const { tlsCa } = globals(cmd);
+      return finish(await run("worker serve")({ ...opts, controller: url, label: opts.label ?? {}, ...(tlsCa ? { tlsCa } : {}) }));
     });
   subcommand(worker, "list", "list workers with their resources, load and health")
     .usage("[--json]")
@@ -423,8 +463,8 @@ function commandPath(command: Command): string {
 }
 
 function globals(command: Command): GlobalOptions {
-  const { controller, namespace } = command.optsWithGlobals<GlobalOptions>();
-  return { ...(controller === undefined ? {} : { controller }), ...(namespace === undefined ? {} : { namespace }) };
+  const { controller, namespace, tlsCa } = command.optsWithGlobals<GlobalOptions>();
+  return { ...(controller === undefined ? {} : { controller }), ...(namespace === undefined ? {} : { namespace }), ...(tlsCa === undefined ? {} : { tlsCa }) };
 }
 
 function finish(result: number | void): void {

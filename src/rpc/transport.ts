@@ -1,10 +1,15 @@
 // The one RPC client factory and the one RPC server factory: Connect over
 // HTTP/2 (h2c), with HTTP/1.1 on the same port for curl and browsers, and
 // bearer-token auth: one token, or an authenticator that tells who the caller
-// is (handlers read it from the call's context values).
+// is (handlers read it from the call's context values). With a certificate and
+// key, the server speaks HTTP/2 and HTTP/1.1 over TLS instead; clients verify an
+// https:// server against the system CAs plus an optional CA file.
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { readFileSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
+import { rootCertificates } from "node:tls";
 import { timingSafeEqual } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createContextKey, type Client, type ConnectRouter, type ContextKey, type Interceptor } from "@connectrpc/connect";
@@ -34,6 +39,53 @@ export interface RpcChannelOptions {
    * @default none
    */
   firstAnswerTimeoutMs?: number;
+  /**
+   * A PEM file of CA certificates an https:// server's certificate may also
+   * chain to, besides the system's (e.g. the CA of a self-signed controller
+   * certificate). @default process.env.FLUSTER_TLS_CA
+   */
+  tlsCaFile?: string;
+}
+
+/** The environment variable naming a CA file every client trusts besides the system CAs (jobs get it from their worker). */
+export const TLS_CA_ENV = "FLUSTER_TLS_CA";
+
+/** Node's codes for a server certificate that does not verify. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * Why a failed call's server certificate was refused (Node's words, e.g.
+ * "self-signed certificate"), found along the error's cause chain; undefined
+ * when the call did not fail for its certificate.
+ */
+export function untrustedCertificateReason(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UNTRUSTED_CERTIFICATE.has(code)) return e.message;
+  }
+  return undefined;
+}
+
+/** Reads a PEM file for TLS, or says which file and why it cannot be read. */
+export function readPemFile(path: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new FlusterError(`cannot read the ${what} ${resolvePath(path)}: ${(err as Error).message}`, "invalid_argument", { cause: err });
+  }
+  if (!text.includes("-----BEGIN ")) throw new FlusterError(`the ${what} ${resolvePath(path)} is not a PEM file (no -----BEGIN line)`, "invalid_argument");
+  return text;
 }
 
 /**
@@ -53,10 +105,17 @@ export interface RpcChannel {
 export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {}): RpcChannel {
   const url = normalizeBaseUrl(baseUrl);
   const token = options.token ?? process.env.FLUSTER_TOKEN;
-  const sessionManager = new GuardedSessionManager(url, {
-    idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
-    pingIntervalMs: 15_000,
-  });
+  const caFile = options.tlsCaFile ?? (process.env[TLS_CA_ENV] || undefined);
+  // The system CAs stay trusted: Node's `ca` replaces them unless they are listed too.
+  const tlsOptions = url.startsWith("https:") && caFile ? { ca: [...rootCertificates, readPemFile(caFile, "CA file")] } : {};
+  const sessionManager = new GuardedSessionManager(
+    url,
+    {
+      idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
+      pingIntervalMs: 15_000,
+    },
+    tlsOptions,
+  );
   let answered = false;
   const interceptors: Interceptor[] = [
     firstAnswerInterceptor(url, options.firstAnswerTimeoutMs, () => answered, () => (answered = true)),
@@ -207,6 +266,8 @@ export interface RpcServerOptions<P = unknown> {
   fallback?: ConnectNodeAdapterOptions["fallback"];
   /** More interceptors, run after authentication (e.g. fault injection in tests, rpc/faults.ts). @default none */
   interceptors?: readonly Interceptor[];
+  /** Serve over TLS with this certificate chain and private key (PEM text); the URL is then https://. @default plain h2c and HTTP/1.1 */
+  tls?: { cert: string; key: string };
 }
 
 /** A call refused for its bearer token. */
@@ -220,7 +281,7 @@ export interface TokenRefusal {
 
 /** A running RPC server. */
 export interface RpcServer {
-  /** `http://host:port` a client on this machine can use. */
+  /** `http://host:port` (`https://` with TLS) a client on this machine can use. */
   readonly url: string;
   readonly port: number;
   /** Stops accepting connections, ends open ones, and resolves when closed. */
@@ -240,29 +301,51 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
     interceptors,
     ...(options.fallback ? { fallback: options.fallback } : {}),
   });
-  const h2 = http2.createServer({}, handler);
-  const h1 = http.createServer(handler);
-  h1.keepAliveTimeout = 5_000;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.on("close", () => sessions.delete(session));
-  });
-  const server = net.createServer((socket) => {
+  const trackSessions = (h2: http2.Http2Server | http2.Http2SecureServer) =>
+    h2.on("session", (session) => {
+      sessions.add(session);
+      session.on("close", () => sessions.delete(session));
+    });
+  const trackSocket = (socket: net.Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
-    // Peek at the first bytes without consuming them: both servers read
-    // data already buffered on the socket when they take it over.
-    socket.once("readable", () => {
-      const first = socket.read() as Buffer | null;
-      if (first === null) return;
-      socket.unshift(first);
-      const target = first.subarray(0, 3).toString("latin1") === "PRI" ? h2 : h1;
-      target.emit("connection", socket);
+  };
+  let h1: http.Server | undefined;
+  let server: net.Server;
+  if (options.tls) {
+    // ALPN picks HTTP/2 or HTTP/1.1; a client that does not speak TLS fails its handshake (the client says so).
+    let secure: http2.Http2SecureServer;
+    try {
+      secure = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, handler);
+    } catch (err) {
+      throw new FlusterError(`cannot serve TLS with the certificate and key given: ${(err as Error).message}`, "invalid_argument", { cause: err });
+    }
+    trackSessions(secure);
+    secure.on("connection", trackSocket);
+    secure.on("tlsClientError", () => undefined);
+    server = secure;
+  } else {
+    const h2 = http2.createServer({}, handler);
+    const plain = http.createServer(handler);
+    plain.keepAliveTimeout = 5_000;
+    h1 = plain;
+    trackSessions(h2);
+    server = net.createServer((socket) => {
+      trackSocket(socket);
+      // Peek at the first bytes without consuming them: both servers read
+      // data already buffered on the socket when they take it over.
+      socket.once("readable", () => {
+        const first = socket.read() as Buffer | null;
+        if (first === null) return;
+        socket.unshift(first);
+        const target = first.subarray(0, 3).toString("latin1") === "PRI" ? h2 : plain;
+        target.emit("connection", socket);
+      });
     });
-  });
+  }
   const host = options.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -274,13 +357,13 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
   const address = server.address() as net.AddressInfo;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   return {
-    url: `http://${urlHost}:${address.port}`,
+    url: `${options.tls ? "https" : "http"}://${urlHost}:${address.port}`,
     port: address.port,
     shutdown: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const session of sessions) session.close();
-        h1.closeAllConnections();
+        h1?.closeAllConnections();
         // Sessions get a moment to finish in-flight streams, then sockets go.
         setTimeout(() => {
           for (const socket of sockets) socket.destroy();

@@ -32,6 +32,7 @@ function stderrLines(result: NodeResult): string[] {
 const MINIMAL_ARGS: Record<CommandPath, string[]> = {
   "cluster start": ["cluster", "start", "--local"],
   "controller serve": ["controller", "serve"],
+  "controller backup": ["controller", "backup", "/tmp/fluster-backup.sqlite"],
   "worker serve": ["--controller", "http://127.0.0.1:7070", "worker", "serve"],
   "worker list": ["worker", "list"],
   "job run": ["job", "run", "--", "node", "-e", "1"],

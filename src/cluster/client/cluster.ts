@@ -30,6 +30,12 @@ export interface ClusterOptions {
   /** Bearer token. @default FLUSTER_TOKEN */
   token?: string;
   /**
+   * PEM file of CA certificates an https:// controller's certificate may
+   * chain to, besides the system's (a self-signed or private CA).
+   * @default FLUSTER_TLS_CA
+   */
+  tlsCaFile?: string;
+  /**
    * Seconds the first call waits for the controller to answer before failing
    * with "no answer from …" (a wrong port, a server that never speaks).
    * Later calls are not limited. @default 10
@@ -169,6 +175,7 @@ export class Cluster {
     };
     this.channel = createRpcChannel(this.address, {
       ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.tlsCaFile !== undefined ? { tlsCaFile: options.tlsCaFile } : {}),
       firstAnswerTimeoutMs: connectTimeoutSeconds * 1000,
     });
   }

@@ -4,6 +4,7 @@
 import { connect as tlsConnect } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FlusterError, type FlusterErrorCode } from "../../core/errors.js";
+import { untrustedCertificateReason } from "../../rpc/transport.js";
 
 /** Why a call never reached a working controller. */
 export type ControllerFailureKind =
@@ -12,6 +13,7 @@ export type ControllerFailureKind =
   | "unreachable"
   | "tls_to_plain"
   | "plain_to_tls"
+  | "tls_untrusted"
   | "not_a_controller"
   | "a_worker"
   | "no_answer"
@@ -28,7 +30,10 @@ export interface ControllerContext {
   connectTimeoutSeconds?: number;
   /** What the server said to do about a refused token (it knows where its token file is). */
   tokenHint?: string;
+  /** Why the server's certificate was refused (filled in by {@link controllerError}). */
+  tlsReason?: string;
 }
+
 
 const START_ONE = "start one with `fluster cluster start --local`";
 const TOKEN_FILE = "the token the controller wrote in its <state-dir>/token";
@@ -48,6 +53,11 @@ export function describeControllerFailure(kind: ControllerFailureKind, context: 
       return { message: `${address} does not speak TLS: the controller serves plain HTTP, use ${other("http:")}`, code: "failed_precondition" };
     case "plain_to_tls":
       return { message: `${address} serves TLS, not plain HTTP/2: use ${other("https:")}`, code: "failed_precondition" };
+    case "tls_untrusted":
+      return {
+        message: `the TLS certificate of ${address} is not trusted (${context.tlsReason ?? "verification failed"}): pass the CA that signed it with --tls-ca FILE or FLUSTER_TLS_CA`,
+        code: "unavailable",
+      };
     case "a_worker":
       return {
         message: `${address} is a Fluster worker, not a controller: use the controller's URL (the one \`fluster cluster start\` or \`fluster controller serve\` printed)`,
@@ -80,6 +90,7 @@ export function classifyControllerFailure(err: unknown, context: ControllerConte
   if (nodeCode === "ENOTFOUND" || nodeCode === "EAI_AGAIN") return "unresolved";
   if (nodeCode === "EHOSTUNREACH" || nodeCode === "ENETUNREACH" || nodeCode === "ETIMEDOUT") return "unreachable";
   if (nodeCode === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/i.test(messageChain(err))) return "tls_to_plain";
+  if (untrustedCertificateReason(err) !== undefined) return "tls_untrusted";
   const connect = connectErrorIn(err);
   if (!connect) return undefined;
   // A refusal of its own (a credential of an attempt that ended) keeps the controller's message.
@@ -93,7 +104,8 @@ export function controllerError(err: unknown, kind: ControllerFailureKind | unde
   if (!kind) return err;
   // The server ends a token refusal with where its token is ("missing bearer token: set FLUSTER_TOKEN to the contents of …").
   const tokenHint = /bearer token: (.+)$/.exec(connectErrorIn(err)?.rawMessage ?? "")?.[1];
-  const { message, code } = describeControllerFailure(kind, tokenHint && !context.tokenHint ? { ...context, tokenHint } : context);
+  const tlsReason = kind === "tls_untrusted" ? untrustedCertificateReason(err) : undefined;
+  const { message, code } = describeControllerFailure(kind, { ...context, ...(tokenHint && !context.tokenHint ? { tokenHint } : {}), ...(tlsReason ? { tlsReason } : {}) });
   return new FlusterError(message, code, { cause: err });
 }
 

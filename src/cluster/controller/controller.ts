@@ -1,6 +1,12 @@
 // The controller's effect loop: it holds jobs, workers and attempts in memory,
 // asks the pure parts what to do (the task state machine, the scheduler, the
 // reconcile diff) and applies their answers to the store and the wire.
+// A change is seen in memory only once the store has committed it (store.ts):
+// a launch joins the books after its group commit; every other change runs in
+// a store transaction that undoes it in memory if the commit fails. Changes
+// the controller makes on its own (ticks, workers' answers) that cannot be
+// stored are dropped and logged, and happen again on a later round, so a full
+// disk costs nothing but time, and reads go on meanwhile.
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import { backoffDelay } from "../../core/backoff.js";
@@ -15,7 +21,7 @@ import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord, Wo
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
 import { schedule, type PendingJob, type SchedulerWorker } from "./scheduler/index.js";
 import { pendingJobOf, schedulerWorkerOf, usageOf } from "./scheduling.js";
-import type { StateStore } from "./store.js";
+import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { Assignment, ObservedAttempt, WorkerConnection } from "./worker-connection.js";
 import { WorkerTable, workerRecordOf, type RegisterWorkerInput, type WorkerRuntime } from "./workers.js";
@@ -87,6 +93,10 @@ export class Controller {
   /** The endpoint registry; reads go straight to it, writes through the controller. */
   readonly endpoints: EndpointRegistry;
   private nextSeq = 1;
+  /** Launches with a request id whose commit is under way: a retry waits for the same outcome. */
+  private readonly launching = new Map<string, Promise<JobRecord>>();
+  /** When a failed write was last logged (one line a minute while the store cannot be written). */
+  private storeFailureLoggedAt = Number.NEGATIVE_INFINITY;
   private scheduleQueued = false;
   /**
    * Room may have appeared since the last pass (an attempt ended, a worker
@@ -154,14 +164,26 @@ export class Controller {
 
   // ---------------------------------------------------------------- jobs
 
-  /** Accepts a job; resolves once it is durably stored. */
+  /**
+   * Accepts a job; resolves once it is durably stored, and only then is it
+   * listed and scheduled. A launch whose commit fails leaves nothing behind.
+   * A retry with the same request id gets the first launch's job (waiting
+   * for its commit while that is under way), never one that was not stored.
+   */
   async launchJob(spec: JobSpec | undefined, options: LaunchOptions = {}): Promise<JobRecord> {
     this.ensureRunning();
-    const existing = options.requestId ? this.ledger.jobs.byRequest(options.requestId) : undefined;
-    if (existing) {
-      await this.store.defer(() => undefined);
-      return existing;
-    }
+    const { requestId } = options;
+    if (!requestId) return this.launchNew(spec, options);
+    const existing = this.ledger.jobs.byRequest(requestId) ?? this.launching.get(requestId);
+    if (existing) return existing;
+    const launch = this.launchNew(spec, options);
+    this.launching.set(requestId, launch);
+    const forget = () => void this.launching.delete(requestId);
+    launch.then(forget, forget);
+    return launch;
+  }
+
+  private async launchNew(spec: JobSpec | undefined, options: LaunchOptions): Promise<JobRecord> {
     const request = validateJobSpec(spec);
     const parent = options.parentJobId ? this.ledger.jobs.get(options.parentJobId) : undefined;
     if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
@@ -175,13 +197,17 @@ export class Controller {
       ...(parent ? { parentJobId: parent.jobId } : {}),
       ...(options.requestId ? { requestId: options.requestId } : {}),
     });
-    const stored = this.store.defer(() => {
+    await this.store.defer(() => {
       this.store.saveJob(job);
       for (const t of job.tasks) this.store.saveTask(t);
     });
     this.ledger.addJob(job);
+    // Its parent may have finished while the job was being stored: it goes the way of its siblings.
+    const parentNow = job.parentJobId ? this.ledger.jobs.find(job.parentJobId) : undefined;
+    if (parentNow && isFinished(parentNow.state)) {
+      this.background(() => this.store.transaction(() => this.ledger.killJob(job, `parent job ${parentNow.jobId} ${parentNow.state}`)));
+    }
     this.requestSchedule(false);
-    await stored;
     return job;
   }
 
@@ -334,7 +360,7 @@ export class Controller {
     this.scheduleQueued = true;
     setImmediate(() => {
       this.scheduleQueued = false;
-      if (this.stateValue === "running") this.schedulePass();
+      if (this.stateValue === "running") this.background(() => this.schedulePass());
     });
   }
 
@@ -391,7 +417,7 @@ export class Controller {
         this.ledger.undispatched.delete(assignment.attemptId);
         if (!this.workers.isCurrent(worker)) return;
         this.workers.accepted(worker);
-        if (this.stateValue === "running") this.applyDiff(worker, this.diff(worker, [observed], []));
+        if (this.stateValue === "running") this.background(() => this.applyDiff(worker, this.diff(worker, [observed], [])));
       },
       (err: unknown) => {
         const attempt = this.ledger.attempts.get(assignment.attemptId);
@@ -407,7 +433,7 @@ export class Controller {
           return;
         }
         this.ledger.undispatched.delete(assignment.attemptId);
-        this.dispatchFailed(worker, attempt, failure);
+        this.background(() => this.dispatchFailed(worker, attempt, failure));
         this.requestSchedule();
       },
     );
@@ -438,7 +464,7 @@ export class Controller {
       const limit = job.request.schedulingTimeoutSeconds;
       if (!limit || isFinished(job.state) || job.startedAt !== undefined) continue;
       if (now - job.submittedAt <= limit * 1000 || !job.tasks.some((t) => t.state === "pending")) continue;
-      this.store.transaction(() => this.ledger.markUnschedulable(job, `not scheduled within ${limit}s: ${job.pendingReason ?? "no worker fits"}`));
+      this.background(() => this.store.transaction(() => this.ledger.markUnschedulable(job, `not scheduled within ${limit}s: ${job.pendingReason ?? "no worker fits"}`)));
     }
   }
 
@@ -465,6 +491,14 @@ export class Controller {
         const attempt = ledger.attempts.get(known.attemptId);
         if (attempt) ledger.endAttempt(attempt, { attemptId: attempt.attemptId, state: "worker_failed", errorMessage: `worker ${worker.record.workerId} lost the attempt` });
       }
+      for (const known of diff.delivered) {
+        const attempt = ledger.attempts.get(known.attemptId);
+        if (attempt && isActiveAttempt(attempt.state)) ledger.markDelivered(attempt);
+      }
+      for (const known of diff.undelivered) {
+        const attempt = ledger.attempts.get(known.attemptId);
+        if (attempt) ledger.notStarted(attempt, `worker ${worker.record.workerId} never received the attempt; it is sent again`);
+      }
     });
     this.requestSchedule();
   }
@@ -486,14 +520,14 @@ export class Controller {
     this.lastTickAt = now;
     for (const worker of [...this.workers.values()]) {
       const reason = this.workers.silence(worker, now);
-      if (reason) this.loseWorker(worker, reason);
+      if (reason) this.background(() => this.loseWorker(worker, reason));
       else if (this.loseWorkerProbability > 0 && !this.cutOff.has(worker.record.workerId) && this.random() < this.loseWorkerProbability) {
         this.cutOff.set(worker.record.workerId, now + this.loseWorkerMs);
         this.log(`fluster controller: fault injection: worker ${worker.record.workerId} cut off for ${Math.round(this.loseWorkerMs / 1000)}s`);
       }
     }
     this.expireUnschedulable(now);
-    this.endpoints.expire();
+    this.background(() => this.endpoints.expire());
     void this.reconcileAll();
     this.requestSchedule();
   }
@@ -513,19 +547,22 @@ export class Controller {
   private async reconcileWorker(worker: WorkerRuntime, signal: AbortSignal): Promise<void> {
     worker.reconciling = true;
     this.workers.asking(worker, this.now());
+    let answer: Awaited<ReturnType<WorkerConnection["reconcile"]>>;
     try {
       if (this.isCutOff(worker)) throw new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable");
-      const answer = await worker.connection.reconcile(desiredSet(worker.attempts), {}, signal);
-      // Lost while the call was in flight: a late answer changes nothing.
-      if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;
-      if (this.workers.answered(worker, this.now())) this.requestSchedule();
-      this.applyDiff(worker, this.diff(worker, answer.observed, answer.missing));
+      answer = await worker.connection.reconcile(desiredSet(worker.attempts), {}, signal);
     } catch (err) {
-      if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;
-      this.workerFailed(worker, classifyWorkerFailure(err));
+      if (this.stateValue === "running" && this.workers.isCurrent(worker)) this.background(() => this.workerFailed(worker, classifyWorkerFailure(err)));
+      return;
     } finally {
       worker.reconciling = false;
     }
+    // Lost while the call was in flight: a late answer changes nothing.
+    if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;
+    this.background(() => {
+      if (this.workers.answered(worker, this.now())) this.requestSchedule();
+      this.applyDiff(worker, this.diff(worker, answer.observed, answer.missing));
+    });
   }
 
   /** A call to the worker failed: its health follows, and it is lost once failures outlast the grace period. */
@@ -545,6 +582,26 @@ export class Controller {
       this.workers.remove(worker);
     });
     this.requestSchedule();
+  }
+
+  /**
+   * Runs a change the controller makes on its own (a tick, a worker's
+   * answer). When the store cannot be written, the change was undone (see
+   * store.ts) and happens again on a later round: it is logged, once a
+   * minute while writes keep failing, and every pending job is tried again
+   * at the next scheduling pass. Any other error is a bug and is thrown.
+   */
+  private background(change: () => void): void {
+    try {
+      change();
+    } catch (err) {
+      if (!(err instanceof StoreWriteError)) throw err;
+      this.capacityGrew = true;
+      const now = this.now();
+      if (now - this.storeFailureLoggedAt < 60_000) return;
+      this.storeFailureLoggedAt = now;
+      this.log(`fluster controller: ${err.message}; the controller keeps answering reads and retries its changes every round`);
+    }
   }
 
   // ---------------------------------------------------------------- endpoint registry (writes)

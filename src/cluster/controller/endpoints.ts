@@ -1,6 +1,7 @@
 // The endpoint registry: name → addresses per namespace, the only thing the
 // cluster layer knows of services (actors are built on it, SPEC §2). Each
-// change is written through to the state store and announced to watchers.
+// change is written through to the state store, and seen in memory and
+// announced to watchers only once it is committed (see store.ts).
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { ValidationError } from "../../core/errors.js";
@@ -65,7 +66,8 @@ export class EndpointRegistry {
     }
     this.store.saveEndpoint(endpoint);
     this.endpoints.set(endpoint.endpointId, endpoint);
-    this.announce(endpoint);
+    this.store.onRollback(() => this.endpoints.delete(endpoint.endpointId));
+    this.store.afterCommit(() => this.announce(endpoint));
     return endpoint;
   }
 
@@ -78,6 +80,7 @@ export class EndpointRegistry {
         const e = this.endpoints.get(id);
         if (!e) missing.push(id);
         else if (e.ttlSeconds) {
+          this.store.keep(e);
           e.expiresAt = now + e.ttlSeconds * 1000;
           this.store.saveEndpoint(e);
         }
@@ -90,9 +93,10 @@ export class EndpointRegistry {
   remove(endpointId: string): void {
     const e = this.endpoints.get(endpointId);
     if (!e) return;
-    this.endpoints.delete(endpointId);
     this.store.deleteEndpoint(endpointId);
-    this.announce(e);
+    this.endpoints.delete(endpointId);
+    this.store.onRollback(() => this.endpoints.set(endpointId, e));
+    this.store.afterCommit(() => this.announce(e));
   }
 
   /** Removes the endpoints a finished job owned. */
@@ -113,7 +117,8 @@ export class EndpointRegistry {
   /** Removes TTL endpoints not renewed in time. */
   expire(): void {
     const now = this.now();
-    for (const e of [...this.endpoints.values()]) if (e.expiresAt !== undefined && e.expiresAt <= now) this.remove(e.endpointId);
+    const expired = [...this.endpoints.values()].filter((e) => e.expiresAt !== undefined && e.expiresAt <= now);
+    if (expired.length > 0) this.store.transaction(() => expired.forEach((e) => this.remove(e.endpointId)));
   }
 
   /** Endpoints registered under exactly `name` in `namespace`, oldest first. */

@@ -2,7 +2,10 @@
 // through the task state machine and written through to the state store,
 // with what follows when an attempt ends (the endpoints it owned) and when a
 // job finishes (its tasks, children and endpoints).
-// Every method that writes runs inside the caller's store transaction.
+// Every method that writes runs inside the caller's store transaction, and
+// says how to undo its in-memory changes should that transaction fail
+// (`store.keep`, `store.onRollback`); events and calls to workers wait for the
+// commit (`store.afterCommit`). See store.ts: commit before visible.
 import { EventEmitter } from "node:events";
 import { isFinished, isTaskFinished, rollUpJobStatus } from "../../core/status.js";
 import { watchSnapshots } from "../../core/watch.js";
@@ -45,6 +48,7 @@ export class Ledger {
       if (!isActiveAttempt(a.state)) continue;
       const worker = this.workers.get(a.workerId);
       if (worker) worker.attempts.add(a);
+      else if (!a.delivered) this.notStarted(a, `worker ${a.workerId} is gone and never received the attempt`);
       else this.endAttempt(a, { attemptId: a.attemptId, state: "worker_failed", errorMessage: `worker ${a.workerId} is gone` });
     }
   }
@@ -78,21 +82,33 @@ export class Ledger {
       workerId: worker.record.workerId,
       state: "assigned",
       createdAt: now,
+      delivered: false,
     };
-    this.store.saveAttempt(attempt);
+    const { store } = this;
+    store.saveAttempt(attempt);
+    store.keep(task.attempts);
+    store.keep(task);
+    store.keep(job);
     task.attempts.push(attempt);
     task.workerId = worker.record.workerId;
     this.transition(job, task, { kind: "placed" }, now);
     this.attempts.set(attempt.attemptId, attempt);
     worker.attempts.add(attempt);
     this.undispatched.add(attempt.attemptId);
+    store.onRollback(() => {
+      this.attempts.delete(attempt.attemptId);
+      worker.attempts.delete(attempt);
+      this.undispatched.delete(attempt.attemptId);
+    });
     delete job.pendingReason;
     return attempt;
   }
 
   /** An attempt moved on (building, running) on its worker. */
   progressAttempt(attempt: AttemptRecord, update: ObservedAttempt): void {
+    this.store.keep(attempt);
     attempt.state = update.state;
+    attempt.delivered = true;
     if (update.startedAt !== undefined) attempt.startedAt = update.startedAt;
     this.store.saveAttempt(attempt);
     const job = this.jobs.find(attempt.jobId);
@@ -103,8 +119,20 @@ export class Ledger {
     }
   }
 
+  /**
+   * Its worker has shown it has the attempt (it reported it): from now on,
+   * the worker not having it means it was lost. Runs inside a transaction.
+   */
+  markDelivered(attempt: AttemptRecord): void {
+    if (attempt.delivered) return;
+    this.store.keep(attempt);
+    attempt.delivered = true;
+    this.store.saveAttempt(attempt);
+  }
+
   /** Pending tasks of `job` become unschedulable, and so does the job. */
   markUnschedulable(job: JobRecord, reason: string): void {
+    this.store.keep(job);
     job.errorMessage = reason;
     for (const task of job.tasks) this.transition(job, task, { kind: "unschedulable", reason });
     this.updateJobState(job);
@@ -113,12 +141,14 @@ export class Ledger {
   /** A scheduling pass's reason why a job waits; kept in memory only (the next pass after a restart recomputes it). */
   setPendingReason(job: JobRecord, reason: string): void {
     if (job.pendingReason === reason) return;
+    this.store.keep(job);
     job.pendingReason = reason;
     this.emitJob(job);
   }
 
   /** Kills every unfinished task of `job` and finishes it as killed. Runs inside a transaction. */
   killJob(job: JobRecord, reason: string): void {
+    this.store.keep(job);
     job.errorMessage ??= reason;
     this.killTasks(job, reason);
     this.updateJobState(job);
@@ -137,6 +167,7 @@ export class Ledger {
   private transition(job: JobRecord, task: TaskRecord, event: TaskEvent, at = this.now()): boolean {
     const next = nextTaskState(task, event, job.request);
     if (!next.changed) return false;
+    this.store.keep(task);
     task.state = next.state;
     task.failureCount = next.failureCount;
     task.preemptionCount = next.preemptionCount;
@@ -186,25 +217,29 @@ export class Ledger {
     const worker = this.workers.get(attempt.workerId);
     this.finishAttemptRecord(attempt, "killed", { errorMessage: reason });
     // Unanswered, the next reconcile stops it: it is no longer desired.
-    worker?.connection.killTask(attempt.attemptId, reason).catch(() => undefined);
+    this.store.afterCommit(() => void worker?.connection.killTask(attempt.attemptId, reason).catch(() => undefined));
   }
 
   private finishAttemptRecord(attempt: AttemptRecord, state: AttemptRecord["state"], update: Partial<ObservedAttempt>): void {
+    const { store } = this;
+    store.keep(attempt);
     attempt.state = state;
     attempt.finishedAt = update.finishedAt ?? this.now();
     if (update.startedAt !== undefined) attempt.startedAt ??= update.startedAt;
     if (update.exitCode !== undefined) attempt.exitCode = update.exitCode;
     if (update.errorMessage) attempt.errorMessage = update.errorMessage;
     if (update.result && update.result.length > 0) attempt.result = update.result;
-    this.store.saveAttempt(attempt);
-    this.workers.get(attempt.workerId)?.attempts.delete(attempt);
-    this.undispatched.delete(attempt.attemptId);
+    store.saveAttempt(attempt);
+    const worker = this.workers.get(attempt.workerId);
+    if (worker?.attempts.delete(attempt)) store.onRollback(() => worker.attempts.add(attempt));
+    if (this.undispatched.delete(attempt.attemptId)) store.onRollback(() => this.undispatched.add(attempt.attemptId));
     // What the attempt served is gone with its process; a retry registers anew.
     this.endpoints.removeOwnedByAttempt(attempt.attemptId);
   }
 
   /** Recomputes the job state from its tasks and handles the consequences of finishing. Runs inside a transaction. */
   updateJobState(job: JobRecord): void {
+    this.store.keep(job);
     const before = job.state;
     const next = rollUpJobStatus(job.tasks.map((t) => t.state));
     const now = this.now();
@@ -235,6 +270,7 @@ export class Ledger {
   private onJobFinished(job: JobRecord): void {
     this.schedulable.delete(job);
     this.untried.delete(job);
+    this.store.onRollback(() => this.markSchedulable(job));
     this.killTasks(job, `job ${job.state}`);
     for (const child of this.jobs.childrenOf(job.jobId)) {
       if (!isFinished(child.state)) this.killJob(child, `parent job ${job.jobId} ${job.state}`);
@@ -243,8 +279,9 @@ export class Ledger {
   }
 
   private emitJob(job: JobRecord): void {
+    this.store.keep(job);
     job.revision += 1;
-    this.events.emit(`job:${job.jobId}`);
+    this.store.afterCommit(() => this.events.emit(`job:${job.jobId}`));
   }
 }
 

@@ -18,6 +18,13 @@ export interface AttemptRecord {
   finishedAt?: number;
   /** Codec-encoded return value of a function entrypoint. */
   result?: Uint8Array;
+  /**
+   * Its worker has shown it has the attempt (answered its RunTask, or
+   * reported it in a reconcile or heartbeat). Until then a worker that says
+   * it does not have it was never given it: the task goes back to pending at
+   * no cost, instead of the attempt counting as lost.
+   */
+  delivered: boolean;
 }
 
 export interface TaskRecord {

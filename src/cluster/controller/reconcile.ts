@@ -12,6 +12,8 @@ export interface KnownAttempt {
   readonly attemptId: string;
   readonly workerId: string;
   readonly state: TaskState;
+  /** Its worker has shown it has it (see AttemptRecord.delivered). @default true */
+  readonly delivered?: boolean;
 }
 
 /** The changes in one worker's answer (reconcile or heartbeat). */
@@ -22,6 +24,14 @@ export interface ReconcileDiff {
   ended: ObservedAttempt[];
   /** Attempts the worker should have and does not: they were lost with whatever ran them. */
   lost: KnownAttempt[];
+  /** Attempts the worker reported for the first time: it has them (from now on, not having them is a loss). */
+  delivered: KnownAttempt[];
+  /**
+   * Attempts the worker does not have and never had: their RunTask never
+   * reached it (a controller that crashed before its answer came). Nothing
+   * ran, so their tasks go back to pending at no cost.
+   */
+  undelivered: KnownAttempt[];
 }
 
 /** The desired set a worker is sent: every active attempt placed on it, with the state last seen. */
@@ -36,8 +46,10 @@ export function desiredSet(attempts: Iterable<KnownAttempt>): DesiredAttempt[] {
  * attempts the controller does not know, that belong to another worker, or
  * that already ended are ignored (a late answer never revives an attempt);
  * active states only move forward. A missing attempt counts as lost only once
- * its RunTask was acknowledged (`undispatched` holds those not yet: the worker
- * may simply not have it yet).
+ * its worker showed it had it: one whose RunTask is still in flight
+ * (`undispatched`) is left alone, as the worker may simply not have it yet;
+ * one whose RunTask went out and was never answered (by a controller that
+ * crashed since) is `undelivered`.
  */
 export function diffReconcile(
   workerId: string,
@@ -45,26 +57,27 @@ export function diffReconcile(
   known: (attemptId: string) => KnownAttempt | undefined,
   undispatched: ReadonlySet<string> = new Set(),
 ): ReconcileDiff {
-  const diff: ReconcileDiff = { progressed: [], ended: [], lost: [] };
+  const diff: ReconcileDiff = { progressed: [], ended: [], lost: [], delivered: [], undelivered: [] };
   const mine = (id: string): KnownAttempt | undefined => {
     const attempt = known(id);
     return attempt !== undefined && attempt.workerId === workerId && isActiveAttempt(attempt.state) ? attempt : undefined;
   };
   for (const update of answer.observed) {
     const attempt = mine(update.attemptId);
+    if (attempt?.delivered === false) diff.delivered.push(attempt);
     if (!attempt || update.state === attempt.state) continue;
     if (!isActiveAttempt(update.state)) diff.ended.push(update);
     else if (progressRank(update.state) > progressRank(attempt.state)) diff.progressed.push(update);
   }
   for (const id of answer.missing) {
     const attempt = undispatched.has(id) ? undefined : mine(id);
-    if (attempt) diff.lost.push(attempt);
+    if (attempt) (attempt.delivered === false ? diff.undelivered : diff.lost).push(attempt);
   }
   return diff;
 }
 
 export function isEmptyDiff(diff: ReconcileDiff): boolean {
-  return diff.progressed.length === 0 && diff.ended.length === 0 && diff.lost.length === 0;
+  return diff.progressed.length === 0 && diff.ended.length === 0 && diff.lost.length === 0 && diff.delivered.length === 0 && diff.undelivered.length === 0;
 }
 
 /**

@@ -15,7 +15,7 @@ import { ControllerIdentity } from "./identity.js";
 import { isActiveAttempt } from "./task-state.js";
 import { RegisterWorkerRequestSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService, TaskAssignmentSchema } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { createRpcChannel, startRpcServer, type RpcChannel, type RpcServer, type TokenRefusal } from "../../rpc/transport.js";
+import { createRpcChannel, readPemFile, startRpcServer, type RpcChannel, type RpcServer, type TokenRefusal } from "../../rpc/transport.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError, ValidationError, type FlusterErrorCode } from "../../core/errors.js";
@@ -58,6 +58,17 @@ export interface ControllerServerOptions {
   bundleStoreMaxBytes?: number;
   /** Seconds between sweeps of unused bundles. @default 600 */
   bundleSweepIntervalSeconds?: number;
+  /**
+   * PEM file of the certificate chain to serve TLS with (with `tlsKey`): the
+   * controller then speaks HTTP/2 and HTTP/1.1 over TLS and advertises an
+   * https:// URL. Clients, workers and jobs verify it against the system CAs
+   * plus the CA file in `FLUSTER_TLS_CA` (or their `--tls-ca`). @default plain HTTP
+   */
+  tlsCert?: string;
+  /** PEM file of the private key of `tlsCert`. @default none */
+  tlsKey?: string;
+  /** PEM file of CA certificates a worker's https:// certificate may chain to, besides the system's. @default process.env.FLUSTER_TLS_CA */
+  tlsCaFile?: string;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
   /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
@@ -86,9 +97,10 @@ export interface ControllerServer {
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log", "faults"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log", "faults"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
-  for (const key of ["stateDir", "host", "advertiseHost", "token"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
+  for (const key of ["stateDir", "host", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ValidationError(o.tlsCert === undefined ? "tlsCert" : "tlsKey", `must be given with ${o.tlsCert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
   if (o.port !== undefined) checkPort(o.port);
   for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds"]) {
     if (o[key] !== undefined) checkPositive(o[key], key);
@@ -112,7 +124,9 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const bundleDir = stateDir === ":memory:" ? mkdtempSync(join(tmpdir(), "fluster-bundles-")) : join(stateDir, "bundles");
   let bundles: BundleStore;
   let identity: ControllerIdentity | undefined;
+  let tls: { cert: string; key: string } | undefined;
   try {
+    if (options.tlsCert && options.tlsKey) tls = { cert: readPemFile(options.tlsCert, "TLS certificate (tlsCert)"), key: readPemFile(options.tlsKey, "TLS key (tlsKey)") };
     tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
     store = new StateStore(stateDir);
     bundles = new BundleStore(bundleDir);
@@ -130,7 +144,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const channelTo = (address: string) => {
     let channel = channels.get(address);
     if (!channel) {
-      channel = createRpcChannel(address, token ? { token } : { token: "" });
+      channel = createRpcChannel(address, { token: token ?? "", ...(options.tlsCaFile ? { tlsCaFile: options.tlsCaFile } : {}) });
       channels.set(address, channel);
     }
     return channel;
@@ -152,6 +166,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     server = await startRpcServer({
       host,
       port: options.port ?? 0,
+      ...(tls ? { tls } : {}),
       ...(tokenSource && identity
         ? {
             authenticator: {
@@ -179,7 +194,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     throw err;
   }
   const advertise = options.advertiseHost ?? (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host);
-  controller.address = `http://${advertise.includes(":") ? `[${advertise}]` : advertise}:${server.port}`;
+  controller.address = `${tls ? "https" : "http"}://${advertise.includes(":") ? `[${advertise}]` : advertise}:${server.port}`;
   controller.start();
   lock?.setUrl(controller.address);
   const bundleMaxAgeMs = (options.bundleMaxAgeSeconds ?? 86_400) * 1000;

@@ -1,12 +1,21 @@
 // Durable controller state in an embedded SQLite database (WAL). The
 // controller keeps its records in memory and writes each change through here;
 // on start it loads everything back, so a SIGKILL loses nothing committed.
+//
+// Commit before visible: a change is seen in memory only once its transaction
+// has committed. Inside `transaction()`, the controller changes its records in
+// place and says how to undo each change (`keep` a record as it was, `onRollback`
+// for a collection); what others may observe (events, calls to workers) waits
+// in `afterCommit`. When the commit fails (a full disk), the records are put
+// back as they were and the after-commit steps never run, so a failed change
+// leaves no trace; the caller gets a StoreWriteError (`unavailable`).
 import Database from "better-sqlite3";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { JobSpecSchema } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { validateJobSpec } from "../../rpc/convert.js";
+import { FlusterError } from "../../core/errors.js";
 import type { JobStatus, TaskState } from "../../core/status.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, TaskRecord, WorkerRecord } from "./model.js";
 
@@ -84,9 +93,33 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE endpoints ADD COLUMN attempt_id TEXT;
   `,
+  // Whether the worker ever had the attempt (attempts stored before count as delivered, as they were treated).
+  `
+  ALTER TABLE attempts ADD COLUMN delivered INTEGER NOT NULL DEFAULT 1;
+  `,
 ];
 
 type Row = Record<string, unknown>;
+
+/**
+ * A write the state database refused (the disk is full, an I/O error, a
+ * read-only file): nothing of the change was kept, in the database or in
+ * memory. `unavailable`: the same request may succeed once the operator
+ * frees space.
+ */
+export class StoreWriteError extends FlusterError {
+  override name = "StoreWriteError";
+  constructor(path: string, cause: Error & { code?: string }) {
+    const why = cause.code === "SQLITE_FULL" ? "the disk holding it is full" : cause.message;
+    super(`the controller cannot write its state database ${path}: ${why} (${cause.message}); nothing was changed, try again once it is writable`, "unavailable", { cause });
+  }
+}
+
+/** SQLite result codes that mean the database file cannot be written now (rather than a bug in a statement). */
+function isStorageFailure(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|NOMEM)/.test(code);
+}
 
 // The record fields each upsert binds as they are (the others are encoded: see save*).
 const JOB_COLUMNS = ["jobId", "name", "namespace", "parentJobId", "state", "pendingReason", "errorMessage", "exitCode", "submittedAt", "startedAt", "finishedAt", "seq", "requestId"] as const;
@@ -142,10 +175,10 @@ export class StateStore {
         ON CONFLICT(job_id, task_index) DO UPDATE SET state = excluded.state, worker_id = excluded.worker_id, failure_count = excluded.failure_count,
           preemption_count = excluded.preemption_count, exit_code = excluded.exit_code, error_message = excluded.error_message,
           started_at = excluded.started_at, finished_at = excluded.finished_at`),
-      upsertAttempt: db.prepare(`INSERT INTO attempts (attempt_id, job_id, task_index, worker_id, state, exit_code, error_message, created_at, started_at, finished_at, result)
-        VALUES (@attemptId, @jobId, @taskIndex, @workerId, @state, @exitCode, @errorMessage, @createdAt, @startedAt, @finishedAt, @result)
+      upsertAttempt: db.prepare(`INSERT INTO attempts (attempt_id, job_id, task_index, worker_id, state, exit_code, error_message, created_at, started_at, finished_at, result, delivered)
+        VALUES (@attemptId, @jobId, @taskIndex, @workerId, @state, @exitCode, @errorMessage, @createdAt, @startedAt, @finishedAt, @result, @delivered)
         ON CONFLICT(attempt_id) DO UPDATE SET state = excluded.state, exit_code = excluded.exit_code, error_message = excluded.error_message,
-          started_at = excluded.started_at, finished_at = excluded.finished_at, result = excluded.result`),
+          started_at = excluded.started_at, finished_at = excluded.finished_at, result = excluded.result, delivered = excluded.delivered`),
       upsertWorker: db.prepare(`INSERT INTO workers (worker_id, address, capacity, attributes, registered_at, last_seen, health)
         VALUES (@workerId, @address, @capacity, @attributes, @registeredAt, @lastSeen, @health)
         ON CONFLICT(worker_id) DO UPDATE SET address = excluded.address, capacity = excluded.capacity, attributes = excluded.attributes,
@@ -172,10 +205,86 @@ export class StateStore {
     }
   }
 
-  /** Runs `fn` in one transaction: several writes commit together or not at all. */
+  /** Depth of `transaction()` calls (a nested one is part of the outer one). */
+  private depth = 0;
+  private kept = new Map<object, unknown>();
+  private rollbacks: Array<() => void> = [];
+  private afterCommits: Array<() => void> = [];
+
+  /**
+   * Runs `fn` in one transaction: its writes, and the in-memory changes it
+   * registered with {@link keep} and {@link onRollback}, commit together or
+   * not at all. Throws a {@link StoreWriteError} when the database cannot be
+   * written (after undoing `fn`'s in-memory changes).
+   */
   transaction<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
     this.flush();
-    return this.db.transaction(fn)();
+    this.depth = 1;
+    let result: T;
+    try {
+      result = this.db.transaction(fn)();
+    } catch (err) {
+      this.undo();
+      throw this.storeError(err);
+    } finally {
+      this.depth = 0;
+    }
+    const after = this.afterCommits;
+    this.kept = new Map();
+    this.rollbacks = [];
+    this.afterCommits = [];
+    for (const step of after) step();
+    return result;
+  }
+
+  /**
+   * Inside a transaction: `record` (an object or array) gets back the own
+   * fields (elements) it has now if the transaction fails. Call it before
+   * changing the record; outside a transaction it does nothing.
+   */
+  keep(record: object): void {
+    if (this.depth === 0 || this.kept.has(record)) return;
+    this.kept.set(record, Array.isArray(record) ? [...(record as unknown[])] : { ...record });
+  }
+
+  /** Inside a transaction: `undo` runs if it fails (latest first). Outside one, nothing. */
+  onRollback(undo: () => void): void {
+    if (this.depth > 0) this.rollbacks.push(undo);
+  }
+
+  /** Runs `step` once the current transaction commits (never if it fails), or now outside one. */
+  afterCommit(step: () => void): void {
+    if (this.depth > 0) this.afterCommits.push(step);
+    else step();
+  }
+
+  private undo(): void {
+    for (const undo of this.rollbacks.reverse()) undo();
+    for (const [record, before] of this.kept) {
+      if (Array.isArray(record)) record.splice(0, record.length, ...(before as unknown[]));
+      else {
+        const target = record as Record<string, unknown>;
+        for (const key of Object.keys(target)) if (!Object.hasOwn(before as object, key)) delete target[key];
+        Object.assign(target, before);
+      }
+    }
+    this.kept = new Map();
+    this.rollbacks = [];
+    this.afterCommits = [];
+  }
+
+  private storeError(err: unknown): unknown {
+    return isStorageFailure(err) ? new StoreWriteError(this.path, err) : err;
+  }
+
+  /** One statement outside a transaction, with a storage failure as a StoreWriteError. */
+  private write(run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      throw this.storeError(err);
+    }
   }
 
   private deferred: Array<() => void> = [];
@@ -204,34 +313,35 @@ export class StateStore {
         for (const write of writes) write();
       })();
     } catch (err) {
-      for (const w of waiters) w.reject(err);
+      const error = this.storeError(err);
+      for (const w of waiters) w.reject(error);
       return;
     }
     for (const w of waiters) w.resolve();
   }
 
   saveJob(job: JobRecord): void {
-    this.stmts.upsertJob.run(bind(job, JOB_COLUMNS, { spec: Buffer.from(toBinary(JobSpecSchema, job.spec)) }));
+    this.write(() => this.stmts.upsertJob.run(bind(job, JOB_COLUMNS, { spec: Buffer.from(toBinary(JobSpecSchema, job.spec)) })));
   }
 
   saveTask(task: TaskRecord): void {
-    this.stmts.upsertTask.run(bind(task, TASK_COLUMNS));
+    this.write(() => this.stmts.upsertTask.run(bind(task, TASK_COLUMNS)));
   }
 
   saveAttempt(a: AttemptRecord): void {
-    this.stmts.upsertAttempt.run(bind(a, ATTEMPT_COLUMNS, { result: a.result ? Buffer.from(a.result) : null }));
+    this.write(() => this.stmts.upsertAttempt.run(bind(a, ATTEMPT_COLUMNS, { result: a.result ? Buffer.from(a.result) : null, delivered: a.delivered ? 1 : 0 })));
   }
 
   saveWorker(w: WorkerRecord): void {
-    this.stmts.upsertWorker.run(bind(w, WORKER_COLUMNS, { capacity: JSON.stringify(w.capacity), attributes: JSON.stringify(w.attributes) }));
+    this.write(() => this.stmts.upsertWorker.run(bind(w, WORKER_COLUMNS, { capacity: JSON.stringify(w.capacity), attributes: JSON.stringify(w.attributes) })));
   }
 
   saveEndpoint(e: EndpointRecord): void {
-    this.stmts.upsertEndpoint.run(bind(e, ENDPOINT_COLUMNS, { metadata: JSON.stringify(e.metadata) }));
+    this.write(() => this.stmts.upsertEndpoint.run(bind(e, ENDPOINT_COLUMNS, { metadata: JSON.stringify(e.metadata) })));
   }
 
   deleteEndpoint(endpointId: string): void {
-    this.stmts.deleteEndpoint.run(endpointId);
+    this.write(() => this.stmts.deleteEndpoint.run(endpointId));
   }
 
   /** A value of the controller's own (e.g. its signing key), or undefined. */
@@ -257,6 +367,7 @@ export class StateStore {
         workerId: r.worker_id as string,
         state: r.state as TaskState,
         createdAt: r.created_at as number,
+        delivered: r.delivered !== 0,
       };
       assignDefined(a, {
         exitCode: opt<number>(r.exit_code),

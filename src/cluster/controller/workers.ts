@@ -102,28 +102,32 @@ export class WorkerTable {
   upsert(record: WorkerRecord): WorkerRuntime {
     const existing = this.workers.get(record.workerId);
     if (existing && existing.record.address === record.address) {
-      existing.record = { ...record, registeredAt: existing.record.registeredAt };
+      const refreshed = { ...record, registeredAt: existing.record.registeredAt };
+      this.store.saveWorker(refreshed);
+      existing.record = refreshed;
       existing.lastContact = record.lastSeen;
       delete existing.askedSince;
       delete existing.placeAfter;
       existing.refusals = 0;
-      this.store.saveWorker(existing.record);
       return existing;
     }
+    this.store.saveWorker(record);
     existing?.connection.close();
     const worker = this.runtimeFor(record, record.lastSeen);
     this.workers.set(record.workerId, worker);
-    this.store.saveWorker(record);
     return worker;
   }
 
   /** Marks a worker lost and forgets it (its address stays known for logs). Its attempts are the caller's to end first. */
   remove(worker: WorkerRuntime): void {
+    const { store } = this;
+    store.keep(worker.record);
     worker.record.health = "lost";
-    this.store.saveWorker(worker.record);
+    store.saveWorker(worker.record);
     this.lostAddresses.set(worker.record.workerId, worker.record.address);
-    worker.connection.close();
     this.workers.delete(worker.record.workerId);
+    store.onRollback(() => this.workers.set(worker.record.workerId, worker));
+    store.afterCommit(() => worker.connection.close());
   }
 
   /** Where a worker is or was, for log streaming. */
@@ -135,9 +139,10 @@ export class WorkerTable {
   answered(worker: WorkerRuntime, now: number): boolean {
     this.contact(worker, now);
     if (worker.record.health === "healthy") return false;
+    const { healthReason: _, ...healthy } = worker.record;
+    this.store.saveWorker({ ...healthy, health: "healthy" });
     worker.record.health = "healthy";
     delete worker.record.healthReason;
-    this.store.saveWorker(worker.record);
     return true;
   }
 
@@ -181,11 +186,9 @@ export class WorkerTable {
     const next = healthAfterFailure(this.healthState(worker), now, this.graceMs, failure);
     worker.askedSince = next.askedSince;
     if (next.lostReason) return `worker ${worker.record.workerId} ${next.lostReason}`;
+    if (next.health !== health) this.store.saveWorker({ ...worker.record, health: next.health });
     if (next.reason) worker.record.healthReason = next.reason;
-    if (next.health !== health) {
-      worker.record.health = next.health;
-      this.store.saveWorker(worker.record);
-    }
+    worker.record.health = next.health;
     return undefined;
   }
 

@@ -14,7 +14,7 @@ import { fromConnectError } from "../../rpc/errors.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { bearerHeader, createRpcChannel, startRpcServer, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
+import { bearerHeader, createRpcChannel, startRpcServer, untrustedCertificateReason, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { createFaultInjector } from "../../rpc/faults.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
@@ -134,7 +134,7 @@ export class WorkerDaemon {
   get address(): string {
     if (!this.server) throw new FlusterError("worker is not serving yet", "failed_precondition");
     const host = this.advertiseHost;
-    return `http://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
+    return `${this.options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${this.server.port}`;
   }
 
   /** Serves WorkerService and registers with the controller; resolves once registered. */
@@ -145,6 +145,7 @@ export class WorkerDaemon {
     this.server = await startRpcServer({
       host,
       port,
+      ...(this.options.tls ? { tls: this.options.tls } : {}),
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
       ...(this.options.faults?.rpc ? { interceptors: [createFaultInjector(this.options.faults.rpc).interceptor] } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
@@ -189,7 +190,8 @@ export class WorkerDaemon {
       ignoreScripts: npmIgnoreScripts,
     });
     this.runtime.onChange((attempt) => this.onAttemptChange(attempt));
-    this.controller = createRpcChannel(this.options.controllerUrl, { token: () => this.credential ?? token });
+    const { tlsCaFile } = this.options;
+    this.controller = createRpcChannel(this.options.controllerUrl, { token: () => this.credential ?? token, ...(tlsCaFile ? { tlsCaFile } : {}) });
     await Promise.all([this.register(), supervising]);
     // Shut down while it was still registering: nothing more to start.
     if (this.stopping.signal.aborted) return;
@@ -468,7 +470,7 @@ export class WorkerDaemon {
           reportBuilding();
         },
       };
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
+      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.options.tlsCaFile ? { tlsCaFile: this.options.tlsCaFile } : {}), ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
       // The lease ran out while it got ready (the daemon was stopped, say): the controller may have retried it already.
       if (this.lease?.expired()) {
@@ -709,6 +711,8 @@ export class WorkerDaemon {
  * undefined when trying again may help (the controller is not up yet).
  */
 function registrationRefusal(url: string, err: unknown): string | undefined {
+  const untrusted = untrustedCertificateReason(err);
+  if (untrusted !== undefined) return `the TLS certificate of the controller at ${url} is not trusted (${untrusted}): pass the CA that signed it with --tls-ca FILE or FLUSTER_TLS_CA`;
   if (!(err instanceof FlusterError)) return undefined;
   const { code, message } = err;
   if (code === "unauthenticated") {

@@ -25,6 +25,8 @@ export interface TaskContext {
   workerId: string;
   /** The worker's advertised host: servers in the task register addresses on it. */
   advertiseHost: string;
+  /** The CA file the worker trusts for an https:// controller: the task gets it as FLUSTER_TLS_CA. */
+  tlsCaFile?: string;
   /** This worker's bundle cache, for jobs that run in a workspace bundle. */
   bundles?: BundleCache;
 }
@@ -74,6 +76,7 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
   // The attempt's own credential, never the worker's cluster token: a job acts only inside its namespace and subtree.
   if (assignment.credential) env.FLUSTER_TOKEN = assignment.credential;
   if (assignment.clusterKey) env.FLUSTER_CLUSTER_KEY = assignment.clusterKey;
+  if (context.tlsCaFile) env.FLUSTER_TLS_CA = context.tlsCaFile;
   for (const name of spec.ports) env[`FLUSTER_PORT_${name.toUpperCase()}`] = String(await freePort());
   const kind = spec.entrypoint?.kind;
   if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace };

@@ -4,7 +4,7 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
 import { checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
-import { normalizeBaseUrl } from "../../rpc/transport.js";
+import { normalizeBaseUrl, readPemFile } from "../../rpc/transport.js";
 import { hostNetwork, type HostNetwork } from "./advertise-host.js";
 import { compileWorkerFaults, type WorkerFaults } from "./faults.js";
 
@@ -49,6 +49,20 @@ export interface WorkerDaemonOptions {
   labels?: Record<string, string>;
   /** Bearer token for the controller. @default process.env.FLUSTER_TOKEN */
   token?: string;
+  /**
+   * PEM file of CA certificates an https:// controller's certificate may
+   * chain to, besides the system's; the worker's tasks get it as
+   * FLUSTER_TLS_CA, to call the controller back. @default process.env.FLUSTER_TLS_CA
+   */
+  tlsCaFile?: string;
+  /**
+   * PEM certificate chain (with `tlsKey`) to serve WorkerService over TLS:
+   * the worker registers an https:// address, and the controller verifies
+   * it against the system CAs plus its own `tlsCaFile`. @default plain HTTP
+   */
+  tlsCert?: string;
+  /** PEM private key of `tlsCert`. */
+  tlsKey?: string;
   /** Seconds between SIGTERM and SIGKILL when an attempt is killed. @default 5 */
   killGraceSeconds?: number;
   /** Progress and errors. @default writes to stderr */
@@ -78,6 +92,10 @@ export interface CompiledWorkerDaemonOptions {
   memory: number | undefined;
   labels: Record<string, string>;
   token: string | undefined;
+  /** Absolute path of the extra CA file, if any. */
+  tlsCaFile: string | undefined;
+  /** The certificate chain and key to serve TLS with (PEM text), if any. */
+  tls: { cert: string; key: string } | undefined;
   killGraceMs: number;
   log: (line: string) => void;
   hostNetwork: () => HostNetwork;
@@ -90,7 +108,7 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "killGraceSeconds", "log", "hostNetwork", "faults"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "log", "hostNetwork", "faults"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
@@ -121,11 +139,29 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     memory: positive("memory"),
     labels: labels as Record<string, string>,
     token: optionalString("token") ?? (process.env.FLUSTER_TOKEN || undefined),
+    tlsCaFile: tlsCaFileOf(optionalString("tlsCaFile") ?? (process.env.FLUSTER_TLS_CA || undefined)),
+    tls: tlsOf(optionalString("tlsCert"), optionalString("tlsKey")),
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
     log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
     hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
     faults: o.faults === undefined ? undefined : compileWorkerFaults(o.faults),
   };
+}
+
+/** The CA file as an absolute path, checked readable PEM now rather than at the first call. */
+function tlsCaFileOf(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  readPemFile(path, "CA file (tlsCaFile)");
+  return resolve(path);
+}
+
+/** The certificate and key to serve with, read now so that a bad file fails the start naming it. */
+function tlsOf(cert: string | undefined, key: string | undefined): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new ValidationError(cert === undefined ? "tlsCert" : "tlsKey", `must be given with ${cert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
+  }
+  return { cert: readPemFile(cert, "TLS certificate (tlsCert)"), key: readPemFile(key, "TLS key (tlsKey)") };
 }
 
 /**

@@ -1,8 +1,10 @@
 // What a failed call to a worker means: the failure's kind from its error,
-// and the worker's health after it (unreachable, unhealthy, lost).
+// and the worker's health after it (unreachable, unhealthy, lost); and what a
+// worker's answer says of attempts it was or was never given.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { classifyWorkerFailure, healthAfterFailure, lostReason, reconcileDeadlineMs, type WorkerFailure } from "../../../src/cluster/controller/reconcile.js";
+import { classifyWorkerFailure, diffReconcile, healthAfterFailure, isEmptyDiff, lostReason, reconcileDeadlineMs, type KnownAttempt, type WorkerFailure } from "../../../src/cluster/controller/reconcile.js";
+import type { ObservedAttempt } from "../../../src/cluster/controller/worker-connection.js";
 import { FlusterError, type FlusterErrorCode } from "../../../src/core/errors.js";
 
 const GRACE = 10_000;
@@ -85,5 +87,29 @@ describe("reconcileDeadlineMs", () => {
     assert.equal(reconcileDeadlineMs(500, 2_000), 1_000);
     assert.equal(reconcileDeadlineMs(500, 10_000), 5_000);
     assert.equal(reconcileDeadlineMs(2_000, 60_000), 8_000);
+  });
+});
+
+describe("diffReconcile: attempts delivered or not", () => {
+  const known = new Map<string, KnownAttempt>([
+    ["a-delivered", { attemptId: "a-delivered", workerId: "w1", state: "running", delivered: true }],
+    ["a-new", { attemptId: "a-new", workerId: "w1", state: "assigned", delivered: false }],
+    ["a-in-flight", { attemptId: "a-in-flight", workerId: "w1", state: "assigned", delivered: false }],
+    ["a-other", { attemptId: "a-other", workerId: "w2", state: "assigned", delivered: false }],
+  ]);
+  const diff = (observed: ObservedAttempt[], missing: string[]) => diffReconcile("w1", { observed, missing }, (id) => known.get(id), new Set(["a-in-flight"]));
+
+  test("missing: a delivered attempt is lost, one never delivered is undelivered, one whose RunTask is in flight is left alone", () => {
+    const d = diff([], ["a-delivered", "a-new", "a-in-flight", "a-other"]);
+    assert.deepEqual(d.lost.map((a) => a.attemptId), ["a-delivered"]);
+    assert.deepEqual(d.undelivered.map((a) => a.attemptId), ["a-new"]);
+    assert.deepEqual(d.delivered, []);
+  });
+
+  test("reported: an attempt never delivered before is delivered now, whatever its state", () => {
+    const d = diff([{ attemptId: "a-new", state: "assigned" }, { attemptId: "a-in-flight", state: "running" }, { attemptId: "a-delivered", state: "running" }], []);
+    assert.deepEqual(d.delivered.map((a) => a.attemptId), ["a-new", "a-in-flight"]);
+    assert.deepEqual(d.progressed.map((a) => a.attemptId), ["a-in-flight"]);
+    assert.equal(isEmptyDiff(diff([{ attemptId: "a-delivered", state: "running" }], [])), true);
   });
 });
