@@ -20,8 +20,12 @@ const settings = JSON.parse(process.argv[2] ?? "{}") as SupervisorSettings;
 let fencedDeadline = 0;
 const killedForDeadline = new Set<string>();
 
+// The daemon reads these lines while it lives; once it is gone nobody does,
+// and a write to the closed pipe must not end the supervisor before it fences.
+process.stdout.on("error", () => undefined);
+
 function say(line: string): void {
-  process.stdout.write(`${line}\n`);
+  if (process.stdout.writable) process.stdout.write(`${line}\n`);
 }
 
 function fence(reason: string): void {
