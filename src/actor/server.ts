@@ -6,7 +6,7 @@ import { isLoopbackHost, isWildcardHost } from "../cluster/worker/advertise-host
 import { EventEmitter, on } from "node:events";
 import { sleep } from "../core/backoff.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import { checkNonNegative, checkPort, checkString } from "../core/validate.js";
+import { checkNonNegative, checkPort, checkPositive, checkString } from "../core/validate.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import {
   ActorFailureSchema,
@@ -41,6 +41,8 @@ export interface ActorServerOptions {
   token?: string;
   /** Seconds shutdown waits for calls in flight. @default 10 */
   drainTimeoutSeconds?: number;
+  /** Bytes of one call's request (its encoded arguments and more); a larger one gets `resource_exhausted`. @default 64 MiB */
+  maxRequestBytes?: number;
 }
 
 /** ActorServer options checked, with their defaults filled in. */
@@ -50,7 +52,11 @@ interface CompiledActorServerOptions {
   advertiseHost: string;
   token: string | undefined;
   drainTimeoutSeconds: number;
+  maxRequestBytes: number;
 }
+
+/** Actor calls carry user values, so they may be larger than cluster RPCs. */
+const DEFAULT_ACTOR_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
 /** Checks ActorServer options up front; throws a ValidationError naming the field. */
 function compileActorServerOptions(options: ActorServerOptions): CompiledActorServerOptions {
@@ -62,7 +68,8 @@ function compileActorServerOptions(options: ActorServerOptions): CompiledActorSe
   const advertiseHost =
     options.advertiseHost === undefined ? (isWildcardHost(host) ? (jobHost ?? "127.0.0.1") : host) : checkString(options.advertiseHost, "advertiseHost", { nonEmpty: true });
   const token = options.token ?? (process.env.FLUSTER_TOKEN || undefined);
-  return { host, port, advertiseHost, token, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };
+  const maxRequestBytes = checkPositive(options.maxRequestBytes ?? DEFAULT_ACTOR_MAX_REQUEST_BYTES, "maxRequestBytes");
+  return { host, port, advertiseHost, token, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds"), maxRequestBytes };
 }
 
 /**
@@ -152,11 +159,12 @@ export class ActorServer {
   }
 
   private async start(): Promise<void> {
-    const { host, port, token } = this.options;
+    const { host, port, token, maxRequestBytes } = this.options;
     this.server = await startRpcServer({
       host,
       port,
       ...(token ? { token } : {}),
+      limits: { maxRequestBytes },
       routes: (router) =>
         router.service(ActorService, {
           call: (req) => this.handleCall(req),

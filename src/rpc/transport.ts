@@ -10,6 +10,8 @@ import { Code, ConnectError, createClient, type Client, type ConnectRouter, type
 import { Http2SessionManager, connectNodeAdapter, createConnectTransport, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { FlusterError } from "../core/errors.js";
 import { toConnectError } from "./errors.js";
+import { compileRequestLimits, requestLimitsInterceptor, type RequestLimits } from "./limits.js";
+import { improveEarlyErrors } from "./early-errors.js";
 
 const AUTHORIZATION = "authorization";
 
@@ -181,6 +183,8 @@ export interface RpcServerOptions {
   onUnauthenticated?: (refusal: TokenRefusal) => void;
   /** Extra plain HTTP handler for paths that are not RPCs (e.g. the dashboard). */
   fallback?: ConnectNodeAdapterOptions["fallback"];
+  /** Request size, string and list limits; unset ones keep their defaults (see DEFAULT_REQUEST_LIMITS). */
+  limits?: Partial<RequestLimits>;
 }
 
 /** A call refused for its bearer token. */
@@ -197,6 +201,8 @@ export interface RpcServer {
   /** `http://host:port` a client on this machine can use. */
   readonly url: string;
   readonly port: number;
+  /** The IP address the socket is bound to (e.g. `127.0.0.1`, `::`). */
+  readonly address: string;
   /** Stops accepting connections, ends open ones, and resolves when closed. */
   shutdown(): Promise<void>;
 }
@@ -206,11 +212,16 @@ export interface RpcServer {
  * each connection tell which: HTTP/2 opens with its fixed preface.
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
-  const interceptors: Interceptor[] = [errorInterceptor];
+  const limits = compileRequestLimits(options.limits);
+  const interceptors: Interceptor[] = [requestLimitsInterceptor(limits), errorInterceptor];
   if (options.token) interceptors.unshift(authInterceptor(options.token, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
   const handler = connectNodeAdapter({
-    routes: options.routes,
+    routes: (router) => {
+      options.routes(router);
+      improveEarlyErrors(router);
+    },
     interceptors,
+    readMaxBytes: limits.maxRequestBytes,
     ...(options.fallback ? { fallback: options.fallback } : {}),
   });
   const h2 = http2.createServer({}, handler);
@@ -249,6 +260,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   return {
     url: `http://${urlHost}:${address.port}`,
     port: address.port,
+    address: address.address,
     shutdown: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -288,7 +300,8 @@ function authInterceptor(token: string, hint: string, onRefused: ((refusal: Toke
   const expected = Buffer.from(`Bearer ${token}`);
   return (next) => (req) => {
     const header = req.header.get(AUTHORIZATION);
-    const given = Buffer.from(header ?? "");
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    const given = Buffer.from(header?.replace(/^bearer /i, "Bearer ") ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       const reason = header ? "wrong" : "missing";
       onRefused?.({ procedure: `${req.service.typeName}/${req.method.name}`, reason, request: req.stream ? undefined : req.message });

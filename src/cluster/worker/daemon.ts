@@ -129,6 +129,7 @@ export class WorkerDaemon {
       host,
       port,
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
+      ...(this.options.maxRequestBytes !== undefined ? { limits: { maxRequestBytes: this.options.maxRequestBytes } } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
     });
     const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
