@@ -170,12 +170,27 @@ export function jobSpecToProto(request: ValidatedJobRequest): JobSpec {
   });
 }
 
+/** Tasks one job may have, unless the controller is configured otherwise. */
+export const DEFAULT_MAX_REPLICAS = 10_000;
+
+/** Limits {@link validateJobSpec} enforces beyond the spec's own rules. */
+export interface JobSpecLimits {
+  /** Most tasks (replicas) one job may have. @default 10_000 */
+  maxReplicas?: number;
+}
+
 /**
  * Validates a JobSpec received from the network. Function arguments stay
  * encoded: the controller passes them through without decoding user values.
  */
-export function validateJobSpec(spec: JobSpec | undefined, field = "job"): ValidatedJobRequest {
+export function validateJobSpec(spec: JobSpec | undefined, field = "job", limits: JobSpecLimits = {}): ValidatedJobRequest {
   if (!spec) throw new ValidationError(field, "is required");
+  // Checked before anything is built per replica: a huge count must not allocate.
+  const maxReplicas = limits.maxReplicas ?? DEFAULT_MAX_REPLICAS;
+  const replicas = spec.resources?.replicas;
+  if (replicas !== undefined && replicas > maxReplicas) {
+    throw new ValidationError("resources.replicas", `is ${replicas}, above the limit of ${maxReplicas} (maxReplicas)`);
+  }
   const kind = spec.entrypoint?.kind;
   let entrypoint: CoreEntrypointValue;
   if (kind?.case === "command") {

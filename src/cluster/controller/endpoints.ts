@@ -3,13 +3,15 @@
 // change is written through to the state store and announced to watchers.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
-import { ValidationError } from "../../core/errors.js";
+import { FlusterError, ValidationError } from "../../core/errors.js";
 import { watchSnapshots } from "../../core/watch.js";
 import type { EndpointRecord } from "./model.js";
 import type { StateStore } from "./store.js";
 
 export const DEFAULT_NAMESPACE = "default";
 const MAX_NAME_LENGTH = 512;
+/** Endpoints one job may hold at once. */
+export const DEFAULT_MAX_ENDPOINTS_PER_JOB = 1000;
 
 export interface RegisterEndpointInput {
   name: string;
@@ -31,6 +33,8 @@ export class EndpointRegistry {
   constructor(
     private readonly store: StateStore,
     private readonly now: () => number,
+    /** Endpoints one job may hold; one more is refused with `resource_exhausted`. */
+    private readonly maxPerJob = DEFAULT_MAX_ENDPOINTS_PER_JOB,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -48,6 +52,7 @@ export class EndpointRegistry {
     if (input.ttlSeconds !== undefined && (!Number.isFinite(input.ttlSeconds) || input.ttlSeconds < 0)) {
       throw new ValidationError("ttlSeconds", `must be a non-negative number, got ${input.ttlSeconds}`);
     }
+    if (input.jobId) this.checkRoomFor(input.jobId);
     const now = this.now();
     const endpoint: EndpointRecord = {
       endpointId: `ep-${randomBytes(8).toString("hex")}`,
@@ -67,6 +72,14 @@ export class EndpointRegistry {
     this.endpoints.set(endpoint.endpointId, endpoint);
     this.announce(endpoint);
     return endpoint;
+  }
+
+  private checkRoomFor(jobId: string): void {
+    let held = 0;
+    for (const e of this.endpoints.values()) if (e.jobId === jobId) held++;
+    if (held >= this.maxPerJob) {
+      throw new FlusterError(`job ${jobId} already holds ${held} endpoints, the limit (maxEndpointsPerJob ${this.maxPerJob}): unregister some first`, "resource_exhausted");
+    }
   }
 
   /** Extends TTL endpoints; returns the ids that no longer exist. */
