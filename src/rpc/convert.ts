@@ -84,7 +84,9 @@ export function deviceFromProto(spec: DeviceSpec | undefined): DeviceConfig {
   const d = spec?.device;
   if (!d || d.case === undefined || d.case === "cpu") return { kind: "cpu" };
   if (d.case === "gpu") return { kind: "gpu", variant: d.value.variant || "auto", count: d.value.count };
-  return { kind: "tpu", variant: d.value.variant, topology: d.value.topology, sliceCount: d.value.sliceCount || 1 };
+  // JSON may leave the topology out: ResourceConfig then takes the variant's, as the library does.
+  const { variant, topology, sliceCount } = d.value;
+  return { kind: "tpu", variant, sliceCount: sliceCount || 1, ...(topology ? { topology } : {}) } as DeviceConfig;
 }
 
 export function resourcesToProto(r: ResourceConfig): ResourceSpec {

@@ -53,7 +53,9 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
   const sessionManager = new GuardedSessionManager(url, {
     idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
     pingIntervalMs: 15_000,
-  });
+  // Node's default (10 MB) fails any request above it with ENHANCE_YOUR_CALM
+  // before the server can answer; servers bound requests themselves (maxRequestBytes).
+  }, { maxSessionMemory: 256 });
   let answered = false;
   const interceptors: Interceptor[] = [
     firstAnswerInterceptor(url, options.firstAnswerTimeoutMs, () => answered, () => (answered = true)),
