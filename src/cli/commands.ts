@@ -106,6 +106,10 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     stateDir: options.stateDir ?? ".fluster",
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 7070,
+    ...(options.maxRequestSize !== undefined ? { maxRequestBytes: parseByteSize(options.maxRequestSize, "--max-request-size") } : {}),
+    ...(options.maxReplicas !== undefined ? { maxReplicas: options.maxReplicas } : {}),
+    ...(options.maxEndpointsPerJob !== undefined ? { maxEndpointsPerJob: options.maxEndpointsPerJob } : {}),
+    ...(options.lostWorkerRetention !== undefined ? { lostWorkerRetentionSeconds: options.lostWorkerRetention } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
   if (server.token && !process.env.FLUSTER_TOKEN) {
