@@ -208,7 +208,7 @@ export function validateJobSpec(spec: JobSpec | undefined, field = "job", limits
   const priority = spec.priority === Priority.UNSPECIFIED ? "interactive" : PRIORITY_MAP.from.get(spec.priority);
   if (!priority) throw new ValidationError(`${field}.priority`, `is not a priority: ${spec.priority}`);
   const env = spec.environment;
-  return validateJobRequest({
+  const request = validateJobRequest({
     name: spec.name,
     resources: resourcesFromProto(spec.resources, "resources"),
     entrypoint,
@@ -237,6 +237,11 @@ export function validateJobSpec(spec: JobSpec | undefined, field = "job", limits
       };
     }),
   });
+  // A TPU job's replicas default to hosts × slices: checked again once known, still before any task exists.
+  if (request.resources.replicas > maxReplicas) {
+    throw new ValidationError("resources.replicas", `is ${request.resources.replicas}, above the limit of ${maxReplicas} (maxReplicas)`);
+  }
+  return request;
 }
 
 function taskFromProto(t: Task): TaskInfo {

@@ -175,6 +175,8 @@ describe("JSON job specs", () => {
     assert.equal(tpu.resources.replicas, validateJobRequest({ name: "t", resources: { device: { kind: "tpu", variant: "v5litepod-16" } }, entrypoint: Entrypoint.fromCommand(["true"]) }).resources.replicas);
     assert.throws(() => validateJobSpec(fromJsonSpec({ ...json, resources: { replicas: 0 } })), /replicas must be a whole number ≥ 1/);
     assert.throws(() => validateJobSpec(fromJsonSpec({ ...json, resources: { replicas: 11 } }), "job", { maxReplicas: 10 }), /replicas is 11, above the limit of 10 \(maxReplicas\)/);
+    const slices = fromJsonSpec({ ...json, resources: { device: { tpu: { variant: "v5litepod-16", sliceCount: 2147483647 } } } });
+    assert.throws(() => validateJobSpec(slices), /replicas is 8589934588, above the limit of 10000 \(maxReplicas\)/);
   });
 });
 
