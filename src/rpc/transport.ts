@@ -215,8 +215,10 @@ export interface RpcServer {
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const limits = compileRequestLimits(options.limits);
-  const interceptors: Interceptor[] = [requestLimitsInterceptor(limits), errorInterceptor];
+  const interceptors: Interceptor[] = [errorInterceptor];
   if (options.token) interceptors.unshift(authInterceptor(options.token, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
+  // Outermost: nothing after it (a refusal's log line, a handler) sees an oversized field.
+  interceptors.unshift(requestLimitsInterceptor(limits));
   const handler = connectNodeAdapter({
     routes: (router) => {
       options.routes(router);

@@ -192,6 +192,19 @@ describe("controller limits in process", { timeout: 60_000 }, () => {
     }
   });
 
+  test("limits come before auth: an oversized field never reaches the refusal log", async () => {
+    const logged: string[] = [];
+    const server = await startController({ stateDir: ":memory:", token: "s3cret", log: (l) => logged.push(l) });
+    try {
+      const body = JSON.stringify({ workerId: "w".repeat(100_000), address: "http://127.0.0.1:1", resources: { cpu: 1 } });
+      const res = await post(server.url, "RegisterWorker", body);
+      assert.equal(res.code, "invalid_argument", res.message);
+      assert.ok(logged.every((l) => l.length < 1000), "no log line carries the oversized id");
+    } finally {
+      await server.shutdown();
+    }
+  });
+
   test("a job holds at most maxEndpointsPerJob endpoints", async () => {
     const server = await startController({ stateDir: ":memory:", maxEndpointsPerJob: 3 });
     const client = Cluster.connect(server.url);
