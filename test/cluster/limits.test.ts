@@ -20,7 +20,8 @@ import { ControllerService } from "../../src/rpc/gen/fluster/cluster/v1/controll
 import { createRpcChannel } from "../../src/rpc/transport.js";
 import { fromConnectError } from "../../src/rpc/errors.js";
 import { isLoopbackAddress, resolvesToLoopback } from "../../src/rpc/loopback.js";
-import { validateJobSpec } from "../../src/rpc/convert.js";
+import { jobSpecToProto, validateJobSpec } from "../../src/rpc/convert.js";
+import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { validateJobRequest } from "../../src/core/job.js";
 import { JobSpecSchema } from "../../src/rpc/gen/fluster/cluster/v1/types_pb.js";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
@@ -227,6 +228,44 @@ describe("controller limits in process", { timeout: 60_000 }, () => {
   test("limit options are checked up front", async () => {
     await assert.rejects(startController({ stateDir: ":memory:", maxReplicas: 0 }), /maxReplicas must be a whole number ≥ 1/);
     await assert.rejects(startController({ stateDir: ":memory:", maxRequestBytes: 1.5 }), /maxRequestBytes must be a whole number ≥ 1/);
+  });
+});
+
+describe("what the fuzzer found", { timeout: 60_000 }, () => {
+  test("an endpoint TTL beyond a year is refused, and listing endpoints keeps working", async () => {
+    const server = await startController({ stateDir: ":memory:" });
+    try {
+      const res = await post(server.url, "RegisterEndpoint", JSON.stringify({ name: "svc", address: "http://127.0.0.1:1", ttlSeconds: 9.98e164 }));
+      assert.equal(res.code, "invalid_argument", res.message);
+      assert.match(res.message ?? "", /ttlSeconds must be a number from 0 to 31536000/);
+      assert.equal((await post(server.url, "ListEndpoints", JSON.stringify({ allNamespaces: true }))).status, 200);
+    } finally {
+      await server.shutdown();
+    }
+  });
+
+  test("a worker runs attempts whose ids are long or dots, each in a directory of its own", async () => {
+    const home = await startController({ stateDir: ":memory:" });
+    const workDir = mkdtempSync(join(tmpdir(), "fluster-attempt-ids-"));
+    const daemon = new WorkerDaemon({ controllerUrl: home.url, workDir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, log: () => undefined });
+    try {
+      await daemon.start();
+      const worker = createRpcChannel(daemon.address, { token: "" });
+      try {
+        const spec = jobSpecToProto(validateJobRequest({ name: "ids", resources: { cpu: 0.1, memory: "32m" }, entrypoint: Entrypoint.fromCommand(["true"]) }));
+        for (const attemptId of ["x".repeat(1000), "y".repeat(1000), "..", "."]) {
+          const res = await worker.client(WorkerService).runTask({ task: { attemptId, jobId: "j", jobName: "ids", namespace: "default", taskIndex: 0, numTasks: 1, spec } });
+          assert.ok(res.attempt, attemptId.slice(0, 10));
+        }
+        assert.ok(!existsSync(join(workDir, "output.jsonl")), "no attempt wrote into the work dir itself");
+      } finally {
+        worker.close();
+      }
+    } finally {
+      await daemon.shutdown();
+      await home.shutdown();
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -10,6 +10,8 @@ import type { StateStore } from "./store.js";
 
 export const DEFAULT_NAMESPACE = "default";
 const MAX_NAME_LENGTH = 512;
+/** The longest TTL: an expiry must stay a valid date (and timestamp) however long it is renewed. */
+const MAX_TTL_SECONDS = 365 * 86_400;
 /** Endpoints one job may hold at once. */
 export const DEFAULT_MAX_ENDPOINTS_PER_JOB = 1000;
 
@@ -49,8 +51,8 @@ export class EndpointRegistry {
     if (typeof input.name !== "string" || input.name.trim() === "") throw new ValidationError("name", "must not be empty");
     if (input.name.length > MAX_NAME_LENGTH) throw new ValidationError("name", `must be at most ${MAX_NAME_LENGTH} characters, got ${input.name.length}`);
     if (typeof input.address !== "string" || input.address.trim() === "") throw new ValidationError("address", "must not be empty");
-    if (input.ttlSeconds !== undefined && (!Number.isFinite(input.ttlSeconds) || input.ttlSeconds < 0)) {
-      throw new ValidationError("ttlSeconds", `must be a non-negative number, got ${input.ttlSeconds}`);
+    if (input.ttlSeconds !== undefined && (!Number.isFinite(input.ttlSeconds) || input.ttlSeconds < 0 || input.ttlSeconds > MAX_TTL_SECONDS)) {
+      throw new ValidationError("ttlSeconds", `must be a number from 0 to ${MAX_TTL_SECONDS} (a year), got ${input.ttlSeconds}`);
     }
     if (input.jobId) this.checkRoomFor(input.jobId);
     const now = this.now();

@@ -3,6 +3,7 @@
 // changes at once and answers the controller's reconcile with what it sees.
 import { create } from "@bufbuild/protobuf";
 import { existsSync, mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { retry } from "../../core/backoff.js";
@@ -360,7 +361,7 @@ export class WorkerDaemon {
   // ------------------------------------------------------------- attempts
 
   private attemptDir(attemptId: string): string {
-    return join(this.workDir, "attempts", attemptId.replace(/[^A-Za-z0-9._-]/g, "_"));
+    return join(this.workDir, "attempts", attemptDirName(attemptId));
   }
 
   private async runTask(assignment: TaskAssignment): Promise<Attempt> {
@@ -627,4 +628,15 @@ function registrationRefusal(url: string, err: unknown): string | undefined {
 /** A clock that never jumps (leases must not move with the wall clock). */
 function monotonicNow(): number {
   return performance.now();
+}
+
+/**
+ * A directory name for an attempt id: its safe characters, never "." or "..",
+ * and within file systems' 255-byte limit (a long id keeps a prefix and gets
+ * a hash of the whole id).
+ */
+function attemptDirName(attemptId: string): string {
+  const safe = attemptId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+$/, (dots) => "_".repeat(dots.length));
+  if (safe.length <= 200) return safe;
+  return `${safe.slice(0, 150)}-${createHash("sha256").update(attemptId).digest("hex").slice(0, 32)}`;
 }
