@@ -17,7 +17,7 @@ import { WorkerDaemon } from "../../src/cluster/worker/daemon.js";
 import { ControllerService } from "../../src/rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, type RpcChannel } from "../../src/rpc/transport.js";
-import { messageArbitrary, type FieldOverrides } from "./proto-arbitrary.js";
+import { messageArbitrary, mostly, type FieldOverrides } from "./proto-arbitrary.js";
 
 /** Fields whose random values would have side effects that slow a run or reach outside it. */
 export const SAFE_OVERRIDES: FieldOverrides = {
@@ -30,8 +30,30 @@ export const SAFE_OVERRIDES: FieldOverrides = {
   "fluster.cluster.v1.EnvironmentSpec.extras": fc.constant([]),
   "fluster.cluster.v1.EnvironmentSpec.workspace": fc.constantFrom("", "/nonexistent/fluster-fuzz"),
   "fluster.cluster.v1.EnvironmentSpec.image": fc.constant(""),
-  bundle_id: fc.constantFrom("", "nope", "b-0000"),
-  timeout_seconds: fc.constantFrom(0, 1, -1, Number.NaN, 1e300),
+  bundle_id: mostly(fc.constant("")),
+  "fluster.cluster.v1.Entrypoint.kind": mostly(fc.constant({ case: "command", value: { argv: ["true"] } })),
+  // Mostly valid values where validity takes many fields at once, so that
+  // launches and registrations also succeed and the database gets writes.
+  "fluster.cluster.v1.JobSpec.name": mostly(fc.constantFrom("fuzz", "fuzz.job-1", "a_b")),
+  "fluster.cluster.v1.JobSpec.ports": mostly(fc.constantFrom([], ["http"])),
+  "fluster.cluster.v1.JobSpec.constraints": mostly(fc.constant([])),
+  "fluster.cluster.v1.JobSpec.max_retries_failure": mostly(fc.constantFrom(0, 2)),
+  "fluster.cluster.v1.JobSpec.max_retries_preemption": mostly(fc.constantFrom(0, 100)),
+  "fluster.cluster.v1.JobSpec.scheduling_timeout_seconds": mostly(fc.constantFrom(0, 30)),
+  "fluster.cluster.v1.ResourceSpec.cpu": mostly(fc.constantFrom(0.1, 0.5, 1)),
+  "fluster.cluster.v1.ResourceSpec.memory_bytes": mostly(fc.constantFrom(1n << 20n, 1n << 26n)),
+  "fluster.cluster.v1.ResourceSpec.disk_bytes": mostly(fc.constant(0n)),
+  "fluster.cluster.v1.ResourceSpec.replicas": mostly(fc.constantFrom(1, 2)),
+  "fluster.cluster.v1.ResourceSpec.regions": mostly(fc.constant([])),
+  "fluster.cluster.v1.ResourceSpec.zone": mostly(fc.constant("")),
+  "fluster.cluster.v1.DeviceSpec.device": mostly(fc.constant({ case: "cpu", value: {} })),
+  "fluster.cluster.v1.EnvironmentSpec.env_vars": mostly(fc.constantFrom({}, { FUZZ: "1" })),
+  namespace: mostly(fc.constantFrom("", "default", "team-a")),
+  parent_job_id: mostly(fc.constant("")),
+  job_id: mostly(fc.constantFrom("", "missing-job")),
+  attempt_id: mostly(fc.constantFrom("", "a-1")),
+  ttl_seconds: mostly(fc.constantFrom(0, 30)),
+  timeout_seconds: fc.constantFrom(0, 0, 0, 1, -1, Number.NaN, 1e300),
 };
 
 /** The servers under test. */

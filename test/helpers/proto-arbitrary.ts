@@ -7,8 +7,19 @@
 import fc from "fast-check";
 import { create, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 
-/** Arbitraries replacing the generated ones, by field (`package.Message.field_name`) or by field name alone. */
-export type FieldOverrides = Readonly<Record<string, fc.Arbitrary<unknown>>>;
+/**
+ * Arbitraries replacing the generated ones, by field (`package.Message.field_name`)
+ * or by field name alone: an arbitrary, or a function of the generated one
+ * (to mix plausible values in rather than replace).
+ */
+export type FieldOverride = fc.Arbitrary<unknown> | ((generated: fc.Arbitrary<unknown>) => fc.Arbitrary<unknown>);
+export type FieldOverrides = Readonly<Record<string, FieldOverride>>;
+
+/** Mostly `plausible` values, now and then the generated ones. */
+export const mostly =
+  (plausible: fc.Arbitrary<unknown>): FieldOverride =>
+  (generated) =>
+    fc.oneof({ weight: 9, arbitrary: plausible }, { weight: 1, arbitrary: generated });
 
 export interface MessageArbitraryOptions {
   /** How deep nested messages go before they are left out. @default 3 */
@@ -79,24 +90,43 @@ interface Settings {
 /** An init object for `create`: `{ field: value, oneof: { case, value } }`, each field present or not. */
 function initArbitrary(schema: DescMessage, settings: Settings, depth: number): fc.Arbitrary<Record<string, unknown>> {
   const parts: Record<string, fc.Arbitrary<unknown>> = {};
+  const required: string[] = [];
   for (const member of schema.members) {
     if (member.kind === "oneof") {
       const cases = member.fields
         .map((field) => ({ field, value: fieldArbitrary(field, settings, depth) }))
         .filter((c): c is { field: DescField; value: fc.Arbitrary<unknown> } => c.value !== undefined)
         .map(({ field, value }) => value.map((v) => ({ case: field.localName, value: v })));
-      if (cases.length > 0) parts[member.localName] = fc.oneof(...cases);
+      if (cases.length === 0) continue;
+      // A oneof may be overridden as a whole (`package.Message.oneof_name`), with `{ case, value }` values.
+      const override = settings.overrides[`${schema.typeName}.${member.name}`];
+      const generated = fc.oneof(...cases);
+      const chosen = override instanceof fc.Arbitrary ? override : override ? override(generated) : generated;
+      parts[member.localName] = fc.oneof({ weight: 5, arbitrary: chosen }, { weight: 1, arbitrary: fc.constant({ case: undefined }) });
+      required.push(member.localName);
       continue;
     }
     const value = fieldArbitrary(member, settings, depth);
-    if (value) parts[member.localName] = value;
+    if (!value) continue;
+    // Nested messages are mostly present: a request is mostly its nested messages.
+    if (member.fieldKind === "message") {
+      parts[member.localName] = fc.oneof({ weight: 5, arbitrary: value }, { weight: 1, arbitrary: fc.constant(undefined) });
+      required.push(member.localName);
+    } else {
+      parts[member.localName] = value;
+    }
   }
-  return fc.record(parts, { requiredKeys: [] });
+  return fc.record(parts, { requiredKeys: required });
 }
 
 function fieldArbitrary(field: DescField, settings: Settings, depth: number): fc.Arbitrary<unknown> | undefined {
   const override = settings.overrides[`${field.parent.typeName}.${field.name}`] ?? settings.overrides[field.name];
-  if (override) return override;
+  if (override instanceof fc.Arbitrary) return override;
+  const generated = generatedArbitrary(field, settings, depth);
+  return override && generated ? override(generated) : generated;
+}
+
+function generatedArbitrary(field: DescField, settings: Settings, depth: number): fc.Arbitrary<unknown> | undefined {
   const entries = { maxLength: settings.maxEntries };
   switch (field.fieldKind) {
     case "scalar":
