@@ -50,12 +50,13 @@ export interface RpcChannel {
 export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {}): RpcChannel {
   const url = normalizeBaseUrl(baseUrl);
   const token = options.token ?? process.env.FLUSTER_TOKEN;
-  const sessionManager = new GuardedSessionManager(url, {
-    idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
-    pingIntervalMs: 15_000,
-  // Node's default (10 MB) fails any request above it with ENHANCE_YOUR_CALM
-  // before the server can answer; servers bound requests themselves (maxRequestBytes).
-  }, { maxSessionMemory: 256 });
+  const sessionManager = new GuardedSessionManager(
+    url,
+    { idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000, pingIntervalMs: 15_000 },
+    // MB of unsent data: Node's default (10) fails a larger request with
+    // ENHANCE_YOUR_CALM before the server can answer; servers bound requests themselves.
+    { maxSessionMemory: 256 },
+  );
   let answered = false;
   const interceptors: Interceptor[] = [
     firstAnswerInterceptor(url, options.firstAnswerTimeoutMs, () => answered, () => (answered = true)),
