@@ -244,10 +244,10 @@ describe("what the fuzzer found", { timeout: 60_000 }, () => {
     }
   });
 
-  test("a worker runs attempts whose ids are long or dots, each in a directory of its own", async () => {
+  test("a worker runs attempts whose ids are long or dots, each in a directory of its own; its maxRequestBytes holds", async () => {
     const home = await startController({ stateDir: ":memory:" });
     const workDir = mkdtempSync(join(tmpdir(), "fluster-attempt-ids-"));
-    const daemon = new WorkerDaemon({ controllerUrl: home.url, workDir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, log: () => undefined });
+    const daemon = new WorkerDaemon({ controllerUrl: home.url, workDir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, maxRequestBytes: 100_000, log: () => undefined });
     try {
       await daemon.start();
       const worker = createRpcChannel(daemon.address, { token: "" });
@@ -258,6 +258,15 @@ describe("what the fuzzer found", { timeout: 60_000 }, () => {
           assert.ok(res.attempt, attemptId.slice(0, 10));
         }
         assert.ok(!existsSync(join(workDir, "output.jsonl")), "no attempt wrote into the work dir itself");
+        const big = await worker
+          .client(WorkerService)
+          .killTask({ attemptId: "a", reason: "r".repeat(200_000) })
+          .then(
+            () => undefined,
+            (e: unknown) => fromConnectError(e),
+          );
+        assert.equal(big?.code, "resource_exhausted", big?.message);
+        assert.match(big?.message ?? "", /maxRequestBytes 100000/);
       } finally {
         worker.close();
       }
