@@ -6,7 +6,7 @@ import { isLoopbackHost, isWildcardHost } from "../cluster/worker/advertise-host
 import { EventEmitter, on } from "node:events";
 import { sleep } from "../core/backoff.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import { checkNonNegative, checkPort, checkString } from "../core/validate.js";
+import { checkNonNegative, checkPort, checkPositive, checkString } from "../core/validate.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import {
   ActorFailureSchema,
@@ -55,6 +55,8 @@ export interface ActorServerOptions {
   clusterKey?: string;
   /** Seconds shutdown waits for calls in flight. @default 10 */
   drainTimeoutSeconds?: number;
+  /** Bytes of one call's request (its encoded arguments and more); a larger one gets `resource_exhausted`. @default 64 MiB */
+  maxRequestBytes?: number;
 }
 
 /** ActorServer options checked, with their defaults filled in. */
@@ -65,7 +67,11 @@ interface CompiledActorServerOptions {
   token: string | undefined;
   clusterKey: string | undefined;
   drainTimeoutSeconds: number;
+  maxRequestBytes: number;
 }
+
+/** Actor calls carry user values, so they may be larger than cluster RPCs. */
+const DEFAULT_ACTOR_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
 /** Checks ActorServer options up front; throws a ValidationError naming the field. */
 function compileActorServerOptions(options: ActorServerOptions): CompiledActorServerOptions {
@@ -80,7 +86,8 @@ function compileActorServerOptions(options: ActorServerOptions): CompiledActorSe
   const envToken = process.env.FLUSTER_TOKEN || undefined;
   const token = options.token ?? (envToken !== undefined && !looksLikeCredential(envToken) ? envToken : undefined);
   const clusterKey = options.clusterKey ?? (process.env.FLUSTER_CLUSTER_KEY || undefined);
-  return { host, port, advertiseHost, token, clusterKey, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds") };
+  const maxRequestBytes = checkPositive(options.maxRequestBytes ?? DEFAULT_ACTOR_MAX_REQUEST_BYTES, "maxRequestBytes");
+  return { host, port, advertiseHost, token, clusterKey, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds"), maxRequestBytes };
 }
 
 /**
@@ -176,11 +183,12 @@ export class ActorServer {
   }
 
   private async start(): Promise<void> {
-    const { host, port } = this.options;
+    const { host, port, maxRequestBytes } = this.options;
     const authenticator = await this.authenticator();
     this.server = await startRpcServer({
       host,
       port,
+      limits: { maxRequestBytes },
       ...(authenticator ? { authenticator, tokenHint: `callers need a credential of namespace ${this.namespace} (a job's FLUSTER_TOKEN, or Cluster.namespaceCredential())` } : {}),
       routes: (router) =>
         router.service(ActorService, {

@@ -111,6 +111,10 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     ...(options.tlsCert ? { tlsCert: options.tlsCert } : {}),
     ...(options.tlsKey ? { tlsKey: options.tlsKey } : {}),
     ...(options.tlsCa ? { tlsCaFile: options.tlsCa } : {}),
+    ...(options.maxRequestSize !== undefined ? { maxRequestBytes: parseByteSize(options.maxRequestSize, "--max-request-size") } : {}),
+    ...(options.maxReplicas !== undefined ? { maxReplicas: options.maxReplicas } : {}),
+    ...(options.maxEndpointsPerJob !== undefined ? { maxEndpointsPerJob: options.maxEndpointsPerJob } : {}),
+    ...(options.lostWorkerRetention !== undefined ? { lostWorkerRetentionSeconds: options.lostWorkerRetention } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
   if (server.token && !process.env.FLUSTER_TOKEN) {

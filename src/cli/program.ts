@@ -49,6 +49,14 @@ export interface ControllerServeOptions extends GlobalOptions {
   stateDir?: string;
   /** Address to bind; a non-loopback address turns on token auth. @default "127.0.0.1" */
   host?: string;
+  /** Largest request, as given (`"8m"`; checked to parse). @default "8m" */
+  maxRequestSize?: string;
+  /** Most tasks one job may have. @default 10000 */
+  maxReplicas?: number;
+  /** Most endpoints one job may hold. @default 1000 */
+  maxEndpointsPerJob?: number;
+  /** Seconds a lost worker's record is kept. @default 86400 */
+  lostWorkerRetention?: number;
   /** PEM certificate chain to serve TLS with (with `tlsKey`). @default plain HTTP */
   tlsCert?: string;
   /** PEM private key of `tlsCert`. */
@@ -235,13 +243,17 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ controller
   const controller = subcommand(program, "controller", "run the controller daemon");
   subcommand(controller, "serve", "serve the controller: job store, scheduler, endpoint registry, dashboard")
-    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>]")
+    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>] [--max-request-size <size>] [--max-replicas <n>] [--max-endpoints-per-job <n>] [--lost-worker-retention <seconds>]")
     .option("--port <port>", "port to listen on (default: 7070)", parsePort)
-    .option("--host <addr>", "address to bind; non-loopback turns on token auth (default: 127.0.0.1)")
+    .option("--host <addr>", "address to bind; non-loopback (as it resolves) turns on token auth (default: 127.0.0.1)")
     .option("--state-dir <dir>", "directory for the controller's durable state (default: .fluster)")
     .option("--tls-cert <file>", "serve HTTPS with this PEM certificate chain (with --tls-key); clients then use https:// and --tls-ca for a private CA")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
-    .action(async (opts: { port?: number; host?: string; stateDir?: string; tlsCert?: string; tlsKey?: string }, cmd: Command) =>
+    .option("--max-request-size <size>", "largest request accepted, e.g. 16m; larger ones get resource_exhausted (default: 8m)", parseMemory)
+    .option("--max-replicas <n>", "most tasks one job may have (default: 10000)", parsePositiveInt)
+    .option("--max-endpoints-per-job <n>", "most endpoints one job may hold at once (default: 1000)", parsePositiveInt)
+    .option("--lost-worker-retention <seconds>", "seconds a lost worker's record is kept before it is forgotten (default: 86400)", parsePositiveNumber)
+    .action(async (opts: Omit<ControllerServeOptions, keyof GlobalOptions>, cmd: Command) =>
       finish(await run("controller serve")({ ...globals(cmd), ...opts })),
     );
   subcommand(controller, "backup", "copy the controller's state database to FILE, safely while it runs")

@@ -8,6 +8,7 @@ export type FlusterErrorCode =
   | "already_exists"
   | "failed_precondition"
   | "unavailable"
+  | "resource_exhausted"
   | "deadline_exceeded"
   | "cancelled"
   | "internal"

@@ -84,7 +84,9 @@ export function deviceFromProto(spec: DeviceSpec | undefined): DeviceConfig {
   const d = spec?.device;
   if (!d || d.case === undefined || d.case === "cpu") return { kind: "cpu" };
   if (d.case === "gpu") return { kind: "gpu", variant: d.value.variant || "auto", count: d.value.count };
-  return { kind: "tpu", variant: d.value.variant, topology: d.value.topology, sliceCount: d.value.sliceCount || 1 };
+  // JSON may leave the topology out: ResourceConfig then takes the variant's, as the library does.
+  const { variant, topology, sliceCount } = d.value;
+  return { kind: "tpu", variant, sliceCount: sliceCount || 1, ...(topology ? { topology } : {}) } as DeviceConfig;
 }
 
 export function resourcesToProto(r: ResourceConfig): ResourceSpec {
@@ -170,12 +172,27 @@ export function jobSpecToProto(request: ValidatedJobRequest): JobSpec {
   });
 }
 
+/** Tasks one job may have, unless the controller is configured otherwise. */
+export const DEFAULT_MAX_REPLICAS = 10_000;
+
+/** Limits {@link validateJobSpec} enforces beyond the spec's own rules. */
+export interface JobSpecLimits {
+  /** Most tasks (replicas) one job may have. @default 10_000 */
+  maxReplicas?: number;
+}
+
 /**
  * Validates a JobSpec received from the network. Function arguments stay
  * encoded: the controller passes them through without decoding user values.
  */
-export function validateJobSpec(spec: JobSpec | undefined, field = "job"): ValidatedJobRequest {
+export function validateJobSpec(spec: JobSpec | undefined, field = "job", limits: JobSpecLimits = {}): ValidatedJobRequest {
   if (!spec) throw new ValidationError(field, "is required");
+  // Checked before anything is built per replica: a huge count must not allocate.
+  const maxReplicas = limits.maxReplicas ?? DEFAULT_MAX_REPLICAS;
+  const replicas = spec.resources?.replicas;
+  if (replicas !== undefined && replicas > maxReplicas) {
+    throw new ValidationError("resources.replicas", `is ${replicas}, above the limit of ${maxReplicas} (maxReplicas)`);
+  }
   const kind = spec.entrypoint?.kind;
   let entrypoint: CoreEntrypointValue;
   if (kind?.case === "command") {
@@ -191,7 +208,7 @@ export function validateJobSpec(spec: JobSpec | undefined, field = "job"): Valid
   const priority = spec.priority === Priority.UNSPECIFIED ? "interactive" : PRIORITY_MAP.from.get(spec.priority);
   if (!priority) throw new ValidationError(`${field}.priority`, `is not a priority: ${spec.priority}`);
   const env = spec.environment;
-  return validateJobRequest({
+  const request = validateJobRequest({
     name: spec.name,
     resources: resourcesFromProto(spec.resources, "resources"),
     entrypoint,
@@ -220,6 +237,11 @@ export function validateJobSpec(spec: JobSpec | undefined, field = "job"): Valid
       };
     }),
   });
+  // A TPU job's replicas default to hosts × slices: checked again once known, still before any task exists.
+  if (request.resources.replicas > maxReplicas) {
+    throw new ValidationError("resources.replicas", `is ${request.resources.replicas}, above the limit of ${maxReplicas} (maxReplicas)`);
+  }
+  return request;
 }
 
 function taskFromProto(t: Task): TaskInfo {

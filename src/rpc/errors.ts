@@ -8,6 +8,7 @@ const TO_WIRE: Record<FlusterErrorCode, Code> = {
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   unavailable: Code.Unavailable,
+  resource_exhausted: Code.ResourceExhausted,
   deadline_exceeded: Code.DeadlineExceeded,
   cancelled: Code.Canceled,
   internal: Code.Internal,
@@ -19,7 +20,6 @@ const TO_WIRE: Record<FlusterErrorCode, Code> = {
 const FROM_WIRE = new Map<Code, FlusterErrorCode>([
   ...Object.entries(TO_WIRE).map(([k, v]) => [v, k as FlusterErrorCode] as const),
   [Code.Unknown, "internal"],
-  [Code.ResourceExhausted, "unavailable"],
   [Code.Aborted, "unavailable"],
   [Code.OutOfRange, "invalid_argument"],
   [Code.DataLoss, "internal"],

@@ -16,6 +16,8 @@ import { Code, ConnectError, createClient, createContextKey, type Client, type C
 import { Http2SessionManager, connectNodeAdapter, createConnectTransport, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { FlusterError } from "../core/errors.js";
 import { toConnectError } from "./errors.js";
+import { compileRequestLimits, requestLimitsInterceptor, type RequestLimits } from "./limits.js";
+import { improveEarlyErrors } from "./early-errors.js";
 
 const AUTHORIZATION = "authorization";
 
@@ -114,7 +116,9 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
       idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
       pingIntervalMs: 15_000,
     },
-    tlsOptions,
+    // MB of unsent data: Node's default (10) fails a larger request with
+    // ENHANCE_YOUR_CALM before the server can answer; servers bound requests themselves.
+    { ...tlsOptions, maxSessionMemory: 256 },
   );
   let answered = false;
   const interceptors: Interceptor[] = [
@@ -268,6 +272,8 @@ export interface RpcServerOptions<P = unknown> {
   interceptors?: readonly Interceptor[];
   /** Serve over TLS with this certificate chain and private key (PEM text); the URL is then https://. @default plain h2c and HTTP/1.1 */
   tls?: { cert: string; key: string };
+  /** Request size, string and list limits; unset ones keep their defaults (see DEFAULT_REQUEST_LIMITS). */
+  limits?: Partial<RequestLimits>;
 }
 
 /** A call refused for its bearer token. */
@@ -284,6 +290,8 @@ export interface RpcServer {
   /** `http://host:port` (`https://` with TLS) a client on this machine can use. */
   readonly url: string;
   readonly port: number;
+  /** The IP address the socket is bound to (e.g. `127.0.0.1`, `::`). */
+  readonly address: string;
   /** Stops accepting connections, ends open ones, and resolves when closed. */
   shutdown(): Promise<void>;
 }
@@ -293,12 +301,19 @@ export interface RpcServer {
  * each connection tell which: HTTP/2 opens with its fixed preface.
  */
 export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>): Promise<RpcServer> {
+  const limits = compileRequestLimits(options.limits);
   const interceptors: Interceptor[] = [...(options.interceptors ?? []), errorInterceptor];
   const authenticator: Authenticator<unknown> | undefined = options.authenticator ?? (options.token ? staticTokenAuthenticator(options.token) : undefined);
   if (authenticator) interceptors.unshift(authInterceptor(authenticator, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
+  // Outermost: nothing after it (a refusal's log line, a handler) sees an oversized field.
+  interceptors.unshift(requestLimitsInterceptor(limits));
   const handler = connectNodeAdapter({
-    routes: options.routes,
+    routes: (router) => {
+      options.routes(router);
+      improveEarlyErrors(router);
+    },
     interceptors,
+    readMaxBytes: limits.maxRequestBytes,
     ...(options.fallback ? { fallback: options.fallback } : {}),
   });
   const sockets = new Set<net.Socket>();
@@ -359,6 +374,7 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
   return {
     url: `${options.tls ? "https" : "http"}://${urlHost}:${address.port}`,
     port: address.port,
+    address: address.address,
     shutdown: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -258,6 +258,7 @@ describe("command tree", () => {
     await parse(["job", "stop", "j3"], actions);
     await parse(["endpoint", "list", "--prefix", "calc"], actions);
     await parse(["controller", "serve", "--port", "7070", "--state-dir", "/tmp/s"], actions);
+    await parse(["controller", "serve", "--max-request-size", "16m", "--max-replicas", "50", "--max-endpoints-per-job", "5", "--lost-worker-retention", "3600"], actions);
     await parse(["cluster", "start", "--local", "--workers", "3"], actions);
     assert.deepEqual(calls, [
       ["status", "j1", { json: true }],
@@ -265,6 +266,7 @@ describe("command tree", () => {
       ["stop", "j3", {}],
       ["endpoints", { prefix: "calc" }],
       ["controller", { port: 7070, stateDir: "/tmp/s" }],
+      ["controller", { maxRequestSize: "16m", maxReplicas: 50, maxEndpointsPerJob: 5, lostWorkerRetention: 3600 }],
       ["cluster", { local: true, workers: 3 }],
     ]);
   });

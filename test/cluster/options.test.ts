@@ -36,6 +36,7 @@ describe("worker daemon options", () => {
     assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", labels: { zone: 3 } }), rejects("labels.zone"));
     assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", killGraceMs: 5 }), rejects("killGraceMs"), "an unknown option is refused, not ignored");
     assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", workerId: "a/b" }), rejects("workerId"));
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", maxRequestBytes: 0 }), rejects("maxRequestBytes"));
     assert.throws(() => new WorkerDaemon({ controllerUrl: "http://c:1", killGraceSeconds: -1 }), rejects("killGraceSeconds"));
   });
 

@@ -389,6 +389,25 @@ describe("AttemptLog", () => {
     assert.deepEqual(await new AttemptLog(join(root, "logs", "never-written")).read(0), { entries: [], nextOffset: 0 });
   });
 
+  test("an over-long chunk is split into entries of at most maxEntryChars, losing nothing; a reader skips a record too long to be ours", async () => {
+    const dir = join(root, "logs", "long");
+    const log = AttemptLog.create(dir, { maxEntryChars: 1000 });
+    const line = `${"a".repeat(2500)}😀${"b".repeat(10)}\n`;
+    log.append("stdout", line);
+    await log.close();
+    const entries = await readAll(new AttemptLog(dir));
+    assert.ok(entries.length >= 3, `${entries.length} entries`);
+    assert.ok(entries.every((e) => e.data.length <= 1000));
+    assert.equal(text(entries, "stdout"), line, "split, never truncated, and no surrogate pair cut in two");
+    assert.throws(() => AttemptLog.create(join(root, "logs", "bad"), { maxEntryChars: 0 }), /maxEntryChars must be a whole number from 1 to 1048576/);
+
+    // A file written by something else: one 8 MB line without a newline, then a record of ours.
+    const foreign = join(root, "logs", "foreign");
+    mkdirSync(foreign, { recursive: true });
+    writeFileSync(join(foreign, "output.jsonl"), `${"x".repeat(8 * 1024 * 1024)}\n${JSON.stringify({ t: 1, s: "o", d: "after\n" })}\n`);
+    assert.deepEqual((await readAll(new AttemptLog(foreign))).map((e) => e.data), ["after\n"]);
+  });
+
   test("a reader opened beside a live writer follows it until it closes", async () => {
     const dir = join(root, "logs", "live");
     const writer = AttemptLog.create(dir);

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished } from "../../core/status.js";
-import { validateJobSpec } from "../../rpc/convert.js";
+import { DEFAULT_MAX_REPLICAS, validateJobSpec } from "../../rpc/convert.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
@@ -47,6 +47,10 @@ export interface ControllerOptions {
    * register, and fence their attempts sooner. @default 10_000
    */
   workerLostGraceMs?: number;
+  /** Most tasks (replicas) one job may have; a launch asking more gets `invalid_argument`. @default 10_000 */
+  maxReplicas?: number;
+  /** Endpoints one job may hold at once; one more gets `resource_exhausted`. @default 1000 */
+  maxEndpointsPerJob?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
   /** One line per event an operator should see (a worker refused or unhealthy). @default none */
@@ -80,6 +84,7 @@ export class Controller {
   /** How long a worker may go without contact before it is lost. */
   readonly workerLostGraceMs: number;
   private readonly now: () => number;
+  private readonly maxReplicas: number;
   private readonly log: (line: string) => void;
   private readonly connectWorker: (address: string) => WorkerConnection;
   private readonly loseWorkerProbability: number;
@@ -119,7 +124,8 @@ export class Controller {
     this.loseWorkerProbability = options.loseWorkerProbability ?? 0;
     this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
     this.random = options.random ?? Math.random;
-    this.endpoints = new EndpointRegistry(this.store, this.now);
+    this.endpoints = new EndpointRegistry(this.store, this.now, options.maxEndpointsPerJob);
+    this.maxReplicas = options.maxReplicas ?? DEFAULT_MAX_REPLICAS;
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
     this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
     this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now);
@@ -184,7 +190,7 @@ export class Controller {
   }
 
   private async launchNew(spec: JobSpec | undefined, options: LaunchOptions): Promise<JobRecord> {
-    const request = validateJobSpec(spec);
+    const request = validateJobSpec(spec, "job", { maxReplicas: this.maxReplicas });
     const parent = options.parentJobId ? this.ledger.jobs.get(options.parentJobId) : undefined;
     if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
     // A child inherits its parent's namespace unless it asked for one.
@@ -644,7 +650,13 @@ export class Controller {
     this.endpoints.remove(endpointId);
   }
 
-  /** Where an attempt ran, for log streaming (also after its worker was lost). */
+  /** Forgets workers lost more than `retentionMs` ago (their attempts keep the worker id); returns their ids. */
+  pruneLostWorkers(retentionMs: number): string[] {
+    this.ensureRunning();
+    return this.workers.pruneLost(this.now() - retentionMs);
+  }
+
+  /** Where an attempt ran, for log streaming (also after its worker was lost, until it is pruned). */
   workerAddressOf(attempt: AttemptRecord): string | undefined {
     return this.workers.addressOf(attempt.workerId);
   }

@@ -4,13 +4,17 @@
 // announced to watchers only once it is committed (see store.ts).
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
-import { ValidationError } from "../../core/errors.js";
+import { FlusterError, ValidationError } from "../../core/errors.js";
 import { watchSnapshots } from "../../core/watch.js";
 import type { EndpointRecord } from "./model.js";
 import type { StateStore } from "./store.js";
 
 export const DEFAULT_NAMESPACE = "default";
 const MAX_NAME_LENGTH = 512;
+/** The longest TTL: an expiry must stay a valid date (and timestamp) however long it is renewed. */
+const MAX_TTL_SECONDS = 365 * 86_400;
+/** Endpoints one job may hold at once. */
+export const DEFAULT_MAX_ENDPOINTS_PER_JOB = 1000;
 
 export interface RegisterEndpointInput {
   name: string;
@@ -32,6 +36,8 @@ export class EndpointRegistry {
   constructor(
     private readonly store: StateStore,
     private readonly now: () => number,
+    /** Endpoints one job may hold; one more is refused with `resource_exhausted`. */
+    private readonly maxPerJob = DEFAULT_MAX_ENDPOINTS_PER_JOB,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -46,9 +52,10 @@ export class EndpointRegistry {
     if (typeof input.name !== "string" || input.name.trim() === "") throw new ValidationError("name", "must not be empty");
     if (input.name.length > MAX_NAME_LENGTH) throw new ValidationError("name", `must be at most ${MAX_NAME_LENGTH} characters, got ${input.name.length}`);
     if (typeof input.address !== "string" || input.address.trim() === "") throw new ValidationError("address", "must not be empty");
-    if (input.ttlSeconds !== undefined && (!Number.isFinite(input.ttlSeconds) || input.ttlSeconds < 0)) {
-      throw new ValidationError("ttlSeconds", `must be a non-negative number, got ${input.ttlSeconds}`);
+    if (input.ttlSeconds !== undefined && (!Number.isFinite(input.ttlSeconds) || input.ttlSeconds < 0 || input.ttlSeconds > MAX_TTL_SECONDS)) {
+      throw new ValidationError("ttlSeconds", `must be a number from 0 to ${MAX_TTL_SECONDS} (a year), got ${input.ttlSeconds}`);
     }
+    if (input.jobId) this.checkRoomFor(input.jobId);
     const now = this.now();
     const endpoint: EndpointRecord = {
       endpointId: `ep-${randomBytes(8).toString("hex")}`,
@@ -69,6 +76,14 @@ export class EndpointRegistry {
     this.store.onRollback(() => this.endpoints.delete(endpoint.endpointId));
     this.store.afterCommit(() => this.announce(endpoint));
     return endpoint;
+  }
+
+  private checkRoomFor(jobId: string): void {
+    let held = 0;
+    for (const e of this.endpoints.values()) if (e.jobId === jobId) held++;
+    if (held >= this.maxPerJob) {
+      throw new FlusterError(`job ${jobId} already holds ${held} endpoints, the limit (maxEndpointsPerJob ${this.maxPerJob}): unregister some first`, "resource_exhausted");
+    }
   }
 
   /** Extends TTL endpoints; returns the ids that no longer exist. */

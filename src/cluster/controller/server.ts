@@ -19,7 +19,8 @@ import { createRpcChannel, readPemFile, startRpcServer, type RpcChannel, type Rp
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError, ValidationError, type FlusterErrorCode } from "../../core/errors.js";
-import { checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
+import { checkInteger, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
+import { isLoopbackAddress, resolvesToLoopback } from "../../rpc/loopback.js";
 import { createFaultInjector } from "../../rpc/faults.js";
 import { compileControllerFaults, type ControllerFaults } from "./faults.js";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -69,6 +70,23 @@ export interface ControllerServerOptions {
   tlsKey?: string;
   /** PEM file of CA certificates a worker's https:// certificate may chain to, besides the system's. @default process.env.FLUSTER_TLS_CA */
   tlsCaFile?: string;
+  /** Bytes of one request; a larger one gets `resource_exhausted` (bundle chunks are at most 1 MiB). @default 8 MiB */
+  maxRequestBytes?: number;
+  /** Characters of an id, name, namespace, address or map key in a request. @default 1024 */
+  maxIdLength?: number;
+  /** Characters of any other string in a request (argv and env entries, metadata values). @default 65536 */
+  maxStringLength?: number;
+  /** Entries of one list or map in a request. @default 100000 */
+  maxListEntries?: number;
+  /** Tasks (replicas) one job may have. @default 10000 */
+  maxReplicas?: number;
+  /** Endpoints one job may hold at once. @default 1000 */
+  maxEndpointsPerJob?: number;
+  /**
+   * A lost worker's row is deleted this many seconds after it was last seen
+   * (its attempts keep the worker id; their logs are then gone). @default 86400 (a day)
+   */
+  lostWorkerRetentionSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
   /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
@@ -91,20 +109,24 @@ export interface ControllerServer {
   shutdown(): Promise<void>;
 }
 
+/** Options that bound what one request may ask for. */
+const LIMIT_OPTIONS = ["maxRequestBytes", "maxIdLength", "maxStringLength", "maxListEntries", "maxReplicas", "maxEndpointsPerJob"] as const;
+
 /**
  * Checks controller server options (also untyped JSON, as a spawned
  * controller process gets them); throws a ValidationError naming the field.
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "extraRoutes", "log", "faults"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "tlsCert", "tlsKey", "tlsCaFile", "bundleSweepIntervalSeconds", ...LIMIT_OPTIONS, "lostWorkerRetentionSeconds", "extraRoutes", "log", "faults"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ValidationError(o.tlsCert === undefined ? "tlsCert" : "tlsKey", `must be given with ${o.tlsCert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
   if (o.port !== undefined) checkPort(o.port);
-  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds"]) {
+  for (const key of ["reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "bundleSweepIntervalSeconds", "lostWorkerRetentionSeconds"]) {
     if (o[key] !== undefined) checkPositive(o[key], key);
   }
+  for (const key of LIMIT_OPTIONS) if (o[key] !== undefined) checkInteger(o[key], key, 1);
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
   if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", "must be a function");
   const faults = o.faults === undefined ? undefined : compileControllerFaults(o.faults);
@@ -123,11 +145,13 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   // An in-memory controller (tests) keeps its bundles in a temporary directory of its own.
   const bundleDir = stateDir === ":memory:" ? mkdtempSync(join(tmpdir(), "fluster-bundles-")) : join(stateDir, "bundles");
   let bundles: BundleStore;
+  // Decided from the addresses the host resolves to (and checked again on the bound socket below).
+  const loopback = await resolvesToLoopback(host);
   let identity: ControllerIdentity | undefined;
   let tls: { cert: string; key: string } | undefined;
   try {
     if (options.tlsCert && options.tlsKey) tls = { cert: readPemFile(options.tlsCert, "TLS certificate (tlsCert)"), key: readPemFile(options.tlsKey, "TLS key (tlsKey)") };
-    tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, host, stateDir);
+    tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, loopback, stateDir);
     store = new StateStore(stateDir);
     bundles = new BundleStore(bundleDir);
     // Auth on: the signing key of worker and job credentials, kept in the state database.
@@ -155,6 +179,8 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     ...(options.reconcileIntervalSeconds !== undefined ? { reconcileIntervalMs: options.reconcileIntervalSeconds * 1000 } : {}),
     ...(options.workerLostGraceSeconds !== undefined ? { workerLostGraceMs: options.workerLostGraceSeconds * 1000 } : {}),
     ...(options.faults?.loseWorkerProbability ? { loseWorkerProbability: options.faults.loseWorkerProbability } : {}),
+    ...(options.maxReplicas !== undefined ? { maxReplicas: options.maxReplicas } : {}),
+    ...(options.maxEndpointsPerJob !== undefined ? { maxEndpointsPerJob: options.maxEndpointsPerJob } : {}),
     log,
   });
   const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
@@ -182,11 +208,21 @@ export async function startController(given: ControllerServerOptions = {}): Prom
           }
         : {}),
       ...(options.faults?.rpc ? { interceptors: [createFaultInjector(options.faults.rpc).interceptor] } : {}),
+      limits: {
+        ...(options.maxRequestBytes !== undefined ? { maxRequestBytes: options.maxRequestBytes } : {}),
+        ...(options.maxIdLength !== undefined ? { maxIdLength: options.maxIdLength } : {}),
+        ...(options.maxStringLength !== undefined ? { maxStringLength: options.maxStringLength } : {}),
+        ...(options.maxListEntries !== undefined ? { maxListEntries: options.maxListEntries } : {}),
+      },
       routes: (router) => {
         controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(log))(router);
         options.extraRoutes?.(router);
       },
     });
+    if (!tokenSource && stateDir !== ":memory:" && !isLoopbackAddress(server.address)) {
+      await server.shutdown();
+      throw new FlusterError(`${host} resolved to loopback but the controller is bound to ${server.address}: refusing to serve without a token`, "failed_precondition");
+    }
   } catch (err) {
     store.close();
     dropBundleDir();
@@ -208,6 +244,16 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     }
   }, (options.bundleSweepIntervalSeconds ?? 600) * 1000);
   sweepTimer.unref();
+  const retentionMs = (options.lostWorkerRetentionSeconds ?? 86_400) * 1000;
+  const pruneTimer = setInterval(() => {
+    try {
+      const pruned = controller.pruneLostWorkers(retentionMs);
+      if (pruned.length > 0) log(`fluster controller: forgot ${pruned.length} worker(s) lost more than ${retentionMs / 1000} s ago`);
+    } catch (err) {
+      log(`fluster controller: pruning lost workers failed: ${(err as Error).message}`);
+    }
+  }, Math.min(Math.max(retentionMs / 4, 100), 600_000));
+  pruneTimer.unref();
   return {
     url: controller.address,
     controller,
@@ -216,6 +262,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     identity,
     async shutdown() {
       clearInterval(sweepTimer);
+      clearInterval(pruneTimer);
       await server.shutdown();
       await controller.shutdown();
       dropBundleDir();
@@ -225,17 +272,13 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   };
 }
 
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
-}
-
 /** The token callers must present, and how a refused caller gets it. */
 type TokenSource = { token: string; hint: string } | undefined;
 
 /** Auth is on when a token is given, or always on a non-loopback bind (generating one if needed). */
-function resolveToken(given: string | undefined, host: string, stateDir: string): TokenSource {
+function resolveToken(given: string | undefined, loopback: boolean, stateDir: string): TokenSource {
   if (given) return { token: given, hint: "set FLUSTER_TOKEN to the token the controller was started with" };
-  if (isLoopback(host) || stateDir === ":memory:") return undefined;
+  if (loopback || stateDir === ":memory:") return undefined;
   const path = join(stateDir, "token");
   const hint = `set FLUSTER_TOKEN to the contents of ${resolve(path)} on the controller host`;
   if (existsSync(path)) return { token: readFileSync(path, "utf8").trim(), hint };

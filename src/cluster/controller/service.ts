@@ -268,7 +268,10 @@ async function* mergedTaskLogs(
       while (next < task.attempts.length) {
         const attempt = task.attempts[next++] as AttemptRecord;
         const address = controller.workerAddressOf(attempt);
-        if (!address) continue;
+        if (!address) {
+          onUnavailable(attempt, new FlusterError(`its worker ${attempt.workerId} is gone (lost, and forgotten after the controller's lostWorkerRetentionSeconds)`, "not_found"));
+          continue;
+        }
         const attemptFollow = follow && !isFinished(job.state) && isActiveAttempt(attempt.state);
         try {
           for await (const entries of readAttemptLog(address, attempt.attemptId, attemptFollow, signal)) output.emit("entries", entries);

@@ -356,6 +356,16 @@ export class StateStore {
     this.transaction(() => this.stmts.setMeta.run(key, value));
   }
 
+  /**
+   * Deletes the rows of workers lost before `lastSeenBefore` (epoch ms) and
+   * returns their ids. Their attempts keep the worker id, for history.
+   */
+  deleteLostWorkers(lastSeenBefore: number): string[] {
+    this.flush();
+    const rows = this.db.prepare(`DELETE FROM workers WHERE health = 'lost' AND last_seen < ? RETURNING worker_id`).all(lastSeenBefore) as Row[];
+    return rows.map((r) => r.worker_id as string);
+  }
+
   /** Loads every record (at controller start). */
   load(): StoredState {
     const attempts = new Map<string, AttemptRecord[]>();
@@ -411,7 +421,8 @@ export class StateStore {
         name: r.name as string,
         namespace: r.namespace as string,
         spec,
-        request: validateJobSpec(spec),
+        // A job stored under a higher replicas limit than today's still loads.
+        request: validateJobSpec(spec, "job", { maxReplicas: Infinity }),
         state: r.state as JobStatus,
         submittedAt: r.submitted_at as number,
         seq: r.seq as number,

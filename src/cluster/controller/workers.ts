@@ -130,6 +130,13 @@ export class WorkerTable {
     store.afterCommit(() => worker.connection.close());
   }
 
+  /** Forgets workers lost before `lastSeenBefore` (epoch ms): their rows go, and their addresses; returns their ids. */
+  pruneLost(lastSeenBefore: number): string[] {
+    const pruned = this.store.deleteLostWorkers(lastSeenBefore);
+    for (const workerId of pruned) this.lostAddresses.delete(workerId);
+    return pruned;
+  }
+
   /** Where a worker is or was, for log streaming. */
   addressOf(workerId: string): string | undefined {
     return this.workers.get(workerId)?.record.address ?? this.lostAddresses.get(workerId);

@@ -3,6 +3,7 @@
 // this machine's primary address, chosen by a rule that is the same on every run.
 import { readFileSync } from "node:fs";
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
+import { isLoopbackAddress } from "../../rpc/loopback.js";
 
 /** `os.networkInterfaces()`'s shape: addresses by interface name, in the kernel's order. */
 export type InterfaceTable = Readonly<Record<string, readonly NetworkInterfaceInfo[] | undefined>>;
@@ -27,9 +28,9 @@ export function isWildcardHost(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "[::]";
 }
 
-/** True for addresses only this machine reaches (127.0.0.0/8, ::1, localhost). */
+/** True for addresses only this machine reaches: an IP in 127.0.0.0/8 or ::1, or `localhost` (a name merely starting with "127." is not). */
 export function isLoopbackHost(host: string): boolean {
-  return /^127\./.test(host) || host === "::1" || host === "[::1]" || host.toLowerCase() === "localhost";
+  return host.toLowerCase() === "localhost" || isLoopbackAddress(host);
 }
 
 /**

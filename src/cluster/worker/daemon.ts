@@ -3,6 +3,7 @@
 // changes at once and answers the controller's reconcile with what it sees.
 import { create } from "@bufbuild/protobuf";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { retry } from "../../core/backoff.js";
@@ -148,6 +149,7 @@ export class WorkerDaemon {
       ...(this.options.tls ? { tls: this.options.tls } : {}),
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
       ...(this.options.faults?.rpc ? { interceptors: [createFaultInjector(this.options.faults.rpc).interceptor] } : {}),
+      ...(this.options.maxRequestBytes !== undefined ? { limits: { maxRequestBytes: this.options.maxRequestBytes } } : {}),
       routes: (router) => router.service(WorkerService, this.handlers()),
     });
     const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
@@ -430,7 +432,7 @@ export class WorkerDaemon {
   // ------------------------------------------------------------- attempts
 
   private attemptDir(attemptId: string): string {
-    return join(this.workDir, "attempts", attemptId.replace(/[^A-Za-z0-9._-]/g, "_"));
+    return join(this.workDir, "attempts", attemptDirName(attemptId));
   }
 
   private async runTask(assignment: TaskAssignment): Promise<Attempt> {
@@ -737,4 +739,15 @@ function readFenceNote(dir: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A directory name for an attempt id: its safe characters, never "." or "..",
+ * and within file systems' 255-byte limit (a long id keeps a prefix and gets
+ * a hash of the whole id).
+ */
+function attemptDirName(attemptId: string): string {
+  const safe = attemptId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+$/, (dots) => "_".repeat(dots.length));
+  if (safe.length <= 200) return safe;
+  return `${safe.slice(0, 150)}-${createHash("sha256").update(attemptId).digest("hex").slice(0, 32)}`;
 }

@@ -45,6 +45,20 @@ interface LogRecord {
 const NEWLINE = 0x0a;
 /** How much of the file one `read()` scans; bounds memory per page. */
 const DEFAULT_PAGE_BYTES = 1024 * 1024;
+/**
+ * Characters of one entry: a longer chunk (a task printing megabytes without
+ * a newline goes through `append` as one string) is split into entries of
+ * at most this many, so no record is held whole beyond it.
+ */
+export const DEFAULT_MAX_ENTRY_CHARS = 64 * 1024;
+/** Most `maxEntryChars` a log accepts; keeps every record below {@link MAX_RECORD_BYTES}. */
+const MAX_ENTRY_CHARS_LIMIT = 1024 * 1024;
+/**
+ * A reader skips a record longer than this (a corrupt file, or one written
+ * by something else) instead of buffering it whole: JSON escapes a character
+ * as at most 6 bytes, so no record this log wrote comes near it.
+ */
+const MAX_RECORD_BYTES = 6 * MAX_ENTRY_CHARS_LIMIT + 1024;
 /** Above this many unwritten bytes `append` asks the producer to pause. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
@@ -83,6 +97,7 @@ export class AttemptLog {
   private drainWaiters: Array<() => void> = [];
   private flushWaiters: Array<() => void> = [];
   private writeError: Error | undefined;
+  private maxEntryChars = DEFAULT_MAX_ENTRY_CHARS;
 
   /** Opens the log in `dir` for reading. */
   constructor(dir: string) {
@@ -95,8 +110,15 @@ export class AttemptLog {
    * Opens the log in `dir` for appending, creating the directory and file.
    * An existing log is continued, never truncated.
    */
-  static create(dir: string): AttemptLog {
+  static create(dir: string, options: { maxEntryChars?: number } = {}): AttemptLog {
     const log = new AttemptLog(dir);
+    if (options.maxEntryChars !== undefined) {
+      const max = options.maxEntryChars;
+      if (!Number.isSafeInteger(max) || max < 1 || max > MAX_ENTRY_CHARS_LIMIT) {
+        throw new ValidationError("maxEntryChars", `must be a whole number from 1 to ${MAX_ENTRY_CHARS_LIMIT}, got ${describeValue(max)}`);
+      }
+      log.maxEntryChars = max;
+    }
     if (liveWriters.has(log.dir)) {
       throw new FlusterError(`the log in ${log.dir} already has a writer in this process`, "already_exists");
     }
@@ -222,6 +244,12 @@ export class AttemptLog {
         }
         // Copy: `chunk` is reused by the next read.
         carry = Buffer.from(data.subarray(lineStart));
+        if (carry.length > MAX_RECORD_BYTES) {
+          // Not a record of ours: skip to the next newline rather than hold it.
+          carry = Buffer.alloc(0);
+          aligned = false;
+          nextOffset = position;
+        }
       }
       return { entries, nextOffset };
     } finally {
@@ -278,11 +306,18 @@ export class AttemptLog {
   }
 
   private enqueue(stream: OutputStream, text: string): void {
-    if (text === "") return;
-    const record: LogRecord = { t: Date.now(), s: stream === "stdout" ? "o" : "e", d: text };
-    const line = Buffer.from(`${JSON.stringify(record)}\n`, "utf8");
-    this.pending.push(line);
-    this.pendingBytes += line.length;
+    const t = Date.now();
+    const s = stream === "stdout" ? "o" : "e";
+    for (let start = 0; start < text.length; ) {
+      let end = Math.min(start + this.maxEntryChars, text.length);
+      // Never split a surrogate pair between two entries.
+      if (end < text.length && end - start > 1 && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+      const record: LogRecord = { t, s, d: text.slice(start, end) };
+      const line = Buffer.from(`${JSON.stringify(record)}\n`, "utf8");
+      this.pending.push(line);
+      this.pendingBytes += line.length;
+      start = end;
+    }
     this.pump();
   }
 
@@ -330,6 +365,10 @@ function writeAll(fd: number, buffer: Buffer, done: (err: Error | null) => void,
     if (from + written < buffer.length) return writeAll(fd, buffer, done, from + written);
     done(null);
   });
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 function parseRecord(line: string, offset: number): LogEntry | undefined {

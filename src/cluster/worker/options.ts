@@ -3,7 +3,7 @@
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
-import { checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
+import { checkInteger, checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { normalizeBaseUrl, readPemFile } from "../../rpc/transport.js";
 import { hostNetwork, type HostNetwork } from "./advertise-host.js";
 import { compileWorkerFaults, type WorkerFaults } from "./faults.js";
@@ -65,6 +65,8 @@ export interface WorkerDaemonOptions {
   tlsKey?: string;
   /** Seconds between SIGTERM and SIGKILL when an attempt is killed. @default 5 */
   killGraceSeconds?: number;
+  /** Bytes of one request to the daemon; a larger one gets `resource_exhausted`. @default 8 MiB */
+  maxRequestBytes?: number;
   /** Progress and errors. @default writes to stderr */
   log?: (line: string) => void;
   /**
@@ -97,6 +99,7 @@ export interface CompiledWorkerDaemonOptions {
   /** The certificate chain and key to serve TLS with (PEM text), if any. */
   tls: { cert: string; key: string } | undefined;
   killGraceMs: number;
+  maxRequestBytes: number | undefined;
   log: (line: string) => void;
   hostNetwork: () => HostNetwork;
   faults: WorkerFaults | undefined;
@@ -108,7 +111,7 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "log", "hostNetwork", "faults"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "maxRequestBytes", "log", "hostNetwork", "faults"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
@@ -142,6 +145,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     tlsCaFile: tlsCaFileOf(optionalString("tlsCaFile") ?? (process.env.FLUSTER_TLS_CA || undefined)),
     tls: tlsOf(optionalString("tlsCert"), optionalString("tlsKey")),
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
+    maxRequestBytes: o.maxRequestBytes === undefined ? undefined : checkInteger(o.maxRequestBytes, "maxRequestBytes", 1),
     log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
     hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
     faults: o.faults === undefined ? undefined : compileWorkerFaults(o.faults),
