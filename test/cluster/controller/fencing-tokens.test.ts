@@ -17,6 +17,16 @@ function setup(): Harness {
   return harness;
 }
 
+/** Makes `worker`'s RunTask wait until the test answers it. */
+function stallRunTask(worker: { runTask: (assignment: Assignment) => Promise<ObservedAttempt> }): { asked: Assignment | undefined; answer: (observed: ObservedAttempt) => void } {
+  const stalled: { asked: Assignment | undefined; answer: (observed: ObservedAttempt) => void } = { asked: undefined, answer: () => undefined };
+  worker.runTask = (assignment) => {
+    stalled.asked = assignment;
+    return new Promise<ObservedAttempt>((resolve) => (stalled.answer = resolve));
+  };
+  return stalled;
+}
+
 /** w1 runs the job's first attempt and is lost; the retry runs on w2. */
 async function lostAndRetried(h: Harness): Promise<{ jobId: string; stale: string; current: string }> {
   const w1 = h.addWorker("w1");
@@ -69,16 +79,12 @@ describe("attempt ids are fencing tokens", () => {
   test("a RunTask answered after the attempt ended (the job was killed meanwhile) changes nothing", async () => {
     const h = setup();
     const w1 = h.addWorker("w1");
-    let answer: (observed: ObservedAttempt) => void = () => undefined;
-    let asked: Assignment | undefined;
-    w1.runTask = (assignment: Assignment) => {
-      asked = assignment;
-      return new Promise<ObservedAttempt>((resolve) => (answer = resolve));
-    };
+    const stalled = stallRunTask(w1);
     const jobId = await h.launch();
+    const asked = stalled.asked;
     assert.ok(asked, "dispatched");
     h.controller.terminateJob(jobId, "killed by the test");
-    answer({ attemptId: asked.attemptId, state: "running", startedAt: h.clock.now });
+    stalled.answer({ attemptId: asked.attemptId, state: "running", startedAt: h.clock.now });
     await h.settle();
     const job = h.controller.getJob(jobId);
     assert.equal(job.state, "killed");
@@ -89,13 +95,9 @@ describe("attempt ids are fencing tokens", () => {
   test("a late RunTask answer from a worker lost meanwhile does not bring its attempt back", async () => {
     const h = setup();
     const w1 = h.addWorker("w1");
-    let answer: (observed: ObservedAttempt) => void = () => undefined;
-    let asked: Assignment | undefined;
-    w1.runTask = (assignment: Assignment) => {
-      asked = assignment;
-      return new Promise<ObservedAttempt>((resolve) => (answer = resolve));
-    };
+    const stalled = stallRunTask(w1);
     const jobId = await h.launch();
+    const asked = stalled.asked;
     assert.ok(asked);
     h.addWorker("w2");
     h.advance(GRACE_MS + 1);
@@ -106,7 +108,7 @@ describe("attempt ids are fencing tokens", () => {
     assert.equal(task?.attempts[0]?.state, "worker_failed");
     const retry = task?.attempts.at(-1)?.attemptId;
     assert.notEqual(retry, asked.attemptId);
-    answer({ attemptId: asked.attemptId, state: "succeeded", finishedAt: h.clock.now, exitCode: 0 });
+    stalled.answer({ attemptId: asked.attemptId, state: "succeeded", finishedAt: h.clock.now, exitCode: 0 });
     await h.settle();
     assert.equal(h.controller.getJob(jobId).tasks[0]?.attempts[0]?.state, "worker_failed");
     assert.equal(h.controller.getJob(jobId).state, "running");
