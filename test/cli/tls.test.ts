@@ -7,7 +7,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT, cleanEnv, freePort, runNode, stopProcess, waitForLine } from "../helpers/index.js";
@@ -100,15 +100,19 @@ test("over TLS a job runs end to end and calls back; a client without the CA, or
   }
 });
 
-test("TLS options are checked up front: a certificate without its key, or a file that is not PEM, is named", async () => {
+test("TLS options are checked up front: a certificate without its key, or a file that is not PEM, is named; a refused start leaves nothing behind", async () => {
   const { startController } = await import("../../src/cluster/controller/server.js");
   const scratch = mkdtempSync(join(tmpdir(), "fluster-tls-options-"));
+  const bundleDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith("fluster-bundles-")).sort();
+  const before = bundleDirs();
   try {
     await assert.rejects(startController({ stateDir: ":memory:", tlsCert: join(scratch, "cert.pem") }), /tlsKey.*must be given with tlsCert/);
     const notPem = join(scratch, "not.pem");
     writeFileSync(notPem, "hello");
     await assert.rejects(startController({ stateDir: ":memory:", tlsCert: notPem, tlsKey: notPem }), new RegExp(`the TLS certificate \\(tlsCert\\) ${notPem.replace(/[.]/g, "\\.")} is not a PEM file`));
     await assert.rejects(startController({ stateDir: ":memory:", tlsCert: join(scratch, "missing.pem"), tlsKey: notPem }), /cannot read the TLS certificate \(tlsCert\) \S+missing\.pem: ENOENT/);
+    // An in-memory controller that did not start leaves no temporary bundle directory.
+    assert.deepEqual(bundleDirs(), before);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -140,29 +140,37 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   // One controller per state directory: a second one fails here, before it touches anything.
   const lock: StateLock | undefined = stateDir === ":memory:" ? undefined : acquireStateLock(stateDir, log);
-  let store: StateStore;
+  let store: StateStore | undefined;
   let tokenSource: TokenSource;
-  // An in-memory controller (tests) keeps its bundles in a temporary directory of its own.
-  const bundleDir = stateDir === ":memory:" ? mkdtempSync(join(tmpdir(), "fluster-bundles-")) : join(stateDir, "bundles");
+  // An in-memory controller (tests) keeps its bundles in a temporary directory of its own, made last below.
+  let bundleDir = join(stateDir, "bundles");
+  let ownBundleDir = false;
+  const dropBundleDir = () => {
+    if (ownBundleDir) rmSync(bundleDir, { recursive: true, force: true });
+  };
   let bundles: BundleStore;
-  // Decided from the addresses the host resolves to (and checked again on the bound socket below).
-  const loopback = await resolvesToLoopback(host);
   let identity: ControllerIdentity | undefined;
   let tls: { cert: string; key: string } | undefined;
   try {
     if (options.tlsCert && options.tlsKey) tls = { cert: readPemFile(options.tlsCert, "TLS certificate (tlsCert)"), key: readPemFile(options.tlsKey, "TLS key (tlsKey)") };
+    // Decided from the addresses the host resolves to (and checked again on the bound socket below).
+    const loopback = await resolvesToLoopback(host);
     tokenSource = resolveToken(options.token ?? process.env.FLUSTER_TOKEN, loopback, stateDir);
     store = new StateStore(stateDir);
-    bundles = new BundleStore(bundleDir);
     // Auth on: the signing key of worker and job credentials, kept in the state database.
     identity = tokenSource ? await ControllerIdentity.open(tokenSource.token, store) : undefined;
+    if (stateDir === ":memory:") {
+      bundleDir = mkdtempSync(join(tmpdir(), "fluster-bundles-"));
+      ownBundleDir = true;
+    }
+    bundles = new BundleStore(bundleDir);
   } catch (err) {
+    // Nothing of a controller that did not start stays behind: no open database, no temporary directory, no lock.
+    store?.close();
+    dropBundleDir();
     lock?.release();
     throw err;
   }
-  const dropBundleDir = () => {
-    if (stateDir === ":memory:") rmSync(bundleDir, { recursive: true, force: true });
-  };
   const token = tokenSource?.token;
   const channels = new Map<string, RpcChannel>();
   const channelTo = (address: string) => {
