@@ -52,6 +52,10 @@ export interface ChaosReport {
   /** Jobs' attempts lost with their workers (preemption retries), in all. */
   preemptions: number;
   elapsedMs: number;
+  /** The pool's worker jobs as they were when the load had settled, before shutdown. */
+  poolWorkers: JobInfo[];
+  /** The pool's own view then: its workers (calls in flight, held back as dead) and its queue. */
+  poolView: ReturnType<WorkerPool["describe"]>;
 }
 
 /** Runs the soak and tears everything down; throws only if the cluster cannot start. */
@@ -103,6 +107,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       for (; launched < jobTarget; launched++) {
         jobIds.push(await cluster.launch({ name: `chaos-${launched}`, resources: { cpu: 0.25, memory: "32m" }, entrypoint: loggingTask(dir, 2) }));
       }
+      if (wave > 0 && wave % 30 === 0) {
+        const { succeeded, rerun, queued } = pool.stats;
+        log(`chaos: ${wave}s: ${submitted} pool tasks submitted, ${succeeded} done, ${queued} queued, ${rerun} re-run; ${pool.size} pool worker(s) joined`);
+      }
       if (Date.now() >= nextKill) {
         nextKill += options.killEveryMs;
         const live = cluster.workers;
@@ -121,6 +129,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const settleLimit = sleep(120_000).then(() => "timeout" as const);
     await Promise.race([Promise.all(pending), settleLimit]);
     const jobs = (await cluster.wait(jobIds, { timeoutSeconds: 120 })) as JobInfo[];
+    const poolWorkers = await Promise.all((await pool.jobIds()).map((id) => cluster.poll(id)));
+    const poolView = pool.describe();
     const overlap = overlapReport(readAttemptIntervals(dir));
     return {
       poolResults,
@@ -132,6 +142,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       overlaps: overlap.overlaps,
       preemptions: jobs.reduce((n, j) => n + (j.tasks[0]?.preemptionCount ?? 0), 0),
       elapsedMs: Date.now() - started,
+      poolWorkers,
+      poolView,
     };
   } finally {
     await pool?.shutdown().catch(() => undefined);
@@ -149,6 +161,9 @@ export function chaosProblems(report: ChaosReport): string[] {
   const failed = report.jobs.filter((j) => j.status !== "succeeded");
   if (failed.length > 0) problems.push(`${failed.length} job(s) did not succeed: ${failed.slice(0, 3).map((j) => `${j.name} ${j.status} ${j.errorMessage ?? ""}`).join("; ")}`);
   problems.push(...report.overlaps);
+  // A pool worker between attempts (pending after a kill) is fine; one that ended is not.
+  const gone = report.poolWorkers.filter((j) => ["succeeded", "failed", "killed", "unschedulable"].includes(j.status));
+  if (gone.length > 0) problems.push(`${gone.length} pool worker job(s) ended before the pool: ${gone.map((j) => `${j.name} ${j.status} ${j.errorMessage ?? ""}`).join("; ")}`);
   return problems;
 }
 
@@ -159,6 +174,8 @@ export function chaosSummary(report: ChaosReport): string {
   return (
     `${done}/${report.poolResults.length} pool results (${report.poolReruns} re-run after a worker loss), ` +
     `${succeeded}/${report.jobs.length} jobs succeeded (${report.preemptions} attempt(s) lost with their workers), ` +
+    `pool workers ${report.poolWorkers.map((j) => `${j.name.split("/").pop()} ${j.status} (${j.tasks[0]?.preemptionCount ?? 0} preempted, ${j.tasks[0]?.failureCount ?? 0} failed)`).join(", ")}; ` +
+    `pool view ${report.poolView.workers.length} worker(s) joined (${report.poolView.workers.filter((w) => w.dead).length} held back as dead, ${report.poolView.workers.reduce((n, w) => n + w.inFlight, 0)} call(s) in flight), ${report.poolView.queued} task(s) queued, ${report.poolView.watching ? "following" : "not following"} the registry; ` +
     `${report.kills} worker daemon(s) SIGKILLed, overlap ${report.maxOverlapMs.toFixed(0)} ms, ${(report.elapsedMs / 1000).toFixed(1)}s in all`
   );
 }

@@ -3,6 +3,7 @@
 // a polling loop.
 import { create } from "@bufbuild/protobuf";
 import { randomBytes, randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { resolve } from "node:path";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ERROR_BRAND, FlusterError, ValidationError } from "../../core/errors.js";
@@ -302,6 +303,8 @@ export class Cluster {
     const many = Array.isArray(jobIds);
     const ids: readonly JobId[] = many ? jobIds : [jobIds as JobId];
     const signal = options.timeoutSeconds !== undefined ? AbortSignal.timeout(options.timeoutSeconds * 1000) : undefined;
+    // One listener per job's watch stream (each released when its stream ends), so not a leak.
+    if (signal) setMaxListeners(0, signal);
     const infos = await Promise.all(ids.map((id) => this.waitOne(id, signal, options.timeoutSeconds)));
     if (options.raiseOnFailure) {
       const failed = infos.find((info) => info.status !== "succeeded");
