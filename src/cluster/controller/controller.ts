@@ -331,22 +331,22 @@ export class Controller {
     return true;
   }
 
-  /** Fault injection: a call from a worker that is cut off is lost on the way. */
-  private checkNotCutOff(workerId: string): void {
+  /**
+   * Fault injection: the error every call to or from a worker meets while it
+   * is cut off (lost on the way), else undefined; a cut that has ended is forgotten.
+   */
+  private cutOffError(workerId: string): FlusterError | undefined {
     const until = this.cutOff.get(workerId);
-    if (until === undefined) return;
-    if (this.now() < until) throw new FlusterError(`fault injection: worker ${workerId} is cut off from the controller`, "unavailable");
+    if (until === undefined) return undefined;
+    if (this.now() < until) return new FlusterError(`fault injection: worker ${workerId} is cut off from the controller`, "unavailable");
     this.cutOff.delete(workerId);
+    return undefined;
   }
 
-  /** Fault injection: whether calls to the worker are lost now. */
-  private isCutOff(worker: WorkerRuntime): boolean {
-    try {
-      this.checkNotCutOff(worker.record.workerId);
-      return false;
-    } catch {
-      return true;
-    }
+  /** Fault injection: a call from a worker that is cut off is lost on the way. */
+  private checkNotCutOff(workerId: string): void {
+    const cut = this.cutOffError(workerId);
+    if (cut) throw cut;
   }
 
   private usedBy(worker: WorkerRuntime): WorkerCapacityRecord {
@@ -417,7 +417,8 @@ export class Controller {
    * period at most (a worker that heartbeats but never takes RunTask).
    */
   private dispatch(worker: WorkerRuntime, assignment: Assignment, resends = 0, firstSentAt = this.now()): void {
-    const sent = this.isCutOff(worker) ? Promise.reject(new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable")) : worker.connection.runTask(assignment);
+    const cut = this.cutOffError(worker.record.workerId);
+    const sent = cut ? Promise.reject(cut) : worker.connection.runTask(assignment);
     sent.then(
       (observed) => {
         this.ledger.undispatched.delete(assignment.attemptId);
@@ -555,7 +556,7 @@ export class Controller {
     this.workers.asking(worker, this.now());
     let answer: Awaited<ReturnType<WorkerConnection["reconcile"]>>;
     try {
-      if (this.isCutOff(worker)) throw new FlusterError(`fault injection: worker ${worker.record.workerId} is cut off`, "unavailable");
+      this.checkNotCutOff(worker.record.workerId);
       answer = await worker.connection.reconcile(desiredSet(worker.attempts), {}, signal);
     } catch (err) {
       if (this.stateValue === "running" && this.workers.isCurrent(worker)) this.background(() => this.workerFailed(worker, classifyWorkerFailure(err)));
