@@ -302,15 +302,13 @@ function resolveToken(given: string | undefined, loopback: boolean, stateDir: st
  * client retrying with a wrong token cannot flood the log.
  */
 function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => void {
-  const lastLogged = new Map<string, number>();
+  const due = oncePerMinute();
   return ({ procedure, reason, request }) => {
     if (procedure.endsWith("/RegisterWorker") && isMessage(request, RegisterWorkerRequestSchema)) {
       log(`fluster controller: refused worker ${request.workerId} (${request.address}): ${reason} bearer token`);
       return;
     }
-    const now = Date.now();
-    if (now - (lastLogged.get(procedure) ?? -Infinity) < 60_000) return;
-    lastLogged.set(procedure, now);
+    if (!due(procedure)) return;
     log(`fluster controller: refused a ${procedure} call: ${reason} bearer token (such refusals are logged once a minute)`);
   };
 }
@@ -321,13 +319,25 @@ function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => 
  * another's credential, is something an operator wants to see.
  */
 function deniedLogger(log: (line: string) => void): (error: FlusterError) => void {
-  const lastLogged = new Map<string, number>();
+  const due = oncePerMinute();
   return (error) => {
+    if (due(error.message)) log(`fluster controller: refused: ${error.message}`);
+  };
+}
+
+/**
+ * Whether a line keyed `key` is due: true at most once a minute per key, so
+ * a caller repeating itself cannot flood the log (at most 1,000 keys are
+ * remembered; past that the memory starts over).
+ */
+function oncePerMinute(): (key: string) => boolean {
+  const lastLogged = new Map<string, number>();
+  return (key) => {
     const now = Date.now();
-    if (now - (lastLogged.get(error.message) ?? -Infinity) < 60_000) return;
+    if (now - (lastLogged.get(key) ?? -Infinity) < 60_000) return false;
     if (lastLogged.size > 1000) lastLogged.clear();
-    lastLogged.set(error.message, now);
-    log(`fluster controller: refused: ${error.message}`);
+    lastLogged.set(key, now);
+    return true;
   };
 }
 
