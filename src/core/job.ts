@@ -58,6 +58,13 @@ export interface JobRequest {
   priority?: Priority;
   /** @default [] */
   constraints?: readonly Constraint[];
+  /**
+   * A gang: every task is placed at once, and when one task fails or its
+   * worker is lost, the others are stopped and the whole job restarts
+   * together (one retry charged to the gang). Multi-host TPU jobs are gangs
+   * whatever this says. @default false
+   */
+  coscheduled?: boolean;
 }
 
 /** A JobRequest after validation, with every default filled in. */
@@ -73,6 +80,7 @@ export interface ValidatedJobRequest {
   readonly schedulingTimeoutSeconds?: number;
   readonly priority: Priority;
   readonly constraints: readonly Constraint[];
+  readonly coscheduled: boolean;
 }
 
 /** One task of a job (one replica) as last observed. */
@@ -152,6 +160,7 @@ export function validateJobRequest(request: unknown): ValidatedJobRequest {
       : {}),
     priority: checkOneOf(r.priority ?? "interactive", "priority", PRIORITIES),
     constraints: r.constraints === undefined ? [] : validateConstraints(r.constraints),
+    coscheduled: checkBoolean(r.coscheduled ?? false, "coscheduled"),
   };
   return Object.freeze(out);
 }

@@ -169,6 +169,7 @@ export function jobSpecToProto(request: ValidatedJobRequest): JobSpec {
     schedulingTimeoutSeconds: request.schedulingTimeoutSeconds ?? 0,
     priority: PRIORITY_MAP.to.get(request.priority) ?? Priority.UNSPECIFIED,
     constraints: request.constraints.map(constraintToProto),
+    coscheduled: request.coscheduled,
   });
 }
 
@@ -225,6 +226,7 @@ export function validateJobSpec(spec: JobSpec | undefined, field = "job", limits
     ...(spec.timeoutSeconds ? { timeoutSeconds: spec.timeoutSeconds } : {}),
     ...(spec.schedulingTimeoutSeconds ? { schedulingTimeoutSeconds: spec.schedulingTimeoutSeconds } : {}),
     priority,
+    coscheduled: spec.coscheduled,
     constraints: spec.constraints.map((c, i) => {
       const op = OPS.from.get(c.op);
       if (!op) throw new ValidationError(`constraints[${i}].op`, `is not an operator: ${c.op}`);

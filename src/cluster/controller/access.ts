@@ -184,6 +184,10 @@ export const CONTROLLER_ACCESS: AccessTable = {
   createReservation: operatorOnly,
   getReservation: operatorOnly,
   releaseReservation: operatorOnly,
+  listReservations: operatorOnly,
+  getJobGroup: operatorOnly,
+  listJobGroups: operatorOnly,
+  terminateJobGroup: operatorOnly,
 };
 
 /** Throws `permission_denied` unless `caller` may call `method` with `request` (undefined for a client stream). */

@@ -19,7 +19,7 @@ import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOpt
 import { Ledger } from "./ledger.js";
 import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
-import { schedule, type PendingJob, type SchedulerWorker } from "./scheduler/index.js";
+import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ReservationOutcome, type SchedulerWorker } from "./scheduler/index.js";
 import { pendingJobOf, schedulerWorkerOf, usageOf } from "./scheduling.js";
 import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
@@ -386,7 +386,7 @@ export class Controller {
     const now = this.now();
     const workers: SchedulerWorker[] = [];
     for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerOf(w.record, this.usedBy(w)));
-    const result = schedule(pendingJobs, workers);
+    const result = schedule(pendingJobs, workers, this.reservationDemands());
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();
@@ -400,13 +400,26 @@ export class Controller {
         dispatches.push({ worker, assignment: assignmentFor(job, attempt) });
       }
       for (const job of placed) ledger.updateJobState(job);
+      this.applyPreemptions(result.preemptions);
       for (const [jobId, reason] of [...result.pending, ...result.neverFits]) {
         const job = ledger.jobs.find(jobId);
         if (job) ledger.setPendingReason(job, reason);
       }
     });
+    this.noteReservations(result.reservations);
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
   }
+
+  /** What each active reservation asks of a scheduling pass. (Reservations: not built yet.) */
+  private reservationDemands(): ReservationDemand[] {
+    return [];
+  }
+
+  /** Keeps what a pass held for each reservation. (Reservations: not built yet.) */
+  private noteReservations(_outcomes: ReadonlyMap<string, ReservationOutcome>): void {}
+
+  /** Stops the attempts a pass chose to preempt. Runs inside the pass's transaction. (Preemption: not built yet.) */
+  private applyPreemptions(_preemptions: readonly Preemption[]): void {}
 
   /**
    * Sends an attempt's RunTask. One that got no answer may still have

@@ -3,9 +3,21 @@
 // Its parts: feasibility (which workers a job may use, and why not), rank
 // (job and worker order), the first-fit tree, worker sets, explain (reasons).
 import { SchedulingPass } from "./pass.js";
-import type { PendingJob, ScheduleResult, SchedulerWorker } from "./types.js";
+import type { PendingJob, ReservationDemand, ScheduleResult, SchedulerWorker } from "./types.js";
 
-export type { PendingJob, Placement, ScheduleResult, SchedulerWorker, TaskDemand, WorkerCapacity, WorkerUsage } from "./types.js";
+export type {
+  PendingJob,
+  Placement,
+  Preemption,
+  ReservationDemand,
+  ReservationOutcome,
+  RunningAttempt,
+  ScheduleResult,
+  SchedulerWorker,
+  TaskDemand,
+  WorkerCapacity,
+  WorkerUsage,
+} from "./types.js";
 
 /**
  * Places pending tasks on workers. Jobs go in priority band order
@@ -21,6 +33,6 @@ export type { PendingJob, Placement, ScheduleResult, SchedulerWorker, TaskDemand
  * machines pass after pass instead of spreading fragments everywhere. Tasks
  * of one job may share a worker. The result depends only on the input.
  */
-export function schedule(jobs: readonly PendingJob[], workers: readonly SchedulerWorker[]): ScheduleResult {
-  return new SchedulingPass(workers).run(jobs);
+export function schedule(jobs: readonly PendingJob[], workers: readonly SchedulerWorker[], reservations: readonly ReservationDemand[] = []): ScheduleResult {
+  return new SchedulingPass(workers).run(jobs, reservations);
 }

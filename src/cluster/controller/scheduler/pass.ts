@@ -5,7 +5,7 @@ import { Candidates } from "./candidates.js";
 import { explain } from "./explain.js";
 import { constraintKey, deviceCheck, deviceKey, deviceWords, feasibilityChecks, missingDeviceReason, preferenceChecks } from "./feasibility.js";
 import { compareJobs, compareMachines, groupSlots, rankSlots } from "./rank.js";
-import type { PendingJob, Placement, ScheduleResult, SchedulerWorker } from "./types.js";
+import type { PendingJob, Placement, ReservationDemand, ScheduleResult, SchedulerWorker } from "./types.js";
 import { WorkerSet } from "./worker-set.js";
 
 /** Where a kind of job may go: worked out once per pass for every job with the same device, filters and preferences. */
@@ -58,7 +58,7 @@ export class SchedulingPass {
     this.slots = [...workers].sort(compareMachines).map((worker, order) => toSlot(worker, order, shapes));
   }
 
-  run(jobs: readonly PendingJob[]): ScheduleResult {
+  run(jobs: readonly PendingJob[], _reservations: readonly ReservationDemand[] = []): ScheduleResult {
     const outcomes: Outcome[] = [];
     for (const job of [...jobs].sort(compareJobs)) {
       if (job.taskIndexes.length === 0) continue;
@@ -76,7 +76,7 @@ export class SchedulingPass {
       pending.set(outcome.job.jobId, reason);
       if (never) neverFits.set(outcome.job.jobId, reason);
     }
-    return { placements: this.placements, pending, neverFits };
+    return { placements: this.placements, pending, neverFits, preemptions: [], reservations: new Map() };
   }
 
   private place(job: PendingJob, plan: Plan, need: Need): Outcome {

@@ -35,6 +35,29 @@ export interface SchedulerWorker {
    * constraint on them can never disagree with what the machine has.
    */
   attributes: Readonly<Record<string, string>>;
+  /**
+   * Active attempts on this worker that a higher priority band may preempt
+   * (every active attempt whose job is not `production`). @default none
+   */
+  running?: readonly RunningAttempt[];
+  /**
+   * The part of `used` held by attempts the controller has stopped (killed
+   * or preempted) and the worker has not yet confirmed gone: it is not free
+   * yet, but will be; a preempting task that fits once it is freed waits
+   * for it instead of preempting more. @default nothing
+   */
+  stopping?: WorkerUsage;
+}
+
+/** An attempt that holds room on a worker, as preemption sees it. */
+export interface RunningAttempt {
+  attemptId: string;
+  jobId: string;
+  priority: Priority;
+  /** What it holds (its job's per-task demand). */
+  usage: WorkerUsage;
+  /** When it was placed (epoch ms): among equals, the youngest is preempted first, losing the least work. */
+  startedAt: number;
 }
 
 /** What one task of a job needs: `deviceCount` is ignored for `"cpu"`. */
@@ -74,6 +97,66 @@ export interface PendingJob {
   sameRegion?: boolean;
   /** @default false */
   sameZone?: boolean;
+  /**
+   * Jobs sharing a `groupId` (a job group still being placed) are placed
+   * all together or none, every pending task of every job, honouring the
+   * `sameRegion`/`sameZone` they carry (the controller sets the group's
+   * locality on each of them) across the whole group. @default none
+   */
+  groupId?: string;
+  /**
+   * The reservation the job was launched into: its tasks use the room held
+   * for that reservation first (see {@link ReservationDemand}). @default none
+   */
+  reservationId?: string;
+}
+
+/**
+ * A reservation's demand on one pass. Reservations are served in
+ * `priority` order (higher first, then `sequence`) before any other job:
+ * first the pending tasks of their own jobs, up to `holdCount` tasks, then
+ * `holdCount` less those tasks' slots of `shape` are held on workers with
+ * room, so no other job is placed there. Holds are not attempts: the
+ * controller recomputes them every pass (from the same input they land on
+ * the same workers). A reservation's jobs may grow beyond the minimum to
+ * `maxTasks` active tasks, in the normal job order, on free room.
+ */
+export interface ReservationDemand {
+  reservationId: string;
+  /** Higher is served first. */
+  priority: number;
+  /** Creation order, for ties. */
+  sequence: number;
+  /** One slot: the per-task shape of the reservation's minimum. */
+  shape: TaskDemand;
+  /** Slots to hold: the minimum's replicas less its jobs' active tasks (≥ 0). */
+  holdCount: number;
+  /** Most active tasks its jobs may have (the maximum's replicas). */
+  maxTasks: number;
+  /** Active tasks of its jobs now. */
+  activeTasks: number;
+  /** Whether slots may be held on workers whose `preemptible` attribute is `"true"`. */
+  preemptible: boolean;
+}
+
+/** What a pass did for one reservation. */
+export interface ReservationOutcome {
+  /** Slots held (not counting tasks of its jobs placed in this pass). */
+  held: number;
+  /** Workers holding them, one entry per slot. */
+  workerIds: string[];
+  /** Tasks of its jobs placed in this pass. */
+  placedTasks: number;
+  /** Why part of the minimum is not held, e.g. "2 of 3 slots held: insufficient cpu ...". */
+  reason?: string;
+}
+
+/** An attempt the pass wants stopped so that a higher-band task can run. */
+export interface Preemption {
+  attemptId: string;
+  workerId: string;
+  /** The job whose task needs the room. */
+  forJobId: string;
 }
 
 export interface Placement {
@@ -99,4 +182,15 @@ export interface ScheduleResult {
    * once their scheduling timeout passes; new workers may still arrive.
    */
   neverFits: Map<string, string>;
+  /**
+   * Attempts to preempt: the fewest lower-band attempts whose room lets
+   * pending higher-band tasks run (`production` preempts `interactive` and
+   * `batch`, `interactive` preempts `batch`, a band never preempts itself).
+   * The tasks that asked stay pending in this pass (their reason says they
+   * wait for the preempted attempts to stop) and are placed once the room
+   * is free.
+   */
+  preemptions: Preemption[];
+  /** Per reservation in the input. */
+  reservations: Map<string, ReservationOutcome>;
 }

@@ -6,8 +6,8 @@
 // @generated from file fluster/cluster/v1/controller.proto (package fluster.cluster.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Attempt, BlobChunk, BundleFile, Endpoint, Job, JobSpec, JobState, LogEntry, ResourceSpec, WorkerResources } from "./types_pb.js";
 import { file_fluster_cluster_v1_types } from "./types_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fluster/cluster/v1/controller.proto.
  */
 export const file_fluster_cluster_v1_controller: GenFile = /*@__PURE__*/
-  fileDesc("CiNmbHVzdGVyL2NsdXN0ZXIvdjEvY29udHJvbGxlci5wcm90bxISZmx1c3Rlci5jbHVzdGVyLnYxInoKEExhdW5jaEpvYlJlcXVlc3QSKAoDam9iGAEgASgLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYlNwZWMSEQoJbmFtZXNwYWNlGAIgASgJEhUKDXBhcmVudF9qb2JfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSI2ChFMYXVuY2hKb2JSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIkQKDEpvYkdyb3VwU3BlYxIMCgRuYW1lGAEgASgJEhMKC3NhbWVfcmVnaW9uGAIgASgIEhEKCXNhbWVfem9uZRgDIAEoCCLJAQoVTGF1bmNoSm9iR3JvdXBSZXF1ZXN0EikKBGpvYnMYASADKAsyGy5mbHVzdGVyLmNsdXN0ZXIudjEuSm9iU3BlYxIvCgVncm91cBgCIAEoCzIgLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JHcm91cFNwZWMSFgoOcmVzZXJ2YXRpb25faWQYAyABKAkSEQoJbmFtZXNwYWNlGAQgASgJEhUKDXBhcmVudF9qb2JfaWQYBSABKAkSEgoKcmVxdWVzdF9pZBgGIAEoCSI7ChZMYXVuY2hKb2JHcm91cFJlc3BvbnNlEg8KB2pvYl9pZHMYASADKAkSEAoIZ3JvdXBfaWQYAiABKAkiJQoTR2V0Sm9iU3RhdHVzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiPAoUR2V0Sm9iU3RhdHVzUmVzcG9uc2USJAoDam9iGAEgASgLMhcuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYiIhCg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIjgKEFdhdGNoSm9iUmVzcG9uc2USJAoDam9iGAEgASgLMhcuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYiI1ChNUZXJtaW5hdGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiPAoUVGVybWluYXRlSm9iUmVzcG9uc2USJAoDam9iGAEgASgLMhcuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYiKJAQoPTGlzdEpvYnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIOCgZwcmVmaXgYAiABKAkSFgoOYWxsX25hbWVzcGFjZXMYAyABKAgSLAoGc3RhdGVzGAQgAygOMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYlN0YXRlEg0KBWxpbWl0GAUgASgFIjkKEExpc3RKb2JzUmVzcG9uc2USJQoEam9icxgBIAMoCzIXLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2IiiQEKFFN0cmVhbUpvYkxvZ3NSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIXCgp0YXNrX2luZGV4GAIgASgFSACIAQESDgoGZm9sbG93GAMgASgIEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEINCgtfdGFza19pbmRleCJGChVTdHJlYW1Kb2JMb2dzUmVzcG9uc2USLQoHZW50cmllcxgBIAMoCzIcLmZsdXN0ZXIuY2x1c3Rlci52MS5Mb2dFbnRyeSKjAgoVUmVnaXN0ZXJXb3JrZXJSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEjYKCXJlc291cmNlcxgDIAEoCzIjLmZsdXN0ZXIuY2x1c3Rlci52MS5Xb3JrZXJSZXNvdXJjZXMSTQoKYXR0cmlidXRlcxgEIAMoCzI5LmZsdXN0ZXIuY2x1c3Rlci52MS5SZWdpc3RlcldvcmtlclJlcXVlc3QuQXR0cmlidXRlc0VudHJ5EiwKB3J1bm5pbmcYBSADKAsyGy5mbHVzdGVyLmNsdXN0ZXIudjEuQXR0ZW1wdBoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKDAQoWUmVnaXN0ZXJXb3JrZXJSZXNwb25zZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVcmVjb25jaWxlX2ludGVydmFsX21zGAIgASgFEhwKFHdvcmtlcl9sb3N0X2dyYWNlX21zGAMgASgFEhkKEXdvcmtlcl9jcmVkZW50aWFsGAQgASgJIlQKEEhlYXJ0YmVhdFJlcXVlc3QSEQoJd29ya2VyX2lkGAEgASgJEi0KCGF0dGVtcHRzGAIgAygLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkF0dGVtcHQiIgoRSGVhcnRiZWF0UmVzcG9uc2USDQoFa25vd24YASABKAgiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0Iq0DCgZXb3JrZXISEQoJd29ya2VyX2lkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSNgoJcmVzb3VyY2VzGAMgASgLMiMuZmx1c3Rlci5jbHVzdGVyLnYxLldvcmtlclJlc291cmNlcxI+CgphdHRyaWJ1dGVzGAQgAygLMiouZmx1c3Rlci5jbHVzdGVyLnYxLldvcmtlci5BdHRyaWJ1dGVzRW50cnkSDgoGaGVhbHRoGAUgASgJEi0KCWxhc3Rfc2VlbhgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoEdXNlZBgHIAEoCzIjLmZsdXN0ZXIuY2x1c3Rlci52MS5Xb3JrZXJSZXNvdXJjZXMSGAoQcnVubmluZ19hdHRlbXB0cxgIIAEoBRIxCg1yZWdpc3RlcmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1oZWFsdGhfcmVhc29uGAogASgJGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkIKE0xpc3RXb3JrZXJzUmVzcG9uc2USKwoHd29ya2VycxgBIAMoCzIaLmZsdXN0ZXIuY2x1c3Rlci52MS5Xb3JrZXIiggIKF1JlZ2lzdGVyRW5kcG9pbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDwoHYWRkcmVzcxgCIAEoCRIOCgZqb2JfaWQYAyABKAkSEQoJbmFtZXNwYWNlGAQgASgJEksKCG1ldGFkYXRhGAUgAygLMjkuZmx1c3Rlci5jbHVzdGVyLnYxLlJlZ2lzdGVyRW5kcG9pbnRSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEwoLdHRsX3NlY29uZHMYBiABKAESEgoKYXR0ZW1wdF9pZBgHIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSgoYUmVnaXN0ZXJFbmRwb2ludFJlc3BvbnNlEi4KCGVuZHBvaW50GAEgASgLMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkVuZHBvaW50Ii0KFVJlbmV3RW5kcG9pbnRzUmVxdWVzdBIUCgxlbmRwb2ludF9pZHMYASADKAkiKQoWUmVuZXdFbmRwb2ludHNSZXNwb25zZRIPCgdtaXNzaW5nGAEgAygJIjAKGVVucmVnaXN0ZXJFbmRwb2ludFJlcXVlc3QSEwoLZW5kcG9pbnRfaWQYASABKAkiHAoaVW5yZWdpc3RlckVuZHBvaW50UmVzcG9uc2UiOQoWTG9va3VwRW5kcG9pbnRzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCSJKChdMb29rdXBFbmRwb2ludHNSZXNwb25zZRIvCgllbmRwb2ludHMYASADKAsyHC5mbHVzdGVyLmNsdXN0ZXIudjEuRW5kcG9pbnQiOAoVV2F0Y2hFbmRwb2ludHNSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIkkKFldhdGNoRW5kcG9pbnRzUmVzcG9uc2USLwoJZW5kcG9pbnRzGAEgAygLMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkVuZHBvaW50IlEKFExpc3RFbmRwb2ludHNSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSFgoOYWxsX25hbWVzcGFjZXMYAyABKAgiSAoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEi8KCWVuZHBvaW50cxgBIAMoCzIcLmZsdXN0ZXIuY2x1c3Rlci52MS5FbmRwb2ludCI0Ch9Jc3N1ZU5hbWVzcGFjZUNyZWRlbnRpYWxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSKOAQogSXNzdWVOYW1lc3BhY2VDcmVkZW50aWFsUmVzcG9uc2USEgoKY3JlZGVudGlhbBgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY2x1c3Rlcl9rZXkYBCABKAkivwEKD1Jlc2VydmF0aW9uU3BlYxI3Cg1taW5fcmVzb3VyY2VzGAEgASgLMiAuZmx1c3Rlci5jbHVzdGVyLnYxLlJlc291cmNlU3BlYxI3Cg1tYXhfcmVzb3VyY2VzGAIgASgLMiAuZmx1c3Rlci5jbHVzdGVyLnYxLlJlc291cmNlU3BlYxIQCghwcmlvcml0eRgDIAEoBRITCgt0dGxfc2Vjb25kcxgEIAEoARITCgtwcmVlbXB0aWJsZRgFIAEoCCKoAgoLUmVzZXJ2YXRpb24SFgoOcmVzZXJ2YXRpb25faWQYASABKAkSMQoEc3BlYxgCIAEoCzIjLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNlcnZhdGlvblNwZWMSPQoTYWxsb2NhdGVkX3Jlc291cmNlcxgDIAEoCzIgLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNvdXJjZVNwZWMSOwoRcGVuZGluZ19yZXNvdXJjZXMYBCABKAsyIC5mbHVzdGVyLmNsdXN0ZXIudjEuUmVzb3VyY2VTcGVjEg8KB2pvYl9pZHMYBSADKAkSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJbmFtZXNwYWNlGAcgASgJImcKGENyZWF0ZVJlc2VydmF0aW9uUmVxdWVzdBI4CgtyZXNlcnZhdGlvbhgBIAEoCzIjLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNlcnZhdGlvblNwZWMSEQoJbmFtZXNwYWNlGAIgASgJIjMKGUNyZWF0ZVJlc2VydmF0aW9uUmVzcG9uc2USFgoOcmVzZXJ2YXRpb25faWQYASABKAkiLwoVR2V0UmVzZXJ2YXRpb25SZXF1ZXN0EhYKDnJlc2VydmF0aW9uX2lkGAEgASgJIk4KFkdldFJlc2VydmF0aW9uUmVzcG9uc2USNAoLcmVzZXJ2YXRpb24YASABKAsyHy5mbHVzdGVyLmNsdXN0ZXIudjEuUmVzZXJ2YXRpb24iMwoZUmVsZWFzZVJlc2VydmF0aW9uUmVxdWVzdBIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCSIcChpSZWxlYXNlUmVzZXJ2YXRpb25SZXNwb25zZSIlChNNaXNzaW5nQmxvYnNSZXF1ZXN0Eg4KBnNoYTI1NhgBIAMoCSInChRNaXNzaW5nQmxvYnNSZXNwb25zZRIPCgdtaXNzaW5nGAEgAygJIkMKElVwbG9hZEJsb2JzUmVxdWVzdBItCgZjaHVua3MYASADKAsyHS5mbHVzdGVyLmNsdXN0ZXIudjEuQmxvYkNodW5rIiUKE1VwbG9hZEJsb2JzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFIkEKEFB1dEJ1bmRsZVJlcXVlc3QSLQoFZmlsZXMYASADKAsyHi5mbHVzdGVyLmNsdXN0ZXIudjEuQnVuZGxlRmlsZSImChFQdXRCdW5kbGVSZXNwb25zZRIRCglidW5kbGVfaWQYASABKAkiJQoQR2V0QnVuZGxlUmVxdWVzdBIRCglidW5kbGVfaWQYASABKAkiQgoRR2V0QnVuZGxlUmVzcG9uc2USLQoFZmlsZXMYASADKAsyHi5mbHVzdGVyLmNsdXN0ZXIudjEuQnVuZGxlRmlsZSIhCg9HZXRCbG9ic1JlcXVlc3QSDgoGc2hhMjU2GAEgAygJIkEKEEdldEJsb2JzUmVzcG9uc2USLQoGY2h1bmtzGAEgAygLMh0uZmx1c3Rlci5jbHVzdGVyLnYxLkJsb2JDaHVuazKLFAoRQ29udHJvbGxlclNlcnZpY2USWAoJTGF1bmNoSm9iEiQuZmx1c3Rlci5jbHVzdGVyLnYxLkxhdW5jaEpvYlJlcXVlc3QaJS5mbHVzdGVyLmNsdXN0ZXIudjEuTGF1bmNoSm9iUmVzcG9uc2USZwoOTGF1bmNoSm9iR3JvdXASKS5mbHVzdGVyLmNsdXN0ZXIudjEuTGF1bmNoSm9iR3JvdXBSZXF1ZXN0GiouZmx1c3Rlci5jbHVzdGVyLnYxLkxhdW5jaEpvYkdyb3VwUmVzcG9uc2USYQoMR2V0Sm9iU3RhdHVzEicuZmx1c3Rlci5jbHVzdGVyLnYxLkdldEpvYlN0YXR1c1JlcXVlc3QaKC5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0Sm9iU3RhdHVzUmVzcG9uc2USVwoIV2F0Y2hKb2ISIy5mbHVzdGVyLmNsdXN0ZXIudjEuV2F0Y2hKb2JSZXF1ZXN0GiQuZmx1c3Rlci5jbHVzdGVyLnYxLldhdGNoSm9iUmVzcG9uc2UwARJhCgxUZXJtaW5hdGVKb2ISJy5mbHVzdGVyLmNsdXN0ZXIudjEuVGVybWluYXRlSm9iUmVxdWVzdBooLmZsdXN0ZXIuY2x1c3Rlci52MS5UZXJtaW5hdGVKb2JSZXNwb25zZRJVCghMaXN0Sm9icxIjLmZsdXN0ZXIuY2x1c3Rlci52MS5MaXN0Sm9ic1JlcXVlc3QaJC5mbHVzdGVyLmNsdXN0ZXIudjEuTGlzdEpvYnNSZXNwb25zZRJmCg1TdHJlYW1Kb2JMb2dzEiguZmx1c3Rlci5jbHVzdGVyLnYxLlN0cmVhbUpvYkxvZ3NSZXF1ZXN0GikuZmx1c3Rlci5jbHVzdGVyLnYxLlN0cmVhbUpvYkxvZ3NSZXNwb25zZTABEmcKDlJlZ2lzdGVyV29ya2VyEikuZmx1c3Rlci5jbHVzdGVyLnYxLlJlZ2lzdGVyV29ya2VyUmVxdWVzdBoqLmZsdXN0ZXIuY2x1c3Rlci52MS5SZWdpc3RlcldvcmtlclJlc3BvbnNlElgKCUhlYXJ0YmVhdBIkLmZsdXN0ZXIuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiUuZmx1c3Rlci5jbHVzdGVyLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEl4KC0xpc3RXb3JrZXJzEiYuZmx1c3Rlci5jbHVzdGVyLnYxLkxpc3RXb3JrZXJzUmVxdWVzdBonLmZsdXN0ZXIuY2x1c3Rlci52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlEoUBChhJc3N1ZU5hbWVzcGFjZUNyZWRlbnRpYWwSMy5mbHVzdGVyLmNsdXN0ZXIudjEuSXNzdWVOYW1lc3BhY2VDcmVkZW50aWFsUmVxdWVzdBo0LmZsdXN0ZXIuY2x1c3Rlci52MS5Jc3N1ZU5hbWVzcGFjZUNyZWRlbnRpYWxSZXNwb25zZRJtChBSZWdpc3RlckVuZHBvaW50EisuZmx1c3Rlci5jbHVzdGVyLnYxLlJlZ2lzdGVyRW5kcG9pbnRSZXF1ZXN0GiwuZmx1c3Rlci5jbHVzdGVyLnYxLlJlZ2lzdGVyRW5kcG9pbnRSZXNwb25zZRJnCg5SZW5ld0VuZHBvaW50cxIpLmZsdXN0ZXIuY2x1c3Rlci52MS5SZW5ld0VuZHBvaW50c1JlcXVlc3QaKi5mbHVzdGVyLmNsdXN0ZXIudjEuUmVuZXdFbmRwb2ludHNSZXNwb25zZRJzChJVbnJlZ2lzdGVyRW5kcG9pbnQSLS5mbHVzdGVyLmNsdXN0ZXIudjEuVW5yZWdpc3RlckVuZHBvaW50UmVxdWVzdBouLmZsdXN0ZXIuY2x1c3Rlci52MS5VbnJlZ2lzdGVyRW5kcG9pbnRSZXNwb25zZRJqCg9Mb29rdXBFbmRwb2ludHMSKi5mbHVzdGVyLmNsdXN0ZXIudjEuTG9va3VwRW5kcG9pbnRzUmVxdWVzdBorLmZsdXN0ZXIuY2x1c3Rlci52MS5Mb29rdXBFbmRwb2ludHNSZXNwb25zZRJpCg5XYXRjaEVuZHBvaW50cxIpLmZsdXN0ZXIuY2x1c3Rlci52MS5XYXRjaEVuZHBvaW50c1JlcXVlc3QaKi5mbHVzdGVyLmNsdXN0ZXIudjEuV2F0Y2hFbmRwb2ludHNSZXNwb25zZTABEmQKDUxpc3RFbmRwb2ludHMSKC5mbHVzdGVyLmNsdXN0ZXIudjEuTGlzdEVuZHBvaW50c1JlcXVlc3QaKS5mbHVzdGVyLmNsdXN0ZXIudjEuTGlzdEVuZHBvaW50c1Jlc3BvbnNlEmEKDE1pc3NpbmdCbG9icxInLmZsdXN0ZXIuY2x1c3Rlci52MS5NaXNzaW5nQmxvYnNSZXF1ZXN0GiguZmx1c3Rlci5jbHVzdGVyLnYxLk1pc3NpbmdCbG9ic1Jlc3BvbnNlEmAKC1VwbG9hZEJsb2JzEiYuZmx1c3Rlci5jbHVzdGVyLnYxLlVwbG9hZEJsb2JzUmVxdWVzdBonLmZsdXN0ZXIuY2x1c3Rlci52MS5VcGxvYWRCbG9ic1Jlc3BvbnNlKAESWAoJUHV0QnVuZGxlEiQuZmx1c3Rlci5jbHVzdGVyLnYxLlB1dEJ1bmRsZVJlcXVlc3QaJS5mbHVzdGVyLmNsdXN0ZXIudjEuUHV0QnVuZGxlUmVzcG9uc2USWAoJR2V0QnVuZGxlEiQuZmx1c3Rlci5jbHVzdGVyLnYxLkdldEJ1bmRsZVJlcXVlc3QaJS5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0QnVuZGxlUmVzcG9uc2USVwoIR2V0QmxvYnMSIy5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0QmxvYnNSZXF1ZXN0GiQuZmx1c3Rlci5jbHVzdGVyLnYxLkdldEJsb2JzUmVzcG9uc2UwARJwChFDcmVhdGVSZXNlcnZhdGlvbhIsLmZsdXN0ZXIuY2x1c3Rlci52MS5DcmVhdGVSZXNlcnZhdGlvblJlcXVlc3QaLS5mbHVzdGVyLmNsdXN0ZXIudjEuQ3JlYXRlUmVzZXJ2YXRpb25SZXNwb25zZRJnCg5HZXRSZXNlcnZhdGlvbhIpLmZsdXN0ZXIuY2x1c3Rlci52MS5HZXRSZXNlcnZhdGlvblJlcXVlc3QaKi5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0UmVzZXJ2YXRpb25SZXNwb25zZRJzChJSZWxlYXNlUmVzZXJ2YXRpb24SLS5mbHVzdGVyLmNsdXN0ZXIudjEuUmVsZWFzZVJlc2VydmF0aW9uUmVxdWVzdBouLmZsdXN0ZXIuY2x1c3Rlci52MS5SZWxlYXNlUmVzZXJ2YXRpb25SZXNwb25zZWIGcHJvdG8z", [file_fluster_cluster_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("CiNmbHVzdGVyL2NsdXN0ZXIvdjEvY29udHJvbGxlci5wcm90bxISZmx1c3Rlci5jbHVzdGVyLnYxInoKEExhdW5jaEpvYlJlcXVlc3QSKAoDam9iGAEgASgLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYlNwZWMSEQoJbmFtZXNwYWNlGAIgASgJEhUKDXBhcmVudF9qb2JfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSI2ChFMYXVuY2hKb2JSZXNwb25zZRIOCgZqb2JfaWQYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIkQKDEpvYkdyb3VwU3BlYxIMCgRuYW1lGAEgASgJEhMKC3NhbWVfcmVnaW9uGAIgASgIEhEKCXNhbWVfem9uZRgDIAEoCCLJAQoVTGF1bmNoSm9iR3JvdXBSZXF1ZXN0EikKBGpvYnMYASADKAsyGy5mbHVzdGVyLmNsdXN0ZXIudjEuSm9iU3BlYxIvCgVncm91cBgCIAEoCzIgLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JHcm91cFNwZWMSFgoOcmVzZXJ2YXRpb25faWQYAyABKAkSEQoJbmFtZXNwYWNlGAQgASgJEhUKDXBhcmVudF9qb2JfaWQYBSABKAkSEgoKcmVxdWVzdF9pZBgGIAEoCSJOChZMYXVuY2hKb2JHcm91cFJlc3BvbnNlEg8KB2pvYl9pZHMYASADKAkSEAoIZ3JvdXBfaWQYAiABKAkSEQoJbmFtZXNwYWNlGAMgASgJIsUCCghKb2JHcm91cBIQCghncm91cF9pZBgBIAEoCRIuCgRzcGVjGAIgASgLMiAuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYkdyb3VwU3BlYxIRCgluYW1lc3BhY2UYAyABKAkSFgoOcmVzZXJ2YXRpb25faWQYBCABKAkSDwoHam9iX2lkcxgFIAMoCRIrCgVzdGF0ZRgGIAEoDjIcLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JTdGF0ZRIWCg5wZW5kaW5nX3JlYXNvbhgHIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAggASgJEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImChJHZXRKb2JHcm91cFJlcXVlc3QSEAoIZ3JvdXBfaWQYASABKAkiQgoTR2V0Sm9iR3JvdXBSZXNwb25zZRIrCgVncm91cBgBIAEoCzIcLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JHcm91cCJRChRMaXN0Sm9iR3JvdXBzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSDgoGcHJlZml4GAMgASgJIkUKFUxpc3RKb2JHcm91cHNSZXNwb25zZRIsCgZncm91cHMYASADKAsyHC5mbHVzdGVyLmNsdXN0ZXIudjEuSm9iR3JvdXAiPAoYVGVybWluYXRlSm9iR3JvdXBSZXF1ZXN0EhAKCGdyb3VwX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJIChlUZXJtaW5hdGVKb2JHcm91cFJlc3BvbnNlEisKBWdyb3VwGAEgASgLMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkpvYkdyb3VwIiUKE0dldEpvYlN0YXR1c1JlcXVlc3QSDgoGam9iX2lkGAEgASgJIjwKFEdldEpvYlN0YXR1c1Jlc3BvbnNlEiQKA2pvYhgBIAEoCzIXLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2IiIQoPV2F0Y2hKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSI4ChBXYXRjaEpvYlJlc3BvbnNlEiQKA2pvYhgBIAEoCzIXLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2IiNQoTVGVybWluYXRlSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjwKFFRlcm1pbmF0ZUpvYlJlc3BvbnNlEiQKA2pvYhgBIAEoCzIXLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2IiiQEKD0xpc3RKb2JzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDgoGcHJlZml4GAIgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAMgASgIEiwKBnN0YXRlcxgEIAMoDjIcLmZsdXN0ZXIuY2x1c3Rlci52MS5Kb2JTdGF0ZRINCgVsaW1pdBgFIAEoBSI5ChBMaXN0Sm9ic1Jlc3BvbnNlEiUKBGpvYnMYASADKAsyFy5mbHVzdGVyLmNsdXN0ZXIudjEuSm9iIokBChRTdHJlYW1Kb2JMb2dzUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSFwoKdGFza19pbmRleBgCIAEoBUgAiAEBEg4KBmZvbGxvdxgDIAEoCBIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX3Rhc2tfaW5kZXgiRgoVU3RyZWFtSm9iTG9nc1Jlc3BvbnNlEi0KB2VudHJpZXMYASADKAsyHC5mbHVzdGVyLmNsdXN0ZXIudjEuTG9nRW50cnkiowIKFVJlZ2lzdGVyV29ya2VyUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHYWRkcmVzcxgCIAEoCRI2CglyZXNvdXJjZXMYAyABKAsyIy5mbHVzdGVyLmNsdXN0ZXIudjEuV29ya2VyUmVzb3VyY2VzEk0KCmF0dHJpYnV0ZXMYBCADKAsyOS5mbHVzdGVyLmNsdXN0ZXIudjEuUmVnaXN0ZXJXb3JrZXJSZXF1ZXN0LkF0dHJpYnV0ZXNFbnRyeRIsCgdydW5uaW5nGAUgAygLMhsuZmx1c3Rlci5jbHVzdGVyLnYxLkF0dGVtcHQaMQoPQXR0cmlidXRlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigwEKFlJlZ2lzdGVyV29ya2VyUmVzcG9uc2USEQoJd29ya2VyX2lkGAEgASgJEh0KFXJlY29uY2lsZV9pbnRlcnZhbF9tcxgCIAEoBRIcChR3b3JrZXJfbG9zdF9ncmFjZV9tcxgDIAEoBRIZChF3b3JrZXJfY3JlZGVudGlhbBgEIAEoCSJUChBIZWFydGJlYXRSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCRItCghhdHRlbXB0cxgCIAMoCzIbLmZsdXN0ZXIuY2x1c3Rlci52MS5BdHRlbXB0IiIKEUhlYXJ0YmVhdFJlc3BvbnNlEg0KBWtub3duGAEgASgIIhQKEkxpc3RXb3JrZXJzUmVxdWVzdCKtAwoGV29ya2VyEhEKCXdvcmtlcl9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEjYKCXJlc291cmNlcxgDIAEoCzIjLmZsdXN0ZXIuY2x1c3Rlci52MS5Xb3JrZXJSZXNvdXJjZXMSPgoKYXR0cmlidXRlcxgEIAMoCzIqLmZsdXN0ZXIuY2x1c3Rlci52MS5Xb3JrZXIuQXR0cmlidXRlc0VudHJ5Eg4KBmhlYWx0aBgFIAEoCRItCglsYXN0X3NlZW4YBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKBHVzZWQYByABKAsyIy5mbHVzdGVyLmNsdXN0ZXIudjEuV29ya2VyUmVzb3VyY2VzEhgKEHJ1bm5pbmdfYXR0ZW1wdHMYCCABKAUSMQoNcmVnaXN0ZXJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNaGVhbHRoX3JlYXNvbhgKIAEoCRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJCChNMaXN0V29ya2Vyc1Jlc3BvbnNlEisKB3dvcmtlcnMYASADKAsyGi5mbHVzdGVyLmNsdXN0ZXIudjEuV29ya2VyIoICChdSZWdpc3RlckVuZHBvaW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGam9iX2lkGAMgASgJEhEKCW5hbWVzcGFjZRgEIAEoCRJLCghtZXRhZGF0YRgFIAMoCzI5LmZsdXN0ZXIuY2x1c3Rlci52MS5SZWdpc3RlckVuZHBvaW50UmVxdWVzdC5NZXRhZGF0YUVudHJ5EhMKC3R0bF9zZWNvbmRzGAYgASgBEhIKCmF0dGVtcHRfaWQYByABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkoKGFJlZ2lzdGVyRW5kcG9pbnRSZXNwb25zZRIuCghlbmRwb2ludBgBIAEoCzIcLmZsdXN0ZXIuY2x1c3Rlci52MS5FbmRwb2ludCItChVSZW5ld0VuZHBvaW50c1JlcXVlc3QSFAoMZW5kcG9pbnRfaWRzGAEgAygJIikKFlJlbmV3RW5kcG9pbnRzUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoCSIwChlVbnJlZ2lzdGVyRW5kcG9pbnRSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJIhwKGlVucmVnaXN0ZXJFbmRwb2ludFJlc3BvbnNlIjkKFkxvb2t1cEVuZHBvaW50c1JlcXVlc3QSDAoEbmFtZRgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkiSgoXTG9va3VwRW5kcG9pbnRzUmVzcG9uc2USLwoJZW5kcG9pbnRzGAEgAygLMhwuZmx1c3Rlci5jbHVzdGVyLnYxLkVuZHBvaW50IjgKFVdhdGNoRW5kcG9pbnRzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCSJJChZXYXRjaEVuZHBvaW50c1Jlc3BvbnNlEi8KCWVuZHBvaW50cxgBIAMoCzIcLmZsdXN0ZXIuY2x1c3Rlci52MS5FbmRwb2ludCJRChRMaXN0RW5kcG9pbnRzUmVxdWVzdBIOCgZwcmVmaXgYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAMgASgIIkgKFUxpc3RFbmRwb2ludHNSZXNwb25zZRIvCgllbmRwb2ludHMYASADKAsyHC5mbHVzdGVyLmNsdXN0ZXIudjEuRW5kcG9pbnQiNAofSXNzdWVOYW1lc3BhY2VDcmVkZW50aWFsUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkijgEKIElzc3VlTmFtZXNwYWNlQ3JlZGVudGlhbFJlc3BvbnNlEhIKCmNyZWRlbnRpYWwYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NsdXN0ZXJfa2V5GAQgASgJIr8BCg9SZXNlcnZhdGlvblNwZWMSNwoNbWluX3Jlc291cmNlcxgBIAEoCzIgLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNvdXJjZVNwZWMSNwoNbWF4X3Jlc291cmNlcxgCIAEoCzIgLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNvdXJjZVNwZWMSEAoIcHJpb3JpdHkYAyABKAUSEwoLdHRsX3NlY29uZHMYBCABKAESEwoLcHJlZW1wdGlibGUYBSABKAgi5QMKC1Jlc2VydmF0aW9uEhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEjEKBHNwZWMYAiABKAsyIy5mbHVzdGVyLmNsdXN0ZXIudjEuUmVzZXJ2YXRpb25TcGVjEj0KE2FsbG9jYXRlZF9yZXNvdXJjZXMYAyABKAsyIC5mbHVzdGVyLmNsdXN0ZXIudjEuUmVzb3VyY2VTcGVjEjsKEXBlbmRpbmdfcmVzb3VyY2VzGAQgASgLMiAuZmx1c3Rlci5jbHVzdGVyLnYxLlJlc291cmNlU3BlYxIPCgdqb2JfaWRzGAUgAygJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgHIAEoCRIzCgVzdGF0ZRgIIAEoDjIkLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNlcnZhdGlvblN0YXRlEg8KB21lc3NhZ2UYCSABKAkSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNdXNlZF9yZXBsaWNhcxgLIAEoBRIVCg1oZWxkX3JlcGxpY2FzGAwgASgFEhcKD2hlbGRfd29ya2VyX2lkcxgNIAMoCSJ7ChhDcmVhdGVSZXNlcnZhdGlvblJlcXVlc3QSOAoLcmVzZXJ2YXRpb24YASABKAsyIy5mbHVzdGVyLmNsdXN0ZXIudjEuUmVzZXJ2YXRpb25TcGVjEhEKCW5hbWVzcGFjZRgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIjMKGUNyZWF0ZVJlc2VydmF0aW9uUmVzcG9uc2USFgoOcmVzZXJ2YXRpb25faWQYASABKAkiWwoXTGlzdFJlc2VydmF0aW9uc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIEhUKDWluY2x1ZGVfZW5kZWQYAyABKAgiUQoYTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlEjUKDHJlc2VydmF0aW9ucxgBIAMoCzIfLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNlcnZhdGlvbiIvChVHZXRSZXNlcnZhdGlvblJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAkiTgoWR2V0UmVzZXJ2YXRpb25SZXNwb25zZRI0CgtyZXNlcnZhdGlvbhgBIAEoCzIfLmZsdXN0ZXIuY2x1c3Rlci52MS5SZXNlcnZhdGlvbiJDChlSZWxlYXNlUmVzZXJ2YXRpb25SZXF1ZXN0EhYKDnJlc2VydmF0aW9uX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIcChpSZWxlYXNlUmVzZXJ2YXRpb25SZXNwb25zZSIlChNNaXNzaW5nQmxvYnNSZXF1ZXN0Eg4KBnNoYTI1NhgBIAMoCSInChRNaXNzaW5nQmxvYnNSZXNwb25zZRIPCgdtaXNzaW5nGAEgAygJIkMKElVwbG9hZEJsb2JzUmVxdWVzdBItCgZjaHVua3MYASADKAsyHS5mbHVzdGVyLmNsdXN0ZXIudjEuQmxvYkNodW5rIiUKE1VwbG9hZEJsb2JzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFIkEKEFB1dEJ1bmRsZVJlcXVlc3QSLQoFZmlsZXMYASADKAsyHi5mbHVzdGVyLmNsdXN0ZXIudjEuQnVuZGxlRmlsZSImChFQdXRCdW5kbGVSZXNwb25zZRIRCglidW5kbGVfaWQYASABKAkiJQoQR2V0QnVuZGxlUmVxdWVzdBIRCglidW5kbGVfaWQYASABKAkiQgoRR2V0QnVuZGxlUmVzcG9uc2USLQoFZmlsZXMYASADKAsyHi5mbHVzdGVyLmNsdXN0ZXIudjEuQnVuZGxlRmlsZSIhCg9HZXRCbG9ic1JlcXVlc3QSDgoGc2hhMjU2GAEgAygJIkEKEEdldEJsb2JzUmVzcG9uc2USLQoGY2h1bmtzGAEgAygLMh0uZmx1c3Rlci5jbHVzdGVyLnYxLkJsb2JDaHVuayqSAQoQUmVzZXJ2YXRpb25TdGF0ZRIhCh1SRVNFUlZBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEhwKGFJFU0VSVkFUSU9OX1NUQVRFX0FDVElWRRABEh0KGVJFU0VSVkFUSU9OX1NUQVRFX0VYUElSRUQQAhIeChpSRVNFUlZBVElPTl9TVEFURV9SRUxFQVNFRBADMrIXChFDb250cm9sbGVyU2VydmljZRJYCglMYXVuY2hKb2ISJC5mbHVzdGVyLmNsdXN0ZXIudjEuTGF1bmNoSm9iUmVxdWVzdBolLmZsdXN0ZXIuY2x1c3Rlci52MS5MYXVuY2hKb2JSZXNwb25zZRJnCg5MYXVuY2hKb2JHcm91cBIpLmZsdXN0ZXIuY2x1c3Rlci52MS5MYXVuY2hKb2JHcm91cFJlcXVlc3QaKi5mbHVzdGVyLmNsdXN0ZXIudjEuTGF1bmNoSm9iR3JvdXBSZXNwb25zZRJeCgtHZXRKb2JHcm91cBImLmZsdXN0ZXIuY2x1c3Rlci52MS5HZXRKb2JHcm91cFJlcXVlc3QaJy5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0Sm9iR3JvdXBSZXNwb25zZRJkCg1MaXN0Sm9iR3JvdXBzEiguZmx1c3Rlci5jbHVzdGVyLnYxLkxpc3RKb2JHcm91cHNSZXF1ZXN0GikuZmx1c3Rlci5jbHVzdGVyLnYxLkxpc3RKb2JHcm91cHNSZXNwb25zZRJwChFUZXJtaW5hdGVKb2JHcm91cBIsLmZsdXN0ZXIuY2x1c3Rlci52MS5UZXJtaW5hdGVKb2JHcm91cFJlcXVlc3QaLS5mbHVzdGVyLmNsdXN0ZXIudjEuVGVybWluYXRlSm9iR3JvdXBSZXNwb25zZRJhCgxHZXRKb2JTdGF0dXMSJy5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0Sm9iU3RhdHVzUmVxdWVzdBooLmZsdXN0ZXIuY2x1c3Rlci52MS5HZXRKb2JTdGF0dXNSZXNwb25zZRJXCghXYXRjaEpvYhIjLmZsdXN0ZXIuY2x1c3Rlci52MS5XYXRjaEpvYlJlcXVlc3QaJC5mbHVzdGVyLmNsdXN0ZXIudjEuV2F0Y2hKb2JSZXNwb25zZTABEmEKDFRlcm1pbmF0ZUpvYhInLmZsdXN0ZXIuY2x1c3Rlci52MS5UZXJtaW5hdGVKb2JSZXF1ZXN0GiguZmx1c3Rlci5jbHVzdGVyLnYxLlRlcm1pbmF0ZUpvYlJlc3BvbnNlElUKCExpc3RKb2JzEiMuZmx1c3Rlci5jbHVzdGVyLnYxLkxpc3RKb2JzUmVxdWVzdBokLmZsdXN0ZXIuY2x1c3Rlci52MS5MaXN0Sm9ic1Jlc3BvbnNlEmYKDVN0cmVhbUpvYkxvZ3MSKC5mbHVzdGVyLmNsdXN0ZXIudjEuU3RyZWFtSm9iTG9nc1JlcXVlc3QaKS5mbHVzdGVyLmNsdXN0ZXIudjEuU3RyZWFtSm9iTG9nc1Jlc3BvbnNlMAESZwoOUmVnaXN0ZXJXb3JrZXISKS5mbHVzdGVyLmNsdXN0ZXIudjEuUmVnaXN0ZXJXb3JrZXJSZXF1ZXN0GiouZmx1c3Rlci5jbHVzdGVyLnYxLlJlZ2lzdGVyV29ya2VyUmVzcG9uc2USWAoJSGVhcnRiZWF0EiQuZmx1c3Rlci5jbHVzdGVyLnYxLkhlYXJ0YmVhdFJlcXVlc3QaJS5mbHVzdGVyLmNsdXN0ZXIudjEuSGVhcnRiZWF0UmVzcG9uc2USXgoLTGlzdFdvcmtlcnMSJi5mbHVzdGVyLmNsdXN0ZXIudjEuTGlzdFdvcmtlcnNSZXF1ZXN0GicuZmx1c3Rlci5jbHVzdGVyLnYxLkxpc3RXb3JrZXJzUmVzcG9uc2UShQEKGElzc3VlTmFtZXNwYWNlQ3JlZGVudGlhbBIzLmZsdXN0ZXIuY2x1c3Rlci52MS5Jc3N1ZU5hbWVzcGFjZUNyZWRlbnRpYWxSZXF1ZXN0GjQuZmx1c3Rlci5jbHVzdGVyLnYxLklzc3VlTmFtZXNwYWNlQ3JlZGVudGlhbFJlc3BvbnNlEm0KEFJlZ2lzdGVyRW5kcG9pbnQSKy5mbHVzdGVyLmNsdXN0ZXIudjEuUmVnaXN0ZXJFbmRwb2ludFJlcXVlc3QaLC5mbHVzdGVyLmNsdXN0ZXIudjEuUmVnaXN0ZXJFbmRwb2ludFJlc3BvbnNlEmcKDlJlbmV3RW5kcG9pbnRzEikuZmx1c3Rlci5jbHVzdGVyLnYxLlJlbmV3RW5kcG9pbnRzUmVxdWVzdBoqLmZsdXN0ZXIuY2x1c3Rlci52MS5SZW5ld0VuZHBvaW50c1Jlc3BvbnNlEnMKElVucmVnaXN0ZXJFbmRwb2ludBItLmZsdXN0ZXIuY2x1c3Rlci52MS5VbnJlZ2lzdGVyRW5kcG9pbnRSZXF1ZXN0Gi4uZmx1c3Rlci5jbHVzdGVyLnYxLlVucmVnaXN0ZXJFbmRwb2ludFJlc3BvbnNlEmoKD0xvb2t1cEVuZHBvaW50cxIqLmZsdXN0ZXIuY2x1c3Rlci52MS5Mb29rdXBFbmRwb2ludHNSZXF1ZXN0GisuZmx1c3Rlci5jbHVzdGVyLnYxLkxvb2t1cEVuZHBvaW50c1Jlc3BvbnNlEmkKDldhdGNoRW5kcG9pbnRzEikuZmx1c3Rlci5jbHVzdGVyLnYxLldhdGNoRW5kcG9pbnRzUmVxdWVzdBoqLmZsdXN0ZXIuY2x1c3Rlci52MS5XYXRjaEVuZHBvaW50c1Jlc3BvbnNlMAESZAoNTGlzdEVuZHBvaW50cxIoLmZsdXN0ZXIuY2x1c3Rlci52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBopLmZsdXN0ZXIuY2x1c3Rlci52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2USYQoMTWlzc2luZ0Jsb2JzEicuZmx1c3Rlci5jbHVzdGVyLnYxLk1pc3NpbmdCbG9ic1JlcXVlc3QaKC5mbHVzdGVyLmNsdXN0ZXIudjEuTWlzc2luZ0Jsb2JzUmVzcG9uc2USYAoLVXBsb2FkQmxvYnMSJi5mbHVzdGVyLmNsdXN0ZXIudjEuVXBsb2FkQmxvYnNSZXF1ZXN0GicuZmx1c3Rlci5jbHVzdGVyLnYxLlVwbG9hZEJsb2JzUmVzcG9uc2UoARJYCglQdXRCdW5kbGUSJC5mbHVzdGVyLmNsdXN0ZXIudjEuUHV0QnVuZGxlUmVxdWVzdBolLmZsdXN0ZXIuY2x1c3Rlci52MS5QdXRCdW5kbGVSZXNwb25zZRJYCglHZXRCdW5kbGUSJC5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0QnVuZGxlUmVxdWVzdBolLmZsdXN0ZXIuY2x1c3Rlci52MS5HZXRCdW5kbGVSZXNwb25zZRJXCghHZXRCbG9icxIjLmZsdXN0ZXIuY2x1c3Rlci52MS5HZXRCbG9ic1JlcXVlc3QaJC5mbHVzdGVyLmNsdXN0ZXIudjEuR2V0QmxvYnNSZXNwb25zZTABEnAKEUNyZWF0ZVJlc2VydmF0aW9uEiwuZmx1c3Rlci5jbHVzdGVyLnYxLkNyZWF0ZVJlc2VydmF0aW9uUmVxdWVzdBotLmZsdXN0ZXIuY2x1c3Rlci52MS5DcmVhdGVSZXNlcnZhdGlvblJlc3BvbnNlEmcKDkdldFJlc2VydmF0aW9uEikuZmx1c3Rlci5jbHVzdGVyLnYxLkdldFJlc2VydmF0aW9uUmVxdWVzdBoqLmZsdXN0ZXIuY2x1c3Rlci52MS5HZXRSZXNlcnZhdGlvblJlc3BvbnNlEnMKElJlbGVhc2VSZXNlcnZhdGlvbhItLmZsdXN0ZXIuY2x1c3Rlci52MS5SZWxlYXNlUmVzZXJ2YXRpb25SZXF1ZXN0Gi4uZmx1c3Rlci5jbHVzdGVyLnYxLlJlbGVhc2VSZXNlcnZhdGlvblJlc3BvbnNlEm0KEExpc3RSZXNlcnZhdGlvbnMSKy5mbHVzdGVyLmNsdXN0ZXIudjEuTGlzdFJlc2VydmF0aW9uc1JlcXVlc3QaLC5mbHVzdGVyLmNsdXN0ZXIudjEuTGlzdFJlc2VydmF0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_fluster_cluster_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message fluster.cluster.v1.LaunchJobRequest
@@ -166,6 +166,11 @@ export type LaunchJobGroupResponse = Message<"fluster.cluster.v1.LaunchJobGroupR
    * @generated from field: string group_id = 2;
    */
   groupId: string;
+
+  /**
+   * @generated from field: string namespace = 3;
+   */
+  namespace: string;
 };
 
 /**
@@ -174,6 +179,198 @@ export type LaunchJobGroupResponse = Message<"fluster.cluster.v1.LaunchJobGroupR
  */
 export const LaunchJobGroupResponseSchema: GenMessage<LaunchJobGroupResponse> = /*@__PURE__*/
   messageDesc(file_fluster_cluster_v1_controller, 4);
+
+/**
+ * A group of jobs placed all together or not at all.
+ *
+ * @generated from message fluster.cluster.v1.JobGroup
+ */
+export type JobGroup = Message<"fluster.cluster.v1.JobGroup"> & {
+  /**
+   * @generated from field: string group_id = 1;
+   */
+  groupId: string;
+
+  /**
+   * @generated from field: fluster.cluster.v1.JobGroupSpec spec = 2;
+   */
+  spec?: JobGroupSpec | undefined;
+
+  /**
+   * @generated from field: string namespace = 3;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string reservation_id = 4;
+   */
+  reservationId: string;
+
+  /**
+   * In launch order.
+   *
+   * @generated from field: repeated string job_ids = 5;
+   */
+  jobIds: string[];
+
+  /**
+   * Rolled up from the jobs: pending until all are placed; failed or killed
+   * when one is; succeeded when all are.
+   *
+   * @generated from field: fluster.cluster.v1.JobState state = 6;
+   */
+  state: JobState;
+
+  /**
+   * @generated from field: string pending_reason = 7;
+   */
+  pendingReason: string;
+
+  /**
+   * @generated from field: string error_message = 8;
+   */
+  errorMessage: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp finished_at = 10;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.JobGroup.
+ * Use `create(JobGroupSchema)` to create a new message.
+ */
+export const JobGroupSchema: GenMessage<JobGroup> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 5);
+
+/**
+ * @generated from message fluster.cluster.v1.GetJobGroupRequest
+ */
+export type GetJobGroupRequest = Message<"fluster.cluster.v1.GetJobGroupRequest"> & {
+  /**
+   * @generated from field: string group_id = 1;
+   */
+  groupId: string;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.GetJobGroupRequest.
+ * Use `create(GetJobGroupRequestSchema)` to create a new message.
+ */
+export const GetJobGroupRequestSchema: GenMessage<GetJobGroupRequest> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 6);
+
+/**
+ * @generated from message fluster.cluster.v1.GetJobGroupResponse
+ */
+export type GetJobGroupResponse = Message<"fluster.cluster.v1.GetJobGroupResponse"> & {
+  /**
+   * @generated from field: fluster.cluster.v1.JobGroup group = 1;
+   */
+  group?: JobGroup | undefined;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.GetJobGroupResponse.
+ * Use `create(GetJobGroupResponseSchema)` to create a new message.
+ */
+export const GetJobGroupResponseSchema: GenMessage<GetJobGroupResponse> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 7);
+
+/**
+ * @generated from message fluster.cluster.v1.ListJobGroupsRequest
+ */
+export type ListJobGroupsRequest = Message<"fluster.cluster.v1.ListJobGroupsRequest"> & {
+  /**
+   * Empty: the default namespace.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: bool all_namespaces = 2;
+   */
+  allNamespaces: boolean;
+
+  /**
+   * Group names starting with this.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.ListJobGroupsRequest.
+ * Use `create(ListJobGroupsRequestSchema)` to create a new message.
+ */
+export const ListJobGroupsRequestSchema: GenMessage<ListJobGroupsRequest> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 8);
+
+/**
+ * @generated from message fluster.cluster.v1.ListJobGroupsResponse
+ */
+export type ListJobGroupsResponse = Message<"fluster.cluster.v1.ListJobGroupsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated fluster.cluster.v1.JobGroup groups = 1;
+   */
+  groups: JobGroup[];
+};
+
+/**
+ * Describes the message fluster.cluster.v1.ListJobGroupsResponse.
+ * Use `create(ListJobGroupsResponseSchema)` to create a new message.
+ */
+export const ListJobGroupsResponseSchema: GenMessage<ListJobGroupsResponse> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 9);
+
+/**
+ * @generated from message fluster.cluster.v1.TerminateJobGroupRequest
+ */
+export type TerminateJobGroupRequest = Message<"fluster.cluster.v1.TerminateJobGroupRequest"> & {
+  /**
+   * @generated from field: string group_id = 1;
+   */
+  groupId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.TerminateJobGroupRequest.
+ * Use `create(TerminateJobGroupRequestSchema)` to create a new message.
+ */
+export const TerminateJobGroupRequestSchema: GenMessage<TerminateJobGroupRequest> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 10);
+
+/**
+ * @generated from message fluster.cluster.v1.TerminateJobGroupResponse
+ */
+export type TerminateJobGroupResponse = Message<"fluster.cluster.v1.TerminateJobGroupResponse"> & {
+  /**
+   * @generated from field: fluster.cluster.v1.JobGroup group = 1;
+   */
+  group?: JobGroup | undefined;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.TerminateJobGroupResponse.
+ * Use `create(TerminateJobGroupResponseSchema)` to create a new message.
+ */
+export const TerminateJobGroupResponseSchema: GenMessage<TerminateJobGroupResponse> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 11);
 
 /**
  * @generated from message fluster.cluster.v1.GetJobStatusRequest
@@ -190,7 +387,7 @@ export type GetJobStatusRequest = Message<"fluster.cluster.v1.GetJobStatusReques
  * Use `create(GetJobStatusRequestSchema)` to create a new message.
  */
 export const GetJobStatusRequestSchema: GenMessage<GetJobStatusRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 5);
+  messageDesc(file_fluster_cluster_v1_controller, 12);
 
 /**
  * @generated from message fluster.cluster.v1.GetJobStatusResponse
@@ -207,7 +404,7 @@ export type GetJobStatusResponse = Message<"fluster.cluster.v1.GetJobStatusRespo
  * Use `create(GetJobStatusResponseSchema)` to create a new message.
  */
 export const GetJobStatusResponseSchema: GenMessage<GetJobStatusResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 6);
+  messageDesc(file_fluster_cluster_v1_controller, 13);
 
 /**
  * @generated from message fluster.cluster.v1.WatchJobRequest
@@ -224,7 +421,7 @@ export type WatchJobRequest = Message<"fluster.cluster.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 7);
+  messageDesc(file_fluster_cluster_v1_controller, 14);
 
 /**
  * @generated from message fluster.cluster.v1.WatchJobResponse
@@ -241,7 +438,7 @@ export type WatchJobResponse = Message<"fluster.cluster.v1.WatchJobResponse"> & 
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 8);
+  messageDesc(file_fluster_cluster_v1_controller, 15);
 
 /**
  * @generated from message fluster.cluster.v1.TerminateJobRequest
@@ -263,7 +460,7 @@ export type TerminateJobRequest = Message<"fluster.cluster.v1.TerminateJobReques
  * Use `create(TerminateJobRequestSchema)` to create a new message.
  */
 export const TerminateJobRequestSchema: GenMessage<TerminateJobRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 9);
+  messageDesc(file_fluster_cluster_v1_controller, 16);
 
 /**
  * @generated from message fluster.cluster.v1.TerminateJobResponse
@@ -280,7 +477,7 @@ export type TerminateJobResponse = Message<"fluster.cluster.v1.TerminateJobRespo
  * Use `create(TerminateJobResponseSchema)` to create a new message.
  */
 export const TerminateJobResponseSchema: GenMessage<TerminateJobResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 10);
+  messageDesc(file_fluster_cluster_v1_controller, 17);
 
 /**
  * @generated from message fluster.cluster.v1.ListJobsRequest
@@ -327,7 +524,7 @@ export type ListJobsRequest = Message<"fluster.cluster.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 11);
+  messageDesc(file_fluster_cluster_v1_controller, 18);
 
 /**
  * @generated from message fluster.cluster.v1.ListJobsResponse
@@ -344,7 +541,7 @@ export type ListJobsResponse = Message<"fluster.cluster.v1.ListJobsResponse"> & 
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 12);
+  messageDesc(file_fluster_cluster_v1_controller, 19);
 
 /**
  * @generated from message fluster.cluster.v1.StreamJobLogsRequest
@@ -382,7 +579,7 @@ export type StreamJobLogsRequest = Message<"fluster.cluster.v1.StreamJobLogsRequ
  * Use `create(StreamJobLogsRequestSchema)` to create a new message.
  */
 export const StreamJobLogsRequestSchema: GenMessage<StreamJobLogsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 13);
+  messageDesc(file_fluster_cluster_v1_controller, 20);
 
 /**
  * @generated from message fluster.cluster.v1.StreamJobLogsResponse
@@ -399,7 +596,7 @@ export type StreamJobLogsResponse = Message<"fluster.cluster.v1.StreamJobLogsRes
  * Use `create(StreamJobLogsResponseSchema)` to create a new message.
  */
 export const StreamJobLogsResponseSchema: GenMessage<StreamJobLogsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 14);
+  messageDesc(file_fluster_cluster_v1_controller, 21);
 
 /**
  * @generated from message fluster.cluster.v1.RegisterWorkerRequest
@@ -444,7 +641,7 @@ export type RegisterWorkerRequest = Message<"fluster.cluster.v1.RegisterWorkerRe
  * Use `create(RegisterWorkerRequestSchema)` to create a new message.
  */
 export const RegisterWorkerRequestSchema: GenMessage<RegisterWorkerRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 15);
+  messageDesc(file_fluster_cluster_v1_controller, 22);
 
 /**
  * @generated from message fluster.cluster.v1.RegisterWorkerResponse
@@ -485,7 +682,7 @@ export type RegisterWorkerResponse = Message<"fluster.cluster.v1.RegisterWorkerR
  * Use `create(RegisterWorkerResponseSchema)` to create a new message.
  */
 export const RegisterWorkerResponseSchema: GenMessage<RegisterWorkerResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 16);
+  messageDesc(file_fluster_cluster_v1_controller, 23);
 
 /**
  * @generated from message fluster.cluster.v1.HeartbeatRequest
@@ -509,7 +706,7 @@ export type HeartbeatRequest = Message<"fluster.cluster.v1.HeartbeatRequest"> & 
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 17);
+  messageDesc(file_fluster_cluster_v1_controller, 24);
 
 /**
  * @generated from message fluster.cluster.v1.HeartbeatResponse
@@ -528,7 +725,7 @@ export type HeartbeatResponse = Message<"fluster.cluster.v1.HeartbeatResponse"> 
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 18);
+  messageDesc(file_fluster_cluster_v1_controller, 25);
 
 /**
  * @generated from message fluster.cluster.v1.ListWorkersRequest
@@ -541,7 +738,7 @@ export type ListWorkersRequest = Message<"fluster.cluster.v1.ListWorkersRequest"
  * Use `create(ListWorkersRequestSchema)` to create a new message.
  */
 export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 19);
+  messageDesc(file_fluster_cluster_v1_controller, 26);
 
 /**
  * @generated from message fluster.cluster.v1.Worker
@@ -610,7 +807,7 @@ export type Worker = Message<"fluster.cluster.v1.Worker"> & {
  * Use `create(WorkerSchema)` to create a new message.
  */
 export const WorkerSchema: GenMessage<Worker> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 20);
+  messageDesc(file_fluster_cluster_v1_controller, 27);
 
 /**
  * @generated from message fluster.cluster.v1.ListWorkersResponse
@@ -627,7 +824,7 @@ export type ListWorkersResponse = Message<"fluster.cluster.v1.ListWorkersRespons
  * Use `create(ListWorkersResponseSchema)` to create a new message.
  */
 export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 21);
+  messageDesc(file_fluster_cluster_v1_controller, 28);
 
 /**
  * @generated from message fluster.cluster.v1.RegisterEndpointRequest
@@ -682,7 +879,7 @@ export type RegisterEndpointRequest = Message<"fluster.cluster.v1.RegisterEndpoi
  * Use `create(RegisterEndpointRequestSchema)` to create a new message.
  */
 export const RegisterEndpointRequestSchema: GenMessage<RegisterEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 22);
+  messageDesc(file_fluster_cluster_v1_controller, 29);
 
 /**
  * @generated from message fluster.cluster.v1.RegisterEndpointResponse
@@ -699,7 +896,7 @@ export type RegisterEndpointResponse = Message<"fluster.cluster.v1.RegisterEndpo
  * Use `create(RegisterEndpointResponseSchema)` to create a new message.
  */
 export const RegisterEndpointResponseSchema: GenMessage<RegisterEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 23);
+  messageDesc(file_fluster_cluster_v1_controller, 30);
 
 /**
  * @generated from message fluster.cluster.v1.RenewEndpointsRequest
@@ -716,7 +913,7 @@ export type RenewEndpointsRequest = Message<"fluster.cluster.v1.RenewEndpointsRe
  * Use `create(RenewEndpointsRequestSchema)` to create a new message.
  */
 export const RenewEndpointsRequestSchema: GenMessage<RenewEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 24);
+  messageDesc(file_fluster_cluster_v1_controller, 31);
 
 /**
  * @generated from message fluster.cluster.v1.RenewEndpointsResponse
@@ -735,7 +932,7 @@ export type RenewEndpointsResponse = Message<"fluster.cluster.v1.RenewEndpointsR
  * Use `create(RenewEndpointsResponseSchema)` to create a new message.
  */
 export const RenewEndpointsResponseSchema: GenMessage<RenewEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 25);
+  messageDesc(file_fluster_cluster_v1_controller, 32);
 
 /**
  * @generated from message fluster.cluster.v1.UnregisterEndpointRequest
@@ -752,7 +949,7 @@ export type UnregisterEndpointRequest = Message<"fluster.cluster.v1.UnregisterEn
  * Use `create(UnregisterEndpointRequestSchema)` to create a new message.
  */
 export const UnregisterEndpointRequestSchema: GenMessage<UnregisterEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 26);
+  messageDesc(file_fluster_cluster_v1_controller, 33);
 
 /**
  * @generated from message fluster.cluster.v1.UnregisterEndpointResponse
@@ -765,7 +962,7 @@ export type UnregisterEndpointResponse = Message<"fluster.cluster.v1.UnregisterE
  * Use `create(UnregisterEndpointResponseSchema)` to create a new message.
  */
 export const UnregisterEndpointResponseSchema: GenMessage<UnregisterEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 27);
+  messageDesc(file_fluster_cluster_v1_controller, 34);
 
 /**
  * @generated from message fluster.cluster.v1.LookupEndpointsRequest
@@ -787,7 +984,7 @@ export type LookupEndpointsRequest = Message<"fluster.cluster.v1.LookupEndpoints
  * Use `create(LookupEndpointsRequestSchema)` to create a new message.
  */
 export const LookupEndpointsRequestSchema: GenMessage<LookupEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 28);
+  messageDesc(file_fluster_cluster_v1_controller, 35);
 
 /**
  * @generated from message fluster.cluster.v1.LookupEndpointsResponse
@@ -804,7 +1001,7 @@ export type LookupEndpointsResponse = Message<"fluster.cluster.v1.LookupEndpoint
  * Use `create(LookupEndpointsResponseSchema)` to create a new message.
  */
 export const LookupEndpointsResponseSchema: GenMessage<LookupEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 29);
+  messageDesc(file_fluster_cluster_v1_controller, 36);
 
 /**
  * @generated from message fluster.cluster.v1.WatchEndpointsRequest
@@ -826,7 +1023,7 @@ export type WatchEndpointsRequest = Message<"fluster.cluster.v1.WatchEndpointsRe
  * Use `create(WatchEndpointsRequestSchema)` to create a new message.
  */
 export const WatchEndpointsRequestSchema: GenMessage<WatchEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 30);
+  messageDesc(file_fluster_cluster_v1_controller, 37);
 
 /**
  * @generated from message fluster.cluster.v1.WatchEndpointsResponse
@@ -845,7 +1042,7 @@ export type WatchEndpointsResponse = Message<"fluster.cluster.v1.WatchEndpointsR
  * Use `create(WatchEndpointsResponseSchema)` to create a new message.
  */
 export const WatchEndpointsResponseSchema: GenMessage<WatchEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 31);
+  messageDesc(file_fluster_cluster_v1_controller, 38);
 
 /**
  * @generated from message fluster.cluster.v1.ListEndpointsRequest
@@ -872,7 +1069,7 @@ export type ListEndpointsRequest = Message<"fluster.cluster.v1.ListEndpointsRequ
  * Use `create(ListEndpointsRequestSchema)` to create a new message.
  */
 export const ListEndpointsRequestSchema: GenMessage<ListEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 32);
+  messageDesc(file_fluster_cluster_v1_controller, 39);
 
 /**
  * @generated from message fluster.cluster.v1.ListEndpointsResponse
@@ -889,7 +1086,7 @@ export type ListEndpointsResponse = Message<"fluster.cluster.v1.ListEndpointsRes
  * Use `create(ListEndpointsResponseSchema)` to create a new message.
  */
 export const ListEndpointsResponseSchema: GenMessage<ListEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 33);
+  messageDesc(file_fluster_cluster_v1_controller, 40);
 
 /**
  * @generated from message fluster.cluster.v1.IssueNamespaceCredentialRequest
@@ -908,7 +1105,7 @@ export type IssueNamespaceCredentialRequest = Message<"fluster.cluster.v1.IssueN
  * Use `create(IssueNamespaceCredentialRequestSchema)` to create a new message.
  */
 export const IssueNamespaceCredentialRequestSchema: GenMessage<IssueNamespaceCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 34);
+  messageDesc(file_fluster_cluster_v1_controller, 41);
 
 /**
  * @generated from message fluster.cluster.v1.IssueNamespaceCredentialResponse
@@ -947,7 +1144,7 @@ export type IssueNamespaceCredentialResponse = Message<"fluster.cluster.v1.Issue
  * Use `create(IssueNamespaceCredentialResponseSchema)` to create a new message.
  */
 export const IssueNamespaceCredentialResponseSchema: GenMessage<IssueNamespaceCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 35);
+  messageDesc(file_fluster_cluster_v1_controller, 42);
 
 /**
  * @generated from message fluster.cluster.v1.ReservationSpec
@@ -984,7 +1181,7 @@ export type ReservationSpec = Message<"fluster.cluster.v1.ReservationSpec"> & {
  * Use `create(ReservationSpecSchema)` to create a new message.
  */
 export const ReservationSpecSchema: GenMessage<ReservationSpec> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 36);
+  messageDesc(file_fluster_cluster_v1_controller, 43);
 
 /**
  * @generated from message fluster.cluster.v1.Reservation
@@ -1001,11 +1198,16 @@ export type Reservation = Message<"fluster.cluster.v1.Reservation"> & {
   spec?: ReservationSpec | undefined;
 
   /**
+   * What the reservation has now, in units of min_resources' per-task shape:
+   * replicas = tasks of its jobs running + slots held for more.
+   *
    * @generated from field: fluster.cluster.v1.ResourceSpec allocated_resources = 3;
    */
   allocatedResources?: ResourceSpec | undefined;
 
   /**
+   * The part of the minimum not held yet (no room among the workers).
+   *
    * @generated from field: fluster.cluster.v1.ResourceSpec pending_resources = 4;
    */
   pendingResources?: ResourceSpec | undefined;
@@ -1024,6 +1226,44 @@ export type Reservation = Message<"fluster.cluster.v1.Reservation"> & {
    * @generated from field: string namespace = 7;
    */
   namespace: string;
+
+  /**
+   * @generated from field: fluster.cluster.v1.ReservationState state = 8;
+   */
+  state: ReservationState;
+
+  /**
+   * Why it ended, or why part of its minimum waits.
+   *
+   * @generated from field: string message = 9;
+   */
+  message: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 10;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Active tasks of its jobs.
+   *
+   * @generated from field: int32 used_replicas = 11;
+   */
+  usedReplicas: number;
+
+  /**
+   * Slots held for it and not used by its jobs yet.
+   *
+   * @generated from field: int32 held_replicas = 12;
+   */
+  heldReplicas: number;
+
+  /**
+   * Workers holding its slots.
+   *
+   * @generated from field: repeated string held_worker_ids = 13;
+   */
+  heldWorkerIds: string[];
 };
 
 /**
@@ -1031,7 +1271,7 @@ export type Reservation = Message<"fluster.cluster.v1.Reservation"> & {
  * Use `create(ReservationSchema)` to create a new message.
  */
 export const ReservationSchema: GenMessage<Reservation> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 37);
+  messageDesc(file_fluster_cluster_v1_controller, 44);
 
 /**
  * @generated from message fluster.cluster.v1.CreateReservationRequest
@@ -1046,6 +1286,13 @@ export type CreateReservationRequest = Message<"fluster.cluster.v1.CreateReserva
    * @generated from field: string namespace = 2;
    */
   namespace: string;
+
+  /**
+   * Client-chosen idempotency key, as for LaunchJob.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -1053,7 +1300,7 @@ export type CreateReservationRequest = Message<"fluster.cluster.v1.CreateReserva
  * Use `create(CreateReservationRequestSchema)` to create a new message.
  */
 export const CreateReservationRequestSchema: GenMessage<CreateReservationRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 38);
+  messageDesc(file_fluster_cluster_v1_controller, 45);
 
 /**
  * @generated from message fluster.cluster.v1.CreateReservationResponse
@@ -1070,7 +1317,57 @@ export type CreateReservationResponse = Message<"fluster.cluster.v1.CreateReserv
  * Use `create(CreateReservationResponseSchema)` to create a new message.
  */
 export const CreateReservationResponseSchema: GenMessage<CreateReservationResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 39);
+  messageDesc(file_fluster_cluster_v1_controller, 46);
+
+/**
+ * @generated from message fluster.cluster.v1.ListReservationsRequest
+ */
+export type ListReservationsRequest = Message<"fluster.cluster.v1.ListReservationsRequest"> & {
+  /**
+   * Empty: the default namespace.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: bool all_namespaces = 2;
+   */
+  allNamespaces: boolean;
+
+  /**
+   * Also expired and released ones.
+   *
+   * @generated from field: bool include_ended = 3;
+   */
+  includeEnded: boolean;
+};
+
+/**
+ * Describes the message fluster.cluster.v1.ListReservationsRequest.
+ * Use `create(ListReservationsRequestSchema)` to create a new message.
+ */
+export const ListReservationsRequestSchema: GenMessage<ListReservationsRequest> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 47);
+
+/**
+ * @generated from message fluster.cluster.v1.ListReservationsResponse
+ */
+export type ListReservationsResponse = Message<"fluster.cluster.v1.ListReservationsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated fluster.cluster.v1.Reservation reservations = 1;
+   */
+  reservations: Reservation[];
+};
+
+/**
+ * Describes the message fluster.cluster.v1.ListReservationsResponse.
+ * Use `create(ListReservationsResponseSchema)` to create a new message.
+ */
+export const ListReservationsResponseSchema: GenMessage<ListReservationsResponse> = /*@__PURE__*/
+  messageDesc(file_fluster_cluster_v1_controller, 48);
 
 /**
  * @generated from message fluster.cluster.v1.GetReservationRequest
@@ -1087,7 +1384,7 @@ export type GetReservationRequest = Message<"fluster.cluster.v1.GetReservationRe
  * Use `create(GetReservationRequestSchema)` to create a new message.
  */
 export const GetReservationRequestSchema: GenMessage<GetReservationRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 40);
+  messageDesc(file_fluster_cluster_v1_controller, 49);
 
 /**
  * @generated from message fluster.cluster.v1.GetReservationResponse
@@ -1104,7 +1401,7 @@ export type GetReservationResponse = Message<"fluster.cluster.v1.GetReservationR
  * Use `create(GetReservationResponseSchema)` to create a new message.
  */
 export const GetReservationResponseSchema: GenMessage<GetReservationResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 41);
+  messageDesc(file_fluster_cluster_v1_controller, 50);
 
 /**
  * @generated from message fluster.cluster.v1.ReleaseReservationRequest
@@ -1114,6 +1411,11 @@ export type ReleaseReservationRequest = Message<"fluster.cluster.v1.ReleaseReser
    * @generated from field: string reservation_id = 1;
    */
   reservationId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
 };
 
 /**
@@ -1121,7 +1423,7 @@ export type ReleaseReservationRequest = Message<"fluster.cluster.v1.ReleaseReser
  * Use `create(ReleaseReservationRequestSchema)` to create a new message.
  */
 export const ReleaseReservationRequestSchema: GenMessage<ReleaseReservationRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 42);
+  messageDesc(file_fluster_cluster_v1_controller, 51);
 
 /**
  * @generated from message fluster.cluster.v1.ReleaseReservationResponse
@@ -1134,7 +1436,7 @@ export type ReleaseReservationResponse = Message<"fluster.cluster.v1.ReleaseRese
  * Use `create(ReleaseReservationResponseSchema)` to create a new message.
  */
 export const ReleaseReservationResponseSchema: GenMessage<ReleaseReservationResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 43);
+  messageDesc(file_fluster_cluster_v1_controller, 52);
 
 /**
  * @generated from message fluster.cluster.v1.MissingBlobsRequest
@@ -1151,7 +1453,7 @@ export type MissingBlobsRequest = Message<"fluster.cluster.v1.MissingBlobsReques
  * Use `create(MissingBlobsRequestSchema)` to create a new message.
  */
 export const MissingBlobsRequestSchema: GenMessage<MissingBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 44);
+  messageDesc(file_fluster_cluster_v1_controller, 53);
 
 /**
  * @generated from message fluster.cluster.v1.MissingBlobsResponse
@@ -1168,7 +1470,7 @@ export type MissingBlobsResponse = Message<"fluster.cluster.v1.MissingBlobsRespo
  * Use `create(MissingBlobsResponseSchema)` to create a new message.
  */
 export const MissingBlobsResponseSchema: GenMessage<MissingBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 45);
+  messageDesc(file_fluster_cluster_v1_controller, 54);
 
 /**
  * @generated from message fluster.cluster.v1.UploadBlobsRequest
@@ -1185,7 +1487,7 @@ export type UploadBlobsRequest = Message<"fluster.cluster.v1.UploadBlobsRequest"
  * Use `create(UploadBlobsRequestSchema)` to create a new message.
  */
 export const UploadBlobsRequestSchema: GenMessage<UploadBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 46);
+  messageDesc(file_fluster_cluster_v1_controller, 55);
 
 /**
  * @generated from message fluster.cluster.v1.UploadBlobsResponse
@@ -1204,7 +1506,7 @@ export type UploadBlobsResponse = Message<"fluster.cluster.v1.UploadBlobsRespons
  * Use `create(UploadBlobsResponseSchema)` to create a new message.
  */
 export const UploadBlobsResponseSchema: GenMessage<UploadBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 47);
+  messageDesc(file_fluster_cluster_v1_controller, 56);
 
 /**
  * @generated from message fluster.cluster.v1.PutBundleRequest
@@ -1221,7 +1523,7 @@ export type PutBundleRequest = Message<"fluster.cluster.v1.PutBundleRequest"> & 
  * Use `create(PutBundleRequestSchema)` to create a new message.
  */
 export const PutBundleRequestSchema: GenMessage<PutBundleRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 48);
+  messageDesc(file_fluster_cluster_v1_controller, 57);
 
 /**
  * @generated from message fluster.cluster.v1.PutBundleResponse
@@ -1238,7 +1540,7 @@ export type PutBundleResponse = Message<"fluster.cluster.v1.PutBundleResponse"> 
  * Use `create(PutBundleResponseSchema)` to create a new message.
  */
 export const PutBundleResponseSchema: GenMessage<PutBundleResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 49);
+  messageDesc(file_fluster_cluster_v1_controller, 58);
 
 /**
  * @generated from message fluster.cluster.v1.GetBundleRequest
@@ -1255,7 +1557,7 @@ export type GetBundleRequest = Message<"fluster.cluster.v1.GetBundleRequest"> & 
  * Use `create(GetBundleRequestSchema)` to create a new message.
  */
 export const GetBundleRequestSchema: GenMessage<GetBundleRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 50);
+  messageDesc(file_fluster_cluster_v1_controller, 59);
 
 /**
  * @generated from message fluster.cluster.v1.GetBundleResponse
@@ -1272,7 +1574,7 @@ export type GetBundleResponse = Message<"fluster.cluster.v1.GetBundleResponse"> 
  * Use `create(GetBundleResponseSchema)` to create a new message.
  */
 export const GetBundleResponseSchema: GenMessage<GetBundleResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 51);
+  messageDesc(file_fluster_cluster_v1_controller, 60);
 
 /**
  * @generated from message fluster.cluster.v1.GetBlobsRequest
@@ -1289,7 +1591,7 @@ export type GetBlobsRequest = Message<"fluster.cluster.v1.GetBlobsRequest"> & {
  * Use `create(GetBlobsRequestSchema)` to create a new message.
  */
 export const GetBlobsRequestSchema: GenMessage<GetBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 52);
+  messageDesc(file_fluster_cluster_v1_controller, 61);
 
 /**
  * @generated from message fluster.cluster.v1.GetBlobsResponse
@@ -1306,7 +1608,44 @@ export type GetBlobsResponse = Message<"fluster.cluster.v1.GetBlobsResponse"> & 
  * Use `create(GetBlobsResponseSchema)` to create a new message.
  */
 export const GetBlobsResponseSchema: GenMessage<GetBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_cluster_v1_controller, 53);
+  messageDesc(file_fluster_cluster_v1_controller, 62);
+
+/**
+ * @generated from enum fluster.cluster.v1.ReservationState
+ */
+export enum ReservationState {
+  /**
+   * @generated from enum value: RESERVATION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Holding capacity (or waiting for it) until it expires or is released.
+   *
+   * @generated from enum value: RESERVATION_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Its TTL passed; it holds nothing.
+   *
+   * @generated from enum value: RESERVATION_STATE_EXPIRED = 2;
+   */
+  EXPIRED = 2,
+
+  /**
+   * Released by request; it holds nothing.
+   *
+   * @generated from enum value: RESERVATION_STATE_RELEASED = 3;
+   */
+  RELEASED = 3,
+}
+
+/**
+ * Describes the enum fluster.cluster.v1.ReservationState.
+ */
+export const ReservationStateSchema: GenEnum<ReservationState> = /*@__PURE__*/
+  enumDesc(file_fluster_cluster_v1_controller, 0);
 
 /**
  * @generated from service fluster.cluster.v1.ControllerService
@@ -1331,6 +1670,32 @@ export const ControllerService: GenService<{
     methodKind: "unary";
     input: typeof LaunchJobGroupRequestSchema;
     output: typeof LaunchJobGroupResponseSchema;
+  },
+  /**
+   * @generated from rpc fluster.cluster.v1.ControllerService.GetJobGroup
+   */
+  getJobGroup: {
+    methodKind: "unary";
+    input: typeof GetJobGroupRequestSchema;
+    output: typeof GetJobGroupResponseSchema;
+  },
+  /**
+   * @generated from rpc fluster.cluster.v1.ControllerService.ListJobGroups
+   */
+  listJobGroups: {
+    methodKind: "unary";
+    input: typeof ListJobGroupsRequestSchema;
+    output: typeof ListJobGroupsResponseSchema;
+  },
+  /**
+   * Terminates every unfinished job of the group.
+   *
+   * @generated from rpc fluster.cluster.v1.ControllerService.TerminateJobGroup
+   */
+  terminateJobGroup: {
+    methodKind: "unary";
+    input: typeof TerminateJobGroupRequestSchema;
+    output: typeof TerminateJobGroupResponseSchema;
   },
   /**
    * @generated from rpc fluster.cluster.v1.ControllerService.GetJobStatus
@@ -1547,6 +1912,14 @@ export const ControllerService: GenService<{
     methodKind: "unary";
     input: typeof ReleaseReservationRequestSchema;
     output: typeof ReleaseReservationResponseSchema;
+  },
+  /**
+   * @generated from rpc fluster.cluster.v1.ControllerService.ListReservations
+   */
+  listReservations: {
+    methodKind: "unary";
+    input: typeof ListReservationsRequestSchema;
+    output: typeof ListReservationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_fluster_cluster_v1_controller, 0);
