@@ -59,10 +59,25 @@ export interface JobRequest {
   /** @default [] */
   constraints?: readonly Constraint[];
   /**
-   * A gang: every task is placed at once, and when one task fails or its
-   * worker is lost, the others are stopped and the whole job restarts
-   * together (one retry charged to the gang). Multi-host TPU jobs are gangs
-   * whatever this says. @default false
+   * A gang (see {@link isGang}): its pending tasks are placed all at once or
+   * not at all, and when one task's attempt ends badly (it failed, its
+   * worker was lost or preempted it, or the worker killed it on its own)
+   * while that task still has retries left, the controller stops every other
+   * unfinished task (their attempts end `killed`, "gang restart: task 2
+   * failed: ...") and the whole gang is placed again together.
+   *
+   * One retry is charged per gang restart, in the budget of the cause
+   * (`maxRetriesFailure` for a failed attempt, `maxRetriesPreemption` for a
+   * lost or preempted one): every unfinished task's `failureCount` (or
+   * `preemptionCount`) grows by one, so all tasks carry the same counts and
+   * the limit is checked once, on the task that caused the restart. When
+   * that task is out of retries it fails, and so does the job: the other
+   * tasks are killed and the job's error names the failed task. An attempt
+   * its worker turned down before starting it costs nothing and restarts
+   * nothing (only that task is placed again). Tasks that already succeeded
+   * stay succeeded: a restart places the unfinished tasks only.
+   *
+   * Multi-host TPU jobs are gangs whatever this says. @default false
    */
   coscheduled?: boolean;
 }
@@ -90,9 +105,9 @@ export interface TaskInfo {
   /** Id of the current or last attempt. */
   attemptId?: AttemptId;
   workerId?: WorkerId;
-  /** Attempts that ended `failed` so far. */
+  /** Attempts that ended `failed` so far (in a gang: failure restarts of the gang). */
   failureCount: number;
-  /** Attempts that ended `worker_failed` or `preempted` so far. */
+  /** Attempts that ended `worker_failed` or `preempted` so far (in a gang: such restarts of the gang). */
   preemptionCount: number;
   exitCode?: number;
   errorMessage?: string;
@@ -115,6 +130,15 @@ export interface JobInfo {
   submittedAt: Date;
   startedAt?: Date;
   finishedAt?: Date;
+}
+
+/**
+ * Whether a job runs as a gang: it asks to (`coscheduled`), or it is a
+ * multi-host TPU job, whose hosts run one program over one slice
+ * interconnect and cannot go on without each other.
+ */
+export function isGang(request: Pick<ValidatedJobRequest, "coscheduled" | "resources">): boolean {
+  return request.coscheduled || (request.resources.device.kind === "tpu" && request.resources.replicas > 1);
 }
 
 const NAME_SEGMENT = /^[A-Za-z0-9._-]+$/;

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { validateJobName, validateJobRequest, validateConstraints } from "../../src/core/job.js";
+import { isGang, validateJobName, validateJobRequest, validateConstraints } from "../../src/core/job.js";
 import { validateEnvironment } from "../../src/core/environment.js";
 import { validateReservationConfig, validateJobGroupConfig } from "../../src/core/reservation.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
@@ -70,6 +70,20 @@ describe("validateJobRequest", () => {
     throwsValidation(() => validateConstraints([{ key: "mem", op: "gt", value: "big" }]), "constraints[0].value");
     throwsValidation(() => validateConstraints([{ key: "x", op: "like" }]), "constraints[0].op");
     throwsValidation(() => validateConstraints([{ key: "", op: "exists" }]), "constraints[0].key");
+  });
+});
+
+describe("gangs", () => {
+  const request = (resources: ResourceConfig, coscheduled?: boolean) =>
+    validateJobRequest({ name: "g", resources, entrypoint: command, ...(coscheduled !== undefined ? { coscheduled } : {}) });
+  test("a job is a gang when it asks to be, or when it is a multi-host TPU job", () => {
+    assert.equal(isGang(request(ResourceConfig.withCpu({ replicas: 3 }))), false, "replicas alone do not make a gang");
+    assert.equal(isGang(request(ResourceConfig.withCpu({ replicas: 3 }), true)), true);
+    assert.equal(isGang(request(ResourceConfig.withCpu(), true)), true);
+    assert.equal(isGang(request(ResourceConfig.withGpu("H100", 8, { replicas: 2 }))), false);
+    assert.equal(isGang(request(ResourceConfig.withTpu("v5litepod-16"))), true, "4 hosts of one slice");
+    assert.equal(isGang(request(ResourceConfig.withTpu("v5litepod-8", { sliceCount: 2 }))), true, "two single-host slices");
+    assert.equal(isGang(request(ResourceConfig.withTpu("v5litepod-8"))), false, "one host");
   });
 });
 

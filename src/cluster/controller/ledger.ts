@@ -7,6 +7,7 @@
 // (`store.keep`, `store.onRollback`); events and calls to workers wait for the
 // commit (`store.afterCommit`). See store.ts: commit before visible.
 import { EventEmitter } from "node:events";
+import { isGang } from "../../core/job.js";
 import { isFinished, isTaskFinished, rollUpJobStatus } from "../../core/status.js";
 import { watchSnapshots } from "../../core/watch.js";
 import type { EndpointRegistry } from "./endpoints.js";
@@ -177,11 +178,36 @@ export class Ledger {
     if (next.finished) task.finishedAt = at;
     if (next.retry) this.markSchedulable(job);
     this.store.saveTask(task);
+    // Here rather than in endAttempt, so every way an attempt ends badly
+    // (a report, a lost worker, a preemption) restarts a gang alike.
+    if (event.kind === "attempt_ended" && next.retry && isGang(job.request)) this.restartGang(job, task, event, at);
     return true;
+  }
+
+  /**
+   * One task of a gang ended badly and went back to pending under its
+   * budget: every other unfinished task is stopped and goes back to pending
+   * too, charged the same retry (see JobRequest.coscheduled), so the whole
+   * gang is placed again together. Runs inside a transaction.
+   */
+  private restartGang(job: JobRecord, cause: TaskRecord, event: Extract<TaskEvent, { kind: "attempt_ended" }>, at: number): void {
+    const detail = event.errorMessage ?? (event.exitCode !== undefined ? `exited with code ${event.exitCode}` : event.state);
+    const what = event.state === "failed" ? "failed" : event.state === "preempted" ? "was preempted" : "lost its worker";
+    const reason = `gang restart: task ${cause.taskIndex} ${what}: ${detail}`;
+    const budget = event.state === "failed" ? "failure" : "preemption";
+    for (const task of job.tasks) {
+      if (task === cause || isTaskFinished(task.state)) continue;
+      const current = task.attempts.at(-1);
+      if (current && isActiveAttempt(current.state)) this.stopAttempt(current, reason);
+      this.transition(job, task, { kind: "gang_restart", cause: budget, reason }, at);
+    }
   }
 
   /** Records the end of an attempt and, if it is its task's current one, moves the task on. Runs inside a transaction. */
   endAttempt(attempt: AttemptRecord, update: ObservedAttempt): void {
+    // Already ended: stopped by a gang restart earlier in this transaction
+    // (a lost worker ends all its attempts in a row); its record stays.
+    if (!isActiveAttempt(attempt.state)) return;
     const job = this.jobs.find(attempt.jobId);
     const task = job?.tasks[attempt.taskIndex];
     // The controller's own kills go through stopAttempt; any other end that is
@@ -205,6 +231,7 @@ export class Ledger {
    * transaction.
    */
   notStarted(attempt: AttemptRecord, reason: string): void {
+    if (!isActiveAttempt(attempt.state)) return;
     const job = this.jobs.find(attempt.jobId);
     const task = job?.tasks[attempt.taskIndex];
     this.finishAttemptRecord(attempt, "worker_failed", { errorMessage: reason });
@@ -255,7 +282,7 @@ export class Ledger {
       delete job.pendingReason;
       const decisive = job.tasks.find((t) => t.state === next && (t.errorMessage || t.exitCode !== undefined));
       if (decisive) {
-        if (decisive.errorMessage && next !== "succeeded") job.errorMessage ??= `task ${decisive.taskIndex}: ${decisive.errorMessage}`;
+        if (next !== "succeeded") job.errorMessage ??= `task ${decisive.taskIndex}: ${decisive.errorMessage ?? `exited with code ${decisive.exitCode}`}`;
         if (decisive.exitCode !== undefined) job.exitCode = decisive.exitCode;
       } else if (next === "succeeded") {
         job.exitCode = 0;
@@ -271,7 +298,8 @@ export class Ledger {
     this.schedulable.delete(job);
     this.untried.delete(job);
     this.store.onRollback(() => this.markSchedulable(job));
-    this.killTasks(job, `job ${job.state}`);
+    // The others learn which task ended the job (in a gang, the one out of retries).
+    this.killTasks(job, job.state === "failed" && job.errorMessage ? `job failed: ${job.errorMessage}` : `job ${job.state}`);
     for (const child of this.jobs.childrenOf(job.jobId)) {
       if (!isFinished(child.state)) this.killJob(child, `parent job ${job.jobId} ${job.state}`);
     }

@@ -1,5 +1,6 @@
 // The controller's records in the scheduler's terms: a job's per-task
 // demand, its pending tasks, and the resources a worker's attempts hold.
+import { isGang } from "../../core/job.js";
 import type { AttemptRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
 import type { PendingJob, SchedulerWorker, TaskDemand } from "./scheduler/index.js";
 
@@ -28,8 +29,10 @@ export function pendingJobOf(job: JobRecord): PendingJob | undefined {
     sequence: job.seq,
     demand: demandOf(job),
     taskIndexes,
-    // A multi-task job starting (or restarting) whole places all its tasks or none.
-    gang: taskIndexes.length === job.tasks.length && job.tasks.length > 1,
+    // A multi-task job starting whole places all its tasks or none; a gang
+    // always does, also when only some of its tasks are pending (a task
+    // refused by its worker joins running siblings alone).
+    gang: isGang(r) || (taskIndexes.length === job.tasks.length && job.tasks.length > 1),
     constraints: r.constraints,
     preemptible: r.resources.preemptible,
     ...(r.resources.regions ? { regions: r.resources.regions } : {}),

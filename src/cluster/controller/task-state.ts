@@ -40,6 +40,15 @@ export type TaskEvent =
    * asked again in a tight loop.
    */
   | { kind: "not_started"; reason: string }
+  /**
+   * Another task of its gang ended badly and goes back to pending (see
+   * JobRequest.coscheduled): the controller stopped this task's attempt, if
+   * it had one, and the task goes back to pending too, charged one retry in
+   * the budget of the cause, as the task that caused it was. So every task
+   * of a gang carries the same counts, and the limit is checked once per
+   * restart, on the task that caused it: this event never fails a task.
+   */
+  | { kind: "gang_restart"; cause: "failure" | "preemption"; reason: string }
   /** It was stopped on request: its job was terminated or finished, or a parent ended. */
   | { kind: "killed"; reason: string }
   /** It could not be placed in time. */
@@ -83,6 +92,7 @@ export function progressRank(state: TaskState): number {
  * | assigned, building, running    | attempt_ended failed           | pending if failures ≤ limit, else failed |
  * | assigned, building, running    | attempt_ended worker_failed, preempted, killed | pending if preemptions ≤ limit, else failed |
  * | assigned                       | not_started                    | pending (no budget charged)          |
+ * | pending, assigned, building, running | gang_restart             | pending, the cause's count + 1 (never failed) |
  * | any unfinished                 | killed                         | killed                               |
  * | pending                        | unschedulable                  | unschedulable                        |
  *
@@ -125,6 +135,11 @@ export function nextTaskState(task: TaskSnapshot & { exitCode?: number; errorMes
       return active ? attemptEnded(task, event, limits, to) : same;
     case "not_started":
       return task.state === "assigned" ? to("pending", { errorMessage: event.reason }) : same;
+    case "gang_restart":
+      // A pending task is charged too (it may wait after a refusal): the counts of a gang stay equal.
+      return event.cause === "failure"
+        ? to("pending", { errorMessage: event.reason, failureCount: task.failureCount + 1 })
+        : to("pending", { errorMessage: event.reason, preemptionCount: task.preemptionCount + 1 });
   }
 }
 

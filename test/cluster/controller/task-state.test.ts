@@ -49,6 +49,31 @@ const ROWS: Array<[name: string, from: TaskSnapshot, event: TaskEvent, expected:
   ],
   ["an attempt that already runs cannot be not started", task("running"), { kind: "not_started", reason: "late" }, "unchanged"],
   ["not started means nothing to a pending task", task("pending"), { kind: "not_started", reason: "stale" }, "unchanged"],
+  [
+    "a gang restart after a failure takes a running task back to pending, charged one failure",
+    task("running", { failureCount: 1, preemptionCount: 2 }),
+    { kind: "gang_restart", cause: "failure", reason: "gang restart: task 2 failed: exited with code 3" },
+    { state: "pending", retry: true, failureCount: 2, preemptionCount: 2, errorMessage: "gang restart: task 2 failed: exited with code 3" },
+  ],
+  [
+    "a gang restart after a lost worker charges the preemption budget",
+    task("building", { failureCount: 1 }),
+    { kind: "gang_restart", cause: "preemption", reason: "gang restart: task 0 lost its worker" },
+    { state: "pending", retry: true, failureCount: 1, preemptionCount: 1 },
+  ],
+  ["a gang restart takes an assigned task back too", task("assigned"), { kind: "gang_restart", cause: "failure", reason: "r" }, { state: "pending", retry: true, failureCount: 1 }],
+  [
+    "a gang restart charges a task that already waits, so a gang's counts stay equal",
+    task("pending"),
+    { kind: "gang_restart", cause: "preemption", reason: "r" },
+    { state: "pending", retry: true, preemptionCount: 1, errorMessage: "r" },
+  ],
+  [
+    "a gang restart never fails a task, even past its limit (the cause's task checks the limit)",
+    task("running", { failureCount: 5 }),
+    { kind: "gang_restart", cause: "failure", reason: "r" },
+    { state: "pending", retry: true, failureCount: 6 },
+  ],
 ];
 
 describe("nextTaskState", () => {
@@ -80,6 +105,8 @@ describe("nextTaskState", () => {
       { kind: "killed", reason: "x" },
       { kind: "unschedulable", reason: "x" },
       { kind: "not_started", reason: "x" },
+      { kind: "gang_restart", cause: "failure", reason: "x" },
+      { kind: "gang_restart", cause: "preemption", reason: "x" },
     ];
     for (const state of ["succeeded", "failed", "killed", "unschedulable"] as const) {
       for (const event of events) {
@@ -112,6 +139,30 @@ describe("nextTaskState", () => {
       current = next.state === "pending" ? { ...next, state: "running" } : next;
     }
     assert.equal(attempts, LIMITS.maxRetriesFailure + 1);
+  });
+});
+
+describe("gang restarts", () => {
+  // A gang of three as the ledger drives it: task 1 keeps failing, each time
+  // its siblings get a gang_restart; task 0 succeeded early and stays so.
+  test("every unfinished task carries the same counts, and the gang gets exactly maxRetriesFailure restarts", () => {
+    const limits = { maxRetriesFailure: 2, maxRetriesPreemption: 0 };
+    const gang: TaskSnapshot[] = [task("succeeded"), task("running"), task("running")];
+    let restarts = 0;
+    for (;;) {
+      const cause = nextTaskState(gang[1]!, ended("failed", { exitCode: 1 }), limits);
+      gang[1] = cause;
+      if (cause.state === "failed") break;
+      restarts++;
+      for (const i of [0, 2]) gang[i] = nextTaskState(gang[i]!, { kind: "gang_restart", cause: "failure", reason: "r" }, limits);
+      assert.deepEqual(gang.map((t) => t.state), ["succeeded", "pending", "pending"]);
+      // Placed and running again, together.
+      for (const i of [1, 2]) gang[i] = { ...gang[i]!, state: "running" };
+    }
+    assert.equal(restarts, limits.maxRetriesFailure);
+    assert.deepEqual(gang.map((t) => t.failureCount), [0, 3, 2], "the failed task's last charge has no restart behind it");
+    assert.equal(gang[0]!.state, "succeeded");
+    assert.equal(gang[2]!.preemptionCount, 0);
   });
 });
 
