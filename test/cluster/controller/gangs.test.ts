@@ -4,6 +4,8 @@
 // (test/cluster/gangs.test.ts covers restarts with real processes.)
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import type Database from "better-sqlite3";
+import type { Controller } from "../../../src/cluster/controller/controller.js";
 import type { JobRecord } from "../../../src/cluster/controller/model.js";
 import { pendingJobOf } from "../../../src/cluster/controller/scheduling.js";
 import { Entrypoint } from "../../../src/core/entrypoint.js";
@@ -53,6 +55,12 @@ describe("pendingJobOf: gang placement", () => {
   });
 });
 
+/** Makes the controller's store refuse (or accept again) every write, as a full disk does (as in commit.test.ts). */
+function refuseWrites(controller: Controller, refuse: boolean): void {
+  const db = Reflect.get(Reflect.get(controller, "store") as object, "db") as Database.Database;
+  db.pragma(`query_only = ${refuse ? 1 : 0}`);
+}
+
 function pick(job: ReturnType<typeof pendingJobOf>): { taskIndexes: readonly number[]; gang: boolean } | undefined {
   return job && { taskIndexes: job.taskIndexes, gang: job.gang };
 }
@@ -75,6 +83,28 @@ describe("controller: gangs", () => {
     assert.deepEqual(job.tasks.map((t) => t.state), ["running", "running"]);
     assert.equal(running.attempts.length, 1, "the sibling kept its attempt");
     assert.deepEqual([...w1.killed, ...w2.killed], []);
+  });
+
+  test("a gang restart whose commit fails leaves no trace and sends no kill; once writes work, the same report restarts the gang", async () => {
+    const h = setup();
+    const w = h.addWorker("w1", 4);
+    const jobId = await h.launch({ coscheduled: true, maxRetriesFailure: 1, resources: { cpu: 1, memory: "1g", replicas: 3 } });
+    const [a0, a1, a2] = h.controller.getJob(jobId).tasks.map((t) => t.attempts[0]!);
+    refuseWrites(h.controller, true);
+    w.finish(a1!.attemptId, "failed", { exitCode: 2, errorMessage: "exited with code 2" });
+    await h.reconcile();
+    let job = h.controller.getJob(jobId);
+    assert.deepEqual(job.tasks.map((t) => [t.state, t.failureCount, t.attempts.length]), [["running", 0, 1], ["running", 0, 1], ["running", 0, 1]]);
+    assert.deepEqual([a0!.state, a1!.state, a2!.state], ["running", "running", "running"]);
+    assert.deepEqual(w.killed, [], "no KillTask before the commit");
+
+    refuseWrites(h.controller, false);
+    await h.reconcile();
+    job = h.controller.getJob(jobId);
+    assert.deepEqual(w.killed.sort(), [a0!.attemptId, a2!.attemptId].sort());
+    assert.deepEqual([a0!.state, a1!.state, a2!.state], ["killed", "failed", "killed"]);
+    assert.equal(a0!.errorMessage, "gang restart: task 1 failed: exited with code 2");
+    assert.deepEqual(job.tasks.map((t) => [t.state, t.failureCount, t.attempts.length]), [["running", 1, 2], ["running", 1, 2], ["running", 1, 2]], "placed again together");
   });
 
   test("a lost worker that held two tasks of a gang: one restart, one charge, and the attempt the restart stopped stays killed", async () => {
