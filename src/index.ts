@@ -27,6 +27,7 @@ export { Entrypoint, type CommandEntrypoint, type FunctionEntrypoint } from "./c
 export {
   validateJobName,
   validateJobRequest,
+  isGang,
   PRIORITIES,
   CONSTRAINT_OPS,
   type JobRequest,
