@@ -139,11 +139,11 @@ describe("gangs", { timeout: 180_000 }, () => {
       assert.equal(info.exitCode, 3);
       assert.deepEqual(info.tasks.map((t) => t.state), ["killed", "killed", "failed"]);
       for (const task of record(jobId).tasks) {
-        assert.equal(task.attempts.length, 1, `task ${task.taskIndex} was not restarted`);
+        assert.equal(ran(task).length, 1, `task ${task.taskIndex} was not restarted`);
         if (task.taskIndex === 2) continue;
         assert.match(task.errorMessage ?? "", /^job failed: task 2: exited with code 3/);
-        assert.equal(task.attempts[0]?.state, "killed");
-        const pid = pidOf(dir, task.attempts[0]!.attemptId);
+        assert.equal(ran(task)[0]?.state, "killed");
+        const pid = pidOf(dir, ran(task)[0]!.attemptId);
         await eventually(() => isGone(pid), { what: `task ${task.taskIndex}'s process (pid ${pid}) to die` });
       }
     } finally {
