@@ -73,6 +73,7 @@ export {
   type EndpointInfo,
   type WorkerInfo,
 } from "./cluster/client/cluster.js";
+export type { ResultsOptions } from "./cluster/client/results.js";
 export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./cluster/client/local-cluster.js";
 export { LocalClusterProcess } from "./cluster/client/local-cluster-process.js";
 export { currentCluster } from "./cluster/client/current.js";
