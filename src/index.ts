@@ -102,6 +102,8 @@ export {
   type JobContext,
   type JobContextKind,
   type JobContextOptions,
+  type JobContextWithOptions,
+  type TaskOptions,
   type ActorHandle,
   type CreateActorOptions,
   type JobWaitOptions,
