@@ -47,6 +47,8 @@ export class ClusterContext extends BaseJobContext {
   private readonly actorJobs: JobId[] = [];
   /** Jobs of tasks with resources of their own, while they run. */
   private readonly taskJobs = new Set<JobId>();
+  /** The task pool's name once it is up (the one this process works for, inside a pool worker). */
+  private poolName: string | undefined = process.env.FLUSTER_WORKER_POOL || undefined;
   /** Terminations of cancelled task jobs, awaited by release(). */
   private readonly terminations: Promise<unknown>[] = [];
   private readonly actors = new ActorNames<ActorHandle<object>>();
@@ -73,6 +75,7 @@ export class ClusterContext extends BaseJobContext {
         ? WorkerPool.attach(cluster, existing)
         : new WorkerPool(cluster, { numWorkers: this.options.maxWorkers ?? 2, resources: this.options.workerResources ?? { cpu: 1, memory: "512m" }, namePrefix: "ctx" });
       await pool.waitForWorkers(existing ? 1 : undefined, { timeoutSeconds: 300 });
+      this.poolName = pool.name;
       return pool;
     })();
     return this.poolPromise;
@@ -100,8 +103,12 @@ export class ClusterContext extends BaseJobContext {
       name: `task/${ref.name.replace(/[^A-Za-z0-9._-]/g, "-") || "anonymous"}`,
       resources,
       entrypoint: Entrypoint.fromFunction(runTaskJob, ref, await resolveArgs(args)),
-      // The task's project, not Fluster's (whose module runs it).
-      environment: { workspace: defaultWorkspace(ref.module) },
+      environment: {
+        // The task's project, not Fluster's (whose module runs it).
+        workspace: defaultWorkspace(ref.module),
+        // Tasks it runs go to this context's pool, when there is one, as they would from a pool worker.
+        ...(this.poolName ? { envVars: { FLUSTER_WORKER_POOL: this.poolName } } : {}),
+      },
     });
     this.taskJobs.add(jobId);
     // Kept for release(), so that close() resolves only once the job is stopped.

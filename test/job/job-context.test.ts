@@ -128,6 +128,13 @@ for (const kind of ["sync", "threads", "cluster"] as const satisfies readonly Jo
       assert.equal(local.cluster.server.controller.getJob(plain.jobId).spec.resources?.cpu, 1, "a task without resources still runs on the pool");
     });
 
+    test("a task with resources runs nested tasks (on cluster: on the context's pool, which is up)", async () => {
+      const pools = async () => (local ? (await local.cluster.listJobs({ prefix: "ctx-" })).length : 0);
+      const before = await pools();
+      assert.equal(await ctx.get(ctx.withOptions({ resources: { cpu: 0.5, memory: "256m" } }).run(nestedSum, 4)), 10);
+      assert.equal(await pools(), before, "no pool of its own was started for the nested tasks");
+    });
+
     test("a task with resources that throws rejects with its error, class and cause kept", async () => {
       const f = ctx.withOptions({ resources: { cpu: 0.5 } }).run(fail, "too wide");
       await assert.rejects(ctx.get(f), (err: unknown) => {
