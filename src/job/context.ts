@@ -189,8 +189,11 @@ export abstract class BaseJobContext implements JobContext {
   withOptions(options: TaskOptions): JobContextWithOptions {
     const compiled = compileTaskOptions(options);
     const runTask = (fn: (...args: never[]) => unknown, args: readonly unknown[]) => this.runTask(fn, args, compiled);
-    const createActor = <C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, given: CreateActorOptions = {}) =>
-      this.createActor(cls, args, { ...(compiled.resources ? { resources: compiled.resources } : {}), ...given });
+    const createActor = <C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, given: CreateActorOptions = {}) => {
+      // The call's own resources win; an explicit `resources: undefined` does not erase the view's.
+      const resources = given.resources ?? compiled.resources;
+      return this.createActor(cls, args, { ...given, ...(resources ? { resources } : {}) });
+    };
     return {
       run: <A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }) => runTask(fn as unknown as (...a: never[]) => unknown, args) as TaskFuture<Awaited<R>>,
       createActor,

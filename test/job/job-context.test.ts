@@ -172,13 +172,15 @@ for (const kind of ["sync", "threads", "cluster"] as const satisfies readonly Jo
 
     test(kind === "cluster" ? "an actor with resources is hosted by a job with them" : "an actor with resources lives here", async () => {
       const probe = await ctx.createActor(Probe, [], { resources: { cpu: 0.3, memory: "96m" } });
-      const viaView = await ctx.withOptions({ resources: { cpu: 0.2, memory: "80m" } }).createActor(Probe, []);
-      const [jobId, viewJobId] = [await probe.where(), await viaView.where()];
+      const view = ctx.withOptions({ resources: { cpu: 0.2, memory: "80m" } });
+      const [viaView, overridden] = await Promise.all([view.createActor(Probe, []), view.createActor(Probe, [], { resources: { cpu: 0.4, memory: "64m" } })]);
+      const [jobId, viewJobId, overriddenJobId] = [await probe.where(), await viaView.where(), await overridden.where()];
       if (!local) {
-        assert.deepEqual([jobId, viewJobId], [null, null]);
+        assert.deepEqual([jobId, viewJobId, overriddenJobId], [null, null, null]);
         return;
       }
-      assert.ok(jobId && viewJobId);
+      assert.ok(jobId && viewJobId && overriddenJobId);
+      assert.equal(local.cluster.server.controller.getJob(overriddenJobId).spec.resources?.cpu, 0.4, "the call's own resources win over the view's");
       const spec = local.cluster.server.controller.getJob(jobId).spec.resources;
       assert.deepEqual([spec?.cpu, spec?.memoryBytes], [0.3, 96n * 1024n * 1024n]);
       assert.equal(local.cluster.server.controller.getJob(viewJobId).spec.resources?.cpu, 0.2);
