@@ -12,9 +12,10 @@ import { FlusterError } from "../core/errors.js";
 import type { JobInfo } from "../core/job.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
 import { ResourceConfig } from "../core/resources.js";
+import { isFinished } from "../core/status.js";
 import { toJsonValue } from "./json-values.js";
 import { CliError, printJson } from "./output.js";
-import { StatusLine } from "./status-line.js";
+import { StatusLine, canDrawOn } from "./status-line.js";
 import type {
   ClusterStartOptions,
   CommandActions,
@@ -335,10 +336,33 @@ export async function jobStop(idOrName: string, options: OutputOptions): Promise
 export async function jobResults(idOrName: string, options: JobResultsOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const { jobId } = await resolveJob(cluster, idOrName);
-    const values = await cluster.results(jobId, options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {});
+    const stopWatching = canDrawOn(process.stderr) ? showWaiting(cluster, jobId, new StatusLine(process.stderr)) : () => undefined;
+    let values: unknown[];
+    try {
+      values = await cluster.results(jobId, options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {});
+    } finally {
+      stopWatching();
+    }
     if (options.json) return printJson(values.map((v) => toJsonValue(v)));
     for (const [index, value] of values.entries()) process.stdout.write(`task ${index}: ${oneLineInspect(value)}\n`);
   });
+}
+
+/** On a terminal, what an unfinished job is doing while `job results` waits for it (a pipe stays quiet: its reader wants the values). */
+function showWaiting(cluster: Cluster, jobId: string, status: StatusLine): () => void {
+  const watching = new AbortController();
+  void (async () => {
+    for await (const info of cluster.watch(jobId, { signal: watching.signal })) {
+      if (isFinished(info.status)) break;
+      status.update(`${jobId}: ${info.status}${info.pendingReason ? ` — ${info.pendingReason}` : ""}; waiting for it to finish`);
+    }
+  })()
+    .catch(() => undefined) // results() reports what matters
+    .finally(() => status.stop());
+  return () => {
+    watching.abort();
+    status.stop();
+  };
 }
 
 /**
