@@ -74,6 +74,7 @@ export {
   type EndpointInfo,
   type WorkerInfo,
 } from "./cluster/client/cluster.js";
+export type { ResultsOptions } from "./cluster/client/results.js";
 export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./cluster/client/local-cluster.js";
 export { LocalClusterProcess } from "./cluster/client/local-cluster-process.js";
 export { currentCluster } from "./cluster/client/current.js";
@@ -102,6 +103,8 @@ export {
   type JobContext,
   type JobContextKind,
   type JobContextOptions,
+  type JobContextWithOptions,
+  type TaskOptions,
   type ActorHandle,
   type CreateActorOptions,
   type JobWaitOptions,

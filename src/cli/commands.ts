@@ -1,6 +1,7 @@
 // What each `fluster` command does, given its parsed options. The command tree
 // and option parsing live in program.ts; this module talks to the cluster.
 import { resolve } from "node:path";
+import { inspect } from "node:util";
 import { Cluster, type EndpointInfo } from "../cluster/client/cluster.js";
 import { LocalCluster } from "../cluster/client/local-cluster.js";
 import { startController } from "../cluster/controller/server.js";
@@ -11,8 +12,10 @@ import { FlusterError } from "../core/errors.js";
 import type { JobInfo } from "../core/job.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
 import { ResourceConfig } from "../core/resources.js";
+import { isFinished } from "../core/status.js";
+import { toJsonValue } from "./json-values.js";
 import { CliError, printJson } from "./output.js";
-import { StatusLine } from "./status-line.js";
+import { StatusLine, canDrawOn } from "./status-line.js";
 import type {
   ClusterStartOptions,
   CommandActions,
@@ -21,6 +24,7 @@ import type {
   EndpointListOptions,
   JobListOptions,
   JobLogsOptions,
+  JobResultsOptions,
   JobRunOptions,
   OutputOptions,
   WorkerServeOptions,
@@ -324,6 +328,52 @@ export async function jobStop(idOrName: string, options: OutputOptions): Promise
   });
 }
 
+/**
+ * A function job's return values, one line per task (`task 0: { a: 1 }`,
+ * as util.inspect shows them), or with --json an array in the tagged form
+ * of json-values.ts. Waits for the job to finish, up to --timeout.
+ */
+export async function jobResults(idOrName: string, options: JobResultsOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const { jobId } = await resolveJob(cluster, idOrName);
+    const stopWatching = canDrawOn(process.stderr) ? showWaiting(cluster, jobId, new StatusLine(process.stderr)) : () => undefined;
+    let values: unknown[];
+    try {
+      values = await cluster.results(jobId, options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {});
+    } finally {
+      stopWatching();
+    }
+    if (options.json) return printJson(values.map((v) => toJsonValue(v)));
+    for (const [index, value] of values.entries()) process.stdout.write(`task ${index}: ${oneLineInspect(value)}\n`);
+  });
+}
+
+/** On a terminal, what an unfinished job is doing while `job results` waits for it (a pipe stays quiet: its reader wants the values). */
+function showWaiting(cluster: Cluster, jobId: string, status: StatusLine): () => void {
+  const watching = new AbortController();
+  void (async () => {
+    for await (const info of cluster.watch(jobId, { signal: watching.signal })) {
+      if (isFinished(info.status)) break;
+      status.update(`${jobId}: ${info.status}${info.pendingReason ? ` — ${info.pendingReason}` : ""}; waiting for it to finish`);
+    }
+  })()
+    .catch(() => undefined) // results() reports what matters
+    .finally(() => status.stop());
+  return () => {
+    watching.abort();
+    status.stop();
+  };
+}
+
+/**
+ * `value` as util.inspect shows it, on one line, so that each task is one
+ * line a script can split on: strings already show their line breaks as
+ * `\n`; the only others (an Error's stack) are escaped the same way.
+ */
+export function oneLineInspect(value: unknown): string {
+  return inspect(value, { depth: null, compact: true, breakLength: Number.POSITIVE_INFINITY, maxArrayLength: 1000 }).replace(/\n/g, "\\n");
+}
+
 // ------------------------------------------------------------------ workers and endpoints
 
 export async function workerList(options: OutputOptions): Promise<void> {
@@ -387,6 +437,7 @@ export const actions: CommandActions = {
   "job status": jobStatus,
   "job logs": jobLogs,
   "job stop": jobStop,
+  "job results": jobResults,
   "endpoint list": endpointList,
   "endpoint remove": endpointRemove,
 };

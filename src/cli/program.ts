@@ -140,6 +140,11 @@ export interface JobLogsOptions extends OutputOptions {
   task?: number;
 }
 
+export interface JobResultsOptions extends OutputOptions {
+  /** Seconds to wait for an unfinished job before giving up. @default no limit */
+  timeout?: number;
+}
+
 export interface EndpointListOptions extends OutputOptions {
   /** Only endpoints whose name starts with this. */
   prefix?: string;
@@ -162,6 +167,7 @@ export interface CommandActions {
   "job status": (jobId: string, options: OutputOptions) => ActionResult;
   "job logs": (jobId: string, options: JobLogsOptions) => ActionResult;
   "job stop": (jobId: string, options: OutputOptions) => ActionResult;
+  "job results": (jobId: string, options: JobResultsOptions) => ActionResult;
   "endpoint list": (options: EndpointListOptions) => ActionResult;
   "endpoint remove": (nameOrId: string, options: OutputOptions) => ActionResult;
 }
@@ -180,6 +186,7 @@ export const COMMAND_PATHS: readonly CommandPath[] = [
   "job status",
   "job logs",
   "job stop",
+  "job results",
   "endpoint list",
   "endpoint remove",
 ];
@@ -353,6 +360,14 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
     .option("--json", "print JSON")
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) =>
       finish(await run("job stop")(id, { ...globals(cmd), ...opts })),
+    );
+  subcommand(job, "results", "print a function job's return value per task (waits for it to finish)")
+    .usage("<id> [--timeout <s>] [--json]")
+    .argument("<id>", "job id (or a job name that only one job has)")
+    .option("--timeout <s>", "give up if the job has not finished within this many seconds", parsePositiveNumber)
+    .option("--json", "print a JSON array; Map, Date, bigint and bytes become tagged objects ({\"$date\": …}, see README)")
+    .action(async (id: string, opts: { json?: boolean; timeout?: number }, cmd: Command) =>
+      finish(await run("job results")(id, { ...globals(cmd), ...opts })),
     );
 
   // ------------------------------------------------------------------ endpoint

@@ -1,5 +1,6 @@
-// The cluster context: tasks run on a WorkerPool of the current cluster;
-// each actor is a job hosting its class by reference, found by name.
+// The cluster context: tasks run on a WorkerPool of the current cluster,
+// except a task with resources of its own, which runs as a function job with
+// them; each actor is a job hosting its class by reference, found by name.
 import { defaultWorkspace } from "../cluster/bundle/workspace.js";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { currentCluster } from "../cluster/client/current.js";
@@ -7,13 +8,23 @@ import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import type { JobId, JobInfo } from "../core/job.js";
 import { isFinished } from "../core/status.js";
-import { isRemoteClass, isRemoteFunction, type RemoteFunction } from "../core/remote.js";
-import type { ResourceConfigInit } from "../core/resources.js";
+import { isRemoteClass, isRemoteFunction, remoteRef, type RemoteFunction } from "../core/remote.js";
+import type { ResourceConfig, ResourceConfigInit } from "../core/resources.js";
 import { checkInteger, checkPositive } from "../core/validate.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { WorkerPool } from "../pool/worker-pool.js";
 import { hostActor } from "./actor-host.js";
-import { ActorNames, BaseJobContext, resolveArgs, type TaskFuture, type ActorHandle, type CreateActorOptions } from "./context.js";
+import { runTaskJob, type TaskJobOutcome } from "./task-host.js";
+import {
+  ActorNames,
+  BaseJobContext,
+  compileTaskResources,
+  resolveArgs,
+  type ActorHandle,
+  type CompiledTaskOptions,
+  type CreateActorOptions,
+  type TaskFuture,
+} from "./context.js";
 
 export interface ClusterContextOptions {
   /** The cluster to use. @default currentCluster() */
@@ -34,6 +45,12 @@ export class ClusterContext extends BaseJobContext {
   private clusterPromise: Promise<Cluster> | undefined;
   private poolPromise: Promise<WorkerPool> | undefined;
   private readonly actorJobs: JobId[] = [];
+  /** Jobs of tasks with resources of their own, while they run. */
+  private readonly taskJobs = new Set<JobId>();
+  /** The task pool's name once it is up (the one this process works for, inside a pool worker). */
+  private poolName: string | undefined = process.env.FLUSTER_WORKER_POOL || undefined;
+  /** Terminations of cancelled task jobs, awaited by release(). */
+  private readonly terminations: Promise<unknown>[] = [];
   private readonly actors = new ActorNames<ActorHandle<object>>();
 
   /** Checks the options at once; nothing starts until the first task or actor. */
@@ -58,12 +75,13 @@ export class ClusterContext extends BaseJobContext {
         ? WorkerPool.attach(cluster, existing)
         : new WorkerPool(cluster, { numWorkers: this.options.maxWorkers ?? 2, resources: this.options.workerResources ?? { cpu: 1, memory: "512m" }, namePrefix: "ctx" });
       await pool.waitForWorkers(existing ? 1 : undefined, { timeoutSeconds: 300 });
+      this.poolName = pool.name;
       return pool;
     })();
     return this.poolPromise;
   }
 
-  run(fn: (...args: never[]) => unknown, ...args: unknown[]): TaskFuture<never> {
+  protected runTask(fn: (...args: never[]) => unknown, args: readonly unknown[], options: CompiledTaskOptions): TaskFuture<unknown> {
     if (!isRemoteFunction(fn)) {
       throw new ValidationError(
         "fn",
@@ -71,7 +89,41 @@ export class ClusterContext extends BaseJobContext {
       );
     }
     const remoteFn = fn as unknown as RemoteFunction<unknown[], unknown>;
-    return this.track(async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args)))) as TaskFuture<never>;
+    const { resources } = options;
+    // The pool's workers all have the same size: a task that asks for its own resources gets a job of its own.
+    if (resources) return this.track((signal) => this.runAsJob(remoteFn, args, resources, signal));
+    return this.track(async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args))));
+  }
+
+  /** Runs one task as a function job with `resources`; `signal` (close() gave up on it) terminates the job. */
+  private async runAsJob(fn: RemoteFunction<unknown[], unknown>, args: readonly unknown[], resources: ResourceConfig, signal: AbortSignal): Promise<unknown> {
+    const cluster = await this.cluster();
+    const ref = remoteRef(fn);
+    const jobId = await cluster.launch({
+      name: `task/${ref.name.replace(/[^A-Za-z0-9._-]/g, "-") || "anonymous"}`,
+      resources,
+      entrypoint: Entrypoint.fromFunction(runTaskJob, ref, await resolveArgs(args)),
+      environment: {
+        // The task's project, not Fluster's (whose module runs it).
+        workspace: defaultWorkspace(ref.module),
+        // Tasks it runs go to this context's pool, when there is one, as they would from a pool worker.
+        ...(this.poolName ? { envVars: { FLUSTER_WORKER_POOL: this.poolName } } : {}),
+      },
+    });
+    this.taskJobs.add(jobId);
+    // Kept for release(), so that close() resolves only once the job is stopped.
+    const stop = () => void this.terminations.push(cluster.terminate(jobId, "task cancelled: the job context was closed").catch(() => undefined));
+    if (signal.aborted) stop();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      const [outcome] = await cluster.results<TaskJobOutcome>(jobId);
+      if (!outcome) throw new FlusterError(`task job ${jobId} returned no outcome`, "internal");
+      if (!outcome.ok) throw outcome.error;
+      return outcome.value;
+    } finally {
+      signal.removeEventListener("abort", stop);
+      this.taskJobs.delete(jobId);
+    }
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {
@@ -91,7 +143,7 @@ export class ClusterContext extends BaseJobContext {
       if (options.getIfExists && (await pool.refresh()).length > 0) return pool.call() as ActorHandle<object>;
       const jobId = await cluster.launch({
         name: `actor/${name}`,
-        resources: this.options.actorResources ?? { cpu: 0.5, memory: "256m" },
+        resources: compileTaskResources(options.resources) ?? this.options.actorResources ?? { cpu: 0.5, memory: "256m" },
         entrypoint: Entrypoint.fromFunction(hostActor, cls.ref, [...(args as unknown[])], name),
         // The actor class's project, not Fluster's (whose module hosts it).
         environment: { workspace: defaultWorkspace(cls.ref.module) },
@@ -125,6 +177,7 @@ export class ClusterContext extends BaseJobContext {
     const cluster = this.clusterPromise ? await this.clusterPromise : undefined;
     const pool = this.poolPromise ? await this.poolPromise.catch(() => undefined) : undefined;
     await pool?.shutdown();
-    if (cluster) await Promise.allSettled(this.actorJobs.map((id) => cluster.terminate(id, "job context closed")));
+    if (cluster) await Promise.allSettled([...this.actorJobs, ...this.taskJobs].map((id) => cluster.terminate(id, "job context closed")));
+    await Promise.allSettled(this.terminations);
   }
 }

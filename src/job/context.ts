@@ -3,8 +3,9 @@
 // (threads) or on a Fluster cluster (cluster).
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
-import { FlusterError, ValidationError } from "../core/errors.js";
+import { FlusterError, ValidationError, describeValue } from "../core/errors.js";
 import type { RemoteFunction } from "../core/remote.js";
+import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
 import { checkNonNegative } from "../core/validate.js";
 import type { ActorProxy } from "../actor/pool.js";
 
@@ -52,6 +53,62 @@ export interface CreateActorOptions {
   name?: string;
   /** With `name`: return the existing actor of that name instead of failing. @default false */
   getIfExists?: boolean;
+  /**
+   * Resources of the job that hosts the actor on `cluster` (`replicas` must
+   * be 1). `sync` and `threads` keep actors in this process: they check the
+   * value and ignore it. @default the cluster context's `actorResources`
+   */
+  resources?: ResourceConfig | ResourceConfigInit;
+}
+
+/** Options of the tasks and actors of a {@link JobContext.withOptions} view. */
+export interface TaskOptions {
+  /**
+   * Resources of each task (and actor) started through the view. On
+   * `cluster` such a task runs as a function job of its own with these
+   * resources, not on the context's task pool; `replicas` must be 1. `sync`
+   * and `threads` run everything in this process: they check the value and
+   * ignore it. @default the context's task pool
+   */
+  resources?: ResourceConfig | ResourceConfigInit;
+}
+
+/** `run` and `createActor` of a context with {@link TaskOptions} applied: what `ctx.withOptions(...)` returns. */
+export interface JobContextWithOptions {
+  /** As {@link JobContext.run}, with the view's options. */
+  run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>>;
+  /** As {@link JobContext.createActor}; the view's resources apply unless `options.resources` says otherwise. */
+  createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
+}
+
+/** Task options once checked: resources built (and validated) once. */
+export interface CompiledTaskOptions {
+  readonly resources?: ResourceConfig;
+}
+
+const TASK_OPTION_KEYS = ["resources"] as const;
+
+/**
+ * Checks the resources of one task or actor; throws a ValidationError naming
+ * the field (`resources.cpu`). One task runs once, so `replicas` must be 1.
+ */
+export function compileTaskResources(resources: ResourceConfig | ResourceConfigInit | undefined, field = "resources"): ResourceConfig | undefined {
+  if (resources === undefined) return undefined;
+  const config = resources instanceof ResourceConfig ? resources : new ResourceConfig(resources, field);
+  if (config.replicas !== 1) {
+    throw new ValidationError(`${field}.replicas`, `must be 1: a task or an actor runs once (launch a job with cluster.launch for several replicas), got ${config.replicas}`);
+  }
+  return config;
+}
+
+/** Checks {@link TaskOptions}: an object of known keys with valid resources. */
+export function compileTaskOptions(options: TaskOptions): CompiledTaskOptions {
+  if (options === null || typeof options !== "object") throw new ValidationError("options", `must be an object like { resources: { cpu: 2 } }, got ${describeValue(options)}`);
+  for (const key of Object.keys(options)) {
+    if (!(TASK_OPTION_KEYS as readonly string[]).includes(key)) throw new ValidationError(`options.${key}`, `is not a task option (known: ${TASK_OPTION_KEYS.join(", ")})`);
+  }
+  const resources = compileTaskResources(options.resources);
+  return resources ? { resources } : {};
 }
 
 export interface WaitOptions {
@@ -93,6 +150,13 @@ export interface JobContext {
   /** Creates an actor from `cls` and `args`; on `cluster` the class must be marked with `remote()`. */
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
   /**
+   * `run` and `createActor` with per-call options, as Ray's `f.options(...)`
+   * (`run` takes the task's arguments as rest parameters, so options cannot
+   * follow them): `ctx.withOptions({ resources: { cpu: 2 } }).run(f, x)`.
+   * The options are checked here, once: a ValidationError names a bad field.
+   */
+  withOptions(options: TaskOptions): JobContextWithOptions;
+  /**
    * Closes the context: it takes no more tasks (`run` and `createActor`
    * throw), waits up to `timeoutSeconds` (default 30) for the tasks still in
    * flight, whose futures settle with their results as usual, then cancels
@@ -112,10 +176,29 @@ export interface JobContext {
  */
 export abstract class BaseJobContext implements JobContext {
   abstract readonly kind: JobContextKind;
-  abstract run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>>;
+  /** Runs one task with its options; `run` and `withOptions(...).run` both come here. */
+  protected abstract runTask(fn: (...args: never[]) => unknown, args: readonly unknown[], options: CompiledTaskOptions): TaskFuture<unknown>;
   abstract createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options?: CreateActorOptions): Promise<ActorHandle<InstanceType<C>>>;
   /** Releases what the context started (threads, pool, actor jobs), once no task is in flight. */
   protected abstract release(): Promise<void>;
+
+  run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>> {
+    return this.runTask(fn as unknown as (...args: never[]) => unknown, args, {}) as TaskFuture<Awaited<R>>;
+  }
+
+  withOptions(options: TaskOptions): JobContextWithOptions {
+    const compiled = compileTaskOptions(options);
+    const runTask = (fn: (...args: never[]) => unknown, args: readonly unknown[]) => this.runTask(fn, args, compiled);
+    const createActor = <C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, given: CreateActorOptions = {}) => {
+      // The call's own resources win; an explicit `resources: undefined` does not erase the view's.
+      const resources = given.resources ?? compiled.resources;
+      return this.createActor(cls, args, { ...given, ...(resources ? { resources } : {}) });
+    };
+    return {
+      run: <A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }) => runTask(fn as unknown as (...a: never[]) => unknown, args) as TaskFuture<Awaited<R>>,
+      createActor,
+    };
+  }
 
   private readonly inFlight = new Set<InFlightTask>();
   private closing: Promise<void> | undefined;
@@ -265,6 +348,8 @@ export class ActorNames<H> {
   private readonly named = new Map<string, Promise<H>>();
 
   async create(options: CreateActorOptions, make: (name: string) => Promise<H>, className: string): Promise<H> {
+    // Checked on every context, also where resources are ignored: a program that works inline works on a cluster.
+    compileTaskResources(options.resources);
     const name = options.name ?? `${className}-${randomUUID().slice(0, 8)}`;
     if (options.name !== undefined && (typeof options.name !== "string" || options.name === "")) {
       throw new ValidationError("name", "must be a non-empty string");

@@ -49,4 +49,15 @@ export function getJobContext(): JobContext {
   return scopedJobContext() ?? (fallback ??= createJobContext("auto"));
 }
 
-export { withJobContext, TaskFuture, ObjectRef, type JobContext, type JobContextKind, type ActorHandle, type CreateActorOptions, type WaitOptions as JobWaitOptions } from "./context.js";
+export {
+  withJobContext,
+  TaskFuture,
+  ObjectRef,
+  type JobContext,
+  type JobContextKind,
+  type JobContextWithOptions,
+  type TaskOptions,
+  type ActorHandle,
+  type CreateActorOptions,
+  type WaitOptions as JobWaitOptions,
+} from "./context.js";

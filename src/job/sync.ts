@@ -7,11 +7,12 @@ export class SyncContext extends BaseJobContext {
   readonly kind = "sync" as const;
   private readonly actors = new ActorNames<ActorHandle<object>>();
 
-  run(fn: (...args: never[]) => unknown, ...args: unknown[]): TaskFuture<never> {
+  /** Resources were checked by withOptions; nothing here runs elsewhere, so they do not matter. */
+  protected runTask(fn: (...args: never[]) => unknown, args: readonly unknown[]): TaskFuture<unknown> {
     if (typeof fn !== "function") throw new ValidationError("fn", "must be a function");
     // Any function works here: nothing crosses a process boundary.
     // Nested tasks (getJobContext() inside fn) run here too.
-    return this.track(() => resolveArgs(args).then((values) => withJobContext(this, () => (fn as (...a: unknown[]) => unknown)(...values)))) as TaskFuture<never>;
+    return this.track(() => resolveArgs(args).then((values) => withJobContext(this, () => (fn as (...a: unknown[]) => unknown)(...values))));
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {

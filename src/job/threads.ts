@@ -31,7 +31,8 @@ export class ThreadsContext extends BaseJobContext {
     this.pool.on("error", () => undefined);
   }
 
-  run(fn: (...args: never[]) => unknown, ...args: unknown[]): TaskFuture<never> {
+  /** Resources were checked by withOptions; nothing here runs elsewhere, so they do not matter. */
+  protected runTask(fn: (...args: never[]) => unknown, args: readonly unknown[]): TaskFuture<unknown> {
     if (!isRemoteFunction(fn)) {
       throw new ValidationError(
         "fn",
@@ -40,11 +41,11 @@ export class ThreadsContext extends BaseJobContext {
     }
     const ref = remoteRef(fn);
     return this.track(async (signal) => {
-      const values = args.some((a) => a instanceof TaskFuture || a instanceof ObjectRef) ? await resolveArgs(args) : args;
+      const values = args.some((a) => a instanceof TaskFuture || a instanceof ObjectRef) ? await resolveArgs(args) : [...args];
       const outcome = (await this.pool.run({ ref, args: values } satisfies ThreadTask, { signal })) as ThreadOutcome;
       if (outcome.ok) return outcome.value;
       throw decodeValue(outcome.error);
-    }) as TaskFuture<never>;
+    });
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {

@@ -1,11 +1,14 @@
 // The command line end to end: `fluster cluster start --local` in the
 // background, then real `fluster job …`, `worker list` and `endpoint list`
-// processes against it.
+// processes against it (function jobs, which the CLI cannot launch, come from
+// a client in this process).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { Cluster } from "../../src/cluster/client/cluster.js";
+import { Entrypoint } from "../../src/core/entrypoint.js";
+import { complex, failOn } from "../fixtures/results/tasks.js";
 import { REPO_ROOT, cleanEnv, runNode, stopProcess, waitForLine, type NodeResult } from "../helpers/index.js";
 
 const bin = join(REPO_ROOT, "bin", "fluster.js");
@@ -120,6 +123,44 @@ describe("fluster CLI against a local cluster", { timeout: 120_000 }, () => {
       const wrongNamespace = await fluster(["--namespace", "other", "endpoint", "remove", "cli-elsewhere"], env);
       assert.match(wrongNamespace.stderr, /it is in namespace default: add --namespace default/);
       assert.equal((await fluster(["endpoint", "remove", "cli-elsewhere"], env)).code, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("job results prints each task's value, --json the tagged array; a command job is one clear line", async () => {
+    const client = Cluster.connect(env.FLUSTER_CLUSTER_ADDRESS ?? "");
+    try {
+      const small = { cpu: 0.1, memory: "64m" } as const;
+      const jobId = await client.launch({ name: "cli-results", resources: { ...small, replicas: 2 }, entrypoint: Entrypoint.fromFunction(complex) });
+      const text = await fluster(["job", "results", jobId], env);
+      assert.equal(text.code, 0, text.stderr);
+      const lines = text.stdout.trimEnd().split("\n");
+      assert.equal(lines.length, 2, text.stdout);
+      lines.forEach((line, i) => {
+        assert.ok(line.startsWith(`task ${i}: { index: ${i}, when: 2026-01-0${i + 1}T00:00:00.000Z, bytes: Uint8Array(3) [ ${i}, 255, 0 ], byName: Map(2) { 'big' => ${2n ** 70n + BigInt(i)}n, 'set' => Set(2) { ${i}, 'x' } }`), line);
+        assert.ok(line.endsWith("nested: [ { deep: [ undefined, null, -0, NaN ] } ] }"), line);
+      });
+      const json = await fluster(["job", "results", jobId, "--json"], env);
+      assert.equal(json.code, 0, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout), [0, 1].map((i) => ({
+        index: i,
+        when: { $date: `2026-01-0${i + 1}T00:00:00.000Z` },
+        bytes: { $bytes: Buffer.from([i, 255, 0]).toString("base64") },
+        byName: { $map: [["big", { $bigint: String(2n ** 70n + BigInt(i)) }], ["set", { $set: [i, "x"] }]] },
+        nested: [{ deep: [null, null, 0, { $number: "NaN" }] }],
+      })));
+
+      const failed = await client.launch({ name: "cli-results-fail", resources: { ...small, replicas: 2 }, entrypoint: Entrypoint.fromFunction(failOn, 1) });
+      const failure = await fluster(["job", "results", failed], env);
+      assert.equal(failure.code, 1);
+      assert.equal(failure.stderr, `fluster: job ${failed} failed: task 1 failed: RangeError: task 1 is out of range\n`);
+
+      const command = await fluster(["job", "run", "--name", "cli-results-command", "--", "node", "-e", "1"], env);
+      assert.equal(command.code, 0, command.stderr);
+      const refused = await fluster(["job", "results", "cli-results-command"], env);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^fluster: job cli-results-command-\S+ is a command job: it has no return values; read its logs \(fluster job logs \S+\)\n$/);
     } finally {
       await client.close();
     }

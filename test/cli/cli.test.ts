@@ -40,6 +40,7 @@ const MINIMAL_ARGS: Record<CommandPath, string[]> = {
   "job status": ["job", "status", "job-1"],
   "job logs": ["job", "logs", "job-1"],
   "job stop": ["job", "stop", "job-1"],
+  "job results": ["job", "results", "job-1"],
   "endpoint list": ["endpoint", "list"],
   "endpoint remove": ["endpoint", "remove", "calc"],
 };
@@ -249,6 +250,7 @@ describe("command tree", () => {
       "job status": record("status"),
       "job logs": record("logs"),
       "job stop": record("stop"),
+      "job results": record("results"),
       "endpoint list": record("endpoints"),
       "controller serve": record("controller"),
       "cluster start": record("cluster"),
@@ -256,6 +258,7 @@ describe("command tree", () => {
     await parse(["job", "status", "j1", "--json"], actions);
     await parse(["job", "logs", "j2", "--follow"], actions);
     await parse(["job", "stop", "j3"], actions);
+    await parse(["job", "results", "j4", "--json", "--timeout", "2.5"], actions);
     await parse(["endpoint", "list", "--prefix", "calc"], actions);
     await parse(["controller", "serve", "--port", "7070", "--state-dir", "/tmp/s"], actions);
     await parse(["controller", "serve", "--max-request-size", "16m", "--max-replicas", "50", "--max-endpoints-per-job", "5", "--lost-worker-retention", "3600"], actions);
@@ -264,6 +267,7 @@ describe("command tree", () => {
       ["status", "j1", { json: true }],
       ["logs", "j2", { follow: true }],
       ["stop", "j3", {}],
+      ["results", "j4", { json: true, timeout: 2.5 }],
       ["endpoints", { prefix: "calc" }],
       ["controller", { port: 7070, stateDir: "/tmp/s" }],
       ["controller", { maxRequestSize: "16m", maxReplicas: 50, maxEndpointsPerJob: 5, lostWorkerRetention: 3600 }],

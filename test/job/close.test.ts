@@ -7,7 +7,7 @@ import { FlusterError } from "../../src/core/errors.js";
 import { createJobContext, type JobContext } from "../../src/job/index.js";
 import { Counter, sleepFor, square } from "../fixtures/lifecycle/close-in-flight.js";
 import { useLocalCluster } from "../helpers/local-cluster.js";
-import { cleanEnv, runNode } from "../helpers/index.js";
+import { cleanEnv, eventually, runNode } from "../helpers/index.js";
 
 const PROGRAM = "test/fixtures/lifecycle/close-in-flight.ts";
 
@@ -51,5 +51,23 @@ describe("cluster: close() waits for tasks in flight, then cancels", { timeout: 
     await assert.rejects(ctx.createActor(Counter, [0]), /job context is closed/);
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(unhandled, []);
+  });
+
+  test("a task with resources of its own is cancelled with the rest, and close() kills its job", async () => {
+    ctx = createJobContext("cluster", { cluster: local.cluster, maxWorkers: 1, workerResources: { cpu: 1, memory: "256m" } });
+    const wide = ctx.withOptions({ resources: { cpu: 0.5, memory: "128m" } });
+    const slow = wide.run(sleepFor, 60);
+    let jobId: string | undefined;
+    await eventually(
+      async () => {
+        jobId = (await local.cluster.listJobs({ prefix: "task/sleepFor", states: ["running"] }))[0]?.jobId;
+        return jobId !== undefined;
+      },
+      { what: "the task's own job to run", timeoutMs: 60_000 },
+    );
+    await ctx.close({ timeoutSeconds: 0.5 });
+    await assert.rejects(async () => slow, (err: unknown) => err instanceof FlusterError && err.code === "cancelled");
+    assert.equal((await local.cluster.poll(jobId ?? "")).status, "killed", "close() terminated the task's job");
+    assert.throws(() => wide.run(square, 1), /job context is closed/);
   });
 });

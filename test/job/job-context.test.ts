@@ -4,7 +4,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createJobContext, getJobContext, withJobContext, type JobContext, type JobContextKind } from "../../src/job/index.js";
 import { ActorError } from "../../src/actor/errors.js";
-import { Counter, PlainCounter, add, fail, nestedSum, slowIdentity, square } from "../fixtures/job/tasks.js";
+import { JobFailedError } from "../../src/cluster/client/cluster.js";
+import { ValidationError } from "../../src/core/errors.js";
+import type { JobInfo } from "../../src/core/job.js";
+import { ResourceConfig } from "../../src/core/resources.js";
+import { Counter, PlainCounter, Probe, add, fail, nestedSum, slowIdentity, square, whereAmI } from "../fixtures/job/tasks.js";
+import { eventually } from "../helpers/eventually.js";
 import { useLocalCluster } from "../helpers/local-cluster.js";
 
 function errorOf(err: unknown): Error {
@@ -104,6 +109,92 @@ for (const kind of ["sync", "threads", "cluster"] as const satisfies readonly Jo
     test("withJobContext scopes the default context", async () => {
       const seen = await withJobContext(ctx, async () => getJobContext().kind);
       assert.equal(seen, kind);
+    });
+
+    test(kind === "cluster" ? "a task with resources runs as a job of its own with them" : "a task with resources runs here; the resources are checked and ignored", async () => {
+      const wide = ctx.withOptions({ resources: { cpu: 2, memory: "300m" } });
+      const [where, plain] = await ctx.get([wide.run(whereAmI, "wide"), ctx.run(whereAmI, "plain")]);
+      assert.equal(where.tag, "wide");
+      assert.equal(plain.tag, "plain");
+      if (!local) {
+        assert.deepEqual([where.jobId, plain.jobId], [null, null]);
+        return;
+      }
+      assert.ok(where.jobId && plain.jobId);
+      const own = local.cluster.server.controller.getJob(where.jobId);
+      assert.equal(own.name, "task/whereAmI");
+      assert.equal(own.spec.resources?.cpu, 2);
+      assert.equal(own.spec.resources?.memoryBytes, 300n * 1024n * 1024n);
+      assert.equal(local.cluster.server.controller.getJob(plain.jobId).spec.resources?.cpu, 1, "a task without resources still runs on the pool");
+    });
+
+    test("a task with resources runs nested tasks (on cluster: on the context's pool, which is up)", async () => {
+      const pools = async () => (local ? (await local.cluster.listJobs({ prefix: "ctx-" })).length : 0);
+      const before = await pools();
+      assert.equal(await ctx.get(ctx.withOptions({ resources: { cpu: 0.5, memory: "256m" } }).run(nestedSum, 4)), 10);
+      assert.equal(await pools(), before, "no pool of its own was started for the nested tasks");
+    });
+
+    test("a task with resources that throws rejects with its error, class and cause kept", async () => {
+      const f = ctx.withOptions({ resources: { cpu: 0.5 } }).run(fail, "too wide");
+      await assert.rejects(ctx.get(f), (err: unknown) => {
+        assert.ok(err instanceof RangeError, String(err));
+        assert.equal(err.message, "too wide");
+        assert.equal(err.cause, "because");
+        return true;
+      });
+    });
+
+    test(kind === "cluster" ? "a GPU task waits for a GPU worker: it is not run on a CPU one" : "a GPU task runs here", async () => {
+      const gpu = ctx.withOptions({ resources: ResourceConfig.withGpu("H100", 1, { memory: "64m" }) });
+      const future = gpu.run(square, 6);
+      if (!local) {
+        assert.equal(await future, 36);
+        return;
+      }
+      let job: JobInfo | undefined;
+      await eventually(
+        async () => {
+          const jobs = await local.cluster.listJobs({ prefix: "task/square" });
+          job = jobs.find((j) => local.cluster.server.controller.getJob(j.jobId).spec.resources?.device?.device.case === "gpu");
+          return job?.pendingReason !== undefined;
+        },
+        { what: "the GPU task's job to be listed, pending with a reason" },
+      );
+      assert.ok(job);
+      assert.equal(job.status, "pending");
+      assert.match(job.pendingReason ?? "", /gpu/);
+      assert.ok(!future.done(), "the task has not run");
+      await local.cluster.terminate(job.jobId, "no GPU here");
+      const jobId = job.jobId;
+      await assert.rejects(ctx.get(future), (err: unknown) => err instanceof JobFailedError && new RegExp(`^job ${jobId} killed`).test(err.message));
+    });
+
+    test(kind === "cluster" ? "an actor with resources is hosted by a job with them" : "an actor with resources lives here", async () => {
+      const probe = await ctx.createActor(Probe, [], { resources: { cpu: 0.3, memory: "96m" } });
+      const view = ctx.withOptions({ resources: { cpu: 0.2, memory: "80m" } });
+      const [viaView, overridden] = await Promise.all([view.createActor(Probe, []), view.createActor(Probe, [], { resources: { cpu: 0.4, memory: "64m" } })]);
+      const [jobId, viewJobId, overriddenJobId] = [await probe.where(), await viaView.where(), await overridden.where()];
+      if (!local) {
+        assert.deepEqual([jobId, viewJobId, overriddenJobId], [null, null, null]);
+        return;
+      }
+      assert.ok(jobId && viewJobId && overriddenJobId);
+      assert.equal(local.cluster.server.controller.getJob(overriddenJobId).spec.resources?.cpu, 0.4, "the call's own resources win over the view's");
+      const spec = local.cluster.server.controller.getJob(jobId).spec.resources;
+      assert.deepEqual([spec?.cpu, spec?.memoryBytes], [0.3, 96n * 1024n * 1024n]);
+      assert.equal(local.cluster.server.controller.getJob(viewJobId).spec.resources?.cpu, 0.2);
+    });
+
+    test("bad resources and unknown options are ValidationErrors naming the field", async () => {
+      const field = (name: string) => (err: unknown) => err instanceof ValidationError && err.field === name;
+      assert.throws(() => ctx.withOptions({ resources: { cpu: -1 } }), field("resources.cpu"));
+      assert.throws(() => ctx.withOptions({ resources: { memory: "lots" } }), field("resources.memory"));
+      assert.throws(() => ctx.withOptions({ resources: { replicas: 3 } }), (err: unknown) => field("resources.replicas")(err) && /must be 1/.test((err as Error).message));
+      assert.throws(() => ctx.withOptions({ resource: { cpu: 2 } } as never), field("options.resource"));
+      assert.throws(() => ctx.withOptions(null as never), field("options"));
+      await assert.rejects(ctx.createActor(Probe, [], { resources: { cpu: Number.NaN } }), field("resources.cpu"));
+      await assert.rejects(ctx.withOptions({ resources: { cpu: 1 } }).createActor(Probe, [], { resources: { disk: -5 } }), field("resources.disk"));
     });
 
     test(kind === "cluster" ? "an unmarked class is refused, with the fix in the message" : "any class works in-process", async () => {

@@ -16,12 +16,13 @@ import { backoffDelay, retryStream } from "../../core/backoff.js";
 import { checkPositive } from "../../core/validate.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
-import { EnvironmentSpecSchema, LogStream, type Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { EnvironmentSpecSchema, LogStream, type Endpoint, type Job } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { DEFAULT_MAX_BUNDLE_BYTES, packWorkspace } from "../bundle/pack.js";
 import { uploadBundle } from "../bundle/upload.js";
 import { BUNDLE_MISSING } from "../bundle/manifest.js";
 import { defaultWorkspace } from "../bundle/workspace.js";
 import { createRpcChannel, normalizeBaseUrl, type RpcChannel } from "../../rpc/transport.js";
+import { commandJobError, decodeJobResults, isCommandJob, noResultsMessage, type ResultsOptions } from "./results.js";
 import { classifyControllerFailure, controllerError, speaksTls, type ControllerContext } from "./errors.js";
 
 /** Options of {@link Cluster.connect}. */
@@ -125,8 +126,9 @@ export class JobFailedError extends FlusterError {
   override name = "JobFailedError";
   readonly job: JobInfo;
 
-  constructor(job: JobInfo) {
-    super(`job ${job.jobId} (${job.name}) ${job.status}${job.errorMessage ? `: ${job.errorMessage}` : ""}`, "failed_precondition");
+  /** `message` replaces the default one ("job X (name) failed: …") when the caller can say more. */
+  constructor(job: JobInfo, message?: string) {
+    super(message ?? `job ${job.jobId} (${job.name}) ${job.status}${job.errorMessage ? `: ${job.errorMessage}` : ""}`, "failed_precondition");
     this.job = job;
   }
 }
@@ -322,6 +324,36 @@ export class Cluster {
     }
     if (last && isFinished(last.status)) return last;
     throw new FlusterError(`job ${jobId} did not finish within ${timeoutSeconds}s (last status: ${last?.status ?? "unknown"})`, "deadline_exceeded");
+  }
+
+  /**
+   * A function job's return value per task, in task order, decoded with the
+   * value codec (a function that returns nothing gives `undefined`). Waits
+   * for the job to finish as {@link wait} does, up to `timeoutSeconds`
+   * (then a `deadline_exceeded` error). A command job is refused at once
+   * (`failed_precondition`: it has no values, only logs); a job that ended
+   * other than `succeeded` throws a {@link JobFailedError} naming the task at
+   * fault ("job X failed: task 2 failed: RangeError: …"); a succeeded task
+   * whose value the controller lacks throws `not_found`.
+   */
+  async results<T = unknown>(jobId: JobId, options: ResultsOptions = {}): Promise<T[]> {
+    if (options.timeoutSeconds !== undefined) checkPositive(options.timeoutSeconds, "timeoutSeconds");
+    let job = await this.jobRecord(jobId);
+    if (isCommandJob(job)) throw commandJobError(jobId);
+    if (!isFinished(jobInfoFromProto(job).status)) {
+      await this.wait(jobId, options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {});
+      job = await this.jobRecord(jobId);
+    }
+    const info = jobInfoFromProto(job);
+    if (info.status !== "succeeded") throw new JobFailedError(info, noResultsMessage(job));
+    return decodeJobResults(job) as T[];
+  }
+
+  /** The job as the controller holds it: with its spec and every attempt's result. */
+  private async jobRecord(jobId: JobId): Promise<Job> {
+    const res = await this.call(() => this.rpc.getJobStatus({ jobId }));
+    if (!res.job) throw new FlusterError(`controller returned no job for ${jobId}`, "internal");
+    return res.job;
   }
 
   /**
