@@ -49,6 +49,8 @@ export {
   type ReservationConfig,
   type ReservationInfo,
   type ReservationId,
+  type ReservationState,
+  type JobGroupInfo,
 } from "./core/reservation.js";
 export {
   remote,
@@ -72,6 +74,7 @@ export {
   type LogLine,
   type EndpointInfo,
   type WorkerInfo,
+  type LaunchOptions,
 } from "./cluster/client/cluster.js";
 export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./cluster/client/local-cluster.js";
 export { LocalClusterProcess } from "./cluster/client/local-cluster-process.js";

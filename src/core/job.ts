@@ -115,6 +115,10 @@ export interface JobInfo {
   submittedAt: Date;
   startedAt?: Date;
   finishedAt?: Date;
+  /** The job group it was launched in. */
+  groupId?: string;
+  /** The reservation it was launched into. */
+  reservationId?: string;
 }
 
 const NAME_SEGMENT = /^[A-Za-z0-9._-]+$/;

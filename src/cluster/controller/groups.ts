@@ -1,0 +1,102 @@
+// Job groups: jobs launched together, placed all together or none, and
+// ended together. The table of groups, the status rule that rolls a group up
+// from its jobs, and what the scheduler is told about a group still waiting.
+import { FlusterError, ValidationError } from "../../core/errors.js";
+import { isFinished, type JobStatus } from "../../core/status.js";
+import { DEFAULT_NAMESPACE } from "./endpoints.js";
+import type { JobGroupRecord, JobRecord } from "./model.js";
+
+export interface GroupFilter {
+  namespace?: string;
+  allNamespaces?: boolean;
+  /** Group names starting with this. */
+  prefix?: string;
+}
+
+/** A group's state as rolled up from its jobs. */
+export interface GroupStatus {
+  state: JobStatus;
+  pendingReason?: string;
+  errorMessage?: string;
+}
+
+export class GroupTable {
+  private readonly groups = new Map<string, JobGroupRecord>();
+  private readonly byRequestId = new Map<string, JobGroupRecord>();
+
+  add(group: JobGroupRecord): void {
+    this.groups.set(group.groupId, group);
+    if (group.requestId) this.byRequestId.set(group.requestId, group);
+  }
+
+  /** The group, or a `not_found` error naming it. */
+  get(groupId: string): JobGroupRecord {
+    if (typeof groupId !== "string" || groupId === "") throw new ValidationError("groupId", "must not be empty");
+    const group = this.groups.get(groupId);
+    if (!group) throw new FlusterError(`job group ${groupId} not found`, "not_found");
+    return group;
+  }
+
+  find(groupId: string): JobGroupRecord | undefined {
+    return this.groups.get(groupId);
+  }
+
+  byRequest(requestId: string): JobGroupRecord | undefined {
+    return this.byRequestId.get(requestId);
+  }
+
+  /** Groups matching `filter`, newest first. */
+  list(filter: GroupFilter = {}): JobGroupRecord[] {
+    const namespace = filter.namespace || DEFAULT_NAMESPACE;
+    const out: JobGroupRecord[] = [];
+    for (const group of this.groups.values()) {
+      if (!filter.allNamespaces && group.namespace !== namespace) continue;
+      if (filter.prefix && !group.name.startsWith(filter.prefix)) continue;
+      out.push(group);
+    }
+    return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+}
+
+/**
+ * Whether the group's all-or-nothing placement is done: some task of its
+ * jobs has had an attempt (attempts are stored, so this survives a
+ * restart). From then on a retried task is placed like any other, alone.
+ */
+export function groupPlaced(jobs: readonly JobRecord[]): boolean {
+  return jobs.some((job) => job.tasks.some((task) => task.attempts.length > 0));
+}
+
+/**
+ * The group's status from its jobs. A group is a unit: the first job that
+ * fails (or is killed, or cannot be scheduled) decides it, and the others
+ * are killed (see the controller's cascade); all succeeded is success;
+ * until every job has been placed it is pending, with its first waiting
+ * job's reason; then running, or building while no task runs yet.
+ */
+export function groupStatus(group: JobGroupRecord, jobs: readonly JobRecord[]): GroupStatus {
+  const name = `group ${group.name}`;
+  // The earliest-finished bad job is the cause; the kills it caused come after it.
+  const bad = jobs
+    .filter((j) => j.state === "failed" || j.state === "killed" || j.state === "unschedulable")
+    .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0) || Number(a.state === "killed") - Number(b.state === "killed"));
+  const cause = bad[0];
+  if (cause) return { state: cause.state, errorMessage: `${name}: job ${cause.jobId} ${cause.state}${cause.errorMessage ? `: ${cause.errorMessage}` : ""}` };
+  if (jobs.length > 0 && jobs.every((j) => j.state === "succeeded")) return { state: "succeeded" };
+  if (!groupPlaced(jobs) || jobs.every((j) => j.state === "pending")) {
+    const waiting = jobs.find((j) => j.pendingReason);
+    return { state: "pending", ...(waiting?.pendingReason ? { pendingReason: `job ${waiting.jobId}: ${waiting.pendingReason}` } : {}) };
+  }
+  if (jobs.some((j) => j.state === "running" || j.state === "succeeded")) return { state: "running" };
+  return { state: "building" };
+}
+
+/** The reason the jobs of a group are killed when one of them ends badly. */
+export function groupKillReason(group: JobGroupRecord, job: JobRecord): string {
+  return `group ${group.name} (${group.groupId}): job ${job.jobId} ${job.state}`;
+}
+
+/** Whether the job's end takes its group down: anything but success. */
+export function endsGroup(job: JobRecord): boolean {
+  return isFinished(job.state) && job.state !== "succeeded";
+}
