@@ -11,6 +11,7 @@ import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { validateJobName } from "../../core/job.js";
 import { isFinished } from "../../core/status.js";
 import { DEFAULT_MAX_REPLICAS, validateJobSpec } from "../../rpc/convert.js";
 import type { JobGroupSpec, ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
@@ -310,8 +311,7 @@ export class Controller {
 
   private async launchGroupNew(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions): Promise<JobGroupRecord> {
     if (!groupSpec) throw new ValidationError("group", "is required");
-    const name = groupSpec.name;
-    if (!name) throw new ValidationError("group.name", "must not be empty");
+    const name = validateJobName(groupSpec.name, "group.name");
     if (specs.length === 0) throw new ValidationError("jobs", "must hold at least one job");
     const requests = specs.map((spec, i) => {
       try {
@@ -446,7 +446,7 @@ export class Controller {
     const existing = requestId ? (this.reservations.byRequest(requestId)?.record ?? this.reservationCreating.get(requestId)) : undefined;
     if (existing) return existing;
     const create = (async () => {
-      const config = validateReservationSpec(spec);
+      const config = validateReservationSpec(spec, this.maxReplicas);
       const namespace = namespaceFor(options.namespace, undefined);
       const now = this.now();
       const record: ReservationRecord = {

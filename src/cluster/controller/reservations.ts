@@ -19,11 +19,24 @@ export interface ReservationFilter {
   includeEnded?: boolean;
 }
 
-/** Validates a ReservationSpec from the wire; errors name `minResources.…`, `maxResources.…`, `ttlSeconds`, …. */
-export function validateReservationSpec(spec: ReservationSpec | undefined): ValidatedReservationConfig {
+/** Longest TTL a reservation may have: ten years (an expiry time must stay a date). */
+export const MAX_RESERVATION_TTL_SECONDS = 10 * 365 * 24 * 3600;
+
+/**
+ * Validates a ReservationSpec from the wire; errors name `minResources.…`,
+ * `maxResources.…`, `ttlSeconds`, …. `maxReplicas` bounds the slots, as it
+ * bounds a job's tasks.
+ */
+export function validateReservationSpec(spec: ReservationSpec | undefined, maxReplicas = Number.POSITIVE_INFINITY): ValidatedReservationConfig {
   if (!spec) throw new ValidationError("reservation", "is required");
   if (!spec.minResources) throw new ValidationError("minResources", "is required");
   if (!spec.maxResources) throw new ValidationError("maxResources", "is required");
+  if (spec.ttlSeconds > MAX_RESERVATION_TTL_SECONDS) throw new ValidationError("ttlSeconds", `must be at most ${MAX_RESERVATION_TTL_SECONDS} (ten years), got ${spec.ttlSeconds}`);
+  for (const [field, bound] of [["minResources", spec.minResources], ["maxResources", spec.maxResources]] as const) {
+    if (bound.replicas !== undefined && bound.replicas > maxReplicas) {
+      throw new ValidationError(`${field}.replicas`, `is ${bound.replicas}, above the limit of ${maxReplicas} (maxReplicas)`);
+    }
+  }
   return validateReservationConfig({
     minResources: resourcesFromProto(spec.minResources, "minResources"),
     maxResources: resourcesFromProto(spec.maxResources, "maxResources"),

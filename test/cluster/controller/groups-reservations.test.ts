@@ -164,6 +164,14 @@ describe("controller: reservations", () => {
     const negativeTtl = reservationSpec({ cpu: 1 }, { cpu: 1 });
     negativeTtl.ttlSeconds = -5;
     assert.match((await rejects(() => h.controller.createReservation(negativeTtl))).message, /^ttlSeconds/);
+    // An expiry must stay a date, and slots are bounded like a job's tasks.
+    const forever = reservationSpec({ cpu: 1 }, { cpu: 1 });
+    forever.ttlSeconds = 1e300;
+    assert.match((await rejects(() => h.controller.createReservation(forever))).message, /^ttlSeconds must be at most/);
+    const huge = reservationSpec({ cpu: 1 }, { cpu: 1 });
+    huge.maxResources!.replicas = 2_000_000_000;
+    assert.match((await rejects(() => h.controller.createReservation(huge))).message, /^maxResources.replicas is 2000000000, above the limit/);
+    assert.match((await rejects(() => h.controller.launchGroup([spec()], create(JobGroupSpecSchema, { name: "bad name!" })))).message, /^group.name/);
     assert.deepEqual(h.controller.listReservations({ includeEnded: true }), []);
   });
 
