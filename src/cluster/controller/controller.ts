@@ -72,6 +72,8 @@ export interface ControllerOptions {
   loseWorkerMs?: number;
   /** Random draws of fault injection, for tests. @default Math.random */
   random?: () => number;
+  /** The scheduling pass, for tests that check what the controller asks of it. @default schedule (scheduler/index.ts) */
+  schedule?: typeof schedule;
 }
 
 /**
@@ -98,6 +100,7 @@ export class Controller {
   /** Workers cut off by fault injection, until when. */
   private readonly cutOff = new Map<string, number>();
   private readonly random: () => number;
+  private readonly schedule: typeof schedule;
   private readonly workers: WorkerTable;
   /** Jobs, tasks and attempts, changed only through the task state machine. */
   private readonly ledger: Ledger;
@@ -139,6 +142,7 @@ export class Controller {
     this.loseWorkerProbability = options.loseWorkerProbability ?? 0;
     this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
     this.random = options.random ?? Math.random;
+    this.schedule = options.schedule ?? schedule;
     this.endpoints = new EndpointRegistry(this.store, this.now, options.maxEndpointsPerJob);
     this.maxReplicas = options.maxReplicas ?? DEFAULT_MAX_REPLICAS;
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
@@ -665,7 +669,7 @@ export class Controller {
     const now = this.now();
     const workers: SchedulerWorker[] = [];
     for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerOf(w.record, this.usedBy(w)));
-    const result = schedule(pendingJobs, workers, demands);
+    const result = this.schedule(pendingJobs, workers, demands);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();

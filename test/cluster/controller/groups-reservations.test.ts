@@ -17,15 +17,30 @@ import { jobSpecToProto, reservationSpecToProto, resourcesToProto } from "../../
 import { JobGroupSpecSchema, ReservationSpecSchema } from "../../../src/rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { reservationDemand, validateReservationSpec } from "../../../src/cluster/controller/reservations.js";
 import { pendingJobOf } from "../../../src/cluster/controller/scheduling.js";
+import { schedule, type PendingJob, type ReservationDemand, type ReservationOutcome } from "../../../src/cluster/controller/scheduler/index.js";
 import { Harness } from "./harness.js";
 
 let harness: Harness;
 afterEach(() => harness?.close());
 
-function setup(options: { durable?: boolean } = {}): Harness {
-  harness = new Harness(options).start();
+function setup(options: { durable?: boolean; schedule?: typeof schedule } = {}): Harness {
+  passes.length = 0;
+  outcome = undefined;
+  harness = new Harness({ ...(options.durable ? { durable: true } : {}), ...(options.schedule ? { controller: { schedule: options.schedule } } : {}) }).start();
   return harness;
 }
+
+/** What the controller asked of each scheduling pass, for `recording`. */
+const passes: Array<{ jobs: PendingJob[]; demands: ReservationDemand[] }> = [];
+/** What `recording` answers for every reservation (the real scheduler of this branch answers none). */
+let outcome: ReservationOutcome | undefined;
+/** The real scheduler, recording its input (the controller's side of the contract in scheduler/types.ts). */
+const recording: typeof schedule = (jobs, workers, demands = []) => {
+  passes.push({ jobs: [...jobs], demands: [...demands] });
+  const result = schedule(jobs, workers, demands);
+  if (outcome) for (const d of demands) result.reservations.set(d.reservationId, outcome);
+  return result;
+};
 
 const spec = (request: Partial<JobRequest> = {}) =>
   jobSpecToProto(validateJobRequest({ name: "job", resources: { cpu: 1, memory: "1g" }, entrypoint: Entrypoint.fromCommand(["true"]), ...request }));
@@ -70,14 +85,30 @@ describe("controller: job groups", () => {
     assert.equal(h.controller.groupStatus(group).state, "pending");
   });
 
-  test("a waiting group's jobs tell the scheduler their group and locality; once placed, retries are ordinary", async () => {
-    const h = setup();
-    const group = await h.controller.launchGroup([spec({ name: "a" }), spec({ name: "b" })], groupSpec("zoned", true));
-    const job = h.controller.getJob(group.jobIds[0] as string);
-    const pending = pendingJobOf(job, { groupId: group.groupId, sameRegion: true, sameZone: true });
-    assert.equal(pending?.groupId, group.groupId);
-    assert.equal(pending?.sameZone, true);
-    assert.equal(pendingJobOf(job)?.groupId, undefined);
+  test("a waiting group goes to the scheduler whole, with its group and locality; once placed, a retry is ordinary", async () => {
+    const h = setup({ schedule: recording });
+    const group = await h.controller.launchGroup([spec({ name: "a" }), spec({ name: "b", maxRetriesFailure: 1 })], groupSpec("zoned", true));
+    await h.settle();
+    let pass = passes.at(-1);
+    assert.deepEqual(
+      pass?.jobs.map((j) => [j.jobId, j.groupId, j.sameRegion, j.sameZone]),
+      group.jobIds.map((id) => [id, group.groupId, true, true]),
+    );
+    // A job launched later is tried alone; the group waits for room.
+    const single = await h.controller.launchJob(spec({ name: "single" }));
+    await h.settle();
+    assert.deepEqual(passes.at(-1)?.jobs.map((j) => j.jobId), [single.jobId]);
+    const w = h.addWorker("w1", 8);
+    await h.settle();
+    assert.equal(w.started.length, 3, "the real scheduler underneath placed them");
+    // Task b fails and is retried (it has a retry): it goes alone, with no group.
+    const b = h.controller.getJob(group.jobIds[1] as string);
+    w.finish(w.started.find((s) => s.jobId === b.jobId)?.attemptId as string, "failed", { exitCode: 1 });
+    passes.length = 0;
+    await h.reconcile();
+    pass = passes.find((p) => p.jobs.length > 0);
+    assert.deepEqual(pass?.jobs.map((j) => [j.jobId, j.groupId, j.sameZone]), [[b.jobId, undefined, undefined]]);
+    assert.equal(pendingJobOf(b)?.groupId, undefined);
   });
 
   test("status rolls up: running once all are placed, failed when one fails, and the others are killed naming it", async () => {
@@ -173,6 +204,27 @@ describe("controller: reservations", () => {
     assert.match((await rejects(() => h.controller.createReservation(huge))).message, /^maxResources.replicas is 2000000000, above the limit/);
     assert.match((await rejects(() => h.controller.launchGroup([spec()], create(JobGroupSpecSchema, { name: "bad name!" })))).message, /^group.name/);
     assert.deepEqual(h.controller.listReservations({ includeEnded: true }), []);
+  });
+
+  test("active reservations go to every pass, also with no job waiting; the pass's outcome is what the reservation reports", async () => {
+    const h = setup({ schedule: recording });
+    h.addWorker("w1", 8);
+    const r = await h.controller.createReservation(reservationSpec({ cpu: 2, memory: "1g", replicas: 3 }, { cpu: 2, memory: "1g", replicas: 4 }));
+    outcome = { held: 2, workerIds: ["w1", "w1"], placedTasks: 0, reason: "2 of 3 slots held: insufficient cpu" };
+    await h.reconcile();
+    const pass = passes.at(-1);
+    assert.deepEqual(pass?.jobs, [], "no job waits");
+    assert.deepEqual(pass?.demands.map((d) => [d.reservationId, d.holdCount, d.maxTasks, d.shape.cpu]), [[r.reservationId, 3, 4, 2]]);
+    const figures = h.controller.reservationFigures(r.reservationId);
+    assert.deepEqual([figures.held, figures.pending, figures.used, figures.message, figures.workerIds], [2, 1, 0, "2 of 3 slots held: insufficient cpu", ["w1", "w1"]]);
+    const jobId = (await h.controller.launchJob(spec({ resources: { cpu: 2, memory: "1g" } }), { reservationId: r.reservationId })).jobId;
+    await h.settle();
+    assert.ok(passes.some((p) => p.jobs.some((j) => j.jobId === jobId && j.reservationId === r.reservationId)), "its job names the reservation to the scheduler");
+    h.controller.releaseReservation(r.reservationId);
+    passes.length = 0;
+    await h.reconcile();
+    assert.ok(passes.every((p) => p.demands.length === 0), "an ended reservation asks for nothing");
+    assert.equal(h.controller.reservationFigures(r.reservationId).held, 0);
   });
 
   test("its demand holds the minimum less its jobs' active tasks, in slots of the minimum's per-task shape", async () => {
