@@ -290,6 +290,8 @@ export async function jobStatus(idOrName: string, options: OutputOptions): Promi
         `job:       ${info.jobId} (${info.name})`,
         `status:    ${info.status}${info.pendingReason ? ` — ${info.pendingReason}` : ""}`,
         `namespace: ${info.namespace ?? "default"}${info.parentJobId ? `, child of ${info.parentJobId}` : ""}`,
+        ...(info.groupId ? [`group:     ${info.groupId}`] : []),
+        ...(info.reservationId ? [`reserved:  in reservation ${info.reservationId}`] : []),
         `submitted: ${info.submittedAt.toISOString()}, duration ${duration(info)}`,
         ...(info.exitCode !== undefined ? [`exit code: ${info.exitCode}`] : []),
         ...(info.errorMessage ? [`error:     ${info.errorMessage}`] : []),

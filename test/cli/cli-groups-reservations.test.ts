@@ -32,6 +32,9 @@ describe("fluster group and reservation commands", { timeout: 120_000 }, () => {
     assert.match(status.stdout, /placed in one region/);
     for (const jobId of jobIds) assert.match(status.stdout, new RegExp(`${jobId}\\s+cli-[ab]\\s+running`));
 
+    const jobStatus = await fluster(["job", "status", jobIds[0] as string]);
+    assert.match(jobStatus.stdout, new RegExp(`^group:\\s+${groupId}$`, "m"));
+
     const stop = await fluster(["group", "stop", groupId, "--json"]);
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal((JSON.parse(stop.stdout) as { status: string }).status, "killed");
