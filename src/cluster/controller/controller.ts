@@ -11,7 +11,6 @@ import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
-import { validateJobName } from "../../core/job.js";
 import { isFinished } from "../../core/status.js";
 import { DEFAULT_MAX_REPLICAS, validateJobSpec } from "../../rpc/convert.js";
 import type { JobGroupSpec, ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
@@ -19,7 +18,7 @@ import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
-import { endsGroup, groupKillReason, groupPlaced, groupStatus, GroupTable, type GroupFilter, type GroupStatus } from "./groups.js";
+import { endsGroup, groupKillReason, groupPlaced, groupStatus, GroupTable, newGroupRecords, validateGroupLaunch, type GroupFilter, type GroupStatus } from "./groups.js";
 import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
 import { reservationDemand, reservationFigures, ReservationTable, validateReservationSpec, type ReservationEntry, type ReservationFigures, type ReservationFilter } from "./reservations.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
@@ -314,48 +313,22 @@ export class Controller {
   }
 
   private async launchGroupNew(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions): Promise<JobGroupRecord> {
-    if (!groupSpec) throw new ValidationError("group", "is required");
-    const name = validateJobName(groupSpec.name, "group.name");
-    if (specs.length === 0) throw new ValidationError("jobs", "must hold at least one job");
-    const requests = specs.map((spec, i) => {
-      try {
-        return validateJobSpec(spec, "job", { maxReplicas: this.maxReplicas });
-      } catch (err) {
-        // Name the job: `jobs[2].resources.cpu`, not `resources.cpu`.
-        if (!(err instanceof ValidationError)) throw err;
-        const field = err.field === "job" || err.field.startsWith("job.") ? `jobs[${i}]${err.field.slice(3)}` : `jobs[${i}].${err.field}`;
-        throw new ValidationError(field, err.message.slice(err.field.length + 1));
-      }
-    });
+    const { name, requests } = validateGroupLaunch(specs, groupSpec, this.maxReplicas);
     const parent = options.parentJobId ? this.ledger.jobs.get(options.parentJobId) : undefined;
     if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
     const namespace = namespaceFor(options.namespace, parent);
     if (options.reservationId) this.reservations.forLaunch(options.reservationId, namespace);
-    const groupId = `${jobIdPrefix(name)}-group-${randomUUID().slice(0, 12)}`;
-    const now = this.now();
-    const jobs = requests.map((request, i) =>
-      newJobRecord(specs[i] as JobSpec, request, {
-        jobId: `${jobIdPrefix(request.name)}-${randomUUID().slice(0, 12)}`,
-        namespace,
-        seq: this.nextSeq++,
-        submittedAt: now,
-        groupId,
-        ...(parent ? { parentJobId: parent.jobId } : {}),
-        ...(options.reservationId ? { reservationId: options.reservationId } : {}),
-      }),
-    );
-    const group: JobGroupRecord = {
-      groupId,
+    const { group, jobs } = newGroupRecords(specs as readonly JobSpec[], requests, {
       name,
       namespace,
-      sameRegion: groupSpec.sameRegion,
-      sameZone: groupSpec.sameZone,
-      jobIds: jobs.map((j) => j.jobId),
-      createdAt: now,
-      ...(options.reservationId ? { reservationId: options.reservationId } : {}),
+      sameRegion: groupSpec?.sameRegion ?? false,
+      sameZone: groupSpec?.sameZone ?? false,
+      createdAt: this.now(),
+      nextSeq: () => this.nextSeq++,
       ...(parent ? { parentJobId: parent.jobId } : {}),
+      ...(options.reservationId ? { reservationId: options.reservationId } : {}),
       ...(options.requestId ? { requestId: options.requestId } : {}),
-    };
+    });
     await this.store.defer(() => {
       this.store.saveGroup(group);
       for (const job of jobs) {

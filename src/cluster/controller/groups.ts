@@ -1,9 +1,15 @@
 // Job groups: jobs launched together, placed all together or none, and
 // ended together. The table of groups, the status rule that rolls a group up
 // from its jobs, and what the scheduler is told about a group still waiting.
+import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { validateJobName, type ValidatedJobRequest } from "../../core/job.js";
 import { isFinished, type JobStatus } from "../../core/status.js";
+import { validateJobSpec } from "../../rpc/convert.js";
+import type { JobGroupSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { DEFAULT_NAMESPACE } from "./endpoints.js";
+import { jobIdPrefix, newJobRecord } from "./jobs.js";
 import type { JobGroupRecord, JobRecord } from "./model.js";
 
 export interface GroupFilter {
@@ -56,6 +62,76 @@ export class GroupTable {
     }
     return out.sort((a, b) => b.createdAt - a.createdAt);
   }
+}
+
+/**
+ * Validates a group launch before anything is stored: the group's name (as
+ * a job name), at least one job, and every job's spec, its errors naming
+ * the job (`jobs[2].resources.cpu`, not `resources.cpu`).
+ */
+export function validateGroupLaunch(
+  specs: readonly (JobSpec | undefined)[],
+  groupSpec: JobGroupSpec | undefined,
+  maxReplicas: number,
+): { name: string; requests: ValidatedJobRequest[] } {
+  if (!groupSpec) throw new ValidationError("group", "is required");
+  const name = validateJobName(groupSpec.name, "group.name");
+  if (specs.length === 0) throw new ValidationError("jobs", "must hold at least one job");
+  const requests = specs.map((spec, i) => {
+    try {
+      return validateJobSpec(spec, "job", { maxReplicas });
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      const field = err.field === "job" || err.field.startsWith("job.") ? `jobs[${i}]${err.field.slice(3)}` : `jobs[${i}].${err.field}`;
+      throw new ValidationError(field, err.message.slice(err.field.length + 1));
+    }
+  });
+  return { name, requests };
+}
+
+/** A new group and its pending jobs, each job carrying the group (and the reservation), in launch order. */
+export function newGroupRecords(
+  specs: readonly JobSpec[],
+  requests: readonly ValidatedJobRequest[],
+  fields: {
+    name: string;
+    namespace: string;
+    sameRegion: boolean;
+    sameZone: boolean;
+    createdAt: number;
+    /** The next submission sequence number (one per job). */
+    nextSeq: () => number;
+    parentJobId?: string;
+    reservationId?: string;
+    requestId?: string;
+  },
+): { group: JobGroupRecord; jobs: JobRecord[] } {
+  const { parentJobId, reservationId, requestId } = fields;
+  const groupId = `${jobIdPrefix(fields.name)}-group-${randomUUID().slice(0, 12)}`;
+  const jobs = requests.map((request, i) =>
+    newJobRecord(specs[i] as JobSpec, request, {
+      jobId: `${jobIdPrefix(request.name)}-${randomUUID().slice(0, 12)}`,
+      namespace: fields.namespace,
+      seq: fields.nextSeq(),
+      submittedAt: fields.createdAt,
+      groupId,
+      ...(parentJobId ? { parentJobId } : {}),
+      ...(reservationId ? { reservationId } : {}),
+    }),
+  );
+  const group: JobGroupRecord = {
+    groupId,
+    name: fields.name,
+    namespace: fields.namespace,
+    sameRegion: fields.sameRegion,
+    sameZone: fields.sameZone,
+    jobIds: jobs.map((j) => j.jobId),
+    createdAt: fields.createdAt,
+    ...(reservationId ? { reservationId } : {}),
+    ...(parentJobId ? { parentJobId } : {}),
+    ...(requestId ? { requestId } : {}),
+  };
+  return { group, jobs };
 }
 
 /**
