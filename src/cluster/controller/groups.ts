@@ -152,11 +152,10 @@ export function groupPlaced(jobs: readonly JobRecord[]): boolean {
  */
 export function groupStatus(group: JobGroupRecord, jobs: readonly JobRecord[]): GroupStatus {
   const name = `group ${group.name}`;
-  // The earliest-finished bad job is the cause; the kills it caused come after it.
-  const bad = jobs
-    .filter((j) => j.state === "failed" || j.state === "killed" || j.state === "unschedulable")
-    .sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0) || Number(a.state === "killed") - Number(b.state === "killed"));
-  const cause = bad[0];
+  // The cause is the bad job that was not killed by the group's own cascade (whose reason names the cause).
+  const cascade = groupKillReason(group, undefined);
+  const bad = jobs.filter((j) => j.state === "failed" || j.state === "killed" || j.state === "unschedulable");
+  const cause = bad.find((j) => !j.errorMessage?.startsWith(cascade)) ?? bad[0];
   if (cause) return { state: cause.state, errorMessage: `${name}: job ${cause.jobId} ${cause.state}${cause.errorMessage ? `: ${cause.errorMessage}` : ""}` };
   if (jobs.length > 0 && jobs.every((j) => j.state === "succeeded")) return { state: "succeeded" };
   if (!groupPlaced(jobs) || jobs.every((j) => j.state === "pending")) {
@@ -167,9 +166,10 @@ export function groupStatus(group: JobGroupRecord, jobs: readonly JobRecord[]): 
   return { state: "building" };
 }
 
-/** The reason the jobs of a group are killed when one of them ends badly. */
-export function groupKillReason(group: JobGroupRecord, job: JobRecord): string {
-  return `group ${group.name} (${group.groupId}): job ${job.jobId} ${job.state}`;
+/** The reason the jobs of a group are killed when one of them ends badly (without a job: the prefix every such reason has). */
+export function groupKillReason(group: JobGroupRecord, job: JobRecord | undefined): string {
+  const prefix = `group ${group.name} (${group.groupId}):`;
+  return job ? `${prefix} job ${job.jobId} ${job.state}` : prefix;
 }
 
 /** Whether the job's end takes its group down: anything but success. */

@@ -149,6 +149,20 @@ describe("controller: job groups", () => {
     assert.equal((await rejects(() => h.controller.terminateGroup("nope"))).code, "not_found");
   });
 
+  test("a job of the group killed on its own is named as the cause, whatever its place in the group", async () => {
+    const h = setup();
+    h.addWorker("w1", 8);
+    const group = await h.controller.launchGroup([spec({ name: "a" }), spec({ name: "b" }), spec({ name: "c" })], groupSpec("trio"));
+    await h.settle();
+    const [a, b, c] = group.jobIds as [string, string, string];
+    h.controller.terminateJob(c, "not wanted");
+    assert.deepEqual([a, b, c].map((id) => h.controller.getJob(id).state), ["killed", "killed", "killed"]);
+    const status = h.controller.groupStatus(group);
+    assert.equal(status.state, "killed");
+    assert.equal(status.errorMessage, `group trio: job ${c} killed: not wanted`);
+    assert.equal(h.controller.getJob(a).errorMessage, `group trio (${group.groupId}): job ${c} killed`);
+  });
+
   test("a group and a reservation survive a restart, with the jobs' group and reservation", async () => {
     const h = setup({ durable: true });
     const reservation = await h.controller.createReservation(reservationSpec({ cpu: 1, memory: "1g", replicas: 2 }, { cpu: 1, memory: "1g", replicas: 4 }, { ttlSeconds: 600 }), {
