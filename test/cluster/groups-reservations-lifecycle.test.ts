@@ -2,7 +2,8 @@
 // process, worker daemons and jobs as child processes), through the client:
 // what holds whatever the scheduler decides — roll-up, stopping a group,
 // a group ending together when one job fails, the reservation lifecycle
-// (create, list, expiry, release, launches into it) — and a controller
+// (create, list, expiry, release, launches into it; a TTL long enough for a
+// loaded machine to launch into it first) — and a controller
 // SIGKILLed with a group and a reservation in flight that loses nothing.
 // Placement of groups and holds: groups-reservations.test.ts.
 import { describe, test } from "node:test";
@@ -92,21 +93,21 @@ describe("job groups and reservations on a LocalCluster", { timeout: 120_000 }, 
 
   test("a reservation: created, listed, used by its jobs, expires after its TTL; launches into it then fail naming it", async () => {
     const { cluster } = local;
-    const id = await cluster.createReservation({ minResources: { cpu: 0.5, memory: "64m", replicas: 2 }, maxResources: { cpu: 0.5, memory: "64m", replicas: 3 }, ttlSeconds: 3 });
+    const id = await cluster.createReservation({ minResources: { cpu: 0.5, memory: "64m", replicas: 2 }, maxResources: { cpu: 0.5, memory: "64m", replicas: 3 }, ttlSeconds: 10 });
     const info = await cluster.getReservation(id);
     assert.equal(info.state, "active");
     assert.equal(info.minReplicas, 2);
     assert.equal(info.maxReplicas, 3);
     assert.equal(info.namespace, cluster.namespace);
-    assert.ok(info.expiresAt.getTime() - info.createdAt.getTime() === 3000);
+    assert.equal(info.expiresAt.getTime() - info.createdAt.getTime(), 10_000);
     assert.ok((await cluster.listReservations()).some((r) => r.reservationId === id));
     const jobId = await cluster.launch({ ...sleeper("reserved"), resources: { cpu: 0.5, memory: "64m" } }, { reservationId: id });
     assert.equal((await cluster.poll(jobId)).reservationId, id);
     await eventually(async () => (await cluster.getReservation(id)).usedReplicas === 1, { what: "its job to use one slot", timeoutMs: 30_000 });
     assert.deepEqual((await cluster.getReservation(id)).jobs, [jobId]);
-    await eventually(async () => (await cluster.getReservation(id)).state === "expired", { what: "the TTL to pass", timeoutMs: 15_000 });
+    await eventually(async () => (await cluster.getReservation(id)).state === "expired", { what: "the TTL to pass", timeoutMs: 30_000 });
     const expired = await cluster.getReservation(id);
-    assert.equal(expired.message, "expired after its TTL of 3s");
+    assert.equal(expired.message, "expired after its TTL of 10s");
     assert.equal(expired.heldReplicas, 0);
     assert.equal(expired.pendingResources.replicas, 0, "an ended reservation waits for nothing");
     assert.equal((await cluster.poll(jobId)).status, "running", "its job runs on as an ordinary job");

@@ -126,8 +126,8 @@ describe("reservations: held capacity", { timeout: 180_000 }, () => {
 
   test("after its TTL the reservation expires and the flood takes the room", { skip: NEEDS_HOLDS }, async (t) => {
     const cluster = await threeWorkers(t);
-    const { reservationId, flood } = await floodBeside(cluster, 4);
-    await eventually(async () => (await cluster.getReservation(reservationId)).state === "expired", { what: "the TTL to pass", timeoutMs: 30_000 });
+    const { reservationId, flood } = await floodBeside(cluster, 12);
+    await eventually(async () => (await cluster.getReservation(reservationId)).state === "expired", { what: "the TTL to pass", timeoutMs: 45_000 });
     await eventually(async () => (await running(cluster, flood)) === 6, { what: "the whole flood to run", timeoutMs: 60_000 });
   });
 
