@@ -50,6 +50,8 @@ export {
   type ReservationConfig,
   type ReservationInfo,
   type ReservationId,
+  type ReservationState,
+  type JobGroupInfo,
 } from "./core/reservation.js";
 export {
   remote,
@@ -73,6 +75,7 @@ export {
   type LogLine,
   type EndpointInfo,
   type WorkerInfo,
+  type LaunchOptions,
 } from "./cluster/client/cluster.js";
 export type { ResultsOptions } from "./cluster/client/results.js";
 export { LocalCluster, type LocalClusterOptions, type LocalWorker } from "./cluster/client/local-cluster.js";

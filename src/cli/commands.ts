@@ -10,6 +10,7 @@ import { WorkerDaemon } from "../cluster/worker/daemon.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError } from "../core/errors.js";
 import type { JobInfo } from "../core/job.js";
+import type { JobGroupInfo, ReservationInfo } from "../core/reservation.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
 import { ResourceConfig } from "../core/resources.js";
 import { isFinished } from "../core/status.js";
@@ -22,6 +23,10 @@ import type {
   ControllerBackupOptions,
   ControllerServeOptions,
   EndpointListOptions,
+  GroupListOptions,
+  ReservationCreateOptions,
+  ReservationListOptions,
+  ReservationReleaseOptions,
   JobListOptions,
   JobLogsOptions,
   JobResultsOptions,
@@ -289,6 +294,8 @@ export async function jobStatus(idOrName: string, options: OutputOptions): Promi
         `job:       ${info.jobId} (${info.name})`,
         `status:    ${info.status}${info.pendingReason ? ` — ${info.pendingReason}` : ""}`,
         `namespace: ${info.namespace ?? "default"}${info.parentJobId ? `, child of ${info.parentJobId}` : ""}`,
+        ...(info.groupId ? [`group:     ${info.groupId}`] : []),
+        ...(info.reservationId ? [`reserved:  in reservation ${info.reservationId}`] : []),
         `submitted: ${info.submittedAt.toISOString()}, duration ${duration(info)}`,
         ...(info.exitCode !== undefined ? [`exit code: ${info.exitCode}`] : []),
         ...(info.errorMessage ? [`error:     ${info.errorMessage}`] : []),
@@ -426,6 +433,163 @@ export async function endpointRemove(nameOrId: string, options: OutputOptions): 
 }
 
 /** Every command's action, for `buildProgram`. */
+// ------------------------------------------------------------------ group
+
+function groupDuration(info: JobGroupInfo): string {
+  const seconds = Math.max(0, ((info.finishedAt ?? new Date()).getTime() - info.createdAt.getTime()) / 1000);
+  return seconds < 60 ? `${seconds.toFixed(1)}s` : `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
+}
+
+export async function groupList(options: GroupListOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const groups = await cluster.listGroups({ ...(options.prefix ? { prefix: options.prefix } : {}), ...(options.allNamespaces ? { allNamespaces: true } : {}) });
+    if (options.json) return printJson(groups);
+    printTable(
+      groups.map((g) => ({
+        id: g.groupId,
+        name: g.name,
+        status: g.status,
+        jobs: String(g.jobIds.length),
+        duration: groupDuration(g),
+        created: g.createdAt.toISOString(),
+        note: g.pendingReason ?? g.errorMessage?.split("\n")[0] ?? "",
+      })),
+      "no job groups",
+    );
+  });
+}
+
+export async function groupStatus(groupId: string, options: OutputOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const info = await cluster.getGroup(groupId);
+    const jobs = await Promise.all(info.jobIds.map((id) => cluster.poll(id)));
+    if (options.json) return printJson({ ...info, jobs });
+    const locality = info.sameZone ? "one zone" : info.sameRegion ? "one region" : "anywhere";
+    process.stdout.write(
+      [
+        `group:     ${info.groupId} (${info.name})`,
+        `status:    ${info.status}${info.pendingReason ? ` — ${info.pendingReason}` : ""}`,
+        `namespace: ${info.namespace}, placed in ${locality}${info.reservationId ? `, in reservation ${info.reservationId}` : ""}`,
+        `created:   ${info.createdAt.toISOString()}, duration ${groupDuration(info)}`,
+        ...(info.errorMessage ? [`error:     ${info.errorMessage}`] : []),
+        "",
+      ].join("\n"),
+    );
+    printTable(
+      jobs.map((j) => ({ job: j.jobId, name: j.name, status: j.status, tasks: String(j.tasks.length), note: j.pendingReason ?? j.errorMessage?.split("\n")[0] ?? "" })),
+      "no jobs",
+    );
+  });
+}
+
+export async function groupStop(groupId: string, options: OutputOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const info = await cluster.terminateGroup(groupId, "stopped from the command line");
+    if (options.json) return printJson(info);
+    process.stdout.write(`${info.groupId} ${info.status}\n`);
+  });
+}
+
+// ------------------------------------------------------------------ reservation
+
+/** The slot shape and its bounds from the flags: a TPU reservation counts slices, each of its hosts a slot. */
+export function reservationConfigFromOptions(options: ReservationCreateOptions) {
+  const min = options.min ?? 1;
+  const max = options.max ?? min;
+  const base = {
+    ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
+    memory: options.memory ?? "512m",
+    ...(options.disk !== undefined ? { disk: options.disk } : {}),
+  };
+  const bound = (count: number) =>
+    options.tpu
+      ? ResourceConfig.withTpu(options.tpu, { ...base, sliceCount: count })
+      : options.gpu
+        ? ResourceConfig.withGpu(options.gpu.variant, options.gpu.count, { ...base, replicas: count })
+        : new ResourceConfig({ ...base, replicas: count });
+  return {
+    minResources: bound(min),
+    maxResources: bound(max),
+    ...(options.ttl !== undefined ? { ttlSeconds: options.ttl } : {}),
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
+    preemptible: options.preemptible,
+  };
+}
+
+function reservationJson(r: ReservationInfo) {
+  return {
+    ...r,
+    slot: r.allocatedResources.toInit(),
+    allocatedResources: undefined,
+    pendingResources: undefined,
+    pendingReplicas: r.pendingResources.replicas,
+  };
+}
+
+export async function reservationCreate(options: ReservationCreateOptions): Promise<void> {
+  const config = reservationConfigFromOptions(options);
+  await withCluster(options, async (cluster) => {
+    const reservationId = await cluster.createReservation(config);
+    if (options.json) return printJson(reservationJson(await cluster.getReservation(reservationId)));
+    process.stdout.write(`${reservationId}\n`);
+  });
+}
+
+export async function reservationList(options: ReservationListOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const reservations = await cluster.listReservations({ ...(options.all ? { includeEnded: true } : {}), ...(options.allNamespaces ? { allNamespaces: true } : {}) });
+    if (options.json) return printJson(reservations.map(reservationJson));
+    printTable(
+      reservations.map((r) => ({
+        id: r.reservationId,
+        state: r.state,
+        slot: slotWords(r),
+        "min-max": `${r.minReplicas}-${r.maxReplicas}`,
+        used: String(r.usedReplicas),
+        held: String(r.heldReplicas),
+        pending: String(r.pendingResources.replicas),
+        jobs: String(r.jobs.length),
+        expires: r.expiresAt.toISOString(),
+        note: r.message ?? "",
+      })),
+      options.all ? "no reservations" : "no active reservations (--all shows ended ones)",
+    );
+  });
+}
+
+function slotWords(r: ReservationInfo): string {
+  const s = r.allocatedResources;
+  const device = s.device.kind === "gpu" ? ` gpu=${s.device.variant}:${s.device.count}` : s.device.kind === "tpu" ? ` tpu=${s.device.variant}` : "";
+  return `cpu=${s.cpu} mem=${formatByteSize(s.memory)}${device}`;
+}
+
+export async function reservationStatus(reservationId: string, options: OutputOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const r = await cluster.getReservation(reservationId);
+    if (options.json) return printJson(reservationJson(r));
+    process.stdout.write(
+      [
+        `reservation: ${r.reservationId} (namespace ${r.namespace})`,
+        `state:       ${r.state}${r.message ? ` — ${r.message}` : ""}`,
+        `slot:        ${slotWords(r)}`,
+        `slots:       ${r.usedReplicas} used, ${r.heldReplicas} held, ${r.pendingResources.replicas} pending (min ${r.minReplicas}, max ${r.maxReplicas})`,
+        `priority:    ${r.priority}${r.preemptible ? "" : ", never on preemptible workers"}`,
+        `expires:     ${r.expiresAt.toISOString()}`,
+        `jobs:        ${r.jobs.length === 0 ? "none" : r.jobs.join(", ")}`,
+        "",
+      ].join("\n"),
+    );
+  });
+}
+
+export async function reservationRelease(reservationId: string, options: ReservationReleaseOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    await cluster.releaseReservation(reservationId, options.reason ?? "released from the command line");
+    const r = await cluster.getReservation(reservationId);
+    process.stdout.write(`${r.reservationId} ${r.state}\n`);
+  });
+}
+
 export const actions: CommandActions = {
   "cluster start": clusterStart,
   "controller serve": controllerServe,
@@ -438,6 +602,13 @@ export const actions: CommandActions = {
   "job logs": jobLogs,
   "job stop": jobStop,
   "job results": jobResults,
+  "group list": groupList,
+  "group status": groupStatus,
+  "group stop": groupStop,
+  "reservation create": reservationCreate,
+  "reservation list": reservationList,
+  "reservation status": reservationStatus,
+  "reservation release": reservationRelease,
   "endpoint list": endpointList,
   "endpoint remove": endpointRemove,
 };

@@ -152,6 +152,48 @@ export interface EndpointListOptions extends OutputOptions {
   allNamespaces?: boolean;
 }
 
+export interface GroupListOptions extends OutputOptions {
+  /** Only groups whose name starts with this. */
+  prefix?: string;
+  /** Groups of every namespace. @default false */
+  allNamespaces?: boolean;
+}
+
+export interface ReservationCreateOptions extends OutputOptions {
+  /** CPU cores per slot. @default 1 */
+  cpu?: number;
+  /** Memory per slot (`"8g"`). @default 512m */
+  memory?: string;
+  /** Scratch disk per slot. */
+  disk?: string;
+  /** GPUs per slot, from `--gpu H100:8`. */
+  gpu?: GpuSpec;
+  /** TPU variant per slice; `--min`/`--max` then count slices. */
+  tpu?: string;
+  /** Slots held at least (TPU: slices). @default 1 */
+  min?: number;
+  /** Most slots its jobs may use (TPU: slices). @default `min` */
+  max?: number;
+  /** Seconds until it expires. @default 3600 */
+  ttl?: number;
+  /** Higher is filled first. @default 0 */
+  priority?: number;
+  /** Whether slots may be held on preemptible workers (`--no-preemptible`). @default true */
+  preemptible: boolean;
+}
+
+export interface ReservationListOptions extends OutputOptions {
+  /** Also expired and released ones. @default false */
+  all?: boolean;
+  /** Reservations of every namespace. @default false */
+  allNamespaces?: boolean;
+}
+
+export interface ReservationReleaseOptions extends OutputOptions {
+  /** Why; shown as its message. @default "released from the command line" */
+  reason?: string;
+}
+
 /** What an action returns: nothing, or the process exit status. */
 export type ActionResult = number | void | Promise<number | void>;
 
@@ -168,6 +210,13 @@ export interface CommandActions {
   "job logs": (jobId: string, options: JobLogsOptions) => ActionResult;
   "job stop": (jobId: string, options: OutputOptions) => ActionResult;
   "job results": (jobId: string, options: JobResultsOptions) => ActionResult;
+  "group list": (options: GroupListOptions) => ActionResult;
+  "group status": (groupId: string, options: OutputOptions) => ActionResult;
+  "group stop": (groupId: string, options: OutputOptions) => ActionResult;
+  "reservation create": (options: ReservationCreateOptions) => ActionResult;
+  "reservation list": (options: ReservationListOptions) => ActionResult;
+  "reservation status": (reservationId: string, options: OutputOptions) => ActionResult;
+  "reservation release": (reservationId: string, options: ReservationReleaseOptions) => ActionResult;
   "endpoint list": (options: EndpointListOptions) => ActionResult;
   "endpoint remove": (nameOrId: string, options: OutputOptions) => ActionResult;
 }
@@ -187,6 +236,13 @@ export const COMMAND_PATHS: readonly CommandPath[] = [
   "job logs",
   "job stop",
   "job results",
+  "group list",
+  "group status",
+  "group stop",
+  "reservation create",
+  "reservation list",
+  "reservation status",
+  "reservation release",
   "endpoint list",
   "endpoint remove",
 ];
@@ -368,6 +424,74 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
     .option("--json", "print a JSON array; Map, Date, bigint and bytes become tagged objects ({\"$date\": …}, see README)")
     .action(async (id: string, opts: { json?: boolean; timeout?: number }, cmd: Command) =>
       finish(await run("job results")(id, { ...globals(cmd), ...opts })),
+    );
+
+  // ------------------------------------------------------------------ group
+  const group = subcommand(program, "group", "inspect and stop job groups (launched with cluster.launchGroup)");
+  subcommand(group, "list", "list job groups with their status")
+    .usage("[--prefix <prefix>] [--all-namespaces] [--json]")
+    .option("--prefix <prefix>", "only groups whose name starts with this")
+    .option("--all-namespaces", "groups of every namespace")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean; prefix?: string; allNamespaces?: boolean }, cmd: Command) =>
+      finish(await run("group list")({ ...globals(cmd), ...opts })),
+    );
+  subcommand(group, "status", "show a group's status and its jobs")
+    .usage("<id> [--json]")
+    .argument("<id>", "group id")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => finish(await run("group status")(id, { ...globals(cmd), ...opts })));
+  subcommand(group, "stop", "stop every unfinished job of a group")
+    .usage("<id> [--json]")
+    .argument("<id>", "group id")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => finish(await run("group stop")(id, { ...globals(cmd), ...opts })));
+
+  // ------------------------------------------------------------------ reservation
+  const reservation = subcommand(program, "reservation", "hold capacity for jobs to come");
+  subcommand(reservation, "create", "hold slots of one shape (--cpu/--memory/--gpu/--tpu) between --min and --max; prints its id")
+    .usage("[--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]> | --tpu <variant>] [--min <n>] [--max <n>] [--ttl <s>] [--priority <n>] [--no-preemptible] [--json]")
+    .option("--cpu <n>", "CPU cores per slot (default: 1)", parsePositiveNumber)
+    .option("--memory <size>", "memory per slot, e.g. 8g (default: 512m)", parseMemory)
+    .option("--disk <size>", "scratch disk per slot, e.g. 10g", parseMemory)
+    .addOption(new Option("--gpu <variant[:count]>", "GPUs per slot, e.g. H100:8").argParser(parseGpu).conflicts("tpu"))
+    .addOption(new Option("--tpu <variant>", "a TPU slice per unit, e.g. v5litepod-16; --min and --max then count slices").argParser(parseTpu))
+    .option("--min <n>", "slots held at least (default: 1)", parsePositiveInt)
+    .option("--max <n>", "most slots its jobs may use (default: --min)", parsePositiveInt)
+    .option("--ttl <s>", "seconds until it expires (default: 3600)", parsePositiveInt)
+    .option("--priority <n>", "higher reservations are filled first (default: 0)", parseNonNegativeInt)
+    .option("--no-preemptible", "never hold slots on preemptible workers")
+    .option("--json", "print the reservation as JSON")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  # Two 2-core slots now, room for four; jobs launched into it start at once
+  fluster reservation create --cpu 2 --memory 1g --min 2 --max 4 --ttl 3600
+  # One v5litepod-16 slice, kept off preemptible machines
+  fluster reservation create --tpu v5litepod-16 --min 1 --no-preemptible
+Launch into it with cluster.launch(request, { reservationId }).`,
+    )
+    .action(async (opts: Omit<ReservationCreateOptions, "controller">, cmd: Command) => finish(await run("reservation create")({ ...globals(cmd), ...opts })));
+  subcommand(reservation, "list", "list reservations: used, held and pending slots")
+    .usage("[--all] [--all-namespaces] [--json]")
+    .option("--all", "also expired and released ones")
+    .option("--all-namespaces", "reservations of every namespace")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean; all?: boolean; allNamespaces?: boolean }, cmd: Command) =>
+      finish(await run("reservation list")({ ...globals(cmd), ...opts })),
+    );
+  subcommand(reservation, "status", "show a reservation: its slots, its jobs, why part of it waits")
+    .usage("<id> [--json]")
+    .argument("<id>", "reservation id")
+    .option("--json", "print JSON")
+    .action(async (id: string, opts: { json?: boolean }, cmd: Command) => finish(await run("reservation status")(id, { ...globals(cmd), ...opts })));
+  subcommand(reservation, "release", "end a reservation now; its jobs run on as ordinary jobs")
+    .usage("<id> [--reason <text>]")
+    .argument("<id>", "reservation id")
+    .option("--reason <text>", "why, shown as its message")
+    .action(async (id: string, opts: { reason?: string; json?: boolean }, cmd: Command) =>
+      finish(await run("reservation release")(id, { ...globals(cmd), ...opts })),
     );
 
   // ------------------------------------------------------------------ endpoint

@@ -130,6 +130,10 @@ export interface JobInfo {
   submittedAt: Date;
   startedAt?: Date;
   finishedAt?: Date;
+  /** The job group it was launched in. */
+  groupId?: string;
+  /** The reservation it was launched into. */
+  reservationId?: string;
 }
 
 /**

@@ -2,6 +2,7 @@
 // (resources held for jobs that come and go, within a min/max).
 import { ValidationError, describeValue } from "./errors.js";
 import type { JobId, Namespace } from "./job.js";
+import type { JobStatus } from "./status.js";
 import { ResourceConfig, checkResourceRange, type ResourceConfigInit } from "./resources.js";
 import { checkBoolean, checkInteger, checkString } from "./validate.js";
 
@@ -38,13 +39,62 @@ export interface ValidatedReservationConfig {
   readonly preemptible: boolean;
 }
 
-/** A reservation as last observed. */
+/**
+ * - `active`: holds capacity (or waits for room) until its TTL or a release.
+ * - `expired`: its TTL passed; it holds nothing, its jobs run on as ordinary jobs.
+ * - `released`: released by request; likewise.
+ */
+export type ReservationState = "active" | "expired" | "released";
+
+/**
+ * A reservation as last observed. Amounts are in slots of `minResources`'
+ * per-task shape: `allocatedResources` has `replicas` = used + held,
+ * `pendingResources` the part of the minimum not held yet (no room now).
+ */
 export interface ReservationInfo {
   reservationId: ReservationId;
   allocatedResources: ResourceConfig;
   pendingResources: ResourceConfig;
+  /** Jobs launched into it, oldest first. */
   jobs: JobId[];
   expiresAt: Date;
+  state: ReservationState;
+  /** Why it ended, or why part of its minimum waits. */
+  message?: string;
+  /** Active tasks of its jobs. */
+  usedReplicas: number;
+  /** Slots held for it and not used by its jobs yet. */
+  heldReplicas: number;
+  minReplicas: number;
+  maxReplicas: number;
+  priority: number;
+  preemptible: boolean;
+  createdAt: Date;
+  namespace: Namespace;
+}
+
+/** A job group as last observed. */
+export interface JobGroupInfo {
+  groupId: string;
+  name: string;
+  namespace: Namespace;
+  /**
+   * Rolled up from its jobs: `pending` until every job has been placed;
+   * `failed`, `killed` or `unschedulable` as soon as one job is (the others
+   * are then killed: a group is a unit); `succeeded` when all are;
+   * otherwise `running` (or `building`).
+   */
+  status: JobStatus;
+  /** In launch order. */
+  jobIds: JobId[];
+  reservationId?: ReservationId;
+  sameRegion: boolean;
+  sameZone: boolean;
+  /** Why it waits, from its first waiting job. */
+  pendingReason?: string;
+  errorMessage?: string;
+  createdAt: Date;
+  finishedAt?: Date;
 }
 
 export function validateJobGroupConfig(group: unknown): Required<Omit<JobGroupConfig, "namespace">> & Pick<JobGroupConfig, "namespace"> {
@@ -76,4 +126,14 @@ export function validateReservationConfig(config: unknown): ValidatedReservation
     ttlSeconds: checkInteger(c.ttlSeconds ?? 3600, "ttlSeconds", 1),
     preemptible: checkBoolean(c.preemptible ?? true, "preemptible"),
   });
+}
+
+/**
+ * `shape` counted in slots: `replicas` is `slots`, which may be 0. The
+ * rules of a launch (at least one replica, a TPU's hosts × slices) do not
+ * apply to a count of held or pending slots.
+ */
+export function slotResources(shape: ResourceConfig, slots: number): ResourceConfig {
+  const counted = Object.assign(Object.create(ResourceConfig.prototype) as ResourceConfig, { ...shape, replicas: slots });
+  return Object.freeze(counted);
 }

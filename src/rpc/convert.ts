@@ -6,6 +6,8 @@ import { Entrypoint as CoreEntrypoint, type Entrypoint as CoreEntrypointValue } 
 import { ValidationError } from "../core/errors.js";
 import { validateJobRequest, type Constraint as CoreConstraint, type ConstraintOp as CoreConstraintOp, type JobInfo, type Priority as CorePriority, type TaskInfo, type ValidatedJobRequest } from "../core/job.js";
 import { ResourceConfig, type DeviceConfig } from "../core/resources.js";
+import { slotResources, type JobGroupInfo, type ReservationInfo, type ValidatedReservationConfig } from "../core/reservation.js";
+import { ReservationSpecSchema, ReservationState, type JobGroup, type Reservation, type ReservationSpec } from "./gen/fluster/cluster/v1/controller_pb.js";
 import type { JobStatus, TaskState as CoreTaskState } from "../core/status.js";
 import { encodeValue } from "./codec.js";
 import {
@@ -277,5 +279,67 @@ export function jobInfoFromProto(job: Job): JobInfo {
     submittedAt: job.submittedAt ? timestampDate(job.submittedAt) : new Date(0),
     ...(job.startedAt ? { startedAt: timestampDate(job.startedAt) } : {}),
     ...(job.finishedAt ? { finishedAt: timestampDate(job.finishedAt) } : {}),
+    ...(job.groupId ? { groupId: job.groupId } : {}),
+    ...(job.reservationId ? { reservationId: job.reservationId } : {}),
+  };
+}
+
+const RESERVATION_STATES = bimap<ReservationInfo["state"], ReservationState>([
+  ["active", ReservationState.ACTIVE], ["expired", ReservationState.EXPIRED], ["released", ReservationState.RELEASED],
+]);
+export const reservationStateToProto = (s: ReservationInfo["state"]): ReservationState => RESERVATION_STATES.to.get(s) ?? ReservationState.UNSPECIFIED;
+
+export function reservationSpecToProto(config: ValidatedReservationConfig): ReservationSpec {
+  return create(ReservationSpecSchema, {
+    minResources: resourcesToProto(config.minResources),
+    maxResources: resourcesToProto(config.maxResources),
+    priority: config.priority,
+    ttlSeconds: config.ttlSeconds,
+    preemptible: config.preemptible,
+  });
+}
+
+/** The user-facing ReservationInfo of a wire Reservation. */
+export function reservationInfoFromProto(r: Reservation): ReservationInfo {
+  const min = r.spec?.minResources;
+  const max = r.spec?.maxResources;
+  // The slot shape: the minimum's per-task resources (its replicas count slots, not a launch).
+  const shape = resourcesFromProto(min ? { ...min, replicas: undefined } : undefined, "reservation.spec.minResources");
+  const state = RESERVATION_STATES.from.get(r.state);
+  if (!state) throw new ValidationError("reservation.state", `is not a reservation state: ${r.state}`);
+  return {
+    reservationId: r.reservationId,
+    allocatedResources: slotResources(shape, r.allocatedResources?.replicas ?? 0),
+    pendingResources: slotResources(shape, r.pendingResources?.replicas ?? 0),
+    jobs: [...r.jobIds],
+    expiresAt: r.expiresAt ? timestampDate(r.expiresAt) : new Date(0),
+    state,
+    ...(r.message ? { message: r.message } : {}),
+    usedReplicas: r.usedReplicas,
+    heldReplicas: r.heldReplicas,
+    minReplicas: min?.replicas ?? 1,
+    maxReplicas: max?.replicas ?? 1,
+    priority: r.spec?.priority ?? 0,
+    preemptible: r.spec?.preemptible ?? true,
+    createdAt: r.createdAt ? timestampDate(r.createdAt) : new Date(0),
+    namespace: r.namespace,
+  };
+}
+
+/** The user-facing JobGroupInfo of a wire JobGroup. */
+export function groupInfoFromProto(g: JobGroup): JobGroupInfo {
+  return {
+    groupId: g.groupId,
+    name: g.spec?.name ?? "",
+    namespace: g.namespace,
+    status: jobStateFromProto(g.state, "group.state"),
+    jobIds: [...g.jobIds],
+    ...(g.reservationId ? { reservationId: g.reservationId } : {}),
+    sameRegion: g.spec?.sameRegion ?? false,
+    sameZone: g.spec?.sameZone ?? false,
+    ...(g.pendingReason ? { pendingReason: g.pendingReason } : {}),
+    ...(g.errorMessage ? { errorMessage: g.errorMessage } : {}),
+    createdAt: g.createdAt ? timestampDate(g.createdAt) : new Date(0),
+    ...(g.finishedAt ? { finishedAt: timestampDate(g.finishedAt) } : {}),
   };
 }

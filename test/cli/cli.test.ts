@@ -9,7 +9,9 @@ import { CommanderError, InvalidArgumentError, type Command } from "commander";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { CliError, errorLine, exitCodeOf } from "../../src/cli/output.js";
 import { collectKeyValue, parseGpu, parseKeyValue, parseMemory, parsePort, parsePositiveInt, parseTpu } from "../../src/cli/parse.js";
-import { COMMAND_PATHS, buildProgram, missingDashDash, notBuiltYet, type CommandActions, type CommandPath } from "../../src/cli/program.js";
+import { COMMAND_PATHS, buildProgram, missingDashDash, notBuiltYet, type CommandActions, type CommandPath, type ReservationCreateOptions } from "../../src/cli/program.js";
+import { reservationConfigFromOptions } from "../../src/cli/commands.js";
+import { validateReservationConfig } from "../../src/core/reservation.js";
 import * as readline from "node:readline";
 import { StatusLine } from "../../src/cli/status-line.js";
 import { PassThrough } from "node:stream";
@@ -41,6 +43,13 @@ const MINIMAL_ARGS: Record<CommandPath, string[]> = {
   "job logs": ["job", "logs", "job-1"],
   "job stop": ["job", "stop", "job-1"],
   "job results": ["job", "results", "job-1"],
+  "group list": ["group", "list"],
+  "group status": ["group", "status", "g-1"],
+  "group stop": ["group", "stop", "g-1"],
+  "reservation create": ["reservation", "create", "--min", "2"],
+  "reservation list": ["reservation", "list"],
+  "reservation status": ["reservation", "status", "reservation-1"],
+  "reservation release": ["reservation", "release", "reservation-1"],
   "endpoint list": ["endpoint", "list"],
   "endpoint remove": ["endpoint", "remove", "calc"],
 };
@@ -193,6 +202,27 @@ describe("command tree", () => {
         options: { controller: "http://c:1", cpu: 2, memory: "8g", gpu: { variant: "H100", count: 8 }, replicas: 3, env: { A: "2", B: "x=y" }, wait: false, json: true },
       },
     ]);
+  });
+
+  test("reservation create passes its flags to its action, and turns them into a ReservationConfig", async () => {
+    const calls: ReservationCreateOptions[] = [];
+    const { error } = await parse(
+      ["reservation", "create", "--cpu", "2", "--memory", "1g", "--min", "2", "--max", "4", "--ttl", "60", "--priority", "3", "--no-preemptible"],
+      { "reservation create": (options) => void calls.push(options) },
+    );
+    assert.equal(error, undefined);
+    assert.deepEqual(calls, [{ cpu: 2, memory: "1g", min: 2, max: 4, ttl: 60, priority: 3, preemptible: false }]);
+    const config = validateReservationConfig(reservationConfigFromOptions(calls[0] as ReservationCreateOptions));
+    assert.deepEqual(
+      { cpu: config.minResources.cpu, memory: config.minResources.memory, min: config.minResources.replicas, max: config.maxResources.replicas, ttl: config.ttlSeconds, preemptible: config.preemptible },
+      { cpu: 2, memory: 1024 ** 3, min: 2, max: 4, ttl: 60, preemptible: false },
+    );
+    const tpu = validateReservationConfig(reservationConfigFromOptions({ tpu: "v5litepod-16", min: 1, max: 2, preemptible: true }));
+    assert.equal(tpu.minResources.replicas, 4, "a v5litepod-16 slice is 4 hosts, each a slot");
+    assert.equal(tpu.maxResources.replicas, 8);
+    const { error: bad } = await parse(["reservation", "create", "--min", "0"], { "reservation create": () => undefined });
+    assert.ok(bad instanceof CommanderError, "--min 0 is refused by the parser");
+    assert.throws(() => validateReservationConfig(reservationConfigFromOptions({ min: 3, max: 2, preemptible: true })), /replicas/);
   });
 
   test("job run defaults: wait, no env, no resources", async () => {

@@ -9,8 +9,16 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ERROR_BRAND, FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, type JobStatus } from "../../core/status.js";
 import { validateJobRequest, type JobId, type JobInfo, type JobRequest, type Namespace } from "../../core/job.js";
-import type { JobGroupConfig, ReservationConfig, ReservationId, ReservationInfo } from "../../core/reservation.js";
-import { jobInfoFromProto, jobSpecToProto, jobStateToProto } from "../../rpc/convert.js";
+import {
+  validateJobGroupConfig,
+  validateReservationConfig,
+  type JobGroupConfig,
+  type JobGroupInfo,
+  type ReservationConfig,
+  type ReservationId,
+  type ReservationInfo,
+} from "../../core/reservation.js";
+import { groupInfoFromProto, jobInfoFromProto, jobSpecToProto, jobStateToProto, reservationInfoFromProto, reservationSpecToProto } from "../../rpc/convert.js";
 import { fromConnectError, isTransportFailure } from "../../rpc/errors.js";
 import { backoffDelay, retryStream } from "../../core/backoff.js";
 import { checkPositive } from "../../core/validate.js";
@@ -133,6 +141,18 @@ export class JobFailedError extends FlusterError {
   }
 }
 
+/** Options of {@link Cluster.launch}. */
+export interface LaunchOptions {
+  /** An active reservation of this namespace to run in: its held room is used first. @default none */
+  reservationId?: ReservationId;
+}
+
+function checkReservationId(id: unknown): string {
+  if (id === undefined) return "";
+  if (typeof id !== "string" || id === "") throw new ValidationError("reservationId", `must be a non-empty string, got ${JSON.stringify(id)}`);
+  return id;
+}
+
 export class Cluster {
   readonly address: string;
   readonly namespace: Namespace;
@@ -243,30 +263,46 @@ export class Cluster {
    * caller's npm project, see {@link defaultWorkspace}) is packed into a
    * bundle and uploaded first; only the files the controller lacks travel.
    */
-  async launch(request: JobRequest): Promise<JobId> {
+  async launch(request: JobRequest, options: LaunchOptions = {}): Promise<JobId> {
+    const reservationId = checkReservationId(options.reservationId);
     const validated = validateJobRequest(request);
     const spec = jobSpecToProto(validated);
-    const entrypoint = validated.entrypoint;
-    const workspace = validated.environment.workspace ?? defaultWorkspace(entrypoint.kind === "function" ? entrypoint.ref.module : undefined);
-    const submit = async () => {
-      const { root, bundleId } = await this.bundle(resolve(workspace));
-      spec.environment ??= create(EnvironmentSpecSchema);
-      spec.environment.workspace = root;
-      spec.environment.bundleId = bundleId;
+    const requestId = randomUUID();
+    return this.withBundlesUploaded(async () => {
+      await this.attachBundle(spec, validated);
       const res = await this.call(() =>
         this.rpc.launchJob({
           job: spec,
-          namespace: this.explicitNamespace || !this.parentJobId ? this.namespace : "",
+          namespace: this.launchNamespace(),
           parentJobId: this.parentJobId ?? "",
-          requestId: randomUUID(),
+          requestId,
+          reservationId,
         }),
       );
       return res.jobId;
-    };
+    });
+  }
+
+  /** A child launched from inside a job runs in its parent's namespace unless this client was given one. */
+  private launchNamespace(): string {
+    return this.explicitNamespace || !this.parentJobId ? this.namespace : "";
+  }
+
+  /** Packs and uploads the job's workspace (`environment.workspace`, default: the caller's npm project) and names it in `spec`. */
+  private async attachBundle(spec: ReturnType<typeof jobSpecToProto>, validated: ReturnType<typeof validateJobRequest>): Promise<void> {
+    const entrypoint = validated.entrypoint;
+    const workspace = validated.environment.workspace ?? defaultWorkspace(entrypoint.kind === "function" ? entrypoint.ref.module : undefined);
+    const { root, bundleId } = await this.bundle(resolve(workspace));
+    spec.environment ??= create(EnvironmentSpecSchema);
+    spec.environment.workspace = root;
+    spec.environment.bundleId = bundleId;
+  }
+
+  /** Runs `submit`; when the controller swept (or lost) a bundle this client registered before, uploads again, once. */
+  private async withBundlesUploaded<T>(submit: () => Promise<T>): Promise<T> {
     try {
       return await submit();
     } catch (err) {
-      // The controller swept (or lost) a bundle this client registered before: upload it again, once.
       if (!(err instanceof FlusterError && err.code === "failed_precondition" && err.message.includes(BUNDLE_MISSING))) throw err;
       this.registeredBundles.clear();
       this.knownBlobs.clear();
@@ -466,21 +502,100 @@ export class Cluster {
     return res.jobs.map(jobInfoFromProto);
   }
 
-  /** Launches co-located jobs all-or-nothing. Not available yet: arrives with job groups. */
-  async launchGroup(_requests: readonly JobRequest[], _group: JobGroupConfig, _reservationId?: ReservationId): Promise<JobId[]> {
-    throw new FlusterError("launchGroup is not implemented yet: launch the jobs one by one with launch()", "unimplemented");
+  /**
+   * Launches jobs as one group: placed all together or none (in one region
+   * by default, one zone with `sameZone`), and ended together (when one
+   * fails or is killed, the others are killed). With `reservationId`, they
+   * run in that reservation. Resolves to the job ids in request order; the
+   * group's id is {@link JobGroupInfo.groupId} of `getGroup` on any job's
+   * `groupId`, or use {@link launchGroupWithId}.
+   */
+  async launchGroup(requests: readonly JobRequest[], group: JobGroupConfig, reservationId?: ReservationId): Promise<JobId[]> {
+    return (await this.launchGroupWithId(requests, group, reservationId)).jobIds;
   }
 
-  async createReservation(_config: ReservationConfig): Promise<ReservationId> {
-    throw new FlusterError("reservations are not implemented yet", "unimplemented");
+  /** As {@link launchGroup}, resolving to the group's id with its jobs'. */
+  async launchGroupWithId(requests: readonly JobRequest[], group: JobGroupConfig, reservationId?: ReservationId): Promise<{ groupId: string; jobIds: JobId[] }> {
+    const config = validateJobGroupConfig(group);
+    const reservation = checkReservationId(reservationId);
+    if (!Array.isArray(requests) || requests.length === 0) throw new ValidationError("requests", "must hold at least one JobRequest");
+    const validated = requests.map((request, i) => {
+      try {
+        return validateJobRequest(request);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError(`requests[${i}].${err.field}`, err.message.slice(err.field.length + 1));
+        throw err;
+      }
+    });
+    const specs = validated.map(jobSpecToProto);
+    const requestId = randomUUID();
+    return this.withBundlesUploaded(async () => {
+      for (const [i, spec] of specs.entries()) await this.attachBundle(spec, validated[i] as (typeof validated)[number]);
+      const res = await this.call(() =>
+        this.rpc.launchJobGroup({
+          jobs: specs,
+          group: { name: config.name, sameRegion: config.sameRegion, sameZone: config.sameZone },
+          reservationId: reservation,
+          namespace: config.namespace ?? this.launchNamespace(),
+          parentJobId: this.parentJobId ?? "",
+          requestId,
+        }),
+      );
+      return { groupId: res.groupId, jobIds: res.jobIds };
+    });
   }
 
-  async getReservation(_id: ReservationId): Promise<ReservationInfo> {
-    throw new FlusterError("reservations are not implemented yet", "unimplemented");
+  /** The group now: its status rolled up from its jobs. */
+  async getGroup(groupId: string): Promise<JobGroupInfo> {
+    const res = await this.call(() => this.rpc.getJobGroup({ groupId }));
+    if (!res.group) throw new FlusterError(`controller returned no group for ${groupId}`, "internal");
+    return groupInfoFromProto(res.group);
   }
 
-  async releaseReservation(_id: ReservationId): Promise<void> {
-    throw new FlusterError("reservations are not implemented yet", "unimplemented");
+  /** Groups in this client's namespace (or every namespace), newest first. */
+  async listGroups(options: { prefix?: string; allNamespaces?: boolean } = {}): Promise<JobGroupInfo[]> {
+    const res = await this.call(() => this.rpc.listJobGroups({ namespace: this.namespace, prefix: options.prefix ?? "", allNamespaces: options.allNamespaces ?? false }));
+    return res.groups.map(groupInfoFromProto);
+  }
+
+  /** Kills every unfinished job of the group; resolves to the group after the kill. */
+  async terminateGroup(groupId: string, reason?: string): Promise<JobGroupInfo> {
+    const res = await this.call(() => this.rpc.terminateJobGroup({ groupId, reason: reason ?? "" }));
+    if (!res.group) throw new FlusterError(`controller returned no group for ${groupId}`, "internal");
+    return groupInfoFromProto(res.group);
+  }
+
+  /**
+   * Holds capacity for upcoming jobs in this client's namespace: slots of
+   * `minResources`' per-task shape, `minResources.replicas` of them at
+   * least, jobs launched into it (`launch(request, { reservationId })`)
+   * growing to `maxResources.replicas` tasks, until `ttlSeconds` pass or
+   * {@link releaseReservation}.
+   */
+  async createReservation(config: ReservationConfig): Promise<ReservationId> {
+    const validated = validateReservationConfig(config);
+    const requestId = randomUUID();
+    const res = await this.call(() => this.rpc.createReservation({ reservation: reservationSpecToProto(validated), namespace: this.namespace, requestId }));
+    return res.reservationId;
+  }
+
+  async getReservation(id: ReservationId): Promise<ReservationInfo> {
+    const res = await this.call(() => this.rpc.getReservation({ reservationId: id }));
+    if (!res.reservation) throw new FlusterError(`controller returned no reservation for ${id}`, "internal");
+    return reservationInfoFromProto(res.reservation);
+  }
+
+  /** Active reservations of this namespace, newest first; `includeEnded` adds expired and released ones. */
+  async listReservations(options: { includeEnded?: boolean; allNamespaces?: boolean } = {}): Promise<ReservationInfo[]> {
+    const res = await this.call(() =>
+      this.rpc.listReservations({ namespace: this.namespace, includeEnded: options.includeEnded ?? false, allNamespaces: options.allNamespaces ?? false }),
+    );
+    return res.reservations.map(reservationInfoFromProto);
+  }
+
+  /** Ends the reservation now: it holds nothing more; its jobs run on as ordinary jobs. Releasing an ended one does nothing. */
+  async releaseReservation(id: ReservationId, reason?: string): Promise<void> {
+    await this.call(() => this.rpc.releaseReservation({ reservationId: id, reason: reason ?? "" }));
   }
 
   /**

@@ -33,6 +33,14 @@ export interface AccessScope {
   attemptJob(attemptId: string): string | undefined;
   /** The job a launch with this request id made, when there was one (a retried launch answers it). */
   requestedJob(requestId: string): string | undefined;
+  /** A job group's namespace and launching job, when the group exists. */
+  group(groupId: string): { namespace: string; parentJobId?: string } | undefined;
+  /** The group a group launch with this request id made. */
+  requestedGroup(requestId: string): { namespace: string; parentJobId?: string } | undefined;
+  /** A reservation's namespace, when it exists. */
+  reservation(reservationId: string): { namespace: string } | undefined;
+  /** The reservation a creation with this request id made. */
+  requestedReservation(requestId: string): { namespace: string } | undefined;
 }
 
 type ControllerMethods = typeof ControllerService.method;
@@ -118,11 +126,47 @@ function endpointInNamespace(caller: { jobId: string; namespace: string }, endpo
   }
 }
 
+function groupLaunchCheck(caller: Extract<Caller, { kind: "job" }>, req: { namespace: string; parentJobId: string; requestId: string }, scope: AccessScope): void {
+  launchCheck(caller, { ...req, requestId: "" }, scope);
+  // A retried group launch answers the first one's group: only one launched from the caller's own subtree.
+  const earlier = req.requestId ? scope.requestedGroup(req.requestId) : undefined;
+  if (earlier && !(earlier.parentJobId && inSubtree(earlier.parentJobId, caller.jobId, scope))) {
+    throw denied(`job ${caller.jobId} may not reuse request id ${req.requestId}: it launched a group outside its subtree`);
+  }
+}
+
+/** A job may read groups of its namespace; an unknown group is left to the handler (not_found). */
+function groupInNamespace(caller: { jobId: string; namespace: string }, groupId: string, scope: AccessScope, what: string): void {
+  const group = scope.group(groupId);
+  if (group && group.namespace !== caller.namespace) {
+    throw denied(`job ${caller.jobId} (namespace ${caller.namespace}) may not ${what} job group ${groupId} of namespace ${group.namespace}: a job credential acts only in its own namespace`);
+  }
+}
+
+/** A job may terminate only groups launched from its subtree. */
+function groupInSubtree(caller: { jobId: string; namespace: string }, groupId: string, scope: AccessScope): void {
+  groupInNamespace(caller, groupId, scope, "terminate");
+  const group = scope.group(groupId);
+  if (group && !(group.parentJobId && inSubtree(group.parentJobId, caller.jobId, scope))) {
+    throw denied(`job ${caller.jobId} may not terminate job group ${groupId}: a job credential acts only on groups launched by its own job and its descendants`);
+  }
+}
+
+/** A job may use reservations of its namespace; an unknown one is left to the handler (not_found). */
+function reservationInNamespace(caller: { jobId: string; namespace: string }, reservationId: string, scope: AccessScope, what: string): void {
+  const reservation = scope.reservation(reservationId);
+  if (reservation && reservation.namespace !== caller.namespace) {
+    throw denied(`job ${caller.jobId} (namespace ${caller.namespace}) may not ${what} reservation ${reservationId} of namespace ${reservation.namespace}: a job credential acts only in its own namespace`);
+  }
+}
+
 const operatorOnly = { allow: [] } as const;
 
 /**
- * The rules. Jobs: launch children, read and watch their namespace's jobs
- * and logs, terminate their subtree, use their namespace's endpoints,
+ * The rules. Jobs: launch children (alone or in groups), read and watch
+ * their namespace's jobs, groups and logs, terminate their subtree (and
+ * groups it launched), create, read and release their namespace's
+ * reservations, use their namespace's endpoints,
  * upload workspace bundles (a child's launch packs one) and get a
  * namespace credential for their namespace; never list every namespace,
  * never a worker's or an operator's method. Workers: register and
@@ -130,7 +174,16 @@ const operatorOnly = { allow: [] } as const;
  */
 export const CONTROLLER_ACCESS: AccessTable = {
   launchJob: { allow: ["job"], job: (c, req, scope) => launchCheck(c, req, scope) },
-  launchJobGroup: { allow: ["job"], job: (c, req, scope) => launchCheck(c, req, scope) },
+  launchJobGroup: { allow: ["job"], job: (c, req, scope) => groupLaunchCheck(c, req, scope) },
+  getJobGroup: { allow: ["job"], job: (c, req, scope) => groupInNamespace(c, req.groupId, scope, "read") },
+  listJobGroups: {
+    allow: ["job"],
+    job: (c, req) => {
+      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's job groups: a job credential sees only its own namespace`);
+      sameNamespace(c, req.namespace, "list job groups");
+    },
+  },
+  terminateJobGroup: { allow: ["job"], job: (c, req, scope) => groupInSubtree(c, req.groupId, scope) },
   getJobStatus: { allow: ["job"], job: (c, req, scope) => jobInNamespace(c, req.jobId, scope, "read") },
   watchJob: { allow: ["job"], job: (c, req, scope) => jobInNamespace(c, req.jobId, scope, "watch") },
   terminateJob: { allow: ["job"], job: (c, req, scope) => jobInSubtree(c, req.jobId, scope, "terminate") },
@@ -181,13 +234,24 @@ export const CONTROLLER_ACCESS: AccessTable = {
   putBundle: { allow: ["job"] },
   getBundle: { allow: ["worker"] },
   getBlobs: { allow: ["worker"] },
-  createReservation: operatorOnly,
-  getReservation: operatorOnly,
-  releaseReservation: operatorOnly,
-  listReservations: operatorOnly,
-  getJobGroup: operatorOnly,
-  listJobGroups: operatorOnly,
-  terminateJobGroup: operatorOnly,
+  // An RL or multislice driver runs as a job: it holds room for the jobs it launches, in its own namespace.
+  createReservation: {
+    allow: ["job"],
+    job: (c, req, scope) => {
+      sameNamespace(c, req.namespace || c.namespace, "create reservations");
+      const earlier = req.requestId ? scope.requestedReservation(req.requestId) : undefined;
+      if (earlier && earlier.namespace !== c.namespace) throw denied(`job ${c.jobId} may not reuse request id ${req.requestId}: it created a reservation in namespace ${earlier.namespace}`);
+    },
+  },
+  getReservation: { allow: ["job"], job: (c, req, scope) => reservationInNamespace(c, req.reservationId, scope, "read") },
+  releaseReservation: { allow: ["job"], job: (c, req, scope) => reservationInNamespace(c, req.reservationId, scope, "release") },
+  listReservations: {
+    allow: ["job"],
+    job: (c, req) => {
+      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's reservations: a job credential sees only its own namespace`);
+      sameNamespace(c, req.namespace, "list reservations");
+    },
+  },
 };
 
 /** Throws `permission_denied` unless `caller` may call `method` with `request` (undefined for a client stream). */

@@ -13,14 +13,17 @@ import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished } from "../../core/status.js";
 import { DEFAULT_MAX_REPLICAS, validateJobSpec } from "../../rpc/convert.js";
+import type { JobGroupSpec, ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
-import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
+import { endsGroup, groupKillReason, groupPlaced, groupStatus, GroupTable, newGroupRecords, validateGroupLaunch, type GroupFilter, type GroupStatus } from "./groups.js";
+import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
+import { reservationDemand, reservationFigures, ReservationTable, validateReservationSpec, type ReservationEntry, type ReservationFigures, type ReservationFilter } from "./reservations.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
 import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ReservationOutcome, type SchedulerWorker } from "./scheduler/index.js";
-import { pendingJobOf, schedulerWorkerOf, usageOf } from "./scheduling.js";
+import { pendingJobOf, schedulerWorkerOf, usageOf, type PendingContext } from "./scheduling.js";
 import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { Assignment, ObservedAttempt, WorkerConnection } from "./worker-connection.js";
@@ -30,6 +33,8 @@ import { WorkerTable, workerRecordOf, type RegisterWorkerInput, type WorkerRunti
 const WORKER_CHECK_TIMEOUT_MS = 5_000;
 
 export type { JobFilter, LaunchOptions } from "./jobs.js";
+export type { GroupFilter, GroupStatus } from "./groups.js";
+export type { ReservationFigures, ReservationFilter } from "./reservations.js";
 export type { RegisterEndpointInput } from "./endpoints.js";
 export type { RegisterWorkerInput } from "./workers.js";
 export type { Assignment, DesiredAttempt, ObservedAttempt, ObservedAttempts, WorkerConnection } from "./worker-connection.js";
@@ -66,6 +71,8 @@ export interface ControllerOptions {
   loseWorkerMs?: number;
   /** Random draws of fault injection, for tests. @default Math.random */
   random?: () => number;
+  /** The scheduling pass, for tests that check what the controller asks of it. @default schedule (scheduler/index.ts) */
+  schedule?: typeof schedule;
 }
 
 /**
@@ -92,6 +99,7 @@ export class Controller {
   /** Workers cut off by fault injection, until when. */
   private readonly cutOff = new Map<string, number>();
   private readonly random: () => number;
+  private readonly schedule: typeof schedule;
   private readonly workers: WorkerTable;
   /** Jobs, tasks and attempts, changed only through the task state machine. */
   private readonly ledger: Ledger;
@@ -100,6 +108,15 @@ export class Controller {
   private nextSeq = 1;
   /** Launches with a request id whose commit is under way: a retry waits for the same outcome. */
   private readonly launching = new Map<string, Promise<JobRecord>>();
+  /** Job groups (groups.ts). */
+  private readonly groups = new GroupTable();
+  /** Group launches and reservation creations with a request id whose commit is under way. */
+  private readonly groupLaunching = new Map<string, Promise<JobGroupRecord>>();
+  private readonly reservationCreating = new Map<string, Promise<ReservationRecord>>();
+  /** Groups whose jobs are being killed together: the kills they cause do not cascade again. */
+  private readonly groupsEnding = new Set<string>();
+  /** Reservations (reservations.ts). */
+  private readonly reservations = new ReservationTable();
   /** When a failed write was last logged (one line a minute while the store cannot be written). */
   private storeFailureLoggedAt = Number.NEGATIVE_INFINITY;
   private scheduleQueued = false;
@@ -124,11 +141,13 @@ export class Controller {
     this.loseWorkerProbability = options.loseWorkerProbability ?? 0;
     this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
     this.random = options.random ?? Math.random;
+    this.schedule = options.schedule ?? schedule;
     this.endpoints = new EndpointRegistry(this.store, this.now, options.maxEndpointsPerJob);
     this.maxReplicas = options.maxReplicas ?? DEFAULT_MAX_REPLICAS;
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
     this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
     this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now);
+    this.ledger.onJobFinishedHook = (job) => this.groupJobFinished(job);
   }
 
   get state(): ControllerState {
@@ -143,6 +162,11 @@ export class Controller {
     // Endpoints and workers first: adopting attempts can finish a job, which removes its endpoints.
     this.endpoints.load(loaded.endpoints);
     this.workers.load(loaded.workers, this.now());
+    // Groups and reservations before jobs: adopting attempts can finish a job, which ends its group.
+    for (const group of loaded.groups) this.groups.add(group);
+    for (const reservation of loaded.reservations) this.reservations.add(reservation);
+    for (const job of loaded.jobs) this.reservations.addJob(job);
+    this.nextSeq = Math.max(this.nextSeq, ...loaded.reservations.map((r) => r.seq + 1));
     this.ledger.load(loaded.jobs);
     this.endpoints.removeOwnedByEndedAttempts((id) => {
       const attempt = this.ledger.attempts.get(id);
@@ -195,6 +219,7 @@ export class Controller {
     if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
     // A child inherits its parent's namespace unless it asked for one.
     const namespace = namespaceFor(options.namespace, parent);
+    if (options.reservationId) this.reservations.forLaunch(options.reservationId, namespace);
     const job = newJobRecord(spec as JobSpec, request, {
       jobId: `${jobIdPrefix(request.name)}-${randomUUID().slice(0, 12)}`,
       namespace,
@@ -202,12 +227,14 @@ export class Controller {
       submittedAt: this.now(),
       ...(parent ? { parentJobId: parent.jobId } : {}),
       ...(options.requestId ? { requestId: options.requestId } : {}),
+      ...(options.reservationId ? { reservationId: options.reservationId } : {}),
     });
     await this.store.defer(() => {
       this.store.saveJob(job);
       for (const t of job.tasks) this.store.saveTask(t);
     });
     this.ledger.addJob(job);
+    this.reservations.addJob(job);
     // Its parent may have finished while the job was being stored: it goes the way of its siblings.
     const parentNow = job.parentJobId ? this.ledger.jobs.find(job.parentJobId) : undefined;
     if (parentNow && isFinished(parentNow.state)) {
@@ -262,6 +289,225 @@ export class Controller {
     this.store.transaction(() => this.ledger.killJob(job, reason));
     this.requestSchedule();
     return job;
+  }
+
+  // ---------------------------------------------------------------- job groups
+
+  /**
+   * Accepts a group of jobs: every spec is validated first (errors name
+   * `jobs[i].…`), then the jobs and the group are stored in one commit, and
+   * only then listed and scheduled, all together or none (groups.ts). A
+   * retry with the same request id gets the first launch's group.
+   */
+  async launchGroup(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions = {}): Promise<JobGroupRecord> {
+    this.ensureRunning();
+    const { requestId } = options;
+    if (!requestId) return this.launchGroupNew(specs, groupSpec, options);
+    const existing = this.groups.byRequest(requestId) ?? this.groupLaunching.get(requestId);
+    if (existing) return existing;
+    const launch = this.launchGroupNew(specs, groupSpec, options);
+    this.groupLaunching.set(requestId, launch);
+    const forget = () => void this.groupLaunching.delete(requestId);
+    launch.then(forget, forget);
+    return launch;
+  }
+
+  private async launchGroupNew(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions): Promise<JobGroupRecord> {
+    const { name, requests } = validateGroupLaunch(specs, groupSpec, this.maxReplicas);
+    const parent = options.parentJobId ? this.ledger.jobs.get(options.parentJobId) : undefined;
+    if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
+    const namespace = namespaceFor(options.namespace, parent);
+    if (options.reservationId) this.reservations.forLaunch(options.reservationId, namespace);
+    const { group, jobs } = newGroupRecords(specs as readonly JobSpec[], requests, {
+      name,
+      namespace,
+      sameRegion: groupSpec?.sameRegion ?? false,
+      sameZone: groupSpec?.sameZone ?? false,
+      createdAt: this.now(),
+      nextSeq: () => this.nextSeq++,
+      ...(parent ? { parentJobId: parent.jobId } : {}),
+      ...(options.reservationId ? { reservationId: options.reservationId } : {}),
+      ...(options.requestId ? { requestId: options.requestId } : {}),
+    });
+    await this.store.defer(() => {
+      this.store.saveGroup(group);
+      for (const job of jobs) {
+        this.store.saveJob(job);
+        for (const t of job.tasks) this.store.saveTask(t);
+      }
+    });
+    this.groups.add(group);
+    for (const job of jobs) {
+      this.ledger.addJob(job);
+      this.reservations.addJob(job);
+    }
+    const parentNow = parent ? this.ledger.jobs.find(parent.jobId) : undefined;
+    if (parentNow && isFinished(parentNow.state)) {
+      this.background(() => this.store.transaction(() => this.endGroup(group, `parent job ${parentNow.jobId} ${parentNow.state}`)));
+    }
+    this.requestSchedule(false);
+    return group;
+  }
+
+  getGroup(groupId: string): JobGroupRecord {
+    return this.groups.get(groupId);
+  }
+
+  findGroup(groupId: string): JobGroupRecord | undefined {
+    return this.groups.find(groupId);
+  }
+
+  /** The group a launch with this request id made, if any. */
+  findGroupByRequest(requestId: string): JobGroupRecord | undefined {
+    return this.groups.byRequest(requestId);
+  }
+
+  listGroups(filter: GroupFilter = {}): JobGroupRecord[] {
+    return this.groups.list(filter);
+  }
+
+  /** The group's jobs in launch order. */
+  jobsOfGroup(group: JobGroupRecord): JobRecord[] {
+    return group.jobIds.map((id) => this.ledger.jobs.find(id)).filter((j): j is JobRecord => j !== undefined);
+  }
+
+  groupStatus(group: JobGroupRecord): GroupStatus {
+    return groupStatus(group, this.jobsOfGroup(group));
+  }
+
+  /** Kills every unfinished job of the group. */
+  terminateGroup(groupId: string, reason = "terminated by request"): JobGroupRecord {
+    this.ensureRunning();
+    const group = this.groups.get(groupId);
+    this.store.transaction(() => this.endGroup(group, reason));
+    this.requestSchedule();
+    return group;
+  }
+
+  /** Kills the group's unfinished jobs with `reason`, without the cascade naming one of them. Runs inside a transaction. */
+  private endGroup(group: JobGroupRecord, reason: string): void {
+    this.groupsEnding.add(group.groupId);
+    try {
+      for (const job of this.jobsOfGroup(group)) if (!isFinished(job.state)) this.ledger.killJob(job, reason);
+    } finally {
+      this.groupsEnding.delete(group.groupId);
+    }
+    this.noteGroupFinished(group);
+  }
+
+  /**
+   * A job of a group finished (inside its transaction). A group is a unit,
+   * as a Ray placement group: when one job fails, is killed or cannot be
+   * scheduled, the others are killed with "group g (id): job X failed".
+   */
+  private groupJobFinished(job: JobRecord): void {
+    const group = job.groupId ? this.groups.find(job.groupId) : undefined;
+    if (!group) return;
+    if (endsGroup(job) && !this.groupsEnding.has(group.groupId)) this.endGroup(group, groupKillReason(group, job));
+    else this.noteGroupFinished(group);
+  }
+
+  private noteGroupFinished(group: JobGroupRecord): void {
+    if (group.finishedAt !== undefined || !this.jobsOfGroup(group).every((j) => isFinished(j.state))) return;
+    this.store.keep(group);
+    group.finishedAt = this.now();
+    this.store.saveGroup(group);
+  }
+
+  // ---------------------------------------------------------------- reservations
+
+  /** Creates a reservation, durably; a retry with the same request id gets the first one. */
+  async createReservation(spec: ReservationSpec | undefined, options: { namespace?: string; requestId?: string } = {}): Promise<ReservationRecord> {
+    this.ensureRunning();
+    const { requestId } = options;
+    const existing = requestId ? (this.reservations.byRequest(requestId)?.record ?? this.reservationCreating.get(requestId)) : undefined;
+    if (existing) return existing;
+    const create = (async () => {
+      const config = validateReservationSpec(spec, this.maxReplicas);
+      const namespace = namespaceFor(options.namespace, undefined);
+      const now = this.now();
+      const record: ReservationRecord = {
+        reservationId: `reservation-${randomUUID().slice(0, 12)}`,
+        namespace,
+        spec: spec as ReservationSpec,
+        state: "active",
+        createdAt: now,
+        expiresAt: now + config.ttlSeconds * 1000,
+        seq: this.nextSeq++,
+        ...(requestId ? { requestId } : {}),
+      };
+      await this.store.defer(() => this.store.saveReservation(record));
+      this.reservations.add(record);
+      this.requestSchedule();
+      return record;
+    })();
+    if (requestId) {
+      this.reservationCreating.set(requestId, create);
+      const forget = () => void this.reservationCreating.delete(requestId);
+      create.then(forget, forget);
+    }
+    return create;
+  }
+
+  getReservation(reservationId: string): ReservationRecord {
+    return this.reservations.get(reservationId).record;
+  }
+
+  findReservation(reservationId: string): ReservationRecord | undefined {
+    return this.reservations.find(reservationId)?.record;
+  }
+
+  /** The reservation a creation with this request id made, if any. */
+  findReservationByRequest(requestId: string): ReservationRecord | undefined {
+    return this.reservations.byRequest(requestId)?.record;
+  }
+
+  listReservations(filter: ReservationFilter = {}): ReservationRecord[] {
+    return this.reservations.list(filter).map((e) => e.record);
+  }
+
+  /** Used, held and pending slots of a reservation, with its jobs. */
+  reservationFigures(reservationId: string): ReservationFigures & { jobIds: readonly string[] } {
+    const entry = this.reservations.get(reservationId);
+    return { ...reservationFigures(entry, this.jobsOfReservation(entry)), jobIds: entry.jobIds };
+  }
+
+  private jobsOfReservation(entry: ReservationEntry): JobRecord[] {
+    return entry.jobIds.map((id) => this.ledger.jobs.find(id)).filter((j): j is JobRecord => j !== undefined);
+  }
+
+  /** Ends a reservation now: it holds nothing more, its jobs run on as ordinary jobs. Releasing an ended one changes nothing. */
+  releaseReservation(reservationId: string, reason = ""): ReservationRecord {
+    this.ensureRunning();
+    const entry = this.reservations.get(reservationId);
+    if (entry.record.state !== "active") return entry.record;
+    this.endReservation(entry, "released", reason || "released by request");
+    return entry.record;
+  }
+
+  private endReservation(entry: ReservationEntry, state: "expired" | "released", message: string): void {
+    const { record } = entry;
+    this.store.transaction(() => {
+      this.store.keep(record);
+      record.state = state;
+      record.message = message;
+      record.endedAt = this.now();
+      this.store.saveReservation(record);
+    });
+    delete entry.outcome;
+    // The room it held is free for others now.
+    this.requestSchedule();
+  }
+
+  /** Reservations past their TTL expire (one log line each). */
+  private expireReservations(now: number): void {
+    for (const entry of this.reservations.active()) {
+      if (now < entry.record.expiresAt) continue;
+      this.background(() => {
+        this.endReservation(entry, "expired", `expired after its TTL of ${entry.config.ttlSeconds}s`);
+        this.log(`fluster controller: reservation ${entry.record.reservationId} (namespace ${entry.record.namespace}) expired after its TTL of ${entry.config.ttlSeconds}s`);
+      });
+    }
   }
 
   // ---------------------------------------------------------------- workers
@@ -377,16 +623,26 @@ export class Controller {
     this.capacityGrew = false;
     ledger.untried.clear();
     const pendingJobs: PendingJob[] = [];
+    const seen = new Set<JobRecord>();
     for (const job of candidates) {
-      const pending = isFinished(job.state) ? undefined : pendingJobOf(job);
-      if (pending) pendingJobs.push(pending);
-      else ledger.schedulable.delete(job);
+      // A group still being placed goes to the scheduler whole, or it could never be placed all at once.
+      const group = job.groupId ? this.groups.find(job.groupId) : undefined;
+      const together = group && !groupPlaced(this.jobsOfGroup(group)) ? this.jobsOfGroup(group) : [job];
+      for (const member of together) {
+        if (seen.has(member)) continue;
+        seen.add(member);
+        const pending = isFinished(member.state) ? undefined : pendingJobOf(member, this.pendingContext(member));
+        if (pending) pendingJobs.push(pending);
+        else ledger.schedulable.delete(member);
+      }
     }
-    if (pendingJobs.length === 0) return;
+    const demands = this.reservationDemands();
+    // Active reservations hold room on every pass, also when no job waits.
+    if (pendingJobs.length === 0 && demands.length === 0) return;
     const now = this.now();
     const workers: SchedulerWorker[] = [];
     for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerOf(w.record, this.usedBy(w)));
-    const result = schedule(pendingJobs, workers, this.reservationDemands());
+    const result = this.schedule(pendingJobs, workers, demands);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();
@@ -410,13 +666,28 @@ export class Controller {
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
   }
 
-  /** What each active reservation asks of a scheduling pass. (Reservations: not built yet.) */
+  /** What each active reservation asks of a scheduling pass. */
   private reservationDemands(): ReservationDemand[] {
-    return [];
+    return this.reservations.active().map((entry) => reservationDemand(entry, this.jobsOfReservation(entry)));
   }
 
-  /** Keeps what a pass held for each reservation. (Reservations: not built yet.) */
-  private noteReservations(_outcomes: ReadonlyMap<string, ReservationOutcome>): void {}
+  /** Keeps what a pass held for each reservation, for GetReservation (in memory: every pass recomputes it). */
+  private noteReservations(outcomes: ReadonlyMap<string, ReservationOutcome>): void {
+    this.reservations.noteOutcomes(outcomes);
+  }
+
+  /** A job's group (while the group is still being placed, with its locality) and its reservation (while active), for the scheduler. */
+  private pendingContext(job: JobRecord): PendingContext {
+    const context: PendingContext = {};
+    const group = job.groupId ? this.groups.find(job.groupId) : undefined;
+    if (group && !groupPlaced(this.jobsOfGroup(group))) {
+      context.groupId = group.groupId;
+      if (group.sameRegion) context.sameRegion = true;
+      if (group.sameZone) context.sameZone = true;
+    }
+    if (job.reservationId && this.reservations.find(job.reservationId)?.record.state === "active") context.reservationId = job.reservationId;
+    return context;
+  }
 
   /** Stops the attempts a pass chose to preempt. Runs inside the pass's transaction. (Preemption: not built yet.) */
   private applyPreemptions(_preemptions: readonly Preemption[]): void {}
@@ -547,6 +818,7 @@ export class Controller {
       }
     }
     this.expireUnschedulable(now);
+    this.expireReservations(now);
     this.background(() => this.endpoints.expire());
     void this.reconcileAll();
     this.requestSchedule();

@@ -14,6 +14,8 @@ export interface LaunchOptions {
   parentJobId?: string;
   /** A retried launch with the same request id gets the first one's job back. */
   requestId?: string;
+  /** The active reservation (of the same namespace) to run in. */
+  reservationId?: string;
 }
 
 export interface JobFilter {
@@ -92,7 +94,7 @@ export function namespaceFor(requested: string | undefined, parent: JobRecord | 
 export function newJobRecord(
   spec: JobSpec,
   request: ValidatedJobRequest,
-  fields: { jobId: string; namespace: string; seq: number; submittedAt: number; parentJobId?: string; requestId?: string },
+  fields: { jobId: string; namespace: string; seq: number; submittedAt: number; parentJobId?: string; requestId?: string; groupId?: string; reservationId?: string },
 ): JobRecord {
   const { jobId } = fields;
   const job: JobRecord = {
@@ -116,6 +118,8 @@ export function newJobRecord(
   };
   if (fields.parentJobId) job.parentJobId = fields.parentJobId;
   if (fields.requestId) job.requestId = fields.requestId;
+  if (fields.groupId) job.groupId = fields.groupId;
+  if (fields.reservationId) job.reservationId = fields.reservationId;
   return job;
 }
 

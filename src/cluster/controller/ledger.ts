@@ -28,6 +28,8 @@ export class Ledger {
   /** Jobs that became schedulable since the last scheduling pass. */
   readonly untried = new Set<JobRecord>();
   private readonly events = new EventEmitter();
+  /** Told of each job that finishes, inside the transaction that finished it (job groups end together). */
+  onJobFinishedHook: ((job: JobRecord) => void) | undefined;
 
   constructor(
     private readonly store: StateStore,
@@ -304,6 +306,7 @@ export class Ledger {
       if (!isFinished(child.state)) this.killJob(child, `parent job ${job.jobId} ${job.state}`);
     }
     this.endpoints.removeOwnedBy(job.jobId);
+    this.onJobFinishedHook?.(job);
   }
 
   private emitJob(job: JobRecord): void {

@@ -3,6 +3,7 @@
 // through to the state store.
 import type { JobStatus, TaskState } from "../../core/status.js";
 import type { ValidatedJobRequest } from "../../core/job.js";
+import type { ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 
 export interface AttemptRecord {
@@ -60,6 +61,10 @@ export interface JobRecord {
   /** Submission order, for FIFO scheduling within a priority band. */
   seq: number;
   requestId?: string;
+  /** The job group it was launched in (groups.ts). */
+  groupId?: string;
+  /** The reservation it was launched into (reservations.ts). */
+  reservationId?: string;
   /** Counts changes, in memory only: a watcher skips a snapshot that a later change already superseded. */
   revision: number;
   tasks: TaskRecord[];
@@ -109,4 +114,44 @@ export interface EndpointRecord {
   /** Seconds between renewals before the endpoint expires; absent: never. */
   ttlSeconds?: number;
   expiresAt?: number;
+}
+
+/** A job group: jobs launched together and placed all together or none (groups.ts). */
+export interface JobGroupRecord {
+  groupId: string;
+  name: string;
+  namespace: string;
+  sameRegion: boolean;
+  sameZone: boolean;
+  reservationId?: string;
+  parentJobId?: string;
+  /** Its jobs in launch order. */
+  jobIds: string[];
+  createdAt: number;
+  /** When its last job finished. */
+  finishedAt?: number;
+  requestId?: string;
+}
+
+/**
+ * - `active`: holds capacity (or waits for it) for its jobs.
+ * - `expired`: its TTL passed; holds nothing.
+ * - `released`: released by request; holds nothing.
+ */
+export type ReservationState = "active" | "expired" | "released";
+
+/** A reservation (reservations.ts); `spec` is the ReservationSpec as validated, stored as its wire form. */
+export interface ReservationRecord {
+  reservationId: string;
+  namespace: string;
+  spec: ReservationSpec;
+  state: ReservationState;
+  /** Why it ended. */
+  message?: string;
+  createdAt: number;
+  expiresAt: number;
+  endedAt?: number;
+  /** Creation order, for ties between equal priorities. */
+  seq: number;
+  requestId?: string;
 }

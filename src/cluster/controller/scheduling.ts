@@ -18,8 +18,11 @@ export function demandOf(job: JobRecord): TaskDemand {
   };
 }
 
+/** What the controller adds to a job's pending tasks: its group while still being placed, its active reservation. */
+export type PendingContext = Pick<PendingJob, "groupId" | "sameRegion" | "sameZone" | "reservationId">;
+
 /** The job's pending tasks as the scheduler takes them, or undefined when none is pending. */
-export function pendingJobOf(job: JobRecord): PendingJob | undefined {
+export function pendingJobOf(job: JobRecord, context: PendingContext = {}): PendingJob | undefined {
   const taskIndexes = job.tasks.filter((t) => t.state === "pending").map((t) => t.taskIndex);
   if (taskIndexes.length === 0) return undefined;
   const r = job.request;
@@ -37,6 +40,7 @@ export function pendingJobOf(job: JobRecord): PendingJob | undefined {
     preemptible: r.resources.preemptible,
     ...(r.resources.regions ? { regions: r.resources.regions } : {}),
     ...(r.resources.zone ? { zone: r.resources.zone } : {}),
+    ...context,
   };
 }
 

@@ -1,19 +1,28 @@
 // ControllerService handlers: validate each request, call the controller, and
 // answer in wire terms. Nothing a client sends can crash the controller: bad
 // input becomes an InvalidArgument/NotFound/FailedPrecondition error.
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { EventEmitter, on, setMaxListeners } from "node:events";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { isFinished, JOB_STATUSES } from "../../core/status.js";
-import { deviceFromProto, deviceToProto, jobStateFromProto, jobStateToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
-import { ControllerService, WorkerSchema, type ListJobsRequest } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import { deviceFromProto, deviceToProto, jobStateFromProto, jobStateToProto, reservationStateToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
+import {
+  ControllerService,
+  JobGroupSchema,
+  ReservationSchema,
+  WorkerSchema,
+  type JobGroup,
+  type ListJobsRequest,
+  type Reservation,
+} from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import {
   AttemptSchema,
   EndpointSchema,
   JobSchema,
   LogEntrySchema,
   LogStream,
+  ResourceSpecSchema,
   TaskSchema,
   WorkerResourcesSchema,
   type Attempt,
@@ -26,7 +35,7 @@ import { bundleHandlers } from "../bundle/handlers.js";
 import { BUNDLE_MISSING } from "../bundle/manifest.js";
 import type { Controller, ObservedAttempt } from "./controller.js";
 import { isActiveAttempt } from "./task-state.js";
-import type { AttemptRecord, EndpointRecord, JobRecord, WorkerCapacityRecord } from "./model.js";
+import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord } from "./model.js";
 import { CALLER, CONTROLLER_ACCESS, guardService, type AccessScope } from "./access.js";
 import { DEFAULT_NAMESPACE } from "./endpoints.js";
 import { NAMESPACE_CREDENTIAL_TTL_SECONDS, type ControllerIdentity } from "./identity.js";
@@ -52,6 +61,10 @@ export function controllerRoutes(
     endpoint: (endpointId) => controller.endpoints.find(endpointId),
     attemptJob: (attemptId) => controller.findAttempt(attemptId)?.jobId,
     requestedJob: (requestId) => controller.findJobByRequest(requestId)?.jobId,
+    group: (groupId) => controller.findGroup(groupId),
+    requestedGroup: (requestId) => controller.findGroupByRequest(requestId),
+    reservation: (reservationId) => controller.findReservation(reservationId),
+    requestedReservation: (requestId) => controller.findReservationByRequest(requestId),
   };
   return (router) =>
     router.service(ControllerService, guardService({
@@ -66,11 +79,33 @@ export function controllerRoutes(
           namespace: req.namespace,
           ...(req.parentJobId ? { parentJobId: req.parentJobId } : {}),
           ...(req.requestId ? { requestId: req.requestId } : {}),
+          ...(req.reservationId ? { reservationId: req.reservationId } : {}),
         });
         return { jobId: job.jobId, namespace: job.namespace };
       },
-      launchJobGroup() {
-        throw new FlusterError("LaunchJobGroup is not implemented yet: launch the jobs one by one", "unimplemented");
+      async launchJobGroup(req) {
+        req.jobs.forEach((spec, i) => {
+          const bundleId = spec.environment?.bundleId;
+          if (bundleId && !bundles.touchBundle(bundleId)) {
+            throw new FlusterError(`jobs[${i}]: ${BUNDLE_MISSING} ${bundleId} (it was never uploaded, or was swept as unused): upload it again`, "failed_precondition");
+          }
+        });
+        const group = await controller.launchGroup(req.jobs, req.group, {
+          namespace: req.namespace,
+          ...(req.parentJobId ? { parentJobId: req.parentJobId } : {}),
+          ...(req.requestId ? { requestId: req.requestId } : {}),
+          ...(req.reservationId ? { reservationId: req.reservationId } : {}),
+        });
+        return { jobIds: [...group.jobIds], groupId: group.groupId, namespace: group.namespace };
+      },
+      getJobGroup(req) {
+        return { group: groupToProto(controller, controller.getGroup(req.groupId)) };
+      },
+      listJobGroups(req) {
+        return { groups: controller.listGroups({ namespace: req.namespace, allNamespaces: req.allNamespaces, prefix: req.prefix }).map((g) => groupToProto(controller, g)) };
+      },
+      terminateJobGroup(req) {
+        return { group: groupToProto(controller, controller.terminateGroup(req.groupId, req.reason || undefined)) };
       },
       getJobStatus(req) {
         return { job: jobToProto(controller.getJob(req.jobId)) };
@@ -176,16 +211,60 @@ export function controllerRoutes(
       listEndpoints(req) {
         return { endpoints: controller.endpoints.list(req.prefix, req.namespace, req.allNamespaces).map(endpointToProto) };
       },
-      createReservation() {
-        throw new FlusterError("reservations are not implemented yet", "unimplemented");
+      async createReservation(req) {
+        const record = await controller.createReservation(req.reservation, { namespace: req.namespace, ...(req.requestId ? { requestId: req.requestId } : {}) });
+        return { reservationId: record.reservationId };
       },
-      getReservation() {
-        throw new FlusterError("reservations are not implemented yet", "unimplemented");
+      getReservation(req) {
+        return { reservation: reservationToProto(controller, controller.getReservation(req.reservationId)) };
       },
-      releaseReservation() {
-        throw new FlusterError("reservations are not implemented yet", "unimplemented");
+      releaseReservation(req) {
+        controller.releaseReservation(req.reservationId, req.reason);
+        return {};
+      },
+      listReservations(req) {
+        const records = controller.listReservations({ namespace: req.namespace, allNamespaces: req.allNamespaces, includeEnded: req.includeEnded });
+        return { reservations: records.map((r) => reservationToProto(controller, r)) };
       },
     }, CONTROLLER_ACCESS, scope, onDenied));
+}
+
+/** The wire form of a group, with its status rolled up from its jobs. */
+export function groupToProto(controller: Controller, group: JobGroupRecord): JobGroup {
+  const status = controller.groupStatus(group);
+  return create(JobGroupSchema, {
+    groupId: group.groupId,
+    spec: { name: group.name, sameRegion: group.sameRegion, sameZone: group.sameZone },
+    namespace: group.namespace,
+    reservationId: group.reservationId ?? "",
+    jobIds: [...group.jobIds],
+    state: jobStateToProto(status.state),
+    pendingReason: status.pendingReason ?? "",
+    errorMessage: status.errorMessage ?? "",
+    createdAt: toTimestamp(new Date(group.createdAt)),
+    finishedAt: group.finishedAt !== undefined ? toTimestamp(new Date(group.finishedAt)) : undefined,
+  });
+}
+
+/** The wire form of a reservation: in slots of its minimum's per-task shape. */
+export function reservationToProto(controller: Controller, record: ReservationRecord): Reservation {
+  const figures = controller.reservationFigures(record.reservationId);
+  const slots = (replicas: number) => (record.spec.minResources ? { ...clone(ResourceSpecSchema, record.spec.minResources), replicas } : undefined);
+  return create(ReservationSchema, {
+    reservationId: record.reservationId,
+    spec: record.spec,
+    allocatedResources: slots(figures.used + figures.held),
+    pendingResources: slots(figures.pending),
+    jobIds: [...figures.jobIds],
+    expiresAt: toTimestamp(new Date(record.expiresAt)),
+    namespace: record.namespace,
+    state: reservationStateToProto(record.state),
+    message: figures.message ?? "",
+    createdAt: toTimestamp(new Date(record.createdAt)),
+    usedReplicas: figures.used,
+    heldReplicas: figures.held,
+    heldWorkerIds: [...figures.workerIds],
+  });
 }
 
 function jobFilter(req: ListJobsRequest) {
@@ -359,6 +438,8 @@ export function jobToProto(job: JobRecord): Job {
     startedAt: ts(job.startedAt),
     finishedAt: ts(job.finishedAt),
     spec: job.spec,
+    groupId: job.groupId ?? "",
+    reservationId: job.reservationId ?? "",
   });
 }
 

@@ -17,7 +17,8 @@ import { JobSpecSchema } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { validateJobSpec } from "../../rpc/convert.js";
 import { FlusterError } from "../../core/errors.js";
 import type { JobStatus, TaskState } from "../../core/status.js";
-import type { AttemptRecord, EndpointRecord, JobRecord, TaskRecord, WorkerRecord } from "./model.js";
+import { ReservationSpecSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, ReservationState, TaskRecord, WorkerRecord } from "./model.js";
 
 /** Schema migrations, applied in order; `PRAGMA user_version` counts those applied. */
 const MIGRATIONS: readonly string[] = [
@@ -97,6 +98,36 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE attempts ADD COLUMN delivered INTEGER NOT NULL DEFAULT 1;
   `,
+  // Job groups and reservations (issue 14).
+  `
+  CREATE TABLE job_groups (
+    group_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    same_region INTEGER NOT NULL,
+    same_zone INTEGER NOT NULL,
+    reservation_id TEXT,
+    parent_job_id TEXT,
+    job_ids TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    request_id TEXT UNIQUE
+  );
+  CREATE TABLE reservations (
+    reservation_id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    state TEXT NOT NULL,
+    message TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    seq INTEGER NOT NULL,
+    request_id TEXT UNIQUE
+  );
+  ALTER TABLE jobs ADD COLUMN group_id TEXT;
+  ALTER TABLE jobs ADD COLUMN reservation_id TEXT;
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -122,7 +153,9 @@ function isStorageFailure(err: unknown): err is Error & { code: string } {
 }
 
 // The record fields each upsert binds as they are (the others are encoded: see save*).
-const JOB_COLUMNS = ["jobId", "name", "namespace", "parentJobId", "state", "pendingReason", "errorMessage", "exitCode", "submittedAt", "startedAt", "finishedAt", "seq", "requestId"] as const;
+const JOB_COLUMNS = ["jobId", "name", "namespace", "parentJobId", "state", "pendingReason", "errorMessage", "exitCode", "submittedAt", "startedAt", "finishedAt", "seq", "requestId", "groupId", "reservationId"] as const;
+const GROUP_COLUMNS = ["groupId", "name", "namespace", "reservationId", "parentJobId", "createdAt", "finishedAt", "requestId"] as const;
+const RESERVATION_COLUMNS = ["reservationId", "namespace", "state", "message", "createdAt", "expiresAt", "endedAt", "seq", "requestId"] as const;
 const TASK_COLUMNS = ["jobId", "taskIndex", "state", "workerId", "failureCount", "preemptionCount", "exitCode", "errorMessage", "startedAt", "finishedAt"] as const;
 const ATTEMPT_COLUMNS = ["attemptId", "jobId", "taskIndex", "workerId", "state", "exitCode", "errorMessage", "createdAt", "startedAt", "finishedAt"] as const;
 const WORKER_COLUMNS = ["workerId", "address", "registeredAt", "lastSeen", "health"] as const;
@@ -141,6 +174,8 @@ export interface StoredState {
   jobs: JobRecord[];
   workers: WorkerRecord[];
   endpoints: EndpointRecord[];
+  groups: JobGroupRecord[];
+  reservations: ReservationRecord[];
   nextSeq: number;
 }
 
@@ -166,8 +201,8 @@ export class StateStore {
     this.migrate();
     const db = this.db;
     this.stmts = {
-      upsertJob: db.prepare(`INSERT INTO jobs (job_id, name, namespace, parent_job_id, spec, state, pending_reason, error_message, exit_code, submitted_at, started_at, finished_at, seq, request_id)
-        VALUES (@jobId, @name, @namespace, @parentJobId, @spec, @state, @pendingReason, @errorMessage, @exitCode, @submittedAt, @startedAt, @finishedAt, @seq, @requestId)
+      upsertJob: db.prepare(`INSERT INTO jobs (job_id, name, namespace, parent_job_id, spec, state, pending_reason, error_message, exit_code, submitted_at, started_at, finished_at, seq, request_id, group_id, reservation_id)
+        VALUES (@jobId, @name, @namespace, @parentJobId, @spec, @state, @pendingReason, @errorMessage, @exitCode, @submittedAt, @startedAt, @finishedAt, @seq, @requestId, @groupId, @reservationId)
         ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, pending_reason = excluded.pending_reason, error_message = excluded.error_message,
           exit_code = excluded.exit_code, started_at = excluded.started_at, finished_at = excluded.finished_at`),
       upsertTask: db.prepare(`INSERT INTO tasks (job_id, task_index, state, worker_id, failure_count, preemption_count, exit_code, error_message, started_at, finished_at)
@@ -186,6 +221,12 @@ export class StateStore {
       upsertEndpoint: db.prepare(`INSERT INTO endpoints (endpoint_id, name, address, namespace, job_id, attempt_id, metadata, registered_at, ttl_seconds, expires_at)
         VALUES (@endpointId, @name, @address, @namespace, @jobId, @attemptId, @metadata, @registeredAt, @ttlSeconds, @expiresAt)
         ON CONFLICT(endpoint_id) DO UPDATE SET expires_at = excluded.expires_at`),
+      upsertGroup: db.prepare(`INSERT INTO job_groups (group_id, name, namespace, same_region, same_zone, reservation_id, parent_job_id, job_ids, created_at, finished_at, request_id)
+        VALUES (@groupId, @name, @namespace, @sameRegion, @sameZone, @reservationId, @parentJobId, @jobIds, @createdAt, @finishedAt, @requestId)
+        ON CONFLICT(group_id) DO UPDATE SET finished_at = excluded.finished_at`),
+      upsertReservation: db.prepare(`INSERT INTO reservations (reservation_id, namespace, spec, state, message, created_at, expires_at, ended_at, seq, request_id)
+        VALUES (@reservationId, @namespace, @spec, @state, @message, @createdAt, @expiresAt, @endedAt, @seq, @requestId)
+        ON CONFLICT(reservation_id) DO UPDATE SET state = excluded.state, message = excluded.message, ended_at = excluded.ended_at`),
       deleteEndpoint: db.prepare(`DELETE FROM endpoints WHERE endpoint_id = ?`),
       getMeta: db.prepare(`SELECT value FROM meta WHERE key = ?`),
       setMeta: db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
@@ -340,6 +381,16 @@ export class StateStore {
     this.write(() => this.stmts.upsertEndpoint.run(bind(e, ENDPOINT_COLUMNS, { metadata: JSON.stringify(e.metadata) })));
   }
 
+  saveGroup(g: JobGroupRecord): void {
+    this.write(() =>
+      this.stmts.upsertGroup.run(bind(g, GROUP_COLUMNS, { sameRegion: g.sameRegion ? 1 : 0, sameZone: g.sameZone ? 1 : 0, jobIds: JSON.stringify(g.jobIds) })),
+    );
+  }
+
+  saveReservation(r: ReservationRecord): void {
+    this.write(() => this.stmts.upsertReservation.run(bind(r, RESERVATION_COLUMNS, { spec: Buffer.from(toBinary(ReservationSpecSchema, r.spec)) })));
+  }
+
   deleteEndpoint(endpointId: string): void {
     this.write(() => this.stmts.deleteEndpoint.run(endpointId));
   }
@@ -437,6 +488,8 @@ export class StateStore {
         startedAt: opt<number>(r.started_at),
         finishedAt: opt<number>(r.finished_at),
         requestId: opt<string>(r.request_id),
+        groupId: opt<string>(r.group_id),
+        reservationId: opt<string>(r.reservation_id),
       });
       jobs.push(job);
       nextSeq = Math.max(nextSeq, job.seq + 1);
@@ -464,7 +517,38 @@ export class StateStore {
       assignDefined(e, { jobId: opt<string>(r.job_id), attemptId: opt<string>(r.attempt_id), ttlSeconds: opt<number>(r.ttl_seconds), expiresAt: opt<number>(r.expires_at) });
       return e;
     });
-    return { jobs, workers, endpoints, nextSeq };
+    const groups = (this.db.prepare(`SELECT * FROM job_groups ORDER BY created_at, rowid`).all() as Row[]).map((r): JobGroupRecord => {
+      const g: JobGroupRecord = {
+        groupId: r.group_id as string,
+        name: r.name as string,
+        namespace: r.namespace as string,
+        sameRegion: r.same_region !== 0,
+        sameZone: r.same_zone !== 0,
+        jobIds: JSON.parse(r.job_ids as string) as string[],
+        createdAt: r.created_at as number,
+      };
+      assignDefined(g, {
+        reservationId: opt<string>(r.reservation_id),
+        parentJobId: opt<string>(r.parent_job_id),
+        finishedAt: opt<number>(r.finished_at),
+        requestId: opt<string>(r.request_id),
+      });
+      return g;
+    });
+    const reservations = (this.db.prepare(`SELECT * FROM reservations ORDER BY seq`).all() as Row[]).map((r): ReservationRecord => {
+      const record: ReservationRecord = {
+        reservationId: r.reservation_id as string,
+        namespace: r.namespace as string,
+        spec: fromBinary(ReservationSpecSchema, r.spec as Buffer),
+        state: r.state as ReservationState,
+        createdAt: r.created_at as number,
+        expiresAt: r.expires_at as number,
+        seq: r.seq as number,
+      };
+      assignDefined(record, { message: opt<string>(r.message), endedAt: opt<number>(r.ended_at), requestId: opt<string>(r.request_id) });
+      return record;
+    });
+    return { jobs, workers, endpoints, groups, reservations, nextSeq };
   }
 
   close(): void {
