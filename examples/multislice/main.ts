@@ -1,12 +1,13 @@
 // Flex multi-slice training on Fluster (SPEC §1, workload 5): a coordinator
 // job hosts the SliceCoordinator; slice jobs register, heartbeat and meet at
-// a barrier after every step. The driver kills a slice mid-run, sees it end,
-// and launches a replacement that joins at the current step — keeping the
-// slice count between --min-slices and --max-slices, as a reservation would.
+// a barrier after every step. The slices run in a reservation that holds
+// room for --min-slices and lets the run grow to --max-slices. The driver
+// kills a slice mid-run, sees it end, and launches a replacement into the
+// reservation, which joins at the current step.
 //
 //   node --import tsx examples/multislice/main.ts --slices 2 --steps 6
 import { parseArgs } from "node:util";
-import { Cluster, ClusterResolver, Entrypoint, ResourceConfig, type JobId, type JobInfo, type JobRequest } from "fluster";
+import { Cluster, ClusterResolver, Entrypoint, ResourceConfig, type JobId, type JobInfo, type JobRequest, type ReservationId } from "fluster";
 import { runMain, wholeNumber, type ExampleRun } from "../shared/run.js";
 import { SLICE_COORDINATOR, type SliceCoordinator, type TimelineEvent } from "./coordinator.js";
 import { hostCoordinator, slice } from "./slices.js";
@@ -72,15 +73,22 @@ const at = (time = Date.now()) => `[${((time - started) / 1000).toFixed(1).padSt
 async function main(flags: Flags, run: ExampleRun): Promise<number> {
   // A namespace of its own: two runs on one cluster never see each other's coordinator.
   const cluster = await run.connect({ namespace: Cluster.freshNamespace("multislice"), workers: 2 });
-  // A real run would first reserve capacity between min and max slices:
-  //   cluster.createReservation({
-  //     minResources: ResourceConfig.withTpu("v5litepod-16", { sliceCount: flags.minSlices }),
-  //     maxResources: ResourceConfig.withTpu("v5litepod-16", { sliceCount: flags.maxSlices }),
-  //   })
-  // Reservations are not implemented yet, so this driver keeps the count in range itself.
-  run.log(`${flags.slices} slice(s), kept between ${flags.minSlices} and ${flags.maxSlices} by this driver (cluster reservations are not implemented yet)`);
+  // Room for min..max slices, held for this run: the first --min-slices
+  // start at once even on a busy cluster, a replacement finds its room
+  // still free, and the run may grow to --max-slices. stop() releases it.
+  const reservationId = await run.reserve({
+    minResources: sliceResources(flags, flags.minSlices),
+    maxResources: sliceResources(flags, flags.maxSlices),
+    ttlSeconds: flags.timeoutSeconds + 60,
+  });
+  const reservation = await cluster.getReservation(reservationId);
+  const hosts = sliceResources(flags).replicas;
+  run.log(
+    `reservation ${reservationId}: ${reservation.minReplicas / hosts} to ${reservation.maxReplicas / hosts} slice(s) (--min-slices to --max-slices), ` +
+      `expires at ${reservation.expiresAt.toISOString()}`,
+  );
 
-  const summary = await run.within(flags.timeoutSeconds, runMultislice(cluster, run, flags));
+  const summary = await run.within(flags.timeoutSeconds, runMultislice(cluster, run, flags, reservationId));
   console.log("");
   console.log("== multi-slice run summary ==");
   console.log(`steps completed    ${summary.steps} / ${flags.steps}`);
@@ -100,10 +108,10 @@ async function main(flags: Flags, run: ExampleRun): Promise<number> {
 }
 
 /** Starts the coordinator and the slices, follows the timeline, kills and replaces a slice, and waits for the last step. */
-async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): Promise<Summary> {
+async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags, reservationId: ReservationId): Promise<Summary> {
   // With --verbose, a job's own output is streamed as `  [role] line`.
-  const launch = (role: string, request: Omit<JobRequest, "name">) =>
-    run.launch({ name: `multislice/${role}`, ...request }, { role, followLogs: flags.verbose });
+  const launch = (role: string, request: Omit<JobRequest, "name">, inReservation = false) =>
+    run.launch({ name: `multislice/${role}`, ...request }, { role, followLogs: flags.verbose, ...(inReservation ? { reservationId } : {}) });
 
   const summary: Summary = { steps: 0, joined: [], killed: [], dropped: [], replacements: [], stepsBySliceCount: new Map() };
   const coordinator = new ClusterResolver(cluster).lookup<SliceCoordinator>(SLICE_COORDINATOR);
@@ -126,11 +134,11 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
   void cluster.wait(coordinatorId).then((info) => done || failed(new Error(`${run.describeEnd(info)} during the run`)), failed);
 
   // Slices that run now, by slice id (no job id yet while launching). The
-  // driver's whole scaling policy: refill to --slices after a loss, never beyond --max-slices.
+  // driver's scaling policy: refill to --slices after a loss, never beyond
+  // --max-slices (the reservation's maximum: it would not place more).
   const running = new Map<string, JobId | undefined>();
   let nextSlice = 0;
   let restarts = 0;
-  const sliceResources = flags.tpu ? ResourceConfig.withTpu(flags.tpu) : SMALL;
   const launchSlice = async (replaced?: string) => {
     const sliceId = `slice-${nextSlice++}`;
     // Count the slice at once, before the launch returns, so two losses at once cannot overshoot the max.
@@ -138,7 +146,7 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
     const options = { steps: flags.steps, stepMs: flags.stepMs, heartbeatMs: Math.max(50, Math.floor(flags.heartbeatTimeoutMs / 4)) };
     let jobId: JobId;
     try {
-      jobId = await launch(sliceId, { resources: sliceResources, entrypoint: Entrypoint.fromFunction(slice, sliceId, options) });
+      jobId = await launch(sliceId, { resources: sliceResources(flags), entrypoint: Entrypoint.fromFunction(slice, sliceId, options) }, true);
     } catch (err) {
       running.delete(sliceId);
       throw err;
@@ -200,6 +208,11 @@ async function runMultislice(cluster: Cluster, run: ExampleRun, flags: Flags): P
   await cluster.terminate(coordinatorId, "training finished");
   await run.drainLogs();
   return summary;
+}
+
+/** `count` slices' resources: real TPU slices (one task per host) or small CPU stand-ins (one task each). */
+function sliceResources(flags: Flags, count = 1): ResourceConfig {
+  return flags.tpu ? ResourceConfig.withTpu(flags.tpu, { sliceCount: count }) : new ResourceConfig({ ...SMALL, replicas: count });
 }
 
 function describeEvent(event: TimelineEvent, minSlices: number): string {

@@ -64,21 +64,24 @@ async function main(flags: Flags, run: ExampleRun): Promise<number> {
 /** Launches the run's jobs, waits for the trainer, then stops the rest and collects the stats. */
 async function runRl(cluster: Cluster, run: ExampleRun, flags: Flags): Promise<Summary> {
   // Every job's output is streamed as `  [role] line`.
-  const launch = (role: string, entrypoint: FunctionEntrypoint, ports: string[] = []) =>
-    run.launch({ name: `rl/${role}`, resources: SMALL, entrypoint, ports }, { role, followLogs: true });
-
-  // One job group in the design; launchGroup() is not implemented yet, so one by one.
-  // Order does not matter: every job waits for the shared actors by name.
-  const coordinatorId = await launch("coordinator", Entrypoint.fromFunction(coordinator, INITIAL_WEIGHTS), ["actor"]);
-  const trainerId = await launch(
-    "trainer",
-    Entrypoint.fromFunction(trainer, { steps: flags.steps, rollouts: flags.rollouts, batchSize: flags.batch }),
-  );
-  const rolloutIds: JobId[] = [];
-  for (let i = 0; i < flags.rollouts; i++) {
-    rolloutIds.push(await launch(`rollout-${i}`, Entrypoint.fromFunction(rollout, `rollout-${i}`, flags.episodeMs)));
-  }
-  run.log(`launched ${run.jobIds.length} jobs: ${run.describeJobs()}`);
+  const job = (role: string, entrypoint: FunctionEntrypoint, ports: string[] = []) => ({
+    request: { name: `rl/${role}`, resources: SMALL, entrypoint, ports },
+    role,
+    followLogs: true,
+  });
+  // One job group: the coordinator, the trainer and the rollouts are placed
+  // all together (in one region) or not at all, so a run never starts half
+  // its jobs and waits for the rest. Order does not matter: every job waits
+  // for the shared actors by name.
+  const [coordinatorId, trainerId, ...rolloutIds] = (await run.launchGroup(
+    [
+      job("coordinator", Entrypoint.fromFunction(coordinator, INITIAL_WEIGHTS), ["actor"]),
+      job("trainer", Entrypoint.fromFunction(trainer, { steps: flags.steps, rollouts: flags.rollouts, batchSize: flags.batch })),
+      ...Array.from({ length: flags.rollouts }, (_, i) => job(`rollout-${i}`, Entrypoint.fromFunction(rollout, `rollout-${i}`, flags.episodeMs))),
+    ],
+    { name: "rl", sameRegion: true },
+  )) as [JobId, JobId, ...JobId[]];
+  run.log(`launched ${run.jobIds.length} jobs as one group: ${run.describeJobs()}`);
 
   // The trainer decides when the run is over. The other jobs serve or loop
   // until stopped, so any of them ending first is a failure.

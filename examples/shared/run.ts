@@ -11,9 +11,12 @@ import {
   type Cluster,
   type ClusterOptions,
   type JobId,
+  type JobGroupConfig,
   type JobInfo,
   type JobRequest,
   type LocalClusterOptions,
+  type ReservationConfig,
+  type ReservationId,
 } from "fluster";
 
 /** An example program, as runMain() runs it. */
@@ -84,6 +87,7 @@ export class ExampleRun {
   private cluster: Promise<Cluster> | undefined;
   private readonly roles = new Map<JobId, string>();
   private readonly logPumps: Promise<void>[] = [];
+  private readonly reservations: ReservationId[] = [];
   private tempDir: string | undefined;
   private stopped: Promise<void> | undefined;
 
@@ -124,11 +128,11 @@ export class ExampleRun {
    * (default: the job's name); with `followLogs` its output is copied to
    * stdout as `  [role] line`.
    */
-  async launch(request: JobRequest, options: { role?: string; followLogs?: boolean } = {}): Promise<JobId> {
+  async launch(request: JobRequest, options: { role?: string; followLogs?: boolean; reservationId?: ReservationId } = {}): Promise<JobId> {
     const role = options.role ?? request.name;
     if (this.stopping || !this.cluster) throw new Error(`not launching ${role}: the run ${this.stopping ? "is stopping" : "has no cluster yet"}`);
     const cluster = await this.cluster;
-    const jobId = await cluster.launch(request);
+    const jobId = await cluster.launch(request, options.reservationId ? { reservationId: options.reservationId } : {});
     this.roles.set(jobId, role);
     // stop() may have begun while this launch was in flight: the new job must not outlive the run.
     if (this.stopping) {
@@ -137,6 +141,38 @@ export class ExampleRun {
     }
     if (options.followLogs) this.logPumps.push(pumpLogs(cluster, jobId, role));
     return jobId;
+  }
+
+  /**
+   * Launches jobs of this run as one job group: placed all together or not
+   * at all (see `Cluster.launchGroup`). Each entry's `role` and `followLogs`
+   * work as in {@link launch}. Returns the job ids in the order given.
+   */
+  async launchGroup(
+    entries: ReadonlyArray<{ request: JobRequest; role?: string; followLogs?: boolean }>,
+    group: JobGroupConfig,
+  ): Promise<JobId[]> {
+    if (this.stopping || !this.cluster) throw new Error(`not launching group ${group.name}: the run ${this.stopping ? "is stopping" : "has no cluster yet"}`);
+    const cluster = await this.cluster;
+    const jobIds = await cluster.launchGroup(entries.map((e) => e.request), group);
+    jobIds.forEach((jobId, i) => this.roles.set(jobId, entries[i]?.role ?? entries[i]?.request.name ?? jobId));
+    if (this.stopping) {
+      await Promise.allSettled(jobIds.map((id) => cluster.terminate(id, "driver stopped")));
+      throw new Error(`group ${group.name} launched while the run was stopping`);
+    }
+    entries.forEach((entry, i) => {
+      const jobId = jobIds[i];
+      if (entry.followLogs && jobId) this.logPumps.push(pumpLogs(cluster, jobId, this.roles.get(jobId) ?? jobId));
+    });
+    return jobIds;
+  }
+
+  /** Creates a reservation for this run; stop() releases it. */
+  async reserve(config: ReservationConfig): Promise<ReservationId> {
+    if (this.stopping || !this.cluster) throw new Error(`not reserving: the run ${this.stopping ? "is stopping" : "has no cluster yet"}`);
+    const reservationId = await (await this.cluster).createReservation(config);
+    this.reservations.push(reservationId);
+    return reservationId;
   }
 
   /** The launched jobs as `role (job id), …`. */
@@ -181,7 +217,7 @@ export class ExampleRun {
   /**
    * Releases what this run started, once; never throws. Its jobs still
    * running are terminated (a job left running holds its resources for
-   * nothing); then a LocalCluster it started is shut down, with its worker
+   * nothing) and its reservations released; then a LocalCluster it started is shut down, with its worker
    * processes and files, or the connection to another cluster closed; then
    * its temporary directory goes, unless `succeeded`.
    */
@@ -194,6 +230,8 @@ export class ExampleRun {
             if (!isFinished((await cluster.poll(id)).status)) await cluster.terminate(id, "driver stopped");
           }),
         );
+        // Held capacity goes back to the cluster at once, not when the TTL runs out.
+        await Promise.allSettled(this.reservations.map((id) => cluster.releaseReservation(id)));
         await (cluster instanceof LocalCluster || cluster instanceof LocalClusterProcess ? cluster.shutdown() : cluster.close()).catch(() => undefined);
       }
       if (!succeeded && this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });

@@ -63,6 +63,8 @@ export interface ActorServerOptions {
 interface CompiledActorServerOptions {
   host: string;
   port: number;
+  /** The port is the job's FLUSTER_PORT_ACTOR (not one the caller chose): another free port will do if it is taken. */
+  portFromJob: boolean;
   advertiseHost: string;
   token: string | undefined;
   clusterKey: string | undefined;
@@ -87,7 +89,16 @@ function compileActorServerOptions(options: ActorServerOptions): CompiledActorSe
   const token = options.token ?? (envToken !== undefined && !looksLikeCredential(envToken) ? envToken : undefined);
   const clusterKey = options.clusterKey ?? (process.env.FLUSTER_CLUSTER_KEY || undefined);
   const maxRequestBytes = checkPositive(options.maxRequestBytes ?? DEFAULT_ACTOR_MAX_REQUEST_BYTES, "maxRequestBytes");
-  return { host, port, advertiseHost, token, clusterKey, drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds"), maxRequestBytes };
+  return {
+    host,
+    port,
+    portFromJob: options.port === undefined && port !== 0,
+    advertiseHost,
+    token,
+    clusterKey,
+    drainTimeoutSeconds: checkNonNegative(options.drainTimeoutSeconds ?? 10, "drainTimeoutSeconds"),
+    maxRequestBytes,
+  };
 }
 
 /**
@@ -183,11 +194,11 @@ export class ActorServer {
   }
 
   private async start(): Promise<void> {
-    const { host, port, maxRequestBytes } = this.options;
+    const { host, port, portFromJob, maxRequestBytes } = this.options;
     const authenticator = await this.authenticator();
-    this.server = await startRpcServer({
+    const listen = (onPort: number) => startRpcServer({
       host,
-      port,
+      port: onPort,
       limits: { maxRequestBytes },
       ...(authenticator ? { authenticator, tokenHint: `callers need a credential of namespace ${this.namespace} (a job's FLUSTER_TOKEN, or Cluster.namespaceCredential())` } : {}),
       routes: (router) =>
@@ -197,6 +208,15 @@ export class ActorServer {
           healthCheck: () => ({ healthy: this.stateValue === "serving", actors: [...this.actors.keys()] }),
         }),
     });
+    try {
+      this.server = await listen(port);
+    } catch (err) {
+      // The job's FLUSTER_PORT_ACTOR was taken between the worker choosing it
+      // and this bind: any free port serves as well, since callers find the
+      // server through the address it registers, not the port it was offered.
+      if (!portFromJob || (err as { code?: unknown }).code !== "EADDRINUSE") throw err;
+      this.server = await listen(0);
+    }
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.stateValue = "serving";
   }

@@ -15,7 +15,7 @@ describe("examples/multislice", { timeout: 120_000 }, () => {
     const outcome = await runExample(t, MAIN, ["--slices", "2", "--steps", "6"], TIMEOUT);
     assert.equal(outcome.code, 0, `exit code 0\n--- stdout\n${outcome.stdout}\n--- stderr\n${outcome.stderr}`);
     const out = outcome.stdout;
-    assert.match(out, /kept between 1 and 2 by this driver/);
+    assert.match(out, /reservation \S+: 1 to 2 slice\(s\) \(--min-slices to --max-slices\)/);
     assert.match(out, /slice-0 joined at step 1/);
     assert.match(out, /slice-1 joined at step 1/);
     // The kill after step 2 (a third of 6), seen from the job's status, then by the coordinator.

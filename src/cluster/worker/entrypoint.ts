@@ -136,16 +136,52 @@ export function functionError(dir: string): string | undefined {
   }
 }
 
+/**
+ * Ports for FLUSTER_PORT_<NAME> come from below Linux's ephemeral range
+ * (32768–60999), the way Ray keeps its worker ports apart: a port the
+ * kernel picked with `listen(0)` is free only until the job binds it, and
+ * meanwhile any outgoing connection on the machine may be given it as its
+ * local port. Ports handed out in the last minute are not handed out again,
+ * so two attempts starting together never get the same one.
+ */
+const PORT_RANGE = { first: 20_000, last: 32_767 } as const;
+const PORT_PROBES = 64;
+const PORT_REUSE_AFTER_MS = 60_000;
+const recentlyGiven = new Map<number, number>();
+
 /** A free TCP port on this machine, for FLUSTER_PORT_<NAME>. */
-function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
+  const now = Date.now();
+  for (const [port, at] of recentlyGiven) if (now - at > PORT_REUSE_AFTER_MS) recentlyGiven.delete(port);
+  const span = PORT_RANGE.last - PORT_RANGE.first + 1;
+  const start = Math.floor(Math.random() * span);
+  for (let i = 0; i < PORT_PROBES; i++) {
+    const port = PORT_RANGE.first + ((start + i * 7919) % span);
+    if (recentlyGiven.has(port) || !(await canListen(port))) continue;
+    recentlyGiven.set(port, now);
+    return port;
+  }
+  // The range is crowded: any port the kernel finds free.
+  return listenOnce(0);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenOnce(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Binds `port` (0: any) on every interface, closes it again, and answers the port bound. */
+function listenOnce(port: number): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.unref();
     server.once("error", reject);
-    server.listen(0, () => {
+    server.listen(port, () => {
       const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
+      const bound = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(bound));
     });
   });
 }
