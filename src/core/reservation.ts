@@ -80,9 +80,10 @@ export interface JobGroupInfo {
   namespace: Namespace;
   /**
    * Rolled up from its jobs: `pending` until every job has been placed;
-   * `failed`, `killed` or `unschedulable` as soon as one job is (the others
-   * are then killed: a group is a unit); `succeeded` when all are;
-   * otherwise `running` (or `building`).
+   * `failed` or `unschedulable` as soon as one job is (the others are then
+   * killed: a group is a unit); once all have ended, `succeeded` if all
+   * did, else `killed` (a job stopped on request ends alone); otherwise
+   * `running` (or `building`).
    */
   status: JobStatus;
   /** In launch order. */

@@ -145,19 +145,26 @@ export function groupPlaced(jobs: readonly JobRecord[]): boolean {
 
 /**
  * The group's status from its jobs. A group is a unit: the first job that
- * fails (or is killed, or cannot be scheduled) decides it, and the others
- * are killed (see the controller's cascade); all succeeded is success;
- * until every job has been placed it is pending, with its first waiting
- * job's reason; then running, or building while no task runs yet.
+ * fails (or cannot be scheduled) decides it, and the others are killed (see
+ * the controller's cascade). A job stopped on request ends alone: a driver
+ * may stop some jobs of its group (rollouts once training is done) and keep
+ * the rest; `terminateGroup` stops them all. Once every job has ended, the
+ * group succeeded if all did, else it was killed. Until every job has been
+ * placed it is pending, with its first waiting job's reason; then running,
+ * or building while no task runs yet.
  */
 export function groupStatus(group: JobGroupRecord, jobs: readonly JobRecord[]): GroupStatus {
   const name = `group ${group.name}`;
-  // The cause is the bad job that was not killed by the group's own cascade (whose reason names the cause).
+  const describe = (job: JobRecord) => `${name}: job ${job.jobId} ${job.state}${job.errorMessage ? `: ${job.errorMessage}` : ""}`;
+  // The cause is the failed job that was not killed by the group's own cascade (whose reason names the cause).
   const cascade = groupKillReason(group, undefined);
-  const bad = jobs.filter((j) => j.state === "failed" || j.state === "killed" || j.state === "unschedulable");
+  const bad = jobs.filter(endsGroup);
   const cause = bad.find((j) => !j.errorMessage?.startsWith(cascade)) ?? bad[0];
-  if (cause) return { state: cause.state, errorMessage: `${name}: job ${cause.jobId} ${cause.state}${cause.errorMessage ? `: ${cause.errorMessage}` : ""}` };
-  if (jobs.length > 0 && jobs.every((j) => j.state === "succeeded")) return { state: "succeeded" };
+  if (cause) return { state: cause.state, errorMessage: describe(cause) };
+  if (jobs.length > 0 && jobs.every((j) => isFinished(j.state))) {
+    const killed = jobs.find((j) => j.state !== "succeeded");
+    return killed ? { state: killed.state, errorMessage: describe(killed) } : { state: "succeeded" };
+  }
   if (!groupPlaced(jobs) || jobs.every((j) => j.state === "pending")) {
     const waiting = jobs.find((j) => j.pendingReason);
     return { state: "pending", ...(waiting?.pendingReason ? { pendingReason: `job ${waiting.jobId}: ${waiting.pendingReason}` } : {}) };
@@ -172,7 +179,7 @@ export function groupKillReason(group: JobGroupRecord, job: JobRecord | undefine
   return job ? `${prefix} job ${job.jobId} ${job.state}` : prefix;
 }
 
-/** Whether the job's end takes its group down: anything but success. */
+/** Whether the job's end takes its group down: it failed or cannot be scheduled (a job stopped on request ends alone). */
 export function endsGroup(job: JobRecord): boolean {
-  return isFinished(job.state) && job.state !== "succeeded";
+  return job.state === "failed" || job.state === "unschedulable";
 }
