@@ -1,0 +1,321 @@
+// Preemption: room for higher-band tasks that placement left unplaced, found
+// in room being freed or by stopping the fewest lower-band attempts.
+import type { Priority } from "../../../core/job.js";
+import { fits, type Amounts, type Need, type Slot } from "./amounts.js";
+import { FirstFitTree } from "./first-fit-tree.js";
+import type { Preemption, RunningAttempt } from "./types.js";
+
+/** Band rank: 0 production, 1 interactive, 2 batch; a rank preempts only larger ranks. */
+export function bandRank(priority: Priority): number {
+  return priority === "production" ? 0 : priority === "batch" ? 2 : 1;
+}
+
+const BATCH = 2;
+/**
+ * Victim counts searched through an index; a task needing more victims than
+ * this falls back to a scan of the workers whose total preemptible room fits.
+ */
+const INDEXED_VICTIMS = 3;
+/** Workers compared on the tie-breaks (victim band, youngest) once the fewest victims is known. */
+const TIE_SCAN = 16;
+/** Room a claimed or victimless worker offers through a tree: nothing fits it. */
+const NONE: Readonly<Amounts> = { cpu: -1, memory: -1, disk: -1, devices: -1 };
+
+interface Victim {
+  readonly attempt: RunningAttempt;
+  readonly band: number;
+  readonly need: Readonly<Amounts>;
+}
+
+/** One worker during the preemption phase. */
+interface WorkerState {
+  /** Free room plus room being freed, less what tasks claimed in this pass. */
+  room: Amounts;
+  /** Part of `room` that is being freed (stopping attempts): a claim on it is a wait, not free room. */
+  readonly stopping: boolean;
+  /** Its running attempts in victim order: lowest band first, larger usage first, youngest first. */
+  readonly victims: readonly Victim[];
+  /** Victims before this index are already preempted in this pass. */
+  next: number;
+  /** Victims with `band === BATCH`; they come first in victim order. */
+  readonly batch: number;
+  /** The job whose task claimed room here: the rest is not offered to other jobs in this pass. */
+  owner?: string;
+}
+
+/** Tree kinds: room alone, room plus k batch victims, room plus k victims of any lower band, and the totals. */
+type TreeKind = { victims: number; batchOnly: boolean } | { total: true; batchOnly: boolean };
+
+/** What a claim for one task did, so a gang that does not fit whole can undo it. */
+interface Undo {
+  index: number;
+  room: Amounts;
+  next: number;
+  owner: string | undefined;
+}
+
+/** A job's claims in this pass, for its pending reason. */
+export interface Claims {
+  /** Attempts preempted for it. */
+  victims: number;
+  /** Workers where it waits for room being freed (no new victims). */
+  waitingOn: string[];
+}
+
+/** Free room plus room being freed on each worker, and the lower-band attempts that could give more. */
+export class Preemptor {
+  private readonly states: WorkerState[];
+  private readonly trees = new Map<string, { tree: FirstFitTree; values: Amounts[] }>();
+  /** (job band, shape, eligible workers) combinations that found no room: total room only shrinks, so none will. */
+  private readonly hopeless = new Set<string>();
+  private readonly owned = new Map<string, number[]>();
+  readonly preemptions: Preemption[] = [];
+  readonly claims = new Map<string, Claims>();
+  private undo: Undo[] | undefined;
+
+  constructor(private readonly slots: readonly Slot[]) {
+    this.states = slots.map((slot) => stateOf(slot));
+  }
+
+  /**
+   * Claims room for `count` tasks of a job (all or none), among the workers
+   * `eligible` admits. Returns whether it did.
+   */
+  claim(jobId: string, band: number, need: Need, count: number, eligible: (slot: Slot) => boolean, eligibleKey: string): boolean {
+    const memo = `${band} ${need.key} ${eligibleKey}`;
+    if (this.hopeless.has(memo)) return false;
+    this.undo = [];
+    const preempted = this.preemptions.length;
+    const claims = { victims: 0, waitingOn: [] as string[] };
+    let done = 0;
+    for (; done < count; done++) {
+      const found = this.find(jobId, band, need, eligible);
+      if (!found) break;
+      this.take(jobId, found.index, found.victims, need, claims);
+    }
+    if (done < count) {
+      // Undo in reverse: each entry holds the state before its change.
+      for (const u of this.undo.reverse()) {
+        const state = this.states[u.index];
+        if (!state) continue;
+        state.room = u.room;
+        state.next = u.next;
+        if (u.owner === undefined) delete state.owner;
+        else state.owner = u.owner;
+        this.refresh(u.index);
+      }
+      this.preemptions.length = preempted;
+      this.undo = undefined;
+      const owned = this.owned.get(jobId)?.filter((index) => this.states[index]?.owner === jobId);
+      if (owned) this.owned.set(jobId, owned);
+      if (done === 0) this.hopeless.add(memo);
+      return false;
+    }
+    this.undo = undefined;
+    const before = this.claims.get(jobId);
+    if (before) {
+      before.victims += claims.victims;
+      before.waitingOn.push(...claims.waitingOn);
+    } else this.claims.set(jobId, claims);
+    return true;
+  }
+
+  /** The worker for one task: the job's own claimed room, then room being freed, then the fewest victims. */
+  private find(jobId: string, band: number, need: Need, eligible: (slot: Slot) => boolean): { index: number; victims: number } | undefined {
+    // Workers this job already claimed are hidden from the trees (their rest is
+    // not offered to other jobs), so they are weighed here, victims included.
+    let own: { index: number; victims: number } | undefined;
+    for (const index of this.owned.get(jobId) ?? []) {
+      const slot = this.slots[index];
+      const victims = slot && eligible(slot) ? this.victimsNeeded(index, band, need) : undefined;
+      if (victims !== undefined && (!own || victims.count < own.victims)) own = { index, victims: victims.count };
+    }
+    if (own?.victims === 0) return own;
+    const free = this.first({ victims: 0, batchOnly: true }, need, 0, eligible);
+    if (free >= 0) return { index: free, victims: 0 };
+    if (band === BATCH) return undefined;
+    for (let k = 1; k <= INDEXED_VICTIMS; k++) {
+      if (own?.victims === k) return own;
+      // Batch victims come first on a worker, so k batch victims are the lowest band k victims can have.
+      const kinds: TreeKind[] = band === 0 ? [{ victims: k, batchOnly: true }, { victims: k, batchOnly: false }] : [{ victims: k, batchOnly: true }];
+      for (const kind of kinds) {
+        const found = this.youngest(kind, need, k, eligible);
+        if (found >= 0) return { index: found, victims: k };
+      }
+    }
+    const scanned = this.scan(band, need, eligible);
+    return own && (!scanned || own.victims <= scanned.victims) ? own : scanned;
+  }
+
+  /** How many of a worker's next victims (of bands below `band`) a task needs, and the highest band among them; undefined when all are not enough. */
+  private victimsNeeded(index: number, band: number, need: Need): { count: number; topBand: number } | undefined {
+    const state = this.states[index];
+    if (!state) return undefined;
+    const room = { ...state.room };
+    let count = 0;
+    let topBand = BATCH;
+    while (!fits(room, need)) {
+      const victim = state.victims[state.next + count];
+      if (!victim || victim.band <= band) return undefined;
+      add(room, victim.need, 1);
+      topBand = Math.min(topBand, victim.band);
+      count++;
+    }
+    return { count, topBand };
+  }
+
+  /** Among the first workers where `kind` fits, the one whose victims are youngest (their oldest started last). */
+  private youngest(kind: TreeKind, need: Need, k: number, eligible: (slot: Slot) => boolean): number {
+    let best = -1;
+    let bestStart = -Infinity;
+    let from = 0;
+    for (let seen = 0; seen < TIE_SCAN; seen++) {
+      const index = this.first(kind, need, from, eligible);
+      if (index < 0) break;
+      const start = this.oldestStart(index, k);
+      if (start > bestStart) {
+        best = index;
+        bestStart = start;
+      }
+      from = index + 1;
+    }
+    return best;
+  }
+
+  /** Every worker whose total preemptible room fits: the fewest victims, then lowest victim band, then youngest. */
+  private scan(band: number, need: Need, eligible: (slot: Slot) => boolean): { index: number; victims: number } | undefined {
+    const kind: TreeKind = { total: true, batchOnly: band === 1 };
+    let best: { index: number; victims: number; topBand: number; start: number } | undefined;
+    for (let index = this.first(kind, need, 0, eligible); index >= 0; index = this.first(kind, need, index + 1, eligible)) {
+      const needed = this.victimsNeeded(index, band, need);
+      if (!needed) continue;
+      const { count: k, topBand } = needed;
+      const start = this.oldestStart(index, k);
+      if (!best || k < best.victims || (k === best.victims && (topBand > best.topBand || (topBand === best.topBand && start > best.start)))) {
+        best = { index, victims: k, topBand, start };
+      }
+    }
+    return best && { index: best.index, victims: best.victims };
+  }
+
+  private oldestStart(index: number, k: number): number {
+    const state = this.states[index];
+    let start = Infinity;
+    for (let i = 0; i < k; i++) start = Math.min(start, state?.victims[(state?.next ?? 0) + i]?.attempt.startedAt ?? Infinity);
+    return start;
+  }
+
+  private take(jobId: string, index: number, victims: number, need: Need, claims: Claims): void {
+    const state = this.states[index];
+    const slot = this.slots[index];
+    if (!state || !slot) return;
+    this.undo?.push({ index, room: { ...state.room }, next: state.next, owner: state.owner });
+    for (let i = 0; i < victims; i++) {
+      const victim = state.victims[state.next + i];
+      if (!victim) continue;
+      add(state.room, victim.need, 1);
+      this.preemptions.push({ attemptId: victim.attempt.attemptId, workerId: slot.worker.workerId, forJobId: jobId });
+    }
+    if (victims === 0 && state.stopping && !fits(slot, need) && !claims.waitingOn.includes(slot.worker.workerId)) claims.waitingOn.push(slot.worker.workerId);
+    claims.victims += victims;
+    state.next += victims;
+    add(state.room, need, -1);
+    if (state.owner === undefined) {
+      state.owner = jobId;
+      const list = this.owned.get(jobId);
+      if (list) list.push(index);
+      else this.owned.set(jobId, [index]);
+    }
+    this.refresh(index);
+  }
+
+  /** First eligible worker at or after `from` where `kind` fits `need`, or -1. */
+  private first(kind: TreeKind, need: Need, from: number, eligible: (slot: Slot) => boolean): number {
+    const { tree } = this.treeOf(kind);
+    for (let index = tree.findFirst(need, from); index >= 0; index = tree.findFirst(need, index + 1)) {
+      const slot = this.slots[index];
+      if (slot && eligible(slot)) return index;
+    }
+    return -1;
+  }
+
+  private treeOf(kind: TreeKind): { tree: FirstFitTree; values: Amounts[] } {
+    const key = treeKey(kind);
+    let entry = this.trees.get(key);
+    if (!entry) {
+      const values = this.states.map((state) => valueOf(state, kind));
+      entry = { tree: new FirstFitTree(values), values };
+      this.trees.set(key, entry);
+    }
+    return entry;
+  }
+
+  private refresh(index: number): void {
+    const state = this.states[index];
+    if (!state) return;
+    for (const [key, { tree, values }] of this.trees) {
+      const value = values[index];
+      if (!value) continue;
+      Object.assign(value, valueOf(state, kindOf(key)));
+      tree.refresh(index);
+    }
+  }
+}
+
+function treeKey(kind: TreeKind): string {
+  return "total" in kind ? `total ${kind.batchOnly}` : `${kind.victims} ${kind.batchOnly}`;
+}
+
+function kindOf(key: string): TreeKind {
+  const [count, batchOnly] = key.split(" ");
+  return count === "total" ? { total: true, batchOnly: batchOnly === "true" } : { victims: Number(count), batchOnly: batchOnly === "true" };
+}
+
+/** What a worker offers through one tree: its room plus the victims the kind counts. */
+function valueOf(state: WorkerState, kind: TreeKind): Amounts {
+  if (state.owner !== undefined) return { ...NONE };
+  if (!("total" in kind) && kind.victims === 0) return { ...state.room };
+  const end = "total" in kind ? (kind.batchOnly ? state.batch : state.victims.length) : state.next + kind.victims;
+  const limit = kind.batchOnly ? state.batch : state.victims.length;
+  if (end > limit || end < state.next) return { ...NONE };
+  const value = { ...state.room };
+  for (let i = state.next; i < end; i++) {
+    const victim = state.victims[i];
+    if (victim) add(value, victim.need, 1);
+  }
+  return value;
+}
+
+function add(to: Amounts, amounts: Readonly<Amounts>, sign: 1 | -1): void {
+  to.cpu += sign * amounts.cpu;
+  to.memory += sign * amounts.memory;
+  to.disk += sign * amounts.disk;
+  to.devices += sign * amounts.devices;
+}
+
+function stateOf(slot: Slot): WorkerState {
+  const { worker } = slot;
+  const devicesCounted = worker.capacity.deviceType !== "cpu";
+  const amounts = (u: { cpu: number; memory: number; disk: number; deviceCount: number }): Amounts => ({
+    cpu: Math.round(u.cpu * 1000),
+    memory: u.memory,
+    disk: u.disk,
+    devices: devicesCounted ? u.deviceCount : 0,
+  });
+  const room: Amounts = { cpu: slot.cpu, memory: slot.memory, disk: slot.disk, devices: slot.devices };
+  const stopping = worker.stopping ? amounts(worker.stopping) : undefined;
+  if (stopping) add(room, stopping, 1);
+  const victims = (worker.running ?? [])
+    .map((attempt) => ({ attempt, band: bandRank(attempt.priority), need: amounts(attempt.usage) }))
+    .filter((v) => v.band > 0)
+    .sort(
+      (a, b) =>
+        b.band - a.band ||
+        b.need.devices - a.need.devices || b.need.cpu - a.need.cpu || b.need.memory - a.need.memory || b.need.disk - a.need.disk ||
+        b.attempt.startedAt - a.attempt.startedAt ||
+        (a.attempt.attemptId < b.attempt.attemptId ? -1 : a.attempt.attemptId > b.attempt.attemptId ? 1 : 0),
+    );
+  const batch = victims.filter((v) => v.band === BATCH).length;
+  const hasStopping = stopping !== undefined && (stopping.cpu > 0 || stopping.memory > 0 || stopping.disk > 0 || stopping.devices > 0);
+  return { room, stopping: hasStopping, victims, next: 0, batch };
+}
