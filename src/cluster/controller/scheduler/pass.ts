@@ -232,12 +232,12 @@ export class SchedulingPass {
       if (plan.groupedBy) {
         plan.groups.some((group, i) => {
           const inGroup = new Set(group.slots);
-          return preemptor.claim(job.jobId, band, need, left, (slot) => inGroup.has(slot), `${plan.key} ${plan.groupedBy ?? ""} ${i}`);
+          return preemptor.claim(job.jobId, band, need, left, group.slots, (slot) => inGroup.has(slot), `${plan.key} ${plan.groupedBy ?? ""} ${i}`);
         });
       } else if (job.gang) {
-        preemptor.claim(job.jobId, band, need, left, (slot) => members.has(slot), plan.key);
+        preemptor.claim(job.jobId, band, need, left, plan.eligible.slots, (slot) => members.has(slot), plan.key);
       } else {
-        for (let i = 0; i < left; i++) if (!preemptor.claim(job.jobId, band, need, 1, (slot) => members.has(slot), plan.key)) break;
+        for (let i = 0; i < left; i++) if (!preemptor.claim(job.jobId, band, need, 1, plan.eligible.slots, (slot) => members.has(slot), plan.key)) break;
       }
     }
     return this.preemptor?.claims;

@@ -16,6 +16,8 @@ const BATCH = 2;
  * this falls back to a scan of the workers whose total preemptible room fits.
  */
 const INDEXED_VICTIMS = 3;
+/** Lists this short are searched by a plain scan: building an index costs more than it saves. */
+const SCAN_BELOW = 128;
 /** Workers compared on the tie-breaks (victim band, youngest) once the fewest victims is known. */
 const TIE_SCAN = 16;
 /** Room a claimed or victimless worker offers through a tree: nothing fits it. */
@@ -44,7 +46,21 @@ interface WorkerState {
 }
 
 /** Tree kinds: room alone, room plus k batch victims, room plus k victims of any lower band, and the totals. */
-type TreeKind = { victims: number; batchOnly: boolean } | { total: true; batchOnly: boolean };
+interface TreeKind {
+  /** Index into the pass's per-kind tables. */
+  readonly id: number;
+  /** Victims counted; Infinity counts all. */
+  readonly victims: number;
+  readonly batchOnly: boolean;
+}
+
+/** Room alone; k batch victims; k victims of either lower band; all batch victims; all victims. */
+const ROOM: TreeKind = { id: 0, victims: 0, batchOnly: false };
+const BATCH_VICTIMS: readonly TreeKind[] = Array.from({ length: INDEXED_VICTIMS + 1 }, (_, k) => ({ id: 1 + 2 * k, victims: k, batchOnly: true }));
+const ANY_VICTIMS: readonly TreeKind[] = Array.from({ length: INDEXED_VICTIMS + 1 }, (_, k) => ({ id: 2 + 2 * k, victims: k, batchOnly: false }));
+const ALL_BATCH: TreeKind = { id: 3 + 2 * INDEXED_VICTIMS, victims: Infinity, batchOnly: true };
+const ALL: TreeKind = { id: 4 + 2 * INDEXED_VICTIMS, victims: Infinity, batchOnly: false };
+const KINDS = 5 + 2 * INDEXED_VICTIMS;
 
 /** What a claim for one task did, so a gang that does not fit whole can undo it. */
 interface Undo {
@@ -65,26 +81,60 @@ export interface Claims {
 /** Free room plus room being freed on each worker, and the lower-band attempts that could give more. */
 export class Preemptor {
   private readonly states: WorkerState[];
-  private readonly trees = new Map<string, { tree: FirstFitTree; values: Amounts[] }>();
+  /** Per tree kind, what each worker (by order) offers through it; updated in place. */
+  private readonly values: Array<Amounts[] | undefined> = new Array<Amounts[] | undefined>(KINDS);
+  /**
+   * Per tree kind and eligible workers, a first-fit index over those workers
+   * in the job's ranking. A claim only lowers values, so it does not refresh
+   * these (stale maxima are upper bounds, the search re-reads leaves); a
+   * failed gang's undo raises them again and refreshes every index.
+   */
+  private readonly trees = new Map<string, Array<TreeEntry | undefined>>();
+  /** The trees of the claim in progress's eligible workers, by kind. */
+  private current: Array<TreeEntry | undefined> = [];
+  /** The eligible workers of the claim in progress, in the job's ranking. */
+  private list: readonly Slot[] = [];
   /** (job band, shape, eligible workers) combinations that found no room: total room only shrinks, so none will. */
   private readonly hopeless = new Set<string>();
   private readonly owned = new Map<string, number[]>();
   readonly preemptions: Preemption[] = [];
   readonly claims = new Map<string, Claims>();
   private undo: Undo[] | undefined;
+  /**
+   * Per tree, shape and eligible workers: no eligible worker before this
+   * index fits. A worker's values only shrink (a claim hides it from every
+   * tree), so the cursor stays true and repeated searches start there; a
+   * failed gang's undo restores the cursors it moved.
+   */
+  private readonly cursorsByEligible = new Map<string, Map<string, number>>();
+  private cursors = new Map<string, number>();
+  private cursorUndo: Array<[Map<string, number>, string, number | undefined]> | undefined;
+
+  private readonly anyStopping: boolean;
+  /** Tasks the claim in progress asks for. */
+  private claiming = 0;
 
   constructor(private readonly slots: readonly Slot[]) {
     this.states = slots.map((slot) => stateOf(slot));
+    this.anyStopping = this.states.some((state) => state.stopping);
   }
 
   /**
    * Claims room for `count` tasks of a job (all or none), among the workers
    * `eligible` admits. Returns whether it did.
    */
-  claim(jobId: string, band: number, need: Need, count: number, eligible: (slot: Slot) => boolean, eligibleKey: string): boolean {
+  claim(jobId: string, band: number, need: Need, count: number, list: readonly Slot[], eligible: (slot: Slot) => boolean, eligibleKey: string): boolean {
     const memo = `${band} ${need.key} ${eligibleKey}`;
     if (this.hopeless.has(memo)) return false;
     this.undo = [];
+    this.cursorUndo = [];
+    this.list = list;
+    this.claiming = count;
+    this.current = this.trees.get(eligibleKey) ?? [];
+    this.trees.set(eligibleKey, this.current);
+    let cursors = this.cursorsByEligible.get(eligibleKey);
+    if (!cursors) this.cursorsByEligible.set(eligibleKey, (cursors = new Map()));
+    this.cursors = cursors;
     const preempted = this.preemptions.length;
     const claims = { victims: 0, waitingOn: [] as string[] };
     let done = 0;
@@ -102,16 +152,22 @@ export class Preemptor {
         state.next = u.next;
         if (u.owner === undefined) delete state.owner;
         else state.owner = u.owner;
-        this.refresh(u.index);
+        this.refresh(u.index, true);
       }
       this.preemptions.length = preempted;
       this.undo = undefined;
+      for (const [cursors, key, value] of this.cursorUndo.reverse()) {
+        if (value === undefined) cursors.delete(key);
+        else cursors.set(key, value);
+      }
+      this.cursorUndo = undefined;
       const owned = this.owned.get(jobId)?.filter((index) => this.states[index]?.owner === jobId);
       if (owned) this.owned.set(jobId, owned);
       if (done === 0) this.hopeless.add(memo);
       return false;
     }
     this.undo = undefined;
+    this.cursorUndo = undefined;
     const before = this.claims.get(jobId);
     if (before) {
       before.victims += claims.victims;
@@ -131,19 +187,22 @@ export class Preemptor {
       if (victims !== undefined && (!own || victims.count < own.victims)) own = { index, victims: victims.count };
     }
     if (own?.victims === 0) return own;
-    const free = this.first({ victims: 0, batchOnly: true }, need, 0, eligible);
-    if (free >= 0) return { index: free, victims: 0 };
+    // Room alone fits only where attempts are stopping, or for a gang's later
+    // tasks (placement fits every other task that free room could hold).
+    if (this.anyStopping || this.claiming > 1) {
+      const free = this.first(ROOM, need, 0);
+      if (free >= 0) return { index: this.orderAt(free), victims: 0 };
+    }
     if (band === BATCH) return undefined;
     for (let k = 1; k <= INDEXED_VICTIMS; k++) {
       if (own?.victims === k) return own;
       // Batch victims come first on a worker, so k batch victims are the lowest band k victims can have.
-      const kinds: TreeKind[] = band === 0 ? [{ victims: k, batchOnly: true }, { victims: k, batchOnly: false }] : [{ victims: k, batchOnly: true }];
-      for (const kind of kinds) {
-        const found = this.youngest(kind, need, k, eligible);
+      for (const kind of band === 0 ? [BATCH_VICTIMS[k], ANY_VICTIMS[k]] : [BATCH_VICTIMS[k]]) {
+        const found = kind ? this.youngest(kind, need, k) : -1;
         if (found >= 0) return { index: found, victims: k };
       }
     }
-    const scanned = this.scan(band, need, eligible);
+    const scanned = this.scan(band, need);
     return own && (!scanned || own.victims <= scanned.victims) ? own : scanned;
   }
 
@@ -165,28 +224,30 @@ export class Preemptor {
   }
 
   /** Among the first workers where `kind` fits, the one whose victims are youngest (their oldest started last). */
-  private youngest(kind: TreeKind, need: Need, k: number, eligible: (slot: Slot) => boolean): number {
+  private youngest(kind: TreeKind, need: Need, k: number): number {
     let best = -1;
     let bestStart = -Infinity;
     let from = 0;
     for (let seen = 0; seen < TIE_SCAN; seen++) {
-      const index = this.first(kind, need, from, eligible);
-      if (index < 0) break;
+      const position = this.first(kind, need, from);
+      if (position < 0) break;
+      const index = this.orderAt(position);
       const start = this.oldestStart(index, k);
       if (start > bestStart) {
         best = index;
         bestStart = start;
       }
-      from = index + 1;
+      from = position + 1;
     }
     return best;
   }
 
   /** Every worker whose total preemptible room fits: the fewest victims, then lowest victim band, then youngest. */
-  private scan(band: number, need: Need, eligible: (slot: Slot) => boolean): { index: number; victims: number } | undefined {
-    const kind: TreeKind = { total: true, batchOnly: band === 1 };
+  private scan(band: number, need: Need): { index: number; victims: number } | undefined {
+    const kind = band === 1 ? ALL_BATCH : ALL;
     let best: { index: number; victims: number; topBand: number; start: number } | undefined;
-    for (let index = this.first(kind, need, 0, eligible); index >= 0; index = this.first(kind, need, index + 1, eligible)) {
+    for (let position = this.first(kind, need, 0); position >= 0; position = this.first(kind, need, position + 1)) {
+      const index = this.orderAt(position);
       const needed = this.victimsNeeded(index, band, need);
       if (!needed) continue;
       const { count: k, topBand } = needed;
@@ -229,61 +290,111 @@ export class Preemptor {
     this.refresh(index);
   }
 
-  /** First eligible worker at or after `from` where `kind` fits `need`, or -1. */
-  private first(kind: TreeKind, need: Need, from: number, eligible: (slot: Slot) => boolean): number {
-    const { tree } = this.treeOf(kind);
-    for (let index = tree.findFirst(need, from); index >= 0; index = tree.findFirst(need, index + 1)) {
-      const slot = this.slots[index];
-      if (slot && eligible(slot)) return index;
+  private orderAt(position: number): number {
+    return this.list[position]?.order ?? -1;
+  }
+
+  /** Position (in the claim's list) of the first worker at or after `from` where `kind` fits `need`, or -1. A search from 0 starts at, and moves, the cursor. */
+  private first(kind: TreeKind, need: Need, from: number): number {
+    const tree = this.treeOf(kind);
+    const key = from === 0 ? `${kind.id}|${need.key}` : undefined;
+    const start = key === undefined ? from : (this.cursors.get(key) ?? 0);
+    const found = start < this.list.length ? tree.findFirst(need, start) : -1;
+    if (key !== undefined) {
+      const cursor = found < 0 ? this.list.length : found;
+      if (cursor !== start) {
+        this.cursorUndo?.push([this.cursors, key, this.cursors.get(key)]);
+        this.cursors.set(key, cursor);
+      }
+    }
+    return found;
+  }
+
+  private valuesOf(kind: TreeKind): Amounts[] {
+    let values = this.values[kind.id];
+    if (!values) {
+      values = this.states.map((state) => valueOf(state, kind, { cpu: 0, memory: 0, disk: 0, devices: 0 }));
+      this.values[kind.id] = values;
+    }
+    return values;
+  }
+
+  private treeOf(kind: TreeKind): FitIndex {
+    let entry = this.current[kind.id];
+    if (!entry) {
+      const values = this.valuesOf(kind);
+      const list = this.list;
+      const listed = list.map((slot) => values[slot.order] ?? NONE);
+      entry = { tree: list.length < SCAN_BELOW ? new LinearFit(listed) : new FirstFitTree(listed), list };
+      this.current[kind.id] = entry;
+    }
+    return entry.tree;
+  }
+
+  /** Re-reads a worker's values; `raised` (an undo) also refreshes every index, whose maxima may now be too low. */
+  private refresh(index: number, raised = false): void {
+    const state = this.states[index];
+    if (!state) return;
+    for (const kind of [ROOM, ...BATCH_VICTIMS, ...ANY_VICTIMS, ALL_BATCH, ALL]) {
+      const value = this.values[kind.id]?.[index];
+      if (value) valueOf(state, kind, value);
+    }
+    if (!raised) return;
+    for (const entries of this.trees.values()) {
+      for (const entry of entries) {
+        if (!entry) continue;
+        if (!entry.positions) {
+          const positions = new Int32Array(this.slots.length).fill(-1);
+          entry.list.forEach((slot, i) => (positions[slot.order] = i));
+          entry.positions = positions;
+        }
+        const position = entry.positions[index] ?? -1;
+        if (position >= 0) entry.tree.refresh(position);
+      }
+    }
+  }
+}
+
+interface FitIndex {
+  findFirst(need: Need, from: number): number;
+  refresh(index: number): void;
+}
+
+/** First fit by a plain scan, for short lists. */
+class LinearFit implements FitIndex {
+  constructor(private readonly values: readonly Readonly<Amounts>[]) {}
+
+  findFirst(need: Need, from: number): number {
+    for (let i = from; i < this.values.length; i++) {
+      const value = this.values[i];
+      if (value && fits(value, need)) return i;
     }
     return -1;
   }
 
-  private treeOf(kind: TreeKind): { tree: FirstFitTree; values: Amounts[] } {
-    const key = treeKey(kind);
-    let entry = this.trees.get(key);
-    if (!entry) {
-      const values = this.states.map((state) => valueOf(state, kind));
-      entry = { tree: new FirstFitTree(values), values };
-      this.trees.set(key, entry);
-    }
-    return entry;
-  }
-
-  private refresh(index: number): void {
-    const state = this.states[index];
-    if (!state) return;
-    for (const [key, { tree, values }] of this.trees) {
-      const value = values[index];
-      if (!value) continue;
-      Object.assign(value, valueOf(state, kindOf(key)));
-      tree.refresh(index);
-    }
-  }
+  refresh(): void {}
 }
 
-function treeKey(kind: TreeKind): string {
-  return "total" in kind ? `total ${kind.batchOnly}` : `${kind.victims} ${kind.batchOnly}`;
+interface TreeEntry {
+  tree: FitIndex;
+  list: readonly Slot[];
+  positions?: Int32Array;
 }
 
-function kindOf(key: string): TreeKind {
-  const [count, batchOnly] = key.split(" ");
-  return count === "total" ? { total: true, batchOnly: batchOnly === "true" } : { victims: Number(count), batchOnly: batchOnly === "true" };
-}
-
-/** What a worker offers through one tree: its room plus the victims the kind counts. */
-function valueOf(state: WorkerState, kind: TreeKind): Amounts {
-  if (state.owner !== undefined) return { ...NONE };
-  if (!("total" in kind) && kind.victims === 0) return { ...state.room };
-  const end = "total" in kind ? (kind.batchOnly ? state.batch : state.victims.length) : state.next + kind.victims;
+/** What a worker offers through one tree, written into `out`: its room plus the victims the kind counts. */
+function valueOf(state: WorkerState, kind: TreeKind, out: Amounts): Amounts {
   const limit = kind.batchOnly ? state.batch : state.victims.length;
-  if (end > limit || end < state.next) return { ...NONE };
-  const value = { ...state.room };
+  const end = kind.victims === Infinity ? limit : state.next + kind.victims;
+  if (state.owner !== undefined || end > limit || end < state.next) return Object.assign(out, NONE);
+  out.cpu = state.room.cpu;
+  out.memory = state.room.memory;
+  out.disk = state.room.disk;
+  out.devices = state.room.devices;
   for (let i = state.next; i < end; i++) {
     const victim = state.victims[i];
-    if (victim) add(value, victim.need, 1);
+    if (victim) add(out, victim.need, 1);
   }
-  return value;
+  return out;
 }
 
 function add(to: Amounts, amounts: Readonly<Amounts>, sign: 1 | -1): void {
