@@ -117,7 +117,12 @@ export class Preemptor {
   constructor(private readonly slots: readonly Slot[]) {
     this.states = slots.map((slot) => stateOf(slot));
     this.anyStopping = this.states.some((state) => state.stopping);
+    this.anyVictims = this.states.some((state) => state.victims.length > 0);
+    this.anyBatch = this.states.some((state) => state.batch > 0);
   }
+
+  private readonly anyVictims: boolean;
+  private readonly anyBatch: boolean;
 
   /**
    * Claims room for `count` tasks of a job (all or none), among the workers
@@ -126,6 +131,8 @@ export class Preemptor {
   claim(jobId: string, band: number, need: Need, count: number, list: readonly Slot[], eligible: (slot: Slot) => boolean, eligibleKey: string): boolean {
     const memo = `${band} ${need.key} ${eligibleKey}`;
     if (this.hopeless.has(memo)) return false;
+    // Nothing stopping and nothing this band may preempt: no index is worth building.
+    if (!this.anyStopping && !(band === 0 ? this.anyVictims : band === 1 && this.anyBatch)) return false;
     this.undo = [];
     this.cursorUndo = [];
     this.list = list;
@@ -187,6 +194,9 @@ export class Preemptor {
       if (victims !== undefined && (!own || victims.count < own.victims)) own = { index, victims: victims.count };
     }
     if (own?.victims === 0) return own;
+    // Where even every victim's room is not enough, no fewer will do: one
+    // index answers that before the per-count ones are built.
+    if (band !== BATCH && this.first(band === 1 ? ALL_BATCH : ALL, need, 0) < 0) return own;
     // Room alone fits only where attempts are stopping, or for a gang's later
     // tasks (placement fits every other task that free room could hold).
     if (this.anyStopping || this.claiming > 1) {
