@@ -19,7 +19,7 @@ const INDEXED_VICTIMS = 3;
 /** Lists this short are searched by a plain scan: building an index costs more than it saves. */
 const SCAN_BELOW = 128;
 /** Workers compared on the tie-breaks (victim band, youngest) once the fewest victims is known. */
-const TIE_SCAN = 16;
+const TIE_SCAN = 8;
 /** Room a claimed or victimless worker offers through a tree: nothing fits it. */
 const NONE: Readonly<Amounts> = { cpu: -1, memory: -1, disk: -1, devices: -1 };
 
@@ -256,6 +256,7 @@ export class Preemptor {
   private scan(band: number, need: Need): { index: number; victims: number } | undefined {
     const kind = band === 1 ? ALL_BATCH : ALL;
     let best: { index: number; victims: number; topBand: number; start: number } | undefined;
+    let fewest = 0;
     for (let position = this.first(kind, need, 0); position >= 0; position = this.first(kind, need, position + 1)) {
       const index = this.orderAt(position);
       const needed = this.victimsNeeded(index, band, need);
@@ -265,6 +266,9 @@ export class Preemptor {
       if (!best || k < best.victims || (k === best.victims && (topBand > best.topBand || (topBand === best.topBand && start > best.start)))) {
         best = { index, victims: k, topBand, start };
       }
+      // No worker needs fewer than this (the indexes found none with fewer):
+      // compare a few such for the tie-breaks, not every worker.
+      if (best.victims === INDEXED_VICTIMS + 1 && ++fewest >= TIE_SCAN) break;
     }
     return best && { index: best.index, victims: best.victims };
   }
@@ -329,14 +333,20 @@ export class Preemptor {
     return values;
   }
 
+  /**
+   * The index for `kind` over the claim's workers. The first search of a
+   * job kind scans instead: most job kinds that find nothing ask once and are
+   * then known hopeless, and a scan costs less than building a tree.
+   */
   private treeOf(kind: TreeKind): FitIndex {
     let entry = this.current[kind.id];
+    const values = this.valuesOf(kind);
+    const list = this.list;
     if (!entry) {
-      const values = this.valuesOf(kind);
-      const list = this.list;
-      const listed = list.map((slot) => values[slot.order] ?? NONE);
-      entry = { tree: list.length < SCAN_BELOW ? new LinearFit(listed) : new FirstFitTree(listed), list };
+      entry = { tree: new LinearFit(list, values), list, searches: 0 };
       this.current[kind.id] = entry;
+    } else if (entry.tree instanceof LinearFit && list.length >= SCAN_BELOW && ++entry.searches >= 2) {
+      entry.tree = new FirstFitTree(list.map((slot) => values[slot.order] ?? NONE));
     }
     return entry.tree;
   }
@@ -370,13 +380,16 @@ interface FitIndex {
   refresh(index: number): void;
 }
 
-/** First fit by a plain scan, for short lists. */
+/** First fit by a plain scan: short lists, and a job kind's first search. */
 class LinearFit implements FitIndex {
-  constructor(private readonly values: readonly Readonly<Amounts>[]) {}
+  constructor(
+    private readonly list: readonly Slot[],
+    private readonly values: readonly Readonly<Amounts>[],
+  ) {}
 
   findFirst(need: Need, from: number): number {
-    for (let i = from; i < this.values.length; i++) {
-      const value = this.values[i];
+    for (let i = from; i < this.list.length; i++) {
+      const value = this.values[this.list[i]?.order ?? -1];
       if (value && fits(value, need)) return i;
     }
     return -1;
@@ -387,6 +400,8 @@ class LinearFit implements FitIndex {
 
 interface TreeEntry {
   tree: FitIndex;
+  /** Searches through a LinearFit so far. */
+  searches: number;
   list: readonly Slot[];
   positions?: Int32Array;
 }
