@@ -265,7 +265,9 @@ export class SchedulingPass {
       if (!failed) return undefined;
       first ??= { ...failed, left: failed.job.taskIndexes.length };
     }
-    return first ?? { ...parts[0]!, left: parts[0]!.job.taskIndexes.length };
+    // Unblocked plans have workers, so some value was tried; the fallback only keeps "not placed" true.
+    const [head] = parts;
+    return first ?? (head && { ...head, left: head.job.taskIndexes.length });
   }
 
   /** One try at a group on the given lists; undone whole when a job does not fit. Returns the job that did not. */
