@@ -130,4 +130,23 @@ describe("preemption", () => {
     assert.equal(result.neverFits.get("p"), "insufficient cpu: wants 16, largest worker has 4");
     assert.deepEqual(schedule([job("p", { cpu: 1 })], [worker("w1")]).preemptions, []);
   });
+
+  test("a job group preempts for every task of every job, or not at all", () => {
+    const workers = [
+      busyWorker("w1", [running("b1/0", "batch", { cpu: 4 })], { cpu: 4 }),
+      busyWorker("w2", [running("b2/0", "batch", { cpu: 4 })], { cpu: 4 }),
+      busyWorker("w3", [running("i3/0", "interactive", { cpu: 4 })], { cpu: 4 }),
+    ];
+    const group = [job("p", { cpu: 4, priority: "production", groupId: "g" }), job("q", { cpu: 4, priority: "interactive", groupId: "g" })];
+    const result = schedule(group, workers);
+    assert.deepEqual(victims(result), ["b1/0@w1 for p", "b2/0@w2 for q"]);
+    assert.equal(result.pending.get("p"), "group g: waiting for 2 preempted attempts of lower-priority jobs to stop");
+    assert.equal(result.pending.get("q"), result.pending.get("p"));
+    // A third job that only interactive work could make room for, asked by an
+    // interactive job: the group cannot be whole, so nothing is preempted.
+    const three = [...group, job("r", { cpu: 4, priority: "interactive", groupId: "g" })];
+    const none = schedule(three, workers);
+    assert.deepEqual(none.preemptions, []);
+    assert.match(none.pending.get("p") ?? "", /^group g: job p does not fit: insufficient cpu/);
+  });
 });

@@ -43,8 +43,9 @@ export type {
  * on any of them, all in one region or zone, tried in turn.
  *
  * Preemption, after placement: each production or interactive job with
- * unplaced tasks (job order; gangs all or none; groups and jobs at their
- * reservation's maximum excluded) first claims room being freed
+ * unplaced tasks (job order; gangs all or none; a failed group for every
+ * task of every job or none, each job preempting only below its own band;
+ * jobs at their reservation's maximum excluded) first claims room being freed
  * (`stopping`), else preempts attempts of strictly lower bands on the
  * eligible worker needing the fewest (ties: lowest victim band, then
  * youngest); on a worker victims go lowest band, larger usage, youngest

@@ -5,7 +5,7 @@ import { Candidates } from "./candidates.js";
 import { explain } from "./explain.js";
 import { constraintKey, deviceCheck, deviceKey, deviceWords, feasibilityChecks, missingDeviceReason, preferenceChecks } from "./feasibility.js";
 import { compareJobs, compareMachines, groupSlots, rankSlots } from "./rank.js";
-import { bandRank, Preemptor, type Claims } from "./preempt.js";
+import { bandRank, Preemptor, type ClaimPart, type Claims } from "./preempt.js";
 import type { PendingJob, Placement, ReservationDemand, ReservationOutcome, ScheduleResult, SchedulerWorker } from "./types.js";
 import { WorkerSet } from "./worker-set.js";
 
@@ -175,13 +175,24 @@ export class SchedulingPass {
     }
 
     // 3. Preemption for production and interactive tasks still unplaced.
-    const claims = this.preempt(outcomes, fixed);
+    const claims = this.preempt(outcomes, fixed, groupFailures);
 
     // Reasons are written after every placement, so the amounts they quote
     // ("most free on any worker") describe the cluster as this pass leaves it.
     const pending = new Map<string, string>();
     const neverFits = new Map<string, string>();
     for (const { groupId, failed, jobs: members } of groupFailures) {
+      const groupClaims = members.map((m) => claims?.get(m.jobId)).filter((c): c is Claims => c !== undefined);
+      if (groupClaims.length > 0) {
+        const total = { victims: 0, waitingOn: [] as string[] };
+        for (const c of groupClaims) {
+          total.victims += c.victims;
+          for (const w of c.waitingOn) if (!total.waitingOn.includes(w)) total.waitingOn.push(w);
+        }
+        const text = `group ${groupId}: ${waitingReason(total)}`;
+        for (const member of members) pending.set(member.jobId, text);
+        continue;
+      }
       const { reason, never } = explain(failed);
       const text = `group ${groupId}: job ${failed.job.jobId} does not fit: ${reason}`;
       for (const member of members) {
@@ -218,11 +229,27 @@ export class SchedulingPass {
   /**
    * Claims room for the unplaced tasks of production and interactive jobs, in
    * job order: room being freed first, else the fewest lower-band victims.
-   * Jobs of groups and jobs held back by their reservation's maximum do not
-   * preempt. Returns each asking job's claims.
+   * A failed group claims for all its jobs at its first job's turn; jobs
+   * held back by their reservation's maximum do not preempt. Returns each
+   * asking job's claims.
    */
-  private preempt(outcomes: readonly Outcome[], fixed: ReadonlyMap<string, Fixed>): ReadonlyMap<string, Claims> | undefined {
-    for (const { job, plan, need, left } of outcomes) {
+  private preempt(
+    outcomes: readonly Outcome[],
+    fixed: ReadonlyMap<string, Fixed>,
+    groupFailures: ReadonlyArray<{ groupId: string; jobs: PendingJob[] }>,
+  ): ReadonlyMap<string, Claims> | undefined {
+    // Jobs and failed groups (at their first job) in job order.
+    const items: Array<{ first: PendingJob; outcome?: Outcome; group?: { groupId: string; jobs: PendingJob[] } }> = [
+      ...outcomes.map((outcome) => ({ first: outcome.job, outcome })),
+      ...groupFailures.flatMap((group) => (group.jobs[0] ? [{ first: group.jobs[0], group }] : [])),
+    ].sort((a, b) => compareJobs(a.first, b.first));
+    for (const { outcome, group } of items) {
+      if (group) {
+        this.preemptForGroup(group.groupId, group.jobs);
+        continue;
+      }
+      if (!outcome) continue;
+      const { job, plan, need, left } = outcome;
       const band = bandRank(job.priority);
       if (band >= 2 || plan.blocked || fixed.has(job.jobId) || left === 0) continue;
       const members = plan.members;
@@ -230,9 +257,9 @@ export class SchedulingPass {
       this.preemptor ??= new Preemptor(this.slots);
       const preemptor = this.preemptor;
       if (plan.groupedBy) {
-        plan.groups.some((group, i) => {
-          const inGroup = new Set(group.slots);
-          return preemptor.claim(job.jobId, band, need, left, group.slots, (slot) => inGroup.has(slot), `${plan.key} ${plan.groupedBy ?? ""} ${i}`);
+        plan.groups.some((g, i) => {
+          const inGroup = new Set(g.slots);
+          return preemptor.claim(job.jobId, band, need, left, g.slots, (slot) => inGroup.has(slot), `${plan.key} ${plan.groupedBy ?? ""} ${i}`);
         });
       } else if (job.gang) {
         preemptor.claim(job.jobId, band, need, left, plan.eligible.slots, (slot) => members.has(slot), plan.key);
@@ -241,6 +268,37 @@ export class SchedulingPass {
       }
     }
     return this.preemptor?.claims;
+  }
+
+  /**
+   * A group that did not fit claims room for every task of every job, all or
+   * none (in one region or zone when asked), each job preempting only bands
+   * below its own.
+   */
+  private preemptForGroup(groupId: string, jobs: readonly PendingJob[]): void {
+    if (jobs.every((job) => bandRank(job.priority) >= 2)) return;
+    const parts = jobs.map((job) => ({ job, plan: this.planFor(job), need: toNeed(job.demand) }));
+    if (parts.some((p) => !p.plan.members)) return;
+    this.preemptor ??= new Preemptor(this.slots);
+    const preemptor = this.preemptor;
+    const owner = `group ${groupId}`;
+    const by = jobs.some((j) => j.sameZone) ? ("zone" as const) : jobs.some((j) => j.sameRegion) ? ("region" as const) : undefined;
+    const claimParts = (listOf: (plan: Plan) => { slots: readonly Slot[]; key: string }): ClaimPart[] =>
+      parts.map(({ job, plan, need }) => {
+        const { slots, key } = listOf(plan);
+        const members = new Set(slots);
+        return { jobId: job.jobId, band: bandRank(job.priority), need, count: job.taskIndexes.length, list: slots, eligible: (slot: Slot) => members.has(slot), eligibleKey: key };
+      });
+    if (!by) {
+      preemptor.claimAll(owner, claimParts((plan) => ({ slots: plan.eligible.slots, key: plan.key })));
+      return;
+    }
+    const values: string[] = [];
+    for (const p of parts) for (const slot of p.plan.eligible.slots) if (!values.includes(slot[by])) values.push(slot[by]);
+    for (const value of values) {
+      const claimed = preemptor.claimAll(owner, claimParts((plan) => ({ slots: this.localCandidates(plan, by, value).slots, key: `${plan.key} ${by} ${JSON.stringify(value)}` })));
+      if (claimed) return;
+    }
   }
 
   /**

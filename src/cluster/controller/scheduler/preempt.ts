@@ -70,6 +70,19 @@ interface Undo {
   owner: string | undefined;
 }
 
+/** One job's part of a claim: its tasks' shape and count, and the workers it may use. */
+export interface ClaimPart {
+  jobId: string;
+  band: number;
+  need: Need;
+  count: number;
+  /** Its eligible workers, in its ranking. */
+  list: readonly Slot[];
+  eligible: (slot: Slot) => boolean;
+  /** Names `list`: equal keys, equal lists. */
+  eligibleKey: string;
+}
+
 /** A job's claims in this pass, for its pending reason. */
 export interface Claims {
   /** Attempts preempted for it. */
@@ -126,31 +139,51 @@ export class Preemptor {
 
   /**
    * Claims room for `count` tasks of a job (all or none), among the workers
-   * `eligible` admits. Returns whether it did.
+   * `eligible` admits (`list`, in the job's ranking). Returns whether it did.
    */
   claim(jobId: string, band: number, need: Need, count: number, list: readonly Slot[], eligible: (slot: Slot) => boolean, eligibleKey: string): boolean {
-    const memo = `${band} ${need.key} ${eligibleKey}`;
-    if (this.hopeless.has(memo)) return false;
-    // Nothing stopping and nothing this band may preempt: no index is worth building.
-    if (!this.anyStopping && !(band === 0 ? this.anyVictims : band === 1 && this.anyBatch)) return false;
+    return this.claimAll(jobId, [{ jobId, band, need, count, list, eligible, eligibleKey }]);
+  }
+
+  /**
+   * Claims room for every part (a job group's jobs), all or none. `owner`
+   * names who holds the claimed workers: room left there after a part's
+   * claim is offered to the other parts, not to other jobs.
+   */
+  claimAll(owner: string, parts: readonly ClaimPart[]): boolean {
+    const single = parts.length === 1;
+    for (const part of parts) {
+      // Nothing stopping and nothing this band may preempt: no index is worth building.
+      if (!this.anyStopping && !(part.band === 0 ? this.anyVictims : part.band === 1 && this.anyBatch)) return false;
+      if (this.hopeless.has(`${part.band} ${part.need.key} ${part.eligibleKey}`)) return false;
+    }
     this.undo = [];
     this.cursorUndo = [];
-    this.list = list;
-    this.claiming = count;
-    this.current = this.trees.get(eligibleKey) ?? [];
-    this.trees.set(eligibleKey, this.current);
-    let cursors = this.cursorsByEligible.get(eligibleKey);
-    if (!cursors) this.cursorsByEligible.set(eligibleKey, (cursors = new Map()));
-    this.cursors = cursors;
     const preempted = this.preemptions.length;
-    const claims = { victims: 0, waitingOn: [] as string[] };
-    let done = 0;
-    for (; done < count; done++) {
-      const found = this.find(jobId, band, need, eligible);
-      if (!found) break;
-      this.take(jobId, found.index, found.victims, need, claims);
+    const claimed = new Map<string, Claims>();
+    let failed: { part: ClaimPart; done: number } | undefined;
+    for (const part of parts) {
+      const claims = { victims: 0, waitingOn: [] as string[] };
+      claimed.set(part.jobId, claims);
+      this.list = part.list;
+      this.claiming = single ? part.count : Infinity;
+      this.current = this.trees.get(part.eligibleKey) ?? [];
+      this.trees.set(part.eligibleKey, this.current);
+      let cursors = this.cursorsByEligible.get(part.eligibleKey);
+      if (!cursors) this.cursorsByEligible.set(part.eligibleKey, (cursors = new Map()));
+      this.cursors = cursors;
+      let done = 0;
+      for (; done < part.count; done++) {
+        const found = this.find(owner, part.band, part.need, part.eligible);
+        if (!found) break;
+        this.take(owner, part.jobId, found.index, found.victims, part.need, claims);
+      }
+      if (done < part.count) {
+        failed = { part, done };
+        break;
+      }
     }
-    if (done < count) {
+    if (failed) {
       // Undo in reverse: each entry holds the state before its change.
       for (const u of this.undo.reverse()) {
         const state = this.states[u.index];
@@ -168,27 +201,31 @@ export class Preemptor {
         else cursors.set(key, value);
       }
       this.cursorUndo = undefined;
-      const owned = this.owned.get(jobId)?.filter((index) => this.states[index]?.owner === jobId);
-      if (owned) this.owned.set(jobId, owned);
-      if (done === 0) this.hopeless.add(memo);
+      const owned = this.owned.get(owner)?.filter((index) => this.states[index]?.owner === owner);
+      if (owned) this.owned.set(owner, owned);
+      // Alone and finding nothing, the kind is hopeless (total room only shrinks);
+      // within a group, other parts' claims may have been what was missing.
+      if (single && failed.done === 0) this.hopeless.add(`${failed.part.band} ${failed.part.need.key} ${failed.part.eligibleKey}`);
       return false;
     }
     this.undo = undefined;
     this.cursorUndo = undefined;
-    const before = this.claims.get(jobId);
-    if (before) {
-      before.victims += claims.victims;
-      before.waitingOn.push(...claims.waitingOn);
-    } else this.claims.set(jobId, claims);
+    for (const [jobId, claims] of claimed) {
+      const before = this.claims.get(jobId);
+      if (before) {
+        before.victims += claims.victims;
+        before.waitingOn.push(...claims.waitingOn);
+      } else this.claims.set(jobId, claims);
+    }
     return true;
   }
 
   /** The worker for one task: the job's own claimed room, then room being freed, then the fewest victims. */
-  private find(jobId: string, band: number, need: Need, eligible: (slot: Slot) => boolean): { index: number; victims: number } | undefined {
+  private find(owner: string, band: number, need: Need, eligible: (slot: Slot) => boolean): { index: number; victims: number } | undefined {
     // Workers this job already claimed are hidden from the trees (their rest is
     // not offered to other jobs), so they are weighed here, victims included.
     let own: { index: number; victims: number } | undefined;
-    for (const index of this.owned.get(jobId) ?? []) {
+    for (const index of this.owned.get(owner) ?? []) {
       const slot = this.slots[index];
       const victims = slot && eligible(slot) ? this.victimsNeeded(index, band, need) : undefined;
       if (victims !== undefined && (!own || victims.count < own.victims)) own = { index, victims: victims.count };
@@ -280,7 +317,7 @@ export class Preemptor {
     return start;
   }
 
-  private take(jobId: string, index: number, victims: number, need: Need, claims: Claims): void {
+  private take(owner: string, jobId: string, index: number, victims: number, need: Need, claims: Claims): void {
     const state = this.states[index];
     const slot = this.slots[index];
     if (!state || !slot) return;
@@ -296,10 +333,10 @@ export class Preemptor {
     state.next += victims;
     add(state.room, need, -1);
     if (state.owner === undefined) {
-      state.owner = jobId;
-      const list = this.owned.get(jobId);
+      state.owner = owner;
+      const list = this.owned.get(owner);
       if (list) list.push(index);
-      else this.owned.set(jobId, [index]);
+      else this.owned.set(owner, [index]);
     }
     this.refresh(index);
   }
