@@ -244,6 +244,41 @@ describe("properties", () => {
     );
   });
 
+  test("job groups are placed whole or not at all, never over-committing", () => {
+    fc.assert(
+      fc.property(fc.array(workerArb, { maxLength: 20 }), fc.array(jobArb, { maxLength: 30 }), fc.array(fc.constantFrom(undefined, "g1", "g2", "g3"), { maxLength: 30 }), (ws, js, gs) => {
+        const { workers, jobs: plain } = buildCluster(ws, js);
+        const jobs = plain.map((j, i) => (gs[i] ? { ...j, groupId: gs[i] } : j));
+        const result = schedule(jobs, workers);
+        const placedCount = new Map<string, number>();
+        for (const p of result.placements) placedCount.set(p.jobId, (placedCount.get(p.jobId) ?? 0) + 1);
+        const byGroup = new Map<string, typeof jobs>();
+        for (const j of jobs) if (j.groupId) byGroup.set(j.groupId, [...(byGroup.get(j.groupId) ?? []), j]);
+        for (const [groupId, members] of byGroup) {
+          const whole = members.every((j) => placedCount.get(j.jobId) === j.taskIndexes.length);
+          const none = members.every((j) => !placedCount.has(j.jobId));
+          assert.ok(whole || none, `group ${groupId} placed in part`);
+          if (none) for (const j of members) assert.match(result.pending.get(j.jobId) ?? "", new RegExp(`^group ${groupId}: `));
+          if (whole && members.some((j) => j.sameZone)) {
+            const ids = new Set(members.map((j) => j.jobId));
+            const zones = new Set(result.placements.filter((p) => ids.has(p.jobId)).map((p) => workers.find((w) => w.workerId === p.workerId)?.attributes.zone));
+            assert.ok(zones.size <= 1, `group ${groupId} spans zones ${[...zones].join(", ")}`);
+          }
+        }
+        const used = new Map<string, number>();
+        for (const p of result.placements) {
+          const j = jobs.find((x) => x.jobId === p.jobId);
+          used.set(p.workerId, (used.get(p.workerId) ?? 0) + Math.round((j?.demand.cpu ?? 0) * 1000));
+        }
+        for (const [workerId, cpu] of used) {
+          const w = workers.find((x) => x.workerId === workerId);
+          assert.ok(w && cpu <= Math.round(w.capacity.cpu * 1000) - Math.round(w.used.cpu * 1000), `cpu on ${workerId}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   test("a job that never fits on an idle cluster also fits nowhere when the cluster is emptied", () => {
     fc.assert(
       fc.property(fc.array(workerArb, { maxLength: 15 }), fc.array(jobArb, { maxLength: 20 }), (ws, js) => {
