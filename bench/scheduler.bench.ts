@@ -4,10 +4,12 @@
 import { performance } from "node:perf_hooks";
 import type { Constraint, Priority } from "../src/core/job.js";
 import { rng } from "./stats.js";
-import { schedule, type PendingJob, type SchedulerWorker, type TaskDemand } from "../src/cluster/controller/scheduler/index.js";
+import { schedule, type PendingJob, type RunningAttempt, type SchedulerWorker, type TaskDemand } from "../src/cluster/controller/scheduler/index.js";
 
 const GiB = 1024 ** 3;
 const TARGET_MS = 1000;
+/** Issue 14: a pass that also chooses preemptions, median over the timed passes. */
+const PREEMPT_TARGET_MS = 1500;
 const TIMED_PASSES = 7;
 
 function pick<T>(random: () => number, items: readonly T[]): T {
@@ -112,6 +114,29 @@ function makeJobs(totalTasks: number, random: () => number): PendingJob[] {
   return jobs;
 }
 
+/**
+ * Fills `share` of each worker's cpu (and devices) with running batch and
+ * interactive attempts, as the controller reports them for preemption.
+ */
+function withRunning(workers: SchedulerWorker[], random: () => number, share: number): SchedulerWorker[] {
+  return workers.map((w) => {
+    const running: RunningAttempt[] = [];
+    const used = { cpu: 0, memory: 0, disk: 0, deviceCount: 0 };
+    const devices = w.capacity.deviceType === "cpu" ? 0 : w.capacity.deviceCount;
+    while (used.cpu < w.capacity.cpu * share) {
+      const cpu = Math.min(pick(random, [0.5, 1, 2, 4, 8]), w.capacity.cpu - used.cpu);
+      const memory = Math.min(cpu * 2 * GiB, w.capacity.memory - used.memory);
+      const deviceCount = used.deviceCount < devices * share ? 1 : 0;
+      const usage = { cpu, memory, disk: 0, deviceCount };
+      running.push({ attemptId: `${w.workerId}-a${running.length}`, jobId: `running-${running.length}`, priority: random() < 0.7 ? "batch" : "interactive", usage, startedAt: Math.floor(random() * 1e6) });
+      used.cpu += cpu;
+      used.memory += memory;
+      used.deviceCount += deviceCount;
+    }
+    return { ...w, used, running };
+  });
+}
+
 interface CaseResult {
   name: string;
   tasks: number;
@@ -120,22 +145,31 @@ interface CaseResult {
   placed: number;
   pendingJobs: number;
   neverFits: number;
+  preemptions: number;
   medianMs: number;
   maxMs: number;
+  medianCpuMs: number;
 }
 
-function runCase(name: string, taskCount: number, workerCount: number, seed: number, scale?: number, busy?: number): CaseResult {
+function runCase(name: string, taskCount: number, workerCount: number, seed: number, scale?: number, busy?: number, runningShare?: number): CaseResult {
   const random = rng(seed);
-  const workers = makeWorkers(workerCount, random, scale, busy);
+  const made = makeWorkers(workerCount, random, scale, busy);
+  const workers = runningShare === undefined ? made : withRunning(made, random, runningShare);
   const jobs = makeJobs(taskCount, random);
   let result = schedule(jobs, workers); // warm-up: lets the JIT compile the hot paths
   const times: number[] = [];
+  const cpuTimes: number[] = [];
   for (let i = 0; i < TIMED_PASSES; i++) {
     const start = performance.now();
+    const cpuStart = process.cpuUsage();
     result = schedule(jobs, workers);
     times.push(performance.now() - start);
+    // CPU time as well: on a shared machine the wall time also counts waiting for a core.
+    const cpu = process.cpuUsage(cpuStart);
+    cpuTimes.push((cpu.user + cpu.system) / 1000);
   }
   times.sort((a, b) => a - b);
+  cpuTimes.sort((a, b) => a - b);
   return {
     name,
     tasks: taskCount,
@@ -144,8 +178,10 @@ function runCase(name: string, taskCount: number, workerCount: number, seed: num
     placed: result.placements.length,
     pendingJobs: result.pending.size,
     neverFits: result.neverFits.size,
+    preemptions: result.preemptions.length,
     medianMs: times[Math.floor(times.length / 2)] ?? NaN,
     maxMs: times[times.length - 1] ?? NaN,
+    medianCpuMs: cpuTimes[Math.floor(cpuTimes.length / 2)] ?? NaN,
   };
 }
 
@@ -155,15 +191,21 @@ const cases = [
   // Same jobs, idle CPU machines four times larger: most tasks are placed.
   runCase("large, roomy", 100_000, 10_000, 42, 4, 0),
   runCase("small", 1_000, 100, 7),
+  // Issue 14: 30% of every worker held by running batch and interactive attempts, 75% of tasks production or interactive.
+  runCase("large, 30% preemptible", 100_000, 10_000, 42, 1, 0, 0.3),
 ];
 console.log(`scheduler pass, ${TIMED_PASSES} timed passes after one warm-up (node ${process.version})`);
-console.log("| case | pending tasks | jobs | workers | tasks placed | jobs left pending | never fit | median | max |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("| case | pending tasks | jobs | workers | tasks placed | jobs left pending | never fit | preemptions | median | max | median cpu |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const c of cases) {
-  console.log(`| ${c.name} | ${c.tasks} | ${c.jobs} | ${c.workers} | ${c.placed} | ${c.pendingJobs} | ${c.neverFits} | ${c.medianMs.toFixed(1)} ms | ${c.maxMs.toFixed(1)} ms |`);
+  console.log(`| ${c.name} | ${c.tasks} | ${c.jobs} | ${c.workers} | ${c.placed} | ${c.pendingJobs} | ${c.neverFits} | ${c.preemptions} | ${c.medianMs.toFixed(1)} ms | ${c.maxMs.toFixed(1)} ms | ${c.medianCpuMs.toFixed(1)} ms |`);
 }
-const targetCases = cases.filter((c) => c.tasks >= 100_000);
+const targetCases = cases.filter((c) => c.tasks >= 100_000 && c.preemptions === 0);
 const worst = Math.max(...targetCases.map((c) => c.maxMs));
 const met = worst <= TARGET_MS;
 console.log(`target: one pass over 100000 tasks and 10000 workers in ≤ ${TARGET_MS} ms: ${met ? "met" : "NOT met"} (slowest pass ${worst.toFixed(1)} ms)`);
-process.exitCode = met ? 0 : 1;
+const preempting = cases.filter((c) => c.preemptions > 0);
+const preemptMedian = Math.max(...preempting.map((c) => c.medianMs));
+const preemptMet = preempting.length > 0 && preemptMedian <= PREEMPT_TARGET_MS;
+console.log(`target: median pass with preemption ≤ ${PREEMPT_TARGET_MS} ms: ${preemptMet ? "met" : "NOT met"} (median ${preemptMedian.toFixed(1)} ms)`);
+process.exitCode = met && preemptMet ? 0 : 1;

@@ -22,8 +22,8 @@ import { endsGroup, groupKillReason, groupPlaced, groupStatus, GroupTable, newGr
 import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
 import { reservationDemand, reservationFigures, ReservationTable, validateReservationSpec, type ReservationEntry, type ReservationFigures, type ReservationFilter } from "./reservations.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
-import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ReservationOutcome, type SchedulerWorker } from "./scheduler/index.js";
-import { pendingJobOf, schedulerWorkerOf, usageOf, type PendingContext } from "./scheduling.js";
+import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ReservationOutcome, type RunningAttempt, type SchedulerWorker } from "./scheduler/index.js";
+import { demandOf, pendingJobOf, schedulerWorkerOf, usageOf, type PendingContext } from "./scheduling.js";
 import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { Assignment, ObservedAttempt, WorkerConnection } from "./worker-connection.js";
@@ -146,7 +146,11 @@ export class Controller {
     this.maxReplicas = options.maxReplicas ?? DEFAULT_MAX_REPLICAS;
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
     this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
-    this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now);
+    this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now, {
+      maxMs: this.workerLostGraceMs,
+      // Room a stopped attempt held is free: a task waiting for it can go now.
+      freed: () => this.requestSchedule(),
+    });
     this.ledger.onJobFinishedHook = (job) => this.groupJobFinished(job);
   }
 
@@ -595,8 +599,39 @@ export class Controller {
     if (cut) throw cut;
   }
 
+  /** What a worker's active attempts hold, and the attempts it is still stopping. */
   private usedBy(worker: WorkerRuntime): WorkerCapacityRecord {
-    return usageOf(worker.record, worker.attempts, (id) => this.ledger.jobs.find(id));
+    return usageOf(worker.record, [...worker.attempts, ...this.stoppingOn(worker)], (id) => this.ledger.jobs.find(id));
+  }
+
+  /**
+   * Attempts the controller stopped whose worker has not confirmed them gone,
+   * within the worker-lost grace (past it, the room is taken as free: the
+   * worker refuses a task "no room" if it was not).
+   */
+  private stoppingOn(worker: WorkerRuntime): AttemptRecord[] {
+    const now = this.now();
+    const out: AttemptRecord[] = [];
+    for (const [attempt, until] of worker.stopping) if (until > now) out.push(attempt);
+    return out;
+  }
+
+  /** A worker as the scheduler sees it, with the attempts it could preempt and the room being freed. */
+  private schedulerWorkerFor(worker: WorkerRuntime): SchedulerWorker {
+    const jobOf = (id: string): JobRecord | undefined => this.ledger.jobs.find(id);
+    const running: RunningAttempt[] = [];
+    for (const attempt of worker.attempts) {
+      const job = jobOf(attempt.jobId);
+      if (!job || job.request.priority === "production") continue;
+      const { cpu, memory, disk, deviceCount } = demandOf(job);
+      running.push({ attemptId: attempt.attemptId, jobId: job.jobId, priority: job.request.priority, usage: { cpu, memory, disk, deviceCount }, startedAt: attempt.startedAt ?? attempt.createdAt });
+    }
+    const stopping = usageOf(worker.record, this.stoppingOn(worker), jobOf);
+    return {
+      ...schedulerWorkerOf(worker.record, this.usedBy(worker)),
+      running,
+      stopping: { cpu: stopping.cpu, memory: stopping.memory, disk: stopping.disk, deviceCount: stopping.deviceCount },
+    };
   }
 
   // ---------------------------------------------------------------- scheduling and dispatch
@@ -641,7 +676,7 @@ export class Controller {
     if (pendingJobs.length === 0 && demands.length === 0) return;
     const now = this.now();
     const workers: SchedulerWorker[] = [];
-    for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerOf(w.record, this.usedBy(w)));
+    for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(this.schedulerWorkerFor(w));
     const result = this.schedule(pendingJobs, workers, demands);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     this.store.transaction(() => {
@@ -689,8 +724,22 @@ export class Controller {
     return context;
   }
 
-  /** Stops the attempts a pass chose to preempt. Runs inside the pass's transaction. (Preemption: not built yet.) */
-  private applyPreemptions(_preemptions: readonly Preemption[]): void {}
+  /**
+   * Stops the attempts a pass chose to preempt: each ends `preempted` (its
+   * task is charged one preemption and goes back to pending) and its worker
+   * gets KillTask after commit; its room counts as being freed until the
+   * worker confirms. Runs inside the pass's transaction.
+   */
+  private applyPreemptions(preemptions: readonly Preemption[]): void {
+    for (const p of preemptions) {
+      const attempt = this.ledger.attempts.get(p.attemptId);
+      if (!attempt || !isActiveAttempt(attempt.state)) continue;
+      const forJob = this.ledger.jobs.find(p.forJobId);
+      const reason = `preempted by ${forJob?.request.priority ?? "higher-priority"} job ${p.forJobId}`;
+      this.ledger.preemptAttempt(attempt, reason);
+      this.store.afterCommit(() => this.log(`fluster controller: attempt ${attempt.attemptId} (job ${attempt.jobId} task ${attempt.taskIndex}) on worker ${p.workerId} ${reason}`));
+    }
+  }
 
   /**
    * Sends an attempt's RunTask. One that got no answer may still have

@@ -36,6 +36,8 @@ export class Ledger {
     private readonly workers: WorkerTable,
     private readonly endpoints: EndpointRegistry,
     private readonly now: () => number,
+    /** Room held by stopping attempts: at most how long (a worker-lost grace), and whom to tell once it is free. */
+    private readonly stopping: { maxMs: number; freed: () => void } = { maxMs: 10_000, freed: () => undefined },
   ) {
     this.events.setMaxListeners(0);
   }
@@ -243,10 +245,38 @@ export class Ledger {
 
   /** Records an attempt as killed and tells its worker at once. */
   private stopAttempt(attempt: AttemptRecord, reason: string): void {
-    const worker = this.workers.get(attempt.workerId);
     this.finishAttemptRecord(attempt, "killed", { errorMessage: reason });
+    this.killOnWorker(attempt, reason);
+  }
+
+  /**
+   * Preempts an active attempt so a higher-band task can use its room: it
+   * ends `preempted`, which charges its task one preemption and sends it
+   * back to pending (task-state.ts), and its worker is told to kill it. Runs
+   * inside a transaction.
+   */
+  preemptAttempt(attempt: AttemptRecord, reason: string): void {
+    this.endAttempt(attempt, { attemptId: attempt.attemptId, state: "preempted", errorMessage: reason });
+    this.killOnWorker(attempt, reason);
+  }
+
+  /**
+   * Sends KillTask after commit. Until it answers (the worker answers once
+   * the processes are gone), fails, or the worker-lost grace passes, the
+   * attempt's room stays counted on the worker (`WorkerRuntime.stopping`):
+   * a task placed there earlier would be refused "no room".
+   */
+  private killOnWorker(attempt: AttemptRecord, reason: string): void {
+    const worker = this.workers.get(attempt.workerId);
+    if (!worker) return;
+    worker.stopping.set(attempt, this.now() + this.stopping.maxMs);
+    this.store.onRollback(() => worker.stopping.delete(attempt));
     // Unanswered, the next reconcile stops it: it is no longer desired.
-    this.store.afterCommit(() => void worker?.connection.killTask(attempt.attemptId, reason).catch(() => undefined));
+    this.store.afterCommit(() =>
+      void worker.connection.killTask(attempt.attemptId, reason).catch(() => undefined).finally(() => {
+        if (worker.stopping.delete(attempt)) this.stopping.freed();
+      }),
+    );
   }
 
   private finishAttemptRecord(attempt: AttemptRecord, state: AttemptRecord["state"], update: Partial<ObservedAttempt>): void {

@@ -384,7 +384,8 @@ function workerConnection(channel: RpcChannel, identity: ControllerIdentity | un
     },
     async killTask(attemptId, reason) {
       try {
-        await client.killTask({ attemptId, reason }, { timeoutMs: 5_000 });
+        // The worker answers once the processes are gone: up to its kill grace (5 s by default) and a margin.
+        await client.killTask({ attemptId, reason }, { timeoutMs: 15_000 });
       } catch (err) {
         throw failed(err);
       }

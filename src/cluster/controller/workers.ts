@@ -22,6 +22,12 @@ export interface WorkerRuntime {
   /** Attempts placed on this worker that are still active. */
   attempts: Set<AttemptRecord>;
   /**
+   * Attempts the controller ended (killed, preempted) whose processes may
+   * still run here, each with when to stop counting it (epoch ms): their room
+   * counts as used until KillTask answers or fails, or that time passes.
+   */
+  stopping: Map<AttemptRecord, number>;
+  /**
    * When the controller last heard from the worker: a reconcile answered, a
    * heartbeat received, its registration (or, after a controller restart,
    * when the controller loaded it). No contact for the grace period: lost.
@@ -227,7 +233,7 @@ export class WorkerTable {
   }
 
   private runtimeFor(record: WorkerRecord, lastContact: number): WorkerRuntime {
-    return { record, connection: this.connect(record.address), attempts: new Set(), lastContact, reconciling: false, refusals: 0 };
+    return { record, connection: this.connect(record.address), attempts: new Set(), stopping: new Map(), lastContact, reconciling: false, refusals: 0 };
   }
 
   closeAll(): void {

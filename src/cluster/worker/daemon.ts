@@ -28,7 +28,7 @@ import { LeaseSupervisor } from "./lease-supervisor.js";
 import { AttemptLog } from "./log-store.js";
 import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
 import { FENCED_FILE_NAME, reapOrphans } from "./process-group.js";
-import { ProcessRuntime, type RunningAttempt } from "./runtime.js";
+import { DEFAULT_KILL_GRACE_MS, ProcessRuntime, type RunningAttempt } from "./runtime.js";
 
 export type { WorkerDaemonOptions } from "./options.js";
 
@@ -49,6 +49,8 @@ const REREGISTER_AFTER_MS = 15_000;
 const REGISTRATION_WAIT_MS = 5_000;
 /** While the controller does not answer, a line about it at the first failure and then this often. */
 const WAITING_REPORT_MS = 30_000;
+/** KillTask answers at most this long after the kill's own grace, even if a process outlives SIGKILL. */
+const KILL_ANSWER_MARGIN_MS = 5_000;
 
 interface AttemptEntry {
   assignment: TaskAssignment;
@@ -509,6 +511,19 @@ export class WorkerDaemon {
   }
 
   /** Kills an attempt: its process group, or its wait for its environment. */
+  /** Resolves once a killed attempt's processes have exited, or after `limitMs` (a process ignoring SIGKILL must not hold the answer). */
+  private async attemptGone(entry: AttemptEntry, limitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, limitMs)));
+    const gone = (async () => {
+      // One still starting may yet become a process (the abort stops it soon after).
+      if (!entry.running && entry.started) await entry.started.catch(() => undefined);
+      if (entry.running) await entry.running.exited;
+    })();
+    await Promise.race([gone, limit]);
+    clearTimeout(timer);
+  }
+
   private killAttempt(entry: AttemptEntry, reason: string, force = false): void {
     if (entry.running) entry.running.kill(reason, { force });
     else entry.starting?.abort(new FlusterError(reason, "cancelled"));
@@ -661,10 +676,13 @@ export class WorkerDaemon {
       },
       streamLogs: (req: { attemptId: string; follow: boolean; offset: bigint }, ctx: { signal: AbortSignal }) =>
         this.streamLogs(req.attemptId, req.follow, Number(req.offset), ctx.signal),
-      killTask: (req: { attemptId: string; force: boolean; reason: string }) => {
+      killTask: async (req: { attemptId: string; force: boolean; reason: string }) => {
         const entry = this.attempts.get(req.attemptId);
         if (!entry) throw new FlusterError(`attempt ${req.attemptId} not found on worker ${this.workerId}`, "not_found");
         this.killAttempt(entry, req.reason || "killed by request", req.force);
+        // Answer once the processes are gone: the controller counts their room
+        // as taken until then, so the next task placed here finds it free.
+        await this.attemptGone(entry, (this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS) + KILL_ANSWER_MARGIN_MS);
         return {};
       },
       healthCheck: () => ({

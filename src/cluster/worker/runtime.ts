@@ -89,7 +89,7 @@ export interface ProcessRuntimeOptions {
  */
 export type ProcessRuntimeState = "running" | "stopping" | "stopped";
 
-const DEFAULT_KILL_GRACE_MS = 5000;
+export const DEFAULT_KILL_GRACE_MS = 5000;
 const STDERR_TAIL_CHARS = 2048;
 const STDERR_TAIL_LINES = 20;
 

@@ -61,10 +61,24 @@ export class FakeWorker implements WorkerConnection {
     return observed;
   }
 
+  /**
+   * When true, KillTask calls wait for `releaseKills()`, as a worker answers
+   * only once the killed processes have exited.
+   */
+  holdKills = false;
+  private heldKills: Array<() => void> = [];
+
   async killTask(attemptId: string): Promise<void> {
     this.check();
     this.killed.push(attemptId);
+    if (this.holdKills) await new Promise<void>((resolve) => this.heldKills.push(resolve));
     this.attempts.delete(attemptId);
+  }
+
+  /** Held KillTask calls answer now: the processes are gone. */
+  releaseKills(): void {
+    this.holdKills = false;
+    for (const resolve of this.heldKills.splice(0)) resolve();
   }
 
   async reconcile(desired: readonly DesiredAttempt[], _stopReasons?: unknown, signal?: AbortSignal): Promise<ObservedAttempts> {

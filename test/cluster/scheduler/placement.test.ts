@@ -83,7 +83,7 @@ describe("resource fit", () => {
 
   test("jobs with no pending tasks are ignored", () => {
     const result = schedule([job("a", { tasks: 0 })], [worker("w1")]);
-    assert.deepEqual(result, { placements: [], pending: new Map(), neverFits: new Map() });
+    assert.deepEqual(result, { placements: [], pending: new Map(), neverFits: new Map(), preemptions: [], reservations: new Map() });
   });
 });
 

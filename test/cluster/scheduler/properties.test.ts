@@ -201,6 +201,84 @@ describe("properties", () => {
     );
   });
 
+  test("preemption: placements unchanged, victims once, strictly lower bands, on workers the job may use, and room enough", () => {
+    const runningArb = fc.array(fc.record({ band: fc.constantFrom("production" as const, "interactive" as const, "batch" as const), cpu: fc.constantFrom(0.5, 1, 2), startedAt: fc.integer({ min: 0, max: 9 }) }), { maxLength: 4 });
+    fc.assert(
+      fc.property(fc.array(workerArb, { maxLength: 20 }), fc.array(runningArb, { maxLength: 20 }), fc.array(jobArb, { maxLength: 30 }), (ws, rs, js) => {
+        const { workers: plain, jobs } = buildCluster(ws, js);
+        const workers = plain.map((w, i) => {
+          const attempts = (rs[i] ?? []).map((r, k) => ({ attemptId: `${w.workerId}-a${k}`, jobId: `x${k}`, priority: r.band, usage: { cpu: r.cpu, memory: 0, disk: 0, deviceCount: 0 }, startedAt: r.startedAt }));
+          // Running attempts hold part of `used`, as the controller reports them; `used` grows where they do not fit in it.
+          const held = attempts.reduce((sum, a) => sum + a.usage.cpu, 0);
+          return { ...w, used: { ...w.used, cpu: Math.max(w.used.cpu, Math.min(held, w.capacity.cpu)) }, running: attempts.filter((_, k) => attempts.slice(0, k + 1).reduce((s2, a) => s2 + a.usage.cpu, 0) <= Math.min(Math.max(w.used.cpu, held), w.capacity.cpu)) };
+        });
+        const withRunning = schedule(jobs, workers);
+        const without = schedule(jobs, workers.map((w) => ({ ...w, running: [] })));
+        assert.deepEqual(placed(withRunning.placements), placed(without.placements), "preemption never changes this pass's placements");
+        assert.deepEqual(without.preemptions, []);
+        const band = { production: 0, interactive: 1, batch: 2 };
+        const seen = new Set<string>();
+        const freed = new Map<string, number>();
+        for (const p of withRunning.preemptions) {
+          assert.ok(!seen.has(p.attemptId), "each victim once");
+          seen.add(p.attemptId);
+          const w = workers.find((x) => x.workerId === p.workerId);
+          const victim = w?.running.find((a) => a.attemptId === p.attemptId);
+          const asker = jobs.find((j) => j.jobId === p.forJobId);
+          assert.ok(w && victim && asker);
+          assert.ok(band[victim.priority] > band[asker.priority], `${asker.priority} preempts ${victim.priority}`);
+          assert.ok(withRunning.pending.get(asker.jobId)?.startsWith("waiting for"), "the asking job waits");
+          for (const c of asker.constraints) if (!c.preferred) assert.ok(matchesConstraint(w, c), "required constraints hold");
+          if (!asker.preemptible) assert.notEqual(w.attributes.preemptible, "true");
+          if (asker.demand.deviceType !== "cpu") assert.equal(w.capacity.deviceType, asker.demand.deviceType);
+          freed.set(w.workerId, (freed.get(w.workerId) ?? 0) + victim.usage.cpu);
+          // A preempting job needed more cpu than the worker had free.
+          assert.ok(asker.demand.cpu > 0);
+        }
+        for (const [workerId, cpu] of freed) {
+          const w = workers.find((x) => x.workerId === workerId);
+          assert.ok(w && cpu <= w.used.cpu + 1e-9, "victims free no more than is used");
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("job groups are placed whole or not at all, never over-committing", () => {
+    fc.assert(
+      fc.property(fc.array(workerArb, { maxLength: 20 }), fc.array(jobArb, { maxLength: 30 }), fc.array(fc.constantFrom(undefined, "g1", "g2", "g3"), { maxLength: 30 }), (ws, js, gs) => {
+        const { workers, jobs: plain } = buildCluster(ws, js);
+        const jobs = plain.map((j, i) => (gs[i] ? { ...j, groupId: gs[i] } : j));
+        const result = schedule(jobs, workers);
+        const placedCount = new Map<string, number>();
+        for (const p of result.placements) placedCount.set(p.jobId, (placedCount.get(p.jobId) ?? 0) + 1);
+        const byGroup = new Map<string, typeof jobs>();
+        for (const j of jobs) if (j.groupId) byGroup.set(j.groupId, [...(byGroup.get(j.groupId) ?? []), j]);
+        for (const [groupId, members] of byGroup) {
+          const whole = members.every((j) => placedCount.get(j.jobId) === j.taskIndexes.length);
+          const none = members.every((j) => !placedCount.has(j.jobId));
+          assert.ok(whole || none, `group ${groupId} placed in part`);
+          if (none) for (const j of members) assert.match(result.pending.get(j.jobId) ?? "", new RegExp(`^group ${groupId}: `));
+          if (whole && members.some((j) => j.sameZone)) {
+            const ids = new Set(members.map((j) => j.jobId));
+            const zones = new Set(result.placements.filter((p) => ids.has(p.jobId)).map((p) => workers.find((w) => w.workerId === p.workerId)?.attributes.zone));
+            assert.ok(zones.size <= 1, `group ${groupId} spans zones ${[...zones].join(", ")}`);
+          }
+        }
+        const used = new Map<string, number>();
+        for (const p of result.placements) {
+          const j = jobs.find((x) => x.jobId === p.jobId);
+          used.set(p.workerId, (used.get(p.workerId) ?? 0) + Math.round((j?.demand.cpu ?? 0) * 1000));
+        }
+        for (const [workerId, cpu] of used) {
+          const w = workers.find((x) => x.workerId === workerId);
+          assert.ok(w && cpu <= Math.round(w.capacity.cpu * 1000) - Math.round(w.used.cpu * 1000), `cpu on ${workerId}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   test("a job that never fits on an idle cluster also fits nowhere when the cluster is emptied", () => {
     fc.assert(
       fc.property(fc.array(workerArb, { maxLength: 15 }), fc.array(jobArb, { maxLength: 20 }), (ws, js) => {

@@ -24,6 +24,16 @@ export class Candidates {
     return (this.tree ??= new FirstFitTree(this.slots));
   }
 
+  private positions?: Map<Slot, number>;
+
+  /** Re-reads one slot's free space into this list's index, if the slot is on the list. */
+  refreshSlot(slot: Slot): void {
+    if (!this.tree) return;
+    this.positions ??= new Map(this.slots.map((s, i) => [s, i]));
+    const index = this.positions.get(slot);
+    if (index !== undefined) this.tree.refresh(index);
+  }
+
   cursor(need: Need): number {
     return this.cursors.get(need.key) ?? 0;
   }

@@ -1,5 +1,5 @@
 // The first-fit index: finds the first worker with room for a demand in O(log n).
-import { fits, type Need, type Slot, type Amounts } from "./amounts.js";
+import { fits, type Need, type Amounts } from "./amounts.js";
 
 /**
  * Finds the first slot (in list order) with room for a demand in O(log n)
@@ -26,7 +26,7 @@ export class FirstFitTree {
   private readonly disk: Float64Array;
   private readonly devices: Float64Array;
 
-  constructor(private readonly slots: readonly Slot[]) {
+  constructor(private readonly slots: readonly Readonly<Amounts>[]) {
     let leaves = 1;
     while (leaves < slots.length) leaves *= 2;
     this.leaves = leaves;
