@@ -1,48 +1,15 @@
 // Placement of job groups and reservation holds on a real LocalCluster: a
 // group is placed all together or not at all, in one zone when asked; a
 // reservation keeps its minimum from a flood of other jobs until it expires
-// or is released. These need the scheduler's side of issue 14 (groupId and
-// ReservationDemand in scheduler/pass.ts); until that is merged, each test
-// is skipped with the reason, found by asking the pure scheduler itself.
+// or is released.
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { schedule, type PendingJob, type SchedulerWorker } from "../../src/cluster/controller/scheduler/index.js";
 import type { Cluster } from "../../src/cluster/client/cluster.js";
 import type { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import type { JobRequest } from "../../src/core/job.js";
 import { eventually } from "../helpers/index.js";
 import { startLocalCluster } from "../helpers/local-cluster.js";
-
-const GiB = 1024 ** 3;
-const worker = (workerId: string): SchedulerWorker => ({
-  workerId,
-  capacity: { cpu: 2, memory: 2 * GiB, disk: 0, deviceCount: 0, deviceType: "cpu", deviceVariant: "" },
-  used: { cpu: 0, memory: 0, disk: 0, deviceCount: 0 },
-  attributes: {},
-});
-const job = (jobId: string, cpu: number, extra: Partial<PendingJob> = {}): PendingJob => ({
-  jobId,
-  priority: "interactive",
-  sequence: 1,
-  demand: { cpu, memory: 0, disk: 0, deviceCount: 0, deviceType: "cpu", deviceVariant: "" },
-  taskIndexes: [0],
-  gang: false,
-  constraints: [],
-  preemptible: false,
-  ...extra,
-});
-
-/** Whether the pure scheduler places a group all or none: two jobs of 1.5 cpu on one 2-cpu worker must place neither. */
-const groupsScheduled = schedule([job("a", 1.5, { groupId: "g" }), job("b", 1.5, { groupId: "g", sequence: 2 })], [worker("w")]).placements.length === 0;
-/** Whether the pure scheduler holds reservations: one slot of 2 cpu held on the only worker leaves no room for another job. */
-const holdsScheduled = (() => {
-  const shape = { cpu: 2, memory: 0, disk: 0, deviceCount: 0, deviceType: "cpu" as const, deviceVariant: "" };
-  const result = schedule([job("other", 1)], [worker("w")], [{ reservationId: "r", priority: 0, sequence: 1, shape, holdCount: 1, maxTasks: 1, activeTasks: 0, preemptible: true }]);
-  return result.placements.length === 0 && result.reservations.get("r")?.held === 1;
-})();
-const NEEDS_GROUPS = groupsScheduled ? false : "needs the issue-14 scheduler (PendingJob.groupId placed all or none in scheduler/pass.ts)";
-const NEEDS_HOLDS = holdsScheduled ? false : "needs the issue-14 scheduler (ReservationDemand holds in scheduler/pass.ts)";
 
 const command = (name: string, cpu: number, argv = ["node", "-e", "setTimeout(() => {}, 120_000)"]): JobRequest => ({
   name,
@@ -66,7 +33,7 @@ function threeWorkers(t: TestContext, zones: readonly string[] = []): Promise<Lo
 }
 
 describe("job groups: all or nothing", { timeout: 180_000 }, () => {
-  test("a group whose third job cannot fit places none, and all three once a worker joins", { skip: NEEDS_GROUPS }, async (t) => {
+  test("a group whose third job cannot fit places none, and all three once a worker joins", async (t) => {
     const cluster = await startLocalCluster(t, { workers: 2, workerCpu: 2, workerMemory: "2g" });
     // 1.5 cpu each: one per 2-cpu worker, so the third needs a third worker.
     const { groupId, jobIds } = await cluster.launchGroupWithId([command("g-a", 1.5), command("g-b", 1.5), command("g-c", 1.5)], { name: "trio" });
@@ -82,7 +49,7 @@ describe("job groups: all or nothing", { timeout: 180_000 }, () => {
     await cluster.terminateGroup(groupId);
   });
 
-  test("sameZone puts every job of the group in one zone", { skip: NEEDS_GROUPS }, async (t) => {
+  test("sameZone puts every job of the group in one zone", async (t) => {
     // Zone a has one worker, zone b two: two 1.5-cpu jobs fit together only in b.
     const cluster = await threeWorkers(t, ["a", "b", "b"]);
     // LocalCluster names worker i `local-<i>`, and gave it the labels of index i.
@@ -107,7 +74,7 @@ describe("reservations: held capacity", { timeout: 180_000 }, () => {
     return { reservationId, flood };
   }
 
-  test("a reservation keeps its minimum from a flood of other jobs, and its own jobs start at once", { skip: NEEDS_HOLDS }, async (t) => {
+  test("a reservation keeps its minimum from a flood of other jobs, and its own jobs start at once", async (t) => {
     const cluster = await threeWorkers(t);
     const { reservationId, flood } = await floodBeside(cluster, 600);
     await new Promise((r) => setTimeout(r, 1_500));
@@ -124,14 +91,14 @@ describe("reservations: held capacity", { timeout: 180_000 }, () => {
     await cluster.releaseReservation(reservationId);
   });
 
-  test("after its TTL the reservation expires and the flood takes the room", { skip: NEEDS_HOLDS }, async (t) => {
+  test("after its TTL the reservation expires and the flood takes the room", async (t) => {
     const cluster = await threeWorkers(t);
     const { reservationId, flood } = await floodBeside(cluster, 12);
     await eventually(async () => (await cluster.getReservation(reservationId)).state === "expired", { what: "the TTL to pass", timeoutMs: 45_000 });
     await eventually(async () => (await running(cluster, flood)) === 6, { what: "the whole flood to run", timeoutMs: 60_000 });
   });
 
-  test("released early, the reservation's room goes to the flood at once", { skip: NEEDS_HOLDS }, async (t) => {
+  test("released early, the reservation's room goes to the flood at once", async (t) => {
     const cluster = await threeWorkers(t);
     const { reservationId, flood } = await floodBeside(cluster, 600);
     await cluster.releaseReservation(reservationId, "not needed");
