@@ -7,6 +7,11 @@
 // the controller makes on its own (ticks, workers' answers) that cannot be
 // stored are dropped and logged, and happen again on a later round, so a full
 // disk costs nothing but time, and reads go on meanwhile.
+// Job groups and reservations live in their own collaborators (JobGroups in
+// groups.ts, Reservations in reservations.ts), beside the Ledger and the
+// WorkerTable; the controller's public methods for them check that it is
+// running and delegate. A worker as a scheduling pass sees it is built in
+// scheduling.ts.
 import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import { backoffDelay } from "../../core/backoff.js";
@@ -18,12 +23,12 @@ import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
-import { endsGroup, groupKillReason, groupPlaced, groupStatus, GroupTable, newGroupRecords, validateGroupLaunch, type GroupFilter, type GroupStatus } from "./groups.js";
+import { groupPlaced, JobGroups, type GroupFilter, type GroupStatus } from "./groups.js";
 import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import { reservationDemand, reservationFigures, ReservationTable, validateReservationSpec, type ReservationEntry, type ReservationFigures, type ReservationFilter } from "./reservations.js";
+import { Reservations, type ReservationFigures, type ReservationFilter } from "./reservations.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
-import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ReservationOutcome, type RunningAttempt, type SchedulerWorker } from "./scheduler/index.js";
-import { demandOf, pendingJobOf, schedulerWorkerOf, usageOf, type PendingContext } from "./scheduling.js";
+import { schedule, type PendingJob, type Preemption, type SchedulerWorker } from "./scheduler/index.js";
+import { pendingJobOf, schedulerWorkerFor, usedBy, type PendingContext } from "./scheduling.js";
 import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { Assignment, ObservedAttempt, WorkerConnection } from "./worker-connection.js";
@@ -108,15 +113,10 @@ export class Controller {
   private nextSeq = 1;
   /** Launches with a request id whose commit is under way: a retry waits for the same outcome. */
   private readonly launching = new Map<string, Promise<JobRecord>>();
-  /** Job groups (groups.ts). */
-  private readonly groups = new GroupTable();
-  /** Group launches and reservation creations with a request id whose commit is under way. */
-  private readonly groupLaunching = new Map<string, Promise<JobGroupRecord>>();
-  private readonly reservationCreating = new Map<string, Promise<ReservationRecord>>();
-  /** Groups whose jobs are being killed together: the kills they cause do not cascade again. */
-  private readonly groupsEnding = new Set<string>();
-  /** Reservations (reservations.ts). */
-  private readonly reservations = new ReservationTable();
+  /** Job groups: launches, ends and the cascade (groups.ts). */
+  private readonly groups: JobGroups;
+  /** Reservations: creation, release, expiry, and what a pass is asked (reservations.ts). */
+  private readonly reservations: Reservations;
   /** When a failed write was last logged (one line a minute while the store cannot be written). */
   private storeFailureLoggedAt = Number.NEGATIVE_INFINITY;
   private scheduleQueued = false;
@@ -151,7 +151,17 @@ export class Controller {
       // Room a stopped attempt held is free: a task waiting for it can go now.
       freed: () => this.requestSchedule(),
     });
-    this.ledger.onJobFinishedHook = (job) => this.groupJobFinished(job);
+    const collaborator = {
+      store: this.store,
+      now: this.now,
+      nextSeq: () => this.nextSeq++,
+      maxReplicas: this.maxReplicas,
+      requestSchedule: (capacityChanged?: boolean) => this.requestSchedule(capacityChanged),
+      background: (change: () => void) => this.background(change),
+    };
+    this.reservations = new Reservations({ ...collaborator, jobs: this.ledger.jobs, log: this.log });
+    this.groups = new JobGroups({ ...collaborator, ledger: this.ledger, reservations: this.reservations });
+    this.ledger.onJobFinishedHook = (job) => this.groups.jobFinished(job);
   }
 
   get state(): ControllerState {
@@ -295,7 +305,7 @@ export class Controller {
     return job;
   }
 
-  // ---------------------------------------------------------------- job groups
+  // ---------------------------------------------------------------- job groups (groups.ts)
 
   /**
    * Accepts a group of jobs: every spec is validated first (errors name
@@ -305,52 +315,7 @@ export class Controller {
    */
   async launchGroup(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions = {}): Promise<JobGroupRecord> {
     this.ensureRunning();
-    const { requestId } = options;
-    if (!requestId) return this.launchGroupNew(specs, groupSpec, options);
-    const existing = this.groups.byRequest(requestId) ?? this.groupLaunching.get(requestId);
-    if (existing) return existing;
-    const launch = this.launchGroupNew(specs, groupSpec, options);
-    this.groupLaunching.set(requestId, launch);
-    const forget = () => void this.groupLaunching.delete(requestId);
-    launch.then(forget, forget);
-    return launch;
-  }
-
-  private async launchGroupNew(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions): Promise<JobGroupRecord> {
-    const { name, requests } = validateGroupLaunch(specs, groupSpec, this.maxReplicas);
-    const parent = options.parentJobId ? this.ledger.jobs.get(options.parentJobId) : undefined;
-    if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
-    const namespace = namespaceFor(options.namespace, parent);
-    if (options.reservationId) this.reservations.forLaunch(options.reservationId, namespace);
-    const { group, jobs } = newGroupRecords(specs as readonly JobSpec[], requests, {
-      name,
-      namespace,
-      sameRegion: groupSpec?.sameRegion ?? false,
-      sameZone: groupSpec?.sameZone ?? false,
-      createdAt: this.now(),
-      nextSeq: () => this.nextSeq++,
-      ...(parent ? { parentJobId: parent.jobId } : {}),
-      ...(options.reservationId ? { reservationId: options.reservationId } : {}),
-      ...(options.requestId ? { requestId: options.requestId } : {}),
-    });
-    await this.store.defer(() => {
-      this.store.saveGroup(group);
-      for (const job of jobs) {
-        this.store.saveJob(job);
-        for (const t of job.tasks) this.store.saveTask(t);
-      }
-    });
-    this.groups.add(group);
-    for (const job of jobs) {
-      this.ledger.addJob(job);
-      this.reservations.addJob(job);
-    }
-    const parentNow = parent ? this.ledger.jobs.find(parent.jobId) : undefined;
-    if (parentNow && isFinished(parentNow.state)) {
-      this.background(() => this.store.transaction(() => this.endGroup(group, `parent job ${parentNow.jobId} ${parentNow.state}`)));
-    }
-    this.requestSchedule(false);
-    return group;
+    return this.groups.launch(specs, groupSpec, options);
   }
 
   getGroup(groupId: string): JobGroupRecord {
@@ -363,7 +328,7 @@ export class Controller {
 
   /** The group a launch with this request id made, if any. */
   findGroupByRequest(requestId: string): JobGroupRecord | undefined {
-    return this.groups.byRequest(requestId);
+    return this.groups.findByRequest(requestId);
   }
 
   listGroups(filter: GroupFilter = {}): JobGroupRecord[] {
@@ -372,146 +337,53 @@ export class Controller {
 
   /** The group's jobs in launch order. */
   jobsOfGroup(group: JobGroupRecord): JobRecord[] {
-    return group.jobIds.map((id) => this.ledger.jobs.find(id)).filter((j): j is JobRecord => j !== undefined);
+    return this.groups.jobsOf(group);
   }
 
   groupStatus(group: JobGroupRecord): GroupStatus {
-    return groupStatus(group, this.jobsOfGroup(group));
+    return this.groups.status(group);
   }
 
   /** Kills every unfinished job of the group. */
   terminateGroup(groupId: string, reason = "terminated by request"): JobGroupRecord {
     this.ensureRunning();
-    const group = this.groups.get(groupId);
-    this.store.transaction(() => this.endGroup(group, reason));
-    this.requestSchedule();
-    return group;
+    return this.groups.terminate(groupId, reason);
   }
 
-  /** Kills the group's unfinished jobs with `reason`, without the cascade naming one of them. Runs inside a transaction. */
-  private endGroup(group: JobGroupRecord, reason: string): void {
-    this.groupsEnding.add(group.groupId);
-    try {
-      for (const job of this.jobsOfGroup(group)) if (!isFinished(job.state)) this.ledger.killJob(job, reason);
-    } finally {
-      this.groupsEnding.delete(group.groupId);
-    }
-    this.noteGroupFinished(group);
-  }
-
-  /**
-   * A job of a group finished (inside its transaction). A group is a unit,
-   * as a Ray placement group: when one job fails, is killed or cannot be
-   * scheduled, the others are killed with "group g (id): job X failed".
-   */
-  private groupJobFinished(job: JobRecord): void {
-    const group = job.groupId ? this.groups.find(job.groupId) : undefined;
-    if (!group) return;
-    if (endsGroup(job) && !this.groupsEnding.has(group.groupId)) this.endGroup(group, groupKillReason(group, job));
-    else this.noteGroupFinished(group);
-  }
-
-  private noteGroupFinished(group: JobGroupRecord): void {
-    if (group.finishedAt !== undefined || !this.jobsOfGroup(group).every((j) => isFinished(j.state))) return;
-    this.store.keep(group);
-    group.finishedAt = this.now();
-    this.store.saveGroup(group);
-  }
-
-  // ---------------------------------------------------------------- reservations
+  // ---------------------------------------------------------------- reservations (reservations.ts)
 
   /** Creates a reservation, durably; a retry with the same request id gets the first one. */
   async createReservation(spec: ReservationSpec | undefined, options: { namespace?: string; requestId?: string } = {}): Promise<ReservationRecord> {
     this.ensureRunning();
-    const { requestId } = options;
-    const existing = requestId ? (this.reservations.byRequest(requestId)?.record ?? this.reservationCreating.get(requestId)) : undefined;
-    if (existing) return existing;
-    const create = (async () => {
-      const config = validateReservationSpec(spec, this.maxReplicas);
-      const namespace = namespaceFor(options.namespace, undefined);
-      const now = this.now();
-      const record: ReservationRecord = {
-        reservationId: `reservation-${randomUUID().slice(0, 12)}`,
-        namespace,
-        spec: spec as ReservationSpec,
-        state: "active",
-        createdAt: now,
-        expiresAt: now + config.ttlSeconds * 1000,
-        seq: this.nextSeq++,
-        ...(requestId ? { requestId } : {}),
-      };
-      await this.store.defer(() => this.store.saveReservation(record));
-      this.reservations.add(record);
-      this.requestSchedule();
-      return record;
-    })();
-    if (requestId) {
-      this.reservationCreating.set(requestId, create);
-      const forget = () => void this.reservationCreating.delete(requestId);
-      create.then(forget, forget);
-    }
-    return create;
+    return this.reservations.create(spec, options);
   }
 
   getReservation(reservationId: string): ReservationRecord {
-    return this.reservations.get(reservationId).record;
+    return this.reservations.get(reservationId);
   }
 
   findReservation(reservationId: string): ReservationRecord | undefined {
-    return this.reservations.find(reservationId)?.record;
+    return this.reservations.find(reservationId);
   }
 
   /** The reservation a creation with this request id made, if any. */
   findReservationByRequest(requestId: string): ReservationRecord | undefined {
-    return this.reservations.byRequest(requestId)?.record;
+    return this.reservations.findByRequest(requestId);
   }
 
   listReservations(filter: ReservationFilter = {}): ReservationRecord[] {
-    return this.reservations.list(filter).map((e) => e.record);
+    return this.reservations.list(filter);
   }
 
   /** Used, held and pending slots of a reservation, with its jobs. */
   reservationFigures(reservationId: string): ReservationFigures & { jobIds: readonly string[] } {
-    const entry = this.reservations.get(reservationId);
-    return { ...reservationFigures(entry, this.jobsOfReservation(entry)), jobIds: entry.jobIds };
-  }
-
-  private jobsOfReservation(entry: ReservationEntry): JobRecord[] {
-    return entry.jobIds.map((id) => this.ledger.jobs.find(id)).filter((j): j is JobRecord => j !== undefined);
+    return this.reservations.figures(reservationId);
   }
 
   /** Ends a reservation now: it holds nothing more, its jobs run on as ordinary jobs. Releasing an ended one changes nothing. */
   releaseReservation(reservationId: string, reason = ""): ReservationRecord {
     this.ensureRunning();
-    const entry = this.reservations.get(reservationId);
-    if (entry.record.state !== "active") return entry.record;
-    this.endReservation(entry, "released", reason || "released by request");
-    return entry.record;
-  }
-
-  private endReservation(entry: ReservationEntry, state: "expired" | "released", message: string): void {
-    const { record } = entry;
-    this.store.transaction(() => {
-      this.store.keep(record);
-      record.state = state;
-      record.message = message;
-      record.endedAt = this.now();
-      this.store.saveReservation(record);
-    });
-    delete entry.outcome;
-    // The room it held is free for others now.
-    this.requestSchedule();
-  }
-
-  /** Reservations past their TTL expire (one log line each). */
-  private expireReservations(now: number): void {
-    for (const entry of this.reservations.active()) {
-      if (now < entry.record.expiresAt) continue;
-      this.background(() => {
-        this.endReservation(entry, "expired", `expired after its TTL of ${entry.config.ttlSeconds}s`);
-        this.log(`fluster controller: reservation ${entry.record.reservationId} (namespace ${entry.record.namespace}) expired after its TTL of ${entry.config.ttlSeconds}s`);
-      });
-    }
+    return this.reservations.release(reservationId, reason);
   }
 
   // ---------------------------------------------------------------- workers
@@ -563,7 +435,7 @@ export class Controller {
   }
 
   listWorkers(): Array<{ record: WorkerRecord; used: WorkerCapacityRecord; runningAttempts: number }> {
-    return [...this.workers.values()].map((w) => ({ record: w.record, used: this.usedBy(w), runningAttempts: w.attempts.size }));
+    return [...this.workers.values()].map((w) => ({ record: w.record, used: usedBy(w, this.now, this.jobOf), runningAttempts: w.attempts.size }));
   }
 
   /**
@@ -599,40 +471,8 @@ export class Controller {
     if (cut) throw cut;
   }
 
-  /** What a worker's active attempts hold, and the attempts it is still stopping. */
-  private usedBy(worker: WorkerRuntime): WorkerCapacityRecord {
-    return usageOf(worker.record, [...worker.attempts, ...this.stoppingOn(worker)], (id) => this.ledger.jobs.find(id));
-  }
-
-  /**
-   * Attempts the controller stopped whose worker has not confirmed them gone,
-   * within the worker-lost grace (past it, the room is taken as free: the
-   * worker refuses a task "no room" if it was not).
-   */
-  private stoppingOn(worker: WorkerRuntime): AttemptRecord[] {
-    const now = this.now();
-    const out: AttemptRecord[] = [];
-    for (const [attempt, until] of worker.stopping) if (until > now) out.push(attempt);
-    return out;
-  }
-
-  /** A worker as the scheduler sees it, with the attempts it could preempt and the room being freed. */
-  private schedulerWorkerFor(worker: WorkerRuntime): SchedulerWorker {
-    const jobOf = (id: string): JobRecord | undefined => this.ledger.jobs.find(id);
-    const running: RunningAttempt[] = [];
-    for (const attempt of worker.attempts) {
-      const job = jobOf(attempt.jobId);
-      if (!job || job.request.priority === "production") continue;
-      const { cpu, memory, disk, deviceCount } = demandOf(job);
-      running.push({ attemptId: attempt.attemptId, jobId: job.jobId, priority: job.request.priority, usage: { cpu, memory, disk, deviceCount }, startedAt: attempt.startedAt ?? attempt.createdAt });
-    }
-    const stopping = usageOf(worker.record, this.stoppingOn(worker), jobOf);
-    return {
-      ...schedulerWorkerOf(worker.record, this.usedBy(worker)),
-      running,
-      stopping: { cpu: stopping.cpu, memory: stopping.memory, disk: stopping.disk, deviceCount: stopping.deviceCount },
-    };
-  }
+  /** A job by id, for the scheduling helpers (scheduling.ts). */
+  private readonly jobOf = (jobId: string): JobRecord | undefined => this.ledger.jobs.find(jobId);
 
   // ---------------------------------------------------------------- scheduling and dispatch
 
@@ -662,7 +502,7 @@ export class Controller {
     for (const job of candidates) {
       // A group still being placed goes to the scheduler whole, or it could never be placed all at once.
       const group = job.groupId ? this.groups.find(job.groupId) : undefined;
-      const together = group && !groupPlaced(this.jobsOfGroup(group)) ? this.jobsOfGroup(group) : [job];
+      const together = group && !groupPlaced(this.groups.jobsOf(group)) ? this.groups.jobsOf(group) : [job];
       for (const member of together) {
         if (seen.has(member)) continue;
         seen.add(member);
@@ -671,12 +511,12 @@ export class Controller {
         else ledger.schedulable.delete(member);
       }
     }
-    const demands = this.reservationDemands();
+    const demands = this.reservations.demands();
     // Active reservations hold room on every pass, also when no job waits.
     if (pendingJobs.length === 0 && demands.length === 0) return;
     const now = this.now();
     const workers: SchedulerWorker[] = [];
-    for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(this.schedulerWorkerFor(w));
+    for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerFor(w, this.now, this.jobOf));
     const result = this.schedule(pendingJobs, workers, demands);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     this.store.transaction(() => {
@@ -697,30 +537,20 @@ export class Controller {
         if (job) ledger.setPendingReason(job, reason);
       }
     });
-    this.noteReservations(result.reservations);
+    this.reservations.noteOutcomes(result.reservations);
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
-  }
-
-  /** What each active reservation asks of a scheduling pass. */
-  private reservationDemands(): ReservationDemand[] {
-    return this.reservations.active().map((entry) => reservationDemand(entry, this.jobsOfReservation(entry)));
-  }
-
-  /** Keeps what a pass held for each reservation, for GetReservation (in memory: every pass recomputes it). */
-  private noteReservations(outcomes: ReadonlyMap<string, ReservationOutcome>): void {
-    this.reservations.noteOutcomes(outcomes);
   }
 
   /** A job's group (while the group is still being placed, with its locality) and its reservation (while active), for the scheduler. */
   private pendingContext(job: JobRecord): PendingContext {
     const context: PendingContext = {};
     const group = job.groupId ? this.groups.find(job.groupId) : undefined;
-    if (group && !groupPlaced(this.jobsOfGroup(group))) {
+    if (group && !groupPlaced(this.groups.jobsOf(group))) {
       context.groupId = group.groupId;
       if (group.sameRegion) context.sameRegion = true;
       if (group.sameZone) context.sameZone = true;
     }
-    if (job.reservationId && this.reservations.find(job.reservationId)?.record.state === "active") context.reservationId = job.reservationId;
+    if (job.reservationId && this.reservations.isActive(job.reservationId)) context.reservationId = job.reservationId;
     return context;
   }
 
@@ -867,7 +697,7 @@ export class Controller {
       }
     }
     this.expireUnschedulable(now);
-    this.expireReservations(now);
+    this.reservations.expire(now);
     this.background(() => this.endpoints.expire());
     void this.reconcileAll();
     this.requestSchedule();

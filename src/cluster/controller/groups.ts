@@ -1,6 +1,8 @@
 // Job groups: jobs launched together, placed all together or none, and
-// ended together. The table of groups, the status rule that rolls a group up
-// from its jobs, and what the scheduler is told about a group still waiting.
+// ended together. `JobGroups`, the controller's collaborator for groups:
+// launching one (stored before it is seen), ending one, and the cascade when
+// one of its jobs ends badly. The table of groups, the status rule that rolls
+// a group up from its jobs, and the validation of a group launch.
 import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { validateJobName, type ValidatedJobRequest } from "../../core/job.js";
@@ -9,8 +11,11 @@ import { validateJobSpec } from "../../rpc/convert.js";
 import type { JobGroupSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { DEFAULT_NAMESPACE } from "./endpoints.js";
-import { jobIdPrefix, newJobRecord } from "./jobs.js";
+import { jobIdPrefix, namespaceFor, newJobRecord, type LaunchOptions } from "./jobs.js";
+import type { Ledger } from "./ledger.js";
 import type { JobGroupRecord, JobRecord } from "./model.js";
+import type { Reservations } from "./reservations.js";
+import type { StateStore } from "./store.js";
 
 export interface GroupFilter {
   namespace?: string;
@@ -182,4 +187,162 @@ export function groupKillReason(group: JobGroupRecord, job: JobRecord | undefine
 /** Whether the job's end takes its group down: it failed or cannot be scheduled (a job stopped on request ends alone). */
 export function endsGroup(job: JobRecord): boolean {
   return job.state === "failed" || job.state === "unschedulable";
+}
+
+/** What {@link JobGroups} needs of the controller. */
+export interface JobGroupsDeps {
+  store: Pick<StateStore, "defer" | "transaction" | "keep" | "saveGroup" | "saveJob" | "saveTask">;
+  ledger: Pick<Ledger, "jobs" | "addJob" | "killJob">;
+  /** Checks a launch into a reservation, and files the new jobs under theirs. */
+  reservations: Pick<Reservations, "forLaunch" | "addJob">;
+  now: () => number;
+  /** The next submission sequence number. */
+  nextSeq: () => number;
+  maxReplicas: number;
+  /** Asks for a scheduling pass (see Controller.requestSchedule). */
+  requestSchedule: (capacityChanged?: boolean) => void;
+  /** Runs a change the controller makes on its own (see Controller.background). */
+  background: (change: () => void) => void;
+}
+
+/**
+ * The controller's job groups: launches, reads, ends, and the cascade when
+ * a job of a group finishes. The controller checks it is running before it
+ * delegates here.
+ */
+export class JobGroups {
+  /** Job groups (the table above). */
+  private readonly groups = new GroupTable();
+  /** Group launches with a request id whose commit is under way. */
+  private readonly groupLaunching = new Map<string, Promise<JobGroupRecord>>();
+  /** Groups whose jobs are being killed together: the kills they cause do not cascade again. */
+  private readonly groupsEnding = new Set<string>();
+
+  constructor(private readonly deps: JobGroupsDeps) {}
+
+  /** A stored group, at load. */
+  add(group: JobGroupRecord): void {
+    this.groups.add(group);
+  }
+
+  /**
+   * Accepts a group of jobs: every spec is validated first (errors name
+   * `jobs[i].…`), then the jobs and the group are stored in one commit, and
+   * only then listed and scheduled, all together or none (groups.ts). A
+   * retry with the same request id gets the first launch's group.
+   */
+  async launch(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions = {}): Promise<JobGroupRecord> {
+    const { requestId } = options;
+    if (!requestId) return this.launchNew(specs, groupSpec, options);
+    const existing = this.groups.byRequest(requestId) ?? this.groupLaunching.get(requestId);
+    if (existing) return existing;
+    const launch = this.launchNew(specs, groupSpec, options);
+    this.groupLaunching.set(requestId, launch);
+    const forget = () => void this.groupLaunching.delete(requestId);
+    launch.then(forget, forget);
+    return launch;
+  }
+
+  private async launchNew(specs: readonly (JobSpec | undefined)[], groupSpec: JobGroupSpec | undefined, options: LaunchOptions): Promise<JobGroupRecord> {
+    const { store, ledger, reservations } = this.deps;
+    const { name, requests } = validateGroupLaunch(specs, groupSpec, this.deps.maxReplicas);
+    const parent = options.parentJobId ? ledger.jobs.get(options.parentJobId) : undefined;
+    if (parent && isFinished(parent.state)) throw new FlusterError(`parent job ${parent.jobId} is already ${parent.state}`, "failed_precondition");
+    const namespace = namespaceFor(options.namespace, parent);
+    if (options.reservationId) reservations.forLaunch(options.reservationId, namespace);
+    const { group, jobs } = newGroupRecords(specs as readonly JobSpec[], requests, {
+      name,
+      namespace,
+      sameRegion: groupSpec?.sameRegion ?? false,
+      sameZone: groupSpec?.sameZone ?? false,
+      createdAt: this.deps.now(),
+      nextSeq: this.deps.nextSeq,
+      ...(parent ? { parentJobId: parent.jobId } : {}),
+      ...(options.reservationId ? { reservationId: options.reservationId } : {}),
+      ...(options.requestId ? { requestId: options.requestId } : {}),
+    });
+    await store.defer(() => {
+      store.saveGroup(group);
+      for (const job of jobs) {
+        store.saveJob(job);
+        for (const t of job.tasks) store.saveTask(t);
+      }
+    });
+    this.groups.add(group);
+    for (const job of jobs) {
+      ledger.addJob(job);
+      reservations.addJob(job);
+    }
+    const parentNow = parent ? ledger.jobs.find(parent.jobId) : undefined;
+    if (parentNow && isFinished(parentNow.state)) {
+      this.deps.background(() => store.transaction(() => this.endGroup(group, `parent job ${parentNow.jobId} ${parentNow.state}`)));
+    }
+    this.deps.requestSchedule(false);
+    return group;
+  }
+
+  get(groupId: string): JobGroupRecord {
+    return this.groups.get(groupId);
+  }
+
+  find(groupId: string): JobGroupRecord | undefined {
+    return this.groups.find(groupId);
+  }
+
+  /** The group a launch with this request id made, if any. */
+  findByRequest(requestId: string): JobGroupRecord | undefined {
+    return this.groups.byRequest(requestId);
+  }
+
+  list(filter: GroupFilter = {}): JobGroupRecord[] {
+    return this.groups.list(filter);
+  }
+
+  /** The group's jobs in launch order. */
+  jobsOf(group: JobGroupRecord): JobRecord[] {
+    return group.jobIds.map((id) => this.deps.ledger.jobs.find(id)).filter((j): j is JobRecord => j !== undefined);
+  }
+
+  status(group: JobGroupRecord): GroupStatus {
+    return groupStatus(group, this.jobsOf(group));
+  }
+
+  /** Kills every unfinished job of the group. */
+  terminate(groupId: string, reason: string): JobGroupRecord {
+    const group = this.groups.get(groupId);
+    this.deps.store.transaction(() => this.endGroup(group, reason));
+    this.deps.requestSchedule();
+    return group;
+  }
+
+  /** Kills the group's unfinished jobs with `reason`, without the cascade naming one of them. Runs inside a transaction. */
+  private endGroup(group: JobGroupRecord, reason: string): void {
+    this.groupsEnding.add(group.groupId);
+    try {
+      for (const job of this.jobsOf(group)) if (!isFinished(job.state)) this.deps.ledger.killJob(job, reason);
+    } finally {
+      this.groupsEnding.delete(group.groupId);
+    }
+    this.noteGroupFinished(group);
+  }
+
+  /**
+   * A job of a group finished (inside its transaction). A group is a unit,
+   * as a Ray placement group: when one job fails, is killed or cannot be
+   * scheduled, the others are killed with "group g (id): job X failed".
+   */
+  jobFinished(job: JobRecord): void {
+    const group = job.groupId ? this.groups.find(job.groupId) : undefined;
+    if (!group) return;
+    if (endsGroup(job) && !this.groupsEnding.has(group.groupId)) this.endGroup(group, groupKillReason(group, job));
+    else this.noteGroupFinished(group);
+  }
+
+  private noteGroupFinished(group: JobGroupRecord): void {
+    if (group.finishedAt !== undefined || !this.jobsOf(group).every((j) => isFinished(j.state))) return;
+    const { store } = this.deps;
+    store.keep(group);
+    group.finishedAt = this.deps.now();
+    store.saveGroup(group);
+  }
 }

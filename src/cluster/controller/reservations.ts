@@ -1,14 +1,20 @@
 // Reservations: capacity held between a minimum and a maximum for jobs that
-// come and go, until a TTL or a release. The table, the validation of a
-// ReservationSpec from the wire, what each active reservation asks of a
-// scheduling pass, and the figures a reservation reports.
+// come and go, until a TTL or a release. `Reservations`, the controller's
+// collaborator for them: creating one (stored before it is seen), releasing
+// and expiring them, and what they ask of and keep from a scheduling pass.
+// The table, the validation of a ReservationSpec from the wire, what each
+// active reservation asks of a scheduling pass, and the figures a
+// reservation reports.
+import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { validateReservationConfig, type ValidatedReservationConfig } from "../../core/reservation.js";
 import { isFinished } from "../../core/status.js";
 import { resourcesFromProto } from "../../rpc/convert.js";
 import type { ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { DEFAULT_NAMESPACE } from "./endpoints.js";
+import { namespaceFor, type JobTable } from "./jobs.js";
 import type { JobRecord, ReservationRecord } from "./model.js";
+import type { StateStore } from "./store.js";
 import type { ReservationDemand, ReservationOutcome, TaskDemand } from "./scheduler/index.js";
 import { isActiveAttempt } from "./task-state.js";
 
@@ -199,4 +205,158 @@ export function reservationFigures(entry: ReservationEntry, jobs: readonly JobRe
   const pending = Math.max(0, min - used - held);
   const message = outcome?.reason ?? (outcome === undefined && pending > 0 ? "waiting for a scheduling pass" : undefined);
   return { used, held, pending, min, max, workerIds: outcome?.workerIds ?? [], ...(message ? { message } : {}) };
+}
+
+/** What {@link Reservations} needs of the controller. */
+export interface ReservationsDeps {
+  store: Pick<StateStore, "defer" | "transaction" | "keep" | "saveReservation">;
+  /** The controller's jobs (the ledger's table), to find a reservation's. */
+  jobs: Pick<JobTable, "find">;
+  now: () => number;
+  /** The next submission sequence number. */
+  nextSeq: () => number;
+  maxReplicas: number;
+  log: (line: string) => void;
+  /** Asks for a scheduling pass (see Controller.requestSchedule). */
+  requestSchedule: (capacityChanged?: boolean) => void;
+  /** Runs a change the controller makes on its own (see Controller.background). */
+  background: (change: () => void) => void;
+}
+
+/**
+ * The controller's reservations: creation, reads, release and expiry, and
+ * what a scheduling pass is asked and keeps. The controller checks it is
+ * running before it delegates here.
+ */
+export class Reservations {
+  /** Reservations (the table above). */
+  private readonly reservations = new ReservationTable();
+  /** Reservation creations with a request id whose commit is under way. */
+  private readonly reservationCreating = new Map<string, Promise<ReservationRecord>>();
+
+  constructor(private readonly deps: ReservationsDeps) {}
+
+  /** A stored reservation, at load. */
+  add(record: ReservationRecord): void {
+    this.reservations.add(record);
+  }
+
+  /** A job launched into a reservation (at launch, or at load). */
+  addJob(job: JobRecord): void {
+    this.reservations.addJob(job);
+  }
+
+  /** See {@link ReservationTable.forLaunch}. */
+  forLaunch(reservationId: string, namespace: string): ReservationEntry {
+    return this.reservations.forLaunch(reservationId, namespace);
+  }
+
+  /** Creates a reservation, durably; a retry with the same request id gets the first one. */
+  async create(spec: ReservationSpec | undefined, options: { namespace?: string; requestId?: string } = {}): Promise<ReservationRecord> {
+    const { store } = this.deps;
+    const { requestId } = options;
+    const existing = requestId ? (this.reservations.byRequest(requestId)?.record ?? this.reservationCreating.get(requestId)) : undefined;
+    if (existing) return existing;
+    const create = (async () => {
+      const config = validateReservationSpec(spec, this.deps.maxReplicas);
+      const namespace = namespaceFor(options.namespace, undefined);
+      const now = this.deps.now();
+      const record: ReservationRecord = {
+        reservationId: `reservation-${randomUUID().slice(0, 12)}`,
+        namespace,
+        spec: spec as ReservationSpec,
+        state: "active",
+        createdAt: now,
+        expiresAt: now + config.ttlSeconds * 1000,
+        seq: this.deps.nextSeq(),
+        ...(requestId ? { requestId } : {}),
+      };
+      await store.defer(() => store.saveReservation(record));
+      this.reservations.add(record);
+      this.deps.requestSchedule();
+      return record;
+    })();
+    if (requestId) {
+      this.reservationCreating.set(requestId, create);
+      const forget = () => void this.reservationCreating.delete(requestId);
+      create.then(forget, forget);
+    }
+    return create;
+  }
+
+  get(reservationId: string): ReservationRecord {
+    return this.reservations.get(reservationId).record;
+  }
+
+  find(reservationId: string): ReservationRecord | undefined {
+    return this.reservations.find(reservationId)?.record;
+  }
+
+  /** The reservation a creation with this request id made, if any. */
+  findByRequest(requestId: string): ReservationRecord | undefined {
+    return this.reservations.byRequest(requestId)?.record;
+  }
+
+  list(filter: ReservationFilter = {}): ReservationRecord[] {
+    return this.reservations.list(filter).map((e) => e.record);
+  }
+
+  /** Used, held and pending slots of a reservation, with its jobs. */
+  figures(reservationId: string): ReservationFigures & { jobIds: readonly string[] } {
+    const entry = this.reservations.get(reservationId);
+    return { ...reservationFigures(entry, this.jobsOfReservation(entry)), jobIds: entry.jobIds };
+  }
+
+  private jobsOfReservation(entry: ReservationEntry): JobRecord[] {
+    return entry.jobIds.map((id) => this.deps.jobs.find(id)).filter((j): j is JobRecord => j !== undefined);
+  }
+
+  /** Ends a reservation now: it holds nothing more, its jobs run on as ordinary jobs. Releasing an ended one changes nothing. */
+  release(reservationId: string, reason: string): ReservationRecord {
+    const entry = this.reservations.get(reservationId);
+    if (entry.record.state !== "active") return entry.record;
+    this.endReservation(entry, "released", reason || "released by request");
+    return entry.record;
+  }
+
+  private endReservation(entry: ReservationEntry, state: "expired" | "released", message: string): void {
+    const { record } = entry;
+    const { store } = this.deps;
+    store.transaction(() => {
+      store.keep(record);
+      record.state = state;
+      record.message = message;
+      record.endedAt = this.deps.now();
+      store.saveReservation(record);
+    });
+    delete entry.outcome;
+    // The room it held is free for others now.
+    this.deps.requestSchedule();
+  }
+
+  /** Reservations past their TTL expire (one log line each). */
+  expire(now: number): void {
+    for (const entry of this.reservations.active()) {
+      if (now < entry.record.expiresAt) continue;
+      this.deps.background(() => {
+        this.endReservation(entry, "expired", `expired after its TTL of ${entry.config.ttlSeconds}s`);
+        this.deps.log(`fluster controller: reservation ${entry.record.reservationId} (namespace ${entry.record.namespace}) expired after its TTL of ${entry.config.ttlSeconds}s`);
+      });
+    }
+  }
+
+  /** What each active reservation asks of a scheduling pass. */
+  demands(): ReservationDemand[] {
+    return this.reservations.active().map((entry) => reservationDemand(entry, this.jobsOfReservation(entry)));
+  }
+
+  /** Keeps what a pass held for each reservation, for GetReservation (in memory: every pass recomputes it). */
+  noteOutcomes(outcomes: ReadonlyMap<string, ReservationOutcome>): void {
+    this.reservations.noteOutcomes(outcomes);
+  }
+
+  /** Whether the reservation exists and is active (a job launched into it is placed in its room). */
+  isActive(reservationId: string): boolean {
+    return this.reservations.find(reservationId)?.record.state === "active";
+  }
 }

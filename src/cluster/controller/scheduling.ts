@@ -1,8 +1,12 @@
 // The controller's records in the scheduler's terms: a job's per-task
-// demand, its pending tasks, and the resources a worker's attempts hold.
+// demand, its pending tasks, the resources a worker's attempts hold, the
+// attempts a worker is still stopping, and a worker as a pass sees it (with
+// the attempts it could preempt and the room being freed). Pure: the clock
+// and the jobs come in as arguments.
 import { isGang } from "../../core/job.js";
 import type { AttemptRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import type { PendingJob, SchedulerWorker, TaskDemand } from "./scheduler/index.js";
+import type { PendingJob, RunningAttempt, SchedulerWorker, TaskDemand } from "./scheduler/index.js";
+import type { WorkerRuntime } from "./workers.js";
 
 /** What one task of the job needs. */
 export function demandOf(job: JobRecord): TaskDemand {
@@ -66,5 +70,39 @@ export function schedulerWorkerOf(worker: WorkerRecord, used: WorkerCapacityReco
     capacity: worker.capacity,
     used: { cpu: used.cpu, memory: used.memory, disk: used.disk, deviceCount: used.deviceCount },
     attributes: worker.attributes,
+  };
+}
+
+/**
+ * Attempts the controller stopped whose worker has not confirmed them gone,
+ * within the worker-lost grace (past it, the room is taken as free: the
+ * worker refuses a task "no room" if it was not).
+ */
+export function stoppingOn(worker: Pick<WorkerRuntime, "stopping">, clock: () => number): AttemptRecord[] {
+  const now = clock();
+  const out: AttemptRecord[] = [];
+  for (const [attempt, until] of worker.stopping) if (until > now) out.push(attempt);
+  return out;
+}
+
+/** What a worker's active attempts hold, and the attempts it is still stopping. */
+export function usedBy(worker: WorkerRuntime, clock: () => number, jobOf: (jobId: string) => JobRecord | undefined): WorkerCapacityRecord {
+  return usageOf(worker.record, [...worker.attempts, ...stoppingOn(worker, clock)], jobOf);
+}
+
+/** A worker as the scheduler sees it, with the attempts it could preempt and the room being freed. */
+export function schedulerWorkerFor(worker: WorkerRuntime, clock: () => number, jobOf: (jobId: string) => JobRecord | undefined): SchedulerWorker {
+  const running: RunningAttempt[] = [];
+  for (const attempt of worker.attempts) {
+    const job = jobOf(attempt.jobId);
+    if (!job || job.request.priority === "production") continue;
+    const { cpu, memory, disk, deviceCount } = demandOf(job);
+    running.push({ attemptId: attempt.attemptId, jobId: job.jobId, priority: job.request.priority, usage: { cpu, memory, disk, deviceCount }, startedAt: attempt.startedAt ?? attempt.createdAt });
+  }
+  const stopping = usageOf(worker.record, stoppingOn(worker, clock), jobOf);
+  return {
+    ...schedulerWorkerOf(worker.record, usedBy(worker, clock, jobOf)),
+    running,
+    stopping: { cpu: stopping.cpu, memory: stopping.memory, disk: stopping.disk, deviceCount: stopping.deviceCount },
   };
 }
