@@ -36,6 +36,19 @@ describe("reservations", () => {
     assert.equal(result.pending.get("other"), "insufficient cpu: wants 2, most free on any worker is 0");
   });
 
+  test("a group launched into the reservation uses its held room, placed whole before the holds", () => {
+    // Held first, the two slots would leave 2 of the group's 3 cpus: its own holds would keep it out for good.
+    const jobs = [
+      job("one", { cpu: 1, groupId: "g", reservationId: "r" }),
+      job("two", { cpu: 1, tasks: 2, gang: true, groupId: "g", reservationId: "r" }),
+      job("other", { cpu: 1, priority: "production" }),
+    ];
+    const result = schedule(jobs, [worker("w1", { cpu: 2 }), worker("w2", { cpu: 2 })], [reservation("r", { cpu: 1 })]);
+    assert.equal(result.placements.filter((p) => p.jobId !== "other").length, 3, "every task of the group");
+    assert.deepEqual(result.reservations.get("r"), { held: 0, workerIds: [], placedTasks: 3 });
+    assert.deepEqual(placed(result.placements).filter((p) => p.startsWith("other")).length, 1, "the room left goes to others");
+  });
+
   test("jobs grow beyond the minimum in normal order, up to the maximum", () => {
     const jobs = [job("mine", { cpu: 1, tasks: 6, reservationId: "r" })];
     const result = schedule(jobs, [worker("w1", { cpu: 16 })], [reservation("r", { holdCount: 2, maxTasks: 5, activeTasks: 1 })]);

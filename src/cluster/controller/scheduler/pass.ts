@@ -94,14 +94,40 @@ export class SchedulingPass {
     const capLeft = (r: ReservationDemand): number => r.maxTasks - r.activeTasks - (placedFor.get(r.reservationId) ?? 0);
     const noteFor = (r: ReservationDemand, n: number): void => void placedFor.set(r.reservationId, (placedFor.get(r.reservationId) ?? 0) + n);
 
-    // 1. Reservations, highest first: their own jobs, then holds on the room left.
+    const groups = new Map<string, PendingJob[]>();
+    for (const job of sorted) if (job.groupId !== undefined) groups.set(job.groupId, [...(groups.get(job.groupId) ?? []), job]);
+    const groupFailures: Array<{ groupId: string; failed: Outcome; jobs: PendingJob[] }> = [];
+    /** Places a group whole now, unless already tried; the tasks of its jobs in `r`, or undefined when it was not placed. */
+    const placeGroupFor = (groupId: string, r: ReservationDemand): number | undefined => {
+      const members = groups.get(groupId);
+      if (!members) return undefined;
+      const mine = members.filter((m) => m.reservationId === r.reservationId).reduce((n, m) => n + m.taskIndexes.length, 0);
+      // A group too big for what the reservation may still grow by waits for the normal order (and its cap).
+      if (mine > capLeft(r)) return undefined;
+      groups.delete(groupId);
+      const failed = this.placeGroup(members);
+      if (!failed) return mine;
+      groupFailures.push({ groupId, failed, jobs: members });
+      return undefined;
+    };
+
+    // 1. Reservations, highest first: their own jobs (a group launched into
+    // one goes whole, at its first job's turn), then holds on the room left.
     const holds: Array<{ r: ReservationDemand; want: number; held: number; workerIds: string[]; outcome?: Outcome; blocked?: string }> = [];
     for (const r of [...reservations].sort(compareReservations)) {
       let placed = 0;
       for (const job of sorted) {
-        if (job.reservationId !== r.reservationId || job.groupId !== undefined) continue;
+        if (job.reservationId !== r.reservationId) continue;
         const cap = capLeft(r);
         if (placed >= r.holdCount || cap <= 0) break;
+        if (job.groupId !== undefined) {
+          const n = placeGroupFor(job.groupId, r);
+          if (n !== undefined) {
+            placed += n;
+            noteFor(r, n);
+          }
+          continue;
+        }
         const plan = this.planFor(job);
         if (plan.blocked) continue;
         const whole = job.gang || plan.groupedBy !== undefined;
@@ -130,9 +156,6 @@ export class SchedulingPass {
     // 2. Every other job (and the rest of reservations' jobs) in band and submission order; a group goes whole at its first job.
     const outcomes: Outcome[] = [];
     const fixed = new Map<string, Fixed>();
-    const groups = new Map<string, PendingJob[]>();
-    for (const job of sorted) if (job.groupId !== undefined) groups.set(job.groupId, [...(groups.get(job.groupId) ?? []), job]);
-    const groupFailures: Array<{ groupId: string; failed: Outcome; jobs: PendingJob[] }> = [];
     for (const original of sorted) {
       if (original.groupId !== undefined) {
         const members = groups.get(original.groupId);
