@@ -18,6 +18,8 @@ import { fits, type Need, type Amounts } from "./amounts.js";
  * refreshes that list for those slots; other lists still hold values from
  * before the gang's attempt, which remain upper bounds.
  */
+const NOTHING: Readonly<Amounts> = { cpu: -Infinity, memory: -Infinity, disk: -Infinity, devices: -Infinity };
+
 export class FirstFitTree {
   private readonly leaves: number;
   // Per tree node, the largest free amount of each resource below it.
@@ -30,11 +32,16 @@ export class FirstFitTree {
     let leaves = 1;
     while (leaves < slots.length) leaves *= 2;
     this.leaves = leaves;
-    this.cpu = new Float64Array(2 * leaves).fill(-Infinity);
-    this.memory = new Float64Array(2 * leaves).fill(-Infinity);
-    this.disk = new Float64Array(2 * leaves).fill(-Infinity);
-    this.devices = new Float64Array(2 * leaves).fill(-Infinity);
-    slots.forEach((slot, i) => this.write(leaves + i, slot));
+    // Inner nodes are all written by the pull below; only the unused leaves need -Infinity.
+    this.cpu = new Float64Array(2 * leaves).fill(-Infinity, leaves + slots.length);
+    this.memory = new Float64Array(2 * leaves).fill(-Infinity, leaves + slots.length);
+    this.disk = new Float64Array(2 * leaves).fill(-Infinity, leaves + slots.length);
+    this.devices = new Float64Array(2 * leaves).fill(-Infinity, leaves + slots.length);
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i];
+      if (slot) this.write(leaves + i, slot);
+      else this.write(leaves + i, NOTHING);
+    }
     for (let node = leaves - 1; node >= 1; node--) this.pull(node);
   }
 

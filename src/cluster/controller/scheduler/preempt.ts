@@ -61,6 +61,33 @@ const ANY_VICTIMS: readonly TreeKind[] = Array.from({ length: INDEXED_VICTIMS + 
 const ALL_BATCH: TreeKind = { id: 3 + 2 * INDEXED_VICTIMS, victims: Infinity, batchOnly: true };
 const ALL: TreeKind = { id: 4 + 2 * INDEXED_VICTIMS, victims: Infinity, batchOnly: false };
 const KINDS = 5 + 2 * INDEXED_VICTIMS;
+const ALL_KINDS: readonly TreeKind[] = [ROOM, ...BATCH_VICTIMS, ...ANY_VICTIMS, ALL_BATCH, ALL];
+/** Per band rank below batch, the victim kinds searched for k victims (index k). */
+const VICTIM_KINDS: ReadonlyArray<ReadonlyArray<readonly TreeKind[]>> = [0, 1].map((band) =>
+  Array.from({ length: INDEXED_VICTIMS + 1 }, (_, k) => {
+    const batch = BATCH_VICTIMS[k];
+    const any = ANY_VICTIMS[k];
+    return band === 0 ? [batch, any].filter((kind): kind is TreeKind => kind !== undefined) : batch ? [batch] : [];
+  }),
+);
+
+/**
+ * One distinct list of eligible workers (equal lists from different job
+ * kinds share it): its indexes by tree kind and its cursors by shape.
+ */
+interface ListState {
+  readonly list: readonly Slot[];
+  readonly trees: Array<TreeEntry | undefined>;
+  /**
+   * Per shape key and tree kind: no worker on the list before this position
+   * fits. A worker's values only shrink (a claim hides it from every tree),
+   * so the cursor stays true and repeated searches start there; a failed
+   * gang's undo restores the cursors it moved.
+   */
+  readonly cursors: Map<string, Int32Array>;
+  /** Each worker's position on the list (-1 when absent), made on a failed gang's first undo. */
+  positions?: Int32Array;
+}
 
 /** What a claim for one task did, so a gang that does not fit whole can undo it. */
 interface Undo {
@@ -97,31 +124,28 @@ export class Preemptor {
   /** Per tree kind, what each worker (by order) offers through it; updated in place. */
   private readonly values: Array<Amounts[] | undefined> = new Array<Amounts[] | undefined>(KINDS);
   /**
-   * Per tree kind and eligible workers, a first-fit index over those workers
-   * in the job's ranking. A claim only lowers values, so it does not refresh
-   * these (stale maxima are upper bounds, the search re-reads leaves); a
-   * failed gang's undo raises them again and refreshes every index.
+   * Per distinct list of eligible workers (in the job's ranking) and tree
+   * kind, a first-fit index over those workers. A claim only lowers values,
+   * so it does not refresh these (stale maxima are upper bounds, the search
+   * re-reads leaves); a failed gang's undo raises them again and refreshes
+   * every index. Lists are found by identity, then by content.
    */
-  private readonly trees = new Map<string, Array<TreeEntry | undefined>>();
+  private readonly lists = new Map<readonly Slot[], ListState>();
+  private readonly listsByHash = new Map<string, ListState[]>();
+  private readonly listStates: ListState[] = [];
   /** The trees of the claim in progress's eligible workers, by kind. */
   private current: Array<TreeEntry | undefined> = [];
   /** The eligible workers of the claim in progress, in the job's ranking. */
   private list: readonly Slot[] = [];
-  /** (job band, shape, eligible workers) combinations that found no room: total room only shrinks, so none will. */
-  private readonly hopeless = new Set<string>();
+  /** Per eligible-workers key and band, shapes that found no room: total room only shrinks, so none will. */
+  private readonly hopeless = new Map<string, Array<Set<string>>>();
   private readonly owned = new Map<string, number[]>();
   readonly preemptions: Preemption[] = [];
   readonly claims = new Map<string, Claims>();
   private undo: Undo[] | undefined;
-  /**
-   * Per tree, shape and eligible workers: no eligible worker before this
-   * index fits. A worker's values only shrink (a claim hides it from every
-   * tree), so the cursor stays true and repeated searches start there; a
-   * failed gang's undo restores the cursors it moved.
-   */
-  private readonly cursorsByEligible = new Map<string, Map<string, number>>();
-  private cursors = new Map<string, number>();
-  private cursorUndo: Array<[Map<string, number>, string, number | undefined]> | undefined;
+  /** The claim in progress's cursors (its list's, for its shape), by tree kind. */
+  private cursors: Int32Array = new Int32Array(KINDS);
+  private cursorUndo: Array<[Int32Array, number, number]> | undefined;
 
   private readonly anyStopping: boolean;
   /** Tasks the claim in progress asks for. */
@@ -155,7 +179,7 @@ export class Preemptor {
     for (const part of parts) {
       // Nothing stopping and nothing this band may preempt: no index is worth building.
       if (!this.anyStopping && !(part.band === 0 ? this.anyVictims : part.band === 1 && this.anyBatch)) return false;
-      if (this.hopeless.has(`${part.band} ${part.need.key} ${part.eligibleKey}`)) return false;
+      if (this.hopeless.get(part.eligibleKey)?.[part.band]?.has(part.need.key)) return false;
     }
     this.undo = [];
     this.cursorUndo = [];
@@ -167,10 +191,10 @@ export class Preemptor {
       claimed.set(part.jobId, claims);
       this.list = part.list;
       this.claiming = single ? part.count : Infinity;
-      this.current = this.trees.get(part.eligibleKey) ?? [];
-      this.trees.set(part.eligibleKey, this.current);
-      let cursors = this.cursorsByEligible.get(part.eligibleKey);
-      if (!cursors) this.cursorsByEligible.set(part.eligibleKey, (cursors = new Map()));
+      const listState = this.listState(part.list);
+      this.current = listState.trees;
+      let cursors = listState.cursors.get(part.need.key);
+      if (!cursors) listState.cursors.set(part.need.key, (cursors = new Int32Array(KINDS)));
       this.cursors = cursors;
       let done = 0;
       for (; done < part.count; done++) {
@@ -196,16 +220,17 @@ export class Preemptor {
       }
       this.preemptions.length = preempted;
       this.undo = undefined;
-      for (const [cursors, key, value] of this.cursorUndo.reverse()) {
-        if (value === undefined) cursors.delete(key);
-        else cursors.set(key, value);
-      }
+      for (const [cursors, kind, value] of this.cursorUndo.reverse()) cursors[kind] = value;
       this.cursorUndo = undefined;
       const owned = this.owned.get(owner)?.filter((index) => this.states[index]?.owner === owner);
       if (owned) this.owned.set(owner, owned);
       // Alone and finding nothing, the kind is hopeless (total room only shrinks);
       // within a group, other parts' claims may have been what was missing.
-      if (single && failed.done === 0) this.hopeless.add(`${failed.part.band} ${failed.part.need.key} ${failed.part.eligibleKey}`);
+      if (single && failed.done === 0) {
+        let byBand = this.hopeless.get(failed.part.eligibleKey);
+        if (!byBand) this.hopeless.set(failed.part.eligibleKey, (byBand = []));
+        (byBand[failed.part.band] ??= new Set()).add(failed.part.need.key);
+      }
       return false;
     }
     this.undo = undefined;
@@ -244,8 +269,8 @@ export class Preemptor {
     for (let k = 1; k <= INDEXED_VICTIMS; k++) {
       if (own?.victims === k) return own;
       // Batch victims come first on a worker, so k batch victims are the lowest band k victims can have.
-      for (const kind of band === 0 ? [BATCH_VICTIMS[k], ANY_VICTIMS[k]] : [BATCH_VICTIMS[k]]) {
-        const found = kind ? this.youngest(kind, need, k) : -1;
+      for (const kind of VICTIM_KINDS[band]?.[k] ?? []) {
+        const found = this.youngest(kind, need, k);
         if (found >= 0) return { index: found, victims: k };
       }
     }
@@ -257,13 +282,16 @@ export class Preemptor {
   private victimsNeeded(index: number, band: number, need: Need): { count: number; topBand: number } | undefined {
     const state = this.states[index];
     if (!state) return undefined;
-    const room = { ...state.room };
+    let { cpu, memory, disk, devices } = state.room;
     let count = 0;
     let topBand = BATCH;
-    while (!fits(room, need)) {
+    while (!(cpu >= need.cpu && memory >= need.memory && disk >= need.disk && devices >= need.devices)) {
       const victim = state.victims[state.next + count];
       if (!victim || victim.band <= band) return undefined;
-      add(room, victim.need, 1);
+      cpu += victim.need.cpu;
+      memory += victim.need.memory;
+      disk += victim.need.disk;
+      devices += victim.need.devices;
       topBand = Math.min(topBand, victim.band);
       count++;
     }
@@ -348,14 +376,14 @@ export class Preemptor {
   /** Position (in the claim's list) of the first worker at or after `from` where `kind` fits `need`, or -1. A search from 0 starts at, and moves, the cursor. */
   private first(kind: TreeKind, need: Need, from: number): number {
     const tree = this.treeOf(kind);
-    const key = from === 0 ? `${kind.id}|${need.key}` : undefined;
-    const start = key === undefined ? from : (this.cursors.get(key) ?? 0);
+    const cursors = this.cursors;
+    const start = from === 0 ? (cursors[kind.id] ?? 0) : from;
     const found = start < this.list.length ? tree.findFirst(need, start) : -1;
-    if (key !== undefined) {
+    if (from === 0) {
       const cursor = found < 0 ? this.list.length : found;
       if (cursor !== start) {
-        this.cursorUndo?.push([this.cursors, key, this.cursors.get(key)]);
-        this.cursors.set(key, cursor);
+        this.cursorUndo?.push([cursors, kind.id, start]);
+        cursors[kind.id] = cursor;
       }
     }
     return found;
@@ -380,7 +408,7 @@ export class Preemptor {
     const values = this.valuesOf(kind);
     const list = this.list;
     if (!entry) {
-      entry = { tree: new LinearFit(list, values), list, searches: 0 };
+      entry = { tree: new LinearFit(list, values), searches: 0 };
       this.current[kind.id] = entry;
     } else if (entry.tree instanceof LinearFit && list.length >= SCAN_BELOW && ++entry.searches >= 2) {
       entry.tree = new FirstFitTree(list.map((slot) => values[slot.order] ?? NONE));
@@ -392,23 +420,41 @@ export class Preemptor {
   private refresh(index: number, raised = false): void {
     const state = this.states[index];
     if (!state) return;
-    for (const kind of [ROOM, ...BATCH_VICTIMS, ...ANY_VICTIMS, ALL_BATCH, ALL]) {
+    for (const kind of ALL_KINDS) {
       const value = this.values[kind.id]?.[index];
       if (value) valueOf(state, kind, value);
     }
     if (!raised) return;
-    for (const entries of this.trees.values()) {
-      for (const entry of entries) {
-        if (!entry) continue;
-        if (!entry.positions) {
-          const positions = new Int32Array(this.slots.length).fill(-1);
-          entry.list.forEach((slot, i) => (positions[slot.order] = i));
-          entry.positions = positions;
-        }
-        const position = entry.positions[index] ?? -1;
-        if (position >= 0) entry.tree.refresh(position);
+    for (const listState of this.listStates) {
+      let positions = listState.positions;
+      if (!positions) {
+        const made = new Int32Array(this.slots.length).fill(-1);
+        listState.list.forEach((slot, i) => (made[slot.order] = i));
+        positions = listState.positions = made;
       }
+      const position = positions[index] ?? -1;
+      if (position < 0) continue;
+      for (const entry of listState.trees) entry?.tree.refresh(position);
     }
+  }
+
+  /** The state of a list of eligible workers: the same for every equal list. */
+  private listState(list: readonly Slot[]): ListState {
+    const known = this.lists.get(list);
+    if (known) return known;
+    let hash = 0x811c9dc5;
+    for (const slot of list) hash = Math.imul(hash ^ slot.order, 0x01000193);
+    const hashKey = `${list.length} ${hash >>> 0}`;
+    const candidates = this.listsByHash.get(hashKey) ?? [];
+    let found = candidates.find((other) => other.list.length === list.length && other.list.every((slot, i) => slot === list[i]));
+    if (!found) {
+      found = { list, trees: [], cursors: new Map() };
+      candidates.push(found);
+      this.listsByHash.set(hashKey, candidates);
+      this.listStates.push(found);
+    }
+    this.lists.set(list, found);
+    return found;
   }
 }
 
@@ -439,8 +485,6 @@ interface TreeEntry {
   tree: FitIndex;
   /** Searches through a LinearFit so far. */
   searches: number;
-  list: readonly Slot[];
-  positions?: Int32Array;
 }
 
 /** What a worker offers through one tree, written into `out`: its room plus the victims the kind counts. */
