@@ -18,6 +18,8 @@ const BATCH = 2;
 const INDEXED_VICTIMS = 3;
 /** Lists this short are searched by a plain scan: building an index costs more than it saves. */
 const SCAN_BELOW = 128;
+/** A list's scans give way to a tree once they have read this many times its length. */
+const SCAN_WORK = 1;
 /** Workers compared on the tie-breaks (victim band, youngest) once the fewest victims is known. */
 const TIE_SCAN = 8;
 /** Room a claimed or victimless worker offers through a tree: nothing fits it. */
@@ -399,9 +401,11 @@ export class Preemptor {
   }
 
   /**
-   * The index for `kind` over the claim's workers. The first search of a
-   * job kind scans instead: most job kinds that find nothing ask once and are
-   * then known hopeless, and a scan costs less than building a tree.
+   * The index for `kind` over the claim's workers. A list's first searches
+   * scan instead, until they have read as many workers as the list holds:
+   * most job kinds that find nothing ask once and are then known hopeless,
+   * cursors keep many repeated scans short, and a scan costs less than
+   * building a tree.
    */
   private treeOf(kind: TreeKind): FitIndex {
     let entry = this.current[kind.id];
@@ -410,7 +414,7 @@ export class Preemptor {
     if (!entry) {
       entry = { tree: new LinearFit(list, values), searches: 0 };
       this.current[kind.id] = entry;
-    } else if (entry.tree instanceof LinearFit && list.length >= SCAN_BELOW && ++entry.searches >= 2) {
+    } else if (entry.tree instanceof LinearFit && list.length >= SCAN_BELOW && entry.tree.scanned >= SCAN_WORK * list.length) {
       entry.tree = new FirstFitTree(list.map((slot) => values[slot.order] ?? NONE));
     }
     return entry.tree;
@@ -470,11 +474,19 @@ class LinearFit implements FitIndex {
     private readonly values: readonly Readonly<Amounts>[],
   ) {}
 
+  /** Workers read so far. */
+  scanned = 0;
+
   findFirst(need: Need, from: number): number {
-    for (let i = from; i < this.list.length; i++) {
-      const value = this.values[this.list[i]?.order ?? -1];
-      if (value && fits(value, need)) return i;
+    const { list, values } = this;
+    for (let i = from; i < list.length; i++) {
+      const value = values[list[i]?.order ?? -1];
+      if (value && fits(value, need)) {
+        this.scanned += i - from + 1;
+        return i;
+      }
     }
+    this.scanned += list.length - from;
     return -1;
   }
 
