@@ -147,9 +147,10 @@ export class Controller {
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
     this.workers = new WorkerTable(this.store, options.connectWorker, this.workerLostGraceMs);
     this.ledger = new Ledger(this.store, this.workers, this.endpoints, this.now, {
-      maxMs: this.workerLostGraceMs,
+      stoppingMaxMs: this.workerLostGraceMs,
       // Room a stopped attempt held is free: a task waiting for it can go now.
-      freed: () => this.requestSchedule(),
+      roomFreed: () => this.requestSchedule(),
+      jobFinished: (job) => this.groups.jobFinished(job),
     });
     const collaborator = {
       store: this.store,
@@ -161,7 +162,6 @@ export class Controller {
     };
     this.reservations = new Reservations({ ...collaborator, jobs: this.ledger.jobs, log: this.log });
     this.groups = new JobGroups({ ...collaborator, ledger: this.ledger, reservations: this.reservations });
-    this.ledger.onJobFinishedHook = (job) => this.groups.jobFinished(job);
   }
 
   get state(): ControllerState {

@@ -18,6 +18,16 @@ import { isActiveAttempt, nextTaskState, type TaskEvent } from "./task-state.js"
 import type { ObservedAttempt } from "./worker-connection.js";
 import type { WorkerRuntime, WorkerTable } from "./workers.js";
 
+/** What the ledger tells its owner, and how long it counts a stopping attempt's room. */
+export interface LedgerHooks {
+  /** A stopped attempt's room counts as used at most this long (a worker-lost grace) if its KillTask never answers. @default 10_000 */
+  stoppingMaxMs?: number;
+  /** A stopped attempt's room is free now: a task waiting for it can go. */
+  roomFreed?: () => void;
+  /** A job finished; called inside the transaction that finished it (job groups end together). */
+  jobFinished?: (job: JobRecord) => void;
+}
+
 export class Ledger {
   readonly jobs = new JobTable();
   readonly attempts = new Map<string, AttemptRecord>();
@@ -28,16 +38,13 @@ export class Ledger {
   /** Jobs that became schedulable since the last scheduling pass. */
   readonly untried = new Set<JobRecord>();
   private readonly events = new EventEmitter();
-  /** Told of each job that finishes, inside the transaction that finished it (job groups end together). */
-  onJobFinishedHook: ((job: JobRecord) => void) | undefined;
 
   constructor(
     private readonly store: StateStore,
     private readonly workers: WorkerTable,
     private readonly endpoints: EndpointRegistry,
     private readonly now: () => number,
-    /** Room held by stopping attempts: at most how long (a worker-lost grace), and whom to tell once it is free. */
-    private readonly stopping: { maxMs: number; freed: () => void } = { maxMs: 10_000, freed: () => undefined },
+    private readonly hooks: LedgerHooks = {},
   ) {
     this.events.setMaxListeners(0);
   }
@@ -269,12 +276,12 @@ export class Ledger {
   private killOnWorker(attempt: AttemptRecord, reason: string): void {
     const worker = this.workers.get(attempt.workerId);
     if (!worker) return;
-    worker.stopping.set(attempt, this.now() + this.stopping.maxMs);
+    worker.stopping.set(attempt, this.now() + (this.hooks.stoppingMaxMs ?? 10_000));
     this.store.onRollback(() => worker.stopping.delete(attempt));
     // Unanswered, the next reconcile stops it: it is no longer desired.
     this.store.afterCommit(() =>
       void worker.connection.killTask(attempt.attemptId, reason).catch(() => undefined).finally(() => {
-        if (worker.stopping.delete(attempt)) this.stopping.freed();
+        if (worker.stopping.delete(attempt)) this.hooks.roomFreed?.();
       }),
     );
   }
@@ -336,7 +343,7 @@ export class Ledger {
       if (!isFinished(child.state)) this.killJob(child, `parent job ${job.jobId} ${job.state}`);
     }
     this.endpoints.removeOwnedBy(job.jobId);
-    this.onJobFinishedHook?.(job);
+    this.hooks.jobFinished?.(job);
   }
 
   private emitJob(job: JobRecord): void {

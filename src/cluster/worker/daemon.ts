@@ -510,7 +510,6 @@ export class WorkerDaemon {
     }
   }
 
-  /** Kills an attempt: its process group, or its wait for its environment. */
   /** Resolves once a killed attempt's processes have exited, or after `limitMs` (a process ignoring SIGKILL must not hold the answer). */
   private async attemptGone(entry: AttemptEntry, limitMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -524,6 +523,7 @@ export class WorkerDaemon {
     clearTimeout(timer);
   }
 
+  /** Kills an attempt: its process group, or its wait for its environment. */
   private killAttempt(entry: AttemptEntry, reason: string, force = false): void {
     if (entry.running) entry.running.kill(reason, { force });
     else entry.starting?.abort(new FlusterError(reason, "cancelled"));
