@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { FlusterError } from "../../src/core/errors.js";
 import { JobFailedError } from "../../src/cluster/client/cluster.js";
-import { complex, failOn, indexed, nothing, sleepy } from "../fixtures/results/tasks.js";
+import { complex, complexValue, failOn, indexed, nothing, sleepy } from "../fixtures/results/tasks.js";
 import { useLocalCluster } from "../helpers/local-cluster.js";
 
 const small = { cpu: 0.1, memory: "64m" } as const;
@@ -34,16 +34,7 @@ describe("cluster.results", { timeout: 180_000 }, () => {
     const values = await cluster.results(complexId);
     assert.equal(values.length, 2);
     values.forEach((value, index) => {
-      assert.deepEqual(value, {
-        index,
-        when: new Date(Date.UTC(2026, 0, 1 + index)),
-        bytes: new Uint8Array([index, 255, 0]),
-        byName: new Map<string, unknown>([
-          ["big", 2n ** 70n + BigInt(index)],
-          ["set", new Set([index, "x"])],
-        ]),
-        nested: [{ deep: [undefined, null, -0, Number.NaN] }],
-      });
+      assert.deepEqual(value, complexValue(index));
       const v = value as { when: unknown; bytes: unknown; byName: unknown };
       assert.ok(v.when instanceof Date && v.bytes instanceof Uint8Array && v.byName instanceof Map);
     });

@@ -162,6 +162,17 @@ function reservationInNamespace(caller: { jobId: string; namespace: string }, re
 
 const operatorOnly = { allow: [] } as const;
 
+/** A listing a job may read for its own namespace only, never every namespace's (`what`: "jobs", "endpoints", …). */
+function ownNamespaceListing(what: string): MethodRule<{ namespace: string; allNamespaces: boolean }> {
+  return {
+    allow: ["job"],
+    job: (c, req) => {
+      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's ${what}: a job credential sees only its own namespace`);
+      sameNamespace(c, req.namespace, `list ${what}`);
+    },
+  };
+}
+
 /**
  * The rules. Jobs: launch children (alone or in groups), read and watch
  * their namespace's jobs, groups and logs, terminate their subtree (and
@@ -176,24 +187,12 @@ export const CONTROLLER_ACCESS: AccessTable = {
   launchJob: { allow: ["job"], job: (c, req, scope) => launchCheck(c, req, scope) },
   launchJobGroup: { allow: ["job"], job: (c, req, scope) => groupLaunchCheck(c, req, scope) },
   getJobGroup: { allow: ["job"], job: (c, req, scope) => groupInNamespace(c, req.groupId, scope, "read") },
-  listJobGroups: {
-    allow: ["job"],
-    job: (c, req) => {
-      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's job groups: a job credential sees only its own namespace`);
-      sameNamespace(c, req.namespace, "list job groups");
-    },
-  },
+  listJobGroups: ownNamespaceListing("job groups"),
   terminateJobGroup: { allow: ["job"], job: (c, req, scope) => groupInSubtree(c, req.groupId, scope) },
   getJobStatus: { allow: ["job"], job: (c, req, scope) => jobInNamespace(c, req.jobId, scope, "read") },
   watchJob: { allow: ["job"], job: (c, req, scope) => jobInNamespace(c, req.jobId, scope, "watch") },
   terminateJob: { allow: ["job"], job: (c, req, scope) => jobInSubtree(c, req.jobId, scope, "terminate") },
-  listJobs: {
-    allow: ["job"],
-    job: (c, req) => {
-      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's jobs: a job credential sees only its own namespace`);
-      sameNamespace(c, req.namespace, "list jobs");
-    },
-  },
+  listJobs: ownNamespaceListing("jobs"),
   streamJobLogs: { allow: ["job"], job: (c, req, scope) => jobInNamespace(c, req.jobId, scope, "read the logs of") },
   registerWorker: {
     allow: ["worker"],
@@ -222,13 +221,7 @@ export const CONTROLLER_ACCESS: AccessTable = {
   unregisterEndpoint: { allow: ["job"], job: (c, req, scope) => endpointInNamespace(c, req.endpointId, scope, "unregister") },
   lookupEndpoints: { allow: ["job"], job: (c, req) => sameNamespace(c, req.namespace, "look up endpoints") },
   watchEndpoints: { allow: ["job"], job: (c, req) => sameNamespace(c, req.namespace, "watch endpoints") },
-  listEndpoints: {
-    allow: ["job"],
-    job: (c, req) => {
-      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's endpoints: a job credential sees only its own namespace`);
-      sameNamespace(c, req.namespace, "list endpoints");
-    },
-  },
+  listEndpoints: ownNamespaceListing("endpoints"),
   missingBlobs: { allow: ["job"] },
   uploadBlobs: { allow: ["job"] },
   putBundle: { allow: ["job"] },
@@ -245,13 +238,7 @@ export const CONTROLLER_ACCESS: AccessTable = {
   },
   getReservation: { allow: ["job"], job: (c, req, scope) => reservationInNamespace(c, req.reservationId, scope, "read") },
   releaseReservation: { allow: ["job"], job: (c, req, scope) => reservationInNamespace(c, req.reservationId, scope, "release") },
-  listReservations: {
-    allow: ["job"],
-    job: (c, req) => {
-      if (req.allNamespaces) throw denied(`job ${c.jobId} may not list every namespace's reservations: a job credential sees only its own namespace`);
-      sameNamespace(c, req.namespace, "list reservations");
-    },
-  },
+  listReservations: ownNamespaceListing("reservations"),
 };
 
 /** Throws `permission_denied` unless `caller` may call `method` with `request` (undefined for a client stream). */
