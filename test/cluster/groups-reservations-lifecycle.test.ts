@@ -14,12 +14,12 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Cluster } from "../../src/cluster/client/cluster.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
-import { FlusterError, ValidationError } from "../../src/core/errors.js";
+import { ValidationError } from "../../src/core/errors.js";
 import type { JobRequest } from "../../src/core/job.js";
 import { JobGroupSpecSchema, ControllerService } from "../../src/rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { JobState } from "../../src/rpc/gen/fluster/cluster/v1/types_pb.js";
 import { createRpcChannel } from "../../src/rpc/transport.js";
-import { eventually, freePort } from "../helpers/index.js";
+import { eventually, flusterErrorOf, freePort } from "../helpers/index.js";
 import { commandJobSpec, startControllerProcess, startWorkerProcess, type ChildHandle } from "../helpers/cluster-processes.js";
 import { useLocalCluster } from "../helpers/local-cluster.js";
 
@@ -27,15 +27,6 @@ const small = { cpu: 0.1, memory: "64m" } as const;
 const command = (name: string, argv: string[]): JobRequest => ({ name, resources: small, entrypoint: Entrypoint.fromCommand(argv) });
 const sleeper = (name: string) => command(name, ["node", "-e", "setTimeout(() => {}, 60_000)"]);
 
-async function rejects(run: () => Promise<unknown>): Promise<FlusterError> {
-  try {
-    await run();
-  } catch (err) {
-    assert.ok(err instanceof FlusterError, String(err));
-    return err;
-  }
-  assert.fail("expected an error");
-}
 
 describe("job groups and reservations on a LocalCluster", { timeout: 120_000 }, () => {
   const local = useLocalCluster({ workers: 2, workerCpu: 2, workerMemory: "2g" });
@@ -78,16 +69,16 @@ describe("job groups and reservations on a LocalCluster", { timeout: 120_000 }, 
     const after = await cluster.terminateGroup(groupId);
     assert.equal(after.status, "killed");
     for (const info of await cluster.wait(jobIds, { timeoutSeconds: 30 })) assert.equal(info.status, "killed");
-    assert.equal((await rejects(() => cluster.getGroup("no-such-group"))).code, "not_found");
+    assert.equal((await flusterErrorOf(() => cluster.getGroup("no-such-group"))).code, "not_found");
   });
 
   test("a bad group is refused naming the request and field, and nothing is launched", async () => {
     const { cluster } = local;
     const before = (await cluster.listJobs()).length;
-    const err = await rejects(() => cluster.launchGroup([sleeper("ok"), { ...sleeper("bad"), resources: { cpu: -1 } }], { name: "bad" }));
+    const err = await flusterErrorOf(() => cluster.launchGroup([sleeper("ok"), { ...sleeper("bad"), resources: { cpu: -1 } }], { name: "bad" }));
     assert.ok(err instanceof ValidationError);
     assert.equal(err.field, "requests[1].resources.cpu");
-    assert.ok((await rejects(() => cluster.launchGroup([], { name: "empty" }))) instanceof ValidationError);
+    assert.ok((await flusterErrorOf(() => cluster.launchGroup([], { name: "empty" }))) instanceof ValidationError);
     assert.equal((await cluster.listJobs()).length, before);
   });
 
@@ -113,7 +104,7 @@ describe("job groups and reservations on a LocalCluster", { timeout: 120_000 }, 
     assert.equal((await cluster.poll(jobId)).status, "running", "its job runs on as an ordinary job");
     assert.ok(!(await cluster.listReservations()).some((r) => r.reservationId === id), "ended ones are left out by default");
     assert.ok((await cluster.listReservations({ includeEnded: true })).some((r) => r.reservationId === id));
-    const err = await rejects(() => cluster.launch(sleeper("late"), { reservationId: id }));
+    const err = await flusterErrorOf(() => cluster.launch(sleeper("late"), { reservationId: id }));
     assert.equal(err.code, "failed_precondition");
     assert.match(err.message, new RegExp(`reservation ${id} is expired`));
     await cluster.terminate(jobId);
@@ -126,11 +117,11 @@ describe("job groups and reservations on a LocalCluster", { timeout: 120_000 }, 
     const info = await cluster.getReservation(id);
     assert.equal(info.state, "released");
     assert.equal(info.message, "driver finished");
-    const err = await rejects(() => cluster.launchGroup([sleeper("x")], { name: "late" }, id));
+    const err = await flusterErrorOf(() => cluster.launchGroup([sleeper("x")], { name: "late" }, id));
     assert.equal(err.code, "failed_precondition");
     assert.match(err.message, new RegExp(`reservation ${id} is released \\(driver finished\\)`));
-    assert.equal((await rejects(() => cluster.getReservation("reservation-none"))).code, "not_found");
-    const bad = await rejects(() => cluster.createReservation({ minResources: { cpu: 2, replicas: 3 }, maxResources: { cpu: 1, replicas: 2 } }));
+    assert.equal((await flusterErrorOf(() => cluster.getReservation("reservation-none"))).code, "not_found");
+    const bad = await flusterErrorOf(() => cluster.createReservation({ minResources: { cpu: 2, replicas: 3 }, maxResources: { cpu: 1, replicas: 2 } }));
     assert.ok(bad instanceof ValidationError, bad.message);
   });
 
@@ -141,7 +132,7 @@ describe("job groups and reservations on a LocalCluster", { timeout: 120_000 }, 
       const id = await other.createReservation({ minResources: { cpu: 0.1, memory: "32m" }, maxResources: { cpu: 0.1, memory: "32m" } });
       assert.ok(!(await cluster.listReservations()).some((r) => r.reservationId === id));
       assert.ok((await cluster.listReservations({ allNamespaces: true })).some((r) => r.reservationId === id));
-      const err = await rejects(() => cluster.launch(sleeper("foreign"), { reservationId: id }));
+      const err = await flusterErrorOf(() => cluster.launch(sleeper("foreign"), { reservationId: id }));
       assert.match(err.message, new RegExp(`reservation ${id} belongs to namespace ${other.namespace}`));
       await other.releaseReservation(id);
     } finally {

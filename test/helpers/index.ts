@@ -22,3 +22,4 @@ export {
   type RunNodeOptions,
 } from "./processes.js";
 export { runExample, type ExampleResult, type RunExampleOptions } from "./examples.js";
+export { flusterErrorOf } from "./rejects.js";

@@ -7,8 +7,9 @@
 // groups-reservations.test.ts checks it end to end).
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { flusterErrorOf } from "../../helpers/index.js";
 import { create } from "@bufbuild/protobuf";
-import { FlusterError, ValidationError } from "../../../src/core/errors.js";
+import { ValidationError } from "../../../src/core/errors.js";
 import { Entrypoint } from "../../../src/core/entrypoint.js";
 import { validateJobRequest, type JobRequest } from "../../../src/core/job.js";
 import { ResourceConfig, type ResourceConfigInit } from "../../../src/core/resources.js";
@@ -48,28 +49,19 @@ const groupSpec = (name = "g", sameZone = false) => create(JobGroupSpecSchema, {
 const reservationSpec = (min: ResourceConfigInit, max: ResourceConfigInit, extra: { ttlSeconds?: number; priority?: number } = {}) =>
   reservationSpecToProto(validateReservationConfig({ minResources: min, maxResources: max, ...extra }));
 
-async function rejects(run: () => Promise<unknown> | unknown): Promise<FlusterError> {
-  try {
-    await run();
-  } catch (err) {
-    assert.ok(err instanceof FlusterError, String(err));
-    return err;
-  }
-  assert.fail("expected an error");
-}
 
 describe("controller: job groups", () => {
   test("a bad spec is refused naming jobs[i].field, and nothing of the group is stored", async () => {
     const h = setup();
     const bad = spec();
     bad.resources!.cpu = -1;
-    const err = await rejects(() => h.controller.launchGroup([spec(), bad], groupSpec()));
+    const err = await flusterErrorOf(() => h.controller.launchGroup([spec(), bad], groupSpec()));
     assert.ok(err instanceof ValidationError);
     assert.equal(err.field, "jobs[1].resources.cpu");
-    const missing = await rejects(() => h.controller.launchGroup([spec(), undefined], groupSpec()));
+    const missing = await flusterErrorOf(() => h.controller.launchGroup([spec(), undefined], groupSpec()));
     assert.match(missing.message, /^jobs\[1\] is required/);
-    assert.match((await rejects(() => h.controller.launchGroup([], groupSpec()))).message, /^jobs must hold at least one job/);
-    assert.match((await rejects(() => h.controller.launchGroup([spec()], create(JobGroupSpecSchema, { name: "" })))).message, /^group.name must not be empty/);
+    assert.match((await flusterErrorOf(() => h.controller.launchGroup([], groupSpec()))).message, /^jobs must hold at least one job/);
+    assert.match((await flusterErrorOf(() => h.controller.launchGroup([spec()], create(JobGroupSpecSchema, { name: "" })))).message, /^group.name must not be empty/);
     assert.deepEqual(h.controller.listJobs(), []);
     assert.deepEqual(h.controller.listGroups(), []);
   });
@@ -146,7 +138,7 @@ describe("controller: job groups", () => {
     const status = h.controller.groupStatus(group);
     assert.equal(status.state, "killed");
     assert.match(status.errorMessage ?? "", /terminated by request/);
-    assert.equal((await rejects(() => h.controller.terminateGroup("nope"))).code, "not_found");
+    assert.equal((await flusterErrorOf(() => h.controller.terminateGroup("nope"))).code, "not_found");
   });
 
   test("a job of the group stopped on request ends alone; the group ends killed once all have ended, naming it", async () => {
@@ -203,25 +195,25 @@ describe("controller: job groups", () => {
 describe("controller: reservations", () => {
   test("a bad reservation is refused naming the field", async () => {
     const h = setup();
-    assert.match((await rejects(() => h.controller.createReservation(undefined))).message, /^reservation is required/);
+    assert.match((await flusterErrorOf(() => h.controller.createReservation(undefined))).message, /^reservation is required/);
     const noMax = create(ReservationSpecSchema, { minResources: resourcesToProto(new ResourceConfig({ cpu: 1 })) });
-    assert.match((await rejects(() => h.controller.createReservation(noMax))).message, /^maxResources is required/);
+    assert.match((await flusterErrorOf(() => h.controller.createReservation(noMax))).message, /^maxResources is required/);
     const inverted = reservationSpecToProto(validateReservationConfig({ minResources: { cpu: 1, replicas: 1 }, maxResources: { cpu: 1, replicas: 1 } }));
     inverted.minResources!.replicas = 3;
-    const err = await rejects(() => h.controller.createReservation(inverted));
+    const err = await flusterErrorOf(() => h.controller.createReservation(inverted));
     assert.ok(err instanceof ValidationError);
     assert.match(err.message, /replicas/);
     const negativeTtl = reservationSpec({ cpu: 1 }, { cpu: 1 });
     negativeTtl.ttlSeconds = -5;
-    assert.match((await rejects(() => h.controller.createReservation(negativeTtl))).message, /^ttlSeconds/);
+    assert.match((await flusterErrorOf(() => h.controller.createReservation(negativeTtl))).message, /^ttlSeconds/);
     // An expiry must stay a date, and slots are bounded like a job's tasks.
     const forever = reservationSpec({ cpu: 1 }, { cpu: 1 });
     forever.ttlSeconds = 1e300;
-    assert.match((await rejects(() => h.controller.createReservation(forever))).message, /^ttlSeconds must be at most/);
+    assert.match((await flusterErrorOf(() => h.controller.createReservation(forever))).message, /^ttlSeconds must be at most/);
     const huge = reservationSpec({ cpu: 1 }, { cpu: 1 });
     huge.maxResources!.replicas = 2_000_000_000;
-    assert.match((await rejects(() => h.controller.createReservation(huge))).message, /^maxResources.replicas is 2000000000, above the limit/);
-    assert.match((await rejects(() => h.controller.launchGroup([spec()], create(JobGroupSpecSchema, { name: "bad name!" })))).message, /^group.name/);
+    assert.match((await flusterErrorOf(() => h.controller.createReservation(huge))).message, /^maxResources.replicas is 2000000000, above the limit/);
+    assert.match((await flusterErrorOf(() => h.controller.launchGroup([spec()], create(JobGroupSpecSchema, { name: "bad name!" })))).message, /^group.name/);
     assert.deepEqual(h.controller.listReservations({ includeEnded: true }), []);
   });
 
@@ -281,10 +273,10 @@ describe("controller: reservations", () => {
     assert.equal(h.controller.reservationFigures(r.reservationId).held, 0);
     assert.equal(h.controller.getJob(jobId).state, "running");
     assert.equal(w.killed.length, 0);
-    const err = await rejects(() => h.controller.launchJob(spec(), { reservationId: r.reservationId }));
+    const err = await flusterErrorOf(() => h.controller.launchJob(spec(), { reservationId: r.reservationId }));
     assert.equal(err.code, "failed_precondition");
     assert.match(err.message, new RegExp(`reservation ${r.reservationId} is released \\(driver done\\)`));
-    const unknown = await rejects(() => h.controller.launchGroup([spec()], groupSpec(), { reservationId: "reservation-nope" }));
+    const unknown = await flusterErrorOf(() => h.controller.launchGroup([spec()], groupSpec(), { reservationId: "reservation-nope" }));
     assert.equal(unknown.code, "failed_precondition");
     assert.match(unknown.message, /reservation reservation-nope not found/);
     assert.equal(h.controller.listReservations().length, 0, "ended ones are listed only on request");
@@ -295,7 +287,7 @@ describe("controller: reservations", () => {
   test("a reservation of another namespace cannot be launched into", async () => {
     const h = setup();
     const r = await h.controller.createReservation(reservationSpec({ cpu: 1 }, { cpu: 1 }), { namespace: "team-a" });
-    const err = await rejects(() => h.controller.launchJob(spec(), { namespace: "team-b", reservationId: r.reservationId }));
+    const err = await flusterErrorOf(() => h.controller.launchJob(spec(), { namespace: "team-b", reservationId: r.reservationId }));
     assert.equal(err.code, "failed_precondition");
     assert.match(err.message, /belongs to namespace team-a, not team-b/);
     assert.deepEqual(h.controller.listReservations({ namespace: "team-b" }), []);
