@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -47,9 +47,10 @@ export function build() {
     rmSync(partial, { recursive: true, force: true });
     throw new Error(`build: tsc failed (${result.signal ?? `exit ${result.status}`})`);
   }
+  buildDashboard(join(partial, "dashboard"));
   // tsc emits only what it compiles; plain JavaScript modules under src/ (a worker thread's entry) are copied.
   for (const entry of readdirSync(src, { recursive: true }).map(String)) {
-    if (/\.[cm]?js$/.test(entry)) {
+    if (/\.[cm]?js$/.test(entry) && !entry.startsWith(`dashboard${sep}`)) {
       const target = join(partial, entry);
       mkdirSync(dirname(target), { recursive: true });
       cpSync(join(src, entry), target);
@@ -59,6 +60,40 @@ export function build() {
   utimesSync(join(partial, STAMP), seconds, seconds);
   rmSync(dist, { recursive: true, force: true });
   renameSync(partial, dist);
+}
+
+/**
+ * The dashboard (src/dashboard/, browser code): type-checked with its own
+ * tsconfig, bundled by esbuild into `<out>/assets/app.js`, beside its static
+ * files (src/dashboard/public/). The controller serves `<out>` as is.
+ */
+function buildDashboard(out) {
+  const dashboard = join(src, "dashboard");
+  const require = createRequire(import.meta.url);
+  const check = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", join(dashboard, "tsconfig.json")], { cwd: root, stdio: "inherit" });
+  if (check.status !== 0) throw new Error(`build: tsc failed on the dashboard (${check.signal ?? `exit ${check.status}`})`);
+  cpSync(join(dashboard, "public"), out, { recursive: true });
+  let esbuild;
+  try {
+    esbuild = require("esbuild");
+  } catch {
+    throw new Error("build: esbuild is not installed; run `npm install` (with dev dependencies) first");
+  }
+  esbuild.buildSync({
+    entryPoints: [join(dashboard, "main.tsx")],
+    outfile: join(out, "assets", "app.js"),
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    sourcemap: true,
+    jsx: "automatic",
+    jsxImportSource: "preact",
+    tsconfig: join(dashboard, "tsconfig.json"),
+    legalComments: "linked",
+    logLevel: "warning",
+  });
 }
 
 /** Builds when dist/ is stale; returns whether it did. */

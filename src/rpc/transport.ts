@@ -266,14 +266,82 @@ export interface RpcServerOptions<P = unknown> {
   tokenHint?: string;
   /** Called for each call refused for its token, e.g. to log who was turned away. */
   onUnauthenticated?: (refusal: TokenRefusal) => void;
-  /** Extra plain HTTP handler for paths that are not RPCs (e.g. the dashboard). */
-  fallback?: ConnectNodeAdapterOptions["fallback"];
+  /**
+   * Plain HTTP paths served beside the RPCs (`/metrics`, the dashboard's
+   * files), tried in order; a path none of them serves gets a 404.
+   */
+  httpRoutes?: readonly HttpRoute[];
   /** More interceptors, run after authentication (e.g. fault injection in tests, rpc/faults.ts). @default none */
   interceptors?: readonly Interceptor[];
   /** Serve over TLS with this certificate chain and private key (PEM text); the URL is then https://. @default plain h2c and HTTP/1.1 */
   tls?: { cert: string; key: string };
   /** Request size, string and list limits; unset ones keep their defaults (see DEFAULT_REQUEST_LIMITS). */
   limits?: Partial<RequestLimits>;
+}
+
+/** A plain HTTP request and its response, as Node's HTTP/1.1 and HTTP/2 servers give them. */
+export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** A plain HTTP path a server answers besides its RPCs. */
+export interface HttpRoute {
+  /** The path (`/metrics`), or a prefix when it ends with `/` (`/assets/`); the query string is ignored. */
+  path: string;
+  /**
+   * Whether the request must carry the server's bearer token, like an RPC
+   * (when the server has one). Metrics do; static files that hold no data
+   * (the dashboard's page and scripts, which then sign in) need not.
+   */
+  auth: boolean;
+  /** Answers the request (GET and HEAD only reach it; other methods get a 405). */
+  handle(req: HttpRequest, res: HttpResponse): void | Promise<void>;
+}
+
+/** The path of a request, without its query string. */
+function requestPath(req: HttpRequest): string {
+  const url = req.url ?? "/";
+  const query = url.indexOf("?");
+  return query < 0 ? url : url.slice(0, query);
+}
+
+function routeMatches(route: HttpRoute, path: string): boolean {
+  return route.path.endsWith("/") && route.path !== "/" ? path.startsWith(route.path) : path === route.path;
+}
+
+/** Answers a plain HTTP request with a short text body. */
+export function sendText(res: HttpResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", ...headers });
+  res.end(`${text}\n`);
+}
+
+/** The connect-node fallback that serves `routes`, checking the bearer token of those that need it. */
+function httpRoutesHandler(routes: readonly HttpRoute[], authenticator: Authenticator<unknown> | undefined, hint: string): NonNullable<ConnectNodeAdapterOptions["fallback"]> {
+  return (request, response) => {
+    // connect-node narrows the response's type; it is Node's own object.
+    const req = request as HttpRequest;
+    const res = response as HttpResponse;
+    const path = requestPath(req);
+    const route = routes.find((r) => routeMatches(r, path));
+    if (!route) return sendText(res, 404, `not found: ${path}`);
+    if (req.method !== "GET" && req.method !== "HEAD") return sendText(res, 405, `method ${req.method} not allowed on ${path}`, { allow: "GET, HEAD" });
+    void (async () => {
+      if (route.auth && authenticator) {
+        const header = req.headers[AUTHORIZATION];
+        const token = bearerToken(typeof header === "string" ? header : null);
+        let caller: unknown;
+        try {
+          caller = token === undefined ? undefined : await authenticator.authenticate(token);
+        } catch {
+          caller = undefined;
+        }
+        if (caller === undefined) return sendText(res, 401, `${header ? "wrong" : "missing"} bearer token: ${hint}`, { "www-authenticate": "Bearer" });
+      }
+      await route.handle(req, res);
+    })().catch((err: unknown) => {
+      if (!res.headersSent) sendText(res, 500, `failed to serve ${path}: ${(err as Error).message}`);
+      else res.end();
+    });
+  };
 }
 
 /** A call refused for its bearer token. */
@@ -314,7 +382,7 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
     },
     interceptors,
     readMaxBytes: limits.maxRequestBytes,
-    ...(options.fallback ? { fallback: options.fallback } : {}),
+    ...(options.httpRoutes?.length ? { fallback: httpRoutesHandler(options.httpRoutes, authenticator, options.tokenHint ?? "set FLUSTER_TOKEN") } : {}),
   });
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -222,6 +222,8 @@ export const CONTROLLER_ACCESS: AccessTable = {
   lookupEndpoints: { allow: ["job"], job: (c, req) => sameNamespace(c, req.namespace, "look up endpoints") },
   watchEndpoints: { allow: ["job"], job: (c, req) => sameNamespace(c, req.namespace, "watch endpoints") },
   listEndpoints: ownNamespaceListing("endpoints"),
+  // A revision number tells nothing about any namespace: anyone signed in may watch it.
+  watchCluster: { allow: ["job", "worker"] },
   missingBlobs: { allow: ["job"] },
   uploadBlobs: { allow: ["job"] },
   putBundle: { allow: ["job"] },

@@ -20,6 +20,7 @@ import { isFinished } from "../../core/status.js";
 import { DEFAULT_MAX_REPLICAS, validateJobSpec } from "../../rpc/convert.js";
 import type { JobGroupSpec, ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { watchRevisions, type ClusterRevision, type WatchRevisionsOptions } from "./changes.js";
 import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
@@ -289,6 +290,15 @@ export class Controller {
       if (bundleId && !isFinished(job.state)) live.add(bundleId);
     }
     return live;
+  }
+
+  /**
+   * The state's revision now and after every committed change (jobs, tasks,
+   * workers, endpoints, groups, reservations), for live views; ends when
+   * `signal` aborts.
+   */
+  watchRevisions(signal: AbortSignal, options: WatchRevisionsOptions = {}): AsyncGenerator<ClusterRevision> {
+    return watchRevisions(this.store, signal, { now: this.now, ...options });
   }
 
   /** The job now and after every change until it is finished or `signal` aborts. */

@@ -11,6 +11,7 @@ import { Controller, type Assignment, type WorkerConnection } from "./controller
 import { StateStore } from "./store.js";
 import { acquireStateLock, type StateLock } from "./state-lock.js";
 import { CALLER } from "./access.js";
+import { dashboardRoutes } from "./dashboard-files.js";
 import { ControllerIdentity } from "./identity.js";
 import { isActiveAttempt } from "./task-state.js";
 import { RegisterWorkerRequestSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
@@ -222,6 +223,8 @@ export async function startController(given: ControllerServerOptions = {}): Prom
         ...(options.maxStringLength !== undefined ? { maxStringLength: options.maxStringLength } : {}),
         ...(options.maxListEntries !== undefined ? { maxListEntries: options.maxListEntries } : {}),
       },
+      // Plain HTTP beside the RPCs: the dashboard's page and files.
+      httpRoutes: dashboardRoutes(),
       routes: (router) => {
         controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(log))(router);
         options.extraRoutes?.(router);

@@ -110,6 +110,12 @@ export function controllerRoutes(
       getJobStatus(req) {
         return { job: jobToProto(controller.getJob(req.jobId)) };
       },
+      async *watchCluster(req, ctx) {
+        const options = req.minIntervalMs > 0 ? { minIntervalMs: req.minIntervalMs } : {};
+        for await (const change of controller.watchRevisions(ctx.signal, options)) {
+          yield { revision: BigInt(change.revision), time: toTimestamp(new Date(change.time)) };
+        }
+      },
       async *watchJob(req, ctx) {
         for await (const job of controller.watchJob(req.jobId, ctx.signal)) yield { job: jobToProto(job) };
       },

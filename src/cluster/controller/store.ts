@@ -11,6 +11,7 @@
 // leaves no trace; the caller gets a StoreWriteError (`unavailable`).
 import Database from "better-sqlite3";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { EventEmitter } from "node:events";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { JobSpecSchema } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
@@ -183,6 +184,19 @@ export class StateStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmts;
+  private revisionValue = 0;
+  /** Emits `"commit"` after every committed change (a transaction, a group commit, a lone write). */
+  readonly commits = new EventEmitter();
+
+  /** Grows by one with every committed change: live views compare it to tell whether to re-read. */
+  get revision(): number {
+    return this.revisionValue;
+  }
+
+  private committed(): void {
+    this.revisionValue++;
+    this.commits.emit("commit", this.revisionValue);
+  }
 
   /** Opens (creating and migrating) the database; `":memory:"` for tests. */
   constructor(stateDir: string | ":memory:") {
@@ -275,6 +289,7 @@ export class StateStore {
     this.kept = new Map();
     this.rollbacks = [];
     this.afterCommits = [];
+    this.committed();
     for (const step of after) step();
     return result;
   }
@@ -326,6 +341,7 @@ export class StateStore {
     } catch (err) {
       throw this.storeError(err);
     }
+    if (this.depth === 0) this.committed();
   }
 
   private deferred: Array<() => void> = [];
@@ -358,6 +374,7 @@ export class StateStore {
       for (const w of waiters) w.reject(error);
       return;
     }
+    this.committed();
     for (const w of waiters) w.resolve();
   }
 
