@@ -98,6 +98,7 @@ export async function clusterStart(options: ClusterStartOptions): Promise<void> 
   process.stdout.write(
     [
       `Fluster local cluster is up: controller ${cluster.address}, ${cluster.workers.length} worker(s).`,
+      `  dashboard: ${dashboardUrl(cluster.address)}`,
       `  export FLUSTER_CLUSTER_ADDRESS=${cluster.address}`,
       `  npx fluster job run -- node -e "console.log(42)"`,
       `Press Ctrl-C to stop.`,
@@ -111,6 +112,11 @@ export async function clusterStart(options: ClusterStartOptions): Promise<void> 
 }
 
 // ------------------------------------------------------------------ controller / worker daemons
+
+/** The dashboard's address: the controller serves it at its root. */
+function dashboardUrl(controllerUrl: string): string {
+  return `${controllerUrl}/`;
+}
 
 export async function controllerServe(options: ControllerServeOptions): Promise<void> {
   const server = await startController({
@@ -126,8 +132,9 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     ...(options.lostWorkerRetention !== undefined ? { lostWorkerRetentionSeconds: options.lostWorkerRetention } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
+  process.stdout.write(`dashboard: ${dashboardUrl(server.url)}${server.token ? " (sign in with the token)" : ""}\n`);
   if (server.token && !process.env.FLUSTER_TOKEN) {
-    process.stdout.write(`auth is on: workers and clients need FLUSTER_TOKEN from ${options.stateDir ?? ".fluster"}/token\n`);
+    process.stdout.write(`auth is on: workers, clients and the dashboard need the token in ${options.stateDir ?? ".fluster"}/token (FLUSTER_TOKEN)\n`);
   }
   await untilSignal();
   await server.shutdown();

@@ -18,6 +18,7 @@ import { FlusterError } from "../core/errors.js";
 import { toConnectError } from "./errors.js";
 import { compileRequestLimits, requestLimitsInterceptor, type RequestLimits } from "./limits.js";
 import { improveEarlyErrors } from "./early-errors.js";
+import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing.js";
 
 const AUTHORIZATION = "authorization";
 
@@ -122,6 +123,7 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
   );
   let answered = false;
   const interceptors: Interceptor[] = [
+    tracingClientInterceptor,
     firstAnswerInterceptor(url, options.firstAnswerTimeoutMs, () => answered, () => (answered = true)),
   ];
   if (token) {
@@ -373,6 +375,8 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
   const interceptors: Interceptor[] = [...(options.interceptors ?? []), errorInterceptor];
   const authenticator: Authenticator<unknown> | undefined = options.authenticator ?? (options.token ? staticTokenAuthenticator(options.token) : undefined);
   if (authenticator) interceptors.unshift(authInterceptor(authenticator, options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated));
+  // Refused calls are traced too: a span names the caller's trace either way.
+  interceptors.unshift(tracingServerInterceptor);
   // Outermost: nothing after it (a refusal's log line, a handler) sees an oversized field.
   interceptors.unshift(requestLimitsInterceptor(limits));
   const handler = connectNodeAdapter({

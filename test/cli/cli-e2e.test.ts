@@ -21,11 +21,30 @@ function fluster(args: string[], env: NodeJS.ProcessEnv): Promise<NodeResult> {
 describe("fluster CLI against a local cluster", { timeout: 120_000 }, () => {
   let cluster: ChildProcess | undefined;
   let env: NodeJS.ProcessEnv;
+  /** What `cluster start --local` printed on stdout. */
+  let printed = "";
 
   before(async () => {
     cluster = spawn(process.execPath, [bin, "cluster", "start", "--local", "--workers", "2"], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ["ignore", "pipe", "inherit"] });
+    cluster.stdout?.on("data", (chunk: Buffer) => (printed += chunk.toString()));
     const [, address] = await waitForLine(cluster, /export FLUSTER_CLUSTER_ADDRESS=(\S+)/);
     env = { FLUSTER_CLUSTER_ADDRESS: address };
+  });
+
+  test("cluster start prints the dashboard's URL, and the controller serves the dashboard there", async () => {
+    const url = /dashboard: (\S+)/.exec(printed)?.[1];
+    assert.ok(url, `no dashboard line in:\n${printed}`);
+    assert.equal(url, `${env.FLUSTER_CLUSTER_ADDRESS}/`);
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    const script = /<script[^>]+src="([^"]+)"/.exec(html)?.[1];
+    assert.ok(script, html);
+    const app = await fetch(new URL(script, url));
+    assert.equal(app.status, 200);
+    assert.match(app.headers.get("content-type") ?? "", /javascript/);
+    assert.ok((await app.text()).length > 1000, "the bundled app is served");
   });
 
   after(async () => {

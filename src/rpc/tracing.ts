@@ -1,0 +1,131 @@
+// OpenTelemetry tracing for every RPC, when the program has a tracer: a client
+// span around each call that carries its context to the server in the request
+// headers (W3C `traceparent`, or whatever propagator is registered), and a
+// server span, child of the caller's, around each handler. `@opentelemetry/api`
+// is an optional peer dependency: without it, or without a registered tracer
+// provider, the interceptors pass calls straight through.
+import { createRequire } from "node:module";
+import { ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import type * as OtelApi from "@opentelemetry/api";
+
+type Api = typeof OtelApi;
+
+/** The tracer's name on every span Fluster makes (its instrumentation scope). */
+export const TRACER_NAME = "fluster";
+
+/** `@opentelemetry/api` as the program has it (one copy shares the global registry), or undefined when not installed. */
+const api: Api | undefined = (() => {
+  try {
+    // Synchronous on purpose: the interceptors are built synchronously, and a top-level await would keep require(esm) out.
+    return createRequire(import.meta.url)("@opentelemetry/api") as Api;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The registered tracer, or undefined when no tracer provider is registered (or the API is not installed). */
+function activeTracer(): OtelApi.Tracer | undefined {
+  if (!api) return undefined;
+  const provider = api.trace.getTracerProvider() as OtelApi.TracerProvider & { getDelegateTracer?: (name: string) => OtelApi.Tracer | undefined };
+  // The global provider is a proxy until an SDK registers a delegate; a proxy with none makes only no-op spans.
+  if (typeof provider.getDelegateTracer === "function") return provider.getDelegateTracer(TRACER_NAME);
+  return provider.getTracer(TRACER_NAME);
+}
+
+/** Whether RPCs are traced now: `@opentelemetry/api` is installed and a tracer provider is registered. */
+export function tracingActive(): boolean {
+  return activeTracer() !== undefined;
+}
+
+const headerSetter: OtelApi.TextMapSetter<Headers> = { set: (headers, key, value) => headers.set(key, value) };
+const headerGetter: OtelApi.TextMapGetter<Headers> = {
+  keys: (headers) => [...headers.keys()],
+  get: (headers, key) => headers.get(key) ?? undefined,
+};
+
+function spanName(service: string, method: string): string {
+  return `${service}/${method}`;
+}
+
+function rpcAttributes(service: string, method: string): OtelApi.Attributes {
+  return { "rpc.system": "connect_rpc", "rpc.service": service, "rpc.method": method };
+}
+
+/** Ends `span` as failed with `err`, recording the Connect code as the semantic conventions name it. */
+function endFailed(otel: Api, span: OtelApi.Span, err: unknown): void {
+  const error = ConnectError.from(err);
+  span.setAttribute("rpc.connect_rpc.error_code", codeName(error.code));
+  span.recordException(error);
+  span.setStatus({ code: otel.SpanStatusCode.ERROR, message: error.rawMessage });
+  span.end();
+}
+
+/** A Connect code as the conventions spell it (`not_found`, `deadline_exceeded`, …). */
+function codeName(code: number): string {
+  const names = ["ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated"];
+  return names[code] ?? String(code);
+}
+
+/** Ends the span when a streamed response ends, fails or is abandoned, not when its first message arrives. */
+async function* spanningStream<T>(otel: Api, span: OtelApi.Span, messages: AsyncIterable<T>): AsyncIterable<T> {
+  let failed = false;
+  try {
+    yield* messages;
+  } catch (err) {
+    failed = true;
+    endFailed(otel, span, err);
+    throw err;
+  } finally {
+    if (!failed) span.end();
+  }
+}
+
+function finish<R extends UnaryResponse | StreamResponse>(otel: Api, span: OtelApi.Span, res: R): R {
+  if (res.stream) return { ...res, message: spanningStream(otel, span, res.message) };
+  span.end();
+  return res;
+}
+
+/**
+ * The client side: a span (kind client) around each call, and the current
+ * trace context written into its request headers. Streaming calls end their
+ * span when the response stream ends.
+ */
+export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
+  const tracer = activeTracer();
+  if (!api || !tracer) return next(req);
+  const otel = api;
+  const service = req.service.typeName;
+  const method = req.method.name;
+  return tracer.startActiveSpan(spanName(service, method), { kind: otel.SpanKind.CLIENT, attributes: rpcAttributes(service, method) }, async (span) => {
+    otel.propagation.inject(otel.context.active(), req.header, headerSetter);
+    try {
+      return finish(otel, span, await next(req));
+    } catch (err) {
+      endFailed(otel, span, err);
+      throw err;
+    }
+  });
+};
+
+/**
+ * The server side: the caller's trace context read from the request headers,
+ * and a span (kind server), its child, active while the handler runs, so
+ * calls the handler makes are children of it.
+ */
+export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
+  const tracer = activeTracer();
+  if (!api || !tracer) return next(req);
+  const otel = api;
+  const service = req.service.typeName;
+  const method = req.method.name;
+  const parent = otel.propagation.extract(otel.ROOT_CONTEXT, req.header, headerGetter);
+  return tracer.startActiveSpan(spanName(service, method), { kind: otel.SpanKind.SERVER, attributes: rpcAttributes(service, method) }, parent, async (span) => {
+    try {
+      return finish(otel, span, await next(req));
+    } catch (err) {
+      endFailed(otel, span, err);
+      throw err;
+    }
+  });
+};
