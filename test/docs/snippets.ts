@@ -2,7 +2,7 @@
 // each one is tried. A block is known by its file, the heading it sits under
 // and its place among that heading's TypeScript blocks:
 // "README.md › Actors: typed RPC to objects, found by name #1".
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { REPO_ROOT } from "../helpers/index.js";
@@ -119,8 +119,19 @@ export const PLANS: Record<string, SnippetPlan> = {
       /\{ w: 'c', n: 3 \}/,
     ],
   },
+  "README.md › Watching a cluster: dashboard, metrics, logs, traces #1": {
+    kind: "program",
+    saveAs: "traces.ts",
+    setup: linkOpenTelemetry,
+    prints: [/^fluster\.cluster\.v1\.ControllerService\/ListJobs SERVER in the trace of 'list jobs'\nfluster\.cluster\.v1\.ControllerService\/ListJobs CLIENT in the trace of 'list jobs'$/m],
+  },
   "examples/pipeline/README.md › Data processing: a Zephyr pipeline over files #1": { kind: "excerpt", of: "examples/pipeline/pipeline.ts" },
 };
+
+/** The OpenTelemetry packages the tracing snippet's reader installs (`npm install @opentelemetry/api @opentelemetry/sdk-trace-base …`), linked from this repository's. */
+function linkOpenTelemetry(dir: string): void {
+  symlinkSync(join(REPO_ROOT, "node_modules", "@opentelemetry"), join(dir, "node_modules", "@opentelemetry"));
+}
 
 /** Two gzipped JSONL files of `{ id, text }` for the Zephyr snippet: some long documents, some short. */
 function writeDocs(dir: string): void {
