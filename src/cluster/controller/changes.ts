@@ -32,24 +32,30 @@ export async function* watchRevisions(store: StateStore, signal: AbortSignal, op
   const minIntervalMs = Math.max(options.minIntervalMs ?? 250, MIN_WATCH_INTERVAL_MS);
   const keepaliveMs = Math.max(options.keepaliveMs ?? 5000, minIntervalMs);
   const now = options.now ?? Date.now;
-  let sentAt = 0;
   while (!signal.aborted) {
-    sentAt = now();
-    yield { revision: store.revision, time: sentAt };
+    const sentAt = now();
     const sent = store.revision;
+    yield { revision: sent, time: sentAt };
     try {
       // Wait for a change (or the keepalive), then for the rest of the interval, so a burst folds into one message.
-      if (store.revision === sent) {
-        const keepalive = AbortSignal.any([signal, AbortSignal.timeout(keepaliveMs)]);
-        await once(store.commits, "commit", { signal: keepalive }).catch((err: unknown) => {
-          if (signal.aborted || !keepalive.aborted) throw err;
-        });
-      }
+      if (store.revision === sent) await commitOrTimeout(store, keepaliveMs, signal);
       const rest = sentAt + minIntervalMs - now();
       if (rest > 0) await sleep(rest, undefined, { signal });
     } catch (err) {
       if (signal.aborted) return;
       throw err;
     }
+  }
+}
+
+/** Resolves at the store's next commit or after `ms`, whichever comes first; rejects when `signal` aborts. */
+async function commitOrTimeout(store: StateStore, ms: number, signal: AbortSignal): Promise<void> {
+  const settled = new AbortController();
+  const either = AbortSignal.any([signal, settled.signal]);
+  try {
+    // Both reject once `settled` aborts; the race has handled the loser's rejection.
+    await Promise.race([once(store.commits, "commit", { signal: either }), sleep(ms, undefined, { signal: either })]);
+  } finally {
+    settled.abort();
   }
 }
