@@ -74,11 +74,22 @@ export function rpcMetricsInterceptor(registry: Registry, options: RpcMetricsOpt
       throw err;
     });
     if (!res.stream) {
-      ended("ok");
+      ended(answeredCode(req.signal));
       return res;
     }
-    return { ...res, message: countStream(res.message, ended) };
+    return { ...res, message: countStream(res.message, req.signal, ended) };
   };
+}
+
+/**
+ * The code of a call whose handler finished without an error: `ok`, unless
+ * the call's signal was aborted meanwhile, when no one got the answer: the
+ * client left (`canceled`) or its deadline passed (`deadline_exceeded`).
+ * (Connect aborts the signal itself only after the handler finished.)
+ */
+function answeredCode(signal: AbortSignal): string {
+  if (!signal.aborted) return "ok";
+  return signal.reason instanceof ConnectError ? codeToString(signal.reason.code) : codeToString(Code.Canceled);
 }
 
 /** The Connect code of an error as the wire names it (`not_found`); anything not a ConnectError is `internal`, as the server answers it. */
@@ -86,12 +97,12 @@ function codeOf(err: unknown): string {
   return codeToString(err instanceof ConnectError ? err.code : Code.Internal);
 }
 
-/** Passes a response stream through, and says how it ended: `ok`, its error's code, or `canceled` when its reader stopped early. */
-async function* countStream<T>(messages: AsyncIterable<T>, ended: (code: string) => void): AsyncGenerator<T> {
+/** Passes a response stream through, and says how it ended: `ok`, its error's code, or `canceled` when its client left. */
+async function* countStream<T>(messages: AsyncIterable<T>, signal: AbortSignal, ended: (code: string) => void): AsyncGenerator<T> {
   let code = codeToString(Code.Canceled);
   try {
     yield* messages;
-    code = "ok";
+    code = answeredCode(signal);
   } catch (err) {
     code = codeOf(err);
     throw err;
