@@ -120,6 +120,9 @@ describe("Prometheus metrics", { timeout: 120_000 }, () => {
     assert.equal(sampleValue(seen, "fluster_worker_attempts", { state: "running" }), 1);
     assert.equal(sampleValue(seen, "fluster_worker_attempts_started_total") - sampleValue(before, "fluster_worker_attempts_started_total"), 1);
     assert.ok(sampleValue(seen, "fluster_worker_rpc_handled_total", { method: "RunTask", code: "ok" }) >= 1);
+    // The job's workspace (this repository) came as a bundle: one checkout, fetched or found in the cache.
+    const checkouts = (scrape: Scrape) => sampleValue(scrape, "fluster_worker_bundle_cache_hits_total") + sampleValue(scrape, "fluster_worker_bundle_cache_misses_total");
+    assert.equal(checkouts(seen) - checkouts(before), 1);
 
     assert.equal((await local.cluster.terminate(jobId)).status, "killed");
     let gone: Scrape | undefined;
