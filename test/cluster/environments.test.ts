@@ -44,7 +44,7 @@ describe("EnvironmentCache", () => {
   test("a workspace with no package.json and no packages needs no environment", async () => {
     const cache = newCache();
     assert.equal(await cache.prepare({ workspaceDir: workspace() }), undefined);
-    assert.deepEqual(cache.counters, { installs: 0, hits: 0, failures: 0 });
+    assert.deepEqual(cache.counters, { installs: 0, hits: 0, misses: 0, failures: 0 });
   });
 
   test("installs a lockfile's packages once; the workspace's code imports them and fluster", async () => {
@@ -72,7 +72,7 @@ describe("EnvironmentCache", () => {
     const again = await cache.prepare({ workspaceDir: dir, onBuilding: () => building++ });
     assert.deepEqual(again, { ...env, built: false });
     assert.equal(building, 1);
-    assert.deepEqual(cache.counters, { installs: 1, hits: 1, failures: 0 });
+    assert.deepEqual(cache.counters, { installs: 1, hits: 1, misses: 1, failures: 0 });
     assert.deepEqual(readdirSync(cache.root).sort(), [env.key, "logs"].sort());
   });
 
@@ -125,7 +125,7 @@ describe("EnvironmentCache", () => {
     assert.deepEqual(readdirSync(cache.root), ["logs"]);
     const [log] = readdirSync(join(cache.root, "logs"));
     assert.match(readFileSync(join(cache.root, "logs", log!), "utf8"), /npm error/);
-    assert.deepEqual(cache.counters, { installs: 0, hits: 0, failures: 1 });
+    assert.deepEqual(cache.counters, { installs: 0, hits: 0, misses: 1, failures: 1 });
   });
 
   test("a fluster of another version than the worker's is refused", async () => {

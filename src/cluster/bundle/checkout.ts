@@ -24,6 +24,10 @@ export class BundleCache {
   private readonly inFlight = new Map<string, Promise<string>>();
   /** Blobs downloaded since this cache opened. */
   blobsFetched = 0;
+  /** Checkouts that found their bundle here already, since this cache opened. */
+  hits = 0;
+  /** Checkouts that had to fetch their bundle (or wait for a fetch in progress), since this cache opened. */
+  misses = 0;
 
   /** `client` is asked for the controller's client at each fetch (the daemon's channel may change). */
   constructor(dir: string, client: () => Client<typeof ControllerService>) {
@@ -44,7 +48,11 @@ export class BundleCache {
   checkout(bundleId: string): Promise<string> {
     if (!isSha256(bundleId)) return Promise.reject(new FlusterError(`bundle id ${JSON.stringify(bundleId)} is not a sha256`, "invalid_argument"));
     const target = join(this.dir, bundleId);
-    if (existsSync(target)) return Promise.resolve(target);
+    if (existsSync(target)) {
+      this.hits += 1;
+      return Promise.resolve(target);
+    }
+    this.misses += 1;
     let pending = this.inFlight.get(bundleId);
     if (!pending) {
       pending = this.fetch(bundleId, target).finally(() => this.inFlight.delete(bundleId));

@@ -26,6 +26,7 @@ import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOpt
 import { Ledger } from "./ledger.js";
 import { groupPlaced, JobGroups, type GroupFilter, type GroupStatus } from "./groups.js";
 import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
+import type { ControllerObserver } from "./observer.js";
 import { Reservations, type ReservationFigures, type ReservationFilter } from "./reservations.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
 import { schedule, type PendingJob, type Preemption, type SchedulerWorker } from "./scheduler/index.js";
@@ -43,6 +44,7 @@ export type { GroupFilter, GroupStatus } from "./groups.js";
 export type { ReservationFigures, ReservationFilter } from "./reservations.js";
 export type { RegisterEndpointInput } from "./endpoints.js";
 export type { RegisterWorkerInput } from "./workers.js";
+export type { AttemptEnding, ControllerObserver, ReconcileRoundReport, SchedulingPassReport } from "./observer.js";
 export type { Assignment, DesiredAttempt, ObservedAttempt, ObservedAttempts, WorkerConnection } from "./worker-connection.js";
 
 /** Options of {@link Controller}. */
@@ -79,6 +81,8 @@ export interface ControllerOptions {
   random?: () => number;
   /** The scheduling pass, for tests that check what the controller asks of it. @default schedule (scheduler/index.ts) */
   schedule?: typeof schedule;
+  /** Told of launches, ended attempts, scheduling passes, reconcile rounds and lost workers, e.g. to count them (observer.ts). @default none */
+  observer?: ControllerObserver;
 }
 
 /**
@@ -106,6 +110,7 @@ export class Controller {
   private readonly cutOff = new Map<string, number>();
   private readonly random: () => number;
   private readonly schedule: typeof schedule;
+  private readonly observer: ControllerObserver;
   private readonly workers: WorkerTable;
   /** Jobs, tasks and attempts, changed only through the task state machine. */
   private readonly ledger: Ledger;
@@ -143,6 +148,7 @@ export class Controller {
     this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
     this.random = options.random ?? Math.random;
     this.schedule = options.schedule ?? schedule;
+    this.observer = options.observer ?? {};
     this.endpoints = new EndpointRegistry(this.store, this.now, options.maxEndpointsPerJob);
     this.maxReplicas = options.maxReplicas ?? DEFAULT_MAX_REPLICAS;
     this.workerLostGraceMs = options.workerLostGraceMs ?? 10_000;
@@ -152,6 +158,8 @@ export class Controller {
       // Room a stopped attempt held is free: a task waiting for it can go now.
       roomFreed: () => this.requestSchedule(),
       jobFinished: (job) => this.groups.jobFinished(job),
+      jobAdded: (job) => this.observer.jobLaunched?.(job),
+      attemptEnded: (attempt, ending) => this.observer.attemptEnded?.(attempt, ending),
     });
     const collaborator = {
       store: this.store,
@@ -504,6 +512,7 @@ export class Controller {
   /** One scheduling pass: place pending tasks, create their attempts, dispatch them. */
   schedulePass(): void {
     const { ledger } = this;
+    const began = performance.now();
     const candidates = this.capacityGrew ? [...ledger.schedulable] : [...ledger.untried];
     this.capacityGrew = false;
     ledger.untried.clear();
@@ -529,6 +538,7 @@ export class Controller {
     for (const w of this.workers.values()) if (this.workers.isPlaceable(w, now)) workers.push(schedulerWorkerFor(w, this.now, this.jobOf));
     const result = this.schedule(pendingJobs, workers, demands);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
+    let preempted = 0;
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();
       for (const placement of result.placements) {
@@ -541,7 +551,7 @@ export class Controller {
         dispatches.push({ worker, assignment: assignmentFor(job, attempt) });
       }
       for (const job of placed) ledger.updateJobState(job);
-      this.applyPreemptions(result.preemptions);
+      preempted = this.applyPreemptions(result.preemptions);
       for (const [jobId, reason] of [...result.pending, ...result.neverFits]) {
         const job = ledger.jobs.find(jobId);
         if (job) ledger.setPendingReason(job, reason);
@@ -549,6 +559,7 @@ export class Controller {
     });
     this.reservations.noteOutcomes(result.reservations);
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
+    this.observer.schedulingPass?.({ seconds: (performance.now() - began) / 1000, jobs: pendingJobs.length, placements: dispatches.length, preemptions: preempted });
   }
 
   /** A job's group (while the group is still being placed, with its locality) and its reservation (while active), for the scheduler. */
@@ -568,9 +579,10 @@ export class Controller {
    * Stops the attempts a pass chose to preempt: each ends `preempted` (its
    * task is charged one preemption and goes back to pending) and its worker
    * gets KillTask after commit; its room counts as being freed until the
-   * worker confirms. Runs inside the pass's transaction.
+   * worker confirms. Runs inside the pass's transaction; returns how many it stopped.
    */
-  private applyPreemptions(preemptions: readonly Preemption[]): void {
+  private applyPreemptions(preemptions: readonly Preemption[]): number {
+    let stopped = 0;
     for (const p of preemptions) {
       const attempt = this.ledger.attempts.get(p.attemptId);
       if (!attempt || !isActiveAttempt(attempt.state)) continue;
@@ -578,7 +590,9 @@ export class Controller {
       const reason = `preempted by ${forJob?.request.priority ?? "higher-priority"} job ${p.forJobId}`;
       this.ledger.preemptAttempt(attempt, reason);
       this.store.afterCommit(() => this.log(`fluster controller: attempt ${attempt.attemptId} (job ${attempt.jobId} task ${attempt.taskIndex}) on worker ${p.workerId} ${reason}`));
+      stopped += 1;
     }
+    return stopped;
   }
 
   /**
@@ -718,10 +732,12 @@ export class Controller {
     const signal = AbortSignal.timeout(reconcileDeadlineMs(this.reconcileIntervalMs, this.workerLostGraceMs));
     setMaxListeners(0, signal); // one listener per worker call
     const rounds: Promise<void>[] = [];
+    const began = performance.now();
     for (const worker of this.workers.values()) {
       if (worker.record.health !== "lost" && !worker.reconciling) rounds.push(this.reconcileWorker(worker, signal));
     }
     await Promise.all(rounds);
+    if (rounds.length > 0) this.observer.reconcileRound?.({ seconds: (performance.now() - began) / 1000, workers: rounds.length });
   }
 
   /** Reconciles one worker; resolves when its answer has been applied. */
@@ -762,6 +778,7 @@ export class Controller {
       for (const attempt of [...worker.attempts]) this.ledger.endAttempt(attempt, { attemptId: attempt.attemptId, state: "worker_failed", errorMessage: reason });
       this.workers.remove(worker);
     });
+    this.observer.workerLost?.(worker.record, reason);
     this.requestSchedule();
   }
 

@@ -13,6 +13,7 @@ import { watchSnapshots } from "../../core/watch.js";
 import type { EndpointRegistry } from "./endpoints.js";
 import { JobTable } from "./jobs.js";
 import type { AttemptRecord, JobRecord, TaskRecord } from "./model.js";
+import type { AttemptEnding } from "./observer.js";
 import type { StateStore } from "./store.js";
 import { isActiveAttempt, nextTaskState, type TaskEvent } from "./task-state.js";
 import type { ObservedAttempt } from "./worker-connection.js";
@@ -26,6 +27,10 @@ export interface LedgerHooks {
   roomFreed?: () => void;
   /** A job finished; called inside the transaction that finished it (job groups end together). */
   jobFinished?: (job: JobRecord) => void;
+  /** A new job joined the books (after its launch was stored). */
+  jobAdded?: (job: JobRecord) => void;
+  /** An attempt ended; called once the transaction that ended it committed. */
+  attemptEnded?: (attempt: AttemptRecord, ending: AttemptEnding) => void;
 }
 
 export class Ledger {
@@ -70,6 +75,7 @@ export class Ledger {
     this.jobs.add(job);
     this.markSchedulable(job);
     this.emitJob(job);
+    this.hooks.jobAdded?.(job);
   }
 
   markSchedulable(job: JobRecord): void {
@@ -245,7 +251,7 @@ export class Ledger {
     if (!isActiveAttempt(attempt.state)) return;
     const job = this.jobs.find(attempt.jobId);
     const task = job?.tasks[attempt.taskIndex];
-    this.finishAttemptRecord(attempt, "worker_failed", { errorMessage: reason });
+    this.finishAttemptRecord(attempt, "worker_failed", { errorMessage: reason }, "not_started");
     if (!job || !task || task.attempts.at(-1) !== attempt) return;
     if (this.transition(job, task, { kind: "not_started", reason }, attempt.finishedAt)) this.updateJobState(job);
   }
@@ -286,7 +292,8 @@ export class Ledger {
     );
   }
 
-  private finishAttemptRecord(attempt: AttemptRecord, state: AttemptRecord["state"], update: Partial<ObservedAttempt>): void {
+  /** Ends an attempt's record; `ending` is what observers are told (its state unless said otherwise). */
+  private finishAttemptRecord(attempt: AttemptRecord, state: AttemptRecord["state"], update: Partial<ObservedAttempt>, ending = state as AttemptEnding): void {
     const { store } = this;
     store.keep(attempt);
     attempt.state = state;
@@ -301,6 +308,8 @@ export class Ledger {
     if (this.undispatched.delete(attempt.attemptId)) store.onRollback(() => this.undispatched.add(attempt.attemptId));
     // What the attempt served is gone with its process; a retry registers anew.
     this.endpoints.removeOwnedByAttempt(attempt.attemptId);
+    const ended = this.hooks.attemptEnded;
+    if (ended) store.afterCommit(() => ended(attempt, ending));
   }
 
   /** Recomputes the job state from its tasks and handles the consequences of finishing. Runs inside a transaction. */

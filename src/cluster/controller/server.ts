@@ -12,6 +12,9 @@ import { StateStore } from "./store.js";
 import { acquireStateLock, type StateLock } from "./state-lock.js";
 import { CALLER } from "./access.js";
 import { dashboardRoutes } from "./dashboard-files.js";
+import { ControllerMetrics } from "../metrics/controller-metrics.js";
+import { createMetricsRegistry } from "../metrics/registry.js";
+import { metricsRoute } from "../metrics/route.js";
 import { ControllerIdentity } from "./identity.js";
 import { isActiveAttempt } from "./task-state.js";
 import { RegisterWorkerRequestSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
@@ -23,6 +26,7 @@ import { FlusterError, ValidationError, type FlusterErrorCode } from "../../core
 import { checkInteger, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { isLoopbackAddress, resolvesToLoopback } from "../../rpc/loopback.js";
 import { createFaultInjector } from "../../rpc/faults.js";
+import { rpcMetricsInterceptor } from "../../rpc/rpc-metrics.js";
 import { compileControllerFaults, type ControllerFaults } from "./faults.js";
 import type { ConnectRouter } from "@connectrpc/connect";
 
@@ -182,8 +186,15 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     }
     return channel;
   };
-  const controller = new Controller({
+  // Prometheus metrics at /metrics: the gauges read the controller's records at each scrape.
+  const metricsRegistry = createMetricsRegistry();
+  const metrics = new ControllerMetrics(metricsRegistry, {
+    jobs: () => controller.listJobs({ allNamespaces: true }),
+    workers: () => controller.listWorkers().map(({ record }) => record),
+  });
+  const controller: Controller = new Controller({
     store,
+    observer: metrics,
     connectWorker: (address) => workerConnection(channelTo(address), identity),
     ...(options.reconcileIntervalSeconds !== undefined ? { reconcileIntervalMs: options.reconcileIntervalSeconds * 1000 } : {}),
     ...(options.workerLostGraceSeconds !== undefined ? { workerLostGraceMs: options.workerLostGraceSeconds * 1000 } : {}),
@@ -216,15 +227,16 @@ export async function startController(given: ControllerServerOptions = {}): Prom
             onUnauthenticated: refusalLogger(log),
           }
         : {}),
-      ...(options.faults?.rpc ? { interceptors: [createFaultInjector(options.faults.rpc).interceptor] } : {}),
+      // Metrics first: they see the code of every call, also of one that fault injection drops.
+      interceptors: [rpcMetricsInterceptor(metricsRegistry, { prefix: "fluster_controller" }), ...(options.faults?.rpc ? [createFaultInjector(options.faults.rpc).interceptor] : [])],
       limits: {
         ...(options.maxRequestBytes !== undefined ? { maxRequestBytes: options.maxRequestBytes } : {}),
         ...(options.maxIdLength !== undefined ? { maxIdLength: options.maxIdLength } : {}),
         ...(options.maxStringLength !== undefined ? { maxStringLength: options.maxStringLength } : {}),
         ...(options.maxListEntries !== undefined ? { maxListEntries: options.maxListEntries } : {}),
       },
-      // Plain HTTP beside the RPCs: the dashboard's page and files.
-      httpRoutes: dashboardRoutes(),
+      // Plain HTTP beside the RPCs: Prometheus metrics (behind the token), the dashboard's page and files.
+      httpRoutes: [metricsRoute(metricsRegistry), ...dashboardRoutes()],
       routes: (router) => {
         controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(log))(router);
         options.extraRoutes?.(router);

@@ -17,6 +17,10 @@ import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type A
 import { WorkerService, type TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { bearerHeader, createRpcChannel, startRpcServer, untrustedCertificateReason, type RpcChannel, type RpcServer } from "../../rpc/transport.js";
 import { createFaultInjector } from "../../rpc/faults.js";
+import { rpcMetricsInterceptor } from "../../rpc/rpc-metrics.js";
+import { createMetricsRegistry } from "../metrics/registry.js";
+import { metricsRoute } from "../metrics/route.js";
+import { WorkerMetrics, type ActiveAttemptState, type EndedAttemptState, type RunningAttemptProcess } from "../metrics/worker-metrics.js";
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
@@ -112,6 +116,14 @@ export class WorkerDaemon {
   workDir = "";
   /** Workspace bundles fetched from the controller, under `<workDir>/bundles`. */
   bundles: BundleCache | undefined;
+  /** What `/metrics` serves: this daemon's own registry (several daemons may share a process). */
+  private readonly metricsRegistry = createMetricsRegistry();
+  private readonly metrics = new WorkerMetrics(this.metricsRegistry, {
+    activeAttempts: () => this.activeAttemptStates(),
+    runningProcesses: () => this.runningProcesses(),
+    bundleCache: () => this.bundles && { hits: this.bundles.hits, misses: this.bundles.misses },
+    environmentCache: () => this.environments?.counters,
+  });
 
   /** Checks the options at once (a ValidationError names a bad one); nothing starts until {@link start}. */
   constructor(options: WorkerDaemonOptions) {
@@ -150,8 +162,10 @@ export class WorkerDaemon {
       port,
       ...(this.options.tls ? { tls: this.options.tls } : {}),
       ...(token ? { token, tokenHint: "this worker was started with a FLUSTER_TOKEN, and the controller must use the same token" } : {}),
-      ...(this.options.faults?.rpc ? { interceptors: [createFaultInjector(this.options.faults.rpc).interceptor] } : {}),
+      // Metrics first: they see the code of every call, also of one that fault injection drops.
+      interceptors: [rpcMetricsInterceptor(this.metricsRegistry, { prefix: "fluster_worker" }), ...(this.options.faults?.rpc ? [createFaultInjector(this.options.faults.rpc).interceptor] : [])],
       ...(this.options.maxRequestBytes !== undefined ? { limits: { maxRequestBytes: this.options.maxRequestBytes } } : {}),
+      httpRoutes: [metricsRoute(this.metricsRegistry)],
       routes: (router) => router.service(WorkerService, this.handlers()),
     });
     const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
@@ -452,6 +466,7 @@ export class WorkerDaemon {
     mkdirSync(dir, { recursive: true });
     const entry: AttemptEntry = { assignment, dir };
     this.attempts.set(assignment.attemptId, entry);
+    this.metrics.attemptStarted();
     // An attempt whose environment must be built answers `building` at once and starts when it is ready.
     let reportBuilding = () => {};
     const building = new Promise<void>((resolveBuilding) => (reportBuilding = resolveBuilding));
@@ -494,17 +509,19 @@ export class WorkerDaemon {
       const killed = starting.signal.aborted;
       const reason: unknown = killed ? starting.signal.reason : err;
       entry.building = false;
-      entry.final = create(AttemptSchema, {
+      // Fenced while it was getting ready: lost with the worker (a preemption retry), as a fenced running attempt is.
+      const state: EndedAttemptState = entry.fenced ? "worker_failed" : killed ? "killed" : "failed";
+      const final = create(AttemptSchema, {
         attemptId: assignment.attemptId,
         taskIndex: assignment.taskIndex,
         workerId: this.workerId,
-        // Fenced while it was getting ready: lost with the worker (a preemption retry), as a fenced running attempt is.
-        state: taskStateToProto(entry.fenced ? "worker_failed" : killed ? "killed" : "failed"),
+        state: taskStateToProto(state),
         errorMessage: entry.fenced ?? (reason instanceof Error ? reason.message : String(reason)),
         finishedAt: toTimestamp(new Date()),
       });
+      this.finish(entry, final, state);
       entry.endedAt = Date.now();
-      this.queueReport(entry.final);
+      this.queueReport(final);
     } finally {
       entry.starting = undefined;
     }
@@ -618,8 +635,31 @@ export class WorkerDaemon {
     } else if (state === "failed") {
       attempt.errorMessage = functionError(entry.dir) ?? attempt.errorMessage;
     }
-    if (state !== "running") entry.final = attempt;
+    if (running.state !== "running") this.finish(entry, attempt, running.state === "succeeded" || !entry.fenced ? running.state : "worker_failed");
     return attempt;
+  }
+
+  /** Records an attempt's end, once: the state it is reported with from now on, and the count of ended attempts. */
+  private finish(entry: AttemptEntry, final: Attempt, state: EndedAttemptState): void {
+    entry.final = final;
+    this.metrics.attemptEnded(state);
+  }
+
+  /** The state of each attempt that has not ended, for metrics. */
+  private *activeAttemptStates(): Generator<ActiveAttemptState> {
+    for (const entry of this.attempts.values()) {
+      if (entry.final) continue;
+      if (!entry.running) yield entry.building ? "building" : "assigned";
+      else if (entry.running.state === "running") yield "running";
+    }
+  }
+
+  /** The process groups of the attempts running now, for metrics. */
+  private *runningProcesses(): Generator<RunningAttemptProcess> {
+    for (const entry of this.attempts.values()) {
+      const running = entry.running;
+      if (running?.state === "running" && running.pid !== undefined) yield { jobId: entry.assignment.jobId, taskIndex: entry.assignment.taskIndex, pgid: running.pid };
+    }
   }
 
   /** Pushes attempt changes to the controller on the next turn, coalesced. */

@@ -88,6 +88,8 @@ export interface EnvironmentCacheCounters {
   installs: number;
   /** prepare() calls answered by an environment that was already there. */
   hits: number;
+  /** prepare() calls that had to wait for a build (by this cache or another process). */
+  misses: number;
   /** Builds that failed. */
   failures: number;
 }
@@ -174,7 +176,7 @@ export class EnvironmentCache {
   private readonly slotWaiters: (() => void)[] = [];
   private activeBuilds = 0;
   private buildSerial = 0;
-  private readonly countersValue: EnvironmentCacheCounters = { installs: 0, hits: 0, failures: 0 };
+  private readonly countersValue: EnvironmentCacheCounters = { installs: 0, hits: 0, misses: 0, failures: 0 };
 
   constructor(options: EnvironmentCacheOptions) {
     if (typeof options.root !== "string" || options.root === "") throw new ValidationError("root", `must be a directory, got ${describeValue(options.root)}`);
@@ -207,6 +209,7 @@ export class EnvironmentCache {
       this.countersValue.hits++;
       return prepared(false);
     }
+    this.countersValue.misses++;
     request.onBuilding?.();
     let build = this.building.get(key);
     if (!build) {

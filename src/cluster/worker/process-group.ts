@@ -1,12 +1,12 @@
 // Process groups on Linux: signalling a whole group, finding its members in
-// /proc, waiting for it to vanish, and killing the groups a previous daemon
-// left behind. The process runtime builds on these.
+// /proc, waiting for it to vanish, killing the groups a previous daemon left
+// behind, and what a group uses (CPU, memory). The process runtime builds on these.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pollUntil } from "../../core/backoff.js";
-import { parseProcStat, type ProcessStat } from "../../core/proc-stat.js";
+import { parseProcStat, parseProcUsage, procUnits, type ProcessStat } from "../../core/proc-stat.js";
 
 /** The daemon records a running attempt's process group in this file of its log directory. */
 export const PGID_FILE_NAME = "pgid";
@@ -164,24 +164,58 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** The processes of a group, from /proc; empty where there is no /proc. */
-async function groupMembers(pgid: number): Promise<ProcessStat[]> {
+/** The text of every process's /proc/<pid>/stat; empty where there is no /proc. */
+async function readProcStats(): Promise<string[]> {
   let entries: string[];
   try {
     entries = await readdir("/proc");
   } catch {
     return [];
   }
-  const stats = await Promise.all(
+  const texts = await Promise.all(
     entries.filter((e) => /^\d+$/.test(e)).map(async (pid) => {
       try {
-        return parseProcStat(await readFile(`/proc/${pid}/stat`, "utf8"));
+        return await readFile(`/proc/${pid}/stat`, "utf8");
       } catch {
         return undefined; // exited meanwhile
       }
     }),
   );
+  return texts.filter((t): t is string => t !== undefined);
+}
+
+/** The processes of a group, from /proc; empty where there is no /proc. */
+async function groupMembers(pgid: number): Promise<ProcessStat[]> {
+  const stats = (await readProcStats()).map(parseProcStat);
   return stats.filter((s): s is ProcessStat => s !== undefined && s.pgid === pgid);
+}
+
+/** What the live processes of a process group use now. */
+export interface GroupUsage {
+  /** User and system CPU time of its live processes (what exited children used is not counted). */
+  cpuSeconds: number;
+  /** Resident memory of its live processes. */
+  residentBytes: number;
+}
+
+/**
+ * What each group of `pgids` uses now, from one pass over /proc; a group
+ * without a live process is absent (as is every group where there is no /proc).
+ */
+export async function groupsUsage(pgids: ReadonlySet<number>): Promise<Map<number, GroupUsage>> {
+  const usage = new Map<number, GroupUsage>();
+  if (pgids.size === 0) return usage;
+  const { ticksPerSecond, pageBytes } = procUnits();
+  for (const text of await readProcStats()) {
+    const stat = parseProcStat(text);
+    const used = parseProcUsage(text);
+    if (!stat || !used || !pgids.has(stat.pgid) || stat.state === "Z") continue;
+    const group = usage.get(stat.pgid) ?? { cpuSeconds: 0, residentBytes: 0 };
+    group.cpuSeconds += used.cpuTicks / ticksPerSecond;
+    group.residentBytes += used.residentPages * pageBytes;
+    usage.set(stat.pgid, group);
+  }
+  return usage;
 }
 
 /**

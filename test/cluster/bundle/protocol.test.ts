@@ -147,6 +147,7 @@ test("a worker's cache fetches a bundle once, unpacks it whole with modes and li
   const [a, b] = await Promise.all([cache.checkout(bundleId), cache.checkout(bundleId)]);
   assert.equal(a, join(cacheDir, bundleId));
   assert.equal(b, a, "concurrent checkouts share one fetch");
+  assert.deepEqual({ hits: cache.hits, misses: cache.misses }, { hits: 0, misses: 2 }, "both checkouts waited for the fetch");
   const packed = await packWorkspace(root);
   assert.equal(cache.blobsFetched, new Set(packed.files.map((f) => f.sha256)).size);
   assert.equal(readFileSync(join(a, "src", "main.js"), "utf8"), "console.log('main')\n");
@@ -170,6 +171,7 @@ test("a worker's cache fetches a bundle once, unpacks it whole with modes and li
     throw new Error("must not ask the controller");
   });
   assert.equal(await restarted.checkout(bundleId), a);
+  assert.deepEqual({ hits: restarted.hits, misses: restarted.misses }, { hits: 1, misses: 0 });
 });
 
 test("the sweep removes bundles and blobs no live job uses once they are old, and keeps the rest", async (t) => {
