@@ -11,7 +11,8 @@ import { JobPage } from "./pages/job.js";
 import { JobsPage } from "./pages/jobs.js";
 import { ReservationsPage } from "./pages/reservations.js";
 import { WorkersPage } from "./pages/workers.js";
-import { useRoute, type Route } from "./route.js";
+import type { Route } from "./route.js";
+import { useRoute } from "./use-route.js";
 import { SessionContext, type Session } from "./session.js";
 
 /** The navigation: label and hash of each list page. */

@@ -1,9 +1,9 @@
 // The live feed: one WatchCluster server stream that says when the cluster's
 // state changed (its revision) and the controller's clock. It reconnects with
 // backoff when the stream drops or falls silent, and stops when refused.
-import type { ControllerClient, Refusal } from "./api.js";
-import { refusalOf } from "./api.js";
+import { refusalOf, type ControllerClient, type Refusal } from "./api.js";
 import { dateOf } from "./format.js";
+import { reconnectDelayMs } from "./reconnect.js";
 
 /** Fewest milliseconds between two messages the controller sends. */
 export const MIN_INTERVAL_MS = 250;
@@ -18,12 +18,6 @@ export interface FeedHandlers {
   onDisconnected(): void;
   /** The controller refused the token; the feed stops. */
   onRefused(refusal: Refusal): void;
-}
-
-/** Milliseconds to wait before reconnect number `failures` (0-based): 0.5 s doubling to 10 s, with ±20 % jitter. */
-export function reconnectDelayMs(failures: number, random: () => number = Math.random): number {
-  const base = Math.min(10_000, 500 * 2 ** Math.min(failures, 10));
-  return Math.round(base * (0.8 + 0.4 * random()));
 }
 
 /** Follows WatchCluster until `signal` aborts or the controller refuses the token. */

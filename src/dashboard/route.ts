@@ -1,6 +1,5 @@
-// Hash routes of the dashboard (`#/jobs`, `#/jobs/<jobId>`, `#/workers`, …):
-// parsed by a pure function, followed by a hook that re-renders on hashchange.
-import { useEffect, useState } from "preact/hooks";
+// Hash routes of the dashboard (`#/jobs`, `#/jobs/<jobId>`, `#/workers`, …),
+// parsed by a pure function (use-route.ts follows the location's hash).
 
 /** A page of the dashboard and its argument. */
 export type Route =
@@ -34,15 +33,4 @@ export function parseRoute(hash: string): Route {
 /** The hash that opens a job's page. */
 export function jobHref(jobId: string): string {
   return `#/jobs/${encodeURIComponent(jobId)}`;
-}
-
-/** The current route, updated when the hash changes (no reload). */
-export function useRoute(): Route {
-  const [route, setRoute] = useState(() => parseRoute(location.hash));
-  useEffect(() => {
-    const onChange = () => setRoute(parseRoute(location.hash));
-    addEventListener("hashchange", onChange);
-    return () => removeEventListener("hashchange", onChange);
-  }, []);
-  return route;
 }

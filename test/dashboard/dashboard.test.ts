@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page, Route } from "playwright-core";
 import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import type { JobRequest } from "../../src/core/job.js";
@@ -98,11 +98,26 @@ describe("dashboard: pages and live updates", { timeout: 120_000 }, () => {
     await row.waitFor({ timeout: SHOWN_MS });
     await assertNotReloaded(page);
     await screenshot(page, "jobs");
-    // The README's picture; rewritten only on request, so runs never dirty the tree.
-    if (process.env["FLUSTER_UPDATE_SCREENSHOTS"] === "1") {
-      mkdirSync(join(README_SCREENSHOT, ".."), { recursive: true });
-      await page.screenshot({ path: README_SCREENSHOT });
+  });
+
+  test("the live feed shows that it reconnects, and updates again after, without a reload", async () => {
+    // Every WatchCluster call fails (as when the controller is unreachable) until the route is removed.
+    const refuseFeed = (route: Route) => route.abort("connectionrefused");
+    await page.route(/\/WatchCluster$/, refuseFeed);
+    const feed = page.getByTestId("feed");
+    try {
+      await page.goto(`${cluster.server.url}/#/workers`);
+      await page.reload();
+      await markPage(page);
+      await feed.filter({ hasText: "reconnecting…" }).waitFor({ timeout: SHOWN_MS });
+    } finally {
+      await page.unroute(/\/WatchCluster$/, refuseFeed);
     }
+    await feed.filter({ hasText: "live" }).waitFor({ timeout: SHOWN_MS });
+    await page.getByRole("link", { name: "Jobs" }).click();
+    const jobId = await cluster.launch(shell("dash-after-reconnect", "echo back"));
+    await page.locator(`tr[data-job-id="${jobId}"] .badge`, { hasText: "succeeded" }).waitFor({ timeout: SHOWN_MS });
+    await assertNotReloaded(page);
   });
 
   test("a job page shows a running job's log lines as they are printed", async () => {
@@ -201,6 +216,35 @@ describe("dashboard: pages and live updates", { timeout: 120_000 }, () => {
     } finally {
       await cluster.unregisterEndpoint(endpointId);
       await cluster.releaseReservation(reservationId).catch(() => undefined);
+    }
+  });
+
+  test("the jobs page lists every job of this suite, finished ones with their states", async () => {
+    const jobs = await cluster.listJobs();
+    assert.ok(jobs.length > 0, "the suite's jobs are listed by the controller");
+    await page.goto(`${cluster.server.url}/#/jobs`);
+    for (const job of jobs) await page.locator(`tr[data-job-id="${job.jobId}"] .badge`, { hasText: job.status }).waitFor({ timeout: SHOWN_MS });
+    assert.equal(await page.locator("tr[data-job-id]").count(), jobs.length);
+    // The name filter asks the controller for names with the prefix only.
+    await page.getByLabel("Name prefix").fill("dash-group-");
+    await page.locator("tr[data-job-id]", { hasText: "dash-hello" }).waitFor({ state: "detached", timeout: SHOWN_MS });
+    assert.equal(await page.locator("tr[data-job-id]").count(), 2);
+    await page.getByLabel("Name prefix").fill("");
+    await page.locator("tr[data-job-id]", { hasText: "dash-hello" }).waitFor({ timeout: SHOWN_MS });
+    // A running job too, for the picture; stopped before the test ends.
+    const running = await cluster.launch({ ...shell("dash-train", "sleep 60"), resources: { cpu: 1, memory: "256m", replicas: 2 } });
+    try {
+      await page.locator(`tr[data-job-id="${running}"] .badge`, { hasText: "running" }).waitFor({ timeout: SHOWN_MS });
+      await page.getByLabel("Name prefix").blur();
+      await page.mouse.move(0, 0);
+      await screenshot(page, "jobs-all");
+      // The README's picture; rewritten only on request, so that test runs never change the tree.
+      if (process.env["FLUSTER_UPDATE_SCREENSHOTS"] === "1") {
+        mkdirSync(join(README_SCREENSHOT, ".."), { recursive: true });
+        await page.screenshot({ path: README_SCREENSHOT });
+      }
+    } finally {
+      await cluster.terminate(running);
     }
   });
 });

@@ -53,6 +53,12 @@ export function LogTail({ jobId }: LogTailProps) {
     if (follow && pre.current) pre.current.scrollTop = pre.current.scrollHeight;
   }, [entries, follow]);
 
+  // Scrolling up to read stops following; the checkbox turns it back on.
+  const onScroll = () => {
+    const el = pre.current;
+    if (el && follow && el.scrollHeight - el.scrollTop - el.clientHeight > 24) setFollow(false);
+  };
+
   return (
     <section aria-labelledby="logs-heading">
       <div class="section-head">
@@ -68,7 +74,7 @@ export function LogTail({ jobId }: LogTailProps) {
         )}
       </div>
       {error && <ErrorState message={error} />}
-      <pre class="logs" ref={pre} data-testid="logs" tabIndex={0}>
+      <pre class="logs" ref={pre} data-testid="logs" tabIndex={0} onScroll={onScroll}>
         {entries.length === 0 && <span class="muted">{state === "streaming" ? "no output yet" : "no output"}</span>}
         {entries.map((e, i) => (
           <span key={i} class={e.stream === LogStream.STDERR ? "stderr" : "stdout"} title={`task ${e.taskIndex}, attempt ${e.attemptId}`}>

@@ -25,6 +25,7 @@ export function SignIn({ refusal, onSubmit }: SignInProps) {
           This controller requires a token: <span class="hint">{refusal.hint}</span>
         </p>
       )}
+      <p class="muted">Paste the token below.</p>
       <form
         onSubmit={(e) => {
           e.preventDefault();

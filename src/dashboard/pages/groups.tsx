@@ -61,7 +61,7 @@ export function GroupsPage() {
                 <td>
                   <Duration start={g.createdAt} end={g.finishedAt} />
                 </td>
-                <td class="reason">{g.pendingReason || g.errorMessage}</td>
+                <td class={g.pendingReason ? "reason" : "reason failure"}>{g.pendingReason || g.errorMessage}</td>
               </tr>
             ))}
           </tbody>

@@ -148,7 +148,7 @@ function JobDetails({ job }: { job: Job }) {
               </td>
               <td class="mono">{task.workerId || "—"}</td>
               <td>{task.exitCode ?? "—"}</td>
-              <td class="reason">{task.errorMessage}</td>
+              <td class="reason failure">{task.errorMessage}</td>
               <td>
                 <Time at={task.startedAt} />
               </td>
@@ -167,7 +167,7 @@ function JobDetails({ job }: { job: Job }) {
                 </td>
                 <td class="mono">{a.workerId || "—"}</td>
                 <td>{a.exitCode ?? "—"}</td>
-                <td class="reason">{a.errorMessage}</td>
+                <td class="reason failure">{a.errorMessage}</td>
                 <td>
                   <Time at={a.startedAt} />
                 </td>

@@ -14,12 +14,13 @@ const FILTER_STATES = [JobState.PENDING, JobState.BUILDING, JobState.RUNNING, Jo
 /** Rows listed at most. */
 const LIMIT = 500;
 
-/** "2/3 succeeded", or the count of running tasks while some run. */
+/** "2/3 succeeded", or "1/3 running, 2 succeeded" while some run. */
 export function taskSummary(job: Job): string {
   const total = job.tasks.length;
   const succeeded = job.tasks.filter((t) => t.state === TaskState.SUCCEEDED).length;
   const running = job.tasks.filter((t) => t.state === TaskState.RUNNING).length;
-  return running > 0 ? `${running}/${total} running, ${succeeded} succeeded` : `${succeeded}/${total} succeeded`;
+  if (running === 0) return `${succeeded}/${total} succeeded`;
+  return succeeded > 0 ? `${running}/${total} running, ${succeeded} succeeded` : `${running}/${total} running`;
 }
 
 export function JobsPage() {
@@ -92,7 +93,7 @@ export function JobsPage() {
                   <Duration start={job.startedAt} end={job.finishedAt} />
                 </td>
                 <td>{formatResources(job.spec?.resources)}</td>
-                <td class="reason">{job.pendingReason || job.errorMessage}</td>
+                <td class={job.pendingReason ? "reason" : "reason failure"}>{job.pendingReason || job.errorMessage}</td>
               </tr>
             ))}
           </tbody>
