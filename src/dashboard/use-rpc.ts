@@ -1,5 +1,6 @@
 // Reads a page's data with unary RPCs, again whenever the live feed's revision
 // changes (no polling), keeping the last answer on screen while re-reading.
+// One call is in flight at a time; changes meanwhile fold into one more call.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { describeFailure, isCanceled, refusalOf, type ControllerClient } from "./api.js";
 import { useSession } from "./session.js";
@@ -14,28 +15,56 @@ export interface RpcData<T> {
 
 /**
  * Calls `load` on mount, when `deps` change and when the cluster's revision
- * changes. `rpc` names the call for error states ("ListJobs").
+ * changes. `rpc` names the call for error states ("ListJobs"). An answer to a
+ * call made before `deps` last changed is dropped (a filter's old rows never
+ * come back); a slow call is never overtaken by its successor, so a busy
+ * cluster cannot keep a page from showing anything.
  */
 export function useRpc<T>(rpc: string, load: (client: ControllerClient, signal: AbortSignal) => Promise<T>, deps: readonly unknown[]): RpcData<T> {
   const session = useSession();
   const [state, setState] = useState<RpcData<T>>({ data: undefined, error: undefined });
-  const sequence = useRef(0);
+  const latest = useRef(load);
+  latest.current = load;
+  /** Bumped when deps change: answers asked with older deps are dropped. */
+  const version = useRef(0);
+  const flight = useRef({ running: false, again: false });
   const unmounted = useRef(new AbortController());
   useEffect(() => () => unmounted.current.abort(), []);
+
+  const run = (): void => {
+    const f = flight.current;
+    if (f.running) {
+      f.again = true;
+      return;
+    }
+    f.running = true;
+    const asked = version.current;
+    const signal = unmounted.current.signal;
+    latest
+      .current(session.client, signal)
+      .then(
+        (data) => {
+          if (asked === version.current) setState({ data, error: undefined });
+        },
+        (err: unknown) => {
+          if (signal.aborted || isCanceled(err)) return;
+          const refusal = refusalOf(err);
+          if (refusal) session.refused(refusal);
+          else if (asked === version.current) setState((last) => ({ data: last.data, error: describeFailure(rpc, err) }));
+        },
+      )
+      .finally(() => {
+        f.running = false;
+        if (f.again && !signal.aborted) {
+          f.again = false;
+          run();
+        }
+      });
+  };
+  // Declared before the loading effect, so it runs first when deps change.
   useEffect(() => {
-    const call = ++sequence.current;
-    load(session.client, unmounted.current.signal).then(
-      (data) => {
-        if (call === sequence.current) setState({ data, error: undefined });
-      },
-      (err: unknown) => {
-        if (call !== sequence.current || isCanceled(err)) return;
-        const refusal = refusalOf(err);
-        if (refusal) session.refused(refusal);
-        else setState((last) => ({ data: last.data, error: describeFailure(rpc, err) }));
-      },
-    );
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- load is re-created each render; deps say when it changes
-  }, [session.client, session.revision, ...deps]);
+    version.current++;
+  }, deps);
+  useEffect(run, [session.client, session.revision, ...deps]);
   return state;
 }

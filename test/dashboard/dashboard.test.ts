@@ -16,7 +16,7 @@ import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import type { JobRequest } from "../../src/core/job.js";
 import { launchBrowser } from "../helpers/browser.js";
-import { REPO_ROOT } from "../helpers/index.js";
+import { eventually, REPO_ROOT } from "../helpers/index.js";
 
 const SCREENSHOTS = join(REPO_ROOT, "test-output", "dashboard");
 const README_SCREENSHOT = join(REPO_ROOT, "docs", "images", "dashboard-jobs.png");
@@ -157,6 +157,36 @@ describe("dashboard: pages and live updates", { timeout: 120_000 }, () => {
     assert.match(text, /the disk is on fire/);
     await page.locator("h1 + .badge", { hasText: "failed" }).waitFor({ timeout: SHOWN_MS });
     await screenshot(page, "job-failed");
+  });
+
+  test("a job that cannot be placed shows why it waits", async () => {
+    const jobId = await cluster.launch({ ...shell("dash-too-big", "echo never"), resources: { cpu: 64, memory: "64m" } });
+    try {
+      let reason = "";
+      await eventually(async () => (reason = (await cluster.poll(jobId)).pendingReason ?? "") !== "", { what: "the job's pending reason", timeoutMs: SHOWN_MS });
+      await page.goto(`${cluster.server.url}/#/jobs`);
+      const row = page.locator(`tr[data-job-id="${jobId}"]`);
+      await row.locator("td.reason", { hasText: reason }).waitFor({ timeout: SHOWN_MS });
+      await page.goto(`${cluster.server.url}/#/jobs/${jobId}`);
+      await page.locator("p.reason", { hasText: reason }).waitFor({ timeout: SHOWN_MS });
+    } finally {
+      await cluster.terminate(jobId);
+    }
+  });
+
+  test("the stop button terminates a running job", async () => {
+    const jobId = await cluster.launch(shell("dash-stoppable", "sleep 60"));
+    try {
+      await page.goto(`${cluster.server.url}/#/jobs/${jobId}`);
+      await page.locator("h1 + .badge", { hasText: "running" }).waitFor({ timeout: SHOWN_MS });
+      page.once("dialog", (dialog) => void dialog.accept());
+      await page.getByRole("button", { name: "stop job" }).click();
+      await page.locator("h1 + .badge", { hasText: "killed" }).waitFor({ timeout: SHOWN_MS });
+      assert.equal((await cluster.poll(jobId)).status, "killed");
+      assert.equal(await page.getByRole("button", { name: "stop job" }).count(), 0, "a finished job has no stop button");
+    } finally {
+      await cluster.terminate(jobId).catch(() => undefined);
+    }
   });
 
   test("an unknown job's page names the RPC that failed", async () => {
