@@ -75,6 +75,9 @@ describe("dashboard: pages and live updates", { timeout: 120_000 }, () => {
   before(async () => {
     scratch = mkdtempSync(join(tmpdir(), "fluster-dashboard-"));
     cluster = await LocalCluster.start({ workers: 2, workerCpu: 2, workerMemory: "1g" });
+    // The controller serves dist/dashboard/, which `npm test` builds; a bare `node --test` may find none.
+    const script = await fetch(`${cluster.server.url}/assets/app.js`);
+    assert.equal(script.status, 200, `the dashboard is not built (${script.status}: ${await script.text()})`);
     ({ context, page } = await openPage(`${cluster.server.url}/#/jobs`));
   });
   after(async () => {
