@@ -3,7 +3,7 @@
 // backoff when the stream drops or falls silent, and stops when refused.
 import { refusalOf, type ControllerClient, type Refusal } from "./api.js";
 import { dateOf } from "./format.js";
-import { reconnectDelayMs } from "./reconnect.js";
+import { reconnectDelayMs, sleep } from "./reconnect.js";
 
 /** Fewest milliseconds between two messages the controller sends. */
 export const MIN_INTERVAL_MS = 250;
@@ -53,16 +53,4 @@ export async function followCluster(client: ControllerClient, handlers: FeedHand
     handlers.onDisconnected();
     await sleep(reconnectDelayMs(failures++), signal);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

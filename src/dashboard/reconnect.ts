@@ -1,5 +1,5 @@
-// How long the live feed waits before it reconnects: a pure function of the
-// failures in a row. (src/core/backoff.ts is the server side's; it imports
+// How long the live feed and the log tail wait before they reconnect: a pure
+// function of the failures in a row, and a sleep that an abort ends early. (src/core/backoff.ts is the server side's; it imports
 // node:timers, which a browser bundle cannot.)
 
 /** The first wait, in milliseconds. */
@@ -15,4 +15,17 @@ export const RECONNECT_MAX_MS = 10_000;
 export function reconnectDelayMs(failures: number, random: () => number = Math.random): number {
   const base = Math.min(RECONNECT_MAX_MS, RECONNECT_INITIAL_MS * 2 ** Math.min(Math.max(0, failures), 10));
   return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }

@@ -129,14 +129,20 @@ describe("dashboard: pages and live updates", { timeout: 120_000 }, () => {
     // Prints a line, waits for the test, prints another, waits again (each wait bounded to 60 s).
     const waitFor = (file: string) => `i=0; while [ ! -e '${file}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`;
     const jobId = await cluster.launch(shell("dash-logs", `echo first-line; ${waitFor(go)}; echo second-line; ${waitFor(stop)}`));
+    // The log stream's first call fails (as when the connection drops): the tail opens it again.
+    let streamCalls = 0;
+    const failFirst = (route: Route) => (++streamCalls === 1 ? route.abort("connectionreset") : route.continue());
+    await page.route(/\/StreamJobLogs$/, failFirst);
     try {
       await page.goto(`${cluster.server.url}/#/jobs/${jobId}`);
       await markPage(page);
       const logs = page.getByTestId("logs");
       await logs.filter({ hasText: "first-line" }).waitFor({ timeout: SHOWN_MS });
+      assert.ok(streamCalls >= 2, `the tail opened the log stream again after it failed (${streamCalls} calls)`);
       assert.doesNotMatch((await logs.textContent()) ?? "", /second-line/, "the second line shows before it is printed");
       writeFileSync(go, "");
       await logs.filter({ hasText: "second-line" }).waitFor({ timeout: SHOWN_MS });
+      assert.equal(((await logs.textContent()) ?? "").match(/first-line/g)?.length, 1, "each line shows once");
       assert.equal((await cluster.poll(jobId)).status, "running", "the job still runs when its second line shows");
       await page.locator("h1 + .badge", { hasText: "running" }).waitFor({ timeout: SHOWN_MS });
       await screenshot(page, "job-running");
@@ -146,6 +152,7 @@ describe("dashboard: pages and live updates", { timeout: 120_000 }, () => {
       await assertNotReloaded(page);
     } finally {
       writeFileSync(stop, "");
+      await page.unroute(/\/StreamJobLogs$/, failFirst);
     }
   });
 

@@ -1,9 +1,9 @@
-// A job's live log tail: StreamJobLogs with follow, stdout and stderr as they
-// are printed, a "follow" toggle that keeps the newest line in view; the
-// stream stops when the component goes (leaving the page).
+// A job's live log tail: stdout and stderr as they are printed (job-logs.ts
+// follows the stream), a "follow" toggle that keeps the newest line in view;
+// the stream stops when the component goes (leaving the page).
 import { useEffect, useRef, useState } from "preact/hooks";
 import { LogStream, type LogEntry } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
-import { describeFailure, isCanceled, refusalOf } from "../api.js";
+import { followJobLogs } from "../job-logs.js";
 import { useSession } from "../session.js";
 import { ErrorState } from "./states.js";
 
@@ -15,7 +15,7 @@ export interface LogTailProps {
   jobId: string;
 }
 
-type StreamState = "streaming" | "ended" | "failed";
+type StreamState = "streaming" | "reconnecting" | "ended" | "failed";
 
 export function LogTail({ jobId }: LogTailProps) {
   const session = useSession();
@@ -31,20 +31,35 @@ export function LogTail({ jobId }: LogTailProps) {
     setEntries([]);
     setState("streaming");
     setError(undefined);
-    (async () => {
-      try {
-        for await (const res of session.client.streamJobLogs({ jobId, follow: true }, { signal: abort.signal })) {
-          setEntries((last) => [...last, ...res.entries].slice(-MAX_ENTRIES));
-        }
-        setState("ended");
-      } catch (err) {
-        if (abort.signal.aborted || isCanceled(err)) return;
-        const refusal = refusalOf(err);
-        if (refusal) return session.refused(refusal);
-        setError(describeFailure("StreamJobLogs", err));
-        setState("failed");
-      }
-    })();
+    void followJobLogs(
+      session.client,
+      jobId,
+      {
+        onEntries: (fresh) => {
+          setEntries((last) => [...last, ...fresh].slice(-MAX_ENTRIES));
+          setState("streaming");
+          setError(undefined);
+        },
+        onReconnecting: (message) => {
+          setState("reconnecting");
+          setError(message);
+        },
+        onResumed: () => {
+          setState("streaming");
+          setError(undefined);
+        },
+        onEnded: () => {
+          setState("ended");
+          setError(undefined);
+        },
+        onFailed: (message) => {
+          setState("failed");
+          setError(message);
+        },
+        onRefused: session.refused,
+      },
+      abort.signal,
+    );
     return () => abort.abort();
     // The session's client changes only with a new sign-in, which remounts the page anyway.
   }, [jobId, attempt, session.client]);
@@ -66,7 +81,9 @@ export function LogTail({ jobId }: LogTailProps) {
         <label>
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> follow
         </label>
-        <span class="muted small">{state === "streaming" ? "streaming…" : state === "ended" ? "end of log (the job is finished)" : ""}</span>
+        <span class="muted small" data-testid="log-state">
+          {state === "streaming" ? "streaming…" : state === "reconnecting" ? "reconnecting…" : state === "ended" ? "end of log (the job is finished)" : ""}
+        </span>
         {state === "failed" && (
           <button type="button" onClick={() => setAttempt((n) => n + 1)}>
             retry
