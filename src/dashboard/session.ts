@@ -17,6 +17,7 @@ export interface Session {
   refused(refusal: Refusal): void;
 }
 
+/** Provided by the app around the page; undefined outside it. */
 export const SessionContext = createContext<Session | undefined>(undefined);
 
 /** The session of the enclosing app. */

@@ -1,12 +1,24 @@
 // The dashboard's pure parts, without a browser: formatting of durations,
-// ages, sizes and resources, hash routes, and the live feed's reconnect delays.
+// ages, sizes and resources, the pages' summaries, hash routes, and the
+// reconnect delays of the live feed and the log tail.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
-import { DeviceSpecSchema, JobState, ResourceSpecSchema, TaskState, WorkerResourcesSchema } from "../../src/rpc/gen/fluster/cluster/v1/types_pb.js";
+import {
+  DeviceSpecSchema,
+  EndpointSchema,
+  JobSchema,
+  JobSpecSchema,
+  JobState,
+  ResourceSpecSchema,
+  TaskSchema,
+  TaskState,
+  WorkerResourcesSchema,
+} from "../../src/rpc/gen/fluster/cluster/v1/types_pb.js";
 import { elapsedMs, enumName, formatAge, formatBytes, formatDuration, formatResources, workerUse } from "../../src/dashboard/format.js";
 import { parseRoute, jobHref } from "../../src/dashboard/route.js";
 import { RECONNECT_MAX_MS, reconnectDelayMs } from "../../src/dashboard/reconnect.js";
+import { byNamespace, entrypointSummary, taskSummary } from "../../src/dashboard/summaries.js";
 
 describe("dashboard formatting", () => {
   test("durations", () => {
@@ -69,6 +81,36 @@ describe("dashboard formatting", () => {
     ]);
     // A worker whose attempts hold more than it has (a shrunk worker) shows nothing free, never a negative.
     assert.equal(workerUse(create(WorkerResourcesSchema, { cpu: 1 }), create(WorkerResourcesSchema, { cpu: 2 }))[0]?.free, "0");
+  });
+});
+
+describe("dashboard summaries", () => {
+  test("a job's tasks: succeeded of all, and running while some run", () => {
+    const job = (...states: TaskState[]) => create(JobSchema, { tasks: states.map((state, taskIndex) => create(TaskSchema, { taskIndex, state })) });
+    assert.equal(taskSummary(job(TaskState.SUCCEEDED, TaskState.SUCCEEDED, TaskState.FAILED)), "2/3 succeeded");
+    assert.equal(taskSummary(job(TaskState.RUNNING, TaskState.RUNNING)), "2/2 running");
+    assert.equal(taskSummary(job(TaskState.RUNNING, TaskState.SUCCEEDED, TaskState.PENDING)), "1/3 running, 1 succeeded");
+    assert.equal(taskSummary(job()), "0/0 succeeded");
+  });
+
+  test("what a job runs: its argv, quoted where a shell would need it, or its function", () => {
+    const command = create(JobSpecSchema, { entrypoint: { kind: { case: "command", value: { argv: ["sh", "-c", "echo hi; exit 3"] } } } });
+    assert.equal(entrypointSummary(command), 'sh -c "echo hi; exit 3"');
+    const fn = create(JobSpecSchema, { entrypoint: { kind: { case: "function", value: { module: "file:///app/train.ts", name: "train" } } } });
+    assert.equal(entrypointSummary(fn), "train() from file:///app/train.ts");
+    assert.equal(entrypointSummary(undefined), "—");
+  });
+
+  test("endpoints by namespace, namespaces and names in order", () => {
+    const endpoint = (namespace: string, name: string, address: string) => create(EndpointSchema, { namespace, name, address });
+    const grouped = byNamespace([endpoint("b", "y", "2"), endpoint("a", "z", "1"), endpoint("b", "x", "3"), endpoint("b", "x", "1")]);
+    assert.deepEqual(
+      grouped.map(([ns, list]) => [ns, list.map((e) => `${e.name}@${e.address}`)]),
+      [
+        ["a", ["z@1"]],
+        ["b", ["x@1", "x@3", "y@2"]],
+      ],
+    );
   });
 });
 

@@ -1,18 +1,11 @@
 // The endpoints page: the name → address registry of every namespace, one
 // table per namespace, with the owning job and the metadata.
-import type { Endpoint } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { Labels } from "../components/labels.js";
 import { EmptyState, ErrorState, Loading } from "../components/states.js";
 import { Age, Time } from "../components/time.js";
 import { jobHref } from "../route.js";
+import { byNamespace } from "../summaries.js";
 import { useRpc } from "../use-rpc.js";
-
-/** Endpoints by namespace, namespaces and names in order. */
-export function byNamespace(endpoints: readonly Endpoint[]): [string, Endpoint[]][] {
-  const groups = new Map<string, Endpoint[]>();
-  for (const e of endpoints) groups.set(e.namespace, [...(groups.get(e.namespace) ?? []), e]);
-  return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([ns, list]) => [ns, list.sort((a, b) => a.name.localeCompare(b.name) || a.address.localeCompare(b.address))]);
-}
 
 export function EndpointsPage() {
   const { data, error } = useRpc("ListEndpoints", async (client, signal) => (await client.listEndpoints({ allNamespaces: true }, { signal })).endpoints, []);

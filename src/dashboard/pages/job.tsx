@@ -1,7 +1,7 @@
 // A job's page: its status, spec, tasks with every attempt, its error, a live
 // log tail, and a button to stop it while it runs.
 import { useState } from "preact/hooks";
-import { JobState, Priority, TaskState, type Job, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { JobState, Priority, TaskState, type Job } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { describeFailure, refusalOf } from "../api.js";
 import { LogTail } from "../components/log-tail.js";
 import { StateBadge } from "../components/state-badge.js";
@@ -9,23 +9,11 @@ import { ErrorState, Loading } from "../components/states.js";
 import { Duration, Time } from "../components/time.js";
 import { enumName, formatResources } from "../format.js";
 import { useSession } from "../session.js";
+import { entrypointSummary } from "../summaries.js";
 import { useRpc } from "../use-rpc.js";
 
 /** States in which a job can still be stopped. */
 const UNFINISHED = new Set([JobState.PENDING, JobState.BUILDING, JobState.RUNNING, JobState.UNSCHEDULABLE]);
-
-/** What a job runs: its command line, or its remote function. */
-export function entrypointSummary(spec: JobSpec | undefined): string {
-  const kind = spec?.entrypoint?.kind;
-  switch (kind?.case) {
-    case "command":
-      return kind.value.argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(" ");
-    case "function":
-      return `${kind.value.name}() from ${kind.value.module}`;
-    default:
-      return "—";
-  }
-}
 
 /** Props of {@link JobPage}. */
 export interface JobPageProps {

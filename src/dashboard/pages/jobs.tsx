@@ -1,27 +1,19 @@
 // The jobs page: every namespace's jobs, newest first, filtered by state and
 // name prefix; each row links to the job's page.
 import { useState } from "preact/hooks";
-import { JobState, TaskState, type Job } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { JobState } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import { StateBadge } from "../components/state-badge.js";
 import { EmptyState, ErrorState, Loading } from "../components/states.js";
 import { Duration } from "../components/time.js";
 import { enumName, formatResources } from "../format.js";
 import { jobHref } from "../route.js";
+import { taskSummary } from "../summaries.js";
 import { useRpc } from "../use-rpc.js";
 
 /** The states a user filters by, in lifecycle order. */
 const FILTER_STATES = [JobState.PENDING, JobState.BUILDING, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.UNSCHEDULABLE];
 /** Rows listed at most. */
 const LIMIT = 500;
-
-/** "2/3 succeeded", or "1/3 running, 2 succeeded" while some run. */
-export function taskSummary(job: Job): string {
-  const total = job.tasks.length;
-  const succeeded = job.tasks.filter((t) => t.state === TaskState.SUCCEEDED).length;
-  const running = job.tasks.filter((t) => t.state === TaskState.RUNNING).length;
-  if (running === 0) return `${succeeded}/${total} succeeded`;
-  return succeeded > 0 ? `${running}/${total} running, ${succeeded} succeeded` : `${running}/${total} running`;
-}
 
 export function JobsPage() {
   const [state, setState] = useState<JobState | undefined>(undefined);
