@@ -1,9 +1,6 @@
-// The dashboard's entry point in the browser (bundled into dist/dashboard/app.js).
+// The dashboard's entry point in the browser (bundled into dist/dashboard/assets/app.js).
 import { render } from "preact";
-
-function App() {
-  return <h1>Fluster</h1>;
-}
+import { App } from "./app.js";
 
 const root = document.getElementById("app");
 if (root) render(<App />, root);
