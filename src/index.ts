@@ -96,7 +96,9 @@ export {
 export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.js";
 export { actorContext, type ActorContext } from "./actor/context.js";
 export { ActorError } from "./actor/errors.js";
-export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState } from "./pool/worker-pool.js";
+export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState, type SubmitOptions, type WorkerPoolWithOptions } from "./pool/worker-pool.js";
+export type { TaskExecutorStats } from "./pool/executor.js";
+export { taskSignal } from "./core/task-signal.js";
 export {
   createJobContext,
   getJobContext,
