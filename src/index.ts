@@ -72,6 +72,8 @@ export {
   JobFailedError,
   type ClusterOptions,
   type WaitOptions,
+  type MonitorOptions,
+  type LogsOptions,
   type LogLine,
   type EndpointInfo,
   type WorkerInfo,
