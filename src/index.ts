@@ -115,6 +115,7 @@ export {
   type ActorHandle,
   type CreateActorOptions,
   type JobWaitOptions,
+  type JobGetOptions,
 } from "./job/index.js";
 export {
   Dataset,
