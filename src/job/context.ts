@@ -80,7 +80,8 @@ export interface TaskOptions {
    * `threads`: a queued task is dropped, a running one's thread is
    * terminated; `cluster`: a pool task is cancelled on its worker (its
    * `taskSignal()` aborts; see `WorkerPool`), a task with resources of its
-   * own has its job terminated (it ends `killed`). @default none
+   * own has its job terminated (it ends `killed`). It applies to `run`
+   * only: `createActor` ignores it. @default none
    */
   signal?: AbortSignal;
 }
@@ -182,8 +183,10 @@ export interface JobContext {
   /**
    * `run` and `createActor` with per-call options, as Ray's `f.options(...)`
    * (`run` takes the task's arguments as rest parameters, so options cannot
-   * follow them): `ctx.withOptions({ resources: { cpu: 2 } }).run(f, x)`.
-   * The options are checked here, once: a ValidationError names a bad field.
+   * follow them): `ctx.withOptions({ resources: { cpu: 2 } }).run(f, x)`;
+   * a cancellable task: `ctx.withOptions({ signal }).run(f, x)` (see
+   * {@link TaskOptions.signal}). The options are checked here, once: a
+   * ValidationError names a bad field.
    */
   withOptions(options: TaskOptions): JobContextWithOptions;
   /**
