@@ -4,33 +4,19 @@
 // and cluster (a pool task is cancelled on its worker; a task job is killed).
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { getEventListeners } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { ValidationError } from "../../src/core/errors.js";
 import { createJobContext, type JobContext } from "../../src/job/index.js";
 import { heartbeat } from "../fixtures/abort/tasks.js";
 import { slowIdentity, square } from "../fixtures/job/tasks.js";
 import { useLocalCluster } from "../helpers/local-cluster.js";
 import { eventually } from "../helpers/index.js";
+import { stopsBeating } from "../helpers/heartbeats.js";
 
 const isAbortError = (signal: AbortSignal) => (err: unknown) => err === signal.reason && (err as Error).name === "AbortError";
-
-/** Sizes of the beat files: equal twice apart means nothing beats any more. */
-function beatSizes(dir: string): number[] {
-  return readdirSync(dir)
-    .filter((f) => f.startsWith("beat-"))
-    .sort()
-    .map((f) => statSync(join(dir, f)).size);
-}
-
-async function assertStoppedBeating(dir: string): Promise<void> {
-  const first = beatSizes(dir);
-  await delay(300);
-  assert.deepEqual(beatSizes(dir), first, "no task beats after its cancel");
-}
 
 describe("JobContext cancellation", { timeout: 240_000 }, () => {
   let ctx: JobContext | undefined;
@@ -67,7 +53,7 @@ describe("JobContext cancellation", { timeout: 240_000 }, () => {
     abort.abort();
     await assert.rejects(async () => beating, isAbortError(abort.signal));
     await eventually(() => existsSync(join(dir, "cancelled-0")), { what: "the task to see its signal" });
-    await assertStoppedBeating(dir);
+    await stopsBeating(dir);
     assert.equal(getEventListeners(abort.signal, "abort").length, 0);
   });
 
@@ -81,7 +67,7 @@ describe("JobContext cancellation", { timeout: 240_000 }, () => {
     abort.abort();
     await assert.rejects(async () => running, isAbortError(abort.signal));
     await assert.rejects(async () => queued, isAbortError(abort.signal));
-    await assertStoppedBeating(dir);
+    await stopsBeating(dir);
     assert.equal(existsSync(join(dir, "start-1")), false, "the queued task never started");
     assert.equal(await ctx.get(ctx.run(square, 5)), 25);
     assert.equal(getEventListeners(abort.signal, "abort").length, 0);
@@ -125,7 +111,7 @@ describe("JobContext cancellation", { timeout: 240_000 }, () => {
       abort.abort();
       await assert.rejects(async () => beating, isAbortError(abort.signal));
       await eventually(() => existsSync(join(dir, "cancelled-0")), { what: "the task to see its signal on the worker", timeoutMs: 15_000 });
-      await assertStoppedBeating(dir);
+      await stopsBeating(dir);
     });
 
     test("a task with resources of its own has its job terminated: the job ends killed", async () => {
@@ -138,7 +124,7 @@ describe("JobContext cancellation", { timeout: 240_000 }, () => {
       abort.abort();
       await assert.rejects(async () => beating, isAbortError(abort.signal));
       await eventually(async () => (await local.cluster.poll(job.jobId)).status === "killed", { what: "the task's job to be killed", timeoutMs: 30_000 });
-      await assertStoppedBeating(dir);
+      await stopsBeating(dir);
     });
   });
 });
