@@ -70,8 +70,8 @@ export interface SubmitOptions {
   /**
    * Cancels the task(s) when it aborts: a task not yet sent to a worker is
    * never sent; a running one is cancelled on its worker (its
-   * {@link taskSignal} aborts; one that ignores it runs to the end and its
-   * result is dropped). The promise rejects at once with `signal.reason`
+   * `taskSignal()` aborts; one that ignores it runs to the end and its
+   * result is dropped, and the worker counts it cancelled). The promise rejects at once with `signal.reason`
    * (a DOMException named "AbortError" unless the caller gave another
    * reason); an already-aborted signal rejects without sending anything.
    * @default none: tasks run to the end
