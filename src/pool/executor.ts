@@ -62,7 +62,7 @@ export class TaskExecutor {
   }
 
   /**
-   * The cancel message: aborts the signal ({@link taskSignal}) of each named
+   * The cancel message: aborts the signal (`taskSignal()`) of each named
    * task running here, and marks the others so they are never begun. Returns
    * how many were running.
    */
