@@ -72,6 +72,8 @@ export {
   JobFailedError,
   type ClusterOptions,
   type WaitOptions,
+  type MonitorOptions,
+  type LogsOptions,
   type LogLine,
   type EndpointInfo,
   type WorkerInfo,
@@ -96,7 +98,9 @@ export {
 export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.js";
 export { actorContext, type ActorContext } from "./actor/context.js";
 export { ActorError } from "./actor/errors.js";
-export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState } from "./pool/worker-pool.js";
+export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState, type SubmitOptions, type WorkerPoolWithOptions } from "./pool/worker-pool.js";
+export type { TaskExecutorStats } from "./pool/executor.js";
+export { taskSignal } from "./core/task-signal.js";
 export {
   createJobContext,
   getJobContext,
@@ -111,6 +115,7 @@ export {
   type ActorHandle,
   type CreateActorOptions,
   type JobWaitOptions,
+  type JobGetOptions,
 } from "./job/index.js";
 export {
   Dataset,

@@ -39,6 +39,12 @@ export interface ClusterContextOptions {
   actorStartTimeoutSeconds?: number;
 }
 
+/** Why a cancelled task's job is terminated, from the abort's reason. */
+function cancelReason(reason: unknown): string {
+  const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+  return text.includes("task cancelled") ? text : `task cancelled by its caller (${text})`;
+}
+
 export class ClusterContext extends BaseJobContext {
   readonly kind = "cluster" as const;
   private readonly options: ClusterContextOptions;
@@ -91,11 +97,16 @@ export class ClusterContext extends BaseJobContext {
     const remoteFn = fn as unknown as RemoteFunction<unknown[], unknown>;
     const { resources } = options;
     // The pool's workers all have the same size: a task that asks for its own resources gets a job of its own.
-    if (resources) return this.track((signal) => this.runAsJob(remoteFn, args, resources, signal));
-    return this.track(async () => (await this.pool()).submit(remoteFn, ...(await resolveArgs(args))));
+    if (resources) return this.track((signal) => this.runAsJob(remoteFn, args, resources, signal), options.signal);
+    // `signal` aborts when the caller's does or close() gives up on the task: the pool then cancels it on its worker.
+    return this.track(async (signal) => {
+      const pool = await this.pool();
+      const values = await resolveArgs(args);
+      return pool.withOptions({ signal }).submit(remoteFn, ...values);
+    }, options.signal);
   }
 
-  /** Runs one task as a function job with `resources`; `signal` (close() gave up on it) terminates the job. */
+  /** Runs one task as a function job with `resources`; `signal` (the caller's, or close() gave up on it) terminates the job. */
   private async runAsJob(fn: RemoteFunction<unknown[], unknown>, args: readonly unknown[], resources: ResourceConfig, signal: AbortSignal): Promise<unknown> {
     const cluster = await this.cluster();
     const ref = remoteRef(fn);
@@ -112,11 +123,11 @@ export class ClusterContext extends BaseJobContext {
     });
     this.taskJobs.add(jobId);
     // Kept for release(), so that close() resolves only once the job is stopped.
-    const stop = () => void this.terminations.push(cluster.terminate(jobId, "task cancelled: the job context was closed").catch(() => undefined));
+    const stop = () => void this.terminations.push(cluster.terminate(jobId, cancelReason(signal.reason)).catch(() => undefined));
     if (signal.aborted) stop();
     signal.addEventListener("abort", stop, { once: true });
     try {
-      const [outcome] = await cluster.results<TaskJobOutcome>(jobId);
+      const [outcome] = await cluster.results<TaskJobOutcome>(jobId, { signal });
       if (!outcome) throw new FlusterError(`task job ${jobId} returned no outcome`, "internal");
       if (!outcome.ok) throw outcome.error;
       return outcome.value;

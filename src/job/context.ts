@@ -7,6 +7,7 @@ import { FlusterError, ValidationError, describeValue } from "../core/errors.js"
 import type { RemoteFunction } from "../core/remote.js";
 import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
 import { checkNonNegative } from "../core/validate.js";
+import { abortable, checkSignal, onAbort } from "../core/abort.js";
 import type { ActorProxy } from "../actor/pool.js";
 
 export type JobContextKind = "sync" | "threads" | "cluster";
@@ -71,6 +72,24 @@ export interface TaskOptions {
    * ignore it. @default the context's task pool
    */
   resources?: ResourceConfig | ResourceConfigInit;
+  /**
+   * Cancels each task run through the view when it aborts: its future
+   * rejects at once with `signal.reason` (an already-aborted signal starts
+   * nothing), and the task is stopped where it runs — `sync`: its
+   * `taskSignal()` aborts (inline code cannot be stopped otherwise);
+   * `threads`: a queued task is dropped, a running one's thread is
+   * terminated; `cluster`: a pool task is cancelled on its worker (its
+   * `taskSignal()` aborts; see `WorkerPool`), a task with resources of its
+   * own has its job terminated (it ends `killed`). It applies to `run`
+   * only: `createActor` ignores it. @default none
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link JobContext.get}. */
+export interface GetOptions {
+  /** Stops waiting when it aborts: rejects with `signal.reason`; the tasks run on (cancel them with `withOptions({ signal })`). @default none */
+  signal?: AbortSignal;
 }
 
 /** `run` and `createActor` of a context with {@link TaskOptions} applied: what `ctx.withOptions(...)` returns. */
@@ -84,9 +103,10 @@ export interface JobContextWithOptions {
 /** Task options once checked: resources built (and validated) once. */
 export interface CompiledTaskOptions {
   readonly resources?: ResourceConfig;
+  readonly signal?: AbortSignal;
 }
 
-const TASK_OPTION_KEYS = ["resources"] as const;
+const TASK_OPTION_KEYS = ["resources", "signal"] as const;
 
 /**
  * Checks the resources of one task or actor; throws a ValidationError naming
@@ -108,7 +128,8 @@ export function compileTaskOptions(options: TaskOptions): CompiledTaskOptions {
     if (!(TASK_OPTION_KEYS as readonly string[]).includes(key)) throw new ValidationError(`options.${key}`, `is not a task option (known: ${TASK_OPTION_KEYS.join(", ")})`);
   }
   const resources = compileTaskResources(options.resources);
-  return resources ? { resources } : {};
+  const signal = checkSignal(options.signal, "options.signal");
+  return { ...(resources ? { resources } : {}), ...(signal ? { signal } : {}) };
 }
 
 export interface WaitOptions {
@@ -116,6 +137,8 @@ export interface WaitOptions {
   numReturns?: number;
   /** Return what is done after this long, even if fewer than `numReturns`. @default no limit */
   timeoutSeconds?: number;
+  /** Stops waiting when it aborts: rejects with `signal.reason`; the tasks run on. @default none */
+  signal?: AbortSignal;
 }
 
 export interface CloseOptions {
@@ -134,15 +157,23 @@ type Arg<T> = T | TaskFuture<T> | ObjectRef<T>;
 /** Runs tasks and actors somewhere; see {@link createJobContext}. */
 export interface JobContext {
   readonly kind: JobContextKind;
-  /** Runs `fn(...args)` as a task. Futures and refs among the arguments are resolved first. */
+  /**
+   * Runs `fn(...args)` as a task. Futures and refs among the arguments are
+   * resolved first. To make it cancellable, run it through
+   * `withOptions({ signal })` (see {@link TaskOptions.signal}).
+   */
   run<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited<R>>;
-  /** The value of a future or ref, or of each in an array. */
-  get<T>(ref: TaskFuture<T> | ObjectRef<T>): Promise<T>;
-  get<T extends readonly unknown[]>(refs: T): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
+  /**
+   * The value of a future or ref, or of each in an array. `options.signal`
+   * stops the wait (rejecting with its reason), not the tasks.
+   */
+  get<T>(ref: TaskFuture<T> | ObjectRef<T>, options?: GetOptions): Promise<T>;
+  get<T extends readonly unknown[]>(refs: T, options?: GetOptions): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
   /**
    * Waits until `numReturns` futures are done (or the timeout). `done` holds at
    * most `numReturns` of them, in completion order (as Ray's `wait`), and
-   * `pending` the rest, in the given order, finished or not.
+   * `pending` the rest, in the given order, finished or not. `options.signal`
+   * stops the wait (rejecting with its reason), not the tasks.
    */
   wait<T>(futures: readonly TaskFuture<T>[], options?: WaitOptions): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }>;
   /** A reference to `value` that tasks receive as the value itself. */
@@ -152,8 +183,10 @@ export interface JobContext {
   /**
    * `run` and `createActor` with per-call options, as Ray's `f.options(...)`
    * (`run` takes the task's arguments as rest parameters, so options cannot
-   * follow them): `ctx.withOptions({ resources: { cpu: 2 } }).run(f, x)`.
-   * The options are checked here, once: a ValidationError names a bad field.
+   * follow them): `ctx.withOptions({ resources: { cpu: 2 } }).run(f, x)`;
+   * a cancellable task: `ctx.withOptions({ signal }).run(f, x)` (see
+   * {@link TaskOptions.signal}). The options are checked here, once: a
+   * ValidationError names a bad field.
    */
   withOptions(options: TaskOptions): JobContextWithOptions;
   /**
@@ -205,13 +238,15 @@ export abstract class BaseJobContext implements JobContext {
 
   /**
    * Runs one task of this context: `work` starts it (and may stop it when
-   * `signal` aborts). The future settles with its outcome, or rejects
-   * `cancelled` when close() stops waiting for it.
+   * the signal it gets aborts). The future settles with its outcome, or
+   * rejects `cancelled` when close() stops waiting for it, or with
+   * `caller.reason` when the caller's signal aborts (an aborted one starts nothing).
    */
-  protected track<T>(work: (signal: AbortSignal) => Promise<T>): TaskFuture<T> {
+  protected track<T>(work: (signal: AbortSignal) => Promise<T>, caller?: AbortSignal): TaskFuture<T> {
     this.checkOpen("run a task");
+    if (caller?.aborted) return new TaskFuture(Promise.reject(caller.reason as Error));
     const abort = new AbortController();
-    let cancel: (reason: FlusterError) => void = () => undefined;
+    let cancel: (reason: unknown) => void = () => undefined;
     const cancelled = new Promise<never>((_, reject) => (cancel = reject));
     const started = (async () => work(abort.signal))();
     const task: InFlightTask = {
@@ -222,7 +257,11 @@ export abstract class BaseJobContext implements JobContext {
       },
     };
     this.inFlight.add(task);
-    const forget = () => this.inFlight.delete(task);
+    const unlink = onAbort(caller, (reason) => task.cancel(reason));
+    const forget = () => {
+      unlink();
+      this.inFlight.delete(task);
+    };
     task.settled.then(forget, forget);
     return new TaskFuture(task.settled as Promise<T>);
   }
@@ -252,10 +291,16 @@ export abstract class BaseJobContext implements JobContext {
     return this.closing;
   }
 
-  get<T>(ref: TaskFuture<T> | ObjectRef<T>): Promise<T>;
-  get<T extends readonly unknown[]>(refs: T): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
-  get(refs: unknown): Promise<unknown> {
-    return getValues(refs);
+  get<T>(ref: TaskFuture<T> | ObjectRef<T>, options?: GetOptions): Promise<T>;
+  get<T extends readonly unknown[]>(refs: T, options?: GetOptions): Promise<{ [K in keyof T]: Unwrap<T[K]> }>;
+  get(refs: unknown, options: GetOptions = {}): Promise<unknown> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = checkSignal(options.signal, "options.signal");
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return abortable(getValues(refs), signal);
   }
 
   wait<T>(futures: readonly TaskFuture<T>[], options?: WaitOptions): Promise<{ done: TaskFuture<T>[]; pending: TaskFuture<T>[] }> {
@@ -267,10 +312,10 @@ export abstract class BaseJobContext implements JobContext {
   }
 }
 
-/** A task close() waits for, and cancels if it must. */
+/** A task close() waits for, and cancels if it must (or its caller's signal does). */
 interface InFlightTask {
   readonly settled: Promise<unknown>;
-  cancel(reason: FlusterError): void;
+  cancel(reason: unknown): void;
 }
 
 /** Resolves when every promise has settled, or after `seconds`, whichever comes first. */
@@ -301,22 +346,29 @@ async function waitFor<T>(futures: readonly TaskFuture<T>[], options: WaitOption
   const want = options.numReturns ?? 1;
   if (!Number.isInteger(want) || want < 0) throw new ValidationError("numReturns", `must be a whole number ≥ 0, got ${String(want)}`);
   if (want > futures.length) throw new ValidationError("numReturns", `is ${want} but only ${futures.length} future(s) were given`);
+  const signal = checkSignal(options.signal, "signal");
+  signal?.throwIfAborted();
   const done: TaskFuture<T>[] = futures.filter((f) => f.done());
   if (done.length < want) {
-    await new Promise<void>((resolve) => {
-      const timer = options.timeoutSeconds !== undefined ? setTimeout(resolve, options.timeoutSeconds * 1000) : undefined;
-      for (const future of futures) {
-        if (future.done()) continue;
-        const mark = () => {
-          if (!done.includes(future)) done.push(future);
-          if (done.length >= want) {
-            if (timer) clearTimeout(timer);
-            resolve();
-          }
-        };
-        future.then(mark, mark);
-      }
-    });
+    let timer: NodeJS.Timeout | undefined;
+    let unlink: () => void = () => undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = options.timeoutSeconds !== undefined ? setTimeout(resolve, options.timeoutSeconds * 1000) : undefined;
+        unlink = onAbort(signal, reject);
+        for (const future of futures) {
+          if (future.done()) continue;
+          const mark = () => {
+            if (!done.includes(future)) done.push(future);
+            if (done.length >= want) resolve();
+          };
+          future.then(mark, mark);
+        }
+      });
+    } finally {
+      clearTimeout(timer);
+      unlink();
+    }
   }
   // As Ray's wait: at most numReturns are returned done, even when more have finished.
   const returned = done.slice(0, want);

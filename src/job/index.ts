@@ -60,4 +60,5 @@ export {
   type ActorHandle,
   type CreateActorOptions,
   type WaitOptions as JobWaitOptions,
+  type GetOptions as JobGetOptions,
 } from "./context.js";

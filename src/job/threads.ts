@@ -7,7 +7,7 @@ import { Piscina } from "piscina";
 import { ValidationError } from "../core/errors.js";
 import { isRemoteFunction, remoteRef } from "../core/remote.js";
 import { decodeValue } from "../rpc/codec.js";
-import { ActorNames, BaseJobContext, ObjectRef, TaskFuture, inProcessActor, resolveArgs, type ActorHandle, type CreateActorOptions } from "./context.js";
+import { ActorNames, BaseJobContext, ObjectRef, TaskFuture, inProcessActor, resolveArgs, type ActorHandle, type CompiledTaskOptions, type CreateActorOptions } from "./context.js";
 import type { ThreadOutcome, ThreadTask } from "./thread-runtime.js";
 
 export interface ThreadsContextOptions {
@@ -31,8 +31,12 @@ export class ThreadsContext extends BaseJobContext {
     this.pool.on("error", () => undefined);
   }
 
-  /** Resources were checked by withOptions; nothing here runs elsewhere, so they do not matter. */
-  protected runTask(fn: (...args: never[]) => unknown, args: readonly unknown[]): TaskFuture<unknown> {
+  /**
+   * Resources were checked by withOptions; nothing here runs elsewhere, so
+   * they do not matter. A cancelled task (its caller's signal, or close())
+   * leaves Piscina's queue, or has its thread terminated if it runs.
+   */
+  protected runTask(fn: (...args: never[]) => unknown, args: readonly unknown[], options: CompiledTaskOptions): TaskFuture<unknown> {
     if (!isRemoteFunction(fn)) {
       throw new ValidationError(
         "fn",
@@ -45,7 +49,7 @@ export class ThreadsContext extends BaseJobContext {
       const outcome = (await this.pool.run({ ref, args: values } satisfies ThreadTask, { signal })) as ThreadOutcome;
       if (outcome.ok) return outcome.value;
       throw decodeValue(outcome.error);
-    });
+    }, options.signal);
   }
 
   createActor<C extends new (...args: never[]) => object>(cls: C, args: ConstructorParameters<C>, options: CreateActorOptions = {}): Promise<ActorHandle<InstanceType<C>>> {

@@ -2,6 +2,7 @@
 // workers first; queued tasks travel in batches; a worker lost mid-task has
 // its tasks re-run on another.
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { validateEnvironment, type EnvironmentConfig } from "../core/environment.js";
@@ -10,12 +11,13 @@ import type { JobId } from "../core/job.js";
 import { isRemoteFunction, remoteRef, type RemoteFunction, type RemoteRef } from "../core/remote.js";
 import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
 import { checkInteger } from "../core/validate.js";
+import { checkSignal, onAbort } from "../core/abort.js";
 import { backoffDelay } from "../core/backoff.js";
 import { ActorError } from "../actor/errors.js";
 import { CallNotDeliveredError } from "../actor/errors.js";
 import type { ActorEndpoint, ActorPool } from "../actor/pool.js";
 import { ClusterResolver } from "../actor/resolver.js";
-import { EXECUTOR_CONCURRENCY, hostTaskExecutor, type TaskExecutor, type TaskOutcome } from "./executor.js";
+import { EXECUTOR_CONCURRENCY, hostTaskExecutor, type TaskCall, type TaskExecutor, type TaskOutcome } from "./executor.js";
 
 /** Options of {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -63,6 +65,35 @@ export function compileWorkerPoolOptions(options: WorkerPoolOptions): CompiledWo
   };
 }
 
+/** Options of one submission: `map(fn, items, options)`, or `withOptions(options).submit(fn, ...args)`. */
+export interface SubmitOptions {
+  /**
+   * Cancels the task(s) when it aborts: a task not yet sent to a worker is
+   * never sent; a running one is cancelled on its worker (its
+   * `taskSignal()` aborts; one that ignores it runs to the end and its
+   * result is dropped, and the worker counts it cancelled). The promise rejects at once with `signal.reason`
+   * (a DOMException named "AbortError" unless the caller gave another
+   * reason); an already-aborted signal rejects without sending anything.
+   * @default none: tasks run to the end
+   */
+  signal?: AbortSignal;
+}
+
+/** `submit` and `map` with {@link SubmitOptions} applied: what `pool.withOptions(...)` returns. */
+export interface WorkerPoolWithOptions {
+  /** As {@link WorkerPool.submit}, with the view's options. */
+  submit<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: A): Promise<Awaited<R>>;
+  /** As {@link WorkerPool.map}, with the view's options. */
+  map<T, R>(fn: RemoteFunction<[T], R>, items: Iterable<T>): Promise<Awaited<R>>[];
+}
+
+/** Checks SubmitOptions up front; throws a ValidationError naming the bad field. */
+function compileSubmitOptions(options: SubmitOptions): SubmitOptions {
+  if (options === null || typeof options !== "object") throw new ValidationError("options", "must be an object such as { signal }");
+  const signal = checkSignal(options.signal, "options.signal");
+  return signal ? { signal } : {};
+}
+
 /**
  * Lifecycle:
  * - `running`: worker jobs launched (they join as they start); accepts tasks.
@@ -72,12 +103,19 @@ export function compileWorkerPoolOptions(options: WorkerPoolOptions): CompiledWo
 export type WorkerPoolState = "running" | "stopping" | "stopped";
 
 interface QueuedTask {
+  /** Names the task in a cancel message. */
+  id: string;
   ref: RemoteRef;
   args: unknown[];
+  /** Settle the task's promise; after the first call they do nothing (a cancelled task's late answer is dropped). */
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
   /** Times the task was lost with its worker. */
   losses: number;
+  /** The task's promise has settled (an answer, a failure, or its signal aborted). */
+  settled: boolean;
+  /** The worker it was last sent to, while it is there. */
+  slot?: WorkerSlot;
 }
 
 interface WorkerSlot {
@@ -117,7 +155,11 @@ export class WorkerPool {
   /** Follows the pool's registered workers while it has work (and a little after). */
   private watching: AbortController | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private readonly counters = { submitted: 0, succeeded: 0, failed: 0, rerun: 0 };
+  private readonly counters = { submitted: 0, succeeded: 0, failed: 0, cancelled: 0, rerun: 0 };
+  /** Ids of cancelled tasks per worker, sent as one cancel message per worker at the end of the current turn. */
+  private readonly cancels = new Map<WorkerSlot, string[]>();
+  /** Task ids: the pool's name and a counter. */
+  private nextTaskId = 0;
   /** Moving average of a task's time on a worker (a batch's round trip over its size); undefined until a batch has come back. */
   private taskMs: number | undefined;
   /** False for a pool attached by name: its workers belong to another process. */
@@ -168,8 +210,8 @@ export class WorkerPool {
     return [...this.slots.values()].filter((s) => !s.dead).length;
   }
 
-  /** Task counts so far; `rerun` counts tasks sent again after their worker was lost. */
-  get stats(): { submitted: number; succeeded: number; failed: number; rerun: number; queued: number } {
+  /** Task counts so far; `cancelled` counts tasks whose signal aborted; `rerun` counts tasks sent again after their worker was lost. */
+  get stats(): { submitted: number; succeeded: number; failed: number; cancelled: number; rerun: number; queued: number } {
     return { ...this.counters, queued: this.queue.length };
   }
 
@@ -193,32 +235,116 @@ export class WorkerPool {
     this.updateSlots(await this.actors.waitForSize(min, { timeoutSeconds: options.timeoutSeconds ?? 300 }));
   }
 
-  /** Runs `fn(...args)` on a worker. */
+  /**
+   * Runs `fn(...args)` on a worker. To cancel it, submit through
+   * {@link withOptions}: `pool.withOptions({ signal }).submit(fn, x)`
+   * (`args` are rest parameters, so options cannot follow them).
+   */
   submit<A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: A): Promise<Awaited<R>> {
+    return this.submitTask(fn, args, undefined) as Promise<Awaited<R>>;
+  }
+
+  /**
+   * Runs `fn(item)` for every item; one promise per item, in order. When
+   * `options.signal` aborts, every task of the call is cancelled (see
+   * {@link SubmitOptions.signal}) and every promise not yet settled rejects
+   * with `signal.reason`.
+   */
+  map<T, R>(fn: RemoteFunction<[T], R>, items: Iterable<T>, options: SubmitOptions = {}): Promise<Awaited<R>>[] {
+    const { signal } = compileSubmitOptions(options);
+    return this.mapTasks(fn, items, signal) as Promise<Awaited<R>>[];
+  }
+
+  /**
+   * `submit` and `map` with per-call options, as `JobContext.withOptions`:
+   * `pool.withOptions({ signal }).submit(fn, x)`. The options are checked
+   * here, once: a ValidationError names a bad field.
+   */
+  withOptions(options: SubmitOptions): WorkerPoolWithOptions {
+    const { signal } = compileSubmitOptions(options);
+    return {
+      submit: <A extends unknown[], R>(fn: RemoteFunction<A, R>, ...args: A) => this.submitTask(fn, args, signal) as Promise<Awaited<R>>,
+      map: <T, R>(fn: RemoteFunction<[T], R>, items: Iterable<T>) => this.mapTasks(fn, items, signal) as Promise<Awaited<R>>[],
+    };
+  }
+
+  /**
+   * One task per item. The tasks listen to a signal of the call's own, tied
+   * to the caller's by one listener (removed once every task has settled),
+   * so a map of many items adds one listener to the caller's signal, not one per item.
+   */
+  private mapTasks(fn: unknown, items: Iterable<unknown>, signal: AbortSignal | undefined): Promise<unknown>[] {
+    if (!signal) return Array.from(items, (item) => this.submitTask(fn, [item], undefined));
+    const own = new AbortController();
+    setMaxListeners(0, own.signal);
+    const unlink = onAbort(signal, (reason) => own.abort(reason));
+    const promises = Array.from(items, (item) => this.submitTask(fn, [item], own.signal));
+    void Promise.allSettled(promises).then(unlink);
+    return promises;
+  }
+
+  /** Queues one task; `signal` cancels it (see {@link SubmitOptions.signal}). */
+  private submitTask(fn: unknown, args: unknown[], signal: AbortSignal | undefined): Promise<unknown> {
     if (!isRemoteFunction(fn)) {
       return Promise.reject(new ValidationError("fn", "must be a remote function: `export const f = remote(import.meta.url, function f() {...})`"));
     }
     if (this.stateValue !== "running") return Promise.reject(new FlusterError(`worker pool ${this.name} is ${this.stateValue}`, "failed_precondition"));
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     this.counters.submitted += 1;
-    return new Promise<Awaited<R>>((resolve, reject) => {
-      const settle = {
-        resolve: (value: unknown) => {
+    return new Promise<unknown>((resolve, reject) => {
+      let dispose: () => void = () => undefined;
+      const task: QueuedTask = {
+        id: `${this.name}/${this.nextTaskId++}`,
+        ref: remoteRef(fn),
+        args,
+        losses: 0,
+        settled: false,
+        resolve: (value) => {
+          if (task.settled) return;
+          task.settled = true;
+          dispose();
           this.counters.succeeded += 1;
-          resolve(value as Awaited<R>);
+          resolve(value);
         },
-        reject: (reason: unknown) => {
+        reject: (reason) => {
+          if (task.settled) return;
+          task.settled = true;
+          dispose();
           this.counters.failed += 1;
           reject(reason);
         },
       };
-      this.queue.push({ ref: remoteRef(fn), args, ...settle, losses: 0 });
+      this.queue.push(task);
+      dispose = onAbort(signal, (reason) => this.cancel(task, reason, reject));
       this.pump();
     });
   }
 
-  /** Runs `fn(item)` for every item; one promise per item, in order. */
-  map<T, R>(fn: RemoteFunction<[T], R>, items: Iterable<T>): Promise<Awaited<R>>[] {
-    return Array.from(items, (item) => this.submit(fn, item));
+  /** A task's signal aborted: a queued task leaves the queue unsent; a sent one is cancelled on its worker. Either way its promise rejects now. */
+  private cancel(task: QueuedTask, reason: unknown, reject: (reason: unknown) => void): void {
+    if (task.settled) return;
+    task.settled = true;
+    this.counters.cancelled += 1;
+    const queued = this.queue.indexOf(task);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    else if (task.slot) this.sendCancel(task.slot, task.id);
+    reject(reason);
+  }
+
+  /** Gathers the cancelled ids of one turn (a map's abort cancels all its tasks at once) into one message per worker. */
+  private sendCancel(slot: WorkerSlot, taskId: string): void {
+    const ids = this.cancels.get(slot);
+    if (ids) {
+      ids.push(taskId);
+      return;
+    }
+    this.cancels.set(slot, [taskId]);
+    queueMicrotask(() => {
+      const batch = this.cancels.get(slot) ?? [];
+      this.cancels.delete(slot);
+      // Best effort: a worker that cannot be reached is not running the task either (or is being replaced).
+      this.actors.invokeOn(slot.endpoint, "cancel", [batch]).catch(() => undefined);
+    });
   }
 
   /** Terminates the worker jobs; tasks not yet finished are rejected. */
@@ -268,10 +394,11 @@ export class WorkerPool {
 
   private send(slot: WorkerSlot, batch: QueuedTask[]): void {
     slot.inFlight += 1;
+    for (const task of batch) task.slot = slot;
     const call =
       batch.length === 1
-        ? this.actors.invokeOn(slot.endpoint, "run", [batch[0]?.ref, batch[0]?.args]).then((value): TaskOutcome[] => [{ ok: true, value }])
-        : (this.actors.invokeOn(slot.endpoint, "runBatch", [batch.map((t) => [t.ref, t.args])]) as Promise<TaskOutcome[]>);
+        ? this.actors.invokeOn(slot.endpoint, "run", [batch[0]?.ref, batch[0]?.args, batch[0]?.id]).then((value): TaskOutcome[] => [{ ok: true, value }])
+        : (this.actors.invokeOn(slot.endpoint, "runBatch", [batch.map((t): TaskCall => [t.ref, t.args, t.id])]) as Promise<TaskOutcome[]>);
     const sentAt = performance.now();
     call.then(
       (outcomes) => {
@@ -280,6 +407,7 @@ export class WorkerPool {
         const perTask = (performance.now() - sentAt) / batch.length;
         this.taskMs = this.taskMs === undefined ? perTask : 0.8 * this.taskMs + 0.2 * perTask;
         batch.forEach((task, i) => {
+          task.slot = undefined;
           const outcome = outcomes[i];
           if (outcome?.ok) task.resolve(outcome.value);
           else task.reject(taskError(outcome?.error, slot.endpoint));
@@ -290,6 +418,7 @@ export class WorkerPool {
         slot.inFlight -= 1;
         if (err instanceof ActorError) {
           // The task itself threw (single-task path): the worker is fine.
+          for (const task of batch) task.slot = undefined;
           batch[0]?.reject(err);
           this.pump();
           return;
@@ -298,6 +427,9 @@ export class WorkerPool {
         // brings its replacement; the worker itself is tried again after a backoff.
         this.markDead(slot);
         for (const task of batch.reverse()) {
+          task.slot = undefined;
+          // A cancelled task is not sent again.
+          if (task.settled) continue;
           task.losses += err instanceof CallNotDeliveredError ? 0 : 1;
           if (task.losses > MAX_LOSSES) task.reject(err);
           else {

@@ -7,6 +7,7 @@
 import { availableParallelism } from "node:os";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { ValidationError } from "../core/errors.js";
+import { abortable, checkSignal } from "../core/abort.js";
 import { refuseWhileImportingByReference } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { createJobContext, type JobContext } from "../job/index.js";
@@ -42,6 +43,16 @@ export interface ExecuteOptions {
    * how a caller shows progress. Zephyr itself never draws.
    */
   onShard?: (event: ShardProgress) => void;
+  /**
+   * Cancels the run when it aborts: no further shard is started, running
+   * shards are cancelled on their backend (sync: they stop at their next
+   * batch; threads: their threads are terminated; cluster: their pool
+   * tasks are cancelled, and a shard's functions see `taskSignal()` abort),
+   * the run's spilled chunks are removed, and the promise rejects with
+   * `signal.reason`. An already-aborted signal starts nothing. Files a
+   * writeJsonl/writeText stage finished before the abort stay. @default none
+   */
+  signal?: AbortSignal;
 }
 
 /** One finished shard, as `onShard` sees it. */
@@ -86,13 +97,14 @@ function chooseBackend(ds: Dataset<unknown>, requested: Backend | undefined): Ba
  * Runs `task(0..count-1)` with at most `limit` at once; results in input
  * order. After a failure no new task starts, and the first error is thrown
  * once the running ones have settled (so nothing writes after clean-up).
+ * Once `signal` aborts no new task starts either, and its reason is thrown.
  */
-async function runLimited<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
+async function runLimited<T>(count: number, limit: number, task: (i: number) => Promise<T>, signal: AbortSignal | undefined): Promise<T[]> {
   const results = new Array<T>(count);
   let next = 0;
   let failure: { error: unknown } | undefined;
   const lanes = Array.from({ length: Math.min(limit, count) }, async () => {
-    while (next < count && !failure) {
+    while (next < count && !failure && !signal?.aborted) {
       const i = next++;
       try {
         results[i] = await task(i);
@@ -102,13 +114,15 @@ async function runLimited<T>(count: number, limit: number, task: (i: number) => 
     }
   });
   await Promise.all(lanes);
+  signal?.throwIfAborted();
   if (failure) throw failure.error;
   return results;
 }
 
 /**
  * Runs the pipeline and returns its records in shard order — or, for a
- * pipeline ending in `writeJsonl`/`writeText`, the paths of the files written.
+ * pipeline ending in `writeJsonl`/`writeText`, the paths of the files
+ * written. `options.signal` cancels the run (see {@link ExecuteOptions.signal}).
  */
 export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): Promise<T[]> {
   // A module that runs a pipeline as it loads would run it again in every worker that imports it.
@@ -124,6 +138,8 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
   if (typeof spillThresholdBytes !== "number" || !(spillThresholdBytes >= 0)) {
     throw new ValidationError("spillThresholdBytes", `must be a number of bytes ≥ 0, got ${String(spillThresholdBytes)}`);
   }
+  const signal = checkSignal(options.signal, "signal");
+  signal?.throwIfAborted();
 
   // Shards of the source: slices of a list, or one file each.
   const source = pipeline.source;
@@ -136,6 +152,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
     sourceInputs = (await expandGlob(source.pattern)).map((path) => ({ kind: "file", path }));
   }
   const stages = planStages(pipeline, sourceInputs.length);
+  signal?.throwIfAborted();
 
   const storage = new StorageManager(options.storagePath);
   const ownContext = !options.context && backend !== "sync";
@@ -150,18 +167,21 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
           workerResources: options.workerResources ?? { cpu: 1, memory: "1g" },
         }));
   try {
+    await storage.create();
+    // Cancels every shard the run starts, wherever it runs.
+    const shards = ctx?.withOptions(signal ? { signal } : {});
     let inputs = sourceInputs;
     let results: ShardResult[] = [];
     for (const stage of stages) {
       let done = 0;
-      const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes };
+      const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes, root: storage.runDir };
       const run = async (shard: number): Promise<ShardResult> => {
         const input = inputs[shard] as ShardInput;
         const result =
-          ctx === undefined
-            ? await runShard(stage, shard, input, shardStorage)
+          ctx === undefined || shards === undefined
+            ? await abortable(runShard(stage, shard, input, shardStorage, signal), signal)
             : await ctx.get(
-                ctx.run(runShardTask, {
+                shards.run(runShardTask, {
                   definition: { ref: pipeline.origin!.ref, args: [...pipeline.origin!.args] },
                   sourceShards: sourceInputs.length,
                   stage: stage.index,
@@ -169,6 +189,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
                   input,
                   storage: shardStorage,
                 }),
+                signal ? { signal } : {},
               );
         done += 1;
         options.onShard?.({
@@ -183,10 +204,10 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
         });
         return result;
       };
-      results = await runLimited(stage.numShards, maxParallelism, run);
+      results = await runLimited(stage.numShards, maxParallelism, run, signal);
       inputs = nextInputs(stages[stage.index + 1], results);
     }
-    return (await collect(results)) as T[];
+    return (await abortable(collect(results), signal)) as T[];
   } finally {
     if (ownContext) await ctx?.close();
     await storage.cleanup();

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import { remote, resolveRemote, type RemoteRef } from "../core/remote.js";
+import { runWithTaskSignal, taskSignal } from "../core/task-signal.js";
 import { encodeValue } from "../rpc/codec.js";
 import { Dataset, type Key, type SortKey } from "./dataset.js";
 import { LineWriter, formatShardPattern, readJsonl, readLines } from "./io.js";
@@ -36,6 +37,8 @@ export interface ShardStorage {
   /** Directory for this stage's spilled chunks. */
   dir: string;
   spillThresholdBytes: number;
+  /** The run's directory, which shards never create (see ChunkTarget.root). @default none */
+  root?: string;
 }
 
 /** Everything a worker needs to run a shard of a pipeline it rebuilds from its definition. */
@@ -50,10 +53,28 @@ export interface ShardTask {
 
 // ------------------------------------------------------------------ running a stage
 
-export async function runShard(stage: Stage, shard: number, input: ShardInput, storage: ShardStorage): Promise<ShardResult> {
-  let stream = readInput(stage, input);
-  for (const op of stage.ops) stream = applyOp(op, stream, shard);
-  return writeOutput(stage, shard, stream, storage);
+/**
+ * Runs one shard. When `signal` aborts, the shard stops at its next batch
+ * (throwing the signal's reason); the pipeline's own functions may stop
+ * sooner by checking `taskSignal()`, which is `signal` while they run.
+ */
+export async function runShard(stage: Stage, shard: number, input: ShardInput, storage: ShardStorage, signal?: AbortSignal): Promise<ShardResult> {
+  signal?.throwIfAborted();
+  let stream = untilAborted(readInput(stage, input), signal);
+  for (const op of stage.ops) stream = untilAborted(applyOp(op, stream, shard), signal);
+  const run = () => writeOutput(stage, shard, stream, storage);
+  return signal ? runWithTaskSignal(signal, run) : run();
+}
+
+/** The batches of `input`, until `signal` aborts: then the next step throws its reason. */
+function untilAborted(input: Batches, signal: AbortSignal | undefined): Batches {
+  if (!signal) return input;
+  return (async function* () {
+    for await (const batch of input) {
+      signal.throwIfAborted();
+      yield batch;
+    }
+  })();
 }
 
 async function* batchesOf(records: readonly unknown[]): Batches {
@@ -231,7 +252,12 @@ async function writeOutput(stage: Stage, shard: number, stream: Batches, storage
   }
   // A fresh prefix per attempt: a shard re-run after its worker was lost never meets the old files.
   const prefix = `shard-${String(shard).padStart(5, "0")}-${randomUUID().slice(0, 8)}`;
-  const target = (part?: number) => ({ dir: storage.dir, prefix: part === undefined ? prefix : `${prefix}-p${part}`, spillThresholdBytes: storage.spillThresholdBytes });
+  const target = (part?: number) => ({
+    dir: storage.dir,
+    prefix: part === undefined ? prefix : `${prefix}-p${part}`,
+    spillThresholdBytes: storage.spillThresholdBytes,
+    ...(storage.root !== undefined ? { root: storage.root } : {}),
+  });
   if (output.kind === "collect" || output.kind === "single") {
     const writer = new ChunkWriter(target());
     for await (const batch of stream) await writer.add(batch);
@@ -335,10 +361,14 @@ function stagesOf(task: ShardTask): Promise<Stage[]> {
   return stages;
 }
 
-/** The task the threads and cluster backends run: one shard of one stage. */
+/**
+ * The task the threads and cluster backends run: one shard of one stage. It
+ * stops when its task is cancelled (on a pool worker its taskSignal aborts;
+ * a thread is terminated).
+ */
 export const runShardTask = remote(import.meta.url, async function runShardTask(task: ShardTask): Promise<ShardResult> {
   const stages = await stagesOf(task);
   const stage = stages[task.stage];
   if (!stage) throw new FlusterError(`the rebuilt pipeline ${task.definition.ref.name} has ${stages.length} stages, not ${task.stage + 1}: does its definition build the same pipeline every time?`, "failed_precondition");
-  return runShard(stage, task.shard, task.input, task.storage);
+  return runShard(stage, task.shard, task.input, task.storage, taskSignal());
 });

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 
@@ -53,6 +53,13 @@ export interface ChunkTarget {
   readonly prefix: string;
   /** Chunks whose encoding is at least this many bytes go to a file. */
   readonly spillThresholdBytes: number;
+  /**
+   * A directory above `dir` that the writer never creates: once it is gone
+   * (the run ended and removed it), a spill fails instead of bringing it
+   * back, so a shard still running after its run was cancelled leaves
+   * nothing behind. @default none: every missing directory is created
+   */
+  readonly root?: string;
 }
 
 /** Records per chunk, at most. */
@@ -96,12 +103,34 @@ export class ChunkWriter {
       return;
     }
     if (!this.madeDir) {
-      await mkdir(this.target.dir, { recursive: true });
+      await makeDirUnder(this.target.dir, this.target.root);
       this.madeDir = true;
     }
     const path = join(this.target.dir, `${this.target.prefix}-${String(this.written++).padStart(5, "0")}.chunk`);
     await writeFile(path, data);
     this.refs.push({ kind: "storage", path, count: records.length, bytes: data.byteLength });
+  }
+}
+
+/** Creates `dir` and its missing parents below `root`; `root` itself must exist (it is never created). */
+async function makeDirUnder(dir: string, root: string | undefined): Promise<void> {
+  if (root === undefined) {
+    await mkdir(dir, { recursive: true });
+    return;
+  }
+  const below = relative(root, dir);
+  if (below.startsWith("..") || isAbsolute(below)) throw new FlusterError(`chunk directory ${dir} is not under its run directory ${root}`, "internal");
+  let path = root;
+  for (const part of below.split(sep).filter((p) => p !== "")) {
+    path = join(path, part);
+    try {
+      await mkdir(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") continue;
+      if (code === "ENOENT") throw new FlusterError(`the run's storage directory ${root} is gone (the run ended or was cancelled)`, "cancelled", { cause: err });
+      throw err;
+    }
   }
 }
 
@@ -128,7 +157,13 @@ export class StorageManager {
     return join(this.runDir, `stage-${index}`);
   }
 
+  /** Creates the run's directory; chunk writers given it as their `root` create only what lies below it. */
+  async create(): Promise<void> {
+    await mkdir(this.runDir, { recursive: true });
+  }
+
   async cleanup(): Promise<void> {
-    await rm(this.runDir, { recursive: true, force: true });
+    // Retried: a shard of a cancelled run may add a file while the tree is being removed (ENOTEMPTY).
+    await rm(this.runDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
   }
 }

@@ -22,6 +22,7 @@ import { groupInfoFromProto, jobInfoFromProto, jobSpecToProto, jobStateToProto, 
 import { fromConnectError, isTransportFailure } from "../../rpc/errors.js";
 import { backoffDelay, retryStream } from "../../core/backoff.js";
 import { checkPositive } from "../../core/validate.js";
+import { checkSignal } from "../../core/abort.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { WorkerService } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
 import { EnvironmentSpecSchema, LogStream, type Endpoint, type Job } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
@@ -126,6 +127,42 @@ export interface WaitOptions {
   timeoutSeconds?: number;
   /** Throw a {@link JobFailedError} when a job ends other than `succeeded`. @default false */
   raiseOnFailure?: boolean;
+  /**
+   * Stops waiting when it aborts: the watch streams end and the promise
+   * rejects with `signal.reason` (at once for an already-aborted signal).
+   * The jobs are not touched (waiting started no remote work; use
+   * `terminate` to stop a job). @default none
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Cluster.monitor}. */
+export interface MonitorOptions {
+  /** Where the job's stdout goes. @default process.stdout */
+  out?: NodeJS.WritableStream;
+  /** Where the job's stderr goes. @default process.stderr */
+  err?: NodeJS.WritableStream;
+  /**
+   * Stops streaming and waiting when it aborts: the log stream ends and the
+   * promise rejects with `signal.reason`; the job runs on. @default none
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Cluster.logs}. */
+export interface LogsOptions {
+  /** Keep streaming new output until the job finishes. @default false */
+  follow?: boolean;
+  /** Only this task's output. @default every task's */
+  taskIndex?: number;
+  /** Only output written at or after this time. @default all of it */
+  since?: Date;
+  /**
+   * Ends the stream when it aborts: the RPC stream is closed and the
+   * iteration throws `signal.reason` on its next step (at once for an
+   * already-aborted signal). @default none
+   */
+  signal?: AbortSignal;
 }
 
 /** A job ended `failed`, `killed` or `unschedulable` and the caller asked to raise on failure. */
@@ -334,16 +371,33 @@ export class Cluster {
     return jobInfoFromProto(res.job);
   }
 
-  /** Waits until the job (or every job) is finished. */
+  /**
+   * Waits until the job (or every job) is finished. `options.signal`
+   * stops the wait: the promise rejects with its reason and the jobs run on.
+   */
   wait(jobId: JobId, options?: WaitOptions): Promise<JobInfo>;
   wait(jobIds: readonly JobId[], options?: WaitOptions): Promise<JobInfo[]>;
   async wait(jobIds: JobId | readonly JobId[], options: WaitOptions = {}): Promise<JobInfo | JobInfo[]> {
     const many = Array.isArray(jobIds);
     const ids: readonly JobId[] = many ? jobIds : [jobIds as JobId];
-    const signal = options.timeoutSeconds !== undefined ? AbortSignal.timeout(options.timeoutSeconds * 1000) : undefined;
+    const given = checkSignal(options.signal, "signal");
+    given?.throwIfAborted();
+    const timeout = options.timeoutSeconds !== undefined ? AbortSignal.timeout(options.timeoutSeconds * 1000) : undefined;
+    // A signal of our own (AbortSignal.any keeps no listener on the caller's), so raising its listener limit touches nothing of the caller's.
+    const signal = given ? AbortSignal.any(timeout ? [given, timeout] : [given]) : timeout;
     // One listener per job's watch stream (each released when its stream ends), so not a leak.
     if (signal) setMaxListeners(0, signal);
-    const infos = await Promise.all(ids.map((id) => this.waitOne(id, signal, options.timeoutSeconds)));
+    const infos = await Promise.all(
+      ids.map(async (id) => {
+        try {
+          return await this.waitOne(id, signal, options.timeoutSeconds);
+        } catch (err) {
+          // The caller's abort wins over the deadline error a stopped watch leads to.
+          if (given?.aborted) throw given.reason;
+          throw err;
+        }
+      }),
+    );
     if (options.raiseOnFailure) {
       const failed = infos.find((info) => info.status !== "succeeded");
       if (failed) throw new JobFailedError(failed);
@@ -370,14 +424,17 @@ export class Cluster {
    * (`failed_precondition`: it has no values, only logs); a job that ended
    * other than `succeeded` throws a {@link JobFailedError} naming the task at
    * fault ("job X failed: task 2 failed: RangeError: …"); a succeeded task
-   * whose value the controller lacks throws `not_found`.
+   * whose value the controller lacks throws `not_found`. `signal` stops the
+   * wait as in {@link wait}: the promise rejects with its reason.
    */
   async results<T = unknown>(jobId: JobId, options: ResultsOptions = {}): Promise<T[]> {
     if (options.timeoutSeconds !== undefined) checkPositive(options.timeoutSeconds, "timeoutSeconds");
+    const signal = checkSignal(options.signal, "signal");
+    signal?.throwIfAborted();
     let job = await this.jobRecord(jobId);
     if (isCommandJob(job)) throw commandJobError(jobId);
     if (!isFinished(jobInfoFromProto(job).status)) {
-      await this.wait(jobId, options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {});
+      await this.wait(jobId, { ...(options.timeoutSeconds !== undefined ? { timeoutSeconds: options.timeoutSeconds } : {}), ...(signal ? { signal } : {}) });
       job = await this.jobRecord(jobId);
     }
     const info = jobInfoFromProto(job);
@@ -447,36 +504,56 @@ export class Cluster {
     }
   }
 
-  /** Streams the job's logs to stdout/stderr until it finishes; resolves to its final state. */
-  async monitor(jobId: JobId, options: { out?: NodeJS.WritableStream; err?: NodeJS.WritableStream } = {}): Promise<JobInfo> {
+  /**
+   * Streams the job's logs to stdout/stderr until it finishes; resolves to
+   * its final state. `options.signal` stops streaming and waiting (the log
+   * stream is closed; the job runs on) and rejects with its reason.
+   */
+  async monitor(jobId: JobId, options: MonitorOptions = {}): Promise<JobInfo> {
+    const signal = checkSignal(options.signal, "signal");
+    signal?.throwIfAborted();
     const out = options.out ?? process.stdout;
     const err = options.err ?? process.stderr;
     const info = await this.poll(jobId);
+    signal?.throwIfAborted();
     const prefix = info.tasks.length > 1;
-    for await (const line of this.logs(jobId, { follow: true })) {
+    for await (const line of this.logs(jobId, { follow: true, ...(signal ? { signal } : {}) })) {
       const text = prefix ? line.data.replace(/^(?=.)/gm, `[${line.taskIndex}] `) : line.data;
       (line.stream === "stderr" ? err : out).write(text);
     }
-    return this.wait(jobId);
+    return this.wait(jobId, signal ? { signal } : {});
   }
 
-  /** The job's output, chunk by chunk; with `follow`, until the job finishes. */
-  async *logs(jobId: JobId, options: { follow?: boolean; taskIndex?: number; since?: Date } = {}): AsyncGenerator<LogLine> {
+  /**
+   * The job's output, chunk by chunk; with `follow`, until the job
+   * finishes. When `options.signal` aborts, the RPC stream is closed and
+   * the iteration throws `signal.reason` on its next step.
+   */
+  async *logs(jobId: JobId, options: LogsOptions = {}): AsyncGenerator<LogLine> {
+    const signal = checkSignal(options.signal, "signal");
+    signal?.throwIfAborted();
     await this.greet(() => this.rpc.getJobStatus({ jobId }));
+    signal?.throwIfAborted();
     try {
-      const stream = this.rpc.streamJobLogs({
-        jobId,
-        follow: options.follow ?? false,
-        ...(options.taskIndex !== undefined ? { taskIndex: options.taskIndex } : {}),
-      });
+      const stream = this.rpc.streamJobLogs(
+        {
+          jobId,
+          follow: options.follow ?? false,
+          ...(options.taskIndex !== undefined ? { taskIndex: options.taskIndex } : {}),
+        },
+        signal ? { signal } : {},
+      );
       for await (const res of stream) {
         for (const e of res.entries) {
           const time = e.time ? timestampDate(e.time) : new Date();
           if (options.since && time < options.since) continue;
+          // Entries read before the abort are not handed out after it.
+          signal?.throwIfAborted();
           yield { time, stream: e.stream === LogStream.STDERR ? "stderr" : "stdout", data: e.data, taskIndex: e.taskIndex, attemptId: e.attemptId };
         }
       }
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       throw await this.explain(err);
     }
   }

@@ -11,6 +11,8 @@ import { TaskState, type Job, type Task } from "../../rpc/gen/fluster/cluster/v1
 export interface ResultsOptions {
   /** Give up waiting for an unfinished job after this long, with a `deadline_exceeded` error. @default no limit */
   timeoutSeconds?: number;
+  /** Stops waiting for an unfinished job when it aborts: rejects with `signal.reason`; the job runs on. @default none */
+  signal?: AbortSignal;
 }
 
 /** Why a job has no return values: a command job has none to give. */
