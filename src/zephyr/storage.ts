@@ -4,7 +4,7 @@
 // storage directory and travels as its path (StorageRef). A StorageManager
 // owns a run's directory and removes it when the run ends.
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { FlusterError, ValidationError } from "../core/errors.js";
@@ -146,10 +146,14 @@ export function defaultStoragePath(): string {
 export class StorageManager {
   readonly runId = randomUUID().slice(0, 8);
   readonly runDir: string;
+  private readonly storagePath: string;
+  /** Whether this run created the storage path itself: it then removes it too, when no other run uses it. */
+  private madeStoragePath = false;
 
   constructor(storagePath: string = defaultStoragePath()) {
     if (typeof storagePath !== "string" || storagePath === "") throw new ValidationError("storagePath", "must be a directory path");
-    this.runDir = join(resolve(storagePath), `run-${this.runId}`);
+    this.storagePath = resolve(storagePath);
+    this.runDir = join(this.storagePath, `run-${this.runId}`);
   }
 
   /** Where stage `index` spills its chunks. */
@@ -159,11 +163,16 @@ export class StorageManager {
 
   /** Creates the run's directory; chunk writers given it as their `root` create only what lies below it. */
   async create(): Promise<void> {
-    await mkdir(this.runDir, { recursive: true });
+    // mkdir answers the first directory it had to make: the storage path itself when it was missing.
+    const first = await mkdir(this.runDir, { recursive: true });
+    this.madeStoragePath = first !== undefined && resolve(first) === this.storagePath;
   }
 
   async cleanup(): Promise<void> {
     // Retried: a shard of a cancelled run may add a file while the tree is being removed (ENOTEMPTY).
     await rm(this.runDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    if (!this.madeStoragePath) return;
+    // Only when empty: another run may be using it now.
+    await rmdir(this.storagePath).catch(() => undefined);
   }
 }

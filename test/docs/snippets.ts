@@ -102,6 +102,13 @@ export const PLANS: Record<string, SnippetPlan> = {
     with: ["README.md › Remote functions: code travels by reference #1"],
     prints: [/^49 \[ 1, 4, 9 \]$/m],
   },
+  "README.md › Cancellation #1": { kind: "module", saveAs: "slow.ts" },
+  "README.md › Cancellation #2": {
+    kind: "program",
+    saveAs: "cancel.ts",
+    with: ["README.md › Cancellation #1"],
+    prints: [/^AbortError\n4$/m],
+  },
   "README.md › Job contexts: one program, inline, on threads or on a cluster #1": {
     kind: "program",
     saveAs: "contexts.ts",
