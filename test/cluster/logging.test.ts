@@ -5,7 +5,7 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -138,6 +138,20 @@ process.exit(0);`;
     }
     assert.throws(() => createLogger({ component: "worker", level: "verbose" as never }), /^ValidationError: level must be one of debug, info, warn, error, silent, got "verbose"$/);
     assert.throws(() => createLogger({ component: "worker", format: "xml" as never }), /^ValidationError: format must be one of json, pretty, auto, got "xml"$/);
+  });
+});
+
+describe("docs/logging.md", () => {
+  test("its tables name every event the controller and the worker log, and no other", () => {
+    const sources = readdirSync(join(REPO_ROOT, "src/cluster"), { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".ts"))
+      .map((file) => readFileSync(join(REPO_ROOT, "src/cluster", file), "utf8"));
+    const logged = new Set(sources.flatMap((text) => [...text.matchAll(/event: "([a-z_]+)"/g)].map((m) => m[1])));
+    const doc = readFileSync(join(REPO_ROOT, "docs/logging.md"), "utf8");
+    const documented = new Set([...doc.matchAll(/^\| `([a-z_]+)` \| (?:debug|info|warn|error) \|/gm)].map((m) => m[1]));
+    assert.ok(logged.size >= 30, `found only ${logged.size} events in src/cluster`);
+    assert.deepEqual([...logged].filter((e) => !documented.has(e)).sort(), [], "logged but not documented");
+    assert.deepEqual([...documented].filter((e) => !logged.has(e)).sort(), [], "documented but never logged");
   });
 });
 

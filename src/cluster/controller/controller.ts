@@ -805,7 +805,8 @@ export class Controller {
       const reason = worker.record.healthReason ?? failure.message;
       this.logger.warn({ event: "worker_unhealthy", workerId, address, reason }, `worker ${workerId} (${address}) is unhealthy and gets no new attempts: ${reason}`);
     } else if (worker.record.health === "unreachable" && before === "healthy") {
-      this.logger.warn({ event: "worker_unreachable", workerId, address, reason: failure.message }, `worker ${workerId} (${address}) does not answer: ${failure.message}; it gets no new attempts until it does`);
+      // Info, not warn: it is often a blip, and a worker that stays silent gets its worker_lost warning.
+      this.logger.info({ event: "worker_unreachable", workerId, address, reason: failure.message }, `worker ${workerId} (${address}) does not answer: ${failure.message}; it gets no new attempts until it does`);
     }
   }
 
