@@ -11,9 +11,11 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { Cluster } from "../../src/cluster/client/cluster.js";
 import { LocalCluster } from "../../src/cluster/client/local-cluster.js";
+import { startController } from "../../src/cluster/controller/server.js";
+import { WorkerDaemon } from "../../src/cluster/worker/daemon.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { ValidationError } from "../../src/core/errors.js";
-import { createLogger } from "../../src/core/logger.js";
+import { createLogger, silentLogger } from "../../src/core/logger.js";
 import { REPO_ROOT, cleanEnv, eventually, freePort, runNode, stopProcess, waitForLine } from "../helpers/index.js";
 import { captureLogs, type LogRecord } from "../helpers/logs.js";
 
@@ -220,6 +222,32 @@ describe("fluster controller serve and worker serve, stderr piped", { timeout: 1
     assert.equal(bad.code, 1);
     assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
     assert.match(bad.stderr, /--log-level <level>' argument 'loud' is invalid\. Allowed choices are debug, info, warn, error, silent/);
+  });
+});
+
+describe("a worker daemon asked to kill an attempt", { timeout: 60_000 }, () => {
+  test("logs the request with its reason, then the attempt's end with the signal that ended it", async () => {
+    const server = await startController({ stateDir: ":memory:", reconcileIntervalSeconds: 0.2, logger: silentLogger() });
+    const logs = captureLogs("worker");
+    const daemon = new WorkerDaemon({ controllerUrl: server.url, workerId: "w-kill", workDir: join(tempDir(), "work"), cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, logger: logs.logger });
+    const client = Cluster.connect(server.url);
+    try {
+      await daemon.start();
+      const jobId = await client.launch({ name: "stopped", resources: { cpu: 0.5, memory: "32m" }, entrypoint: Entrypoint.fromCommand(["sleep", "60"]) });
+      await eventually(() => logs.events("attempt_started").length > 0, { what: "the attempt to start", timeoutMs: 30_000 });
+      await client.terminate(jobId, "enough");
+      await eventually(() => logs.events("attempt_ended").length > 0, { what: "the attempt to end", timeoutMs: 30_000 });
+      const requested = logs.events("attempt_kill_requested");
+      assert.ok(requested.length >= 1, logs.messages.join("\n"));
+      assert.deepEqual([requested[0]?.workerId, requested[0]?.jobId, requested[0]?.attemptId, requested[0]?.reason], ["w-kill", jobId, `${jobId}/0/0`, "enough"]);
+      const [ended] = logs.events("attempt_ended");
+      assert.deepEqual([ended?.attemptId, ended?.state, ended?.signal, ended?.exitCode], [`${jobId}/0/0`, "killed", "SIGTERM", undefined]);
+      assert.match(ended?.msg ?? "", /^attempt \S+ ended killed \(signal SIGTERM\): enough/);
+    } finally {
+      await client.close();
+      await daemon.shutdown();
+      await server.shutdown();
+    }
   });
 });
 
