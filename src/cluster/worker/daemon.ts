@@ -448,7 +448,8 @@ export class WorkerDaemon {
   async shutdown(): Promise<void> {
     if (this.stateValue === "stopped" || this.stateValue === "stopping") return;
     this.stateValue = "stopping";
-    this.logger.info({ event: "worker_stopping", attempts: [...this.attempts.values()].filter((e) => e.final === undefined && (e.running === undefined || e.running.state === "running")).length }, "stopping: killing the attempts still running");
+    const live = [...this.attempts.values()].filter((e) => (e.running ? e.running.state === "running" : e.final === undefined)).length;
+    this.logger.info({ event: "worker_stopping", attempts: live }, `stopping: killing the ${live} attempt(s) still running`);
     this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
     if (this.faultTimer) clearInterval(this.faultTimer);
@@ -765,7 +766,7 @@ export class WorkerDaemon {
         const entry = this.attempts.get(req.attemptId);
         if (!entry) throw new FlusterError(`attempt ${req.attemptId} not found on worker ${this.workerId}`, "not_found");
         const reason = req.reason || "killed by request";
-        if (!entry.final && entry.running?.state !== "succeeded") {
+        if (entry.running ? entry.running.state === "running" : entry.final === undefined) {
           this.logger.info({ event: "attempt_kill_requested", ...attemptIdsOf(entry.assignment), reason, force: req.force, by: "KillTask" }, `killing attempt ${req.attemptId} on request: ${reason}`);
         }
         this.killAttempt(entry, reason, req.force);
