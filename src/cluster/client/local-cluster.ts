@@ -136,8 +136,8 @@ export class LocalCluster extends Cluster {
     return this.workerList.filter((w) => w.process.exitCode === null && w.process.signalCode === null);
   }
 
-  /** Starts one more worker daemon; resolves when it has registered. */
-  async addWorker(overrides: Partial<WorkerDaemonOptions> = {}): Promise<LocalWorker> {
+  /** Starts one more worker daemon; resolves when it has registered. It is a process: it logs on stderr by the cluster's `logLevel` and `logFormat`. */
+  async addWorker(overrides: Partial<Omit<WorkerDaemonOptions, "logger">> = {}): Promise<LocalWorker> {
     if (this.shutDown) throw new FlusterError("local cluster is shut down", "failed_precondition");
     const index = this.nextWorker++;
     const count = Math.max(1, this.options.workers ?? 2);
