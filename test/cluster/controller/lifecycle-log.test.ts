@@ -1,7 +1,7 @@
 // The controller's lifecycle lines (docs/logging.md) with the in-memory
 // harness and a clock the test moves: a job that waited, attempts starting
-// and ending, retries by budget, jobs finishing, a worker going silent and
-// coming back, and a worker lost with its attempts.
+// and ending, retries by budget, jobs finishing, a preemption, a worker going
+// silent and coming back, and a worker lost with its attempts.
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { GRACE_MS, Harness } from "./harness.js";
@@ -106,5 +106,19 @@ describe("controller lifecycle lines", () => {
     const ended = fields(h, "attempt_ended").filter((r) => r.attemptId === `${jobId}/0/0`);
     assert.deepEqual(ended.map((r) => [r.state, r.error]), [["worker_failed", lost[0]?.reason]]);
     assert.deepEqual(fields(h, "task_retry_scheduled").map((r) => [r.jobId, r.budget, r.count]), [[jobId, "preemption", 1]]);
+  });
+
+  test("a preemption names the victim and the job it made room for; the victim's task is retried on the preemption budget", async () => {
+    const h = setup();
+    const w = h.addWorker("w1", 2);
+    const batch = await h.launch({ name: "batch", priority: "batch", resources: { cpu: 2, memory: "1g" } });
+    const victim = w.lastStarted;
+    const prod = await h.launch({ name: "prod", priority: "production", resources: { cpu: 2, memory: "1g" } });
+    assert.deepEqual(fields(h, "attempt_preempted"), [
+      { level: "info", component: "controller", event: "attempt_preempted", jobId: batch, taskIndex: 0, attemptId: victim, workerId: "w1", forJobId: prod, reason: `preempted by production job ${prod}` },
+    ]);
+    assert.equal(h.logs.events("attempt_preempted")[0]?.msg, `attempt ${victim} (job ${batch} task 0) on worker w1 preempted by production job ${prod}`);
+    assert.deepEqual(fields(h, "attempt_ended").map((r) => [r.attemptId, r.state]), [[victim, "preempted"]]);
+    assert.deepEqual(fields(h, "task_retry_scheduled").map((r) => [r.jobId, r.budget, r.count, r.limit]), [[batch, "preemption", 1, 100]]);
   });
 });
