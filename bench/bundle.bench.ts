@@ -40,7 +40,7 @@ function run(argv: readonly string[]): Promise<number> {
 async function startController(): Promise<{ url: string; stop: () => Promise<void> }> {
   const stateDir = mkdtempSync(join(tmpdir(), "fluster-bundle-bench-state-"));
   const main = fileURLToPath(new URL("../src/cluster/controller/main.ts", import.meta.url));
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", main, JSON.stringify({ stateDir })], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", main, JSON.stringify({ stateDir, logLevel: "warn" })], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`controller exited with ${code}`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {

@@ -57,7 +57,7 @@ try {
 // workers, so accepted jobs stay pending and only the acceptance path
 // (validate, store, index) is measured; this process is the client.
 const stateDir = mkdtempSync(join(tmpdir(), "fluster-accept-"));
-const controller = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : []), "--import", "tsx", fileURLToPath(new URL("../src/cluster/controller/main.ts", import.meta.url)), JSON.stringify({ stateDir })], {
+const controller = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : []), "--import", "tsx", fileURLToPath(new URL("../src/cluster/controller/main.ts", import.meta.url)), JSON.stringify({ stateDir, logLevel: "warn" })], {
   stdio: ["ignore", "pipe", "inherit"],
 });
 let acceptPerSecond = 0;

@@ -12,6 +12,18 @@ export {
   type TaskState,
 } from "./core/status.js";
 export { parseByteSize, formatByteSize, type ByteSize } from "./core/quantity.js";
+export {
+  createLogger,
+  LOG_LEVELS,
+  LOG_FORMATS,
+  type Logger,
+  type LoggerOptions,
+  type LogFields,
+  type LogLevel,
+  type LogFormat,
+  type LogComponent,
+  type LogDestination,
+} from "./core/logger.js";
 export { TPU_TOPOLOGIES, tpuTopology, type TpuTopologyInfo, type TpuGeneration } from "./core/tpu.js";
 export {
   ResourceConfig,

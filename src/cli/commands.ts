@@ -9,6 +9,7 @@ import { backupStateDatabase } from "../cluster/controller/backup.js";
 import { WorkerDaemon } from "../cluster/worker/daemon.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError } from "../core/errors.js";
+import { checkLogLevel, createLogger, type LogComponent, type Logger } from "../core/logger.js";
 import type { JobInfo } from "../core/job.js";
 import type { JobGroupInfo, ReservationInfo } from "../core/reservation.js";
 import { formatByteSize, parseByteSize } from "../core/quantity.js";
@@ -31,6 +32,7 @@ import type {
   JobLogsOptions,
   JobResultsOptions,
   JobRunOptions,
+  LogOptions,
   OutputOptions,
   WorkerServeOptions,
 } from "./program.js";
@@ -89,6 +91,9 @@ export async function clusterStart(options: ClusterStartOptions): Promise<void> 
   try {
     cluster = await LocalCluster.start({
       workers: options.workers ?? 2,
+      // Run from the command line, the cluster says what it does (a LocalCluster in a program says only what goes wrong).
+      logLevel: options.logLevel ?? checkLogLevel(process.env.FLUSTER_LOG_LEVEL || "info", "FLUSTER_LOG_LEVEL"),
+      ...(options.logFormat ? { logFormat: options.logFormat } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     });
@@ -120,6 +125,7 @@ function dashboardUrl(controllerUrl: string): string {
 
 export async function controllerServe(options: ControllerServeOptions): Promise<void> {
   const server = await startController({
+    logger: daemonLogger("controller", options),
     stateDir: options.stateDir ?? ".fluster",
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 7070,
@@ -148,9 +154,15 @@ export async function controllerBackup(file: string, options: ControllerBackupOp
   );
 }
 
+/** The stderr logger of `controller serve` and `worker serve`, from --log-level and --log-format. */
+function daemonLogger(component: LogComponent, options: LogOptions): Logger {
+  return createLogger({ component, ...(options.logLevel ? { level: options.logLevel } : {}), ...(options.logFormat ? { format: options.logFormat } : {}) });
+}
+
 export async function workerServe(options: WorkerServeOptions): Promise<void> {
   const controllerUrl = options.controller;
   const daemon = new WorkerDaemon({
+    logger: daemonLogger("worker", options),
     controllerUrl,
     host: options.host ?? "127.0.0.1",
     ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),

@@ -2,6 +2,7 @@
 // inspect it. What each command does is one entry of a CommandActions map.
 import { readFileSync } from "node:fs";
 import { Command, Option, type ParseOptions } from "commander";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../core/logger.js";
 import { CliError, oneLine } from "./output.js";
 import {
   collectKeyValue,
@@ -31,7 +32,15 @@ export interface OutputOptions extends GlobalOptions {
   json?: boolean;
 }
 
-export interface ClusterStartOptions extends GlobalOptions {
+/** How a command that runs a daemon logs (docs/logging.md). */
+export interface LogOptions {
+  /** Least severe level written to stderr. @default the FLUSTER_LOG_LEVEL environment variable, else "info" */
+  logLevel?: LogLevel;
+  /** `json`, `pretty` or `auto` (pretty on a terminal). @default the FLUSTER_LOG_FORMAT environment variable, else "auto" */
+  logFormat?: LogFormat;
+}
+
+export interface ClusterStartOptions extends GlobalOptions, LogOptions {
   /** Always true: only local clusters start from the command line (checked before the action runs). */
   local: true;
   /** Number of local worker processes. @default chosen by the action */
@@ -42,7 +51,7 @@ export interface ClusterStartOptions extends GlobalOptions {
   stateDir?: string;
 }
 
-export interface ControllerServeOptions extends GlobalOptions {
+export interface ControllerServeOptions extends GlobalOptions, LogOptions {
   /** Port to listen on. @default chosen by the action */
   port?: number;
   /** Directory of the controller's durable state. @default chosen by the action */
@@ -68,7 +77,7 @@ export interface ControllerBackupOptions extends GlobalOptions {
   stateDir?: string;
 }
 
-export interface WorkerServeOptions extends GlobalOptions {
+export interface WorkerServeOptions extends GlobalOptions, LogOptions {
   /** Controller to register with (checked present before the action runs). */
   controller: string;
   /** CPU cores to advertise. @default detected */
@@ -291,12 +300,14 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ cluster
   const cluster = subcommand(program, "cluster", "start a whole cluster");
   subcommand(cluster, "start", "start a controller and N workers on this machine; prints the dashboard URL")
-    .usage("--local [--workers <n>] [--port <port>] [--state-dir <dir>]")
+    .usage("--local [--workers <n>] [--port <port>] [--state-dir <dir>] [--log-level <level>] [--log-format <format>]")
     .option("--local", "run everything on this machine (the only mode for now)")
     .option("--workers <n>", "number of worker processes", parsePositiveInt)
     .option("--port <port>", "controller port (default: a free port)", parsePort)
     .option("--state-dir <dir>", "controller state directory, kept after exit (default: temporary)")
-    .action(async (opts: { local?: boolean; workers?: number; port?: number; stateDir?: string }, cmd: Command) => {
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
+    .action(async (opts: { local?: boolean; workers?: number; port?: number; stateDir?: string } & LogOptions, cmd: Command) => {
       if (!opts.local) {
         cmd.error("cluster start needs --local; on real machines run `fluster controller serve` and `fluster worker serve` on each host");
       }
@@ -306,7 +317,7 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ controller
   const controller = subcommand(program, "controller", "run the controller daemon");
   subcommand(controller, "serve", "serve the controller: job store, scheduler, endpoint registry, dashboard")
-    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>] [--max-request-size <size>] [--max-replicas <n>] [--max-endpoints-per-job <n>] [--lost-worker-retention <seconds>]")
+    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>] [--max-request-size <size>] [--max-replicas <n>] [--max-endpoints-per-job <n>] [--lost-worker-retention <seconds>] [--log-level <level>] [--log-format <format>]")
     .option("--port <port>", "port to listen on (default: 7070)", parsePort)
     .option("--host <addr>", "address to bind; non-loopback (as it resolves) turns on token auth (default: 127.0.0.1)")
     .option("--state-dir <dir>", "directory for the controller's durable state (default: .fluster)")
@@ -316,6 +327,8 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
     .option("--max-replicas <n>", "most tasks one job may have (default: 10000)", parsePositiveInt)
     .option("--max-endpoints-per-job <n>", "most endpoints one job may hold at once (default: 1000)", parsePositiveInt)
     .option("--lost-worker-retention <seconds>", "seconds a lost worker's record is kept before it is forgotten (default: 86400)", parsePositiveNumber)
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (opts: Omit<ControllerServeOptions, keyof GlobalOptions>, cmd: Command) =>
       finish(await run("controller serve")({ ...globals(cmd), ...opts })),
     );
@@ -340,7 +353,7 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>] [--tls-cert <file> --tls-key <file>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>] [--tls-cert <file> --tls-key <file>] [--log-level <level>] [--log-format <format>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
@@ -353,6 +366,8 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
     .option("--worker-id <id>", "stable worker id (default: <hostname>-<port>)")
     .option("--tls-cert <file>", "serve over TLS with this PEM certificate chain (with --tls-key); the controller needs its CA (--tls-ca)")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (opts: Omit<WorkerServeOptions, "controller" | "label"> & { label?: Record<string, string> }, cmd: Command) => {
       const { controller: url } = globals(cmd);
       if (!url) cmd.error("worker serve needs --controller <url> (or FLUSTER_CLUSTER_ADDRESS)");
@@ -596,6 +611,16 @@ export function missingDashDash(args: readonly string[], program: Command, runCo
 /** An argument as a POSIX shell needs it: bare when safe, else in single quotes. */
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}
+
+/** `--log-level` of the commands that run a daemon; checked against the levels before the action runs. */
+function logLevelOption(): Option {
+  return new Option("--log-level <level>", "least severe log line written to stderr (default: FLUSTER_LOG_LEVEL, else info)").choices(LOG_LEVELS);
+}
+
+/** `--log-format` of the commands that run a daemon. */
+function logFormatOption(): Option {
+  return new Option("--log-format <format>", "log lines as json, pretty, or auto: pretty on a terminal, else JSON (default: FLUSTER_LOG_FORMAT, else auto)").choices(LOG_FORMATS);
 }
 
 function subcommand(parent: Command, name: string, description: string): Command {

@@ -35,6 +35,14 @@ async function serve(stateDir: string, env: NodeJS.ProcessEnv = {}): Promise<{ c
   return { child, url: url as string, stderr: () => stderr };
 }
 
+/** The controller's stderr off a terminal: one JSON object per line. */
+function logLines(stderr: string): Array<{ event: string; msg: string; [field: string]: unknown }> {
+  return stderr
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as { event: string; msg: string });
+}
+
 describe("one controller per state directory", { timeout: 60_000 }, () => {
   test("a second controller on the same state directory fails at once, naming the first; the lock goes at shutdown", async () => {
     const dir = tempDir();
@@ -63,7 +71,10 @@ describe("one controller per state directory", { timeout: 60_000 }, () => {
     await stopProcess(first.child, "SIGKILL");
     assert.equal(existsSync(join(dir, "controller.lock")), true, "a SIGKILLed controller leaves its lock");
     const second = await serve(dir);
-    assert.match(second.stderr(), new RegExp(`taking over \\S+controller\\.lock from controller pid ${first.child.pid} \\(started \\S+\\), which is no longer running`));
+    const takeOvers = logLines(second.stderr()).filter((l) => l.event === "state_lock_taken_over");
+    assert.equal(takeOvers.length, 1, second.stderr());
+    assert.match(takeOvers[0]?.msg ?? "", new RegExp(`^taking over \\S+controller\\.lock from controller pid ${first.child.pid} \\(started \\S+\\), which is no longer running$`));
+    assert.equal(takeOvers[0]?.pid, first.child.pid);
     const lock = JSON.parse(readFileSync(join(dir, "controller.lock"), "utf8")) as { pid: number };
     assert.equal(lock.pid, second.child.pid);
   });
@@ -80,8 +91,18 @@ describe("worker serve with the wrong token", { timeout: 60_000 }, () => {
     assert.deepEqual(result.stderr.trim().split("\n"), [
       `fluster: controller at ${controller.url} refused this worker's token (wrong bearer token): set FLUSTER_TOKEN to the token the controller was started with`,
     ]);
-    const refusals = controller.stderr().split("\n").filter((l) => l.includes("refused"));
+    const refusals = logLines(controller.stderr()).filter((l) => l.msg.includes("refused"));
     assert.equal(refusals.length, 1, controller.stderr());
-    assert.match(refusals[0] ?? "", /^fluster controller: refused worker w-wrong \(http:\/\/127\.0\.0\.1:\d+\): wrong bearer token$/);
+    assert.match(refusals[0]?.msg ?? "", /^refused worker w-wrong \(http:\/\/127\.0\.0\.1:\d+\): wrong bearer token$/);
+    assert.deepEqual({ ...refusals[0], time: undefined, address: undefined, msg: undefined }, {
+      level: "warn",
+      component: "controller",
+      event: "worker_refused",
+      workerId: "w-wrong",
+      reason: "wrong bearer token",
+      time: undefined,
+      address: undefined,
+      msg: undefined,
+    });
   });
 });

@@ -17,6 +17,7 @@ import { Entrypoint } from "../../src/core/entrypoint.js";
 import { hostCalculator, type Calculator } from "../fixtures/actor/calculator.js";
 import { REPO_ROOT, cleanEnv, eventually, stopProcess, waitForLine } from "../helpers/index.js";
 import { collectLogs } from "../helpers/local-cluster.js";
+import { captureLogs, type CapturedLogs } from "../helpers/logs.js";
 
 const bin = join(REPO_ROOT, "bin", "fluster.js");
 const dirs: string[] = [];
@@ -29,10 +30,10 @@ after(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function controller(): Promise<{ server: ControllerServer; logged: string[] }> {
-  const logged: string[] = [];
-  const server = await startController({ stateDir: ":memory:", reconcileIntervalSeconds: 0.2, log: (line) => logged.push(line) });
-  return { server, logged };
+async function controller(): Promise<{ server: ControllerServer; logs: CapturedLogs }> {
+  const logs = captureLogs("controller");
+  const server = await startController({ stateDir: ":memory:", reconcileIntervalSeconds: 0.2, logger: logs.logger });
+  return { server, logs };
 }
 
 const small = { cpu: 0.2, memory: "128m" };
@@ -132,29 +133,32 @@ describe("a worker daemon bound to 0.0.0.0 without --advertise-host", { timeout:
   test("registers the machine's primary address, not 0.0.0.0, and says which it chose", async () => {
     const { server } = await controller();
     cleanups.push(() => server.shutdown());
-    const logged: string[] = [];
-    const daemon = new WorkerDaemon({ controllerUrl: server.url, host: "0.0.0.0", workDir: join(tempDir(), "work"), cpu: 1, memory: 2 ** 30, hostNetwork, log: (l) => logged.push(l) });
+    const logs = captureLogs("worker");
+    const daemon = new WorkerDaemon({ controllerUrl: server.url, host: "0.0.0.0", workDir: join(tempDir(), "work"), cpu: 1, memory: 2 ** 30, hostNetwork, logger: logs.logger });
     cleanups.push(() => daemon.shutdown());
     await daemon.start();
     assert.equal(daemon.advertiseHost, "127.0.0.3");
     assert.deepEqual(server.controller.listWorkers().map((w) => w.record.address), [daemon.address]);
     assert.match(daemon.address, /^http:\/\/127\.0\.0\.3:\d+$/);
-    assert.deepEqual(logged, ["fluster worker: bound to 0.0.0.0; advertising 127.0.0.3 (the default route's interface eth0); set --advertise-host to choose another"]);
+    assert.deepEqual(
+      logs.records.filter((r) => r.level === "warn" || r.level === "error" || r.event.startsWith("advertise_host")).map((r) => [r.event, r.msg]),
+      [["advertise_host_chosen", "bound to 0.0.0.0; advertising 127.0.0.3 (the default route's interface eth0); set --advertise-host to choose another"]],
+    );
   });
 
   test("an advertised address the controller cannot reach is refused with how to fix it", async () => {
-    const { server, logged: controllerLog } = await controller();
+    const { server, logs: controllerLogs } = await controller();
     cleanups.push(() => server.shutdown());
-    const logged: string[] = [];
+    const logs = captureLogs("worker");
     // Bound to 127.0.0.1 only: nothing answers at 127.0.0.4.
-    const daemon = new WorkerDaemon({ controllerUrl: server.url, advertiseHost: "127.0.0.4", workDir: join(tempDir(), "work"), cpu: 1, memory: 2 ** 30, log: (l) => logged.push(l) });
+    const daemon = new WorkerDaemon({ controllerUrl: server.url, advertiseHost: "127.0.0.4", workDir: join(tempDir(), "work"), cpu: 1, memory: 2 ** 30, logger: logs.logger });
     cleanups.push(() => daemon.shutdown());
     void daemon.start().catch(() => undefined); // waits, retrying, until shut down
-    await eventually(() => logged.some((l) => /cannot call worker \S+ at http:\/\/127\.0\.0\.4:\d+: no answer .*; set the worker's --advertise-host to an address the controller can reach/.test(l)), {
+    await eventually(() => logs.messages.some((l) => /cannot call worker \S+ at http:\/\/127\.0\.0\.4:\d+: no answer .*; set the worker's --advertise-host to an address the controller can reach/.test(l)), {
       what: "the worker to say why it is refused",
       timeoutMs: 10_000,
     });
-    assert.ok(controllerLog.some((l) => /refused worker/.test(l)));
+    assert.ok(controllerLogs.events("worker_refused").some((r) => /^refused worker /.test(r.msg)), controllerLogs.messages.join("\n"));
     assert.deepEqual(server.controller.listWorkers(), []);
   });
 });

@@ -27,6 +27,8 @@ import { Counter, nestedSum } from "../fixtures/job/tasks.js";
 import { createJobContext, type JobContext } from "../../src/job/index.js";
 import { eventually } from "../helpers/eventually.js";
 import { collectLogs, useLocalCluster } from "../helpers/local-cluster.js";
+import { silentLogger } from "../../src/core/logger.js";
+import { captureLogs } from "../helpers/logs.js";
 
 const OPERATOR_TOKEN = "identity-test-operator-token";
 const SMALL = { cpu: 0.2, memory: "128m" };
@@ -213,10 +215,10 @@ describe("a worker's credential and a controller restart", { timeout: 120_000 },
   });
 
   test("a credential issued before a restart on the same state directory is still accepted; another controller's is not", async () => {
-    const log = () => undefined;
-    let server = await startController({ stateDir, token: OPERATOR_TOKEN, log });
+    const logger = silentLogger();
+    let server = await startController({ stateDir, token: OPERATOR_TOKEN, logger });
     const port = Number(new URL(server.url).port);
-    const daemon = new WorkerDaemon({ controllerUrl: server.url, workerId: "w-restart", token: OPERATOR_TOKEN, workDir: join(stateDir, "worker"), cpu: 1, memory: 256 * 1024 * 1024, log });
+    const daemon = new WorkerDaemon({ controllerUrl: server.url, workerId: "w-restart", token: OPERATOR_TOKEN, workDir: join(stateDir, "worker"), cpu: 1, memory: 256 * 1024 * 1024, logger });
     try {
       await daemon.start();
       const operator = createRpcChannel(server.url, { token: OPERATOR_TOKEN }).client(ControllerService);
@@ -229,8 +231,8 @@ describe("a worker's credential and a controller restart", { timeout: 120_000 },
       assert.match(credential, /^[\w-]+\.[\w-]+\.[\w-]+$/);
       const publicKey = server.identity?.publicKey;
       await server.shutdown();
-      const logged: string[] = [];
-      server = await startController({ stateDir, port, token: OPERATOR_TOKEN, log: (line) => logged.push(line) });
+      const logs = captureLogs("controller");
+      server = await startController({ stateDir, port, token: OPERATOR_TOKEN, logger: logs.logger });
       assert.equal(server.identity?.publicKey, publicKey, "the signing key was kept in the state database");
       const withCredential = createRpcChannel(server.url, { token: credential }).client(ControllerService);
       // The restarted controller knows the worker from its state; the old credential speaks for it.
@@ -238,9 +240,12 @@ describe("a worker's credential and a controller restart", { timeout: 120_000 },
       // A forged heartbeat is refused, and the operator sees it in the controller's log.
       const asOperator = createRpcChannel(server.url, { token: OPERATOR_TOKEN }).client(ControllerService);
       assert.equal(await codeOf(() => asOperator.heartbeat({ workerId: "w-restart" })), "permission_denied");
-      assert.ok(logged.includes("fluster controller: refused: the cluster token may not call Heartbeat: only a worker's own credential speaks for the worker"), logged.join("\n"));
+      assert.ok(
+        logs.events("call_denied").some((r) => r.msg === "refused: the cluster token may not call Heartbeat: only a worker's own credential speaks for the worker"),
+        logs.messages.join("\n"),
+      );
       // A controller with another state directory has another key: the credential means nothing there.
-      const stranger = await startController({ stateDir: otherDir, token: OPERATOR_TOKEN, log });
+      const stranger = await startController({ stateDir: otherDir, token: OPERATOR_TOKEN, logger });
       try {
         assert.equal(await codeOf(() => createRpcChannel(stranger.url, { token: credential }).client(ControllerService).heartbeat({ workerId: "w-restart" })), "unauthenticated");
       } finally {

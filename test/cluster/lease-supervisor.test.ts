@@ -13,6 +13,7 @@ import { LeaseFileWriter, monotonicMs, readLeaseDeadline } from "../../src/clust
 import { LeaseSupervisor } from "../../src/cluster/worker/lease-supervisor.js";
 import { FENCED_FILE_NAME, PGID_FILE_NAME } from "../../src/cluster/worker/process-group.js";
 import { eventually, isGone } from "../helpers/index.js";
+import { silentLogger } from "../../src/core/logger.js";
 
 describe("lease file", () => {
   test("holds the latest deadline, never moves back, and reads as 0 before the first grant", () => {
@@ -55,7 +56,7 @@ describe("lease supervisor", () => {
       if (!isGone(task.pid!)) process.kill(-task.pid!, "SIGKILL");
     });
     writeFileSync(join(attemptDir, PGID_FILE_NAME), `${task.pid}\njob-1/0/0\n${process.pid}\n`);
-    const supervisor = await LeaseSupervisor.start({ attemptsDir, leaseFile: lease.path, log: () => undefined });
+    const supervisor = await LeaseSupervisor.start({ attemptsDir, leaseFile: lease.path, logger: silentLogger() });
     cleanup.push(() => supervisor.close());
     return { supervisor, lease, task, attemptDir };
   }

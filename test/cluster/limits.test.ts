@@ -28,6 +28,8 @@ import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 
 const fromJsonSpec = (json: object) => fromJson(JobSpecSchema, json as JsonValue);
 import { eventually, freePort, stopProcess, waitForLine } from "../helpers/index.js";
+import { silentLogger } from "../../src/core/logger.js";
+import { captureLogs } from "../helpers/logs.js";
 
 const CONTROLLER_MAIN = fileURLToPath(new URL("../../src/cluster/controller/main.ts", import.meta.url));
 const CONTROLLER = "fluster.cluster.v1.ControllerService";
@@ -194,13 +196,13 @@ describe("controller limits in process", { timeout: 60_000 }, () => {
   });
 
   test("limits come before auth: an oversized field never reaches the refusal log", async () => {
-    const logged: string[] = [];
-    const server = await startController({ stateDir: ":memory:", token: "s3cret", log: (l) => logged.push(l) });
+    const logs = captureLogs("controller");
+    const server = await startController({ stateDir: ":memory:", token: "s3cret", logger: logs.logger });
     try {
       const body = JSON.stringify({ workerId: "w".repeat(100_000), address: "http://127.0.0.1:1", resources: { cpu: 1 } });
       const res = await post(server.url, "RegisterWorker", body);
       assert.equal(res.code, "invalid_argument", res.message);
-      assert.ok(logged.every((l) => l.length < 1000), "no log line carries the oversized id");
+      assert.ok(logs.records.every((r) => JSON.stringify(r).length < 1000), "no log line carries the oversized id");
     } finally {
       await server.shutdown();
     }
@@ -247,7 +249,7 @@ describe("what the fuzzer found", { timeout: 60_000 }, () => {
   test("a worker runs attempts whose ids are long or dots, each in a directory of its own; its maxRequestBytes holds", async () => {
     const home = await startController({ stateDir: ":memory:" });
     const workDir = mkdtempSync(join(tmpdir(), "fluster-attempt-ids-"));
-    const daemon = new WorkerDaemon({ controllerUrl: home.url, workDir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, maxRequestBytes: 100_000, log: () => undefined });
+    const daemon = new WorkerDaemon({ controllerUrl: home.url, workDir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, maxRequestBytes: 100_000, logger: silentLogger() });
     try {
       await daemon.start();
       const worker = createRpcChannel(daemon.address, { token: "" });
@@ -281,9 +283,9 @@ describe("what the fuzzer found", { timeout: 60_000 }, () => {
 describe("lost workers", { timeout: 90_000 }, () => {
   test("a lost worker's row is pruned after the retention period; its attempts keep its id and their logs say it is gone", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), "fluster-prune-"));
-    const logged: string[] = [];
-    const server = await startController({ stateDir, reconcileIntervalSeconds: 0.2, workerLostGraceSeconds: 1, lostWorkerRetentionSeconds: 1, log: (l) => logged.push(l) });
-    const daemon = new WorkerDaemon({ controllerUrl: server.url, workerId: "w-prune", workDir: join(stateDir, "work"), cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, log: () => undefined });
+    const logs = captureLogs("controller");
+    const server = await startController({ stateDir, reconcileIntervalSeconds: 0.2, workerLostGraceSeconds: 1, lostWorkerRetentionSeconds: 1, logger: logs.logger });
+    const daemon = new WorkerDaemon({ controllerUrl: server.url, workerId: "w-prune", workDir: join(stateDir, "work"), cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, logger: silentLogger() });
     const client = Cluster.connect(server.url);
     const dbPath = join(stateDir, "controller.sqlite");
     const query = <T>(sql: string): T[] => {
@@ -301,7 +303,7 @@ describe("lost workers", { timeout: 90_000 }, () => {
       assert.equal(info.status, "succeeded", info.errorMessage);
       await daemon.shutdown();
       await eventually(() => query<{ n: number }>("SELECT count(*) AS n FROM workers")[0]?.n === 0, { what: "the lost worker's row to be pruned", timeoutMs: 30_000 });
-      assert.ok(logged.some((l) => /forgot 1 worker\(s\) lost more than 1 s ago/.test(l)), logged.join("\n"));
+      assert.ok(logs.events("lost_workers_pruned").some((r) => /^forgot 1 worker\(s\) lost more than 1 s ago$/.test(r.msg)), logs.messages.join("\n"));
       assert.deepEqual(query<{ worker_id: string }>("SELECT worker_id FROM attempts").map((r) => r.worker_id), ["w-prune"], "the attempt keeps its worker id");
       const lines: string[] = [];
       for await (const line of client.logs(jobId)) lines.push(line.data);

@@ -14,6 +14,7 @@ import { WorkerDaemon } from "../../src/cluster/worker/daemon.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { FlusterError } from "../../src/core/errors.js";
 import { eventually, freePort } from "../helpers/index.js";
+import { captureLogs, type CapturedLogs } from "../helpers/logs.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -26,23 +27,23 @@ function tempDir(): string {
   return dir;
 }
 
-async function controller(options: { token?: string; port?: number } = {}): Promise<{ server: ControllerServer; logged: string[] }> {
-  const logged: string[] = [];
-  const server = await startController({ stateDir: ":memory:", reconcileIntervalSeconds: 0.2, log: (line) => logged.push(line), ...options });
+async function controller(options: { token?: string; port?: number } = {}): Promise<{ server: ControllerServer; logs: CapturedLogs }> {
+  const logs = captureLogs("controller");
+  const server = await startController({ stateDir: ":memory:", reconcileIntervalSeconds: 0.2, logger: logs.logger, ...options });
   cleanups.push(() => server.shutdown());
-  return { server, logged };
+  return { server, logs };
 }
 
-function worker(controllerUrl: string, options: { token?: string; workerId?: string } = {}): { daemon: WorkerDaemon; logged: string[] } {
-  const logged: string[] = [];
-  const daemon = new WorkerDaemon({ controllerUrl, workDir: join(tempDir(), "work"), cpu: 4, memory: 2 ** 30, log: (line) => logged.push(line), ...options });
+function worker(controllerUrl: string, options: { token?: string; workerId?: string } = {}): { daemon: WorkerDaemon; logs: CapturedLogs } {
+  const logs = captureLogs("worker");
+  const daemon = new WorkerDaemon({ controllerUrl, workDir: join(tempDir(), "work"), cpu: 4, memory: 2 ** 30, logger: logs.logger, ...options });
   cleanups.push(() => daemon.shutdown());
-  return { daemon, logged };
+  return { daemon, logs };
 }
 
 describe("a worker and a controller whose tokens disagree", () => {
   test("a worker with the wrong token is refused at registration: the worker says how to fix it, the controller names it, once", async () => {
-    const { server, logged } = await controller({ token: "right" });
+    const { server, logs } = await controller({ token: "right" });
     const { daemon } = worker(server.url, { token: "wrong", workerId: "w-wrong" });
     await assert.rejects(daemon.start(), (err: unknown) => {
       assert.ok(err instanceof FlusterError);
@@ -51,14 +52,18 @@ describe("a worker and a controller whose tokens disagree", () => {
       return true;
     });
     assert.deepEqual(
-      logged.filter((l) => /refused/.test(l)),
-      [`fluster controller: refused worker w-wrong (${daemon.address}): wrong bearer token`],
+      logs.messages.filter((l) => /refused/.test(l)),
+      [`refused worker w-wrong (${daemon.address}): wrong bearer token`],
+    );
+    assert.deepEqual(
+      logs.events("worker_refused").map(({ level, component, workerId, address, reason }) => ({ level, component, workerId, address, reason })),
+      [{ level: "warn", component: "controller", workerId: "w-wrong", address: daemon.address, reason: "wrong bearer token" }],
     );
     assert.deepEqual(server.controller.listWorkers(), []);
   });
 
   test("a worker that wants a token the controller does not send is refused at registration, not registered unreachable", async () => {
-    const { server, logged } = await controller();
+    const { server, logs } = await controller();
     const { daemon } = worker(server.url, { token: "only-the-worker-has-it", workerId: "w-locked" });
     await assert.rejects(daemon.start(), (err: unknown) => {
       assert.ok(err instanceof FlusterError);
@@ -66,7 +71,7 @@ describe("a worker and a controller whose tokens disagree", () => {
       assert.match(err.message, new RegExp(`^controller at ${server.url} refused this worker: the controller cannot call worker w-locked at http://127\\.0\\.0\\.1:\\d+: it refused the controller's token \\(missing bearer token: this worker was started with a FLUSTER_TOKEN, and the controller must use the same token\\)$`));
       return true;
     });
-    assert.equal(logged.filter((l) => /refused worker w-locked/.test(l)).length, 1, logged.join("\n"));
+    assert.equal(logs.messages.filter((l) => /refused worker w-locked/.test(l)).length, 1, logs.messages.join("\n"));
     assert.deepEqual(server.controller.listWorkers(), []);
   });
 
@@ -82,13 +87,14 @@ describe("a worker started before its controller", () => {
   test("says at once that it is waiting for the controller, retries with backoff, and registers once the controller is up", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const { daemon, logged } = worker(url);
+    const { daemon, logs } = worker(url);
     const started = daemon.start();
-    await eventually(() => logged.some((l) => l.startsWith(`fluster worker: waiting for the controller at ${url}: `) && /ECONNREFUSED/.test(l)), {
+    await eventually(() => logs.messages.some((l) => l.startsWith(`waiting for the controller at ${url}: `) && /ECONNREFUSED/.test(l)), {
       what: "the worker to say it waits for the controller",
       timeoutMs: 5_000,
     });
-    assert.match(logged[0] ?? "", /retrying with backoff/);
+    assert.match(logs.events("controller_unreachable")[0]?.msg ?? "", /retrying with backoff/);
+    assert.equal(logs.events("controller_unreachable")[0]?.controllerUrl, url);
     const { server } = await controller({ port });
     await started;
     assert.equal(server.controller.listWorkers()[0]?.record.workerId, daemon.workerId);

@@ -45,6 +45,15 @@ describe("worker daemon options", () => {
     const run = await runNode(["--import", "tsx", main, JSON.stringify({ controllerUrl: "http://127.0.0.1:1", port: "eighty" })], { timeoutMs: 30_000 });
     assert.equal(run.code, 1);
     assert.equal(run.stderr.trim(), 'fluster worker: cannot start: port must be a whole number ≥ 0, got "eighty"');
+    const loud = await runNode(["--import", "tsx", main, JSON.stringify({ controllerUrl: "http://127.0.0.1:1", logLevel: "loud" })], { timeoutMs: 30_000 });
+    assert.equal(loud.code, 1);
+    assert.equal(loud.stderr.trim(), 'fluster worker: cannot start: logLevel must be one of debug, info, warn, error, silent, got "loud"');
+  });
+
+  test("a logger is checked to be one", () => {
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", logger: console.log }), rejects("logger"));
+    assert.throws(() => compileControllerServerOptions({ logger: { info: () => undefined } }), rejects("logger"));
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", log: () => undefined }), rejects("log"), "the old line callback is gone, and said to be");
   });
 });
 
@@ -58,6 +67,8 @@ describe("controller, LocalCluster, WorkerPool and job context options", () => {
   test("LocalCluster refuses bad options before starting anything", async () => {
     await assert.rejects(LocalCluster.start({ workers: -1 }), rejects("workers"));
     await assert.rejects(LocalCluster.start({ workerMemory: "lots" }), rejects("workerMemory"));
+    await assert.rejects(LocalCluster.start({ logLevel: "chatty" as never }), rejects("logLevel"));
+    await assert.rejects(LocalCluster.start({ logFormat: "xml" as never }), rejects("logFormat"));
   });
 
   test("WorkerPool: pipelineDepth 0 (which used to hang) and other bad values are refused at construction", () => {

@@ -18,6 +18,7 @@ import type { Attempt } from "../../src/rpc/gen/fluster/cluster/v1/types_pb.js";
 import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, startRpcServer, type RpcServer } from "../../src/rpc/transport.js";
 import { eventually } from "../helpers/index.js";
+import { captureLogs, type CapturedLogs } from "../helpers/logs.js";
 
 describe("leaseTerms", () => {
   test("the fence comes strictly before the controller's grace, with a margin of max(grace/4, min(1 s, grace/2))", () => {
@@ -121,14 +122,14 @@ describe("worker daemon: fencing", () => {
     cleanup = [];
   });
 
-  async function workerWithAttempt(): Promise<{ standIn: StandIn; daemon: WorkerDaemon; attemptId: string; logged: string[] }> {
+  async function workerWithAttempt(): Promise<{ standIn: StandIn; daemon: WorkerDaemon; attemptId: string; logs: CapturedLogs }> {
     const standIn = new StandIn();
     const url = await standIn.start();
     cleanup.push(() => standIn.server?.shutdown());
     const dir = mkdtempSync(join(tmpdir(), "fluster-lease-"));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    const logged: string[] = [];
-    const daemon = new WorkerDaemon({ controllerUrl: url, workDir: dir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, log: (l) => logged.push(l) });
+    const logs = captureLogs("worker");
+    const daemon = new WorkerDaemon({ controllerUrl: url, workDir: dir, cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, logger: logs.logger });
     await daemon.start();
     cleanup.push(() => daemon.shutdown());
     const channel = createRpcChannel(daemon.address, { token: "" });
@@ -137,7 +138,7 @@ describe("worker daemon: fencing", () => {
     const attemptId = "job-1/0/1";
     const res = await channel.client(WorkerService).runTask({ task: { attemptId, jobId: "job-1", jobName: "sleeper", namespace: "default", taskIndex: 0, numTasks: 1, spec } });
     assert.equal(taskStateFromProto(res.attempt?.state ?? 0), "running");
-    return { standIn, daemon, attemptId, logged };
+    return { standIn, daemon, attemptId, logs };
   }
 
   const stateOf = async (daemon: WorkerDaemon, attemptId: string): Promise<string> => {
@@ -151,22 +152,24 @@ describe("worker daemon: fencing", () => {
   };
 
   test("a controller that answers slowly, within time, never fences the worker", { timeout: 30_000 }, async () => {
-    const { standIn, daemon, attemptId, logged } = await workerWithAttempt();
+    const { standIn, daemon, attemptId, logs } = await workerWithAttempt();
     standIn.delayMs = 400; // the fence period is 1 s; renewals go every 250 ms
     await sleep(4_000);
     assert.equal(await stateOf(daemon, attemptId), "running");
-    assert.deepEqual(logged.filter((l) => /fenced/.test(l)), []);
+    assert.deepEqual(logs.events("attempts_fenced"), []);
+    assert.deepEqual(logs.events("lease_supervisor_fenced"), []);
   });
 
   test("a controller that stops answering: the worker kills its attempt after the fence period and reports it fenced when contact returns", { timeout: 30_000 }, async () => {
-    const { standIn, daemon, attemptId, logged } = await workerWithAttempt();
+    const { standIn, daemon, attemptId, logs } = await workerWithAttempt();
     const silentAt = Date.now();
     standIn.silent = true;
     await eventually(async () => (await stateOf(daemon, attemptId)) !== "running", { what: "the attempt to be fenced", timeoutMs: 5_000 });
     const fencedAfter = Date.now() - silentAt;
-    assert.ok(fencedAfter >= 700 && fencedAfter < 2_000, `fenced ${fencedAfter} ms after the controller went silent (fence period 1 s, grace 2 s)\n${logged.join("\n")}`);
+    assert.ok(fencedAfter >= 700 && fencedAfter < 2_000, `fenced ${fencedAfter} ms after the controller went silent (fence period 1 s, grace 2 s)\n${logs.messages.join("\n")}`);
     assert.equal(await stateOf(daemon, attemptId), "worker_failed");
-    assert.ok(logged.some((l) => /fenced: no contact with the controller for 1\.\ds; killed 1 attempt/.test(l)), logged.join("\n"));
+    assert.ok(logs.messages.some((l) => /fenced: no contact with the controller for 1\.\ds; killed 1 attempt/.test(l)), logs.messages.join("\n"));
+    assert.deepEqual(logs.events("attempts_fenced").map((r) => r.attemptIds), [[attemptId]]);
     standIn.silent = false;
     await eventually(() => standIn.reports.some((a) => a.attemptId === attemptId && taskStateFromProto(a.state) === "worker_failed"), {
       what: "the fenced attempt to be reported",

@@ -18,6 +18,7 @@ import { ControllerService } from "../../src/rpc/gen/fluster/cluster/v1/controll
 import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, type RpcChannel } from "../../src/rpc/transport.js";
 import { messageArbitrary, mostly, type FieldOverrides } from "./proto-arbitrary.js";
+import { silentLogger } from "../../src/core/logger.js";
 
 /** Fields whose random values would have side effects that slow a run or reach outside it. */
 export const SAFE_OVERRIDES: FieldOverrides = {
@@ -69,14 +70,14 @@ export interface FuzzBed {
 
 export async function startFuzzBed(): Promise<FuzzBed> {
   const stateDir = mkdtempSync(join(tmpdir(), "fluster-fuzz-"));
-  const quiet = () => undefined;
+  const quiet = silentLogger();
   let controller: ControllerServer | undefined;
   let workerHome: ControllerServer | undefined;
   let daemon: WorkerDaemon | undefined;
   try {
-    controller = await startController({ stateDir: join(stateDir, "controller"), reconcileIntervalSeconds: 0.5, log: quiet });
-    workerHome = await startController({ stateDir: ":memory:", log: quiet });
-    daemon = new WorkerDaemon({ controllerUrl: workerHome.url, workerId: "fuzz-worker", workDir: join(stateDir, "worker"), cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, log: quiet });
+    controller = await startController({ stateDir: join(stateDir, "controller"), reconcileIntervalSeconds: 0.5, logger: quiet });
+    workerHome = await startController({ stateDir: ":memory:", logger: quiet });
+    daemon = new WorkerDaemon({ controllerUrl: workerHome.url, workerId: "fuzz-worker", workDir: join(stateDir, "worker"), cpu: 1, memory: 2 ** 30, killGraceSeconds: 1, logger: quiet });
     await daemon.start();
   } catch (err) {
     await daemon?.shutdown();

@@ -21,12 +21,13 @@ const MAIN_ARGS = nodeEntryArgs(import.meta.url, "./local-cluster-main");
 export const LOCAL_CLUSTER_READY = "fluster-local-cluster-ready";
 
 /** LocalClusterOptions as JSON: worker labels are computed up front, one set per worker. */
-interface LocalClusterOptionsJson extends Omit<LocalClusterOptions, "workerLabels" | "namespace" | "token"> {
+interface LocalClusterOptionsJson extends Omit<LocalClusterOptions, "workerLabels" | "namespace" | "token" | "logger"> {
   labels?: Record<string, string>[];
 }
 
 function localClusterOptionsToJson(options: LocalClusterOptions): string {
-  const { workerLabels, namespace: _namespace, token: _token, ...rest } = options;
+  // A logger cannot cross to the child: its controller logs on stderr by logLevel and logFormat.
+  const { workerLabels, namespace: _namespace, token: _token, logger: _logger, ...rest } = options;
   const json: LocalClusterOptionsJson = { ...rest };
   if (workerLabels) json.labels = Array.from({ length: options.workers ?? 2 }, (_, i) => workerLabels(i));
   return JSON.stringify(json);

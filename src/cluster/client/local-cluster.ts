@@ -7,6 +7,7 @@ import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { checkLogFormat, checkLogger, checkLogLevel, createLogger, type LogFormat, type Logger, type LogLevel } from "../../core/logger.js";
 import { nodeEntryArgs } from "../../core/node-entry.js";
 import { refuseWhileImportingByReference } from "../../core/remote.js";
 import { checkInteger, checkNonNegative, checkPositive } from "../../core/validate.js";
@@ -47,6 +48,16 @@ export interface LocalClusterOptions extends ClusterOptions {
   controllerFaults?: ControllerFaults;
   /** Fault injection in every worker daemon, for tests only (worker/faults.ts). @default none */
   workerFaults?: WorkerFaults;
+  /**
+   * Least severe level the controller and the workers log on stderr
+   * (docs/logging.md). A local cluster serves a program or a test, so only
+   * what goes wrong is said unless asked. @default the FLUSTER_LOG_LEVEL environment variable, else "warn"
+   */
+  logLevel?: LogLevel;
+  /** Format of the controller's and the workers' lines. @default the FLUSTER_LOG_FORMAT environment variable, else "auto" (pretty on a terminal, else JSON) */
+  logFormat?: LogFormat;
+  /** The controller's logger (it runs in this process), instead of one on stderr from `logLevel` and `logFormat`; the workers still use those. @default none */
+  logger?: Logger;
 }
 
 /** Checks LocalCluster options up front; throws a ValidationError naming the field. */
@@ -56,6 +67,9 @@ export function compileLocalClusterOptions(options: LocalClusterOptions): LocalC
   if (options.workerMemory !== undefined) parseByteSize(options.workerMemory, "workerMemory");
   if (options.workerLabels !== undefined && typeof options.workerLabels !== "function") throw new ValidationError("workerLabels", "must be a function of the worker index");
   if (options.killGraceSeconds !== undefined) checkNonNegative(options.killGraceSeconds, "killGraceSeconds");
+  if (options.logLevel !== undefined) checkLogLevel(options.logLevel, "logLevel");
+  if (options.logFormat !== undefined) checkLogFormat(options.logFormat, "logFormat");
+  if (options.logger !== undefined) checkLogger(options.logger);
   return options;
 }
 
@@ -100,6 +114,7 @@ export class LocalCluster extends Cluster {
         // A token turns auth on (else FLUSTER_TOKEN does): it is the operator's; workers and jobs get credentials of their own.
         ...(options.token !== undefined ? { token: options.token } : {}),
         ...(options.controllerFaults ? { faults: options.controllerFaults } : {}),
+        logger: options.logger ?? createLogger({ component: "controller", ...localLogSettings(options) }),
       });
     } catch (err) {
       if (ownsRoot) rmSync(rootDir, { recursive: true, force: true });
@@ -121,8 +136,8 @@ export class LocalCluster extends Cluster {
     return this.workerList.filter((w) => w.process.exitCode === null && w.process.signalCode === null);
   }
 
-  /** Starts one more worker daemon; resolves when it has registered. */
-  async addWorker(overrides: Partial<WorkerDaemonOptions> = {}): Promise<LocalWorker> {
+  /** Starts one more worker daemon; resolves when it has registered. It is a process: it logs on stderr by the cluster's `logLevel` and `logFormat`. */
+  async addWorker(overrides: Partial<Omit<WorkerDaemonOptions, "logger">> = {}): Promise<LocalWorker> {
     if (this.shutDown) throw new FlusterError("local cluster is shut down", "failed_precondition");
     const index = this.nextWorker++;
     const count = Math.max(1, this.options.workers ?? 2);
@@ -139,7 +154,10 @@ export class LocalCluster extends Cluster {
       ...(this.server.token ? { token: this.server.token } : {}),
       ...overrides,
     };
-    const child = spawn(process.execPath, [...WORKER_ARGS, JSON.stringify(options)], {
+    const { level: logLevel, format: logFormat } = localLogSettings(this.options);
+    // The daemon's main builds its logger from these (worker/main.ts).
+    const processOptions = { ...options, logLevel, ...(logFormat !== undefined ? { logFormat } : {}) };
+    const child = spawn(process.execPath, [...WORKER_ARGS, JSON.stringify(processOptions)], {
       stdio: ["pipe", "pipe", "inherit"],
       env: { ...process.env, FLUSTER_PARENT_WATCH: "stdin" },
     });
@@ -194,6 +212,12 @@ export class LocalCluster extends Cluster {
     await this.server.shutdown();
     if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });
   }
+}
+
+/** The level and format of a local cluster's lines: as given, else FLUSTER_LOG_LEVEL or "warn", and FLUSTER_LOG_FORMAT or auto. */
+function localLogSettings(options: LocalClusterOptions): { level: LogLevel; format?: LogFormat } {
+  const level = options.logLevel ?? (process.env.FLUSTER_LOG_LEVEL ? checkLogLevel(process.env.FLUSTER_LOG_LEVEL, "FLUSTER_LOG_LEVEL") : "warn");
+  return { level, ...(options.logFormat !== undefined ? { format: options.logFormat } : {}) };
 }
 
 // ------------------------------------------------------------------ signals

@@ -16,6 +16,7 @@ import { setMaxListeners } from "node:events";
 import { randomUUID } from "node:crypto";
 import { backoffDelay } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import { silentLogger, type Logger } from "../../core/logger.js";
 import { isFinished } from "../../core/status.js";
 import { DEFAULT_MAX_REPLICAS, validateJobSpec } from "../../rpc/convert.js";
 import type { JobGroupSpec, ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
@@ -24,6 +25,7 @@ import { watchRevisions, type ClusterRevision, type WatchRevisionsOptions } from
 import { EndpointRegistry, type RegisterEndpointInput } from "./endpoints.js";
 import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOptions } from "./jobs.js";
 import { Ledger } from "./ledger.js";
+import { attemptFields, describeAttempt, describeResources, LOGGED_WAIT_MS, pendingSince, resourcesField } from "./log-fields.js";
 import { groupPlaced, JobGroups, type GroupFilter, type GroupStatus } from "./groups.js";
 import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
 import type { ControllerObserver } from "./observer.js";
@@ -66,8 +68,8 @@ export interface ControllerOptions {
   maxEndpointsPerJob?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
-  /** One line per event an operator should see (a worker refused or unhealthy). @default none */
-  log?: (line: string) => void;
+  /** Where lifecycle events go (workers joining and lost, attempts, retries, jobs finishing; docs/logging.md). @default none (a silent logger) */
+  logger?: Logger;
   /**
    * Fault injection, tests only: at each tick, each worker is cut off with
    * this probability for `loseWorkerMs` — every call to it and from it fails
@@ -102,7 +104,7 @@ export class Controller {
   readonly workerLostGraceMs: number;
   private readonly now: () => number;
   private readonly maxReplicas: number;
-  private readonly log: (line: string) => void;
+  private readonly logger: Logger;
   private readonly connectWorker: (address: string) => WorkerConnection;
   private readonly loseWorkerProbability: number;
   private readonly loseWorkerMs: number;
@@ -142,7 +144,7 @@ export class Controller {
     this.store = options.store;
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 1000;
     this.now = options.now ?? Date.now;
-    this.log = options.log ?? (() => undefined);
+    this.logger = options.logger ?? silentLogger();
     this.connectWorker = options.connectWorker;
     this.loseWorkerProbability = options.loseWorkerProbability ?? 0;
     this.loseWorkerMs = options.loseWorkerMs ?? 1.5 * (options.workerLostGraceMs ?? 10_000);
@@ -160,6 +162,7 @@ export class Controller {
       jobFinished: (job) => this.groups.jobFinished(job),
       jobAdded: (job) => this.observer.jobLaunched?.(job),
       attemptEnded: (attempt, ending) => this.observer.attemptEnded?.(attempt, ending),
+      logger: this.logger,
     });
     const collaborator = {
       store: this.store,
@@ -169,7 +172,7 @@ export class Controller {
       requestSchedule: (capacityChanged?: boolean) => this.requestSchedule(capacityChanged),
       background: (change: () => void) => this.background(change),
     };
-    this.reservations = new Reservations({ ...collaborator, jobs: this.ledger.jobs, log: this.log });
+    this.reservations = new Reservations({ ...collaborator, jobs: this.ledger.jobs, logger: this.logger });
     this.groups = new JobGroups({ ...collaborator, ledger: this.ledger, reservations: this.reservations });
   }
 
@@ -414,6 +417,11 @@ export class Controller {
     // Same worker id, new address: the daemon restarted and its old attempts are gone.
     if (existing && existing.record.address !== record.address) this.loseWorker(existing, "worker restarted");
     const worker = this.workers.upsert(record);
+    const again = existing !== undefined && existing === this.workers.get(record.workerId);
+    this.logger.info(
+      { event: "worker_registered", workerId: record.workerId, address: record.address, resources: resourcesField(record.capacity), attributes: input.attributes, again },
+      `worker ${record.workerId} ${again ? "registered again" : "registered"} at ${record.address} (${describeResources(record.capacity)})`,
+    );
     this.requestSchedule();
     return worker.record;
   }
@@ -439,14 +447,14 @@ export class Controller {
       const message =
         `the controller cannot call worker ${workerId} at ${address}: ${failure.kind === "unreachable" ? `no answer (${failure.message})` : failure.message}` +
         (misconfigured ? "" : "; set the worker's --advertise-host to an address the controller can reach");
-      this.log(`fluster controller: refused worker ${workerId} (${address}): ${message}`);
+      this.logger.warn({ event: "worker_refused", workerId, address, reason: message }, `refused worker ${workerId} (${address}): ${message}`);
       throw new FlusterError(message, misconfigured ? "failed_precondition" : "unavailable", { cause: err });
     } finally {
       connection.close();
     }
     if (answer.workerId && answer.workerId !== workerId) {
       const message = `the address ${address} answers as worker ${answer.workerId}, not ${workerId}`;
-      this.log(`fluster controller: refused worker ${workerId} (${address}): ${message}`);
+      this.logger.warn({ event: "worker_refused", workerId, address, reason: message }, `refused worker ${workerId} (${address}): ${message}`);
       throw new FlusterError(message, "failed_precondition");
     }
     return this.registerWorker(input);
@@ -539,6 +547,8 @@ export class Controller {
     const result = this.schedule(pendingJobs, workers, demands);
     const dispatches: Array<{ worker: WorkerRuntime; assignment: Assignment }> = [];
     let preempted = 0;
+    /** Jobs placed after a wait worth a line: the longest wait of their tasks placed now, and why they waited. */
+    const waited = new Map<JobRecord, { waitedMs: number; pendingReason: string | undefined; tasks: number }>();
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();
       for (const placement of result.placements) {
@@ -546,6 +556,8 @@ export class Controller {
         const task = job?.tasks[placement.taskIndex];
         const worker = this.workers.get(placement.workerId);
         if (!job || !task || !worker || task.state !== "pending") continue;
+        const wait = waited.get(job) ?? { waitedMs: 0, pendingReason: job.pendingReason, tasks: 0 };
+        waited.set(job, { ...wait, waitedMs: Math.max(wait.waitedMs, now - pendingSince(job, task)), tasks: wait.tasks + 1 });
         const attempt = ledger.placeAttempt(job, task, worker, now);
         placed.add(job);
         dispatches.push({ worker, assignment: assignmentFor(job, attempt) });
@@ -558,6 +570,13 @@ export class Controller {
       }
     });
     this.reservations.noteOutcomes(result.reservations);
+    for (const [job, { waitedMs, pendingReason, tasks }] of waited) {
+      if (waitedMs < LOGGED_WAIT_MS) continue;
+      this.logger.info(
+        { event: "job_scheduled", jobId: job.jobId, tasks, waitedMs, ...(pendingReason ? { pendingReason } : {}) },
+        `job ${job.jobId}: ${tasks} task(s) placed after waiting ${(waitedMs / 1000).toFixed(1)}s${pendingReason ? ` (it waited because: ${pendingReason})` : ""}`,
+      );
+    }
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
     this.observer.schedulingPass?.({ seconds: (performance.now() - began) / 1000, jobs: pendingJobs.length, placements: dispatches.length, preemptions: preempted });
   }
@@ -589,7 +608,12 @@ export class Controller {
       const forJob = this.ledger.jobs.find(p.forJobId);
       const reason = `preempted by ${forJob?.request.priority ?? "higher-priority"} job ${p.forJobId}`;
       this.ledger.preemptAttempt(attempt, reason);
-      this.store.afterCommit(() => this.log(`fluster controller: attempt ${attempt.attemptId} (job ${attempt.jobId} task ${attempt.taskIndex}) on worker ${p.workerId} ${reason}`));
+      this.store.afterCommit(() =>
+        this.logger.info(
+          { event: "attempt_preempted", ...attemptFields(attempt), workerId: p.workerId, forJobId: p.forJobId, reason },
+          `${describeAttempt(attempt)} on worker ${p.workerId} ${reason}`,
+        ),
+      );
       stopped += 1;
     }
     return stopped;
@@ -717,7 +741,10 @@ export class Controller {
       if (reason) this.background(() => this.loseWorker(worker, reason));
       else if (this.loseWorkerProbability > 0 && !this.cutOff.has(worker.record.workerId) && this.random() < this.loseWorkerProbability) {
         this.cutOff.set(worker.record.workerId, now + this.loseWorkerMs);
-        this.log(`fluster controller: fault injection: worker ${worker.record.workerId} cut off for ${Math.round(this.loseWorkerMs / 1000)}s`);
+        this.logger.warn(
+          { event: "fault_worker_cut_off", workerId: worker.record.workerId, durationMs: this.loseWorkerMs },
+          `fault injection: worker ${worker.record.workerId} cut off for ${Math.round(this.loseWorkerMs / 1000)}s`,
+        );
       }
     }
     this.expireUnschedulable(now);
@@ -757,7 +784,12 @@ export class Controller {
     // Lost while the call was in flight: a late answer changes nothing.
     if (this.stateValue !== "running" || !this.workers.isCurrent(worker)) return;
     this.background(() => {
-      if (this.workers.answered(worker, this.now())) this.requestSchedule();
+      const before = worker.record.health;
+      if (this.workers.answered(worker, this.now())) {
+        const { workerId, address } = worker.record;
+        this.logger.info({ event: "worker_healthy", workerId, address, previous: before }, `worker ${workerId} (${address}) answers again and takes new attempts`);
+        this.requestSchedule();
+      }
       this.applyDiff(worker, this.diff(worker, answer.observed, answer.missing));
     });
   }
@@ -768,17 +800,25 @@ export class Controller {
     const before = worker.record.health;
     const lostReason = this.workers.failed(worker, this.now(), failure);
     if (lostReason) return this.loseWorker(worker, lostReason);
+    const { workerId, address } = worker.record;
     if (worker.record.health === "unhealthy" && before !== "unhealthy") {
-      this.log(`fluster controller: worker ${worker.record.workerId} (${worker.record.address}) is unhealthy and gets no new attempts: ${worker.record.healthReason ?? failure.message}`);
+      const reason = worker.record.healthReason ?? failure.message;
+      this.logger.warn({ event: "worker_unhealthy", workerId, address, reason }, `worker ${workerId} (${address}) is unhealthy and gets no new attempts: ${reason}`);
+    } else if (worker.record.health === "unreachable" && before === "healthy") {
+      // Info, not warn: it is often a blip, and a worker that stays silent gets its worker_lost warning.
+      this.logger.info({ event: "worker_unreachable", workerId, address, reason: failure.message }, `worker ${workerId} (${address}) does not answer: ${failure.message}; it gets no new attempts until it does`);
     }
   }
 
   private loseWorker(worker: WorkerRuntime, reason: string): void {
+    const attemptIds = [...worker.attempts].map((a) => a.attemptId);
     this.store.transaction(() => {
       for (const attempt of [...worker.attempts]) this.ledger.endAttempt(attempt, { attemptId: attempt.attemptId, state: "worker_failed", errorMessage: reason });
       this.workers.remove(worker);
     });
     this.observer.workerLost?.(worker.record, reason);
+    const { workerId, address } = worker.record;
+    this.logger.warn({ event: "worker_lost", workerId, address, reason, attempts: attemptIds.length, attemptIds }, `worker ${workerId} (${address}) lost: ${reason}; ${attemptIds.length} attempt(s) affected`);
     this.requestSchedule();
   }
 
@@ -798,7 +838,7 @@ export class Controller {
       const now = this.now();
       if (now - this.storeFailureLoggedAt < 60_000) return;
       this.storeFailureLoggedAt = now;
-      this.log(`fluster controller: ${err.message}; the controller keeps answering reads and retries its changes every round`);
+      this.logger.error({ event: "store_write_failed", error: err.message }, `${err.message}; the controller keeps answering reads and retries its changes every round`);
     }
   }
 

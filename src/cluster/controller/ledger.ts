@@ -8,10 +8,12 @@
 // commit (`store.afterCommit`). See store.ts: commit before visible.
 import { EventEmitter } from "node:events";
 import { isGang } from "../../core/job.js";
+import type { Logger } from "../../core/logger.js";
 import { isFinished, isTaskFinished, rollUpJobStatus } from "../../core/status.js";
 import { watchSnapshots } from "../../core/watch.js";
 import type { EndpointRegistry } from "./endpoints.js";
 import { JobTable } from "./jobs.js";
+import { attemptFields, describeAttempt } from "./log-fields.js";
 import type { AttemptRecord, JobRecord, TaskRecord } from "./model.js";
 import type { AttemptEnding } from "./observer.js";
 import type { StateStore } from "./store.js";
@@ -31,6 +33,8 @@ export interface LedgerHooks {
   jobAdded?: (job: JobRecord) => void;
   /** An attempt ended; called once the transaction that ended it committed. */
   attemptEnded?: (attempt: AttemptRecord, ending: AttemptEnding) => void;
+  /** Where attempts starting and ending, retries and finished jobs are logged, after their commit. @default none */
+  logger?: Logger;
 }
 
 export class Ledger {
@@ -119,6 +123,9 @@ export class Ledger {
       this.undispatched.delete(attempt.attemptId);
     });
     delete job.pendingReason;
+    store.afterCommit(() =>
+      this.hooks.logger?.info({ event: "attempt_started", ...attemptFields(attempt) }, `${describeAttempt(attempt)} started on worker ${attempt.workerId}`),
+    );
     return attempt;
   }
 
@@ -134,6 +141,7 @@ export class Ledger {
     const state = update.state;
     if (job && task && task.attempts.at(-1) === attempt && isActiveAttempt(state) && this.transition(job, task, { kind: "progressed", state }, update.startedAt)) {
       this.updateJobState(job);
+      this.store.afterCommit(() => this.hooks.logger?.debug({ event: "attempt_progressed", ...attemptFields(attempt), state }, `${describeAttempt(attempt)} is ${state}`));
     }
   }
 
@@ -195,10 +203,32 @@ export class Ledger {
     if (next.finished) task.finishedAt = at;
     if (next.retry) this.markSchedulable(job);
     this.store.saveTask(task);
+    if (next.retry) this.logRetry(job, task, event, next);
     // Here rather than in endAttempt, so every way an attempt ends badly
     // (a report, a lost worker, a preemption) restarts a gang alike.
     if (event.kind === "attempt_ended" && next.retry && isGang(job.request)) this.restartGang(job, task, event, at);
     return true;
+  }
+
+  /** A task back to pending: a retry charged to a budget (info), or a placement that did not start (debug, nothing charged). */
+  private logRetry(job: JobRecord, task: TaskRecord, event: TaskEvent, next: { failureCount: number; preemptionCount: number }): void {
+    const logger = this.hooks.logger;
+    if (!logger) return;
+    const ids = { jobId: job.jobId, taskIndex: task.taskIndex };
+    const reason = "reason" in event ? event.reason : event.kind === "attempt_ended" ? (event.errorMessage ?? (event.exitCode !== undefined ? `exited with code ${event.exitCode}` : event.state)) : event.kind;
+    if (event.kind === "not_started") {
+      this.store.afterCommit(() => logger.debug({ event: "task_requeued", ...ids, reason }, `job ${job.jobId} task ${task.taskIndex} goes back to pending (no retry charged): ${reason}`));
+      return;
+    }
+    const budget = (event.kind === "attempt_ended" && event.state === "failed") || (event.kind === "gang_restart" && event.cause === "failure") ? "failure" : "preemption";
+    const count = budget === "failure" ? next.failureCount : next.preemptionCount;
+    const limit = budget === "failure" ? job.request.maxRetriesFailure : job.request.maxRetriesPreemption;
+    this.store.afterCommit(() =>
+      logger.info(
+        { event: "task_retry_scheduled", ...ids, budget, count, limit, reason },
+        `job ${job.jobId} task ${task.taskIndex} will be retried (${budget} ${count} of ${limit}): ${reason}`,
+      ),
+    );
   }
 
   /**
@@ -303,6 +333,7 @@ export class Ledger {
     if (update.errorMessage) attempt.errorMessage = update.errorMessage;
     if (update.result && update.result.length > 0) attempt.result = update.result;
     store.saveAttempt(attempt);
+    store.afterCommit(() => this.logAttemptEnded(attempt));
     const worker = this.workers.get(attempt.workerId);
     if (worker?.attempts.delete(attempt)) store.onRollback(() => worker.attempts.add(attempt));
     if (this.undispatched.delete(attempt.attemptId)) store.onRollback(() => this.undispatched.add(attempt.attemptId));
@@ -310,6 +341,22 @@ export class Ledger {
     this.endpoints.removeOwnedByAttempt(attempt.attemptId);
     const ended = this.hooks.attemptEnded;
     if (ended) store.afterCommit(() => ended(attempt, ending));
+  }
+
+  private logAttemptEnded(attempt: AttemptRecord): void {
+    const { exitCode, errorMessage, finishedAt } = attempt;
+    const durationMs = finishedAt !== undefined ? finishedAt - (attempt.startedAt ?? attempt.createdAt) : undefined;
+    this.hooks.logger?.info(
+      {
+        event: "attempt_ended",
+        ...attemptFields(attempt),
+        state: attempt.state,
+        ...(exitCode !== undefined ? { exitCode } : {}),
+        ...(errorMessage ? { error: errorMessage } : {}),
+        ...(durationMs !== undefined ? { durationMs } : {}),
+      },
+      `${describeAttempt(attempt)} on worker ${attempt.workerId} ended ${attempt.state}${exitCode !== undefined ? ` (exit code ${exitCode})` : ""}${errorMessage ? `: ${errorMessage.split("\n")[0]}` : ""}`,
+    );
   }
 
   /** Recomputes the job state from its tasks and handles the consequences of finishing. Runs inside a transaction. */
@@ -336,9 +383,27 @@ export class Ledger {
         job.exitCode = 0;
       }
       this.onJobFinished(job);
+      this.store.afterCommit(() => this.logJobFinished(job));
     }
     this.store.saveJob(job);
     this.emitJob(job);
+  }
+
+  private logJobFinished(job: JobRecord): void {
+    const { exitCode, errorMessage } = job;
+    this.hooks.logger?.info(
+      {
+        event: "job_finished",
+        jobId: job.jobId,
+        name: job.name,
+        namespace: job.namespace,
+        state: job.state,
+        ...(exitCode !== undefined ? { exitCode } : {}),
+        ...(errorMessage ? { error: errorMessage } : {}),
+        durationMs: (job.finishedAt ?? this.now()) - job.submittedAt,
+      },
+      `job ${job.jobId} ${job.state}${errorMessage && job.state !== "succeeded" ? `: ${errorMessage.split("\n")[0]}` : ""}`,
+    );
   }
 
   /** A finished job takes its remaining tasks, its children and its endpoints with it. */

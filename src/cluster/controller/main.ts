@@ -1,9 +1,15 @@
 // Entry point of a controller process started by the CLI or a test: reads its
-// options as JSON from argv[2], runs until SIGTERM/SIGINT.
-import { startController } from "./server.js";
+// options as JSON from argv[2] (ControllerServerOptions, plus `logLevel` and
+// `logFormat` for its logger on stderr), runs until SIGTERM/SIGINT.
+import { loggerFromSettings, type LogSettings } from "../../core/logger.js";
+import { startController, type ControllerServerOptions } from "./server.js";
 
-// startController checks the options and names a bad field.
-startController(JSON.parse(process.argv[2] ?? "{}") as unknown as object).then(
+const starting = (async () => {
+  const { logLevel, logFormat, ...options } = JSON.parse(process.argv[2] ?? "{}") as Omit<ControllerServerOptions, "logger"> & LogSettings;
+  // startController checks the options and names a bad field.
+  return startController({ ...options, logger: loggerFromSettings("controller", { logLevel, logFormat }) });
+})();
+starting.then(
   (server) => {
     process.stdout.write(`fluster-controller-ready ${JSON.stringify({ url: server.url })}\n`);
     let stopping = false;

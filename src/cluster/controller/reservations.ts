@@ -7,6 +7,7 @@
 // reservation reports.
 import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 import { validateReservationConfig, type ValidatedReservationConfig } from "../../core/reservation.js";
 import { isFinished } from "../../core/status.js";
 import { resourcesFromProto } from "../../rpc/convert.js";
@@ -216,7 +217,8 @@ export interface ReservationsDeps {
   /** The next submission sequence number. */
   nextSeq: () => number;
   maxReplicas: number;
-  log: (line: string) => void;
+  /** Where expiries are logged. */
+  logger: Logger;
   /** Asks for a scheduling pass (see Controller.requestSchedule). */
   requestSchedule: (capacityChanged?: boolean) => void;
   /** Runs a change the controller makes on its own (see Controller.background). */
@@ -340,7 +342,11 @@ export class Reservations {
       if (now < entry.record.expiresAt) continue;
       this.deps.background(() => {
         this.endReservation(entry, "expired", `expired after its TTL of ${entry.config.ttlSeconds}s`);
-        this.deps.log(`fluster controller: reservation ${entry.record.reservationId} (namespace ${entry.record.namespace}) expired after its TTL of ${entry.config.ttlSeconds}s`);
+        const { reservationId, namespace } = entry.record;
+        this.deps.logger.info(
+          { event: "reservation_expired", reservationId, namespace, ttlSeconds: entry.config.ttlSeconds },
+          `reservation ${reservationId} (namespace ${namespace}) expired after its TTL of ${entry.config.ttlSeconds}s`,
+        );
       });
     }
   }

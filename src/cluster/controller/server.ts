@@ -23,6 +23,7 @@ import { createRpcChannel, readPemFile, startRpcServer, type RpcChannel, type Rp
 import { fromConnectError } from "../../rpc/errors.js";
 import { taskStateToProto } from "../../rpc/convert.js";
 import { FlusterError, ValidationError, type FlusterErrorCode } from "../../core/errors.js";
+import { checkLogger, createLogger, type Logger } from "../../core/logger.js";
 import { checkInteger, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { isLoopbackAddress, resolvesToLoopback } from "../../rpc/loopback.js";
 import { createFaultInjector } from "../../rpc/faults.js";
@@ -94,8 +95,12 @@ export interface ControllerServerOptions {
   lostWorkerRetentionSeconds?: number;
   /** Extra routes served on the same port (e.g. the dashboard's). */
   extraRoutes?: (router: ConnectRouter) => void;
-  /** One line per event an operator should see (a worker or client refused, a stale lock taken over). @default writes to stderr */
-  log?: (line: string) => void;
+  /**
+   * Where the controller's structured lines go: lifecycle events (workers,
+   * attempts, retries, jobs), refusals, a stale lock taken over
+   * (docs/logging.md). @default `createLogger({ component: "controller" })`: stderr, JSON off a terminal, level from FLUSTER_LOG_LEVEL else info
+   */
+  logger?: Logger;
   /** Fault injection, for tests only (controller/faults.ts): drop or delay the RPCs it serves, lose workers at random. @default none */
   faults?: ControllerFaults;
 }
@@ -123,7 +128,7 @@ const LIMIT_OPTIONS = ["maxRequestBytes", "maxIdLength", "maxStringLength", "max
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "tlsCert", "tlsKey", "tlsCaFile", "bundleSweepIntervalSeconds", ...LIMIT_OPTIONS, "lostWorkerRetentionSeconds", "extraRoutes", "log", "faults"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "tlsCert", "tlsKey", "tlsCaFile", "bundleSweepIntervalSeconds", ...LIMIT_OPTIONS, "lostWorkerRetentionSeconds", "extraRoutes", "logger", "faults"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ValidationError(o.tlsCert === undefined ? "tlsCert" : "tlsKey", `must be given with ${o.tlsCert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
@@ -133,7 +138,7 @@ export function compileControllerServerOptions(raw: unknown): ControllerServerOp
   }
   for (const key of LIMIT_OPTIONS) if (o[key] !== undefined) checkInteger(o[key], key, 1);
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
-  if (o.log !== undefined && typeof o.log !== "function") throw new ValidationError("log", "must be a function");
+  if (o.logger !== undefined) checkLogger(o.logger);
   const faults = o.faults === undefined ? undefined : compileControllerFaults(o.faults);
   return { ...(o as ControllerServerOptions), ...(faults ? { faults } : {}) };
 }
@@ -142,9 +147,9 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const options = compileControllerServerOptions(given);
   const stateDir = options.stateDir ?? ".fluster";
   const host = options.host ?? "127.0.0.1";
-  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const logger = options.logger ?? createLogger({ component: "controller" });
   // One controller per state directory: a second one fails here, before it touches anything.
-  const lock: StateLock | undefined = stateDir === ":memory:" ? undefined : acquireStateLock(stateDir, log);
+  const lock: StateLock | undefined = stateDir === ":memory:" ? undefined : acquireStateLock(stateDir, logger);
   let store: StateStore | undefined;
   let tokenSource: TokenSource;
   // An in-memory controller (tests) keeps its bundles in a temporary directory of its own, made last below.
@@ -201,7 +206,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     ...(options.faults?.loseWorkerProbability ? { loseWorkerProbability: options.faults.loseWorkerProbability } : {}),
     ...(options.maxReplicas !== undefined ? { maxReplicas: options.maxReplicas } : {}),
     ...(options.maxEndpointsPerJob !== undefined ? { maxEndpointsPerJob: options.maxEndpointsPerJob } : {}),
-    log,
+    logger,
   });
   const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
     const stream = channelTo(address).client(WorkerService).streamLogs({ attemptId, follow }, { signal });
@@ -224,7 +229,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
                 }),
             },
             tokenHint: tokenSource.hint,
-            onUnauthenticated: refusalLogger(log),
+            onUnauthenticated: refusalLogger(logger),
           }
         : {}),
       // Metrics first: they see the code of every call, also of one that fault injection drops.
@@ -238,7 +243,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
       // Plain HTTP beside the RPCs: Prometheus metrics (behind the token), the dashboard's page and files.
       httpRoutes: [metricsRoute(metricsRegistry), ...dashboardRoutes()],
       routes: (router) => {
-        controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(log))(router);
+        controllerRoutes(controller, readAttemptLog, bundles, identity, deniedLogger(logger))(router);
         options.extraRoutes?.(router);
       },
     });
@@ -256,14 +261,20 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   controller.address = `${tls ? "https" : "http"}://${advertise.includes(":") ? `[${advertise}]` : advertise}:${server.port}`;
   controller.start();
   lock?.setUrl(controller.address);
+  logger.info(
+    { event: "controller_started", address: controller.address, stateDir: stateDir === ":memory:" ? stateDir : resolve(stateDir), auth: token !== undefined },
+    `serving at ${controller.address} (state in ${stateDir})${token !== undefined ? "; callers need the token" : ""}`,
+  );
   const bundleMaxAgeMs = (options.bundleMaxAgeSeconds ?? 86_400) * 1000;
   const bundleStoreMaxBytes = options.bundleStoreMaxBytes ?? 10 * 1024 ** 3;
   const sweepTimer = setInterval(() => {
     try {
       const swept = bundles.sweep(controller.liveBundleIds(), bundleMaxAgeMs, bundleStoreMaxBytes);
-      if (swept.bundles + swept.blobs > 0) log(`fluster controller: removed ${swept.bundles} unused bundle(s) and ${swept.blobs} blob(s)`);
+      if (swept.bundles + swept.blobs > 0) {
+        logger.info({ event: "bundles_swept", bundles: swept.bundles, blobs: swept.blobs }, `removed ${swept.bundles} unused bundle(s) and ${swept.blobs} blob(s)`);
+      }
     } catch (err) {
-      log(`fluster controller: sweeping unused bundles failed: ${(err as Error).message}`);
+      logger.error({ event: "bundle_sweep_failed", error: (err as Error).message }, `sweeping unused bundles failed: ${(err as Error).message}`);
     }
   }, (options.bundleSweepIntervalSeconds ?? 600) * 1000);
   sweepTimer.unref();
@@ -271,9 +282,14 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   const pruneTimer = setInterval(() => {
     try {
       const pruned = controller.pruneLostWorkers(retentionMs);
-      if (pruned.length > 0) log(`fluster controller: forgot ${pruned.length} worker(s) lost more than ${retentionMs / 1000} s ago`);
+      if (pruned.length > 0) {
+        logger.info(
+          { event: "lost_workers_pruned", workerIds: pruned, retentionSeconds: retentionMs / 1000 },
+          `forgot ${pruned.length} worker(s) lost more than ${retentionMs / 1000} s ago`,
+        );
+      }
     } catch (err) {
-      log(`fluster controller: pruning lost workers failed: ${(err as Error).message}`);
+      logger.error({ event: "lost_worker_prune_failed", error: (err as Error).message }, `pruning lost workers failed: ${(err as Error).message}`);
     }
   }, Math.min(Math.max(retentionMs / 4, 100), 600_000));
   pruneTimer.unref();
@@ -284,6 +300,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     token,
     identity,
     async shutdown() {
+      logger.info({ event: "controller_stopping", address: controller.address }, "stopping; jobs keep running on their workers");
       clearInterval(sweepTimer);
       clearInterval(pruneTimer);
       await server.shutdown();
@@ -316,15 +333,19 @@ function resolveToken(given: string | undefined, loopback: boolean, stateDir: st
  * address, each time; other callers once a minute per procedure, so a
  * client retrying with a wrong token cannot flood the log.
  */
-function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => void {
+function refusalLogger(logger: Logger): (refusal: TokenRefusal) => void {
   const due = oncePerMinute();
   return ({ procedure, reason, request }) => {
     if (procedure.endsWith("/RegisterWorker") && isMessage(request, RegisterWorkerRequestSchema)) {
-      log(`fluster controller: refused worker ${request.workerId} (${request.address}): ${reason} bearer token`);
+      const { workerId, address } = request;
+      logger.warn({ event: "worker_refused", workerId, address, reason: `${reason} bearer token` }, `refused worker ${workerId} (${address}): ${reason} bearer token`);
       return;
     }
     if (!due(procedure)) return;
-    log(`fluster controller: refused a ${procedure} call: ${reason} bearer token (such refusals are logged once a minute)`);
+    logger.warn(
+      { event: "call_refused", procedure, reason: `${reason} bearer token` },
+      `refused a ${procedure} call: ${reason} bearer token (such refusals are logged once a minute)`,
+    );
   };
 }
 
@@ -333,10 +354,10 @@ function refusalLogger(log: (line: string) => void): (refusal: TokenRefusal) => 
  * minute: a job reaching out of its namespace, or a heartbeat sent with
  * another's credential, is something an operator wants to see.
  */
-function deniedLogger(log: (line: string) => void): (error: FlusterError) => void {
+function deniedLogger(logger: Logger): (error: FlusterError) => void {
   const due = oncePerMinute();
   return (error) => {
-    if (due(error.message)) log(`fluster controller: refused: ${error.message}`);
+    if (due(error.message)) logger.warn({ event: "call_denied", reason: error.message }, `refused: ${error.message}`);
   };
 }
 

@@ -6,6 +6,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, w
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { FlusterError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 import { parseProcStat, type ProcessStat } from "../../core/proc-stat.js";
 
 /** The lock's name inside the state directory. */
@@ -37,10 +38,10 @@ export interface StateLock {
 /**
  * Takes the lock of `stateDir`, or throws a `failed_precondition` error
  * naming the controller that holds it. A lock whose process is gone (or
- * whose pid now belongs to another process) is taken over, with a line to
- * `log`.
+ * whose pid now belongs to another process) is taken over, with a
+ * `state_lock_taken_over` line to `logger`.
  */
-export function acquireStateLock(stateDir: string, log: (line: string) => void): StateLock {
+export function acquireStateLock(stateDir: string, logger: Logger): StateLock {
   mkdirSync(stateDir, { recursive: true });
   const path = join(stateDir, STATE_LOCK_FILE);
   const me: StateLockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), nonce: randomUUID() };
@@ -68,10 +69,11 @@ export function acquireStateLock(stateDir: string, log: (line: string) => void):
         "failed_precondition",
       );
     }
-    log(
+    logger.warn(
+      { event: "state_lock_taken_over", path: resolve(path), ...(holder ? { pid: holder.pid, host: holder.host } : {}) },
       holder
-        ? `fluster controller: taking over ${resolve(path)} from controller pid ${holder.pid} (started ${holder.startedAt}), which is no longer running`
-        : `fluster controller: taking over ${resolve(path)}, which names no controller`,
+        ? `taking over ${resolve(path)} from controller pid ${holder.pid} (started ${holder.startedAt}), which is no longer running`
+        : `taking over ${resolve(path)}, which names no controller`,
     );
     try {
       unlinkSync(path);

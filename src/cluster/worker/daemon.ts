@@ -8,9 +8,10 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { retry } from "../../core/backoff.js";
 import { FlusterError, ValidationError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 import { formatByteSize } from "../../core/quantity.js";
 import type { TaskState } from "../../core/status.js";
-import { deviceToProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
+import { deviceToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
@@ -32,7 +33,7 @@ import { LeaseSupervisor } from "./lease-supervisor.js";
 import { AttemptLog } from "./log-store.js";
 import { compileWorkerDaemonOptions, defaultWorkDir, type CompiledWorkerDaemonOptions, type WorkerDaemonOptions } from "./options.js";
 import { FENCED_FILE_NAME, reapOrphans } from "./process-group.js";
-import { DEFAULT_KILL_GRACE_MS, ProcessRuntime, type RunningAttempt } from "./runtime.js";
+import { DEFAULT_KILL_GRACE_MS, ProcessRuntime, type AttemptOutcome, type RunningAttempt } from "./runtime.js";
 
 export type { WorkerDaemonOptions } from "./options.js";
 
@@ -112,6 +113,8 @@ export class WorkerDaemon {
   /** The host in {@link address}, chosen once serving (see advertise-host.ts). */
   private advertised: string | undefined;
   private readonly startedAt = Date.now();
+  /** The daemon's logger; its lines carry `workerId` once the id is known. */
+  private logger: Logger;
   workerId = "";
   workDir = "";
   /** Workspace bundles fetched from the controller, under `<workDir>/bundles`. */
@@ -128,6 +131,7 @@ export class WorkerDaemon {
   /** Checks the options at once (a ValidationError names a bad one); nothing starts until {@link start}. */
   constructor(options: WorkerDaemonOptions) {
     this.options = compileWorkerDaemonOptions(options);
+    this.logger = this.options.logger;
     this.runtime = new ProcessRuntime({ killGraceMs: this.options.killGraceMs });
   }
 
@@ -170,11 +174,15 @@ export class WorkerDaemon {
     });
     const advertised = chooseAdvertiseHost(host, this.options.advertiseHost, this.options.hostNetwork);
     this.advertised = advertised.host;
-    if (advertised.warning) this.options.log(`fluster worker: ${advertised.warning}`);
-    else if (advertised.source !== "--advertise-host" && advertised.source !== "the bind address") {
-      this.options.log(`fluster worker: bound to ${host}; advertising ${advertised.host} (${advertised.source}); set --advertise-host to choose another`);
-    }
     this.workerId = this.options.workerId ?? `${hostname()}-${this.server.port}`;
+    this.logger = this.options.logger.child({ workerId: this.workerId });
+    if (advertised.warning) this.logger.warn({ event: "advertise_host_guessed", host: advertised.host, source: advertised.source }, advertised.warning);
+    else if (advertised.source !== "--advertise-host" && advertised.source !== "the bind address") {
+      this.logger.info(
+        { event: "advertise_host_chosen", bindHost: host, host: advertised.host, source: advertised.source },
+        `bound to ${host}; advertising ${advertised.host} (${advertised.source}); set --advertise-host to choose another`,
+      );
+    }
     this.workDir = this.options.workDir ?? defaultWorkDir(this.workerId);
     mkdirSync(join(this.workDir, "attempts"), { recursive: true });
     this.bundles = new BundleCache(join(this.workDir, "bundles"), () => {
@@ -185,10 +193,10 @@ export class WorkerDaemon {
     // without cleanup) are not ours to adopt: the controller has retried them.
     const attemptsDir = join(this.workDir, "attempts");
     const reaped = await reapOrphans(attemptsDir);
-    if (reaped.length > 0) this.options.log(`fluster worker: killed ${reaped.length} attempt(s) left by a previous run`);
+    if (reaped.length > 0) this.logger.warn({ event: "orphans_reaped", count: reaped.length }, `killed ${reaped.length} attempt(s) left by a previous run`);
     // Started alongside the registration; no attempt runs before both are done.
     this.leaseFile = new LeaseFileWriter(join(this.workDir, "lease"));
-    const supervising = LeaseSupervisor.start({ attemptsDir, leaseFile: this.leaseFile.path, log: this.options.log }).then((supervisor) => {
+    const supervising = LeaseSupervisor.start({ attemptsDir, leaseFile: this.leaseFile.path, logger: this.logger }).then((supervisor) => {
       this.supervisor = supervisor;
       // Shut down meanwhile: nothing will close it otherwise.
       if (this.stateValue === "stopping" || this.stateValue === "stopped") void supervisor.close();
@@ -242,7 +250,7 @@ export class WorkerDaemon {
       () => (this.lastRefusal = ""),
       (err: unknown) => {
         const message = err instanceof Error ? err.message : String(err);
-        if (message !== this.lastRefusal) this.options.log(`fluster worker: cannot register again: ${message}`);
+        if (message !== this.lastRefusal) this.logger.error({ event: "registration_refused", controllerUrl: this.options.controllerUrl, reason: message }, `cannot register again: ${message}`);
         this.lastRefusal = message;
       },
     );
@@ -304,12 +312,20 @@ export class WorkerDaemon {
             if (now - reportedAt < WAITING_REPORT_MS) return;
             reportedAt = now;
             const waited = Math.round((now - since) / 1000);
-            this.options.log(`fluster worker: waiting for the controller at ${url}: ${(err as Error).message}; retrying with backoff${waited > 0 ? ` (${waited}s so far)` : ""}`);
+            this.logger.warn(
+              { event: "controller_unreachable", controllerUrl: url, error: (err as Error).message, waitedSeconds: waited },
+              `waiting for the controller at ${url}: ${(err as Error).message}; retrying with backoff${waited > 0 ? ` (${waited}s so far)` : ""}`,
+            );
           },
         },
       );
       this.lastReconcileAt = Date.now();
-      if (!signal.aborted) this.leaseGranted(sentAt, graceMs);
+      if (signal.aborted) return;
+      this.logger.info(
+        { event: "worker_registered", controllerUrl: url, address: request.address, resources: { cpu: resources.cpu, memoryBytes: resources.memory, diskBytes: resources.disk }, labels: request.attributes },
+        `registered with the controller at ${url} as ${this.workerId} (${request.address})`,
+      );
+      this.leaseGranted(sentAt, graceMs);
     } catch (err) {
       if (signal.aborted) return;
       const refusal = registrationRefusal(url, err);
@@ -328,11 +344,12 @@ export class WorkerDaemon {
     if (!(graceMs > 0)) return;
     const terms = leaseTerms(graceMs);
     if (this.lease) {
-      if (this.lease.acknowledged(sentAt, terms)) this.options.log("fluster worker: registered again; taking attempts");
+      if (this.lease.acknowledged(sentAt, terms)) this.logger.info({ event: "lease_restored", controllerUrl: this.options.controllerUrl }, "registered again; taking attempts");
       this.renewHardFence();
       return;
     }
     this.lease = new WorkerLease(terms, monotonicMs, sentAt);
+    this.logger.debug({ event: "lease_granted", graceMs, fenceAfterMs: terms.fenceAfterMs, hardFenceAfterMs: terms.hardFenceAfterMs }, `lease granted: attempts are fenced after ${terms.fenceAfterMs / 1000}s without contact`);
     this.renewHardFence();
     this.leaseTimer = setInterval(() => this.checkLease(), terms.checkEveryMs);
     this.leaseTimer.unref();
@@ -367,16 +384,17 @@ export class WorkerDaemon {
    * worker_failed with `reason`, reported once the controller answers.
    */
   private fence(reason: string): void {
-    let killed = 0;
+    const attemptIds: string[] = [];
     for (const entry of this.attempts.values()) {
       if (entry.fenced || entry.final) continue;
       // Running, or still getting ready (fetching its workspace, building its environment): both stop.
       if (entry.running ? entry.running.state !== "running" : !entry.starting) continue;
       entry.fenced = reason;
       this.killAttempt(entry, reason);
-      killed += 1;
+      attemptIds.push(entry.assignment.attemptId);
     }
-    if (killed > 0 || !reason.includes("lost this worker")) this.options.log(`fluster worker: ${reason}; killed ${killed} attempt(s)`);
+    const killed = attemptIds.length;
+    if (killed > 0 || !reason.includes("lost this worker")) this.logger.warn({ event: "attempts_fenced", reason, killed, attemptIds }, `${reason}; killed ${killed} attempt(s)`);
     // A connection the partition stalled would hold back the next calls: open a new one.
     this.controller?.close();
   }
@@ -414,7 +432,7 @@ export class WorkerDaemon {
     }
     if (this.stateValue !== "running" && this.stateValue !== "registering") return;
     if (known) {
-      if (this.lease?.acknowledged(sentAt)) this.options.log("fluster worker: the controller answers again");
+      if (this.lease?.acknowledged(sentAt)) this.logger.info({ event: "controller_reachable", controllerUrl: this.options.controllerUrl }, "the controller answers again");
       this.renewHardFence();
       return;
     }
@@ -430,6 +448,8 @@ export class WorkerDaemon {
   async shutdown(): Promise<void> {
     if (this.stateValue === "stopped" || this.stateValue === "stopping") return;
     this.stateValue = "stopping";
+    const live = [...this.attempts.values()].filter((e) => (e.running ? e.running.state === "running" : e.final === undefined)).length;
+    this.logger.info({ event: "worker_stopping", attempts: live }, `stopping: killing the ${live} attempt(s) still running`);
     this.stopping.abort();
     if (this.registerTimer) clearInterval(this.registerTimer);
     if (this.faultTimer) clearInterval(this.faultTimer);
@@ -484,6 +504,7 @@ export class WorkerDaemon {
         cache: this.environments,
         signal: starting.signal,
         onBuilding: () => {
+          this.logger.debug({ event: "environment_building", ...attemptIdsOf(assignment) }, `attempt ${assignment.attemptId}: building its environment`);
           entry.building = true;
           this.queueReport(this.observe(entry));
           reportBuilding();
@@ -505,6 +526,7 @@ export class WorkerDaemon {
         logDir: dir,
         ...(spec.timeoutSeconds > 0 ? { timeoutSeconds: spec.timeoutSeconds } : {}),
       });
+      this.logger.info({ event: "attempt_started", ...attemptIdsOf(assignment), processId: entry.running.pid }, `attempt ${assignment.attemptId} started (pid ${entry.running.pid})`);
     } catch (err) {
       const killed = starting.signal.aborted;
       const reason: unknown = killed ? starting.signal.reason : err;
@@ -521,6 +543,7 @@ export class WorkerDaemon {
       });
       this.finish(entry, final, state);
       entry.endedAt = Date.now();
+      this.logAttemptEnded(entry, final);
       this.queueReport(final);
     } finally {
       entry.starting = undefined;
@@ -606,7 +629,28 @@ export class WorkerDaemon {
       const fenced = readFenceNote(entry.dir);
       if (fenced) entry.fenced = fenced;
     }
-    this.queueReport(this.observe(entry));
+    const observed = this.observe(entry);
+    if (running.state !== "running") this.logAttemptEnded(entry, observed, running.outcome);
+    this.queueReport(observed);
+  }
+
+  /** The `attempt_ended` line: the state the controller is told, with the exit code or signal of the process, if it ran. */
+  private logAttemptEnded(entry: AttemptEntry, attempt: Attempt, outcome?: AttemptOutcome): void {
+    const state = taskStateFromProto(attempt.state);
+    const error = attempt.errorMessage || undefined;
+    const startedAt = entry.running?.startedAt.getTime();
+    this.logger.info(
+      {
+        event: "attempt_ended",
+        ...attemptIdsOf(entry.assignment),
+        state,
+        ...(outcome?.exitCode !== undefined ? { exitCode: outcome.exitCode } : {}),
+        ...(outcome?.signal !== undefined ? { signal: outcome.signal } : {}),
+        ...(error ? { error } : {}),
+        ...(startedAt !== undefined ? { durationMs: (entry.endedAt ?? Date.now()) - startedAt } : {}),
+      },
+      `attempt ${entry.assignment.attemptId} ended ${state}${outcome?.exitCode !== undefined ? ` (exit code ${outcome.exitCode})` : outcome?.signal ? ` (signal ${outcome.signal})` : ""}${error ? `: ${error.split("\n")[0]}` : ""}`,
+    );
   }
 
   /** The attempt as the controller sees it. */
@@ -682,7 +726,9 @@ export class WorkerDaemon {
     for (const [id, entry] of this.attempts) {
       if (wanted.has(id)) continue;
       if (entry.running ? entry.running.state === "running" : entry.final === undefined) {
-        this.killAttempt(entry, stopReasons[id] ?? "no longer wanted by the controller");
+        const reason = stopReasons[id] ?? "no longer wanted by the controller";
+        this.logger.info({ event: "attempt_kill_requested", ...attemptIdsOf(entry.assignment), reason, by: "reconcile" }, `killing attempt ${id}: ${reason}`);
+        this.killAttempt(entry, reason);
       } else if (entry.endedAt !== undefined && Date.now() - entry.endedAt > FINISHED_RETENTION_MS) {
         this.attempts.delete(id);
       }
@@ -719,7 +765,11 @@ export class WorkerDaemon {
       killTask: async (req: { attemptId: string; force: boolean; reason: string }) => {
         const entry = this.attempts.get(req.attemptId);
         if (!entry) throw new FlusterError(`attempt ${req.attemptId} not found on worker ${this.workerId}`, "not_found");
-        this.killAttempt(entry, req.reason || "killed by request", req.force);
+        const reason = req.reason || "killed by request";
+        if (entry.running ? entry.running.state === "running" : entry.final === undefined) {
+          this.logger.info({ event: "attempt_kill_requested", ...attemptIdsOf(entry.assignment), reason, force: req.force, by: "KillTask" }, `killing attempt ${req.attemptId} on request: ${reason}`);
+        }
+        this.killAttempt(entry, reason, req.force);
         // Answer once the processes are gone: the controller counts their room
         // as taken until then, so the next task placed here finds it free.
         await this.attemptGone(entry, (this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS) + KILL_ANSWER_MARGIN_MS);
@@ -788,6 +838,11 @@ function registrationRefusal(url: string, err: unknown): string | undefined {
   }
   if (code === "failed_precondition" || code === "invalid_argument") return `controller at ${url} refused this worker: ${message}`;
   return undefined;
+}
+
+/** The ids of an attempt, as every line about it carries them (the daemon's logger adds `workerId`). */
+function attemptIdsOf(assignment: TaskAssignment): { jobId: string; taskIndex: number; attemptId: string } {
+  return { jobId: assignment.jobId, taskIndex: assignment.taskIndex, attemptId: assignment.attemptId };
 }
 
 /** The reason the lease supervisor left in an attempt's directory when it killed it, if it did. */

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { nodeEntryArgs } from "../../core/node-entry.js";
 import { FlusterError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 
 const SUPERVISOR_ARGS = nodeEntryArgs(import.meta.url, "./lease-supervisor-main");
 /** The supervisor's checks are at most this late. */
@@ -19,8 +20,8 @@ export interface LeaseSupervisorOptions {
   attemptsDir: string;
   /** The lease file the daemon renews (lease-file.ts). */
   leaseFile: string;
-  /** The supervisor's reports (what it fenced). */
-  log: (line: string) => void;
+  /** Where the supervisor's reports (what it fenced) are logged, as `lease_supervisor_fenced`. */
+  logger: Logger;
 }
 
 /**
@@ -52,7 +53,7 @@ export class LeaseSupervisor {
             clearTimeout(timer);
             resolve();
           } else {
-            options.log(`fluster worker: lease supervisor: ${line}`);
+            options.logger.warn({ event: "lease_supervisor_fenced", report: line }, `lease supervisor: ${line}`);
           }
         });
       });

@@ -1,11 +1,14 @@
 // Entry point of a worker daemon process started by LocalCluster or a
-// platform: reads its options as JSON from argv[2], runs until SIGTERM/SIGINT.
+// platform: reads its options as JSON from argv[2] (WorkerDaemonOptions, plus
+// `logLevel` and `logFormat` for its logger on stderr), runs until SIGTERM/SIGINT.
+import { loggerFromSettings, type LogSettings } from "../../core/logger.js";
 import { WorkerDaemon, type WorkerDaemonOptions } from "./daemon.js";
 
 let daemon: WorkerDaemon;
 try {
+  const { logLevel, logFormat, ...options } = JSON.parse(process.argv[2] ?? "{}") as Omit<WorkerDaemonOptions, "logger"> & LogSettings;
   // The constructor checks the options and names a bad field.
-  daemon = new WorkerDaemon(JSON.parse(process.argv[2] ?? "{}") as WorkerDaemonOptions);
+  daemon = new WorkerDaemon({ ...options, logger: loggerFromSettings("worker", { logLevel, logFormat }) });
 } catch (err) {
   process.stderr.write(`fluster worker: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

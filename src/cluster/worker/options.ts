@@ -3,6 +3,7 @@
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
+import { checkLogger, createLogger, type Logger } from "../../core/logger.js";
 import { checkInteger, checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { normalizeBaseUrl, readPemFile } from "../../rpc/transport.js";
 import { hostNetwork, type HostNetwork } from "./advertise-host.js";
@@ -67,8 +68,13 @@ export interface WorkerDaemonOptions {
   killGraceSeconds?: number;
   /** Bytes of one request to the daemon; a larger one gets `resource_exhausted`. @default 8 MiB */
   maxRequestBytes?: number;
-  /** Progress and errors. @default writes to stderr */
-  log?: (line: string) => void;
+  /**
+   * Where the daemon's structured lines go: registration, attempts starting
+   * and ending, kills, lease and fence events, the controller unreachable
+   * (docs/logging.md); they carry `workerId` once it is known.
+   * @default `createLogger({ component: "worker" })`: stderr, JSON off a terminal, level from FLUSTER_LOG_LEVEL else info
+   */
+  logger?: Logger;
   /**
    * Reads the machine's interfaces and routes, for the advertised host of a
    * wildcard bind (tests pass a table). @default `os.networkInterfaces()` and `/proc/net/route`
@@ -100,7 +106,7 @@ export interface CompiledWorkerDaemonOptions {
   tls: { cert: string; key: string } | undefined;
   killGraceMs: number;
   maxRequestBytes: number | undefined;
-  log: (line: string) => void;
+  logger: Logger;
   hostNetwork: () => HostNetwork;
   faults: WorkerFaults | undefined;
 }
@@ -111,16 +117,14 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "maxRequestBytes", "log", "hostNetwork", "faults"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "maxRequestBytes", "logger", "hostNetwork", "faults"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
   if (workerId !== undefined && /[\0-\x1f/]/.test(workerId)) throw new ValidationError("workerId", `must not contain "/" or control characters, got ${describeValue(workerId)}`);
   const labels = o.labels === undefined ? {} : checkPlainObject(o.labels, "labels");
   for (const [key, value] of Object.entries(labels)) checkString(value, `labels.${key}`);
-  for (const key of ["log", "hostNetwork"] as const) {
-    if (o[key] !== undefined && typeof o[key] !== "function") throw new ValidationError(key, `must be a function, got ${describeValue(o[key])}`);
-  }
+  if (o.hostNetwork !== undefined && typeof o.hostNetwork !== "function") throw new ValidationError("hostNetwork", `must be a function, got ${describeValue(o.hostNetwork)}`);
   const optionalDir = (key: "workDir" | "environmentsDir" | "npmCacheDir") => (o[key] === undefined ? undefined : resolve(checkString(o[key], key, { nonEmpty: true })));
   const flag = (key: "npmOffline" | "npmIgnoreScripts") => {
     if (o[key] !== undefined && typeof o[key] !== "boolean") throw new ValidationError(key, `must be true or false, got ${describeValue(o[key])}`);
@@ -146,7 +150,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     tls: tlsOf(optionalString("tlsCert"), optionalString("tlsKey")),
     killGraceMs: Math.round(1000 * (o.killGraceSeconds === undefined ? 5 : checkNonNegative(o.killGraceSeconds, "killGraceSeconds"))),
     maxRequestBytes: o.maxRequestBytes === undefined ? undefined : checkInteger(o.maxRequestBytes, "maxRequestBytes", 1),
-    log: (o.log as ((line: string) => void) | undefined) ?? ((line) => process.stderr.write(`${line}\n`)),
+    logger: o.logger === undefined ? createLogger({ component: "worker" }) : checkLogger(o.logger),
     hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
     faults: o.faults === undefined ? undefined : compileWorkerFaults(o.faults),
   };

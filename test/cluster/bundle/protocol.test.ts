@@ -17,6 +17,7 @@ import { startController, type ControllerServer } from "../../../src/cluster/con
 import { Entrypoint } from "../../../src/core/entrypoint.js";
 import { ControllerService, UploadBlobsRequestSchema } from "../../../src/rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { createRpcChannel } from "../../../src/rpc/transport.js";
+import { silentLogger } from "../../../src/core/logger.js";
 
 function tempDir(t: { after: (fn: () => void) => void }, prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -40,7 +41,7 @@ function workspace(t: { after: (fn: () => void) => void }): string {
 
 async function controller(t: { after: (fn: () => Promise<void>) => void }): Promise<ControllerServer> {
   const stateDir = mkdtempSync(join(tmpdir(), "fluster-state-"));
-  const server = await startController({ stateDir, log: () => undefined });
+  const server = await startController({ stateDir, logger: silentLogger() });
   t.after(async () => {
     await server.shutdown();
     rmSync(stateDir, { recursive: true, force: true });

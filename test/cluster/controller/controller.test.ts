@@ -157,7 +157,11 @@ describe("controller: placement and outcomes", () => {
     const worker = h.controller.listWorkers().find((w) => w.record.workerId === "w1")?.record;
     assert.equal(worker?.health, "unhealthy");
     assert.match(worker?.healthReason ?? "", /refused the controller's token \(wrong bearer token/);
-    assert.equal(h.logged.filter((l) => /worker w1 .* is unhealthy/.test(l)).length, 1, h.logged.join("\n"));
+    assert.deepEqual(
+      h.logs.events("worker_unhealthy").map((r) => [r.workerId, r.msg.replace(/: .*/, "")]),
+      [["w1", "worker w1 (http://w1:1) is unhealthy and gets no new attempts"]],
+      h.logged.join("\n"),
+    );
     let task = h.controller.getJob(jobId).tasks[0];
     assert.equal(task?.attempts.length, 1, "an unhealthy worker gets no new attempts");
     assert.equal(task?.preemptionCount, 0);

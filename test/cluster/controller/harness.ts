@@ -14,6 +14,7 @@ import { validateJobRequest, type JobRequest } from "../../../src/core/job.js";
 import { Entrypoint } from "../../../src/core/entrypoint.js";
 import { jobSpecToProto } from "../../../src/rpc/convert.js";
 import type { TaskState } from "../../../src/core/status.js";
+import { captureLogs } from "../../helpers/logs.js";
 
 export const GRACE_MS = 10_000;
 
@@ -145,8 +146,13 @@ function registration(workerId: string, address: string, cpu: number) {
 export class Harness {
   readonly clock = { now: 1_000_000 };
   readonly workers = new Map<string, FakeWorker>();
-  /** What the controller logged. */
-  readonly logged: string[] = [];
+  /** What the controller logged (every level). */
+  readonly logs = captureLogs("controller");
+
+  /** The messages the controller logged, in order. */
+  get logged(): string[] {
+    return this.logs.messages;
+  }
   controller: Controller;
   private readonly dir: string | undefined;
 
@@ -168,7 +174,7 @@ export class Harness {
       reconcileIntervalMs: 3_600_000,
       workerLostGraceMs: GRACE_MS,
       now: () => this.clock.now,
-      log: (line) => this.logged.push(line),
+      logger: this.logs.logger,
       ...this.extra,
     });
   }
