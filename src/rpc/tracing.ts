@@ -86,6 +86,29 @@ function finish<R extends UnaryResponse | StreamResponse>(otel: Api, span: OtelA
   return res;
 }
 
+/** Runs the call in a span of `kind` (a child of `parent`), active meanwhile; `enter` runs first inside it. */
+async function inSpan<R extends UnaryResponse | StreamResponse>(
+  otel: Api,
+  tracer: OtelApi.Tracer,
+  req: { service: { typeName: string }; method: { name: string } },
+  kind: OtelApi.SpanKind,
+  parent: OtelApi.Context,
+  call: () => Promise<R>,
+  enter: () => void = () => undefined,
+): Promise<R> {
+  const service = req.service.typeName;
+  const method = req.method.name;
+  return tracer.startActiveSpan(spanName(service, method), { kind, attributes: rpcAttributes(service, method) }, parent, async (span) => {
+    enter();
+    try {
+      return finish(otel, span, await call());
+    } catch (err) {
+      endFailed(otel, span, err);
+      throw err;
+    }
+  });
+}
+
 /**
  * The client side: a span (kind client) around each call, and the current
  * trace context written into its request headers. Streaming calls end their
@@ -95,17 +118,9 @@ export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
   const tracer = activeTracer();
   if (!api || !tracer) return next(req);
   const otel = api;
-  const service = req.service.typeName;
-  const method = req.method.name;
-  return tracer.startActiveSpan(spanName(service, method), { kind: otel.SpanKind.CLIENT, attributes: rpcAttributes(service, method) }, async (span) => {
-    otel.propagation.inject(otel.context.active(), req.header, headerSetter);
-    try {
-      return finish(otel, span, await next(req));
-    } catch (err) {
-      endFailed(otel, span, err);
-      throw err;
-    }
-  });
+  return inSpan(otel, tracer, req, otel.SpanKind.CLIENT, otel.context.active(), () => next(req), () =>
+    otel.propagation.inject(otel.context.active(), req.header, headerSetter),
+  );
 };
 
 /**
@@ -116,16 +131,6 @@ export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
 export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
   const tracer = activeTracer();
   if (!api || !tracer) return next(req);
-  const otel = api;
-  const service = req.service.typeName;
-  const method = req.method.name;
-  const parent = otel.propagation.extract(otel.ROOT_CONTEXT, req.header, headerGetter);
-  return tracer.startActiveSpan(spanName(service, method), { kind: otel.SpanKind.SERVER, attributes: rpcAttributes(service, method) }, parent, async (span) => {
-    try {
-      return finish(otel, span, await next(req));
-    } catch (err) {
-      endFailed(otel, span, err);
-      throw err;
-    }
-  });
+  const parent = api.propagation.extract(api.ROOT_CONTEXT, req.header, headerGetter);
+  return inSpan(api, tracer, req, api.SpanKind.SERVER, parent, () => next(req));
 };

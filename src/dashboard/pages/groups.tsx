@@ -1,11 +1,11 @@
 // The job groups page: groups of jobs placed all together or not at all, with
 // their rolled-up state, jobs and pending reason or error.
 import { JobState } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import { JobLinks } from "../components/job-links.js";
 import { StateBadge } from "../components/state-badge.js";
 import { EmptyState, ErrorState, Loading } from "../components/states.js";
 import { Duration, Time } from "../components/time.js";
 import { enumName } from "../format.js";
-import { jobHref } from "../route.js";
 import { useRpc } from "../use-rpc.js";
 
 export function GroupsPage() {
@@ -44,15 +44,7 @@ export function GroupsPage() {
                   <StateBadge state={enumName(JobState, g.state)} />
                 </td>
                 <td>
-                  <ul class="plain">
-                    {g.jobIds.map((id) => (
-                      <li key={id}>
-                        <a class="mono" href={jobHref(id)}>
-                          {id}
-                        </a>
-                      </li>
-                    ))}
-                  </ul>
+                  <JobLinks jobIds={g.jobIds} />
                 </td>
                 <td>{[g.spec?.sameRegion ? "same region" : "", g.spec?.sameZone ? "same zone" : "", g.reservationId ? `reservation ${g.reservationId}` : ""].filter(Boolean).join(", ") || "—"}</td>
                 <td>

@@ -2,11 +2,11 @@
 // held, used and still pending, and why it ended or waits.
 import { useState } from "preact/hooks";
 import { ReservationState } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
+import { JobLinks } from "../components/job-links.js";
 import { StateBadge } from "../components/state-badge.js";
 import { EmptyState, ErrorState, Loading } from "../components/states.js";
 import { Time } from "../components/time.js";
 import { enumName, formatResources } from "../format.js";
-import { jobHref } from "../route.js";
 import { useRpc } from "../use-rpc.js";
 
 export function ReservationsPage() {
@@ -59,15 +59,7 @@ export function ReservationsPage() {
                 </td>
                 <td>{r.pendingResources && (r.pendingResources.replicas ?? 0) > 0 ? formatResources(r.pendingResources) : "—"}</td>
                 <td>
-                  <ul class="plain">
-                    {r.jobIds.map((id) => (
-                      <li key={id}>
-                        <a class="mono" href={jobHref(id)}>
-                          {id}
-                        </a>
-                      </li>
-                    ))}
-                  </ul>
+                  <JobLinks jobIds={r.jobIds} />
                 </td>
                 <td>{r.expiresAt ? <Time at={r.expiresAt} /> : "never"}</td>
                 <td class="reason">{r.message}</td>
