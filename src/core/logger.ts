@@ -1,7 +1,8 @@
 // Structured logs of the controller and the worker daemon (docs/logging.md):
 // pino underneath, one JSON object per line off a terminal, pino-pretty on one.
+import { createRequire } from "node:module";
 import { pino } from "pino";
-import { prettyFactory } from "pino-pretty";
+import type { prettyFactory as PrettyFactory } from "pino-pretty";
 import { ValidationError, describeValue } from "./errors.js";
 
 /** Levels, least to most severe; `silent` writes nothing. */
@@ -100,6 +101,8 @@ export function createLogger(options: LoggerOptions): Logger {
  * pipeline or worker thread, so a line is out before the call returns.
  */
 function prettyStream(destination: LogDestination): { write(line: string): void } {
+  // Loaded only here: most processes (jobs, programs, piped daemons) never write a pretty line.
+  const { prettyFactory } = createRequire(import.meta.url)("pino-pretty") as { prettyFactory: typeof PrettyFactory };
   const format = prettyFactory({
     colorize: destination.isTTY === true,
     translateTime: "SYS:yyyy-mm-dd HH:MM:ss.l",

@@ -13,23 +13,37 @@ type Api = typeof OtelApi;
 /** The tracer's name on every span Fluster makes (its instrumentation scope). */
 export const TRACER_NAME = "fluster";
 
-/** `@opentelemetry/api` as the program has it (one copy shares the global registry), or undefined when not installed. */
-const api: Api | undefined = (() => {
-  try {
-    // Synchronous on purpose: the interceptors are built synchronously, and a top-level await would keep require(esm) out.
-    return createRequire(import.meta.url)("@opentelemetry/api") as Api;
-  } catch {
-    return undefined;
-  }
-})();
+/**
+ * Where `@opentelemetry/api` 1.x keeps what a program registered (its tracer
+ * provider under `trace`): a process that registered nothing has nothing
+ * there, and never loads the API for Fluster's sake.
+ */
+const OTEL_GLOBAL = Symbol.for("opentelemetry.js.api.1");
 
-/** The registered tracer, or undefined when no tracer provider is registered (or the API is not installed). */
-function activeTracer(): OtelApi.Tracer | undefined {
-  if (!api) return undefined;
-  const provider = api.trace.getTracerProvider() as OtelApi.TracerProvider & { getDelegateTracer?: (name: string) => OtelApi.Tracer | undefined };
+/** `@opentelemetry/api` as the program has it (one copy shares the global registry), undefined when not installed; loaded on first need. */
+let api: Api | undefined | null = null;
+
+function loadApi(): Api | undefined {
+  if (api !== null) return api;
+  try {
+    // Synchronous on purpose: interceptors run synchronously up to their first await, and a top-level await would keep require(esm) out.
+    api = createRequire(import.meta.url)("@opentelemetry/api") as Api;
+  } catch {
+    api = undefined;
+  }
+  return api;
+}
+
+/** The registered tracer and the API, or undefined when no tracer provider is registered (or the API is not installed). */
+function activeTracer(): { otel: Api; tracer: OtelApi.Tracer } | undefined {
+  const registered = (globalThis as Record<symbol, { trace?: unknown } | undefined>)[OTEL_GLOBAL];
+  if (!registered?.trace) return undefined;
+  const otel = loadApi();
+  if (!otel) return undefined;
+  const provider = otel.trace.getTracerProvider() as OtelApi.TracerProvider & { getDelegateTracer?: (name: string) => OtelApi.Tracer | undefined };
   // The global provider is a proxy until an SDK registers a delegate; a proxy with none makes only no-op spans.
-  if (typeof provider.getDelegateTracer === "function") return provider.getDelegateTracer(TRACER_NAME);
-  return provider.getTracer(TRACER_NAME);
+  const tracer = typeof provider.getDelegateTracer === "function" ? provider.getDelegateTracer(TRACER_NAME) : provider.getTracer(TRACER_NAME);
+  return tracer && { otel, tracer };
 }
 
 /** Whether RPCs are traced now: `@opentelemetry/api` is installed and a tracer provider is registered. */
@@ -115,9 +129,9 @@ async function inSpan<R extends UnaryResponse | StreamResponse>(
  * span when the response stream ends.
  */
 export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
-  const tracer = activeTracer();
-  if (!api || !tracer) return next(req);
-  const otel = api;
+  const active = activeTracer();
+  if (!active) return next(req);
+  const { otel, tracer } = active;
   return inSpan(otel, tracer, req, otel.SpanKind.CLIENT, otel.context.active(), () => next(req), () =>
     otel.propagation.inject(otel.context.active(), req.header, headerSetter),
   );
@@ -129,8 +143,9 @@ export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
  * calls the handler makes are children of it.
  */
 export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
-  const tracer = activeTracer();
-  if (!api || !tracer) return next(req);
-  const parent = api.propagation.extract(api.ROOT_CONTEXT, req.header, headerGetter);
-  return inSpan(api, tracer, req, api.SpanKind.SERVER, parent, () => next(req));
+  const active = activeTracer();
+  if (!active) return next(req);
+  const { otel, tracer } = active;
+  const parent = otel.propagation.extract(otel.ROOT_CONTEXT, req.header, headerGetter);
+  return inSpan(otel, tracer, req, otel.SpanKind.SERVER, parent, () => next(req));
 };

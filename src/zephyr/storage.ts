@@ -147,7 +147,7 @@ export class StorageManager {
   readonly runId = randomUUID().slice(0, 8);
   readonly runDir: string;
   private readonly storagePath: string;
-  /** Whether this run created the storage path itself: it then removes it too, when no other run uses it. */
+  /** Whether this run created the default storage path (`<tmpdir>/fluster-zephyr`): it then removes it too, when no other run uses it. A path the caller chose stays. */
   private madeStoragePath = false;
 
   constructor(storagePath: string = defaultStoragePath()) {
@@ -165,7 +165,7 @@ export class StorageManager {
   async create(): Promise<void> {
     // mkdir answers the first directory it had to make: the storage path itself when it was missing.
     const first = await mkdir(this.runDir, { recursive: true });
-    this.madeStoragePath = first !== undefined && resolve(first) === this.storagePath;
+    this.madeStoragePath = first !== undefined && resolve(first) === this.storagePath && this.storagePath === resolve(defaultStoragePath());
   }
 
   async cleanup(): Promise<void> {

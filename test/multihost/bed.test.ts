@@ -21,7 +21,7 @@ describe("a bed of three hosts", { timeout: 60_000 }, () => {
 
   test("each host has its own name and address, reaches the controller and cannot see the client's folder", async () => {
     assert.ok(existsSync(join(bed.clientDir, "CLIENT_MARKER")), "the client sees its own folder");
-    // Any HTTP answer proves the route; the controller answers an unknown path with 404.
+    // Any HTTP answer proves the route; the controller answers `/` with its dashboard's page.
     const probe = [
       `const os = require("node:os"), fs = require("node:fs");`,
       `const addrs = (os.networkInterfaces()[${JSON.stringify(HOST_INTERFACE)}] ?? []).filter((a) => a.family === "IPv4").map((a) => a.address);`,
@@ -33,7 +33,7 @@ describe("a bed of three hosts", { timeout: 60_000 }, () => {
       const host = bed.host(i);
       assert.equal(result.code, 0, `probe in ${host.name}: ${result.stderr}`);
       const view = JSON.parse(result.stdout) as { hostname: string; addrs: string[]; controller: unknown; client: string[] };
-      assert.deepEqual(view, { hostname: host.name, addrs: [host.address], controller: 404, client: [] }, `what ${host.name} sees`);
+      assert.deepEqual(view, { hostname: host.name, addrs: [host.address], controller: 200, client: [] }, `what ${host.name} sees`);
     });
   });
 
