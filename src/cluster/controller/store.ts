@@ -185,8 +185,8 @@ export class StateStore {
   private readonly db: Database.Database;
   private readonly stmts;
   private revisionValue = 0;
-  /** Emits `"commit"` after every committed change (a transaction, a group commit, a lone write). */
-  readonly commits = new EventEmitter();
+  /** Emits `"commit"` after every committed change (a transaction, a group commit, a lone write); one listener per live view (a dashboard tab), so no limit. */
+  readonly commits = new EventEmitter().setMaxListeners(0);
 
   /** Grows by one with every committed change: live views compare it to tell whether to re-read. */
   get revision(): number {
