@@ -4,6 +4,7 @@
 import { defaultWorkspace } from "../cluster/bundle/workspace.js";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { currentCluster } from "../cluster/client/current.js";
+import { onAbort } from "../core/abort.js";
 import { Entrypoint } from "../core/entrypoint.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import type { JobId, JobInfo } from "../core/job.js";
@@ -124,15 +125,14 @@ export class ClusterContext extends BaseJobContext {
     this.taskJobs.add(jobId);
     // Kept for release(), so that close() resolves only once the job is stopped.
     const stop = () => void this.terminations.push(cluster.terminate(jobId, cancelReason(signal.reason)).catch(() => undefined));
-    if (signal.aborted) stop();
-    signal.addEventListener("abort", stop, { once: true });
+    const stopOnAbort = onAbort(signal, stop);
     try {
       const [outcome] = await cluster.results<TaskJobOutcome>(jobId, { signal });
       if (!outcome) throw new FlusterError(`task job ${jobId} returned no outcome`, "internal");
       if (!outcome.ok) throw outcome.error;
       return outcome.value;
     } finally {
-      signal.removeEventListener("abort", stop);
+      stopOnAbort();
       this.taskJobs.delete(jobId);
     }
   }
