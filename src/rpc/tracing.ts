@@ -5,6 +5,7 @@
 // is an optional peer dependency: without it, or without a registered tracer
 // provider, the interceptors pass calls straight through.
 import { createRequire } from "node:module";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import type * as OtelApi from "@opentelemetry/api";
 
@@ -68,16 +69,10 @@ function rpcAttributes(service: string, method: string): OtelApi.Attributes {
 /** Ends `span` as failed with `err`, recording the Connect code as the semantic conventions name it. */
 function endFailed(otel: Api, span: OtelApi.Span, err: unknown): void {
   const error = ConnectError.from(err);
-  span.setAttribute("rpc.connect_rpc.error_code", codeName(error.code));
+  span.setAttribute("rpc.connect_rpc.error_code", codeToString(error.code));
   span.recordException(error);
   span.setStatus({ code: otel.SpanStatusCode.ERROR, message: error.rawMessage });
   span.end();
-}
-
-/** A Connect code as the conventions spell it (`not_found`, `deadline_exceeded`, …). */
-function codeName(code: number): string {
-  const names = ["ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated"];
-  return names[code] ?? String(code);
 }
 
 /** Ends the span when a streamed response ends, fails or is abandoned, not when its first message arrives. */
