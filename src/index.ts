@@ -109,7 +109,7 @@ export {
 } from "./actor/pool.js";
 export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.js";
 export { actorContext, type ActorContext } from "./actor/context.js";
-export { ActorError } from "./actor/errors.js";
+export { ActorError, CallInterruptedError, CallNotDeliveredError } from "./actor/errors.js";
 export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState, type SubmitOptions, type WorkerPoolWithOptions } from "./pool/worker-pool.js";
 export type { TaskExecutorStats } from "./pool/executor.js";
 export { taskSignal } from "./core/task-signal.js";

@@ -47,3 +47,22 @@ export class CallNotDeliveredError extends FlusterError {
     super(message, code, options);
   }
 }
+
+/**
+ * A call that was sent but whose answer never came: the connection to its
+ * endpoint dropped (the process hosting the actor died, say) after the
+ * request was written. The actor may or may not have run it, so Fluster never
+ * repeats it by itself; a caller whose method is safe to repeat (idempotent)
+ * may call again, and the pool sends the new call to a live endpoint. Its
+ * code is `unavailable`, the code of errors worth retrying.
+ */
+export class CallInterruptedError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.CallInterruptedError";
+  override name = "CallInterruptedError";
+  /** Always true: the actor may have run the call. */
+  readonly mayHaveRun = true;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, "unavailable", options);
+  }
+}
