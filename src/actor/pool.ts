@@ -1,13 +1,12 @@
 // ActorPool: the client side of an actor name. Typed proxies send calls
 // round-robin (call) or to every endpoint (broadcast); calls that could not
 // reach an endpoint are re-resolved and sent elsewhere.
-import { ConnectError } from "@connectrpc/connect";
 import { backoffDelay, sleep } from "../core/backoff.js";
 import { FlusterError } from "../core/errors.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
-import { fromConnectError } from "../rpc/errors.js";
-import { ActorService, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
-import { bearerHeader, createRpcChannel, type RpcChannel } from "../rpc/transport.js";
+import type { CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import { bearerHeader } from "../rpc/transport.js";
+import { actorConnections, defaultAuthorization, type StreamCallOptions } from "./connections.js";
 import { ActorError, CallNotDeliveredError } from "./errors.js";
 
 /** One endpoint serving an actor name. */
@@ -59,18 +58,6 @@ export type BroadcastProxy<T> = {
   [K in ActorMethodName<T>]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<BroadcastResult<Awaited<R>>[]> : never;
 };
 
-/** Connections to actor servers, shared by every pool in the process (idle ones do not keep it alive). */
-const channels = new Map<string, RpcChannel>();
-
-function channelTo(address: string): RpcChannel {
-  let channel = channels.get(address);
-  if (!channel) {
-    channel = createRpcChannel(address);
-    channels.set(address, channel);
-  }
-  return channel;
-}
-
 /** A pool asks its source for the credential again after this long (the source renews it before it expires). */
 const CREDENTIAL_REFRESH_MS = 60_000;
 
@@ -87,8 +74,8 @@ export class ActorPool<T extends object> {
   private next = 0;
   private refreshing: Promise<ActorEndpoint[]> | undefined;
   private defaultCallProxy: ActorProxy<T> | undefined;
-  /** The `Authorization` header calls carry (undefined: the channel's default), and when to ask the source again. */
-  private auth: { headers: Record<string, string> | undefined; askedAt: number } | undefined;
+  /** The `Authorization` header calls carry (undefined: FLUSTER_TOKEN's), and when to ask the source again. */
+  private auth: { authorization: string | undefined; askedAt: number } | undefined;
   private authPending: Promise<void> | undefined;
 
   constructor(
@@ -247,7 +234,7 @@ export class ActorPool<T extends object> {
     this.authPending ??= (async () => {
       try {
         const credential = await this.source.credential?.();
-        this.auth = { headers: credential ? { authorization: bearerHeader(credential) } : undefined, askedAt: Date.now() };
+        this.auth = { authorization: credential ? bearerHeader(credential) : defaultAuthorization(), askedAt: Date.now() };
       } finally {
         this.authPending = undefined;
       }
@@ -255,27 +242,33 @@ export class ActorPool<T extends object> {
     return this.authPending;
   }
 
-  private async send(endpoint: ActorEndpoint, method: string, args: Uint8Array, options: CallOptions): Promise<unknown> {
+  /**
+   * Sends one call to `endpoint` over the process's connection to it (one
+   * long-lived CallStream: connections.ts). Rejects with
+   * CallNotDeliveredError when the call never reached an actor, with
+   * CallInterruptedError when it may have, with ActorError when the method threw.
+   */
+  private send(endpoint: ActorEndpoint, method: string, args: Uint8Array, options: CallOptions): Promise<unknown> {
     // The hot path stays synchronous: the credential is asked for once a minute, not per call.
     if (this.source.credential && (!this.auth || Date.now() - this.auth.askedAt > CREDENTIAL_REFRESH_MS)) {
-      try {
-        await this.refreshAuth();
-      } catch (err) {
-        if (!this.auth) throw FlusterError.from(err);
-      }
+      return this.refreshAuth().then(
+        () => this.sendNow(endpoint, method, args, options),
+        (err: unknown) => {
+          if (!this.auth) throw FlusterError.from(err);
+          return this.sendNow(endpoint, method, args, options);
+        },
+      );
     }
-    const headers = this.auth?.headers;
-    let response: CallResponse;
-    try {
-      response = await channelTo(endpoint.address)
-        .client(ActorService)
-        .call({ actor: this.name, method, args }, headers ? { ...connectCallOptions(options), headers } : connectCallOptions(options));
-    } catch (err) {
-      const error = fromConnectError(err, `call ${this.name}.${method} at ${endpoint.address}`);
-      // Refused connections and "no such actor here" (a stale endpoint) never ran the call.
-      if (isRefused(err) || error.code === "not_found") throw new CallNotDeliveredError(error.message, error.code, { cause: err });
-      throw error;
-    }
+    return this.sendNow(endpoint, method, args, options);
+  }
+
+  private sendNow(endpoint: ActorEndpoint, method: string, args: Uint8Array, options: CallOptions): Promise<unknown> {
+    const connection = actorConnections.get(endpoint.address, this.auth ? this.auth.authorization : defaultAuthorization(), this);
+    return connection.call(this.name, method, args, streamCallOptions(options), (response) => this.decode(response, method, endpoint));
+  }
+
+  /** A call's answer: its value, or the ActorError of what the method threw. */
+  private decode(response: CallResponse, method: string, endpoint: ActorEndpoint): unknown {
     const result = response.result;
     if (result.case === "value") return decodeValue(result.value);
     if (result.case === "failure") {
@@ -298,17 +291,20 @@ export class ActorPool<T extends object> {
     }
     throw new FlusterError(`actor ${this.name}.${method} at ${endpoint.address} answered with neither a value nor an error`, "internal");
   }
+
+  /**
+   * Lets go of this pool's connections: those no other pool uses close once
+   * their calls are answered. Calls made later open connections again.
+   */
+  close(): void {
+    actorConnections.release(this);
+  }
 }
 
-/** Shared by every call without a signal or timeout (Connect only reads it), so those allocate nothing here. */
-const NO_CONNECT_OPTIONS: Readonly<{ signal?: AbortSignal; timeoutMs?: number }> = Object.freeze({});
+/** Shared by every call without a signal or timeout, so those allocate nothing here. */
+const NO_STREAM_OPTIONS: StreamCallOptions = Object.freeze({});
 
-function connectCallOptions(options: CallOptions): { signal?: AbortSignal; timeoutMs?: number } {
-  if (!options.signal && options.timeoutSeconds === undefined) return NO_CONNECT_OPTIONS;
-  return { ...(options.signal ? { signal: options.signal } : {}), ...(options.timeoutSeconds !== undefined ? { timeoutMs: options.timeoutSeconds * 1000 } : {}) };
-}
-
-function isRefused(err: unknown): boolean {
-  const cause = ConnectError.from(err).cause as { code?: string } | undefined;
-  return cause?.code === "ECONNREFUSED";
+function streamCallOptions(options: CallOptions): StreamCallOptions {
+  if (!options.signal && options.timeoutSeconds === undefined) return NO_STREAM_OPTIONS;
+  return { signal: options.signal, timeoutMs: options.timeoutSeconds !== undefined ? options.timeoutSeconds * 1000 : undefined };
 }

@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { isLoopbackHost, isWildcardHost } from "../cluster/worker/advertise-host.js";
-import { EventEmitter, on } from "node:events";
+import type * as http2 from "node:http2";
 import { sleep } from "../core/backoff.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import { checkNonNegative, checkPort, checkPositive, checkString } from "../core/validate.js";
@@ -14,15 +14,14 @@ import {
   CallResponseSchema,
   type CallRequest,
   type CallResponse,
-  type CallStreamRequest,
-  type CallStreamResponse,
 } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
-import { startRpcServer, type Authenticator, type RpcServer } from "../rpc/transport.js";
+import { refuseStream, startRpcServer, type Authenticator, type RpcServer } from "../rpc/transport.js";
 import { CredentialVerifier, looksLikeCredential, type CredentialClaims } from "../rpc/credentials.js";
-import { createContextKey } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { timingSafeEqual } from "node:crypto";
 import { runInActorContext, type ActorContext } from "./context.js";
 import { ClusterResolver, FixedResolver, type Resolver } from "./resolver.js";
+import { CALL_STREAM_PATH, CallStreamHandler, type CallDispatch } from "./stream-server.js";
 
 /** Options of {@link ActorServer}. */
 export interface ActorServerOptions {
@@ -157,6 +156,9 @@ export class ActorServer {
   private server: RpcServer | undefined;
   private starting: Promise<void> | undefined;
   private inFlight = 0;
+  /** CallStreams open now; shutdown ends them once their calls have answered. */
+  private readonly streams = new Set<CallStreamHandler>();
+  private readonly dispatchCall: CallDispatch = (req) => this.dispatch(req);
   private drained: (() => void) | undefined;
   private stopped: Promise<void> | undefined;
   private resolveStopped: (() => void) | undefined;
@@ -200,11 +202,13 @@ export class ActorServer {
       host,
       port: onPort,
       limits: { maxRequestBytes },
+      // ActorPool's path: one long-lived stream per caller connection, served without connect-node's per-message work.
+      streamRoutes: [{ path: CALL_STREAM_PATH, handle: (req, res) => this.openStream(req, res) }],
       ...(authenticator ? { authenticator, tokenHint: `callers need a credential of namespace ${this.namespace} (a job's FLUSTER_TOKEN, or Cluster.namespaceCredential())` } : {}),
       routes: (router) =>
         router.service(ActorService, {
-          call: (req) => this.handleCall(req),
-          callStream: (requests) => this.handleStream(requests),
+          // Unary calls (buf curl, other languages) take the same dispatch as the stream's.
+          call: async (req) => this.dispatch(req),
           healthCheck: () => ({ healthy: this.stateValue === "serving", actors: [...this.actors.keys()] }),
         }),
     });
@@ -313,86 +317,71 @@ export class ActorServer {
       await Promise.race([drained, sleep(this.options.drainTimeoutSeconds * 1000, timeout.signal).catch(() => undefined)]);
       timeout.abort();
     }
+    // Streams end cleanly (calls not yet answered would otherwise look interrupted to their callers).
+    for (const stream of this.streams) stream.end();
     await this.server?.shutdown();
     this.stateValue = "stopped";
     this.resolveStopped?.();
   }
 
-  private async handleCall(req: CallRequest): Promise<CallResponse> {
+  /**
+   * Runs one call, whichever path it came by (a unary Call or a CallStream):
+   * its answer at once when the method is synchronous and a slot is free (no
+   * promise on that path: bench/actor.bench.ts), else a promise. Throws a
+   * FlusterError, without running anything, when this server will not run
+   * it; callers may then send it elsewhere.
+   */
+  private dispatch(req: CallRequest): CallResponse | Promise<CallResponse> {
     if (this.stateValue !== "serving") throw new FlusterError(`actor server is ${this.stateValue}`, "unavailable");
     const actor = this.actors.get(req.actor);
     if (!actor) {
       throw new FlusterError(`no actor ${JSON.stringify(req.actor)} here (hosting: ${[...this.actors.keys()].join(", ") || "none"})`, "not_found");
     }
     this.inFlight += 1;
-    try {
-      // A free slot is taken without a promise; only a call that must queue
-      // waits (one async layer less per call: bench/actor.bench.ts).
-      if (!actor.limiter.tryAcquire()) await actor.limiter.acquire();
-      try {
-        return await runInActorContext(actor.context, () => invoke(actor, req));
-      } finally {
-        actor.limiter.release();
-      }
-    } finally {
-      this.inFlight -= 1;
-      if (this.inFlight === 0) this.drained?.();
+    if (actor.limiter.tryAcquire()) {
+      const outcome = runInActorContext(actor.context, () => invoke(actor, req));
+      if (outcome instanceof Promise) return outcome.finally(() => this.release(actor));
+      this.release(actor);
+      return outcome;
     }
+    return actor.limiter.acquire().then(() => runInActorContext(actor.context, () => invoke(actor, req))).finally(() => this.release(actor));
   }
 
-  /** Many calls on one stream: each runs as it arrives; answers go back as they complete. */
-  private async *handleStream(requests: AsyncIterable<CallStreamRequest>): AsyncIterable<CallStreamResponse> {
-    const answers = new EventEmitter();
-    const stream = on(answers, "answer", { close: ["end"] });
-    let pending = 0;
-    let inputEnded = false;
-    let inputError: unknown;
-    // The stream ends once the input has ended and every call has answered.
-    const endIfDone = () => {
-      if (!inputEnded || pending > 0) return;
-      if (inputError === undefined) answers.emit("end");
-      else answers.emit("error", inputError);
-    };
-    const finish = (callId: bigint, response: CallResponse) => {
-      pending -= 1;
-      answers.emit("answer", { $typeName: "fluster.actor.v1.CallStreamResponse", callId, response } satisfies CallStreamResponse);
-      endIfDone();
-    };
-    void (async () => {
-      try {
-        for await (const request of requests) {
-          pending += 1;
-          const call = request.call;
-          const answer = call ? this.handleCall(call) : Promise.reject(new ValidationError("call", "is required"));
-          answer.then(
-            (response) => finish(request.callId, response),
-            (err: unknown) => finish(request.callId, failureResponse(err)),
-          );
-        }
-      } catch (err) {
-        inputError = err;
-      }
-      inputEnded = true;
-      endIfDone();
-    })();
-    for await (const [response] of stream) yield response as CallStreamResponse;
+  /** A call of `actor` ended: its slot goes to the next waiting call. */
+  private release(actor: HostedActor): void {
+    actor.limiter.release();
+    this.inFlight -= 1;
+    if (this.inFlight === 0) this.drained?.();
+  }
+
+  /** A CallStream from a caller: served until either side ends it (see stream-server.ts). */
+  private openStream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+    if (this.stateValue !== "serving") return refuseStream(res, new ConnectError(`actor server is ${this.stateValue}`, Code.Unavailable));
+    this.streams.add(new CallStreamHandler(req, res, this.dispatchCall, this.options.maxRequestBytes, (handler) => this.streams.delete(handler)));
   }
 }
 
-/** Decodes the arguments, runs the method and encodes what it returned or threw. */
-async function invoke(actor: HostedActor, req: CallRequest): Promise<CallResponse> {
+/**
+ * Decodes the arguments, runs the method and encodes what it returned or
+ * threw. A synchronous method's answer is returned as it is, not in a
+ * promise: only a thenable result is waited for.
+ */
+function invoke(actor: HostedActor, req: CallRequest): CallResponse | Promise<CallResponse> {
   let value: unknown;
   try {
     const args = decodeValue(req.args);
     if (!Array.isArray(args)) throw new ValidationError("args", "must encode an array of arguments");
     const method = methodOf(actor, req.method);
     value = method.apply(actor.instance, args);
-    // Only a promise (or other thenable) is awaited: a plain value is
-    // encoded at once, saving a microtask turn per call of a synchronous method.
-    if (isThenable(value)) value = await value;
   } catch (err) {
     return failureResponse(err);
   }
+  if (isThenable(value)) return Promise.resolve(value).then(valueResponse, failureResponse);
+  return valueResponse(value);
+}
+
+/** A method's return value as the wire carries it (or the error of a value the codec cannot carry). */
+function valueResponse(value: unknown): CallResponse {
   try {
     return create(CallResponseSchema, { result: { case: "value", value: encodeValue(value) } });
   } catch (err) {

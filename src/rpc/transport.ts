@@ -19,6 +19,7 @@ import { toConnectError } from "./errors.js";
 import { compileRequestLimits, requestLimitsInterceptor, type RequestLimits } from "./limits.js";
 import { improveEarlyErrors } from "./early-errors.js";
 import { tracingClientInterceptor, tracingServerInterceptor } from "./tracing.js";
+import { STREAM_PROTO_CONTENT_TYPE, frameEndStream } from "./envelopes.js";
 
 const AUTHORIZATION = "authorization";
 
@@ -108,18 +109,13 @@ export interface RpcChannel {
 export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {}): RpcChannel {
   const url = normalizeBaseUrl(baseUrl);
   const token = options.token ?? process.env.FLUSTER_TOKEN;
-  const caFile = options.tlsCaFile ?? (process.env[TLS_CA_ENV] || undefined);
-  // The system CAs stay trusted: Node's `ca` replaces them unless they are listed too.
-  const tlsOptions = url.startsWith("https:") && caFile ? { ca: [...rootCertificates, readPemFile(caFile, "CA file")] } : {};
   const sessionManager = new GuardedSessionManager(
     url,
     {
       idleConnectionTimeoutMs: options.idleConnectionTimeoutMs ?? 60_000,
       pingIntervalMs: 15_000,
     },
-    // MB of unsent data: Node's default (10) fails a larger request with
-    // ENHANCE_YOUR_CALM before the server can answer; servers bound requests themselves.
-    { ...tlsOptions, maxSessionMemory: 256 },
+    http2ClientOptions(url, options.tlsCaFile),
   );
   let answered = false;
   const interceptors: Interceptor[] = [
@@ -159,6 +155,18 @@ export function createRpcChannel(baseUrl: string, options: RpcChannelOptions = {
       sessionManager.abort();
     },
   };
+}
+
+/**
+ * Options of an HTTP/2 client session to `url`: for https://, the CA file
+ * (`caFile`, else FLUSTER_TLS_CA) trusted besides the system's CAs.
+ */
+export function http2ClientOptions(url: string, caFile: string | undefined = process.env[TLS_CA_ENV] || undefined): http2.SecureClientSessionOptions {
+  // The system CAs stay trusted: Node's `ca` replaces them unless they are listed too.
+  const tlsOptions = url.startsWith("https:") && caFile ? { ca: [...rootCertificates, readPemFile(caFile, "CA file")] } : {};
+  // MB of unsent data: Node's default (10) fails a larger request with
+  // ENHANCE_YOUR_CALM before the server can answer; servers bound requests themselves.
+  return { ...tlsOptions, maxSessionMemory: 256 };
 }
 
 /** The `Authorization` header value that carries `token`. */
@@ -273,6 +281,14 @@ export interface RpcServerOptions<P = unknown> {
    * files), tried in order; a path none of them serves gets a 404.
    */
   httpRoutes?: readonly HttpRoute[];
+  /**
+   * HTTP/2 paths whose streams the server handles itself rather than through
+   * connect-node, after the same bearer-token check: the actor data plane's
+   * long-lived CallStream, which speaks Connect's streaming protocol with
+   * less work per message (src/actor/stream-server.ts). HTTP/1.1 requests
+   * to these paths still reach connect-node.
+   */
+  streamRoutes?: readonly StreamRoute<P>[];
   /** More interceptors, run after authentication (e.g. fault injection in tests, rpc/faults.ts). @default none */
   interceptors?: readonly Interceptor[];
   /** Serve over TLS with this certificate chain and private key (PEM text); the URL is then https://. @default plain h2c and HTTP/1.1 */
@@ -284,6 +300,58 @@ export interface RpcServerOptions<P = unknown> {
 /** A plain HTTP request and its response, as Node's HTTP/1.1 and HTTP/2 servers give them. */
 export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** An HTTP/2 path whose streams a server handles itself (see RpcServerOptions.streamRoutes). */
+export interface StreamRoute<P> {
+  /** The exact path, `/package.Service/Method`. */
+  path: string;
+  /** Takes over an authenticated POST to the path; `caller` is the authenticator's answer (undefined without auth). */
+  handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, caller: P | undefined): void;
+}
+
+/** Answers a Connect streaming request with no messages and `error` in its end-stream envelope, as Connect does. */
+export function refuseStream(res: http2.Http2ServerResponse, error: ConnectError): void {
+  res.writeHead(200, { "content-type": STREAM_PROTO_CONTENT_TYPE });
+  res.end(frameEndStream(error));
+}
+
+/**
+ * Wraps the connect-node handler so that HTTP/2 POSTs to a stream route's
+ * path go to that route once their bearer token is accepted.
+ */
+function withStreamRoutes<P>(
+  handler: (req: HttpRequest, res: HttpResponse) => void,
+  routes: readonly StreamRoute<P>[],
+  authenticator: Authenticator<P> | undefined,
+  hint: string,
+  onRefused: ((refusal: TokenRefusal) => void) | undefined,
+): (req: HttpRequest, res: HttpResponse) => void {
+  const byPath = new Map(routes.map((r) => [r.path, r]));
+  return (req, res) => {
+    const route = req.httpVersion === "2.0" && req.method === "POST" ? byPath.get(requestPath(req)) : undefined;
+    if (!route) return handler(req, res);
+    const h2req = req as http2.Http2ServerRequest;
+    const h2res = res as http2.Http2ServerResponse;
+    if (!authenticator) return route.handle(h2req, h2res, undefined);
+    const header = req.headers[AUTHORIZATION];
+    const token = bearerToken(typeof header === "string" ? header : null);
+    const refuse = (err: unknown) => refuseStream(h2res, toConnectError(err));
+    const accept = (caller: P | undefined) => {
+      if (caller !== undefined) return route.handle(h2req, h2res, caller);
+      const reason = header ? "wrong" : "missing";
+      onRefused?.({ procedure: route.path.slice(1), reason, request: undefined });
+      refuse(new ConnectError(`${reason} bearer token: ${hint}`, Code.Unauthenticated));
+    };
+    if (token === undefined) return accept(undefined);
+    try {
+      const caller = authenticator.authenticate(token);
+      if (caller instanceof Promise) caller.then(accept, refuse);
+      else accept(caller);
+    } catch (err) {
+      refuse(err);
+    }
+  };
+}
 
 /** A plain HTTP path a server answers besides its RPCs. */
 export interface HttpRoute {
@@ -388,6 +456,9 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
     readMaxBytes: limits.maxRequestBytes,
     ...(options.httpRoutes?.length ? { fallback: httpRoutesHandler(options.httpRoutes, authenticator, options.tokenHint ?? "set FLUSTER_TOKEN") } : {}),
   });
+  const serve = options.streamRoutes?.length
+    ? withStreamRoutes(handler, options.streamRoutes, options.authenticator ?? (authenticator as Authenticator<P> | undefined), options.tokenHint ?? "set FLUSTER_TOKEN", options.onUnauthenticated)
+    : handler;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const trackSessions = (h2: http2.Http2Server | http2.Http2SecureServer) =>
@@ -406,7 +477,7 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
     // ALPN picks HTTP/2 or HTTP/1.1; a client that does not speak TLS fails its handshake (the client says so).
     let secure: http2.Http2SecureServer;
     try {
-      secure = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, handler);
+      secure = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, serve);
     } catch (err) {
       throw new FlusterError(`cannot serve TLS with the certificate and key given: ${(err as Error).message}`, "invalid_argument", { cause: err });
     }
@@ -415,7 +486,7 @@ export async function startRpcServer<P = unknown>(options: RpcServerOptions<P>):
     secure.on("tlsClientError", () => undefined);
     server = secure;
   } else {
-    const h2 = http2.createServer({}, handler);
+    const h2 = http2.createServer({}, serve);
     const plain = http.createServer(handler);
     plain.keepAliveTimeout = 5_000;
     h1 = plain;

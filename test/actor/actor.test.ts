@@ -162,7 +162,9 @@ describe("actors", { timeout: 120_000 }, () => {
     const controller = new AbortController();
     const call = pool.call({ signal: controller.signal }).slowEcho(1, 2_000);
     setTimeout(() => controller.abort(), 30);
-    await assert.rejects(call, (err: unknown) => err instanceof FlusterError && err.code === "cancelled");
+    // As everywhere in Fluster (docs/cancellation.md): the signal's reason, here an AbortError.
+    await assert.rejects(call, (err: unknown) => err === controller.signal.reason && (err as Error).name === "AbortError");
+    await assert.rejects(pool.call({ signal: AbortSignal.abort() }).add(1, 2), { name: "AbortError" });
   });
 
   test("shutdown unregisters, lets calls in flight finish, then closes the port", async () => {

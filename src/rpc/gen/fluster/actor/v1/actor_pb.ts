@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fluster/actor/v1/actor.proto.
  */
 export const file_fluster_actor_v1_actor: GenFile = /*@__PURE__*/
-  fileDesc("ChxmbHVzdGVyL2FjdG9yL3YxL2FjdG9yLnByb3RvEhBmbHVzdGVyLmFjdG9yLnYxIjoKC0NhbGxSZXF1ZXN0Eg0KBWFjdG9yGAEgASgJEg4KBm1ldGhvZBgCIAEoCRIMCgRhcmdzGAMgASgMIksKDEFjdG9yRmFpbHVyZRIMCgRuYW1lGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDQoFc3RhY2sYAyABKAkSDQoFZXJyb3IYBCABKAwiXAoMQ2FsbFJlc3BvbnNlEg8KBXZhbHVlGAEgASgMSAASMQoHZmFpbHVyZRgCIAEoCzIeLmZsdXN0ZXIuYWN0b3IudjEuQWN0b3JGYWlsdXJlSABCCAoGcmVzdWx0IlEKEUNhbGxTdHJlYW1SZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKwoEY2FsbBgCIAEoCzIdLmZsdXN0ZXIuYWN0b3IudjEuQ2FsbFJlcXVlc3QiVwoSQ2FsbFN0cmVhbVJlc3BvbnNlEg8KB2NhbGxfaWQYASABKAQSMAoIcmVzcG9uc2UYAiABKAsyHi5mbHVzdGVyLmFjdG9yLnYxLkNhbGxSZXNwb25zZSIUChJIZWFsdGhDaGVja1JlcXVlc3QiNgoTSGVhbHRoQ2hlY2tSZXNwb25zZRIPCgdoZWFsdGh5GAEgASgIEg4KBmFjdG9ycxgCIAMoCTKOAgoMQWN0b3JTZXJ2aWNlEkUKBENhbGwSHS5mbHVzdGVyLmFjdG9yLnYxLkNhbGxSZXF1ZXN0Gh4uZmx1c3Rlci5hY3Rvci52MS5DYWxsUmVzcG9uc2USWwoKQ2FsbFN0cmVhbRIjLmZsdXN0ZXIuYWN0b3IudjEuQ2FsbFN0cmVhbVJlcXVlc3QaJC5mbHVzdGVyLmFjdG9yLnYxLkNhbGxTdHJlYW1SZXNwb25zZSgBMAESWgoLSGVhbHRoQ2hlY2sSJC5mbHVzdGVyLmFjdG9yLnYxLkhlYWx0aENoZWNrUmVxdWVzdBolLmZsdXN0ZXIuYWN0b3IudjEuSGVhbHRoQ2hlY2tSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChxmbHVzdGVyL2FjdG9yL3YxL2FjdG9yLnByb3RvEhBmbHVzdGVyLmFjdG9yLnYxIjoKC0NhbGxSZXF1ZXN0Eg0KBWFjdG9yGAEgASgJEg4KBm1ldGhvZBgCIAEoCRIMCgRhcmdzGAMgASgMIksKDEFjdG9yRmFpbHVyZRIMCgRuYW1lGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDQoFc3RhY2sYAyABKAkSDQoFZXJyb3IYBCABKAwiXAoMQ2FsbFJlc3BvbnNlEg8KBXZhbHVlGAEgASgMSAASMQoHZmFpbHVyZRgCIAEoCzIeLmZsdXN0ZXIuYWN0b3IudjEuQWN0b3JGYWlsdXJlSABCCAoGcmVzdWx0IlEKEUNhbGxTdHJlYW1SZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKwoEY2FsbBgCIAEoCzIdLmZsdXN0ZXIuYWN0b3IudjEuQ2FsbFJlcXVlc3QilgEKEkNhbGxTdHJlYW1SZXNwb25zZRIPCgdjYWxsX2lkGAEgASgEEjIKCHJlc3BvbnNlGAIgASgLMh4uZmx1c3Rlci5hY3Rvci52MS5DYWxsUmVzcG9uc2VIABIwCgdyZWZ1c2FsGAMgASgLMh0uZmx1c3Rlci5hY3Rvci52MS5DYWxsUmVmdXNhbEgAQgkKB291dGNvbWUiLAoLQ2FsbFJlZnVzYWwSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIhQKEkhlYWx0aENoZWNrUmVxdWVzdCI2ChNIZWFsdGhDaGVja1Jlc3BvbnNlEg8KB2hlYWx0aHkYASABKAgSDgoGYWN0b3JzGAIgAygJMo4CCgxBY3RvclNlcnZpY2USRQoEQ2FsbBIdLmZsdXN0ZXIuYWN0b3IudjEuQ2FsbFJlcXVlc3QaHi5mbHVzdGVyLmFjdG9yLnYxLkNhbGxSZXNwb25zZRJbCgpDYWxsU3RyZWFtEiMuZmx1c3Rlci5hY3Rvci52MS5DYWxsU3RyZWFtUmVxdWVzdBokLmZsdXN0ZXIuYWN0b3IudjEuQ2FsbFN0cmVhbVJlc3BvbnNlKAEwARJaCgtIZWFsdGhDaGVjaxIkLmZsdXN0ZXIuYWN0b3IudjEuSGVhbHRoQ2hlY2tSZXF1ZXN0GiUuZmx1c3Rlci5hY3Rvci52MS5IZWFsdGhDaGVja1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message fluster.actor.v1.CallRequest
@@ -145,9 +145,26 @@ export type CallStreamResponse = Message<"fluster.actor.v1.CallStreamResponse"> 
   callId: bigint;
 
   /**
-   * @generated from field: fluster.actor.v1.CallResponse response = 2;
+   * @generated from oneof fluster.actor.v1.CallStreamResponse.outcome
    */
-  response?: CallResponse | undefined;
+  outcome: {
+    /**
+     * The call ran: its value or what the method threw.
+     *
+     * @generated from field: fluster.actor.v1.CallResponse response = 2;
+     */
+    value: CallResponse;
+    case: "response";
+  } | {
+    /**
+     * The call did not run, and why (no such actor here, the server is
+     * stopping, a malformed call): the error a unary Call would have failed with.
+     *
+     * @generated from field: fluster.actor.v1.CallRefusal refusal = 3;
+     */
+    value: CallRefusal;
+    case: "refusal";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -156,6 +173,32 @@ export type CallStreamResponse = Message<"fluster.actor.v1.CallStreamResponse"> 
  */
 export const CallStreamResponseSchema: GenMessage<CallStreamResponse> = /*@__PURE__*/
   messageDesc(file_fluster_actor_v1_actor, 4);
+
+/**
+ * Why a server did not run a call it received on a stream.
+ *
+ * @generated from message fluster.actor.v1.CallRefusal
+ */
+export type CallRefusal = Message<"fluster.actor.v1.CallRefusal"> & {
+  /**
+   * The Connect error code, e.g. "not_found", "unavailable".
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message fluster.actor.v1.CallRefusal.
+ * Use `create(CallRefusalSchema)` to create a new message.
+ */
+export const CallRefusalSchema: GenMessage<CallRefusal> = /*@__PURE__*/
+  messageDesc(file_fluster_actor_v1_actor, 5);
 
 /**
  * @generated from message fluster.actor.v1.HealthCheckRequest
@@ -168,7 +211,7 @@ export type HealthCheckRequest = Message<"fluster.actor.v1.HealthCheckRequest"> 
  * Use `create(HealthCheckRequestSchema)` to create a new message.
  */
 export const HealthCheckRequestSchema: GenMessage<HealthCheckRequest> = /*@__PURE__*/
-  messageDesc(file_fluster_actor_v1_actor, 5);
+  messageDesc(file_fluster_actor_v1_actor, 6);
 
 /**
  * @generated from message fluster.actor.v1.HealthCheckResponse
@@ -190,7 +233,7 @@ export type HealthCheckResponse = Message<"fluster.actor.v1.HealthCheckResponse"
  * Use `create(HealthCheckResponseSchema)` to create a new message.
  */
 export const HealthCheckResponseSchema: GenMessage<HealthCheckResponse> = /*@__PURE__*/
-  messageDesc(file_fluster_actor_v1_actor, 6);
+  messageDesc(file_fluster_actor_v1_actor, 7);
 
 /**
  * @generated from service fluster.actor.v1.ActorService
@@ -205,8 +248,11 @@ export const ActorService: GenService<{
     output: typeof CallResponseSchema;
   },
   /**
-   * Many calls multiplexed on one stream, matched by call_id; used by
-   * high-throughput callers such as WorkerPool.
+   * Many calls multiplexed on one long-lived stream, matched by call_id: the
+   * path ActorPool uses. Calls made together travel in one write and so do
+   * their answers. Calls run in the order they arrive; answers come back as
+   * they complete. The response headers, sent at once, carry
+   * `fluster-max-request-bytes`: the largest call the server accepts.
    *
    * @generated from rpc fluster.actor.v1.ActorService.CallStream
    */
