@@ -7,7 +7,9 @@
 #    asking for it runs nvidia-smi, and the training example runs on it.
 # 2. The actor, WorkerPool and threads-context benchmarks at 8 and 16 workers.
 # 3. The Zephyr benchmark at 1, 2, 4, 8 and 16 workers.
-# `bash bench/gpu-machine.sh zephyr` runs step 3 alone.
+# 4. Actors at scale: n:n with 8 client × 8 server processes, a 1 MiB argument,
+#    a broadcast to 100 endpoints; each beside raw node:http2 and raw Connect.
+# `bash bench/gpu-machine.sh zephyr` runs step 3 alone, `... actor-scale` step 4.
 # Everything it prints also goes to $OUT/gpu-machine.log.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-machine-out}
@@ -23,7 +25,12 @@ zephyr() {
   echo "== Zephyr map+filter, 1-16 workers"
   node --import tsx bench/zephyr.bench.ts --mb 400 --files 64 --workers 1,2,4,8,16
 }
+actor_scale() {
+  echo "== actors at scale: n:n 8x8, 1 MiB argument, 100-endpoint broadcast"
+  node --import tsx bench/actor-scale.bench.ts --servers 8 --clients 8 --rounds 5 --seconds 2 --big-calls 50 --broadcasts 100
+}
 if [ "${1:-all}" = zephyr ]; then zephyr; exit; fi
+if [ "${1:-all}" = actor-scale ]; then actor_scale; exit; fi
 
 echo "== GPU detection"
 node bin/fluster.js cluster start --local --workers 1 > "$out/cluster.log" 2>&1 &
@@ -44,6 +51,7 @@ unset FLUSTER_CLUSTER_ADDRESS
 
 echo "== actor calls, 1:1"
 node --import tsx bench/actor.bench.ts
+actor_scale
 for n in 8 16; do
   echo "== WorkerPool, $n workers"
   node --import tsx bench/pool.bench.ts --workers $n --tasks 100000

@@ -1,7 +1,9 @@
 // Shared by the benchmark's servers: tell the parent (over the IPC channel)
 // where to connect, answer its questions about CPU time used, and close
 // cleanly when it asks (SIGTERM) or goes away (the channel disconnects).
-export function announce(url: string, close: () => Promise<void>): void {
+// A process serving several endpoints (bench/servers/scale-server.ts) lists
+// them, by kind, in `endpoints`.
+export function announce(url: string, close: () => Promise<void>, endpoints: Record<string, string[]> = {}): void {
   let closing = false;
   const stop = () => {
     if (closing) return;
@@ -15,5 +17,5 @@ export function announce(url: string, close: () => Promise<void>): void {
   process.on("message", (message) => {
     if (message === "cpu-usage") process.send?.({ cpuUsage: process.cpuUsage() });
   });
-  process.send?.({ ready: url });
+  process.send?.({ ready: url, endpoints });
 }

@@ -5,23 +5,26 @@ import { fileURLToPath } from "node:url";
 
 export interface Server {
   url: string;
+  /** The endpoints it serves, by kind, when it serves several (see ready.ts). */
+  endpoints: Record<string, string[]>;
   child: ChildProcess;
 }
 const children: ChildProcess[] = [];
 
-export function startServer(script: string): Promise<Server> {
+/** Starts `script` (under bench/servers/) with `args`; resolves once it announces where it serves. */
+export function startServer(script: string, args: readonly string[] = []): Promise<Server> {
   const profile = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
   // The IPC channel carries the ready message and CPU readings; when this
   // process dies it disconnects, and the server exits.
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", fileURLToPath(new URL(`./${script}`, import.meta.url))], {
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", fileURLToPath(new URL(`./${script}`, import.meta.url)), ...args], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   children.push(child);
   return new Promise<Server>((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`${script} exited with ${code} before it was ready`)));
-    child.on("message", (message: { ready?: string }) => {
-      if (message.ready) resolve({ url: message.ready, child });
+    child.on("message", (message: { ready?: string; endpoints?: Record<string, string[]> }) => {
+      if (message.ready !== undefined) resolve({ url: message.ready, endpoints: message.endpoints ?? {}, child });
     });
   });
 }
