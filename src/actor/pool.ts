@@ -284,7 +284,8 @@ export class ActorPool<T extends object> {
     };
     if (refusal) await noteRefusal(refusal.address, refusal.error);
     const watch = (this.endpointWatch ??= new SharedEndpointWatch((stop) => this.watch(stop)));
-    const leave = watch.join();
+    // Joined at the first wait: a call that fails at once (waitForEndpointSeconds 0) opens no stream.
+    let leave: (() => void) | undefined;
     try {
       // Bounded: each pass sends to an endpoint not yet refused, or waits (for a change, a retry, or the deadline).
       for (;;) {
@@ -304,6 +305,7 @@ export class ActorPool<T extends object> {
         // With endpoints to retry, or no watch to follow, re-resolve on a timer; else wait for the watch alone.
         const retrying = refused.size > 0 || watch.failed;
         if (retrying) retryAt ??= now + backoffDelay(retries++, { initialMs: RETRY_REFUSED_INITIAL_MS, maxMs: RETRY_REFUSED_MAX_MS });
+        leave ??= watch.join();
         await watch.next(Math.min(deadline, retrying && retryAt !== undefined ? retryAt : Infinity) - now, signal);
         if (retryAt !== undefined && Date.now() >= retryAt) {
           retryAt = undefined;
@@ -312,7 +314,7 @@ export class ActorPool<T extends object> {
         }
       }
     } finally {
-      leave();
+      leave?.();
     }
   }
 
