@@ -107,7 +107,7 @@ export {
   type CallOptions,
   type ActorMethodName,
 } from "./actor/pool.js";
-export { ClusterResolver, FixedResolver, type Resolver } from "./actor/resolver.js";
+export { ClusterResolver, FixedResolver, type ListedActor, type Resolver } from "./actor/resolver.js";
 export { actorContext, type ActorContext } from "./actor/context.js";
 export { ActorError, CallInterruptedError, CallNotDeliveredError } from "./actor/errors.js";
 export { WorkerPool, type WorkerPoolOptions, type WorkerPoolState, type SubmitOptions, type WorkerPoolWithOptions } from "./pool/worker-pool.js";

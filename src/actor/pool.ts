@@ -1,12 +1,14 @@
 // ActorPool: the client side of an actor name. Typed proxies send calls
 // round-robin (call) or to every endpoint (broadcast); calls that could not
 // reach an endpoint are re-resolved and sent elsewhere.
-import { backoffDelay, sleep } from "../core/backoff.js";
-import { FlusterError } from "../core/errors.js";
+import { backoffDelay } from "../core/backoff.js";
+import { FlusterError, type FlusterErrorCode } from "../core/errors.js";
+import { checkNonNegative } from "../core/validate.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
 import type { CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { bearerHeader } from "../rpc/transport.js";
 import { actorConnections, defaultAuthorization, type StreamCallOptions } from "./connections.js";
+import { SharedEndpointWatch } from "./endpoint-watch.js";
 import { ActorError, CallNotDeliveredError } from "./errors.js";
 
 /** One endpoint serving an actor name. */
@@ -22,6 +24,17 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Fails the call with `deadline_exceeded` after this many seconds. @default none */
   timeoutSeconds?: number;
+  /**
+   * How long a call waits for a live endpoint when none serves its name, or
+   * every one it tried refused it (a replacement coming up, say): it follows
+   * the registry's changes and tries refusing endpoints again with backoff.
+   * Waiting is safe because such a call has reached no actor; a call that may
+   * have reached one is never sent again. When the wait ends the call fails
+   * with a CallNotDeliveredError, `unavailable`, or `deadline_exceeded` when
+   * `timeoutSeconds` ran out first (the wait never outlasts it). 0 fails at
+   * once. @default timeoutSeconds when set, else 60
+   */
+  waitForEndpointSeconds?: number;
 }
 
 /** Where a pool's endpoints come from: a resolver's view of one actor name. */
@@ -61,8 +74,12 @@ export type BroadcastProxy<T> = {
 /** A pool asks its source for the credential again after this long (the source renews it before it expires). */
 const CREDENTIAL_REFRESH_MS = 60_000;
 
-/** Re-resolution gives up after this many endpoints refused a call. */
-const MAX_REDIRECTS = 8;
+/** How long a call waits for a live endpoint when it has neither `waitForEndpointSeconds` nor `timeoutSeconds`. */
+const DEFAULT_WAIT_FOR_ENDPOINT_SECONDS = 60;
+/** Endpoints that refused a call are tried again after a delay growing from this (re-resolving first)... */
+const RETRY_REFUSED_INITIAL_MS = 50;
+/** ...up to this: a replacement at a refusing address is found within it. */
+const RETRY_REFUSED_MAX_MS = 1_000;
 /** A pool re-asks its resolver at most this often when nothing failed. */
 const REFRESH_MS = 2_000;
 
@@ -74,6 +91,8 @@ export class ActorPool<T extends object> {
   private next = 0;
   private refreshing: Promise<ActorEndpoint[]> | undefined;
   private defaultCallProxy: ActorProxy<T> | undefined;
+  /** The watch calls waiting for an endpoint share; made by the first call that waits. */
+  private endpointWatch: SharedEndpointWatch | undefined;
   /** The `Authorization` header calls carry (undefined: FLUSTER_TOKEN's), and when to ask the source again. */
   private auth: { authorization: string | undefined; askedAt: number } | undefined;
   private authPending: Promise<void> | undefined;
@@ -153,6 +172,7 @@ export class ActorPool<T extends object> {
   }
 
   private callProxy(options: CallOptions): ActorProxy<T> {
+    if (options.waitForEndpointSeconds !== undefined) checkNonNegative(options.waitForEndpointSeconds, "waitForEndpointSeconds");
     // Each method's function is made once per proxy, not once per access.
     const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>();
     return new Proxy({} as ActorProxy<T>, {
@@ -191,26 +211,115 @@ export class ActorPool<T extends object> {
     });
   }
 
-  /** Calls `method` on one endpoint, moving to another when an endpoint refuses the connection. */
+  /**
+   * Calls `method` on one endpoint. A call that reached no actor (no endpoint
+   * serves the name, or the endpoint refused it) goes to another endpoint, or
+   * waits for one up to `waitForEndpointSeconds`; a call that may have run
+   * (CallInterruptedError) or that the actor failed (ActorError) is never sent again.
+   */
   async invoke(method: string, args: readonly unknown[], options: CallOptions = {}): Promise<unknown> {
     const encoded = encodeValue(args);
-    if (this.endpoints.length === 0 || Date.now() - this.resolvedAt > REFRESH_MS) await this.refresh();
-    for (let redirects = 0; ; redirects++) {
-      const endpoint = this.pick();
-      if (!endpoint) {
-        throw new FlusterError(`no endpoint serves actor ${JSON.stringify(this.name)} in namespace ${this.namespace}`, "unavailable");
-      }
-      try {
-        return await this.send(endpoint, method, encoded, options);
-      } catch (err) {
-        // Safe to resend only when the request never reached an actor.
-        if (!(err instanceof CallNotDeliveredError) || redirects >= MAX_REDIRECTS) throw err;
-        this.endpoints = this.endpoints.filter((e) => e.address !== endpoint.address);
-        await this.refresh().catch(() => undefined);
-        this.endpoints = this.endpoints.filter((e) => e.address !== endpoint.address);
-        await sleep(backoffDelay(redirects, { initialMs: 20, maxMs: 500 }), options.signal);
-      }
+    const startedAt = Date.now();
+    if (this.endpoints.length === 0 || startedAt - this.resolvedAt > REFRESH_MS) await this.refresh();
+    // The hot path is one pick and one send; waiting and redirecting live in
+    // invokeWaiting, so a call that succeeds at once pays nothing for them.
+    const endpoint = this.pick();
+    if (endpoint === undefined) return this.invokeWaiting(method, encoded, options, startedAt, undefined);
+    try {
+      return await this.send(endpoint, method, encoded, options);
+    } catch (err) {
+      // Safe to resend only when the request never reached an actor.
+      if (!(err instanceof CallNotDeliveredError)) throw err;
+      return this.invokeWaiting(method, encoded, options, startedAt, { address: endpoint.address, error: err });
     }
+  }
+
+  /**
+   * The rest of a call that found no endpoint, or whose endpoint refused it,
+   * until its deadline: it tries the known endpoints that have not refused it;
+   * when none is left it waits for the endpoint set to change (the source's
+   * watch, shared by the pool's waiting calls), and tries refusing endpoints
+   * again, re-resolved, after a backoff delay (a stale registration may be
+   * replaced at the same address). Only calls that reached no actor come here.
+   */
+  private async invokeWaiting(
+    method: string,
+    encoded: Uint8Array,
+    options: CallOptions,
+    startedAt: number,
+    refusal: { address: string; error: CallNotDeliveredError } | undefined,
+  ): Promise<unknown> {
+    const { signal, timeoutSeconds } = options;
+    const waitSeconds =
+      options.waitForEndpointSeconds === undefined
+        ? (timeoutSeconds ?? DEFAULT_WAIT_FOR_ENDPOINT_SECONDS)
+        : Math.min(checkNonNegative(options.waitForEndpointSeconds, "waitForEndpointSeconds"), timeoutSeconds ?? Infinity);
+    const deadline = startedAt + waitSeconds * 1000;
+    const code: FlusterErrorCode = timeoutSeconds !== undefined && waitSeconds >= timeoutSeconds ? "deadline_exceeded" : "unavailable";
+    // Addresses that refused this call since the last retry; skipped until then.
+    const refused = new Set<string>();
+    let lastRefusal: CallNotDeliveredError | undefined;
+    let retryAt: number | undefined;
+    let retries = 0;
+    const noteRefusal = async (address: string, error: CallNotDeliveredError) => {
+      refused.add(address);
+      lastRefusal = error;
+      // The pool's other calls skip it too, until the registry's view brings it back.
+      this.endpoints = this.endpoints.filter((e) => e.address !== address);
+      await this.refresh().catch(() => undefined);
+      this.endpoints = this.endpoints.filter((e) => e.address !== address);
+    };
+    if (refusal) await noteRefusal(refusal.address, refusal.error);
+    const watch = (this.endpointWatch ??= new SharedEndpointWatch((stop) => this.watch(stop)));
+    // Joined at the first wait: a call that fails at once (waitForEndpointSeconds 0) opens no stream.
+    let leave: (() => void) | undefined;
+    try {
+      // Bounded: each pass sends to an endpoint not yet refused, or waits (for a change, a retry, or the deadline).
+      for (;;) {
+        if (signal?.aborted) throw signal.reason;
+        const endpoint = this.pickExcept(refused);
+        if (endpoint !== undefined) {
+          try {
+            return await this.send(endpoint, method, encoded, this.remainingOptions(options, startedAt, code));
+          } catch (err) {
+            if (!(err instanceof CallNotDeliveredError)) throw err;
+            await noteRefusal(endpoint.address, err);
+            continue;
+          }
+        }
+        const now = Date.now();
+        if (now >= deadline) throw this.notDelivered(waitSeconds, code, lastRefusal);
+        // With endpoints to retry, or no watch to follow, re-resolve on a timer; else wait for the watch alone.
+        const retrying = refused.size > 0 || watch.failed;
+        if (retrying) retryAt ??= now + backoffDelay(retries++, { initialMs: RETRY_REFUSED_INITIAL_MS, maxMs: RETRY_REFUSED_MAX_MS });
+        leave ??= watch.join();
+        await watch.next(Math.min(deadline, retrying && retryAt !== undefined ? retryAt : Infinity) - now, signal);
+        if (retryAt !== undefined && Date.now() >= retryAt) {
+          retryAt = undefined;
+          refused.clear();
+          await this.refresh().catch(() => undefined);
+        }
+      }
+    } finally {
+      leave?.();
+    }
+  }
+
+  /** The call's options for a send after waiting: its own timeout, less the time spent so far. */
+  private remainingOptions(options: CallOptions, startedAt: number, code: FlusterErrorCode): CallOptions {
+    if (options.timeoutSeconds === undefined) return options;
+    const leftMs = startedAt + options.timeoutSeconds * 1000 - Date.now();
+    if (leftMs <= 0) throw this.notDelivered(options.timeoutSeconds, code, undefined);
+    return { ...options, timeoutSeconds: leftMs / 1000 };
+  }
+
+  /** Why a call that reached no actor gave up: nothing served the name, or every endpoint refused it. */
+  private notDelivered(waitedSeconds: number, code: FlusterErrorCode, lastRefusal: CallNotDeliveredError | undefined): CallNotDeliveredError {
+    const actor = `actor ${JSON.stringify(this.name)} in namespace ${this.namespace}`;
+    const waited = `waited ${waitedSeconds}s for one`;
+    return lastRefusal
+      ? new CallNotDeliveredError(`no live endpoint of ${actor} took the call (${waited}; the last refused: ${lastRefusal.message})`, code, { cause: lastRefusal })
+      : new CallNotDeliveredError(`no endpoint serves ${actor} (${waited})`, code);
   }
 
   /**
@@ -227,6 +336,15 @@ export class ActorPool<T extends object> {
     const endpoint = this.endpoints[this.next % this.endpoints.length];
     this.next = (this.next + 1) % Number.MAX_SAFE_INTEGER;
     return endpoint;
+  }
+
+  /** The next endpoint round-robin whose address is not in `skip`. */
+  private pickExcept(skip: ReadonlySet<string>): ActorEndpoint | undefined {
+    for (let i = 0; i < this.endpoints.length; i++) {
+      const endpoint = this.pick();
+      if (endpoint !== undefined && !skip.has(endpoint.address)) return endpoint;
+    }
+    return undefined;
   }
 
   /** Asks the source for its credential when due (once a minute, shared by concurrent calls). */

@@ -7,10 +7,21 @@ import { ValidationError } from "../core/errors.js";
 import { normalizeBaseUrl } from "../rpc/transport.js";
 import { ActorPool, type ActorEndpoint } from "./pool.js";
 
+/** An endpoint with the name of the actor it serves, as {@link Resolver.listActors} lists it. */
+export interface ListedActor extends ActorEndpoint {
+  /** The actor name the endpoint is registered under. */
+  name: string;
+}
+
 /** Finds actors by name. */
 export interface Resolver {
   /** A pool of every endpoint registered under `name`; it re-resolves as endpoints come and go. */
   lookup<T extends object>(name: string): ActorPool<T>;
+  /**
+   * The endpoints serving the actors whose name starts with `prefix` (""
+   * for all), one entry per endpoint (a name served twice is listed twice).
+   */
+  listActors(prefix?: string): Promise<ListedActor[]>;
 }
 
 /** Resolves names through the cluster's endpoint registry. */
@@ -33,6 +44,13 @@ export class ClusterResolver implements Resolver {
       },
       { namespace: cluster.namespace },
     );
+  }
+
+  /** The registry's endpoints whose name starts with `prefix`, in the cluster client's namespace only. */
+  async listActors(prefix = ""): Promise<ListedActor[]> {
+    if (typeof prefix !== "string") throw new ValidationError("prefix", "must be a string (\"\" lists every actor)");
+    const endpoints = await this.cluster.listEndpoints(prefix);
+    return endpoints.map((e) => ({ name: e.name, address: e.address, endpointId: e.endpointId, metadata: e.metadata }));
   }
 }
 
@@ -63,5 +81,15 @@ export class FixedResolver implements Resolver {
         if (!signal.aborted) await once(signal, "abort");
       },
     });
+  }
+
+  /** The table's addresses whose name starts with `prefix`, in the order they were given. */
+  async listActors(prefix = ""): Promise<ListedActor[]> {
+    if (typeof prefix !== "string") throw new ValidationError("prefix", "must be a string (\"\" lists every actor)");
+    const listed: ListedActor[] = [];
+    for (const [name, addresses] of this.table) {
+      if (name.startsWith(prefix)) for (const address of addresses) listed.push({ name, address, endpointId: address, metadata: {} });
+    }
+    return listed;
   }
 }

@@ -146,6 +146,10 @@ interface HostedActor {
   endpointId?: string;
   limiter: Limiter;
   context: ActorContext;
+  /** Its calls running or queued now: {@link ActorServer.unregister} waits for them. */
+  inFlight: number;
+  /** Set while unregister waits for the last call in flight. */
+  drained?: () => void;
 }
 
 export class ActorServer {
@@ -280,6 +284,7 @@ export class ActorServer {
       name,
       instance,
       limiter: new Limiter(maxConcurrency),
+      inFlight: 0,
       context: {
         cluster: this.cluster,
         resolver,
@@ -298,6 +303,41 @@ export class ActorServer {
       }
     }
     return actor.endpointId ?? `${this.address}/${name}`;
+  }
+
+  /**
+   * Stops hosting the actor `name` while the server goes on serving its
+   * other actors. At once, new calls for it get "no actor … here"
+   * (`not_found`), which clients take as not delivered and send to another
+   * endpoint of the name, or wait for one; its endpoint leaves the cluster's
+   * registry; then this waits for its calls in flight to finish (up to
+   * `drainTimeoutSeconds`). Throws a `not_found` FlusterError when no actor
+   * of that name is hosted here. While the server is stopping, shutdown
+   * unregisters and drains every actor: this only forgets the name.
+   */
+  async unregister(name: string): Promise<void> {
+    const actor = this.actors.get(name);
+    if (!actor) {
+      throw new FlusterError(`no actor ${JSON.stringify(name)} to unregister here (hosting: ${[...this.actors.keys()].join(", ") || "none"})`, "not_found");
+    }
+    // Gone from the map first, so that no new call starts and a second unregister finds nothing.
+    this.actors.delete(name);
+    if (this.stateValue !== "serving") return;
+    // Caught at once (and reported after the drain), so a failure is never an unhandled rejection meanwhile.
+    const leaving: Promise<{ err: unknown } | undefined> =
+      actor.endpointId && this.cluster ? this.cluster.unregisterEndpoint(actor.endpointId).then(() => undefined, (err: unknown) => ({ err })) : Promise.resolve(undefined);
+    if (actor.inFlight > 0) {
+      const drained = new Promise<void>((resolve) => (actor.drained = resolve));
+      const timeout = new AbortController();
+      await Promise.race([drained, sleep(this.options.drainTimeoutSeconds * 1000, timeout.signal).catch(() => undefined)]);
+      timeout.abort();
+      actor.drained = undefined;
+    }
+    const failed = await leaving;
+    if (failed) {
+      const error = FlusterError.from(failed.err);
+      throw new FlusterError(`actor ${JSON.stringify(name)} is no longer hosted here, but its endpoint ${actor.endpointId} could not be removed from the registry: ${error.message}`, error.code, { cause: failed.err });
+    }
   }
 
   /** Unregisters every actor, waits for calls in flight (up to the drain timeout), and closes the port. */
@@ -338,6 +378,7 @@ export class ActorServer {
       throw new FlusterError(`no actor ${JSON.stringify(req.actor)} here (hosting: ${[...this.actors.keys()].join(", ") || "none"})`, "not_found");
     }
     this.inFlight += 1;
+    actor.inFlight += 1;
     if (actor.limiter.tryAcquire()) {
       const outcome = runInActorContext(actor.context, () => invoke(actor, req));
       if (outcome instanceof Promise) return outcome.finally(() => this.release(actor));
@@ -352,6 +393,7 @@ export class ActorServer {
     actor.limiter.release();
     this.inFlight -= 1;
     if (this.inFlight === 0) this.drained?.();
+    if (--actor.inFlight === 0) actor.drained?.();
   }
 
   /** A CallStream from a caller: served until either side ends it (see stream-server.ts). */

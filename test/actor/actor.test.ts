@@ -150,7 +150,7 @@ describe("actors", { timeout: 120_000 }, () => {
     const ctx = await pool.call().context();
     assert.deepEqual(ctx, { namespace: "ctx-ns", jobId: undefined, actorName: "ctx" });
     assert.equal(new ClusterResolver(local.cluster).lookup<Calculator>("ctx").size, 0);
-    await assert.rejects(new ClusterResolver(local.cluster).lookup<Calculator>("ctx").call().whoAmI(), /no endpoint serves actor "ctx" in namespace default/);
+    await assert.rejects(new ClusterResolver(local.cluster).lookup<Calculator>("ctx").call({ waitForEndpointSeconds: 0 }).whoAmI(), /no endpoint serves actor "ctx" in namespace default/);
     assert.throws(() => actorContext(), /outside an actor method/);
     await other.close();
   });
@@ -178,7 +178,7 @@ describe("actors", { timeout: 120_000 }, () => {
     assert.equal(await inFlight, "finished", "the call in flight completed");
     assert.equal(server.state, "stopped");
     assert.deepEqual(await local.cluster.lookupEndpoints("draining"), [], "unregistered");
-    await assert.rejects(new FixedResolver({ draining: server.address }).lookup<Calculator>("draining").call().add(1, 2), FlusterError);
+    await assert.rejects(new FixedResolver({ draining: server.address }).lookup<Calculator>("draining").call({ waitForEndpointSeconds: 0 }).add(1, 2), FlusterError);
   });
 
   test("waitForSize times out with a clear error", async () => {
@@ -207,7 +207,7 @@ describe("actors", { timeout: 120_000 }, () => {
     // The controller tells the worker at once; the process is gone moments later.
     let failure: unknown;
     await eventually(
-      async () => (failure = await pool.call().add(1, 1).then(() => undefined, (err: unknown) => err)) !== undefined,
+      async () => (failure = await pool.call({ waitForEndpointSeconds: 0 }).add(1, 1).then(() => undefined, (err: unknown) => err)) !== undefined,
       { what: "a call to fail" },
     );
     assert.ok(failure instanceof FlusterError, `calls fail once the job is gone: ${String(failure)}`);
