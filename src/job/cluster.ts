@@ -12,6 +12,7 @@ import { isFinished } from "../core/status.js";
 import { isRemoteClass, isRemoteFunction, remoteRef, type RemoteFunction } from "../core/remote.js";
 import type { ResourceConfig, ResourceConfigInit } from "../core/resources.js";
 import { checkInteger, checkPositive } from "../core/validate.js";
+import type { ActorPool } from "../actor/pool.js";
 import { ClusterResolver } from "../actor/resolver.js";
 import { WorkerPool } from "../pool/worker-pool.js";
 import { hostActor } from "./actor-host.js";
@@ -26,6 +27,14 @@ import {
   type CreateActorOptions,
   type TaskFuture,
 } from "./context.js";
+
+/** Restarts of an actor's job after failures, when createActor's `maxRestarts` is not given. */
+const DEFAULT_MAX_RESTARTS = 3;
+
+/** The name of the job that hosts the actor `name`; getIfExists finds a restarting actor by it. */
+function actorJobName(name: string): string {
+  return `actor/${name}`;
+}
 
 export interface ClusterContextOptions {
   /** The cluster to use. @default currentCluster() */
@@ -59,6 +68,8 @@ export class ClusterContext extends BaseJobContext {
   /** Terminations of cancelled task jobs, awaited by release(). */
   private readonly terminations: Promise<unknown>[] = [];
   private readonly actors = new ActorNames<ActorHandle<object>>();
+  /** The job of each actor this context handed out, by name: getIfExists replaces one whose job has ended. */
+  private readonly actorJobByName = new Map<string, JobId>();
 
   /** Checks the options at once; nothing starts until the first task or actor. */
   constructor(options: ClusterContextOptions = {}) {
@@ -151,36 +162,92 @@ export class ClusterContext extends BaseJobContext {
     return this.actors.create(options, async (name) => {
       const cluster = await this.cluster();
       const pool = new ClusterResolver(cluster).lookup<InstanceType<C>>(name);
-      if (options.getIfExists && (await pool.refresh()).length > 0) return pool.call() as ActorHandle<object>;
+      if (options.getIfExists) {
+        const found = await this.findActor(cluster, name);
+        if (found) {
+          if (found.jobId) this.actorJobByName.set(name, found.jobId);
+          if (!found.serving) await this.waitForActor(cluster, pool, name, found.jobId, { firstStart: false });
+          return pool.call() as ActorHandle<object>;
+        }
+      }
+      const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
       const jobId = await cluster.launch({
-        name: `actor/${name}`,
+        name: actorJobName(name),
         resources: compileTaskResources(options.resources) ?? this.options.actorResources ?? { cpu: 0.5, memory: "256m" },
         entrypoint: Entrypoint.fromFunction(hostActor, cls.ref, [...(args as unknown[])], name),
         // The actor class's project, not Fluster's (whose module hosts it).
         environment: { workspace: defaultWorkspace(cls.ref.module) },
         ports: ["actor"],
+        // The job's retries are the actor's restarts: each runs hostActor, so the constructor, again.
+        maxRetriesFailure: maxRestarts,
+        maxRetriesPreemption: maxRestarts,
       });
       this.actorJobs.push(jobId);
-      // The actor's job may end before the actor is up (its class's module failed to load, say): say why at once.
-      const stop = new AbortController();
-      const ended = (async () => {
-        for await (const info of cluster.watch(jobId, { signal: stop.signal })) if (isFinished(info.status)) return info;
-        return undefined;
-      })().catch(() => undefined);
-      let endedFirst: JobInfo | undefined;
-      try {
-        endedFirst = await Promise.race([pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120, signal: stop.signal }).then(() => undefined), ended]);
-      } catch (err) {
-        const info = await cluster.poll(jobId).catch(() => undefined);
-        throw new FlusterError(`actor ${name} did not start${info ? ` (job ${jobId} ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""})` : ""}`, "unavailable", { cause: err });
-      } finally {
-        stop.abort();
-      }
-      if (endedFirst) {
-        throw new FlusterError(`actor ${name} did not start: its job ${jobId} ended ${endedFirst.status}${endedFirst.errorMessage ? `: ${endedFirst.errorMessage}` : ""}`, "unavailable");
-      }
+      this.actorJobByName.set(name, jobId);
+      await this.waitForActor(cluster, pool, name, jobId, { firstStart: true });
       return pool.call() as ActorHandle<object>;
-    }, cls.name) as Promise<ActorHandle<InstanceType<C>>>;
+    }, cls.name, (name) => this.actorGone(name)) as Promise<ActorHandle<InstanceType<C>>>;
+  }
+
+  /**
+   * The actor already named `name` in the cluster's namespace: one that
+   * serves (an endpoint is registered; `jobId` is its job's, if it has one),
+   * or the newest unfinished `actor/<name>` job, which is starting or
+   * restarting and will register one. Undefined when there is neither.
+   */
+  private async findActor(cluster: Cluster, name: string): Promise<{ serving: true; jobId: JobId | undefined } | { serving: false; jobId: JobId } | undefined> {
+    const [endpoint] = await cluster.lookupEndpoints(name);
+    if (endpoint) return { serving: true as const, jobId: endpoint.jobId };
+    const jobName = actorJobName(name);
+    // The prefix also matches longer names (`actor/a` and `actor/ab`): only the exact one is this actor's job.
+    const live = (await cluster.listJobs({ prefix: jobName })).find((job) => job.name === jobName && !isFinished(job.status));
+    return live ? { serving: false as const, jobId: live.jobId } : undefined;
+  }
+
+  /** Whether the actor `name` handed out before has ended for good: its job finished (restarts spent, or stopped). */
+  private async actorGone(name: string): Promise<boolean> {
+    const jobId = this.actorJobByName.get(name);
+    if (!jobId) return false;
+    const cluster = await this.cluster();
+    // A job the controller cannot tell about is kept: the handle's calls will say what is wrong.
+    const info = await cluster.poll(jobId).catch(() => undefined);
+    return info !== undefined && isFinished(info.status);
+  }
+
+  /**
+   * Waits until the actor `name` of job `jobId` has an endpoint, or fails
+   * saying why: the job ended first, the wait timed out (the context's
+   * `actorStartTimeoutSeconds`), or, on its `firstStart`, its first attempt
+   * failed. An actor that never came up has a broken module or constructor,
+   * which a restart would only repeat: its job is stopped and the error
+   * reported at once (as Ray does for a failed actor constructor).
+   */
+  private async waitForActor(cluster: Cluster, pool: ActorPool<object>, name: string, jobId: JobId, options: { firstStart: boolean }): Promise<void> {
+    // The actor's job may end before the actor is up (its class's module failed to load, say): say why at once.
+    const stop = new AbortController();
+    const ended = (async () => {
+      for await (const info of cluster.watch(jobId, { signal: stop.signal })) {
+        if (isFinished(info.status) || (options.firstStart && info.tasks.some((task) => task.failureCount > 0))) return info;
+      }
+      return undefined;
+    })().catch(() => undefined);
+    let endedFirst: JobInfo | undefined;
+    try {
+      endedFirst = await Promise.race([pool.waitForSize(1, { timeoutSeconds: this.options.actorStartTimeoutSeconds ?? 120, signal: stop.signal }).then(() => undefined), ended]);
+    } catch (err) {
+      const info = await cluster.poll(jobId).catch(() => undefined);
+      throw new FlusterError(`actor ${name} did not start${info ? ` (job ${jobId} ${info.status}${info.errorMessage ? `: ${info.errorMessage}` : ""})` : ""}`, "unavailable", { cause: err });
+    } finally {
+      stop.abort();
+    }
+    if (!endedFirst) return;
+    if (isFinished(endedFirst.status)) {
+      throw new FlusterError(`actor ${name} did not start: its job ${jobId} ended ${endedFirst.status}${endedFirst.errorMessage ? `: ${endedFirst.errorMessage}` : ""}`, "unavailable");
+    }
+    const failed = endedFirst.tasks.find((task) => task.failureCount > 0);
+    const why = failed?.errorMessage ?? (failed?.exitCode !== undefined ? `exited with code ${failed.exitCode}` : "its process failed");
+    await cluster.terminate(jobId, `actor ${name} failed at its first start (not restarted): ${why}`).catch(() => undefined);
+    throw new FlusterError(`actor ${name} did not start: its job ${jobId} failed at its first start, so it was stopped, not restarted: ${why}`, "unavailable");
   }
 
   /** Stops the task pool and the actor jobs this context started. */

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { FlusterError, ValidationError, describeValue } from "../core/errors.js";
 import type { RemoteFunction } from "../core/remote.js";
 import { ResourceConfig, type ResourceConfigInit } from "../core/resources.js";
-import { checkNonNegative } from "../core/validate.js";
+import { checkInteger, checkNonNegative } from "../core/validate.js";
 import { abortable, checkSignal, onAbort } from "../core/abort.js";
 import type { ActorProxy } from "../actor/pool.js";
 
@@ -52,8 +52,34 @@ export type ActorHandle<T> = ActorProxy<T>;
 export interface CreateActorOptions {
   /** Register the actor under this name (unique in the context). @default a generated name */
   name?: string;
-  /** With `name`: return the existing actor of that name instead of failing. @default false */
+  /**
+   * With `name`: return the existing actor of that name instead of failing.
+   * On `cluster` that is an actor registered under the name in the
+   * cluster's namespace, or one whose job (`actor/<name>`) is alive but has
+   * no endpoint at the moment (it is starting, or restarting after a
+   * failure): createActor waits for it to come up, as for a fresh one, and
+   * launches nothing. Only when no such job and no endpoint exist is a new
+   * actor started; one whose job has ended (its restarts spent, or stopped)
+   * is replaced by a fresh one. @default false
+   */
   getIfExists?: boolean;
+  /**
+   * On `cluster`: how many times the actor's job starts it again after its
+   * process fails (exits non-zero, throws, is killed by a signal such as
+   * SIGKILL or the OOM killer), and, counted apart, after its worker is lost
+   * or preempted. The job's `maxRetriesFailure` and `maxRetriesPreemption`
+   * are both set to it. A restarted actor runs its constructor again with the
+   * same `args` under the same name: its state is not kept. Handles keep
+   * working across a restart (they find the actor by name), but a call in
+   * flight when the process died fails, and calls made while no endpoint is
+   * up may fail. Once the budget is spent the job ends `failed` and stays so.
+   * An actor whose very first start fails (its module or constructor
+   * throws) is not restarted: createActor rejects with that error at once.
+   * `0`: never restart. `sync` and `threads` keep actors in this process,
+   * which cannot fail apart from it: they check the value and ignore it.
+   * @default 3
+   */
+  maxRestarts?: number;
   /**
    * Resources of the job that hosts the actor on `cluster` (`replicas` must
    * be 1). `sync` and `threads` keep actors in this process: they check the
@@ -399,14 +425,26 @@ export function inProcessActor<T extends object>(instance: T): ActorHandle<T> {
 export class ActorNames<H> {
   private readonly named = new Map<string, Promise<H>>();
 
-  async create(options: CreateActorOptions, make: (name: string) => Promise<H>, className: string): Promise<H> {
+  /**
+   * The handle of the actor `name` (a new one from `make`, or with
+   * `getIfExists` the one made before). `isGone(name)` says whether the actor
+   * made before has ended for good (on `cluster`: its job finished), which
+   * frees its name for a fresh one.
+   */
+  async create(options: CreateActorOptions, make: (name: string) => Promise<H>, className: string, isGone?: (name: string) => Promise<boolean>): Promise<H> {
     // Checked on every context, also where resources are ignored: a program that works inline works on a cluster.
     compileTaskResources(options.resources);
+    if (options.maxRestarts !== undefined) checkInteger(options.maxRestarts, "maxRestarts", 0);
     const name = options.name ?? `${className}-${randomUUID().slice(0, 8)}`;
     if (options.name !== undefined && (typeof options.name !== "string" || options.name === "")) {
       throw new ValidationError("name", "must be a non-empty string");
     }
-    const existing = this.named.get(name);
+    let existing = this.named.get(name);
+    if (existing && isGone && (await isGone(name))) {
+      if (this.named.get(name) === existing) this.named.delete(name);
+      // A create that ran while we asked may have taken the name already: that one is fresh.
+      existing = this.named.get(name);
+    }
     if (existing) {
       if (options.getIfExists) return existing;
       throw new FlusterError(`an actor named ${JSON.stringify(name)} already exists (pass getIfExists: true to use it)`, "already_exists");

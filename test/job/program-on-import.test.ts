@@ -47,7 +47,7 @@ describe("a program at the top level of a module imported by reference", { timeo
     t.after(async () => killAll(await survivors([`LIFECYCLE_TEST_RUN=${marker}`])));
     assert.notEqual(result.code, 0, `the program must fail; stdout:\n${result.stdout}`);
     assert.notEqual(result.code, null, `the program was killed at the time limit (it hung); stderr:\n${result.stderr.slice(-2000)}`);
-    assert.match(result.stderr, /actor counter did not start: its job \S+ ended failed: .*ProgramOnImportError: createJobContext\("cluster"\) was called while this process was importing \S*unguarded-actor\.ts to find "Counter"/);
+    assert.match(result.stderr, /actor counter did not start: its job \S+ failed at its first start, so it was stopped, not restarted: .*ProgramOnImportError: createJobContext\("cluster"\) was called while this process was importing \S*unguarded-actor\.ts to find "Counter"/);
     await eventually(() => processesWith([`LIFECYCLE_TEST_RUN=${marker}`]).length === 0, { what: "the program's cluster to go with it", timeoutMs: 30_000, intervalMs: 200 });
   });
 });
