@@ -269,8 +269,8 @@ class ActorConnection {
     return error;
   }
 
-  /** Pools that use this connection; when the last one closes, the connection retires. */
-  readonly users = new Set<object>();
+  /** Pools that use this connection, each with its group (the cluster client it came through); when the last one closes, the connection retires. */
+  readonly users = new Map<object, object | undefined>();
 
   /**
    * Takes no new calls and closes once the calls outstanding are answered:
@@ -389,9 +389,10 @@ export class ActorConnections {
   /**
    * The connection to `address` for `authorization` (an `Authorization`
    * header value, or undefined for none), opened if need be, and recorded as
-   * used by `user` (a pool) until {@link release}.
+   * used by `user` (a pool, of `group`: the cluster client it came
+   * through) until {@link release} or {@link releaseGroup}.
    */
-  get(address: string, authorization: string | undefined, user: object): ActorConnection {
+  get(address: string, authorization: string | undefined, user: object, group?: object): ActorConnection {
     const key = authorization === undefined ? address : `${address}\n${authorization}`;
     let connection = this.connections.get(key);
     if (!connection?.usable) {
@@ -400,7 +401,7 @@ export class ActorConnections {
       });
       this.connections.set(key, connection);
     }
-    connection.users.add(user);
+    if (!connection.users.has(user)) connection.users.set(user, group);
     return connection;
   }
 
@@ -411,6 +412,17 @@ export class ActorConnections {
   release(user: object): void {
     for (const connection of [...this.connections.values()]) {
       if (connection.users.delete(user) && connection.users.size === 0) connection.retire();
+    }
+  }
+
+  /** As {@link release}, for every pool of `group` (a cluster client being closed). */
+  releaseGroup(group: object): void {
+    for (const connection of [...this.connections.values()]) {
+      let removed = false;
+      for (const [user, of] of connection.users) {
+        if (of === group) removed = connection.users.delete(user);
+      }
+      if (removed && connection.users.size === 0) connection.retire();
     }
   }
 

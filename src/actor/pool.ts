@@ -96,14 +96,20 @@ export class ActorPool<T extends object> {
   /** The `Authorization` header calls carry (undefined: FLUSTER_TOKEN's), and when to ask the source again. */
   private auth: { authorization: string | undefined; askedAt: number } | undefined;
   private authPending: Promise<void> | undefined;
+  private readonly connectionGroup: object | undefined;
 
   constructor(
     name: string,
     private readonly source: EndpointSource,
-    options: { namespace?: string } = {},
+    options: {
+      namespace?: string;
+      /** Closing this lets go of the pool's connections too (the cluster client a ClusterResolver's pool came through). */
+      connectionGroup?: object;
+    } = {},
   ) {
     this.name = name;
     this.namespace = options.namespace ?? "default";
+    this.connectionGroup = options.connectionGroup;
   }
 
   /** Endpoints known at the last resolution. */
@@ -381,7 +387,7 @@ export class ActorPool<T extends object> {
   }
 
   private sendNow(endpoint: ActorEndpoint, method: string, args: Uint8Array, options: CallOptions): Promise<unknown> {
-    const connection = actorConnections.get(endpoint.address, this.auth ? this.auth.authorization : defaultAuthorization(), this);
+    const connection = actorConnections.get(endpoint.address, this.auth ? this.auth.authorization : defaultAuthorization(), this, this.connectionGroup);
     return connection.call(this.name, method, args, streamCallOptions(options), (response) => this.decode(response, method, endpoint));
   }
 

@@ -5,6 +5,7 @@ import { once } from "node:events";
 import type { Cluster, EndpointInfo } from "../cluster/client/cluster.js";
 import { ValidationError } from "../core/errors.js";
 import { normalizeBaseUrl } from "../rpc/transport.js";
+import { actorConnections } from "./connections.js";
 import { ActorPool, type ActorEndpoint } from "./pool.js";
 
 /** An endpoint with the name of the actor it serves, as {@link Resolver.listActors} lists it. */
@@ -24,9 +25,18 @@ export interface Resolver {
   listActors(prefix?: string): Promise<ListedActor[]>;
 }
 
+/** Cluster clients whose close already lets go of their pools' connections. */
+const hookedClusters = new WeakSet<Cluster>();
+
 /** Resolves names through the cluster's endpoint registry. */
 export class ClusterResolver implements Resolver {
-  constructor(private readonly cluster: Cluster) {}
+  constructor(private readonly cluster: Cluster) {
+    // Closing the cluster client lets go of the connections its pools opened (once per client, however many resolvers).
+    if (!hookedClusters.has(cluster)) {
+      hookedClusters.add(cluster);
+      cluster.onClose(() => actorConnections.releaseGroup(cluster));
+    }
+  }
 
   lookup<T extends object>(name: string): ActorPool<T> {
     if (typeof name !== "string" || name === "") throw new ValidationError("name", "must be a non-empty actor name");
@@ -42,7 +52,7 @@ export class ClusterResolver implements Resolver {
         // Actor servers in the namespace's jobs accept its namespace credential (cluster with auth).
         credential: () => cluster.namespaceCredential(),
       },
-      { namespace: cluster.namespace },
+      { namespace: cluster.namespace, connectionGroup: cluster },
     );
   }
 

@@ -356,6 +356,8 @@ export class WorkerPool {
     const ids = this.owner ? await this.launched.catch(() => [] as JobId[]) : [];
     await Promise.allSettled(ids.map((id) => this.cluster.terminate(id, `worker pool ${this.name} shut down`)));
     for (const task of this.queue.splice(0)) task.reject(new FlusterError(`worker pool ${this.name} shut down`, "cancelled"));
+    // The connections to the workers' executors go once no other pool uses them.
+    this.actors.close();
     this.stateValue = "stopped";
   }
 

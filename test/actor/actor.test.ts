@@ -6,6 +6,7 @@ import { Cluster } from "../../src/cluster/client/cluster.js";
 import { ActorServer } from "../../src/actor/server.js";
 import { ClusterResolver, FixedResolver } from "../../src/actor/resolver.js";
 import { ActorError } from "../../src/actor/errors.js";
+import { actorConnections } from "../../src/actor/connections.js";
 import { actorContext } from "../../src/actor/context.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { FlusterError } from "../../src/core/errors.js";
@@ -153,6 +154,20 @@ describe("actors", { timeout: 120_000 }, () => {
     await assert.rejects(new ClusterResolver(local.cluster).lookup<Calculator>("ctx").call({ waitForEndpointSeconds: 0 }).whoAmI(), /no endpoint serves actor "ctx" in namespace default/);
     assert.throws(() => actorContext(), /outside an actor method/);
     await other.close();
+  });
+
+  test("closing a cluster client lets go of the connections its pools opened", async () => {
+    const server = await host("closing", new Calculator());
+    const client = Cluster.connect(local.cluster.address);
+    const before = actorConnections.size;
+    const pools = [new ClusterResolver(client).lookup<Calculator>("closing"), new ClusterResolver(client).lookup<Calculator>("closing")];
+    assert.deepEqual(await Promise.all(pools.map((p) => p.call().add(1, 2))), [3, 3]);
+    assert.equal(actorConnections.size, before + 1, "both pools share one connection to the server");
+    await client.close();
+    await eventually(() => actorConnections.size === before, { what: "the closed client's connection to go", timeoutMs: 5_000 });
+    // Another client's pool still reaches the same server.
+    assert.equal(await new ClusterResolver(local.cluster).lookup<Calculator>("closing").call().add(2, 2), 4);
+    assert.equal(server.state, "serving");
   });
 
   test("a call can be aborted or time out", async () => {

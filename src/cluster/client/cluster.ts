@@ -204,6 +204,7 @@ export class Cluster {
   private renewTimer: NodeJS.Timeout | undefined;
   private renewFailures = 0;
   private closed = false;
+  private readonly closeHooks = new Set<() => void>();
   private readonly maxBundleBytes: number;
   /** Packs and uploads in progress by workspace, so that launches made together share one. */
   private readonly bundling = new Map<string, Promise<{ root: string; bundleId: string }>>();
@@ -866,10 +867,23 @@ export class Cluster {
     });
   }
 
-  /** Stops renewing endpoints (they expire within their TTL) and closes the connection. */
+  /**
+   * Runs `hook` when this client is closed, once: layers built on the client
+   * (actor pools made through it) let go of what they hold. Returns a
+   * function that removes the hook.
+   */
+  onClose(hook: () => void): () => void {
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
+  }
+
+  /** Stops renewing endpoints (they expire within their TTL), runs the close hooks and closes the connection. */
   async close(): Promise<void> {
     this.closed = true;
     this.stopRenewal();
+    const hooks = [...this.closeHooks];
+    this.closeHooks.clear();
+    for (const hook of hooks) hook();
     this.channel.close();
   }
 }
