@@ -113,12 +113,13 @@ class ActorConnection {
   }
 
   /**
-   * Sends a call of `actor.method` with encoded `args`; resolves with what
+   * Sends a call of `actor.method` with encoded `args` (and the caller's
+   * `traceContext`, empty when it does not trace); resolves with what
    * `decode` makes of its answer. Rejects with CallNotDeliveredError when
    * it was never written or the server did not run it, with
    * CallInterruptedError when the connection failed after it was written.
    */
-  call<R>(actor: string, method: string, args: Uint8Array, options: StreamCallOptions, decode: (response: CallResponse) => R): Promise<R> {
+  call<R>(actor: string, method: string, args: Uint8Array, traceContext: Record<string, string>, options: StreamCallOptions, decode: (response: CallResponse) => R): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       // An aborted call is never queued, let alone written.
       if (options.signal?.aborted) return reject(options.signal.reason);
@@ -126,7 +127,7 @@ class ActorConnection {
       const frame = toBinary(CallStreamRequestSchema, {
         $typeName: "fluster.actor.v1.CallStreamRequest",
         callId: BigInt(id),
-        call: { $typeName: "fluster.actor.v1.CallRequest", actor, method, args },
+        call: { $typeName: "fluster.actor.v1.CallRequest", actor, method, args, traceContext },
       });
       const call: OutstandingCall = {
         id,

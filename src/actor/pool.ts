@@ -5,7 +5,8 @@ import { backoffDelay } from "../core/backoff.js";
 import { FlusterError, type FlusterErrorCode } from "../core/errors.js";
 import { checkNonNegative } from "../core/validate.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
-import type { CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import { ActorService, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import { startCallSpan } from "../rpc/tracing.js";
 import { bearerHeader } from "../rpc/transport.js";
 import { actorConnections, defaultAuthorization, type StreamCallOptions } from "./connections.js";
 import { SharedEndpointWatch } from "./endpoint-watch.js";
@@ -392,7 +393,19 @@ export class ActorPool<T extends object> {
     // FLUSTER_TOKEN is read once per pool: process.env is slow to read, and showed in profiles at one read per call.
     const authorization = this.auth ? this.auth.authorization : (this.envAuthorization ??= { value: defaultAuthorization() }).value;
     const connection = actorConnections.get(endpoint.address, authorization, this, this.connectionGroup);
-    return connection.call(this.name, method, args, streamCallOptions(options), (response) => this.decode(response, method, endpoint));
+    const decode = (response: CallResponse) => this.decode(response, method, endpoint);
+    const span = startCallSpan(ACTOR_SERVICE, "Call", { "fluster.actor": this.name, "fluster.actor.method": method, "server.address": endpoint.address });
+    if (!span) return connection.call(this.name, method, args, NO_TRACE_CONTEXT, streamCallOptions(options), decode);
+    return connection.call(this.name, method, args, span.carrier, streamCallOptions(options), decode).then(
+      (value) => {
+        span.end();
+        return value;
+      },
+      (err: unknown) => {
+        span.end(err);
+        throw err;
+      },
+    );
   }
 
   /** A call's answer: its value, or the ActorError of what the method threw. */
@@ -428,6 +441,12 @@ export class ActorPool<T extends object> {
     actorConnections.release(this);
   }
 }
+
+/** The service actor calls are traced as (their spans are named `fluster.actor.v1.ActorService/Call`, as a unary call's). */
+const ACTOR_SERVICE = ActorService.typeName;
+
+/** The trace context of every call made while nothing traces. */
+const NO_TRACE_CONTEXT: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** Shared by every call without a signal or timeout, so those allocate nothing here. */
 const NO_STREAM_OPTIONS: StreamCallOptions = Object.freeze({});

@@ -16,6 +16,7 @@ import {
   type CallResponse,
 } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { refuseStream, startRpcServer, type Authenticator, type RpcServer } from "../rpc/transport.js";
+import { inCallSpan } from "../rpc/tracing.js";
 import { CredentialVerifier, looksLikeCredential, type CredentialClaims } from "../rpc/credentials.js";
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { timingSafeEqual } from "node:crypto";
@@ -377,6 +378,15 @@ export class ActorServer {
     if (!actor) {
       throw new FlusterError(`no actor ${JSON.stringify(req.actor)} here (hosting: ${[...this.actors.keys()].join(", ") || "none"})`, "not_found");
     }
+    // A traced caller sent its trace context: the call runs in a server span, its child.
+    if (hasEntries(req.traceContext)) {
+      return inCallSpan(ActorService.typeName, "Call", { "fluster.actor": actor.name, "fluster.actor.method": req.method }, req.traceContext, () => this.run(actor, req), failureOf);
+    }
+    return this.run(actor, req);
+  }
+
+  /** Runs a call of a hosted actor once a slot is free. */
+  private run(actor: HostedActor, req: CallRequest): CallResponse | Promise<CallResponse> {
     this.inFlight += 1;
     actor.inFlight += 1;
     if (actor.limiter.tryAcquire()) {
@@ -420,6 +430,22 @@ function invoke(actor: HostedActor, req: CallRequest): CallResponse | Promise<Ca
   }
   if (isThenable(value)) return Promise.resolve(value).then(valueResponse, failureResponse);
   return valueResponse(value);
+}
+
+/** Whether `record` has any key (without building the array of them, on every call). */
+function hasEntries(record: object): boolean {
+  for (const _key in record) return true;
+  return false;
+}
+
+/** What a call's answer reports as failed, for its span: the method's error, or nothing when it returned. */
+function failureOf(response: CallResponse): Error | undefined {
+  if (response.result.case !== "failure") return undefined;
+  const failure = response.result.value;
+  const error = new Error(failure.message);
+  error.name = failure.name;
+  error.stack = failure.stack;
+  return error;
 }
 
 /** A method's return value as the wire carries it (or the error of a value the codec cannot carry). */

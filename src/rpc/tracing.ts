@@ -144,3 +144,80 @@ export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
   const parent = otel.propagation.extract(otel.ROOT_CONTEXT, req.header, headerGetter);
   return inSpan(otel, tracer, req, otel.SpanKind.SERVER, parent, () => next(req));
 };
+
+/**
+ * A client span around one call that does not travel as an RPC of its own (an
+ * actor call on a shared CallStream), and the trace context its request carries.
+ */
+export interface CallSpan {
+  /** The W3C trace context (`traceparent`, `tracestate`) to send with the call. */
+  readonly carrier: Record<string, string>;
+  /** Ends the span: failed with `err` when given. */
+  end(err?: unknown): void;
+}
+
+/**
+ * Starts a client span for one call of `service`/`method`, a child of the
+ * active span; undefined when no tracer provider is registered (nothing is
+ * done then).
+ */
+export function startCallSpan(service: string, method: string, attributes: OtelApi.Attributes): CallSpan | undefined {
+  const active = activeTracer();
+  if (!active) return undefined;
+  const { otel, tracer } = active;
+  const span = tracer.startSpan(spanName(service, method), { kind: otel.SpanKind.CLIENT, attributes: { ...rpcAttributes(service, method), ...attributes } }, otel.context.active());
+  const carrier: Record<string, string> = {};
+  otel.propagation.inject(otel.trace.setSpan(otel.context.active(), span), carrier);
+  return { carrier, end: (err) => endSpan(otel, span, err) };
+}
+
+/**
+ * Runs `fn` in a server span, the child of the caller's `carrier`, active
+ * while it runs (so calls it makes nest under it), and ended when its result
+ * settles; `failure` tells a result that reports an error (an actor method
+ * that threw). Without a tracer provider, or a carrier, `fn` runs as it is.
+ */
+export function inCallSpan<R>(
+  service: string,
+  method: string,
+  attributes: OtelApi.Attributes,
+  carrier: Record<string, string>,
+  fn: () => R | Promise<R>,
+  failure: (result: R) => Error | undefined,
+): R | Promise<R> {
+  const active = activeTracer();
+  if (!active) return fn();
+  const { otel, tracer } = active;
+  const parent = otel.propagation.extract(otel.ROOT_CONTEXT, carrier);
+  const span = tracer.startSpan(spanName(service, method), { kind: otel.SpanKind.SERVER, attributes: { ...rpcAttributes(service, method), ...attributes } }, parent);
+  const settle = (result: R): R => {
+    endSpan(otel, span, failure(result));
+    return result;
+  };
+  let result: R | Promise<R>;
+  try {
+    result = otel.context.with(otel.trace.setSpan(parent, span), fn);
+  } catch (err) {
+    endSpan(otel, span, err);
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.then(settle, (err: unknown) => {
+      endSpan(otel, span, err);
+      throw err;
+    });
+  }
+  return settle(result);
+}
+
+/** Ends `span`, as failed with `err` when given: a Fluster error's code, or a Connect one's, names the failure. */
+function endSpan(otel: Api, span: OtelApi.Span, err: unknown): void {
+  if (err === undefined) return span.end();
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string") return endFailed(otel, span, err);
+  const error = err as Error;
+  span.setAttribute("rpc.connect_rpc.error_code", code);
+  span.recordException(error);
+  span.setStatus({ code: otel.SpanStatusCode.ERROR, message: error.message });
+  span.end();
+}
