@@ -14,6 +14,7 @@ import { decodeValue, encodeValue } from "../src/rpc/codec.js";
 import { ActorService, CallRequestSchema, type CallResponse } from "../src/rpc/gen/fluster/actor/v1/actor_pb.js";
 import { createRpcChannel } from "../src/rpc/transport.js";
 import { serverCpuUs, startServer, stopServers, type Server } from "./servers/spawn.js";
+import { rawUnaryPost } from "./servers/scale-targets.js";
 import { machine, printTable, summarize } from "./stats.js";
 
 const { values } = parseArgs({
@@ -63,16 +64,7 @@ const targets: Target[] = [
     connect(url) {
       // The path, headers and protobuf body a Connect client sends, over one session.
       const session = http2.connect(url);
-      const headers = { ":method": "POST", ":path": "/fluster.actor.v1.ActorService/Call", "content-type": "application/proto", "connect-protocol-version": "1" };
-      const call = () =>
-        new Promise<Buffer>((resolve, reject) => {
-          const stream = session.request(headers);
-          const chunks: Buffer[] = [];
-          stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-          stream.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-          stream.on("error", reject);
-          stream.end(requestBody);
-        });
+      const call = () => rawUnaryPost(session, requestBody);
       return { call, answersRight: (answer) => Buffer.from(requestBody).equals(answer as Buffer), close: () => session.close() };
     },
   },

@@ -85,20 +85,26 @@ export function createTargetClient(key: TargetKey, urls: readonly string[], payl
   }
 }
 
+/** The headers a Connect client sends with a unary ActorService.Call. */
+const UNARY_CALL_HEADERS = { ":method": "POST", ":path": "/fluster.actor.v1.ActorService/Call", "content-type": "application/proto", "connect-protocol-version": "1" };
+
+/** The raw HTTP/2 baseline's request: a unary Call's path, headers and body on `session`; resolves with the answer's body. */
+export function rawUnaryPost(session: http2.ClientHttp2Session, body: Uint8Array): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const stream = session.request(UNARY_CALL_HEADERS);
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
 function http2Client(urls: readonly string[], payload: Uint8Array): TargetClient {
   // The path, headers and protobuf body a Connect client sends, over one session per endpoint.
   const sessions = urls.map((url) => http2.connect(url));
   const next = roundRobin(sessions);
-  const headers = { ":method": "POST", ":path": "/fluster.actor.v1.ActorService/Call", "content-type": "application/proto", "connect-protocol-version": "1" };
-  const post = (session: http2.ClientHttp2Session, body: Uint8Array) =>
-    new Promise<Buffer>((resolve, reject) => {
-      const stream = session.request(headers);
-      const chunks: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-      stream.on("error", reject);
-      stream.end(body);
-    });
+  const post = rawUnaryPost;
   const small = requestBody("add", smallArgs);
   const big = requestBody("echo", encodeValue([payload]));
   const ping = requestBody("ping", pingArgs);

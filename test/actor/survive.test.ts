@@ -6,12 +6,12 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Cluster } from "../../src/cluster/client/cluster.js";
 import { ActorServer } from "../../src/actor/server.js";
-import { ActorPool, type ActorEndpoint, type EndpointSource } from "../../src/actor/pool.js";
+import { ActorPool } from "../../src/actor/pool.js";
+import { scriptedSource } from "../helpers/endpoint-source.js";
 import { ClusterResolver, FixedResolver } from "../../src/actor/resolver.js";
 import { CallNotDeliveredError } from "../../src/actor/errors.js";
 import { FlusterError } from "../../src/core/errors.js";
@@ -46,38 +46,6 @@ class Gate {
   }
 }
 
-/** A source whose snapshots the test publishes, counting the watches it opens. */
-function scriptedSource() {
-  const snapshots: ActorEndpoint[][] = [];
-  let push: (() => void) | undefined;
-  const source = {
-    watchesOpened: 0,
-    watchesOpen: 0,
-    async resolve() {
-      return snapshots.at(-1) ?? [];
-    },
-    async *watch(signal: AbortSignal) {
-      source.watchesOpened++;
-      source.watchesOpen++;
-      try {
-        let seen = 0;
-        for (;;) {
-          while (seen < snapshots.length) yield snapshots[seen++] as ActorEndpoint[];
-          if (signal.aborted) return;
-          await Promise.race([new Promise<void>((resolve) => (push = resolve)), once(signal, "abort")]);
-          if (signal.aborted) return;
-        }
-      } finally {
-        source.watchesOpen--;
-      }
-    },
-    publish(list: ActorEndpoint[]) {
-      snapshots.push(list);
-      push?.();
-    },
-  } satisfies EndpointSource & Record<string, unknown>;
-  return source;
-}
 
 describe("actors that survive their endpoints", { timeout: 120_000 }, () => {
   const servers: ActorServer[] = [];

@@ -3,48 +3,16 @@
 // WatchEndpoints) from a real controller.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { ActorPool, type ActorEndpoint, type EndpointSource } from "../../src/actor/pool.js";
+import { ActorPool } from "../../src/actor/pool.js";
+import { fakeEndpoint, scriptedSource } from "../helpers/endpoint-source.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { FlusterError } from "../../src/core/errors.js";
 import type { JobStatus } from "../../src/core/status.js";
 import { useLocalCluster } from "../helpers/local-cluster.js";
 import { square } from "../fixtures/cluster/jobs.js";
 
-const endpoint = (n: number): ActorEndpoint => ({ address: `http://127.0.0.1:${n}`, endpointId: `ep-${n}`, metadata: {} });
+const endpoint = fakeEndpoint;
 
-/** A source whose snapshots the test pushes, counting how it is used. */
-function scriptedSource() {
-  const snapshots: ActorEndpoint[][] = [];
-  let push: (() => void) | undefined;
-  const source = {
-    resolves: 0,
-    watchesOpen: 0,
-    async resolve() {
-      source.resolves++;
-      return snapshots.at(-1) ?? [];
-    },
-    async *watch(signal: AbortSignal) {
-      source.watchesOpen++;
-      try {
-        let seen = 0;
-        for (;;) {
-          while (seen < snapshots.length) yield snapshots[seen++] as ActorEndpoint[];
-          if (signal.aborted) return;
-          await Promise.race([new Promise<void>((resolve) => (push = resolve)), once(signal, "abort")]);
-          if (signal.aborted) return;
-        }
-      } finally {
-        source.watchesOpen--;
-      }
-    },
-    publish(list: ActorEndpoint[]) {
-      snapshots.push(list);
-      push?.();
-    },
-  } satisfies EndpointSource & Record<string, unknown>;
-  return source;
-}
 
 describe("ActorPool.waitForSize", () => {
   test("resolves on the change that reaches the count, never asks resolve(), and closes its watch", async () => {
