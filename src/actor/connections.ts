@@ -7,16 +7,16 @@
 // may be sent elsewhere: a call never written is CallNotDeliveredError, a
 // call written and not answered is CallInterruptedError (it may have run).
 import * as http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { FlusterError } from "../core/errors.js";
 import { EnvelopeReader, STREAM_PROTO_CONTENT_TYPE, endStreamError, frameEnvelopes } from "../rpc/envelopes.js";
 import { fromConnectError } from "../rpc/errors.js";
-import { CallStreamRequestSchema, CallStreamResponseSchema, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import type { CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { bearerHeader, http2ClientOptions } from "../rpc/transport.js";
 import { CallInterruptedError, CallNotDeliveredError } from "./errors.js";
 import { CALL_STREAM_PATH, MAX_REQUEST_BYTES_HEADER } from "./stream-server.js";
+import { decodeStreamResponse, encodeCallHeader, encodeStreamRequest } from "./wire.js";
 
 /** Per-call options the data plane acts on. */
 export interface StreamCallOptions {
@@ -39,6 +39,19 @@ const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
 /** Codes of a whole stream refused at its start: no call on it ran. */
 const STREAM_REFUSED = new Set<Code>([Code.Unauthenticated, Code.PermissionDenied, Code.Unavailable]);
+
+/** The method a call is for: made once per method by its pool and reused by every call of it. */
+export interface CallTarget {
+  /** `actor.method`, for errors. */
+  readonly label: string;
+  /** The encoded actor and method fields of its CallRequest (wire.ts). */
+  readonly header: Uint8Array;
+}
+
+/** The CallTarget of `actor.method`. */
+export function callTarget(actor: string, method: string): CallTarget {
+  return { label: `${actor}.${method}`, header: encodeCallHeader(actor, method) };
+}
 
 interface OutstandingCall {
   id: number;
@@ -119,19 +132,15 @@ class ActorConnection {
    * it was never written or the server did not run it, with
    * CallInterruptedError when the connection failed after it was written.
    */
-  call<R>(actor: string, method: string, args: Uint8Array, traceContext: Record<string, string>, options: StreamCallOptions, decode: (response: CallResponse) => R): Promise<R> {
+  call<R>(target: CallTarget, args: Uint8Array, traceContext: Record<string, string>, options: StreamCallOptions, decode: (response: CallResponse) => R): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       // An aborted call is never queued, let alone written.
       if (options.signal?.aborted) return reject(options.signal.reason);
       const id = this.nextId++;
-      const frame = toBinary(CallStreamRequestSchema, {
-        $typeName: "fluster.actor.v1.CallStreamRequest",
-        callId: BigInt(id),
-        call: { $typeName: "fluster.actor.v1.CallRequest", actor, method, args, traceContext },
-      });
+      const frame = encodeStreamRequest(id, target.header, args, traceContext);
       const call: OutstandingCall = {
         id,
-        label: `${actor}.${method}`,
+        label: target.label,
         frame,
         settle: (response) => {
           call.cleanup?.();
@@ -246,11 +255,11 @@ class ActorConnection {
       }
       let message;
       try {
-        message = fromBinary(CallStreamResponseSchema, envelope.data);
+        message = decodeStreamResponse(envelope.data);
       } catch (err) {
         return this.fail(new ConnectError(`malformed CallStreamResponse from ${this.address}: ${(err as Error).message}`, Code.Internal));
       }
-      const id = Number(message.callId);
+      const id = message.callId;
       const call = this.written.get(id);
       // A call the caller gave up on (aborted, timed out) has no one to answer.
       if (!call) continue;

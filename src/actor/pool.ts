@@ -8,7 +8,7 @@ import { decodeValue, encodeValue } from "../rpc/codec.js";
 import { ActorService, type CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { startCallSpan } from "../rpc/tracing.js";
 import { bearerHeader } from "../rpc/transport.js";
-import { actorConnections, defaultAuthorization, type StreamCallOptions } from "./connections.js";
+import { actorConnections, callTarget, defaultAuthorization, type CallTarget, type StreamCallOptions } from "./connections.js";
 import { SharedEndpointWatch } from "./endpoint-watch.js";
 import { ActorError, CallNotDeliveredError } from "./errors.js";
 
@@ -98,6 +98,8 @@ export class ActorPool<T extends object> {
   private auth: { authorization: string | undefined; askedAt: number } | undefined;
   private authPending: Promise<void> | undefined;
   private readonly connectionGroup: object | undefined;
+  /** Each method's encoded call header, made at its first call. */
+  private readonly targets = new Map<string, CallTarget>();
   /** The `Authorization` header of FLUSTER_TOKEN, for a pool whose source has no credential of its own. */
   private envAuthorization: { value: string | undefined } | undefined;
 
@@ -394,9 +396,14 @@ export class ActorPool<T extends object> {
     const authorization = this.auth ? this.auth.authorization : (this.envAuthorization ??= { value: defaultAuthorization() }).value;
     const connection = actorConnections.get(endpoint.address, authorization, this, this.connectionGroup);
     const decode = (response: CallResponse) => this.decode(response, method, endpoint);
+    let target = this.targets.get(method);
+    if (target === undefined) {
+      target = callTarget(this.name, method);
+      this.targets.set(method, target);
+    }
     const span = startCallSpan(ACTOR_SERVICE, "Call", { "fluster.actor": this.name, "fluster.actor.method": method, "server.address": endpoint.address });
-    if (!span) return connection.call(this.name, method, args, NO_TRACE_CONTEXT, streamCallOptions(options), decode);
-    return connection.call(this.name, method, args, span.carrier, streamCallOptions(options), decode).then(
+    if (!span) return connection.call(target, args, NO_TRACE_CONTEXT, streamCallOptions(options), decode);
+    return connection.call(target, args, span.carrier, streamCallOptions(options), decode).then(
       (value) => {
         span.end();
         return value;

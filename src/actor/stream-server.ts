@@ -4,19 +4,13 @@
 // path ActorPool takes; a unary Call (buf curl, other languages) reaches the
 // same dispatch through connect-node.
 import type * as http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { FlusterError } from "../core/errors.js";
 import { EnvelopeReader, STREAM_PROTO_CONTENT_TYPE, frameEndStream, frameEnvelopes } from "../rpc/envelopes.js";
 import { toConnectError } from "../rpc/errors.js";
-import {
-  CallStreamRequestSchema,
-  CallStreamResponseSchema,
-  type CallRequest,
-  type CallResponse,
-  type CallStreamResponse,
-} from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import type { CallRequest, CallResponse, CallStreamResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
+import { decodeStreamRequest, encodeStreamResponse } from "./wire.js";
 
 /** The response header that tells a caller the largest call the server accepts. */
 export const MAX_REQUEST_BYTES_HEADER = "fluster-max-request-bytes";
@@ -91,7 +85,7 @@ export class CallStreamHandler {
       if (envelope.endStream) return this.fail(new ConnectError("a caller may not send an end-stream message", Code.InvalidArgument));
       let request;
       try {
-        request = fromBinary(CallStreamRequestSchema, envelope.data);
+        request = decodeStreamRequest(envelope.data);
       } catch (err) {
         return this.fail(new ConnectError(`malformed CallStreamRequest: ${(err as Error).message}`, Code.InvalidArgument));
       }
@@ -135,7 +129,7 @@ export class CallStreamHandler {
   private send(message: CallStreamResponse): void {
     this.running -= 1;
     if (this.ended) return;
-    this.queue.push(toBinary(CallStreamResponseSchema, message));
+    this.queue.push(encodeStreamResponse(message));
     // Answers that are ready in the same turn (a burst of synchronous calls) leave in one write.
     if (!this.flushScheduled) {
       this.flushScheduled = true;
