@@ -435,11 +435,6 @@ export class ActorConnections {
       if (removed && connection.users.size === 0) connection.retire();
     }
   }
-
-  /** Closes every connection. */
-  closeAll(reason = "the connections were closed"): void {
-    for (const connection of [...this.connections.values()]) connection.close(reason);
-  }
 }
 
 /** The process's connections to actor servers. */

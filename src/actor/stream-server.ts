@@ -62,11 +62,6 @@ export class CallStreamHandler {
     req.on("error", () => this.finish());
   }
 
-  /** Calls running now. */
-  get inFlight(): number {
-    return this.running;
-  }
-
   /** Ends the stream once its running calls have answered (the server is stopping; new calls are refused meanwhile). */
   end(): void {
     this.inputEnded = true;
