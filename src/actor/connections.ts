@@ -16,7 +16,7 @@ import type { CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { bearerHeader, http2ClientOptions } from "../rpc/transport.js";
 import { CallInterruptedError, CallNotDeliveredError } from "./errors.js";
 import { CALL_STREAM_PATH, MAX_REQUEST_BYTES_HEADER } from "./stream-server.js";
-import { decodeStreamResponse, encodeCallHeader, encodeStreamRequest } from "./wire.js";
+import { decodeStreamResponse, encodeCallHeader, encodeCancel, encodeStreamRequest } from "./wire.js";
 
 /** Per-call options the data plane acts on. */
 export interface StreamCallOptions {
@@ -76,6 +76,8 @@ class ActorConnection {
   private maxRequestBytes = DEFAULT_MAX_REQUEST_BYTES;
   /** Calls not yet written, in call order. */
   private unsent: OutstandingCall[] = [];
+  /** Cancels of written calls whose callers gave up, for the next write. */
+  private cancels: Uint8Array[] = [];
   /** Calls written and not yet answered, by call id. */
   private readonly written = new Map<number, OutstandingCall>();
   private nextId = 1;
@@ -160,12 +162,15 @@ class ActorConnection {
       if (frame.length > this.maxRequestBytes) return call.fail(this.tooLarge(call));
       this.unsent.push(call);
       this.busy();
-      if (this.state === "open" && !this.flushScheduled) {
-        this.flushScheduled = true;
-        // Calls made in the same turn (a Promise.all of them) leave in one write.
-        process.nextTick(this.flush);
-      }
+      this.scheduleFlush();
     });
+  }
+
+  /** Writes what is queued once this turn is over: calls made in the same turn (a Promise.all of them) leave in one write. */
+  private scheduleFlush(): void {
+    if (this.state !== "open" || this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(this.flush);
   }
 
   /** Ends the connection: calls outstanding fail as `reason` says (not delivered when unsent, interrupted when written). */
@@ -178,8 +183,13 @@ class ActorConnection {
     const { signal, timeoutMs } = options;
     const drop = (err: unknown) => {
       const at = this.unsent.indexOf(call);
-      if (at >= 0) this.unsent.splice(at, 1);
-      else this.written.delete(call.id);
+      if (at >= 0) {
+        this.unsent.splice(at, 1);
+      } else if (this.written.delete(call.id) && this.usable) {
+        // Written already: if it still waits for its actor's slot, the server drops it.
+        this.cancels.push(encodeCancel(call.id));
+        this.scheduleFlush();
+      }
       call.fail(err);
       this.idleIfDone();
     };
@@ -220,10 +230,11 @@ class ActorConnection {
   private writeUnsent(): void {
     this.flushScheduled = false;
     if (this.state !== "open" && this.state !== "draining") return;
-    if (this.unsent.length === 0) return;
+    if (this.unsent.length === 0 && this.cancels.length === 0) return;
     const calls = this.unsent;
     this.unsent = [];
-    const frames: Uint8Array[] = [];
+    const frames: Uint8Array[] = this.cancels;
+    this.cancels = [];
     for (const call of calls) {
       if (call.frame.length > this.maxRequestBytes) {
         call.fail(this.tooLarge(call));

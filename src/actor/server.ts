@@ -163,7 +163,7 @@ export class ActorServer {
   private inFlight = 0;
   /** CallStreams open now; shutdown ends them once their calls have answered. */
   private readonly streams = new Set<CallStreamHandler>();
-  private readonly dispatchCall: CallDispatch = (req) => this.dispatch(req);
+  private readonly dispatchCall: CallDispatch = (req, queued) => this.dispatch(req, queued);
   private drained: (() => void) | undefined;
   private stopped: Promise<void> | undefined;
   private resolveStopped: (() => void) | undefined;
@@ -370,9 +370,11 @@ export class ActorServer {
    * its answer at once when the method is synchronous and a slot is free (no
    * promise on that path: bench/actor.bench.ts), else a promise. Throws a
    * FlusterError, without running anything, when this server will not run
-   * it; callers may then send it elsewhere.
+   * it; callers may then send it elsewhere. A call that must wait for its
+   * actor's slot hands `queued` a function that withdraws it (its caller
+   * gave up): it then never runs, and rejects as `cancelled`.
    */
-  private dispatch(req: CallRequest): CallResponse | Promise<CallResponse> {
+  private dispatch(req: CallRequest, queued?: (withdraw: () => void) => void): CallResponse | Promise<CallResponse> {
     if (this.stateValue !== "serving") throw new FlusterError(`actor server is ${this.stateValue}`, "unavailable");
     const actor = this.actors.get(req.actor);
     if (!actor) {
@@ -380,13 +382,13 @@ export class ActorServer {
     }
     // A traced caller sent its trace context: the call runs in a server span, its child.
     if (hasEntries(req.traceContext)) {
-      return inCallSpan(ActorService.typeName, "Call", { "fluster.actor": actor.name, "fluster.actor.method": req.method }, req.traceContext, () => this.run(actor, req), failureOf);
+      return inCallSpan(ActorService.typeName, "Call", { "fluster.actor": actor.name, "fluster.actor.method": req.method }, req.traceContext, () => this.run(actor, req, queued), failureOf);
     }
-    return this.run(actor, req);
+    return this.run(actor, req, queued);
   }
 
   /** Runs a call of a hosted actor once a slot is free. */
-  private run(actor: HostedActor, req: CallRequest): CallResponse | Promise<CallResponse> {
+  private run(actor: HostedActor, req: CallRequest, queued: ((withdraw: () => void) => void) | undefined): CallResponse | Promise<CallResponse> {
     this.inFlight += 1;
     actor.inFlight += 1;
     if (actor.limiter.tryAcquire()) {
@@ -395,12 +397,30 @@ export class ActorServer {
       this.release(actor);
       return outcome;
     }
-    return actor.limiter.acquire().then(() => runInActorContext(actor.context, () => invoke(actor, req))).finally(() => this.release(actor));
+    const waiting = actor.limiter.acquire();
+    queued?.(waiting.withdraw);
+    return waiting.granted.then(
+      () => {
+        const outcome = runInActorContext(actor.context, () => invoke(actor, req));
+        if (outcome instanceof Promise) return outcome.finally(() => this.release(actor));
+        this.release(actor);
+        return outcome;
+      },
+      (err: unknown) => {
+        // Withdrawn before it had a slot: it holds none to give back.
+        this.callEnded(actor);
+        throw err;
+      },
+    );
   }
 
   /** A call of `actor` ended: its slot goes to the next waiting call. */
   private release(actor: HostedActor): void {
     actor.limiter.release();
+    this.callEnded(actor);
+  }
+
+  private callEnded(actor: HostedActor): void {
     this.inFlight -= 1;
     if (this.inFlight === 0) this.drained?.();
     if (--actor.inFlight === 0) actor.drained?.();
@@ -497,7 +517,7 @@ export function failureResponse(err: unknown): CallResponse {
  */
 class Limiter {
   private active = 0;
-  private readonly queue: Array<() => void> = [];
+  private readonly queue: Array<{ grant: () => void; refuse: (err: Error) => void }> = [];
 
   constructor(private readonly limit: number) {}
 
@@ -508,15 +528,29 @@ class Limiter {
     return true;
   }
 
-  /** Waits for a slot in arrival order; `release()` hands it over. */
-  acquire(): Promise<void> {
-    return new Promise<void>((resolve) => this.queue.push(resolve));
+  /**
+   * Waits for a slot in arrival order (`release()` hands it over).
+   * `withdraw()` takes a waiter out of the line: `granted` then rejects as `cancelled`.
+   */
+  acquire(): { granted: Promise<void>; withdraw: () => void } {
+    let waiter: { grant: () => void; refuse: (err: Error) => void } | undefined;
+    const granted = new Promise<void>((grant, refuse) => {
+      waiter = { grant, refuse };
+      this.queue.push(waiter);
+    });
+    const withdraw = () => {
+      const at = waiter ? this.queue.indexOf(waiter) : -1;
+      if (at < 0) return;
+      this.queue.splice(at, 1);
+      waiter?.refuse(new FlusterError("the caller withdrew the call before it started", "cancelled"));
+    };
+    return { granted, withdraw };
   }
 
   release(): void {
     const next = this.queue.shift();
     // The slot passes straight to the next waiter, so a newcomer cannot take it first.
-    if (next) next();
+    if (next) next.grant();
     else this.active -= 1;
   }
 }

@@ -21,9 +21,10 @@ export const CALL_STREAM_PATH = "/fluster.actor.v1.ActorService/CallStream";
 /**
  * Runs one call: its answer at once (a synchronous method with a free slot)
  * or later. Throws (or rejects with) a FlusterError when it will not run the
- * call, e.g. no such actor here, or the server is stopping.
+ * call, e.g. no such actor here, or the server is stopping. A call that waits
+ * for its actor's slot hands `queued` the function that withdraws it.
  */
-export type CallDispatch = (call: CallRequest) => CallResponse | Promise<CallResponse>;
+export type CallDispatch = (call: CallRequest, queued: (withdraw: () => void) => void) => CallResponse | Promise<CallResponse>;
 
 /** One CallStream being served. */
 export class CallStreamHandler {
@@ -37,6 +38,8 @@ export class CallStreamHandler {
   private ended = false;
   private finished = false;
   private readonly flush = () => this.writeQueued();
+  /** Calls waiting for their actor's slot, by call id: a cancel withdraws one. */
+  private readonly waiting = new Map<bigint, () => void>();
 
   /**
    * @param onEnd called once when the stream is over (ended by either side,
@@ -84,7 +87,8 @@ export class CallStreamHandler {
       } catch (err) {
         return this.fail(new ConnectError(`malformed CallStreamRequest: ${(err as Error).message}`, Code.InvalidArgument));
       }
-      this.run(request.callId, request.call);
+      if (request.cancel) this.waiting.get(request.callId)?.();
+      else this.run(request.callId, request.call);
     }
   }
 
@@ -93,7 +97,7 @@ export class CallStreamHandler {
     let outcome: CallResponse | Promise<CallResponse>;
     try {
       if (!call) throw new FlusterError("a CallStreamRequest needs its call", "invalid_argument");
-      outcome = this.dispatch(call);
+      outcome = this.dispatch(call, (withdraw) => this.waiting.set(callId, withdraw));
     } catch (err) {
       return this.refuse(callId, err);
     }
@@ -123,6 +127,7 @@ export class CallStreamHandler {
 
   private send(message: CallStreamResponse): void {
     this.running -= 1;
+    if (this.waiting.size > 0) this.waiting.delete(message.callId);
     if (this.ended) return;
     this.queue.push(encodeStreamResponse(message));
     // Answers that are ready in the same turn (a burst of synchronous calls) leave in one write.

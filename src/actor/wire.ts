@@ -24,6 +24,7 @@ const ARGS = 3;
 const TRACE_CONTEXT = 4;
 const MAP_KEY = 1;
 const MAP_VALUE = 2;
+const CANCEL = 3;
 const RESPONSE = 2;
 const RESULT_VALUE = 1;
 
@@ -60,10 +61,18 @@ export function encodeStreamRequest(callId: number, header: Uint8Array, args: Ui
   return writer.join().finish();
 }
 
-/** A decoded CallStreamRequest; `call` is absent when the request had none. */
+/** A CallStreamRequest that withdraws call `callId` (its caller gave up on it). */
+export function encodeCancel(callId: number): Uint8Array {
+  const writer = new BinaryWriter();
+  if (callId !== 0) writer.tag(CALL_ID, WireType.Varint).uint64(callId);
+  return writer.tag(CANCEL, WireType.Varint).bool(true).finish();
+}
+
+/** A decoded CallStreamRequest; `call` is absent when the request had none (a cancel has none). */
 export interface StreamRequest {
   callId: bigint;
   call: CallRequest | undefined;
+  cancel: boolean;
 }
 
 /** Decodes a CallStreamRequest (throws on malformed bytes, as fromBinary does). */
@@ -71,13 +80,15 @@ export function decodeStreamRequest(bytes: Uint8Array): StreamRequest {
   const reader = new BinaryReader(bytes);
   let callId = 0n;
   let call: CallRequest | undefined;
+  let cancel = false;
   while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
     if (field === CALL_ID && wireType === WireType.Varint) callId = BigInt(reader.uint64());
     else if (field === CALL && wireType === WireType.LengthDelimited) call = readCallRequest(reader, reader.uint32(), call);
+    else if (field === CANCEL && wireType === WireType.Varint) cancel = reader.bool();
     else reader.skip(wireType, field);
   }
-  return { callId, call };
+  return { callId, call, cancel };
 }
 
 /** Reads a CallRequest of `length` bytes, merged into `into` as protobuf merges a repeated message field. */

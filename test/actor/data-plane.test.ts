@@ -162,6 +162,33 @@ describe("actor data plane", () => {
     pool.close();
   });
 
+  test("a call whose caller gave up while it waited for its actor's slot never runs; a running one runs on", async () => {
+    const ran: string[] = [];
+    const server = await serve("queue", {
+      async work(label: string, ms: number): Promise<string> {
+        ran.push(label);
+        await new Promise((r) => setTimeout(r, ms));
+        return label;
+      },
+    });
+    const pool = new FixedResolver({ queue: server.address }).lookup<{ work(label: string, ms: number): Promise<string> }>("queue");
+    // One at a time (the default): "first" holds the slot while the others wait behind it.
+    const first = pool.call({ timeoutSeconds: 0.1 }).work("first", 400);
+    const timedOut = pool.call({ timeoutSeconds: 0.1 }).work("timed out", 1);
+    const controller = new AbortController();
+    const aborted = pool.call({ signal: controller.signal }).work("aborted", 1);
+    const kept = pool.call().work("kept", 1);
+    setTimeout(() => controller.abort(), 50);
+    const [firstOutcome, timedOutOutcome, abortedOutcome, keptOutcome] = await Promise.allSettled([first, timedOut, aborted, kept]);
+    const reasonOf = (outcome: PromiseSettledResult<string> | undefined) => (outcome?.status === "rejected" ? (outcome.reason as { name?: string; code?: string }) : undefined);
+    assert.equal(reasonOf(firstOutcome)?.code, "deadline_exceeded");
+    assert.equal(reasonOf(timedOutOutcome)?.code, "deadline_exceeded");
+    assert.equal(reasonOf(abortedOutcome)?.name, "AbortError");
+    assert.deepEqual(keptOutcome, { status: "fulfilled", value: "kept" });
+    assert.deepEqual(ran, ["first", "kept"], "the calls given up on while they waited never ran; the running one was not stopped");
+    pool.close();
+  });
+
   test("unary Call still serves buf curl, and CallStream serves a stock Connect client", async () => {
     const server = await serve("calc", new Calculator());
     const args = Buffer.from(encodeValue([2, 3])).toString("base64");

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { CallStreamRequestSchema, CallStreamResponseSchema, type CallStreamResponse } from "../../src/rpc/gen/fluster/actor/v1/actor_pb.js";
-import { decodeStreamRequest, decodeStreamResponse, encodeCallHeader, encodeStreamRequest, encodeStreamResponse } from "../../src/actor/wire.js";
+import { decodeStreamRequest, decodeStreamResponse, encodeCallHeader, encodeCancel, encodeStreamRequest, encodeStreamResponse } from "../../src/actor/wire.js";
 
 const RUNS = 300;
 const callId = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
@@ -36,6 +36,18 @@ describe("actor wire codec", () => {
         const expected = fromBinary(CallStreamRequestSchema, reflective);
         assert.equal(decoded.callId, expected.callId);
         assert.deepEqual(decoded.call, expected.call);
+        assert.equal(decoded.cancel, false);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test("a cancel is encoded as toBinary does and decodes as one", () => {
+    fc.assert(
+      fc.property(callId, (id) => {
+        const direct = encodeCancel(id);
+        assert.deepEqual(Buffer.from(direct), Buffer.from(toBinary(CallStreamRequestSchema, create(CallStreamRequestSchema, { callId: BigInt(id), cancel: true }))));
+        assert.deepEqual(decodeStreamRequest(direct), { callId: BigInt(id), call: undefined, cancel: true });
       }),
       { numRuns: RUNS },
     );
