@@ -37,6 +37,9 @@ export interface ActorConnectionOptions {
 /** Answers larger than this are assumed acceptable until the server says its limit (an older server that sends no header). */
 const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
+/** HTTP/2 flow-control window of the stream and its connection: a 1 MiB answer arrives without waiting for window updates. */
+const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+
 /** Codes of a whole stream refused at its start: no call on it ran. */
 const STREAM_REFUSED = new Set<Code>([Code.Unauthenticated, Code.PermissionDenied, Code.Unavailable]);
 
@@ -95,7 +98,8 @@ class ActorConnection {
     private readonly options: Required<ActorConnectionOptions>,
     private readonly onGone: (connection: ActorConnection) => void,
   ) {
-    this.session = http2.connect(address, http2ClientOptions(address));
+    this.session = http2.connect(address, { ...http2ClientOptions(address), settings: { initialWindowSize: STREAM_WINDOW_BYTES } });
+    this.session.on("connect", () => this.session.setLocalWindowSize(STREAM_WINDOW_BYTES));
     // Errors reach the calls through the stream's close; this keeps an unhandled 'error' from crashing the process.
     this.session.on("error", (err) => this.fail(err));
     this.session.on("close", () => this.fail(new ConnectError("connection closed", Code.Unavailable)));

@@ -429,8 +429,22 @@ export class ActorServer {
   /** A CallStream from a caller: served until either side ends it (see stream-server.ts). */
   private openStream(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
     if (this.stateValue !== "serving") return refuseStream(res, new ConnectError(`actor server is ${this.stateValue}`, Code.Unavailable));
+    widenFlowControl(req.stream.session);
     this.streams.add(new CallStreamHandler(req, res, this.dispatchCall, this.options.maxRequestBytes, (handler) => this.streams.delete(handler)));
   }
+}
+
+/** HTTP/2 flow-control window of a connection carrying a CallStream, and of its streams: a 1 MiB call arrives without waiting for window updates. */
+const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+/** Sessions whose windows are widened already. */
+const widened = new WeakSet<http2.Http2Session>();
+
+/** Widens the windows of the session a CallStream opened on (Node's defaults are 64 KiB), once per session. */
+function widenFlowControl(session: http2.Http2Session | undefined): void {
+  if (!session || widened.has(session) || session.destroyed) return;
+  widened.add(session);
+  session.setLocalWindowSize(STREAM_WINDOW_BYTES);
+  session.settings({ initialWindowSize: STREAM_WINDOW_BYTES });
 }
 
 /**
