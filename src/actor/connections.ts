@@ -15,7 +15,7 @@ import { fromConnectError } from "../rpc/errors.js";
 import type { CallResponse } from "../rpc/gen/fluster/actor/v1/actor_pb.js";
 import { bearerHeader, http2ClientOptions } from "../rpc/transport.js";
 import { CallInterruptedError, CallNotDeliveredError } from "./errors.js";
-import { CALL_STREAM_PATH, MAX_REQUEST_BYTES_HEADER } from "./stream-server.js";
+import { CALL_STREAM_PATH, MAX_REQUEST_BYTES_HEADER, STREAM_WINDOW_BYTES } from "./stream-server.js";
 import { decodeStreamResponse, encodeCallHeader, encodeCancel, encodeStreamRequest } from "./wire.js";
 
 /** Per-call options the data plane acts on. */
@@ -36,9 +36,6 @@ export interface ActorConnectionOptions {
 
 /** Answers larger than this are assumed acceptable until the server says its limit (an older server that sends no header). */
 const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
-
-/** HTTP/2 flow-control window of the stream and its connection: a 1 MiB answer arrives without waiting for window updates. */
-const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 
 /** Codes of a whole stream refused at its start: no call on it ran. */
 const STREAM_REFUSED = new Set<Code>([Code.Unauthenticated, Code.PermissionDenied, Code.Unavailable]);

@@ -22,7 +22,7 @@ import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
 import { timingSafeEqual } from "node:crypto";
 import { runInActorContext, type ActorContext } from "./context.js";
 import { ClusterResolver, FixedResolver, type Resolver } from "./resolver.js";
-import { CALL_STREAM_PATH, CallStreamHandler, type CallDispatch } from "./stream-server.js";
+import { CALL_STREAM_PATH, CallStreamHandler, widenFlowControl, type CallDispatch } from "./stream-server.js";
 
 /** Options of {@link ActorServer}. */
 export interface ActorServerOptions {
@@ -432,19 +432,6 @@ export class ActorServer {
     widenFlowControl(req.stream.session);
     this.streams.add(new CallStreamHandler(req, res, this.dispatchCall, this.options.maxRequestBytes, (handler) => this.streams.delete(handler)));
   }
-}
-
-/** HTTP/2 flow-control window of a connection carrying a CallStream, and of its streams: a 1 MiB call arrives without waiting for window updates. */
-const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
-/** Sessions whose windows are widened already. */
-const widened = new WeakSet<http2.Http2Session>();
-
-/** Widens the windows of the session a CallStream opened on (Node's defaults are 64 KiB), once per session. */
-function widenFlowControl(session: http2.Http2Session | undefined): void {
-  if (!session || widened.has(session) || session.destroyed) return;
-  widened.add(session);
-  session.setLocalWindowSize(STREAM_WINDOW_BYTES);
-  session.settings({ initialWindowSize: STREAM_WINDOW_BYTES });
 }
 
 /**

@@ -26,6 +26,19 @@ export const CALL_STREAM_PATH = "/fluster.actor.v1.ActorService/CallStream";
  */
 export type CallDispatch = (call: CallRequest, queued: (withdraw: () => void) => void) => CallResponse | Promise<CallResponse>;
 
+/** HTTP/2 flow-control window of a connection carrying a CallStream, and of its streams, on both sides: a 1 MiB call or answer travels without waiting for window updates (Node's default is 64 KiB). */
+export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+/** Sessions whose windows are widened already. */
+const widened = new WeakSet<http2.Http2Session>();
+
+/** Widens the windows of the session a CallStream opened on (Node's defaults are 64 KiB), once per session. */
+export function widenFlowControl(session: http2.Http2Session | undefined): void {
+  if (!session || widened.has(session) || session.destroyed) return;
+  widened.add(session);
+  session.setLocalWindowSize(STREAM_WINDOW_BYTES);
+  session.settings({ initialWindowSize: STREAM_WINDOW_BYTES });
+}
+
 /** One CallStream being served. */
 export class CallStreamHandler {
   private readonly reader: EnvelopeReader;
