@@ -57,6 +57,16 @@ interface Plan {
   readonly blocked?: string;
 }
 
+/** Entries with the same filters and task demand: their plan, and their pack unit per priority band. */
+interface Kind {
+  /** With cpu and memory (the keys it is found under), the demand it stands for. */
+  readonly disk: number;
+  readonly deviceCount: number;
+  readonly need: Need;
+  readonly plan: Plan;
+  readonly units: PackUnit[];
+}
+
 /** Tasks packed together: a gang entry, or every non-gang entry of one band and plan. */
 interface PackUnit {
   readonly need: Need;
@@ -72,6 +82,8 @@ interface PackUnit {
 interface FilterPlan extends Plan {
   readonly noun: string;
   readonly bySize: Map<string, Plan>;
+  /** Kinds of demand under these filters, by cpu, then memory. */
+  readonly kinds: Map<number, Map<number, Kind[]>>;
 }
 
 const BAND = new Map(PRIORITIES.map((p, i) => [p, i]));
@@ -115,18 +127,17 @@ export function decideScaling(input: AutoscalerInput, now: number): ScalingDecis
   const work = buildGroups(input, now);
   const byName = new Map(work.map((g) => [g.group.name, g]));
 
-  // Plans per kind of demand, and the tasks each group might take (to size its bins).
+  // Plans per kind of demand (filters, then size), worked out once per kind.
   const plans = new Map<string, FilterPlan>();
-  // Tasks to pack. Non-gang entries of one band and one plan (same filters,
-  // same size) are one unit: first fit packs them the same one by one or all
-  // at once, and 10,000 one-task jobs then cost one packing per kind.
+  // Tasks to pack. Non-gang entries of one band and one kind are one unit:
+  // first fit packs them the same one by one or all at once, and 10,000
+  // one-task jobs then cost one packing per kind.
   const units: PackUnit[] = [];
-  const spread = new Map<Plan, PackUnit[]>();
   const unfittable: UnfittableDemand[] = [];
   input.demand.forEach((entry, index) => {
     if (entry.taskCount <= 0) return;
-    const need = toNeed(entry.demand);
-    const plan = planFor(entry, need, work, plans);
+    const kind = kindOf(entry, work, plans);
+    const { need, plan } = kind;
     if (plan.blocked !== undefined) {
       unfittable.push({ kind: entry.kind, id: entry.id, reason: plan.blocked });
       return;
@@ -141,11 +152,9 @@ export function decideScaling(input: AutoscalerInput, now: number): ScalingDecis
       units.push({ need, plan, band, index, gang: true, taskCount: entry.taskCount });
       return;
     }
-    let byBand = spread.get(plan);
-    if (!byBand) spread.set(plan, (byBand = []));
-    const unit = byBand[band];
+    const unit = kind.units[band];
     if (unit) unit.taskCount += entry.taskCount;
-    else units.push((byBand[band] = { need, plan, band, index, gang: false, taskCount: entry.taskCount }));
+    else units.push((kind.units[band] = { need, plan, band, index, gang: false, taskCount: entry.taskCount }));
   });
 
   for (const unit of units) for (const g of unit.plan.groups) g.eligibleTasks += unit.taskCount;
@@ -240,10 +249,13 @@ function shapeWorker(group: ScaleGroup): SchedulerWorker {
  * shape holds one task and whose `maxVms` is above 0. When none does, the
  * reason names the first check that no group passes.
  */
-function planFor(entry: PendingDemand, need: Need, work: readonly GroupWork[], plans: Map<string, FilterPlan>): Plan {
-  // Built for every entry, so plain joins: a NUL cannot occur in names from a
-  // config file or a job request, so it keeps the parts apart.
-  let key = `${deviceKey(entry.demand)}\0${entry.preemptible}`;
+function kindOf(entry: PendingDemand, work: readonly GroupWork[], plans: Map<string, FilterPlan>): Kind {
+  // Found for every entry, so no string is built for the task size (numbers
+  // key nested maps), and the filter key is short for entries without filters.
+  // A NUL cannot occur in names from a config file or a job request, so it
+  // keeps the parts apart.
+  const { demand } = entry;
+  let key = entry.preemptible ? `${deviceKey(demand)}\0p` : deviceKey(demand);
   if (entry.regions?.length) key += `\0regions\0${entry.regions.join("\0")}`;
   if (entry.zone !== undefined) key += `\0zone\0${entry.zone}`;
   for (const c of entry.constraints) {
@@ -254,28 +266,37 @@ function planFor(entry: PendingDemand, need: Need, work: readonly GroupWork[], p
     filtered = filterPlan(entry, work);
     plans.set(key, filtered);
   }
-  if (filtered.blocked !== undefined) return filtered;
-  let plan = filtered.bySize.get(need.key);
+  let byMemory = filtered.kinds.get(demand.cpu);
+  if (!byMemory) filtered.kinds.set(demand.cpu, (byMemory = new Map()));
+  let list = byMemory.get(demand.memory);
+  if (!list) byMemory.set(demand.memory, (list = []));
+  for (const kind of list) if (kind.disk === demand.disk && kind.deviceCount === demand.deviceCount) return kind;
+
+  const need = toNeed(demand);
+  let plan: Plan | undefined = filtered.blocked !== undefined ? filtered : filtered.bySize.get(need.key);
   if (!plan) {
     plan = sizePlan(entry, need, filtered);
     filtered.bySize.set(need.key, plan);
   }
-  return plan;
+  const kind: Kind = { disk: demand.disk, deviceCount: demand.deviceCount, need, plan, units: [] };
+  list.push(kind);
+  return kind;
 }
 
 function filterPlan(entry: PendingDemand, work: readonly GroupWork[]): FilterPlan {
   const { demand } = entry;
   const noun = `${deviceWords(demand)}scale group`;
   const bySize = new Map<string, Plan>();
-  if (work.length === 0) return { groups: [], blocked: "no scale groups are configured", noun, bySize };
+  const kinds = new Map<number, Map<number, Kind[]>>();
+  if (work.length === 0) return { groups: [], blocked: "no scale groups are configured", noun, bySize, kinds };
   const device = deviceCheck(demand);
   let groups = work.filter((g) => device.test(g.worker));
-  if (groups.length === 0) return { groups, blocked: missingDevice(work, entry), noun, bySize };
+  if (groups.length === 0) return { groups, blocked: missingDevice(work, entry), noun, bySize, kinds };
   for (const check of feasibilityChecks(entry, noun)) {
     groups = groups.filter((g) => check.test(g.worker));
-    if (groups.length === 0) return { groups, blocked: check.reason, noun, bySize };
+    if (groups.length === 0) return { groups, blocked: check.reason, noun, bySize, kinds };
   }
-  return { groups, noun, bySize };
+  return { groups, noun, bySize, kinds };
 }
 
 function sizePlan(entry: PendingDemand, need: Need, filtered: FilterPlan): Plan {
