@@ -444,7 +444,8 @@ function settle(g: GroupWork, now: number, allocations: AllocateAction[], releas
     released += 1;
   }
   if (released > 0) parts.push(`releasing ${plural(released, "idle VM")}`);
-  if (parts.length === 0) parts.push(g.eligibleTasks > 0 ? "demand fits the VMs it has" : "no demand");
+  // Demand this group could serve but that took no VM of it went to a group listed before it.
+  if (parts.length === 0) parts.push(g.eligibleTasks > 0 ? "its demand went to groups listed before it" : "no demand");
   return { group: group.name, vms: { ...vms }, allocate: forDemand + forMin, release: released, waitingTasks: g.waitingTasks, reason: parts.join("; ") };
 }
 

@@ -83,7 +83,7 @@ export interface VmRecord {
   /** The scale group it belongs to. */
   group: string;
   state: VmState;
-  /** When it entered `state` (epoch ms). */
+  /** When it entered `state` (epoch ms): for the controller's loop to time out a boot; the decision does not read it. */
   since: number;
   /**
    * While `ready` and running no attempt and holding no reservation slot:

@@ -207,6 +207,7 @@ const cases: Case[] = [
       demand: [tasks("tolerant", 10, 1, 2, { preemptible: true })],
     },
     allocate: { spot: 2, small: 1 },
+    reasons: { big: "its demand went to groups listed before it" },
   },
   {
     name: "a task too big for the first group goes to the first group it fits",
