@@ -1,7 +1,7 @@
 // The autoscaler's decision: from the demand no current worker takes, the VMs
 // already asked for and each group's backoff, which VMs to allocate and which
 // idle ones to release. Pure: no I/O, no clock (the caller passes `now`).
-import { PRIORITIES } from "../../core/job.js";
+import { PRIORITIES, type Constraint } from "../../core/job.js";
 import { ValidationError } from "../../core/errors.js";
 import { RESOURCES, fits, maxOver, tasksThatFit, toNeed, toSlot, type Amounts, type Need } from "../controller/scheduler/amounts.js";
 import { describeNeed, formatAmount, resourceName } from "../controller/scheduler/explain.js";
@@ -57,6 +57,12 @@ interface Plan {
   readonly blocked?: string;
 }
 
+/** Filter plans of one device kind: for entries without filters by `preemptible`, else by a key naming the filters. */
+interface DevicePlans {
+  readonly plain: [FilterPlan | undefined, FilterPlan | undefined];
+  readonly filtered: Map<string, FilterPlan>;
+}
+
 /** Entries with the same filters and task demand: their plan, and their pack unit per priority band. */
 interface Kind {
   /** With cpu and memory (the keys it is found under), the demand it stands for. */
@@ -87,6 +93,7 @@ interface FilterPlan extends Plan {
 }
 
 const BAND = new Map(PRIORITIES.map((p, i) => [p, i]));
+const DEFAULT_BAND = PRIORITIES.indexOf("interactive");
 const NO_USE = Object.freeze({ cpu: 0, memory: 0, disk: 0, deviceCount: 0 });
 /** Attribute keys a shape sets from its own fields; labels may not override them. */
 const SHAPE_KEYS = new Set(["region", "zone", "preemptible", "device-type", "device-variant"]);
@@ -128,34 +135,35 @@ export function decideScaling(input: AutoscalerInput, now: number): ScalingDecis
   const byName = new Map(work.map((g) => [g.group.name, g]));
 
   // Plans per kind of demand (filters, then size), worked out once per kind.
-  const plans = new Map<string, FilterPlan>();
+  const plans = new Map<string, DevicePlans>();
   // Tasks to pack. Non-gang entries of one band and one kind are one unit:
   // first fit packs them the same one by one or all at once, and 10,000
   // one-task jobs then cost one packing per kind.
   const units: PackUnit[] = [];
   const unfittable: UnfittableDemand[] = [];
-  input.demand.forEach((entry, index) => {
-    if (entry.taskCount <= 0) return;
+  for (let index = 0; index < input.demand.length; index++) {
+    const entry = input.demand[index] as PendingDemand;
+    if (entry.taskCount <= 0) continue;
     const kind = kindOf(entry, work, plans);
     const { need, plan } = kind;
     if (plan.blocked !== undefined) {
       unfittable.push({ kind: entry.kind, id: entry.id, reason: plan.blocked });
-      return;
+      continue;
     }
     const gangBlocked = entry.gang ? gangReason(entry, need, plan) : undefined;
     if (gangBlocked !== undefined) {
       unfittable.push({ kind: entry.kind, id: entry.id, reason: gangBlocked });
-      return;
+      continue;
     }
-    const band = BAND.get(entry.priority ?? "interactive") ?? 1;
+    const band = entry.priority === undefined ? DEFAULT_BAND : (BAND.get(entry.priority) ?? DEFAULT_BAND);
     if (entry.gang) {
       units.push({ need, plan, band, index, gang: true, taskCount: entry.taskCount });
-      return;
+      continue;
     }
     const unit = kind.units[band];
     if (unit) unit.taskCount += entry.taskCount;
     else units.push((kind.units[band] = { need, plan, band, index, gang: false, taskCount: entry.taskCount }));
-  });
+  }
 
   for (const unit of units) for (const g of unit.plan.groups) g.eligibleTasks += unit.taskCount;
   for (const g of work) {
@@ -249,22 +257,30 @@ function shapeWorker(group: ScaleGroup): SchedulerWorker {
  * shape holds one task and whose `maxVms` is above 0. When none does, the
  * reason names the first check that no group passes.
  */
-function kindOf(entry: PendingDemand, work: readonly GroupWork[], plans: Map<string, FilterPlan>): Kind {
-  // Found for every entry, so no string is built for the task size (numbers
-  // key nested maps), and the filter key is short for entries without filters.
-  // A NUL cannot occur in names from a config file or a job request, so it
-  // keeps the parts apart.
+function kindOf(entry: PendingDemand, work: readonly GroupWork[], plans: Map<string, DevicePlans>): Kind {
+  // Found for every entry, so strings are built only for entries with
+  // filters (regions, zone, constraints), and task sizes key nested maps by
+  // number. A NUL cannot occur in names from a config file or a job request,
+  // so it keeps the parts of a key apart.
   const { demand } = entry;
-  let key = entry.preemptible ? `${deviceKey(demand)}\0p` : deviceKey(demand);
-  if (entry.regions?.length) key += `\0regions\0${entry.regions.join("\0")}`;
-  if (entry.zone !== undefined) key += `\0zone\0${entry.zone}`;
-  for (const c of entry.constraints) {
-    if (!c.preferred) key += `\0${c.key}\0${c.op}\0${typeof c.value}\0${c.value ?? ""}\0${c.values?.join("\u0001") ?? ""}`;
-  }
-  let filtered = plans.get(key);
-  if (!filtered) {
-    filtered = filterPlan(entry, work);
-    plans.set(key, filtered);
+  const device = deviceKey(demand);
+  let byDevice = plans.get(device);
+  if (!byDevice) plans.set(device, (byDevice = { plain: [undefined, undefined], filtered: new Map() }));
+  let filtered: FilterPlan | undefined;
+  if (!entry.regions?.length && entry.zone === undefined && entry.constraints.length === 0) {
+    const slot = entry.preemptible ? 1 : 0;
+    filtered = byDevice.plain[slot];
+    if (!filtered) byDevice.plain[slot] = filtered = filterPlan(entry, work);
+  } else {
+    let key = entry.preemptible ? "p" : "";
+    if (entry.regions?.length) key += `\0regions\0${entry.regions.join("\0")}`;
+    if (entry.zone !== undefined) key += `\0zone\0${entry.zone}`;
+    for (let i = 0; i < entry.constraints.length; i++) {
+      const c = entry.constraints[i] as Constraint;
+      if (!c.preferred) key += `\0${c.key}\0${c.op}\0${typeof c.value}\0${c.value ?? ""}\0${c.values?.join("\u0001") ?? ""}`;
+    }
+    filtered = byDevice.filtered.get(key);
+    if (!filtered) byDevice.filtered.set(key, (filtered = filterPlan(entry, work)));
   }
   let byMemory = filtered.kinds.get(demand.cpu);
   if (!byMemory) filtered.kinds.set(demand.cpu, (byMemory = new Map()));
