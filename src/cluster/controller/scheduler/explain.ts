@@ -5,19 +5,21 @@ import { RESOURCES, type Need, type Resource } from "./amounts.js";
 import type { Outcome } from "./pass.js";
 import type { TaskDemand } from "./types.js";
 
-function resourceName(r: Resource, demand: TaskDemand): string {
+/** How reasons name a resource: "cpu", "memory", "disk", "gpu" or "tpu chips". */
+export function resourceName(r: Resource, demand: TaskDemand): string {
   if (r !== "devices") return r;
   return demand.deviceType === "tpu" ? "tpu chips" : "gpu";
 }
 
-function formatAmount(r: Resource, amount: number): string {
+/** An amount as reasons print it: cores for cpu, sizes like "8g" for memory and disk. */
+export function formatAmount(r: Resource, amount: number): string {
   if (r === "cpu") return String(amount / 1000);
   if (r === "memory" || r === "disk") return formatByteSize(amount);
   return String(amount);
 }
 
 /** "cpu 4, memory 8g": the non-zero parts of a demand. */
-function describeNeed(need: Need, demand: TaskDemand): string {
+export function describeNeed(need: Need, demand: TaskDemand): string {
   return RESOURCES.filter((r) => need[r] > 0).map((r) => `${resourceName(r, demand)} ${formatAmount(r, need[r])}`).join(", ");
 }
 
