@@ -10,6 +10,7 @@ import type { Constraint, Priority } from "../src/core/job.js";
 import type { WorkerCapacity } from "../src/cluster/controller/scheduler/index.js";
 import { decideScaling, type AutoscalerInput, type GroupBackoff, type PendingDemand, type ScaleGroup, type VmRecord, type VmState } from "../src/cluster/autoscaler/index.js";
 import { machine, printTable, rng, summarize } from "./stats.js";
+import { CPU_SHAPES, GPU_SHAPES, REGIONS, TPU_SHAPES, pick } from "./fleet.js";
 
 const GiB = 1024 ** 3;
 const TARGET_MS = 10;
@@ -17,16 +18,6 @@ const WARMUP = 20;
 const RUNS = 200;
 const NOW = Date.parse("2026-12-02T05:00:00.000Z");
 
-function pick<T>(random: () => number, items: readonly T[]): T {
-  const item = items[Math.floor(random() * items.length)];
-  if (item === undefined) throw new Error("pick from an empty list");
-  return item;
-}
-
-const REGIONS = ["us-east1", "us-west1", "europe-west4", "asia-east1"];
-const CPU_SHAPES = [[4, 16], [8, 32], [16, 64], [32, 128], [64, 256]] as const;
-const GPU_SHAPES = [["H100", 8, 96, 1024], ["A100", 8, 64, 512], ["L4", 4, 48, 192]] as const;
-const TPU_SHAPES = [["v5litepod-16", 4], ["v6e-8", 8]] as const;
 
 /** 50 groups: 30 CPU, 15 GPU, 5 TPU, in several regions, some preemptible, some backing off. */
 function makeGroups(random: () => number): { groups: ScaleGroup[]; backoff: Record<string, GroupBackoff> } {

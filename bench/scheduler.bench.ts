@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Constraint, Priority } from "../src/core/job.js";
 import { rng } from "./stats.js";
+import { CPU_SHAPES, GPU_SHAPES, REGIONS, TPU_SHAPES, pick } from "./fleet.js";
 import { schedule, type PendingJob, type RunningAttempt, type SchedulerWorker, type TaskDemand } from "../src/cluster/controller/scheduler/index.js";
 
 const GiB = 1024 ** 3;
@@ -13,16 +14,6 @@ const TARGET_MS = 1000;
 const PREEMPT_TARGET_MS = 1500;
 const TIMED_PASSES = 7;
 
-function pick<T>(random: () => number, items: readonly T[]): T {
-  const item = items[Math.floor(random() * items.length)];
-  if (item === undefined) throw new Error("pick from an empty list");
-  return item;
-}
-
-const REGIONS = ["us-east1", "us-west1", "europe-west4", "asia-east1"];
-const CPU_SHAPES = [[4, 16], [8, 32], [16, 64], [32, 128], [64, 256]] as const;
-const GPU_SHAPES = [["H100", 8, 96, 1024], ["A100", 8, 64, 512], ["A100", 4, 32, 256], ["L4", 1, 8, 32], ["L4", 4, 48, 192]] as const;
-const TPU_SHAPES = [["v5litepod-16", 4], ["v6e-8", 8], ["v5p-8", 4]] as const;
 
 /** `scale` multiplies cpu and memory; `busy` is the average share already in use. */
 function makeWorkers(count: number, random: () => number, scale = 1, busy = 0.25): SchedulerWorker[] {
