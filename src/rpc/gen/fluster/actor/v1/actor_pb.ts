@@ -138,7 +138,8 @@ export type CallStreamRequest = Message<"fluster.actor.v1.CallStreamRequest"> & 
   /**
    * Set (without a call) when the caller gave up on call `call_id` (aborted,
    * or past its timeout): a call still waiting for its actor's slot never
-   * runs; one already running runs to its end. No answer is sent for it.
+   * runs (its answer is a `cancelled` refusal, which the caller ignores);
+   * one already running runs to its end.
    *
    * @generated from field: bool cancel = 3;
    */
