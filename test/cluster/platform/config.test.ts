@@ -1,0 +1,117 @@
+// The cluster config file: a real YAML file on disk is read into scale groups
+// with sizes, devices and defaults resolved, and every mistake is refused
+// with the key where it is.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, loadClusterConfig, parseClusterConfig } from "../../../src/cluster/platform/config.js";
+import { FlusterError, ValidationError } from "../../../src/core/errors.js";
+
+const GiB = 1024 ** 3;
+
+const EXAMPLE = `
+# Cheapest first: the autoscaler tries groups in this order.
+scaleGroups:
+  - name: cpu-small
+    platform: local
+    shape: { cpu: 4, memory: 16g, disk: 100g, region: us-east1, zone: us-east1-b, labels: { tier: ssd, rack: 7 } }
+    maxVms: 4
+  - name: h100
+    platform: gcp
+    shape:
+      cpu: 96
+      memory: 1Ti
+      gpu: { variant: H100, count: 8 }
+      preemptible: true
+    minVms: 1
+    maxVms: 2
+    idleTimeoutSeconds: 60
+  - name: tpu-v5e
+    platform: gcp
+    shape: { cpu: 112, memory: 192g, tpu: { variant: v5litepod-16 } }
+    maxVms: 8
+`;
+
+/** The error `text` is refused with. */
+function refusal(text: string): Error {
+  try {
+    parseClusterConfig(text, "cluster.yaml");
+  } catch (err) {
+    return err as Error;
+  }
+  assert.fail(`accepted:\n${text}`);
+}
+
+describe("cluster config file", () => {
+  test("a file on disk becomes scale groups: sizes in bytes, devices resolved, defaults filled in", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fluster-config-"));
+    const path = join(dir, "cluster.yaml");
+    writeFileSync(path, EXAMPLE);
+    const { scaleGroups } = loadClusterConfig(path);
+    assert.deepEqual(
+      scaleGroups.map((g) => g.name),
+      ["cpu-small", "h100", "tpu-v5e"],
+      "in the file's order",
+    );
+    const [small, h100, tpu] = scaleGroups;
+    assert.deepEqual(small, {
+      name: "cpu-small",
+      platform: "local",
+      shape: {
+        resources: { cpu: 4, memory: 16 * GiB, disk: 100 * GiB, deviceType: "cpu", deviceVariant: "", deviceCount: 0 },
+        preemptible: false,
+        region: "us-east1",
+        zone: "us-east1-b",
+        labels: { tier: "ssd", rack: "7" },
+      },
+      minVms: 0,
+      maxVms: 4,
+      idleTimeoutSeconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+    });
+    assert.deepEqual(h100?.shape.resources, { cpu: 96, memory: 1024 * GiB, disk: 0, deviceType: "gpu", deviceVariant: "H100", deviceCount: 8 });
+    assert.equal(h100?.shape.preemptible, true);
+    assert.deepEqual([h100?.minVms, h100?.maxVms, h100?.idleTimeoutSeconds], [1, 2, 60]);
+    // One VM is one host of a v5litepod-16 slice: 4 chips.
+    assert.deepEqual(tpu?.shape.resources, { cpu: 112, memory: 192 * GiB, disk: 0, deviceType: "tpu", deviceVariant: "v5litepod-16", deviceCount: 4 });
+  });
+
+  test("an empty file has no scale groups", () => {
+    assert.deepEqual(parseClusterConfig(""), { scaleGroups: [] });
+    assert.deepEqual(parseClusterConfig("scaleGroups: []"), { scaleGroups: [] });
+  });
+
+  test("each mistake is refused with the key where it is", () => {
+    const cases: Array<[string, RegExp]> = [
+      ["scaleGroup: []", /^scaleGroup is not a known key \(known: scaleGroups\)/],
+      ["scaleGroups: { a: 1 }", /^scaleGroups must be a list of scale groups/],
+      ["scaleGroups:\n  - { name: a, platform: aws, shape: { cpu: 1, memory: 1g }, maxVms: 1 }", /^scaleGroups\[0\]\.platform must be one of local, docker, ssh, gcp, got "aws"/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g } }", /^scaleGroups\[0\]\.maxVms is required/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g }, minVms: 3, maxVms: 2 }", /^scaleGroups\[0\]\.minVms must not exceed maxVms \(2\), got 3/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: lots }, maxVms: 1 }", /^scaleGroups\[0\]\.shape\.memory must be a size such as/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g, gpus: 2 }, maxVms: 1 }", /^scaleGroups\[0\]\.shape\.gpus is not a known key/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g, tpu: { variant: v5litepod-3 } }, maxVms: 1 }", /^scaleGroups\[0\]\.shape\.tpu\.variant is not a known TPU variant/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g, gpu: { variant: auto } }, maxVms: 1 }", /^scaleGroups\[0\]\.shape\.gpu\.variant must name the GPU model/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g, labels: { zone: b } }, maxVms: 1 }", /^scaleGroups\[0\]\.shape\.labels\.zone is set by the shape itself/],
+      ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1 }, maxVms: 1 }", /^scaleGroups\[0\]\.shape\.memory is required/],
+      [
+        "scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g }, maxVms: 1 }\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g }, maxVms: 1 }",
+        /^scaleGroups\[1\]\.name repeats the name "a" of scaleGroups\[0\]/,
+      ],
+    ];
+    for (const [text, expected] of cases) {
+      const err = refusal(text);
+      assert.ok(err instanceof ValidationError, `${text}: ${String(err)}`);
+      assert.match(err.message, expected);
+      assert.match(err.message, /\(in cluster\.yaml\)$/, "names the file");
+    }
+  });
+
+  test("a YAML syntax error names the file, line and column; a missing file names its path", () => {
+    const err = refusal("scaleGroups:\n  - name: a\n    name: b\n");
+    assert.ok(err instanceof FlusterError);
+    assert.match(err.message, /^cluster\.yaml:3:5: Map keys must be unique/);
+    assert.throws(() => loadClusterConfig("/nonexistent/cluster.yaml"), /cannot read the cluster config \/nonexistent\/cluster\.yaml/);
+  });
+});
