@@ -11,20 +11,27 @@ import { tpuTopology } from "../../core/tpu.js";
 import { checkBoolean, checkInteger, checkNonNegative, checkPlainObject, checkPositive, checkString } from "../../core/validate.js";
 import type { MachineShape, ScaleGroup } from "../autoscaler/types.js";
 
-/** The platforms a scale group may name. */
-export const PLATFORMS = ["local", "docker", "ssh", "gcp"] as const;
-export type PlatformName = (typeof PLATFORMS)[number];
+import { PLATFORMS, PLATFORM_MODULES, type PlatformName, type PlatformSettings } from "./registry.js";
+export { PLATFORMS, type PlatformName, type PlatformSettings } from "./registry.js";
 
 /** A cluster config file, checked, with its defaults filled in. */
 export interface ClusterConfig {
   /** The scale groups, in the file's order (the autoscaler tries them in it: list the cheapest first). */
   scaleGroups: ScaleGroup[];
+  /**
+   * Each platform's own settings (`platforms.docker.image`, `platforms.ssh.hosts`,
+   * `platforms.gcp.project`), checked by the platform's `checkSettings` (registry.ts) when the
+   * file is read. A platform that scale groups use and that has no section
+   * gets `{}`.
+   */
+  platforms: Partial<Record<PlatformName, PlatformSettings>>;
 }
+
 
 /** A ready VM that ran nothing for this long is released, when a group does not say. */
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 300;
 
-const TOP_KEYS = ["scaleGroups"] as const;
+const TOP_KEYS = ["scaleGroups", "platforms"] as const;
 const GROUP_KEYS = ["name", "platform", "shape", "minVms", "maxVms", "idleTimeoutSeconds"] as const;
 const SHAPE_KEYS = ["cpu", "memory", "disk", "gpu", "tpu", "region", "zone", "preemptible", "labels"] as const;
 const GPU_KEYS = ["variant", "count"] as const;
@@ -63,7 +70,7 @@ export function parseClusterConfig(text: string, source = "cluster config"): Clu
 
 function checkConfig(value: unknown): ClusterConfig {
   // An empty file is a cluster without scale groups: workers are started by hand.
-  if (value === null || value === undefined) return { scaleGroups: [] };
+  if (value === null || value === undefined) return { scaleGroups: [], platforms: {} };
   const top = checkKeys(value, "the cluster config", TOP_KEYS);
   const list = top.scaleGroups ?? [];
   if (!Array.isArray(list)) throw new ValidationError("scaleGroups", `must be a list of scale groups, got ${describeValue(list)}`);
@@ -74,7 +81,14 @@ function checkConfig(value: unknown): ClusterConfig {
     if (first !== undefined) throw new ValidationError(`scaleGroups[${i}].name`, `repeats the name ${JSON.stringify(group.name)} of scaleGroups[${first}]: group names are unique`);
     seen.set(group.name, i);
   });
-  return { scaleGroups };
+  const sections = top.platforms === undefined ? {} : checkKeys(top.platforms, "platforms", PLATFORMS);
+  const platforms: ClusterConfig["platforms"] = {};
+  for (const name of PLATFORMS) {
+    const section = sections[name];
+    if (section === undefined && !scaleGroups.some((g) => g.platform === name)) continue;
+    platforms[name] = PLATFORM_MODULES[name].checkSettings(section === undefined || section === null ? {} : checkPlainObject(section, `platforms.${name}`), `platforms.${name}`);
+  }
+  return { scaleGroups, platforms };
 }
 
 function checkGroup(value: unknown, field: string): ScaleGroup {

@@ -78,13 +78,13 @@ describe("cluster config file", () => {
   });
 
   test("an empty file has no scale groups", () => {
-    assert.deepEqual(parseClusterConfig(""), { scaleGroups: [] });
-    assert.deepEqual(parseClusterConfig("scaleGroups: []"), { scaleGroups: [] });
+    assert.deepEqual(parseClusterConfig(""), { scaleGroups: [], platforms: {} });
+    assert.deepEqual(parseClusterConfig("scaleGroups: []"), { scaleGroups: [], platforms: {} });
   });
 
   test("each mistake is refused with the key where it is", () => {
     const cases: Array<[string, RegExp]> = [
-      ["scaleGroup: []", /^scaleGroup is not a known key \(known: scaleGroups\)/],
+      ["scaleGroup: []", /^scaleGroup is not a known key \(known: scaleGroups, platforms\)/],
       ["scaleGroups: { a: 1 }", /^scaleGroups must be a list of scale groups/],
       ["scaleGroups:\n  - { name: a, platform: aws, shape: { cpu: 1, memory: 1g }, maxVms: 1 }", /^scaleGroups\[0\]\.platform must be one of local, docker, ssh, gcp, got "aws"/],
       ["scaleGroups:\n  - { name: a, platform: local, shape: { cpu: 1, memory: 1g } }", /^scaleGroups\[0\]\.maxVms is required/],

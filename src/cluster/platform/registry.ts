@@ -1,0 +1,51 @@
+// The platforms a scale group may name, each with the check of its config
+// section and how it is built. Modules are imported only when a platform is
+// built, so a cluster without GCP groups never loads Google's libraries.
+import { ValidationError } from "../../core/errors.js";
+import { checkLocalSettings, type LocalSettings } from "./local/settings.js";
+import type { Platform, PlatformContext } from "./types.js";
+
+/** The platforms a scale group may name. */
+export const PLATFORMS = ["local", "docker", "ssh", "gcp"] as const;
+export type PlatformName = (typeof PLATFORMS)[number];
+
+/** One platform's settings (its `platforms.<name>` section), as its `checkSettings` returned them. */
+export type PlatformSettings = object;
+
+/** How one platform's settings are checked and the platform built. */
+export interface PlatformModule {
+  /**
+   * Checks the platform's section of the config file (`{}` when it has
+   * none) and fills in defaults; throws a ValidationError naming the key
+   * under `field` (`platforms.ssh.hosts[1].user`).
+   */
+  checkSettings(section: Readonly<Record<string, unknown>>, field: string): PlatformSettings;
+  /** Builds the platform from checked settings. */
+  create(settings: PlatformSettings, context: PlatformContext): Promise<Platform>;
+}
+
+export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
+  local: {
+    checkSettings: checkLocalSettings,
+    create: async (settings, context) => (await import("./local/platform.js")).createLocalPlatform(settings as LocalSettings, context),
+  },
+  docker: notBuiltYet("docker"),
+  ssh: notBuiltYet("ssh"),
+  gcp: notBuiltYet("gcp"),
+};
+
+/** A platform whose module has not landed: its groups are refused when the config is read. */
+function notBuiltYet(name: string): PlatformModule {
+  const refuse = (field: string): never => {
+    throw new ValidationError(field, `names the ${name} platform, which this build of fluster does not have yet`);
+  };
+  return {
+    checkSettings: (section, field) => (Object.keys(section).length > 0 ? refuse(field) : {}),
+    create: () => Promise.reject(new ValidationError("platform", `there is no ${name} platform in this build of fluster yet`)),
+  };
+}
+
+/** Builds the named platform from its checked settings. */
+export function createPlatform(name: PlatformName, settings: PlatformSettings, context: PlatformContext): Promise<Platform> {
+  return PLATFORM_MODULES[name].create(settings, context);
+}
