@@ -145,6 +145,15 @@ export const VM_LABEL = "fluster-vm";
 /** The label naming a worker's scale group. */
 export const SCALE_GROUP_LABEL = "fluster-scale-group";
 
+/**
+ * The label naming the TPU slice a worker is a host of (a slice's vm id),
+ * on every host of a multi-host slice: a TPU job's tasks are placed on the
+ * hosts of one slice.
+ */
+export const TPU_SLICE_LABEL = "fluster-tpu-slice";
+/** The label giving a slice host's index (`"0"`…`"N-1"`, its `TPU_WORKER_ID`). */
+export const TPU_HOST_LABEL = "fluster-tpu-host";
+
 /** The attributes a VM's worker registers: its shape's, plus which VM and group it is. */
 export function workerLabels(vmId: string, group: ScaleGroup): Record<string, string> {
   const shape: MachineShape = group.shape;
