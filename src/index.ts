@@ -89,6 +89,8 @@ export {
   type LogLine,
   type EndpointInfo,
   type WorkerInfo,
+  type VmInfo,
+  type ScaleGroupInfo,
   type LaunchOptions,
 } from "./cluster/client/cluster.js";
 export type { ResultsOptions } from "./cluster/client/results.js";

@@ -34,6 +34,7 @@ import type {
   JobRunOptions,
   LogOptions,
   OutputOptions,
+  VmListOptions,
   WorkerServeOptions,
 } from "./program.js";
 
@@ -86,11 +87,14 @@ function duration(info: JobInfo): string {
 
 export async function clusterStart(options: ClusterStartOptions): Promise<void> {
   const status = new StatusLine(process.stderr);
-  status.update(`fluster: starting a controller and ${options.workers ?? 2} worker(s)…`);
+  // With a config, the scale groups bring the workers (their minVms, and more on demand).
+  const workers = options.workers ?? (options.config ? 0 : 2);
+  status.update(`fluster: starting a controller${workers > 0 ? ` and ${workers} worker(s)` : ""}${options.config ? ` with the scale groups of ${options.config}` : ""}…`);
   let cluster: LocalCluster;
   try {
     cluster = await LocalCluster.start({
-      workers: options.workers ?? 2,
+      workers,
+      ...(options.config ? { config: options.config } : {}),
       // Run from the command line, the cluster says what it does (a LocalCluster in a program says only what goes wrong).
       logLevel: options.logLevel ?? checkLogLevel(process.env.FLUSTER_LOG_LEVEL || "info", "FLUSTER_LOG_LEVEL"),
       ...(options.logFormat ? { logFormat: options.logFormat } : {}),
@@ -102,7 +106,7 @@ export async function clusterStart(options: ClusterStartOptions): Promise<void> 
   }
   process.stdout.write(
     [
-      `Fluster local cluster is up: controller ${cluster.address}, ${cluster.workers.length} worker(s).`,
+      `Fluster local cluster is up: controller ${cluster.address}, ${cluster.workers.length} worker(s)${options.config ? `; scale groups from ${options.config} (see \`npx fluster vm list\`)` : ""}.`,
       `  dashboard: ${dashboardUrl(cluster.address)}`,
       `  export FLUSTER_CLUSTER_ADDRESS=${cluster.address}`,
       `  npx fluster job run -- node -e "console.log(42)"`,
@@ -136,6 +140,8 @@ export async function controllerServe(options: ControllerServeOptions): Promise<
     ...(options.maxReplicas !== undefined ? { maxReplicas: options.maxReplicas } : {}),
     ...(options.maxEndpointsPerJob !== undefined ? { maxEndpointsPerJob: options.maxEndpointsPerJob } : {}),
     ...(options.lostWorkerRetention !== undefined ? { lostWorkerRetentionSeconds: options.lostWorkerRetention } : {}),
+    ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
+    ...(options.config ? { config: options.config } : {}),
   });
   process.stdout.write(`fluster controller serving at ${server.url} (state in ${options.stateDir ?? ".fluster"})\n`);
   process.stdout.write(`dashboard: ${dashboardUrl(server.url)}${server.token ? " (sign in with the token)" : ""}\n`);
@@ -422,6 +428,43 @@ export async function workerList(options: OutputOptions): Promise<void> {
   });
 }
 
+export async function vmList(options: VmListOptions): Promise<void> {
+  await withCluster(options, async (cluster) => {
+    const { vms, groups } = await cluster.listVms();
+    const shown = options.all ? vms : vms.filter((vm) => vm.state !== "released" && vm.state !== "failed");
+    if (options.json) return printJson({ vms: shown, groups });
+    if (groups.length === 0) {
+      process.stdout.write("no scale groups: the controller runs without a cluster config (--config)\n");
+      return;
+    }
+    printTable(
+      shown.map((vm) => ({
+        vm: vm.vmId,
+        group: vm.group,
+        state: vm.state,
+        since: vm.since.toISOString(),
+        workers: vm.workerIds.join(","),
+        platform: vm.platformId ? `${vm.platform} (${vm.platformId})` : vm.platform,
+        reason: vm.reason ?? "",
+      })),
+      options.all ? "no VMs" : "no live VMs (--all shows released and failed ones)",
+    );
+    process.stdout.write("\n");
+    printTable(
+      groups.map((g) => ({
+        group: g.name,
+        platform: g.platform,
+        "min/max": `${g.minVms}/${g.maxVms}`,
+        ready: String(g.vms.ready),
+        booting: String(g.vms.requested + g.vms.booting),
+        draining: String(g.vms.draining),
+        status: g.reason,
+      })),
+      "no scale groups",
+    );
+  });
+}
+
 export async function endpointList(options: EndpointListOptions): Promise<void> {
   await withCluster(options, async (cluster) => {
     const endpoints = await cluster.listEndpoints(options.prefix ?? "", { allNamespaces: options.allNamespaces ?? false });
@@ -615,6 +658,7 @@ export const actions: CommandActions = {
   "controller backup": controllerBackup,
   "worker serve": workerServe,
   "worker list": workerList,
+  "vm list": vmList,
   "job run": jobRun,
   "job list": jobList,
   "job status": jobStatus,

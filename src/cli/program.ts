@@ -49,6 +49,8 @@ export interface ClusterStartOptions extends GlobalOptions, LogOptions {
   port?: number;
   /** Controller state directory, kept after exit. @default a temporary directory */
   stateDir?: string;
+  /** Cluster config file (scale groups the autoscaler sizes). @default none */
+  config?: string;
 }
 
 export interface ControllerServeOptions extends GlobalOptions, LogOptions {
@@ -70,6 +72,15 @@ export interface ControllerServeOptions extends GlobalOptions, LogOptions {
   tlsCert?: string;
   /** PEM private key of `tlsCert`. */
   tlsKey?: string;
+  /** Cluster config file (scale groups the autoscaler sizes). @default none */
+  config?: string;
+  /** Address workers and jobs use to reach the controller (VMs on other machines need it). @default the bind host */
+  advertiseHost?: string;
+}
+
+export interface VmListOptions extends OutputOptions {
+  /** Also VMs released or failed in the last day. @default false */
+  all?: boolean;
 }
 
 export interface ControllerBackupOptions extends GlobalOptions {
@@ -228,6 +239,7 @@ export interface CommandActions {
   "reservation release": (reservationId: string, options: ReservationReleaseOptions) => ActionResult;
   "endpoint list": (options: EndpointListOptions) => ActionResult;
   "endpoint remove": (nameOrId: string, options: OutputOptions) => ActionResult;
+  "vm list": (options: VmListOptions) => ActionResult;
 }
 
 export type CommandPath = keyof CommandActions;
@@ -254,6 +266,7 @@ export const COMMAND_PATHS: readonly CommandPath[] = [
   "reservation release",
   "endpoint list",
   "endpoint remove",
+  "vm list",
 ];
 
 /** The action of a command built without one (tests build partial programs): one line, exit status 2. */
@@ -300,14 +313,15 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ cluster
   const cluster = subcommand(program, "cluster", "start a whole cluster");
   subcommand(cluster, "start", "start a controller and N workers on this machine; prints the dashboard URL")
-    .usage("--local [--workers <n>] [--port <port>] [--state-dir <dir>] [--log-level <level>] [--log-format <format>]")
-    .option("--local", "run everything on this machine (the only mode for now)")
-    .option("--workers <n>", "number of worker processes", parsePositiveInt)
+    .usage("--local [--workers <n>] [--config <file>] [--port <port>] [--state-dir <dir>] [--log-level <level>] [--log-format <format>]")
+    .option("--local", "run the controller on this machine (the only mode for now)")
+    .option("--workers <n>", "number of worker processes (default: 2, or 0 with --config)", parseNonNegativeInt)
+    .option("--config <file>", "cluster config (YAML): scale groups the autoscaler sizes on their platforms (local, docker, ssh, gcp)")
     .option("--port <port>", "controller port (default: a free port)", parsePort)
     .option("--state-dir <dir>", "controller state directory, kept after exit (default: temporary)")
     .addOption(logLevelOption())
     .addOption(logFormatOption())
-    .action(async (opts: { local?: boolean; workers?: number; port?: number; stateDir?: string } & LogOptions, cmd: Command) => {
+    .action(async (opts: { local?: boolean; workers?: number; port?: number; stateDir?: string; config?: string } & LogOptions, cmd: Command) => {
       if (!opts.local) {
         cmd.error("cluster start needs --local; on real machines run `fluster controller serve` and `fluster worker serve` on each host");
       }
@@ -317,10 +331,12 @@ export function buildProgram(actions: Partial<CommandActions> = {}, output: Prog
   // ------------------------------------------------------------------ controller
   const controller = subcommand(program, "controller", "run the controller daemon");
   subcommand(controller, "serve", "serve the controller: job store, scheduler, endpoint registry, dashboard")
-    .usage("[--port <port>] [--host <addr>] [--state-dir <dir>] [--tls-cert <file> --tls-key <file>] [--max-request-size <size>] [--max-replicas <n>] [--max-endpoints-per-job <n>] [--lost-worker-retention <seconds>] [--log-level <level>] [--log-format <format>]")
+    .usage("[--port <port>] [--host <addr>] [--advertise-host <addr>] [--state-dir <dir>] [--config <file>] [--tls-cert <file> --tls-key <file>] [--max-request-size <size>] [--max-replicas <n>] [--max-endpoints-per-job <n>] [--lost-worker-retention <seconds>] [--log-level <level>] [--log-format <format>]")
     .option("--port <port>", "port to listen on (default: 7070)", parsePort)
     .option("--host <addr>", "address to bind; non-loopback (as it resolves) turns on token auth (default: 127.0.0.1)")
+    .option("--advertise-host <addr>", "address workers (also on VMs the autoscaler starts) and jobs reach the controller at (default: the --host)")
     .option("--state-dir <dir>", "directory for the controller's durable state (default: .fluster)")
+    .option("--config <file>", "cluster config (YAML): scale groups the autoscaler sizes on their platforms (local, docker, ssh, gcp)")
     .option("--tls-cert <file>", "serve HTTPS with this PEM certificate chain (with --tls-key); clients then use https:// and --tls-ca for a private CA")
     .option("--tls-key <file>", "the PEM private key of --tls-cert")
     .option("--max-request-size <size>", "largest request accepted, e.g. 16m; larger ones get resource_exhausted (default: 8m)", parseMemory)
@@ -526,6 +542,14 @@ Launch into it with cluster.launch(request, { reservationId }).`,
     .action(async (nameOrId: string, opts: { json?: boolean }, cmd: Command) =>
       finish(await run("endpoint remove")(nameOrId, { ...globals(cmd), ...opts })),
     );
+
+  // ------------------------------------------------------------------ vm
+  const vm = subcommand(program, "vm", "inspect the VMs the autoscaler runs (with a cluster config)");
+  subcommand(vm, "list", "list VMs with their scale group, state and workers, then each scale group's status")
+    .usage("[--all] [--json]")
+    .option("--all", "also VMs released or failed in the last day")
+    .option("--json", "print JSON")
+    .action(async (opts: { all?: boolean; json?: boolean }, cmd: Command) => finish(await run("vm list")({ ...globals(cmd), ...opts })));
 
   program.addHelpText("after", () => `\nCommand tree:\n${commandTree(program)}`);
   return program;

@@ -52,6 +52,7 @@ const MINIMAL_ARGS: Record<CommandPath, string[]> = {
   "reservation release": ["reservation", "release", "reservation-1"],
   "endpoint list": ["endpoint", "list"],
   "endpoint remove": ["endpoint", "remove", "calc"],
+  "vm list": ["vm", "list"],
 };
 
 describe("bin/fluster.js", { concurrency: true }, () => {
@@ -89,7 +90,7 @@ describe("bin/fluster.js", { concurrency: true }, () => {
     assert.notEqual(result.code, 0);
     const lines = stderrLines(result);
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0] ?? "", /^fluster: option '--workers <n>' argument 'abc' is invalid\. Expected a positive integer\./);
+    assert.match(lines[0] ?? "", /^fluster: option '--workers <n>' argument 'abc' is invalid\. Expected a whole number ≥ 0\./);
   });
 
   test("other usage errors are one line each", async () => {

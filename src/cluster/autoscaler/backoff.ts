@@ -15,13 +15,23 @@ export const ALLOCATION_BACKOFF: Readonly<Required<BackoffOptions>> = Object.fre
  * controllers from retrying in step, is applied only when `random` is given
  * (values in [0, 1)), so the result is deterministic without it.
  */
-export function nextBackoff(failures: number, random?: () => number): number {
-  const options = random ? ALLOCATION_BACKOFF : { ...ALLOCATION_BACKOFF, jitter: 0 };
+export function nextBackoff(failures: number, random?: () => number, policy: Readonly<Required<BackoffOptions>> = ALLOCATION_BACKOFF): number {
+  const options = random ? policy : { ...policy, jitter: 0 };
   return backoffDelay(Math.max(0, failures - 1), options, random ?? (() => 0));
 }
 
-/** A group's backoff after one more failed allocation at `now` (epoch ms); `undefined` for the first failure. */
-export function backoffAfterFailure(previous: GroupBackoff | undefined, now: number, error: string, random?: () => number): GroupBackoff {
+/**
+ * A group's backoff after one more failed allocation at `now` (epoch ms);
+ * `previous` is `undefined` for the first failure. `policy` replaces
+ * {@link ALLOCATION_BACKOFF} (tests use shorter delays).
+ */
+export function backoffAfterFailure(
+  previous: GroupBackoff | undefined,
+  now: number,
+  error: string,
+  random?: () => number,
+  policy: Readonly<Required<BackoffOptions>> = ALLOCATION_BACKOFF,
+): GroupBackoff {
   const consecutiveFailures = (previous?.consecutiveFailures ?? 0) + 1;
-  return { consecutiveFailures, nextAttemptAt: now + nextBackoff(consecutiveFailures, random), lastError: error };
+  return { consecutiveFailures, nextAttemptAt: now + nextBackoff(consecutiveFailures, random, policy), lastError: error };
 }

@@ -122,6 +122,39 @@ export interface WorkerInfo {
   lastSeen?: Date;
 }
 
+/** A VM the autoscaler asked a platform for (`fluster vm list`). */
+export interface VmInfo {
+  vmId: string;
+  /** Its scale group. */
+  group: string;
+  platform: string;
+  /** `requested`, `booting`, `ready`, `draining`, `released` or `failed`. */
+  state: string;
+  /** When it entered its state. */
+  since: Date;
+  createdAt: Date;
+  /** The worker ids its hosts register with. */
+  workerIds: string[];
+  /** The platform's own name for it, when it has one. */
+  platformId?: string;
+  /** Why it failed or was released. */
+  reason?: string;
+}
+
+/** A scale group and what the autoscaler last decided for it. */
+export interface ScaleGroupInfo {
+  name: string;
+  platform: string;
+  minVms: number;
+  maxVms: number;
+  /** Its VMs per live state. */
+  vms: { requested: number; booting: number; ready: number; draining: number };
+  /** Pending tasks it could serve that got no VM (at maxVms, or backing off). */
+  waitingTasks: number;
+  /** One sentence, e.g. "at maxVms (4): 12 tasks wait". */
+  reason: string;
+}
+
 export interface WaitOptions {
   /** Give up after this long with a `deadline_exceeded` error. @default no limit */
   timeoutSeconds?: number;
@@ -865,6 +898,33 @@ export class Cluster {
         ...(w.lastSeen ? { lastSeen: timestampDate(w.lastSeen) } : {}),
       };
     });
+  }
+
+  /** The autoscaler's VMs (oldest first; ended ones for a day) and scale groups; both empty without a cluster config. Operator only. */
+  async listVms(): Promise<{ vms: VmInfo[]; groups: ScaleGroupInfo[] }> {
+    const res = await this.call(() => this.rpc.listVms({}));
+    return {
+      vms: res.vms.map((vm) => ({
+        vmId: vm.vmId,
+        group: vm.scaleGroup,
+        platform: vm.platform,
+        state: vm.state,
+        since: vm.since ? timestampDate(vm.since) : new Date(0),
+        createdAt: vm.createdAt ? timestampDate(vm.createdAt) : new Date(0),
+        workerIds: [...vm.workerIds],
+        ...(vm.platformId ? { platformId: vm.platformId } : {}),
+        ...(vm.reason ? { reason: vm.reason } : {}),
+      })),
+      groups: res.groups.map((g) => ({
+        name: g.name,
+        platform: g.platform,
+        minVms: g.minVms,
+        maxVms: g.maxVms,
+        vms: { requested: g.requested, booting: g.booting, ready: g.ready, draining: g.draining },
+        waitingTasks: g.waitingTasks,
+        reason: g.reason,
+      })),
+    };
   }
 
   /**

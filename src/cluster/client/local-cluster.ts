@@ -1,14 +1,12 @@
 // A whole cluster on this machine: the controller in this process, worker
 // daemons as child processes. For tests, examples and development; shutdown()
 // leaves no process, port or temporary file behind.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { checkLogFormat, checkLogger, checkLogLevel, createLogger, type LogFormat, type Logger, type LogLevel } from "../../core/logger.js";
-import { nodeEntryArgs } from "../../core/node-entry.js";
 import { refuseWhileImportingByReference } from "../../core/remote.js";
 import { checkInteger, checkNonNegative, checkPositive } from "../../core/validate.js";
 import { parseByteSize, type ByteSize } from "../../core/quantity.js";
@@ -16,9 +14,12 @@ import { startController, type ControllerServer } from "../controller/server.js"
 import type { WorkerDaemonOptions } from "../worker/daemon.js";
 import type { ControllerFaults } from "../controller/faults.js";
 import type { WorkerFaults } from "../worker/faults.js";
+import type { ScaleGroup } from "../autoscaler/types.js";
+import type { AutoscalerTuning } from "../controller/server.js";
+import type { ClusterConfig } from "../platform/config.js";
+import { LocalPlatform } from "../platform/local/platform.js";
 import { Cluster, type ClusterOptions } from "./cluster.js";
 
-const WORKER_ARGS = nodeEntryArgs(import.meta.url, "../worker/main");
 
 /**
  * Options of {@link LocalCluster.start}. A `token` (or FLUSTER_TOKEN) turns
@@ -58,6 +59,15 @@ export interface LocalClusterOptions extends ClusterOptions {
   logFormat?: LogFormat;
   /** The controller's logger (it runs in this process), instead of one on stderr from `logLevel` and `logFormat`; the workers still use those. @default none */
   logger?: Logger;
+  /**
+   * A cluster config (a YAML file's path, or a loaded config): the
+   * controller's autoscaler sizes its scale groups, beside the `workers`
+   * started here. Their VMs are the platforms' (docker containers, local
+   * processes under the state dir) and are released at shutdown. @default none
+   */
+  config?: string | ClusterConfig;
+  /** Autoscaler timings (tests shorten them). @default see ControllerServerOptions.autoscaler */
+  autoscaler?: AutoscalerTuning;
 }
 
 /** Checks LocalCluster options up front; throws a ValidationError naming the field. */
@@ -70,6 +80,9 @@ export function compileLocalClusterOptions(options: LocalClusterOptions): LocalC
   if (options.logLevel !== undefined) checkLogLevel(options.logLevel, "logLevel");
   if (options.logFormat !== undefined) checkLogFormat(options.logFormat, "logFormat");
   if (options.logger !== undefined) checkLogger(options.logger);
+  if (options.config !== undefined && typeof options.config !== "string" && (typeof options.config !== "object" || options.config === null)) {
+    throw new ValidationError("config", "must be the path of a cluster config file or a loaded config");
+  }
   return options;
 }
 
@@ -83,6 +96,8 @@ export interface LocalWorker {
 export class LocalCluster extends Cluster {
   readonly server: ControllerServer;
   private readonly workerList: LocalWorker[] = [];
+  /** Starts and stops the worker processes. */
+  private readonly platform: LocalPlatform;
   private readonly options: LocalClusterOptions;
   private readonly rootDir: string;
   private readonly ownsRoot: boolean;
@@ -95,6 +110,15 @@ export class LocalCluster extends Cluster {
     this.rootDir = rootDir;
     this.ownsRoot = ownsRoot;
     this.options = options;
+    const { level: logLevel, format: logFormat } = localLogSettings(options);
+    // Tied: the workers die with this process, even when it is SIGKILLed.
+    this.platform = new LocalPlatform({
+      workDir: join(rootDir, "workers"),
+      tied: true,
+      logLevel,
+      ...(logFormat !== undefined ? { logFormat } : {}),
+      workerOptions: { killGraceSeconds: options.killGraceSeconds ?? 2, ...(options.workerFaults ? { faults: options.workerFaults } : {}) },
+    });
   }
 
   /** Starts a controller in this process and `workers` worker daemons; resolves when all are registered. */
@@ -114,6 +138,8 @@ export class LocalCluster extends Cluster {
         // A token turns auth on (else FLUSTER_TOKEN does): it is the operator's; workers and jobs get credentials of their own.
         ...(options.token !== undefined ? { token: options.token } : {}),
         ...(options.controllerFaults ? { faults: options.controllerFaults } : {}),
+        ...(options.config !== undefined ? { config: options.config } : {}),
+        ...(options.autoscaler !== undefined ? { autoscaler: options.autoscaler } : {}),
         logger: options.logger ?? createLogger({ component: "controller", ...localLogSettings(options) }),
       });
     } catch (err) {
@@ -142,43 +168,25 @@ export class LocalCluster extends Cluster {
     const index = this.nextWorker++;
     const count = Math.max(1, this.options.workers ?? 2);
     const workerId = overrides.workerId ?? `local-${index}`;
-    const options: WorkerDaemonOptions = {
-      controllerUrl: this.server.url,
-      workerId,
-      workDir: join(this.rootDir, "workers", workerId),
-      cpu: this.options.workerCpu ?? availableParallelism(),
-      memory: this.options.workerMemory !== undefined ? parseByteSize(this.options.workerMemory, "workerMemory") : Math.floor(totalmem() / count),
-      labels: this.options.workerLabels?.(index) ?? {},
-      killGraceSeconds: this.options.killGraceSeconds ?? 2,
-      ...(this.options.workerFaults ? { faults: this.options.workerFaults } : {}),
-      ...(this.server.token ? { token: this.server.token } : {}),
-      ...overrides,
+    const cpu = overrides.cpu ?? this.options.workerCpu ?? availableParallelism();
+    const memory = overrides.memory ?? (this.options.workerMemory !== undefined ? parseByteSize(this.options.workerMemory, "workerMemory") : Math.floor(totalmem() / count));
+    // A worker of a LocalCluster is a VM of the local platform, started by hand rather than by the autoscaler.
+    const group: ScaleGroup = {
+      name: "local",
+      platform: "local",
+      shape: { resources: { cpu, memory, disk: 0, deviceType: "cpu", deviceVariant: "", deviceCount: 0 }, preemptible: false },
+      minVms: 0,
+      maxVms: Number.MAX_SAFE_INTEGER,
+      idleTimeoutSeconds: 0,
     };
-    const { level: logLevel, format: logFormat } = localLogSettings(this.options);
-    // The daemon's main builds its logger from these (worker/main.ts).
-    const processOptions = { ...options, logLevel, ...(logFormat !== undefined ? { logFormat } : {}) };
-    const child = spawn(process.execPath, [...WORKER_ARGS, JSON.stringify(processOptions)], {
-      stdio: ["pipe", "pipe", "inherit"],
-      env: { ...process.env, FLUSTER_PARENT_WATCH: "stdin" },
-    });
-    const ready = await new Promise<{ workerId: string; address: string }>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-      const onExit = (code: number | null, signal: string | null) =>
-        reject(new FlusterError(`worker ${workerId} exited before it was ready (code ${code}, signal ${signal})`, "unavailable"));
-      child.once("exit", onExit);
-      lines.on("line", (line) => {
-        const match = /^fluster-worker-ready (.*)$/.exec(line);
-        if (match?.[1]) {
-          child.off("exit", onExit);
-          resolve(JSON.parse(match[1]) as { workerId: string; address: string });
-        } else {
-          process.stdout.write(`${line}\n`);
-        }
-      });
-    });
-    const worker: LocalWorker = { workerId: ready.workerId, address: ready.address, process: child };
-    this.workerList.push(worker);
-    return worker;
+    const worker = { controllerUrl: this.server.url, labels: overrides.labels ?? this.options.workerLabels?.(index) ?? {}, ...(this.server.token ? { token: this.server.token } : {}) };
+    await this.platform.allocate({ vmId: workerId, group, worker }, undefined, { ...overrides, workDir: overrides.workDir ?? join(this.rootDir, "workers", workerId), cpu, memory });
+    const ready = await this.platform.waitReady(workerId, 120_000);
+    const child = this.platform.processOf(workerId);
+    if (!child) throw new FlusterError(`worker ${workerId} has no process`, "internal");
+    const local: LocalWorker = { workerId, address: this.platform.workerAddress(ready.vmId) ?? "", process: child };
+    this.workerList.push(local);
+    return local;
   }
 
   /** Sends `signal` to a worker daemon (SIGKILL simulates a machine dying). Resolves when it has exited. */
@@ -207,7 +215,7 @@ export class LocalCluster extends Cluster {
     this.shutDown = true;
     liveClusters.delete(this);
     if (liveClusters.size === 0) removeSignalHandlers();
-    await Promise.all(this.workerList.map((w) => stopProcess(w.process, "SIGTERM", 10_000)));
+    await Promise.all([...this.workerList.map((w) => stopProcess(w.process, "SIGTERM", 10_000)), this.server.controller.releaseAllVms("the local cluster shut down")]);
     await this.close();
     await this.server.shutdown();
     if (this.ownsRoot) rmSync(this.rootDir, { recursive: true, force: true });

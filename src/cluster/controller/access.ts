@@ -208,6 +208,7 @@ export const CONTROLLER_ACCESS: AccessTable = {
     },
   },
   listWorkers: operatorOnly,
+  listVms: operatorOnly,
   issueNamespaceCredential: { allow: ["job"], job: (c, req) => sameNamespace(c, req.namespace || c.namespace, "get a credential") },
   registerEndpoint: {
     allow: ["job"],

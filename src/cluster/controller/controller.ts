@@ -27,11 +27,13 @@ import { jobIdPrefix, namespaceFor, newJobRecord, type JobFilter, type LaunchOpt
 import { Ledger } from "./ledger.js";
 import { attemptFields, describeAttempt, describeResources, LOGGED_WAIT_MS, pendingSince, resourcesField } from "./log-fields.js";
 import { groupPlaced, JobGroups, type GroupFilter, type GroupStatus } from "./groups.js";
-import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
+import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ManagedVmRecord, ReservationRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
 import type { ControllerObserver } from "./observer.js";
 import { Reservations, type ReservationFigures, type ReservationFilter } from "./reservations.js";
 import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcileDeadlineMs, type ReconcileDiff, type WorkerFailure } from "./reconcile.js";
-import { schedule, type PendingJob, type Preemption, type SchedulerWorker } from "./scheduler/index.js";
+import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ScheduleResult, type SchedulerWorker } from "./scheduler/index.js";
+import type { GroupStatus as AutoscalerGroupStatus, PendingDemand, ScaleGroup } from "../autoscaler/types.js";
+import { Autoscaling, jobDemand, reservationDemand, type AutoscalingOptions } from "./autoscaling.js";
 import { pendingJobOf, schedulerWorkerFor, usedBy, type PendingContext } from "./scheduling.js";
 import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
@@ -85,6 +87,8 @@ export interface ControllerOptions {
   schedule?: typeof schedule;
   /** Told of launches, ended attempts, scheduling passes, reconcile rounds and lost workers, e.g. to count them (observer.ts). @default none */
   observer?: ControllerObserver;
+  /** Scale groups and their platforms: the controller sizes them to the demand it sees (autoscaling.ts). @default none: workers are started by hand */
+  autoscaling?: AutoscalingOptions;
 }
 
 /**
@@ -139,6 +143,20 @@ export class Controller {
   private lastTickAt: number | undefined;
   /** Advertised address of this controller, given to jobs. */
   address = "";
+  /** The autoscaler, when scale groups are configured. */
+  private readonly autoscaling: Autoscaling | undefined;
+  /** Jobs the last pass that tried them could not place (and not for a preemption under way), with the scheduler's reason: the autoscaler's demand. */
+  private readonly waiting = new Map<string, string>();
+  /** Jobs that no registered worker could ever take, as the last pass that tried them found. */
+  private readonly neverFit = new Set<string>();
+  /** Reservation minimums the last pass could not hold, as demand. */
+  private reservationsWaiting: PendingDemand[] = [];
+  /** Workers holding reservation slots in the last pass. */
+  private slotHolders: ReadonlySet<string> = new Set();
+  /** What the autoscaler is doing for waiting jobs, appended to their pending reasons ("" when nothing). */
+  private autoscalerNote = "";
+  /** Jobs the last autoscaler round found no scale group could ever serve. */
+  private unfittableJobs: ReadonlySet<string> = new Set();
 
   constructor(options: ControllerOptions) {
     this.store = options.store;
@@ -174,6 +192,26 @@ export class Controller {
     };
     this.reservations = new Reservations({ ...collaborator, jobs: this.ledger.jobs, logger: this.logger });
     this.groups = new JobGroups({ ...collaborator, ledger: this.ledger, reservations: this.reservations });
+    this.autoscaling = options.autoscaling
+      ? new Autoscaling(options.autoscaling, {
+          store: this.store,
+          now: this.now,
+          logger: this.logger,
+          workerLoad: (workerId) => {
+            const worker = this.workers.get(workerId);
+            return worker && worker.record.health !== "lost" ? worker.attempts.size : undefined;
+          },
+          drainWorker: (workerId) => {
+            const worker = this.workers.get(workerId);
+            if (worker) worker.draining = true;
+          },
+          forgetWorker: (workerId, reason) => {
+            const worker = this.workers.get(workerId);
+            if (worker && this.stateValue === "running") this.background(() => this.loseWorker(worker, reason));
+          },
+          background: (change) => this.background(change),
+        })
+      : undefined;
   }
 
   get state(): ControllerState {
@@ -199,6 +237,7 @@ export class Controller {
       return attempt !== undefined && isActiveAttempt(attempt.state);
     });
     this.stateValue = "running";
+    this.autoscaling?.load(loaded.vms);
     this.tickTimer = setInterval(() => this.tick(), this.reconcileIntervalMs);
     this.tickTimer.unref();
     this.requestSchedule();
@@ -209,6 +248,7 @@ export class Controller {
     if (this.stateValue === "stopped" || this.stateValue === "stopping") return;
     this.stateValue = "stopping";
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.autoscaling?.stop();
     this.workers.closeAll();
     this.store.close();
     this.stateValue = "stopped";
@@ -566,10 +606,11 @@ export class Controller {
       preempted = this.applyPreemptions(result.preemptions);
       for (const [jobId, reason] of [...result.pending, ...result.neverFits]) {
         const job = ledger.jobs.find(jobId);
-        if (job) ledger.setPendingReason(job, reason);
+        if (job) ledger.setPendingReason(job, this.autoscalerNote && !this.unfittableJobs.has(jobId) ? `${reason}; ${this.autoscalerNote}` : reason);
       }
     });
     this.reservations.noteOutcomes(result.reservations);
+    if (this.autoscaling) this.noteDemand(pendingJobs, demands, result);
     for (const [job, { waitedMs, pendingReason, tasks }] of waited) {
       if (waitedMs < LOGGED_WAIT_MS) continue;
       this.logger.info(
@@ -579,6 +620,94 @@ export class Controller {
     }
     for (const { worker, assignment } of dispatches) this.dispatch(worker, assignment);
     this.observer.schedulingPass?.({ seconds: (performance.now() - began) / 1000, jobs: pendingJobs.length, placements: dispatches.length, preemptions: preempted });
+  }
+
+  /**
+   * What a pass left for the autoscaler: the jobs it tried and could not
+   * place (those waiting for preempted attempts to stop excepted: room is
+   * coming), the jobs no registered worker could ever take, the reservation
+   * minimums it could not hold, and the workers holding slots.
+   */
+  private noteDemand(tried: readonly PendingJob[], reservations: readonly ReservationDemand[], result: ScheduleResult): void {
+    const preempting = new Set(result.preemptions.map((p) => p.forJobId));
+    for (const { jobId } of tried) {
+      const reason = result.pending.get(jobId);
+      if (reason !== undefined && !preempting.has(jobId)) this.waiting.set(jobId, reason);
+      else this.waiting.delete(jobId);
+      if (result.neverFits.has(jobId)) this.neverFit.add(jobId);
+      else this.neverFit.delete(jobId);
+    }
+    const waiting: PendingDemand[] = [];
+    const holders = new Set<string>();
+    for (const reservation of reservations) {
+      const outcome = result.reservations.get(reservation.reservationId);
+      for (const workerId of outcome?.workerIds ?? []) holders.add(workerId);
+      const demand = reservationDemand(reservation, outcome);
+      if (demand) waiting.push(demand);
+    }
+    this.reservationsWaiting = waiting;
+    this.slotHolders = holders;
+  }
+
+  /**
+   * One autoscaler round: demand from the jobs and reservations the last
+   * passes left waiting. A job that no registered worker and no scale
+   * group's shape could ever take is unschedulable at once, with the reason.
+   */
+  private autoscale(now: number): void {
+    const autoscaling = this.autoscaling;
+    if (!autoscaling) return;
+    const demand: PendingDemand[] = [];
+    for (const jobId of [...this.waiting.keys()]) {
+      const job = this.ledger.jobs.find(jobId);
+      const pending = job && !isFinished(job.state) ? pendingJobOf(job, this.pendingContext(job)) : undefined;
+      if (!pending) {
+        this.waiting.delete(jobId);
+        this.neverFit.delete(jobId);
+        continue;
+      }
+      demand.push(jobDemand(pending));
+    }
+    demand.push(...this.reservationsWaiting);
+    const decision = autoscaling.step(now, { demand, slotHolders: this.slotHolders });
+    this.unfittableJobs = new Set(decision.unfittable.filter((u) => u.kind === "job").map((u) => u.id));
+    if (autoscaling.enabled) {
+      for (const unfit of decision.unfittable) {
+        const job = unfit.kind === "job" && this.neverFit.has(unfit.id) ? this.ledger.jobs.find(unfit.id) : undefined;
+        if (!job || isFinished(job.state)) continue;
+        const reason = `no worker and no scale group can run it: ${unfit.reason}`;
+        this.background(() => this.store.transaction(() => this.ledger.markUnschedulable(job, reason)));
+        this.waiting.delete(job.jobId);
+        this.neverFit.delete(job.jobId);
+      }
+    }
+    const note = autoscalerNote(decision.groups);
+    if (note !== this.autoscalerNote) {
+      this.autoscalerNote = note;
+      // Every waiting job's reason says it: a full pass sets them.
+      this.requestSchedule(true);
+    }
+  }
+
+  /** The VMs the autoscaler knows (ended ones for a day), oldest first; none without scale groups. */
+  listVms(): ManagedVmRecord[] {
+    return this.autoscaling?.list() ?? [];
+  }
+
+  /** Each scale group with its VM counts and what the autoscaler last decided for it, in config order. */
+  scaleGroupStatuses(): Array<{ group: ScaleGroup; status: AutoscalerGroupStatus }> {
+    return this.autoscaling?.groupStatuses() ?? [];
+  }
+
+  /** Releases every VM the autoscaler holds and waits for it (a LocalCluster's shutdown). */
+  async releaseAllVms(reason: string): Promise<void> {
+    this.autoscaling?.stop();
+    await this.autoscaling?.releaseAll(reason);
+  }
+
+  /** Asks every platform for its VMs now (adoption, preemption, leaks), as the autoscaler does every sync interval. For tests and operators. */
+  async syncVms(): Promise<void> {
+    await this.autoscaling?.sync();
   }
 
   /** A job's group (while the group is still being placed, with its locality) and its reservation (while active), for the scheduler. */
@@ -749,6 +878,7 @@ export class Controller {
     }
     this.expireUnschedulable(now);
     this.reservations.expire(now);
+    this.autoscale(now);
     this.background(() => this.endpoints.expire());
     void this.reconcileAll();
     this.requestSchedule();
@@ -892,6 +1022,19 @@ export class Controller {
   workerAddressOf(attempt: AttemptRecord): string | undefined {
     return this.workers.addressOf(attempt.workerId);
   }
+}
+
+/**
+ * What the autoscaler does for waiting jobs, in a few words for their
+ * pending reasons: the groups allocating, backing off or full, e.g.
+ * "autoscaler: cpu: at maxVms (4): 12 tasks wait". "" when no group acts.
+ */
+export function autoscalerNote(groups: readonly AutoscalerGroupStatus[]): string {
+  const acting = groups.filter((g) => g.allocate > 0 || g.waitingTasks > 0 || /backing off/.test(g.reason) || g.vms.requested + g.vms.booting > 0);
+  if (acting.length === 0) return "";
+  const shown = acting.slice(0, 3).map((g) => `${g.group}: ${g.reason}`);
+  if (acting.length > 3) shown.push(`${acting.length - 3} more group(s)`);
+  return `autoscaler: ${shown.join("; ")}`;
 }
 
 function assignmentFor(job: JobRecord, attempt: AttemptRecord): Assignment {

@@ -5,6 +5,7 @@ import type { JobStatus, TaskState } from "../../core/status.js";
 import type { ValidatedJobRequest } from "../../core/job.js";
 import type { ReservationSpec } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
+import type { VmRecord } from "../autoscaler/types.js";
 
 export interface AttemptRecord {
   attemptId: string;
@@ -154,4 +155,23 @@ export interface ReservationRecord {
   /** Creation order, for ties between equal priorities. */
   seq: number;
   requestId?: string;
+}
+
+/**
+ * A VM the autoscaler asked a platform for, as the controller stores it:
+ * the decision's {@link VmRecord} plus what ties it to its platform and
+ * workers. Written before the platform is asked (`requested`), so a
+ * controller that restarts finds every VM it may have caused.
+ */
+export interface ManagedVmRecord extends VmRecord {
+  /** The platform of its scale group when it was asked for. */
+  platform: string;
+  /** When it was first requested (epoch ms). */
+  createdAt: number;
+  /** The worker ids its hosts register with (the vm id for a one-host VM); set from the platform's answer. */
+  workerIds: string[];
+  /** The platform's own name for it (a container id, a zone/instance path). */
+  platformId?: string;
+  /** Why it failed or was released, or the last platform error. */
+  reason?: string;
 }

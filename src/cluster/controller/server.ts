@@ -30,6 +30,10 @@ import { createFaultInjector } from "../../rpc/faults.js";
 import { rpcMetricsInterceptor } from "../../rpc/rpc-metrics.js";
 import { compileControllerFaults, type ControllerFaults } from "./faults.js";
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { AutoscalingOptions } from "./autoscaling.js";
+import { loadClusterConfig, type ClusterConfig } from "../platform/config.js";
+import { createPlatform, type PlatformName, type PlatformSettings } from "../platform/registry.js";
+import type { Platform } from "../platform/types.js";
 
 /** Options of {@link startController}. */
 export interface ControllerServerOptions {
@@ -103,6 +107,26 @@ export interface ControllerServerOptions {
   logger?: Logger;
   /** Fault injection, for tests only (controller/faults.ts): drop or delay the RPCs it serves, lose workers at random. @default none */
   faults?: ControllerFaults;
+  /**
+   * The cluster config (a YAML file's path, or the config it holds): scale
+   * groups the controller's autoscaler sizes, and their platforms'
+   * settings (docs in README "Platforms and autoscaling"). @default none: workers are started by hand
+   */
+  config?: string | ClusterConfig;
+  /** Tuning of the autoscaler (tests shorten these). @default see AutoscalingOptions */
+  autoscaler?: AutoscalerTuning;
+}
+
+/** The autoscaler's timings, in seconds. */
+export interface AutoscalerTuning {
+  /** A VM whose workers have not registered this long after it was asked for fails. @default 600 */
+  bootTimeoutSeconds?: number;
+  /** How often each platform is asked for its VMs (adoption, preemption, leaks). @default 10 */
+  syncIntervalSeconds?: number;
+  /** Delay after a group's first failed allocation, doubling per failure in a row. @default 10 */
+  allocationBackoffSeconds?: number;
+  /** Longest delay between a group's failed allocations. @default 600 */
+  allocationBackoffMaxSeconds?: number;
 }
 
 /** A running controller. */
@@ -128,7 +152,7 @@ const LIMIT_OPTIONS = ["maxRequestBytes", "maxIdLength", "maxStringLength", "max
  */
 export function compileControllerServerOptions(raw: unknown): ControllerServerOptions {
   const o = checkPlainObject(raw, "controller options") as Record<string, unknown>;
-  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "tlsCert", "tlsKey", "tlsCaFile", "bundleSweepIntervalSeconds", ...LIMIT_OPTIONS, "lostWorkerRetentionSeconds", "extraRoutes", "logger", "faults"];
+  const known = ["stateDir", "host", "port", "advertiseHost", "token", "reconcileIntervalSeconds", "workerLostGraceSeconds", "bundleMaxAgeSeconds", "bundleStoreMaxBytes", "tlsCert", "tlsKey", "tlsCaFile", "bundleSweepIntervalSeconds", ...LIMIT_OPTIONS, "lostWorkerRetentionSeconds", "extraRoutes", "logger", "faults", "config", "autoscaler"];
   for (const key of Object.keys(o)) if (!known.includes(key)) throw new ValidationError(key, `is not a controller option (known: ${known.join(", ")})`);
   for (const key of ["stateDir", "host", "advertiseHost", "token", "tlsCert", "tlsKey", "tlsCaFile"]) if (o[key] !== undefined) checkString(o[key], key, { nonEmpty: true });
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new ValidationError(o.tlsCert === undefined ? "tlsCert" : "tlsKey", `must be given with ${o.tlsCert === undefined ? "tlsKey" : "tlsCert"}: TLS needs both the certificate and its key`);
@@ -139,6 +163,15 @@ export function compileControllerServerOptions(raw: unknown): ControllerServerOp
   for (const key of LIMIT_OPTIONS) if (o[key] !== undefined) checkInteger(o[key], key, 1);
   if (o.extraRoutes !== undefined && typeof o.extraRoutes !== "function") throw new ValidationError("extraRoutes", "must be a function");
   if (o.logger !== undefined) checkLogger(o.logger);
+  if (o.config !== undefined && typeof o.config !== "string" && (typeof o.config !== "object" || o.config === null)) throw new ValidationError("config", "must be the path of a cluster config file or a loaded config");
+  if (o.autoscaler !== undefined) {
+    const tuning = checkPlainObject(o.autoscaler, "autoscaler");
+    const keys = ["bootTimeoutSeconds", "syncIntervalSeconds", "allocationBackoffSeconds", "allocationBackoffMaxSeconds"];
+    for (const [key, value] of Object.entries(tuning)) {
+      if (!keys.includes(key)) throw new ValidationError(`autoscaler.${key}`, `is not an autoscaler option (known: ${keys.join(", ")})`);
+      checkPositive(value, `autoscaler.${key}`);
+    }
+  }
   const faults = o.faults === undefined ? undefined : compileControllerFaults(o.faults);
   return { ...(o as ControllerServerOptions), ...(faults ? { faults } : {}) };
 }
@@ -161,6 +194,8 @@ export async function startController(given: ControllerServerOptions = {}): Prom
   let bundles: BundleStore;
   let identity: ControllerIdentity | undefined;
   let tls: { cert: string; key: string } | undefined;
+  let platforms = new Map<string, Platform>();
+  let config: ClusterConfig | undefined;
   try {
     if (options.tlsCert && options.tlsKey) tls = { cert: readPemFile(options.tlsCert, "TLS certificate (tlsCert)"), key: readPemFile(options.tlsKey, "TLS key (tlsKey)") };
     // Decided from the addresses the host resolves to (and checked again on the bound socket below).
@@ -174,8 +209,14 @@ export async function startController(given: ControllerServerOptions = {}): Prom
       ownBundleDir = true;
     }
     bundles = new BundleStore(bundleDir);
+    config = typeof options.config === "string" ? loadClusterConfig(options.config) : options.config;
+    if (config && Object.keys(config.platforms).length > 0) {
+      // An in-memory controller keeps its platforms' files with its bundles, removed at shutdown.
+      platforms = await buildPlatforms(config, store, ownBundleDir ? join(bundleDir, ".platforms") : join(stateDir, "platforms"), logger);
+    }
   } catch (err) {
     // Nothing of a controller that did not start stays behind: no open database, no temporary directory, no lock.
+    await closePlatforms(platforms);
     store?.close();
     dropBundleDir();
     lock?.release();
@@ -206,6 +247,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
     ...(options.faults?.loseWorkerProbability ? { loseWorkerProbability: options.faults.loseWorkerProbability } : {}),
     ...(options.maxReplicas !== undefined ? { maxReplicas: options.maxReplicas } : {}),
     ...(options.maxEndpointsPerJob !== undefined ? { maxEndpointsPerJob: options.maxEndpointsPerJob } : {}),
+    ...(config && config.scaleGroups.length > 0 ? { autoscaling: autoscalingOptions(config, platforms, options.autoscaler ?? {}, () => controller.address, token, options.tlsCaFile) } : {}),
     logger,
   });
   const readAttemptLog: AttemptLogReader = async function* (address, attemptId, follow, signal) {
@@ -252,6 +294,7 @@ export async function startController(given: ControllerServerOptions = {}): Prom
       throw new FlusterError(`${host} resolved to loopback but the controller is bound to ${server.address}: refusing to serve without a token`, "failed_precondition");
     }
   } catch (err) {
+    await closePlatforms(platforms);
     store.close();
     dropBundleDir();
     lock?.release();
@@ -305,9 +348,63 @@ export async function startController(given: ControllerServerOptions = {}): Prom
       clearInterval(pruneTimer);
       await server.shutdown();
       await controller.shutdown();
+      await closePlatforms(platforms);
       dropBundleDir();
       for (const channel of channels.values()) channel.close();
       lock?.release();
+    },
+  };
+}
+
+/** The name VMs of this cluster carry on shared platforms: made once, kept in the state database. */
+function clusterNameOf(store: StateStore): string {
+  const known = store.getMeta("cluster_name");
+  if (known) return known;
+  const name = `fluster-${randomBytes(4).toString("hex")}`;
+  store.setMeta("cluster_name", name);
+  return name;
+}
+
+/** Builds the platforms the config names (in file order), each with a directory under the state dir. */
+async function buildPlatforms(config: ClusterConfig, store: StateStore, root: string, logger: Logger): Promise<Map<string, Platform>> {
+  const platforms = new Map<string, Platform>();
+  const clusterName = clusterNameOf(store);
+  try {
+    for (const [name, settings] of Object.entries(config.platforms) as Array<[PlatformName, PlatformSettings]>) {
+      const dir = join(root, name);
+      mkdirSync(dir, { recursive: true });
+      platforms.set(name, await createPlatform(name, settings, { clusterName, stateDir: dir, logger: logger.child({ platform: name }) }));
+    }
+  } catch (err) {
+    await closePlatforms(platforms);
+    throw err;
+  }
+  return platforms;
+}
+
+async function closePlatforms(platforms: ReadonlyMap<string, Platform>): Promise<void> {
+  await Promise.allSettled([...platforms.values()].map((p) => p.close()));
+}
+
+function autoscalingOptions(
+  config: ClusterConfig,
+  platforms: ReadonlyMap<string, Platform>,
+  tuning: AutoscalerTuning,
+  controllerUrl: () => string,
+  token: string | undefined,
+  tlsCaFile: string | undefined,
+): AutoscalingOptions {
+  const tlsCa = tlsCaFile ?? process.env.FLUSTER_TLS_CA;
+  const ca = tlsCa ? readPemFile(tlsCa, "TLS CA (tlsCaFile)") : undefined;
+  return {
+    groups: config.scaleGroups,
+    platforms,
+    bootstrap: () => ({ controllerUrl: controllerUrl(), ...(token ? { token } : {}), ...(ca ? { tlsCa: ca } : {}) }),
+    ...(tuning.bootTimeoutSeconds !== undefined ? { bootTimeoutMs: tuning.bootTimeoutSeconds * 1000 } : {}),
+    ...(tuning.syncIntervalSeconds !== undefined ? { syncIntervalMs: tuning.syncIntervalSeconds * 1000 } : {}),
+    allocationBackoff: {
+      ...(tuning.allocationBackoffSeconds !== undefined ? { initialMs: tuning.allocationBackoffSeconds * 1000 } : {}),
+      ...(tuning.allocationBackoffMaxSeconds !== undefined ? { maxMs: tuning.allocationBackoffMaxSeconds * 1000 } : {}),
     },
   };
 }

@@ -12,6 +12,8 @@ import {
   JobGroupSchema,
   ReservationSchema,
   WorkerSchema,
+  VmSchema,
+  ScaleGroupStatusSchema,
   type JobGroup,
   type ListJobsRequest,
   type Reservation,
@@ -185,6 +187,34 @@ export function controllerRoutes(
               used: capacityToProto(used),
               runningAttempts,
               registeredAt: toTimestamp(new Date(record.registeredAt)),
+            }),
+          ),
+        };
+      },
+      listVms() {
+        return {
+          vms: controller.listVms().map((vm) =>
+            create(VmSchema, {
+              vmId: vm.vmId,
+              scaleGroup: vm.group,
+              platform: vm.platform,
+              state: vm.state,
+              since: toTimestamp(new Date(vm.since)),
+              createdAt: toTimestamp(new Date(vm.createdAt)),
+              workerIds: vm.workerIds,
+              platformId: vm.platformId ?? "",
+              reason: vm.reason ?? "",
+            }),
+          ),
+          groups: controller.scaleGroupStatuses().map(({ group, status }) =>
+            create(ScaleGroupStatusSchema, {
+              name: group.name,
+              platform: group.platform,
+              minVms: group.minVms,
+              maxVms: group.maxVms,
+              ...status.vms,
+              waitingTasks: status.waitingTasks,
+              reason: status.reason,
             }),
           ),
         };

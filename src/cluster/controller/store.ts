@@ -19,7 +19,7 @@ import { validateJobSpec } from "../../rpc/convert.js";
 import { FlusterError } from "../../core/errors.js";
 import type { JobStatus, TaskState } from "../../core/status.js";
 import { ReservationSpecSchema } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
-import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ReservationRecord, ReservationState, TaskRecord, WorkerRecord } from "./model.js";
+import type { AttemptRecord, EndpointRecord, JobGroupRecord, JobRecord, ManagedVmRecord, ReservationRecord, ReservationState, TaskRecord, WorkerRecord } from "./model.js";
 
 /** Schema migrations, applied in order; `PRAGMA user_version` counts those applied. */
 const MIGRATIONS: readonly string[] = [
@@ -129,6 +129,20 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN group_id TEXT;
   ALTER TABLE jobs ADD COLUMN reservation_id TEXT;
   `,
+  // VMs the autoscaler asked platforms for (issue 17).
+  `
+  CREATE TABLE vms (
+    vm_id TEXT PRIMARY KEY,
+    scale_group TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    state TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    worker_ids TEXT NOT NULL,
+    platform_id TEXT,
+    reason TEXT
+  );
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -160,6 +174,7 @@ const RESERVATION_COLUMNS = ["reservationId", "namespace", "state", "message", "
 const TASK_COLUMNS = ["jobId", "taskIndex", "state", "workerId", "failureCount", "preemptionCount", "exitCode", "errorMessage", "startedAt", "finishedAt"] as const;
 const ATTEMPT_COLUMNS = ["attemptId", "jobId", "taskIndex", "workerId", "state", "exitCode", "errorMessage", "createdAt", "startedAt", "finishedAt"] as const;
 const WORKER_COLUMNS = ["workerId", "address", "registeredAt", "lastSeen", "health"] as const;
+const VM_COLUMNS = ["vmId", "platform", "state", "since", "createdAt", "platformId", "reason"] as const;
 const ENDPOINT_COLUMNS = ["endpointId", "name", "address", "namespace", "jobId", "attemptId", "registeredAt", "ttlSeconds", "expiresAt"] as const;
 
 /** A statement's named parameters: `columns` from `record` (an absent field binds NULL), and the `encoded` ones. */
@@ -177,6 +192,8 @@ export interface StoredState {
   endpoints: EndpointRecord[];
   groups: JobGroupRecord[];
   reservations: ReservationRecord[];
+  /** VMs not yet released or failed long ago (all of them: the autoscaler decides what to keep). */
+  vms: ManagedVmRecord[];
   nextSeq: number;
 }
 
@@ -241,6 +258,10 @@ export class StateStore {
       upsertReservation: db.prepare(`INSERT INTO reservations (reservation_id, namespace, spec, state, message, created_at, expires_at, ended_at, seq, request_id)
         VALUES (@reservationId, @namespace, @spec, @state, @message, @createdAt, @expiresAt, @endedAt, @seq, @requestId)
         ON CONFLICT(reservation_id) DO UPDATE SET state = excluded.state, message = excluded.message, ended_at = excluded.ended_at`),
+      upsertVm: db.prepare(`INSERT INTO vms (vm_id, scale_group, platform, state, since, created_at, worker_ids, platform_id, reason)
+        VALUES (@vmId, @group, @platform, @state, @since, @createdAt, @workerIds, @platformId, @reason)
+        ON CONFLICT(vm_id) DO UPDATE SET state = excluded.state, since = excluded.since, worker_ids = excluded.worker_ids,
+          platform_id = excluded.platform_id, reason = excluded.reason`),
       deleteEndpoint: db.prepare(`DELETE FROM endpoints WHERE endpoint_id = ?`),
       getMeta: db.prepare(`SELECT value FROM meta WHERE key = ?`),
       setMeta: db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
@@ -408,6 +429,16 @@ export class StateStore {
     this.write(() => this.stmts.upsertReservation.run(bind(r, RESERVATION_COLUMNS, { spec: Buffer.from(toBinary(ReservationSpecSchema, r.spec)) })));
   }
 
+  saveVm(vm: ManagedVmRecord): void {
+    this.write(() => this.stmts.upsertVm.run(bind(vm, VM_COLUMNS, { group: vm.group, workerIds: JSON.stringify(vm.workerIds) })));
+  }
+
+  /** Deletes the rows of VMs that ended (released or failed) before `endedBefore` (epoch ms); returns how many. */
+  deleteEndedVms(endedBefore: number): number {
+    this.flush();
+    return this.db.prepare(`DELETE FROM vms WHERE state IN ('released', 'failed') AND since < ?`).run(endedBefore).changes;
+  }
+
   deleteEndpoint(endpointId: string): void {
     this.write(() => this.stmts.deleteEndpoint.run(endpointId));
   }
@@ -565,7 +596,20 @@ export class StateStore {
       assignDefined(record, { message: opt<string>(r.message), endedAt: opt<number>(r.ended_at), requestId: opt<string>(r.request_id) });
       return record;
     });
-    return { jobs, workers, endpoints, groups, reservations, nextSeq };
+    const vms = (this.db.prepare(`SELECT * FROM vms ORDER BY created_at, rowid`).all() as Row[]).map((r): ManagedVmRecord => {
+      const vm: ManagedVmRecord = {
+        vmId: r.vm_id as string,
+        group: r.scale_group as string,
+        platform: r.platform as string,
+        state: r.state as ManagedVmRecord["state"],
+        since: r.since as number,
+        createdAt: r.created_at as number,
+        workerIds: JSON.parse(r.worker_ids as string) as string[],
+      };
+      assignDefined(vm, { platformId: opt<string>(r.platform_id), reason: opt<string>(r.reason) });
+      return vm;
+    });
+    return { jobs, workers, endpoints, groups, reservations, vms, nextSeq };
   }
 
   close(): void {

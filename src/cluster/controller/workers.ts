@@ -41,6 +41,8 @@ export interface WorkerRuntime {
   refusals: number;
   /** No new attempts are placed here before this time (after a refusal). */
   placeAfter?: number;
+  /** Its VM is being released by the autoscaler: no new attempts are placed here. */
+  draining?: boolean;
 }
 
 /**
@@ -219,7 +221,7 @@ export class WorkerTable {
 
   /** Whether new attempts may go to the worker now: it is healthy and not holding back after a refusal. */
   isPlaceable(worker: WorkerRuntime, now: number): boolean {
-    return worker.record.health === "healthy" && (worker.placeAfter === undefined || worker.placeAfter <= now);
+    return worker.record.health === "healthy" && !worker.draining && (worker.placeAfter === undefined || worker.placeAfter <= now);
   }
 
   private healthState(worker: WorkerRuntime): WorkerHealthState {

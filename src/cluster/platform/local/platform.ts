@@ -51,6 +51,8 @@ interface LocalVm {
   pid: number;
   /** Settles when the worker has registered (or rejects when it exited first). */
   ready: Promise<{ workerId: string; address: string }>;
+  /** The worker's address, once ready. */
+  address?: string;
 }
 
 /** Builds the local platform of a controller's config: detached workers under the state dir. */
@@ -66,6 +68,11 @@ export class LocalPlatform implements Platform {
   constructor(options: LocalPlatformOptions) {
     this.options = options;
     mkdirSync(options.workDir, { recursive: true });
+  }
+
+  /** The address its worker serves at, once it is ready (from its ready line). */
+  workerAddress(vmId: string): string | undefined {
+    return this.vms.get(vmId)?.address;
   }
 
   /** The worker process of a VM this process started, if it still runs. */
@@ -127,7 +134,8 @@ export class LocalPlatform implements Platform {
     this.vms.set(vmId, local);
     if (!this.options.tied) writeFileSync(join(dir, "vm.json"), JSON.stringify({ vmId, group: request.group.name, pid } satisfies PidFile));
     ready.then(
-      () => {
+      (info) => {
+        local.address = info.address;
         if (local.vm.state === "provisioning") local.vm = { ...local.vm, state: "running" };
       },
       (err: unknown) => {
