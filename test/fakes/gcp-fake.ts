@@ -8,6 +8,8 @@
 // `error.errors[].code` (QUOTA_EXCEEDED, ZONE_RESOURCE_POOL_EXHAUSTED) and in
 // HTTP answers (`{ error: { code, message, status, errors: [{ reason }] } }`:
 // 400 invalid, 404 notFound, 409 alreadyExists, 401 without a bearer token);
+// a Security Token Service token exchange (`/sts/v1/token`, for an
+// `external_account` credentials file whose `token_url` points here);
 // TPU nodes create (`?nodeId=`)/get/delete/list with long-running operations
 // (`done`, `error: { code: 8, message }`), states CREATING → READY →
 // PREEMPTED, and one `networkEndpoints[]` entry per host of the accelerator
@@ -29,6 +31,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { tpuTopology } from "../../src/core/tpu.js";
+
+/** The access tokens the fake's token exchange (`/sts/v1/token`) gives start with this, followed by the subject token. */
+export const STS_TOKEN_PREFIX = "fake-sts-";
 
 /** Options of {@link GcpFake}. */
 export interface GcpFakeOptions {
@@ -122,14 +127,19 @@ export class GcpFake {
 
   /**
    * Takes a VM back as Compute Engine or Cloud TPU does: its processes die
-   * at once and the instance becomes TERMINATED (the node PREEMPTED).
+   * at once and the instance becomes TERMINATED (the node PREEMPTED), or,
+   * with `deleted` (a spot VM whose termination action is DELETE), it is gone.
    */
-  preempt(name: string): void {
+  preempt(name: string, options: { deleted?: boolean } = {}): void {
     this.killHosts(name, "SIGKILL");
-    const instance = [...this.instances.values()].find((i) => i.body.name === name);
-    if (instance) instance.body.status = "TERMINATED";
+    for (const [key, instance] of this.instances) {
+      if (instance.body.name !== name) continue;
+      if (options.deleted) this.instances.delete(key);
+      else instance.body.status = "TERMINATED";
+    }
     const node = this.nodes.get(name);
-    if (node) node.body.state = "PREEMPTED";
+    if (node && options.deleted) this.nodes.delete(name);
+    else if (node) node.body.state = "PREEMPTED";
   }
 
   /** Stops the server and every process a fake VM runs. */
@@ -147,6 +157,7 @@ export class GcpFake {
     const url = new URL(req.url ?? "/", this.url);
     const path = url.pathname;
     if (path.startsWith("/metadata/")) return this.metadata(req, res, path);
+    if (path === "/sts/v1/token" && req.method === "POST") return this.exchangeToken(req, res);
     const authorization = req.headers.authorization;
     this.requests.push({ method: req.method ?? "", path: `${path}${url.search}`, authorization });
     if (!authorization?.startsWith("Bearer ") || authorization.length <= "Bearer ".length) {
@@ -377,6 +388,20 @@ export class GcpFake {
       }
     }
     this.processes.set(name, children);
+  }
+
+  /**
+   * Google's Security Token Service: trades any subject token (an
+   * `external_account` credentials file's) for an access token, as
+   * Workload Identity Federation does.
+   */
+  private async exchangeToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const form = new URLSearchParams(await readBody(req));
+    this.requests.push({ method: "POST", path: "/sts/v1/token", authorization: undefined });
+    if (form.get("grant_type") !== "urn:ietf:params:oauth:grant-type:token-exchange" || !form.get("subject_token")) {
+      return send(res, 400, { error: "invalid_request", error_description: "expected a token exchange with a subject_token" });
+    }
+    send(res, 200, { access_token: `${STS_TOKEN_PREFIX}${form.get("subject_token")}`, issued_token_type: "urn:ietf:params:oauth:token-type:access_token", token_type: "Bearer", expires_in: 3600 });
   }
 
   /** Answers the metadata server's paths for one host. */

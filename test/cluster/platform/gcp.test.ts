@@ -6,7 +6,7 @@
 // slice's hosts register as one worker each with the slice's chips.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MachineShape, ScaleGroup } from "../../../src/cluster/autoscaler/types.js";
@@ -15,7 +15,7 @@ import { CLUSTER_LABEL, createGcpPlatform, type GcpPlatform } from "../../../src
 import { checkGcpSettings } from "../../../src/cluster/platform/gcp/settings.js";
 import { AllocationError, TPU_HOST_LABEL, TPU_SLICE_LABEL, workerLabels, type VmRequest } from "../../../src/cluster/platform/types.js";
 import { silentLogger } from "../../../src/core/logger.js";
-import { GcpFake } from "../../fakes/gcp-fake.js";
+import { GcpFake, STS_TOKEN_PREFIX } from "../../fakes/gcp-fake.js";
 import { REPO_ROOT, eventually } from "../../helpers/index.js";
 
 const GiB = 1024 ** 3;
@@ -158,6 +158,18 @@ describe("gcp platform against a fake of Google's APIs", { timeout: 120_000 }, (
     await eventually(() => worker("gamma-spot-1") === undefined || worker("gamma-spot-1")?.health === "lost", { what: "the preempted worker to be lost", timeoutMs: 15_000 });
     await platform.release("gamma-spot-1");
     assert.equal(fake.instance("gamma-spot-1"), undefined);
+
+    // A spot VM deleted on preemption is gone from the API: the platform that made it reports it preempted.
+    await platform.allocate(request("gamma-spot-2", spot));
+    fake.preempt("gamma-spot-2", { deleted: true });
+    assert.equal(fake.instance("gamma-spot-2"), undefined);
+    const gone = await platform.getStatus("gamma-spot-2");
+    assert.deepEqual([gone?.state, gone?.group], ["terminated", "spot"]);
+    assert.match(gone?.reason ?? "", /preempted/);
+    assert.equal((await platform.listVms()).find((v) => v.vmId === "gamma-spot-2")?.state, "terminated");
+    assert.equal(await (await platformOf("gamma")).getStatus("gamma-spot-2"), undefined, "to a platform that never saw it, it never was");
+    await platform.release("gamma-spot-2");
+    assert.equal(await platform.getStatus("gamma-spot-2"), undefined, "released: forgotten");
   });
 
   test("a new platform lists this cluster's VMs and only those; release deletes, and again is a no-op", async () => {
@@ -194,6 +206,28 @@ describe("gcp platform against a fake of Google's APIs", { timeout: 120_000 }, (
     await fresh.release("delta-cpu-1");
     assert.deepEqual(await fresh.listVms(), []);
     assert.ok(fake.instance("epsilon-cpu-1") && fake.instance("hand-made"), "other VMs are left alone");
+  });
+
+  test("a credentials file is used through google-auth-library (an external account whose token exchange is the fake's)", async () => {
+    const subject = join(dir, "subject-token");
+    writeFileSync(subject, "workload-identity-subject");
+    const credentials = join(dir, "credentials.json");
+    writeFileSync(
+      credentials,
+      JSON.stringify({
+        type: "external_account",
+        audience: "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/fake-pool/providers/fake-provider",
+        subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+        token_url: `${fake.url}/sts/v1/token`,
+        credential_source: { file: subject },
+      }),
+    );
+    const platform = await platformOf("eta", { accessToken: undefined, credentialsFile: credentials });
+    const before = fake.requests.length;
+    assert.deepEqual(await platform.listVms(), []);
+    const calls = fake.requests.slice(before);
+    assert.equal(calls[0]?.path, "/sts/v1/token", "the subject token was exchanged first");
+    assert.ok(calls.length > 1 && calls.slice(1).every((r) => r.authorization === `Bearer ${STS_TOKEN_PREFIX}workload-identity-subject`), JSON.stringify(calls));
   });
 
   test("a v5litepod-16 slice is one VM of 4 hosts whose 4 workers register with the slice's chips and labels", async () => {

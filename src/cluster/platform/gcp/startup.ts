@@ -51,7 +51,6 @@ export function renderStartupScript(request: VmRequest, settings: GcpSettings): 
   const lines = [
     "#!/bin/bash",
     `# The fluster worker of VM ${request.vmId} (scale group ${request.group.name}), written by the gcp platform.`,
-    "set -u",
     `METADATA="\${${METADATA_URL_VARIABLE}:-http://metadata.google.internal/computeMetadata/v1}"`,
     `metadata() { curl -sSf -H 'Metadata-Flavor: Google' "$METADATA/$1"; }`,
   ];
