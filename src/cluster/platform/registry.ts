@@ -2,6 +2,7 @@
 // section and how it is built. Modules are imported only when a platform is
 // built, so a cluster without GCP groups never loads Google's libraries.
 import { ValidationError } from "../../core/errors.js";
+import { checkGcpSettings, type GcpSettings } from "./gcp/settings.js";
 import { checkLocalSettings, type LocalSettings } from "./local/settings.js";
 import type { Platform, PlatformContext } from "./types.js";
 
@@ -31,7 +32,10 @@ export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
   },
   docker: notBuiltYet("docker"),
   ssh: notBuiltYet("ssh"),
-  gcp: notBuiltYet("gcp"),
+  gcp: {
+    checkSettings: checkGcpSettings,
+    create: async (settings, context) => (await import("./gcp/platform.js")).createGcpPlatform(settings as GcpSettings, context),
+  },
 };
 
 /** A platform whose module has not landed: its groups are refused when the config is read. */

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, loadClusterConfig, parseClusterConfig } from "../../../src/cluster/platform/config.js";
+import { DEFAULT_COMPUTE_ENDPOINT, DEFAULT_SOURCE_IMAGE, DEFAULT_TPU_ENDPOINT } from "../../../src/cluster/platform/gcp/settings.js";
 import { FlusterError, ValidationError } from "../../../src/core/errors.js";
 
 const GiB = 1024 ** 3;
@@ -32,6 +33,8 @@ scaleGroups:
     platform: gcp
     shape: { cpu: 112, memory: 192g, tpu: { variant: v5litepod-16 } }
     maxVms: 8
+platforms:
+  gcp: { project: my-project, zone: us-central2-b }
 `;
 
 /** The error `text` is refused with. */
@@ -106,6 +109,60 @@ describe("cluster config file", () => {
       assert.match(err.message, expected);
       assert.match(err.message, /\(in cluster\.yaml\)$/, "names the file");
     }
+  });
+
+  test("the gcp section: required project and zone, defaults for the APIs and the image, mistakes named under platforms.gcp", () => {
+    const groups = "scaleGroups:\n  - { name: cpu, platform: gcp, shape: { cpu: 2, memory: 4g }, maxVms: 1 }\n";
+    const { platforms } = parseClusterConfig(`${groups}platforms:\n  gcp: { project: my-project, zone: us-central1-a }\n`);
+    assert.deepEqual(platforms.gcp, {
+      project: "my-project",
+      zone: "us-central1-a",
+      sourceImage: DEFAULT_SOURCE_IMAGE,
+      flusterCommand: "fluster",
+      machineTypes: {},
+      computeEndpoint: DEFAULT_COMPUTE_ENDPOINT,
+      tpuEndpoint: DEFAULT_TPU_ENDPOINT,
+      pollIntervalSeconds: 2,
+    });
+    const full = parseClusterConfig(
+      `${groups}platforms:
+  gcp:
+    project: my-project
+    zone: us-central2-b
+    network: fluster-net
+    subnetwork: fluster-subnet
+    serviceAccount: workers@my-project.iam.gserviceaccount.com
+    sourceImage: projects/my-project/global/images/fluster-worker
+    startupScript: "apt-get install -y nodejs"
+    flusterCommand: node /opt/fluster/bin/fluster.js
+    tpuRuntimeVersion: v2-alpha-tpuv5-lite
+    machineTypes: { cpu: n2-standard-2 }
+    computeEndpoint: http://127.0.0.1:9/compute/v1/
+    tpuEndpoint: http://127.0.0.1:9/tpu/v2
+    accessToken: t0ken
+    pollIntervalSeconds: 0.1
+`,
+    ).platforms.gcp as Record<string, unknown>;
+    assert.equal(full.computeEndpoint, "http://127.0.0.1:9/compute/v1", "a trailing slash is dropped");
+    assert.deepEqual(full.machineTypes, { cpu: "n2-standard-2" });
+    assert.equal(full.serviceAccount, "workers@my-project.iam.gserviceaccount.com");
+    assert.equal(full.accessToken, "t0ken");
+    const cases: Array<[string, RegExp]> = [
+      ["{}", /^platforms\.gcp\.project is required/],
+      ["{ project: my-project }", /^platforms\.gcp\.zone is required/],
+      ["{ project: my-project, zone: z, region: r }", /^platforms\.gcp\.region is not a known key \(known: project, zone/],
+      ["{ project: My_Project, zone: z }", /^platforms\.gcp\.project must be a project id/],
+      ["{ project: my-project, zone: z, computeEndpoint: ftp://x }", /^platforms\.gcp\.computeEndpoint must be an http\(s\) URL/],
+      ["{ project: my-project, zone: z, machineTypes: { cpu: 3 } }", /^platforms\.gcp\.machineTypes\.cpu must be a string/],
+      ["{ project: my-project, zone: z, pollIntervalSeconds: 0 }", /^platforms\.gcp\.pollIntervalSeconds must be/],
+      ["{ project: my-project, zone: z, accessToken: a, credentialsFile: /k.json }", /^platforms\.gcp\.accessToken and credentialsFile may not both be set/],
+    ];
+    for (const [section, expected] of cases) {
+      const err = refusal(`${groups}platforms:\n  gcp: ${section}\n`);
+      assert.ok(err instanceof ValidationError, `${section}: ${String(err)}`);
+      assert.match(err.message, expected);
+    }
+    assert.match(refusal(groups).message, /^platforms\.gcp\.project is required/, "a gcp group needs the section");
   });
 
   test("a YAML syntax error names the file, line and column; a missing file names its path", () => {
