@@ -7,6 +7,7 @@ import { RESOURCES, fits, maxOver, tasksThatFit, toNeed, toSlot, type Amounts, t
 import { describeNeed, formatAmount, resourceName } from "../controller/scheduler/explain.js";
 import { deviceCheck, deviceKey, deviceWords, feasibilityChecks } from "../controller/scheduler/feasibility.js";
 import { FirstFitTree } from "../controller/scheduler/first-fit-tree.js";
+import { tpuTopology } from "../../core/tpu.js";
 import type { SchedulerWorker } from "../controller/scheduler/index.js";
 import type {
   AllocateAction,
@@ -125,9 +126,13 @@ const SHAPE_KEYS = new Set(["region", "zone", "preemptible", "device-type", "dev
  * - Demand that no group's shape could ever serve (even at `maxVms`, idle)
  *   is listed in `unfittable` with what is missing, and gets no VM.
  *
- * Not yet: allocating a multi-host TPU slice as one unit (each host counts
- * as one VM of its group), and preferred constraints (they rank workers, not
- * groups). Throws a ValidationError for duplicate group names or
+ * - A multi-host TPU slice is one VM of its group (`maxVms` counts
+ *   slices) with the room of all its hosts, so a slice's worth of tasks
+ *   (one per host) asks for one VM.
+ *
+ * Not yet: preferred constraints (they rank workers, not groups); the room
+ * of a slice is summed over its hosts, so a task asking more than one host
+ * has is not refused here (the scheduler refuses it on the hosts). Throws a ValidationError for duplicate group names or
  * `minVms` > `maxVms`.
  */
 export function decideScaling(input: AutoscalerInput, now: number): ScalingDecision {
@@ -219,10 +224,12 @@ function buildGroups(input: AutoscalerInput, now: number): GroupWork[] {
     const inFlight = vms.requested + vms.booting;
     const worker = shapeWorker(group);
     const { cpu, memory, disk, devices } = toSlot(worker, 0, new Map());
+    // A multi-host TPU slice is one VM of its group: its room is every host's.
+    const hosts = hostsPerVm(group);
     work.push({
       group,
       worker,
-      capacity: { cpu, memory, disk, devices },
+      capacity: { cpu: cpu * hosts, memory: memory * hosts, disk: disk * hosts, devices: devices * hosts },
       vms,
       idle,
       ...(backingOff ? { backoff } : {}),
@@ -236,6 +243,16 @@ function buildGroups(input: AutoscalerInput, now: number): GroupWork[] {
     });
   });
   return work;
+}
+
+/**
+ * Hosts in one VM of the group: a multi-host TPU slice (`v5litepod-16`: 4)
+ * is allocated and counted as one VM, with one worker per host; 1 for
+ * every other shape.
+ */
+export function hostsPerVm(group: ScaleGroup): number {
+  const { resources } = group.shape;
+  return resources.deviceType === "tpu" ? tpuTopology(resources.deviceVariant, "shape.tpu.variant").hostCount : 1;
 }
 
 /** The worker a VM of this group registers as: its capacity, and attributes from the shape. */

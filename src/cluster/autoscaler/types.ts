@@ -37,8 +37,8 @@ export interface MachineShape {
 
 /**
  * A set of interchangeable VMs from one platform, sized by the autoscaler
- * between `minVms` and `maxVms`. A TPU slice of several hosts counts one VM
- * per host (a slice allocated as a unit is a later step: see decide.ts).
+ * between `minVms` and `maxVms`. A multi-host TPU slice is one VM (its
+ * shape gives one host; the slice has a worker per host).
  */
 export interface ScaleGroup {
   /** Unique among the cluster's groups; names the group in actions and reasons. */
