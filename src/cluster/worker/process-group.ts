@@ -7,6 +7,7 @@ import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pollUntil } from "../../core/backoff.js";
 import { parseProcStat, parseProcUsage, procUnits, type ProcessStat } from "../../core/proc-stat.js";
+import { removeRecordedContainersSync } from "./container.js";
 
 /** The daemon records a running attempt's process group in this file of its log directory. */
 export const PGID_FILE_NAME = "pgid";
@@ -91,6 +92,7 @@ export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: 
     return [];
   }
   const killed: string[] = [];
+  const killedDirs: string[] = [];
   for (const name of names) {
     const logDir = join(rootDir, name);
     let text: string;
@@ -110,7 +112,10 @@ export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: 
     }
     signalGroup(pgid, "SIGKILL");
     killed.push(attemptId);
+    killedDirs.push(logDir);
   }
+  // An attempt in a container outlives its killed `docker run`: the container goes too.
+  removeRecordedContainersSync(killedDirs);
   return killed;
 }
 
