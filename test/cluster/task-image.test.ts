@@ -14,7 +14,7 @@ import { Entrypoint } from "../../src/core/entrypoint.js";
 import { ValidationError } from "../../src/core/errors.js";
 import type { JobInfo } from "../../src/core/job.js";
 import { eventually } from "../helpers/index.js";
-import { collectLogs, useLocalCluster } from "../helpers/local-cluster.js";
+import { collectLogs, startLocalCluster, useLocalCluster } from "../helpers/local-cluster.js";
 import { whereAmI } from "../fixtures/image/tasks.js";
 
 const small = { cpu: 0.5, memory: "128m" } as const;
@@ -132,6 +132,24 @@ describe("tasks in a Docker image (environment.image)", { timeout: 120_000 }, ()
         (err: unknown) => err instanceof ValidationError && err.message.startsWith("environment.image "),
       );
     }
+  });
+});
+
+describe("a worker daemon that dies", { timeout: 60_000 }, () => {
+  test("its lease supervisor removes the containers of its attempts at once", async (t) => {
+    const nodeImage = await ensureNodeImage();
+    const cluster = await startLocalCluster(t, { workers: 1, workerCpu: 1, workerMemory: "512m" });
+    const [worker] = cluster.workers;
+    assert.ok(worker);
+    t.after(() => {
+      const left = containersLabelled(`${WORKER_LABEL}=${worker.workerId}`);
+      if (left.length > 0) docker("rm", "--force", ...left);
+    });
+    const jobId = await cluster.launch({ name: "image-orphan", resources: small, entrypoint: Entrypoint.fromCommand(["sleep", "60"]), environment: { image: nodeImage } });
+    await eventually(() => containersLabelled(`${WORKER_LABEL}=${worker.workerId}`).length === 1, { what: "the job's container", timeoutMs: 30_000 });
+    assert.ok((await cluster.poll(jobId)).tasks[0]?.attemptId);
+    worker.process.kill("SIGKILL");
+    await eventually(() => containersLabelled(`${WORKER_LABEL}=${worker.workerId}`).length === 0, { what: "the container to be removed", timeoutMs: 15_000 });
   });
 });
 
