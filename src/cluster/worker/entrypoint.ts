@@ -3,7 +3,7 @@
 // variables a job sees, and how a function's return value or error comes back.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { nodeEntryArgs } from "../../core/node-entry.js";
 import { decodeValue } from "../../rpc/codec.js";
@@ -94,7 +94,7 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
         { path: dir },
         ...flusterMounts(),
         ...(context.tlsCaFile ? [{ path: context.tlsCaFile, readOnly: true }] : []),
-      ]
+      ].map((mount) => ({ ...mount, path: resolve(mount.path) }))
     : undefined;
   const kind = spec.entrypoint?.kind;
   if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace, ...(mounts ? { mounts } : {}) };
