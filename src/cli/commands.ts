@@ -212,7 +212,7 @@ export async function jobRun(argv: readonly string[], options: JobRunOptions): P
       resources,
       entrypoint: Entrypoint.fromCommand(argv),
       // The command runs in the worker's copy of this directory, as it would run here.
-      environment: { workspace: resolve(options.workspace ?? process.cwd()), envVars: options.env },
+      environment: { workspace: resolve(options.workspace ?? process.cwd()), envVars: options.env, ...(options.image !== undefined ? { image: options.image } : {}) },
       ...(options.timeout !== undefined ? { timeoutSeconds: options.timeout } : {}),
       ...(options.scheduleTimeout !== undefined ? { schedulingTimeoutSeconds: options.scheduleTimeout } : {}),
       ...(options.maxRetries !== undefined ? { maxRetriesFailure: options.maxRetries } : {}),

@@ -144,6 +144,8 @@ export interface JobRunOptions extends OutputOptions {
   maxRetries?: number;
   /** Directory packed into the job's bundle; the command runs in the worker's copy of it. @default the current directory */
   workspace?: string;
+  /** Docker image to run the command in (`environment.image`); it must be on the worker. @default none: a process on the worker */
+  image?: string;
 }
 
 export interface JobListOptions extends OutputOptions {
@@ -398,7 +400,7 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
   // ------------------------------------------------------------------ job
   const job = subcommand(program, "job", "run, inspect and stop jobs");
   subcommand(job, "run", "run a command as a job; shows why it waits, then streams its logs, unless --no-wait")
-    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--schedule-timeout <s>] [--max-retries <n>] [--workspace <dir>] [--no-wait] [--json] -- <command...>")
+    .usage("[--name <name>] [--cpu <n>] [--memory <size>] [--disk <size>] [--gpu <variant[:count]>] [--tpu <variant>] [--replicas <n>] [-e <K=V> ...] [--timeout <s>] [--schedule-timeout <s>] [--max-retries <n>] [--workspace <dir>] [--image <ref>] [--no-wait] [--json] -- <command...>")
     .argument("<command...>", "the command and its arguments, after --")
     .option("--name <name>", "job name (default: the program's name)")
     .option("--cpu <n>", "CPU cores per replica", parsePositiveNumber)
@@ -412,6 +414,7 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
     .option("--replicas <n>", "number of tasks", parsePositiveInt)
     .option("-e, --env <K=V>", "environment variable for the job (repeatable)", collectKeyValue)
     .option("--workspace <dir>", "directory to pack and run the command in on the worker (default: the current directory; .gitignore honoured)")
+    .option("--image <ref>", "run the command in a container of this Docker image, which must be on the worker (with the task's cpu and memory as limits)")
     .option("--no-wait", "print the job id and return without waiting")
     .option("--json", "print the job's final state as JSON on stdout; the job's own output goes to stderr")
     .action(async (command: string[], opts: Omit<JobRunOptions, "controller" | "env"> & { env?: Record<string, string> }, cmd: Command) =>

@@ -15,7 +15,15 @@ export interface EnvironmentConfig {
   envVars?: Readonly<Record<string, string>>;
   /** Optional feature groups the job needs (platform specific). Not supported yet: must be empty. @default [] */
   extras?: readonly string[];
-  /** Container image, for platforms that run containers. Not supported yet: a job that sets it is refused. */
+  /**
+   * Docker image to run the job's tasks in, e.g. `"python:3.12"` or
+   * `"registry.example.com/team/trainer@sha256:…"`: the worker runs each
+   * attempt in a container of it (host network, the task's cpu and memory as
+   * limits, the workspace, environment and attempt directories mounted at
+   * the same paths). The image must already be on the worker (workers do not
+   * pull), and a function job's image needs `node` on its PATH.
+   * @default none: the task runs as a process on the worker
+   */
   image?: string;
 }
 
@@ -35,12 +43,25 @@ export function validateEnvironment(env: unknown, field = "environment"): Enviro
     }
     out.extras = Object.freeze(extras);
   }
-  if (e.image !== undefined) {
-    const image = checkString(e.image, `${field}.image`, { nonEmpty: true });
-    throw new ValidationError(`${field}.image`, `is not supported yet: container images come with the Docker runtime (the platforms work); remove it (got ${describeValue(image)})`);
-  }
+  if (e.image !== undefined) out.image = validateImageReference(e.image, `${field}.image`);
   if (e.envVars !== undefined) out.envVars = Object.freeze(validateEnvVars(e.envVars, `${field}.envVars`));
   return Object.freeze(out);
+}
+
+/**
+ * Docker's reference grammar, in short: an optional registry host (with a
+ * port), lowercase path components, then a `:tag` and/or an `@algo:digest`.
+ */
+const IMAGE_REFERENCE =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?$/;
+
+/** Checks a Docker image reference (`name[:tag][@digest]`); it becomes an argument of `docker run`, so nothing else passes. */
+export function validateImageReference(image: unknown, field: string): string {
+  const text = checkString(image, field, { nonEmpty: true });
+  if (text.length > 512 || !IMAGE_REFERENCE.test(text)) {
+    throw new ValidationError(field, `must be a Docker image reference like "node:20" or "registry.example.com/team/app@sha256:<digest>", got ${describeValue(text)}`);
+  }
+  return text;
 }
 
 /** Checks environment variables: names like `MY_VAR`, string values. */

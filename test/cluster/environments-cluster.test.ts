@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { Entrypoint } from "../../src/core/entrypoint.js";
-import { ValidationError } from "../../src/core/errors.js";
 import type { JobRequest } from "../../src/core/job.js";
 import type { TaskState } from "../../src/core/status.js";
 import { REPO_ROOT } from "../helpers/index.js";
@@ -133,12 +132,5 @@ describe("job environments on a LocalCluster", { timeout: 180_000 }, () => {
     const info = await local.cluster.wait(jobId, { timeoutSeconds: 20 });
     assert.equal(info.status, "killed");
     assert.ok(Date.now() - started < 10_000, "the kill did not wait for the install");
-  });
-
-  test("a job that sets an image is refused at launch", async () => {
-    await assert.rejects(
-      local.cluster.launch({ name: "env-image", resources: small, entrypoint: Entrypoint.fromCommand(["true"]), environment: { image: "node:20" } }),
-      (err: unknown) => err instanceof ValidationError && /environment\.image is not supported yet: container images/.test(err.message),
-    );
   });
 });

@@ -97,10 +97,18 @@ describe("EnvironmentConfig validation (seed 000 Task 4)", () => {
     throwsValidation(() => validateEnvironment({ packages: ["numpy", "", "pandas"] }), "environment.packages[1]", /empty/);
     throwsValidation(() => validateEnvironment({ packages: ["numpy", 123] }), "environment.packages[1]", /string/);
   });
-  test("refuses an image and non-empty extras, which are not supported yet, rather than ignoring them", () => {
-    throwsValidation(() => validateEnvironment({ image: "node:20" }), "environment.image", /is not supported yet: container images come with the Docker runtime .*; remove it \(got "node:20"\)/);
+  test("refuses non-empty extras, which are not supported yet, rather than ignoring them", () => {
     throwsValidation(() => validateEnvironment({ extras: ["tpu"] }), "environment.extras", /are not supported yet.*remove them/);
     assert.deepEqual(validateEnvironment({ extras: [] }).extras, []);
+  });
+  test("accepts Docker image references and refuses anything else, naming environment.image", () => {
+    for (const image of ["node:20", "fluster-node:1100b49f495d4db4", "python", "library/ubuntu:24.04", "registry.example.com:5000/team/app_x-y.z:v1.2", `ghcr.io/org/img@sha256:${"a".repeat(64)}`, "localhost/img:latest"]) {
+      assert.equal(validateEnvironment({ image }).image, image);
+    }
+    for (const image of ["", "Node:20", "-v", "node 20", "node:20 --privileged", "node:", "/abs", "node:@", "a".repeat(600), "img@sha256:xyz"]) {
+      throwsValidation(() => validateEnvironment({ image }), "environment.image");
+    }
+    throwsValidation(() => validateEnvironment({ image: 20 }), "environment.image", /string/);
   });
   test("rejects non-string env values and bad keys", () => {
     throwsValidation(() => validateEnvironment({ envVars: { KEY: 123 } }), "environment.envVars.KEY", /string, got 123/);

@@ -4,6 +4,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
+import type { ContainerSpec } from "./container.js";
 
 /** What to run for one attempt. */
 export interface AttemptSpec {
@@ -21,6 +22,13 @@ export interface AttemptSpec {
   logDir: string;
   /** Time between SIGTERM and SIGKILL when the attempt is killed or times out. @default the runtime's, 5000 */
   killGraceMs?: number;
+  /**
+   * Run `argv` in a container of this image (`environment.image`) rather
+   * than as a process here; `argv[0]` is then looked up on the image's PATH,
+   * and the task gets `env` (and FLUSTER_ATTEMPT_ID) over the image's own
+   * variables, none of the daemon's. @default a process on this machine
+   */
+  container?: ContainerSpec;
 }
 
 /**
@@ -59,6 +67,16 @@ export function validateSpec(spec: AttemptSpec): void {
     throw new ValidationError("spec.timeoutSeconds", `must be a positive number, got ${describeValue(spec.timeoutSeconds)}`);
   }
   if (spec.killGraceMs !== undefined) checkGrace("spec.killGraceMs", spec.killGraceMs);
+  if (spec.container !== undefined) {
+    const { image, mounts } = spec.container;
+    // It becomes an argument of `docker run`: nothing that reads as an option.
+    if (typeof image !== "string" || image === "" || image.startsWith("-") || /\s/.test(image)) {
+      throw new ValidationError("spec.container.image", `must be an image reference, got ${describeValue(image)}`);
+    }
+    if (!Array.isArray(mounts) || !mounts.every((m) => typeof m?.path === "string" && m.path.startsWith("/") && !m.path.includes(","))) {
+      throw new ValidationError("spec.container.mounts", `must be absolute paths without commas, got ${describeValue(mounts)}`);
+    }
+  }
 }
 
 export function checkGrace(field: string, value: number): void {

@@ -25,6 +25,7 @@ import { WorkerMetrics, type ActiveAttemptState, type EndedAttemptState, type Ru
 import { chooseAdvertiseHost } from "./advertise-host.js";
 import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
+import { reapContainers } from "./container.js";
 import { EnvironmentCache } from "./environments.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { leaseTerms, WorkerLease } from "./lease.js";
@@ -194,6 +195,11 @@ export class WorkerDaemon {
     const attemptsDir = join(this.workDir, "attempts");
     const reaped = await reapOrphans(attemptsDir);
     if (reaped.length > 0) this.logger.warn({ event: "orphans_reaped", count: reaped.length }, `killed ${reaped.length} attempt(s) left by a previous run`);
+    // Their containers (`environment.image`) outlive the `docker run` killed above: removed too.
+    const containers = await reapContainers(attemptsDir, this.workerId);
+    if (containers.length > 0) {
+      this.logger.warn({ event: "containers_removed", count: containers.length, containers: containers.map((c) => c.name) }, `removed ${containers.length} container(s) left by a previous run`);
+    }
     // Started alongside the registration; no attempt runs before both are done.
     this.leaseFile = new LeaseFileWriter(join(this.workDir, "lease"));
     const supervising = LeaseSupervisor.start({ attemptsDir, leaseFile: this.leaseFile.path, logger: this.logger }).then((supervisor) => {
@@ -510,7 +516,7 @@ export class WorkerDaemon {
           reportBuilding();
         },
       };
-      const { argv, env, cwd } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.options.tlsCaFile ? { tlsCaFile: this.options.tlsCaFile } : {}), ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
+      const { argv, env, cwd, mounts } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.options.tlsCaFile ? { tlsCaFile: this.options.tlsCaFile } : {}), ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
       // The lease ran out while it got ready (the daemon was stopped, say): the controller may have retried it already.
       if (this.lease?.expired()) {
@@ -525,6 +531,17 @@ export class WorkerDaemon {
         env,
         logDir: dir,
         ...(spec.timeoutSeconds > 0 ? { timeoutSeconds: spec.timeoutSeconds } : {}),
+        ...(spec.environment?.image && mounts
+          ? {
+              container: {
+                image: spec.environment.image,
+                workerId: this.workerId,
+                cpu: spec.resources?.cpu ?? 0,
+                memoryBytes: Number(spec.resources?.memoryBytes ?? 0n),
+                mounts,
+              },
+            }
+          : {}),
       });
       this.logger.info({ event: "attempt_started", ...attemptIdsOf(assignment), processId: entry.running.pid }, `attempt ${assignment.attemptId} started (pid ${entry.running.pid})`);
     } catch (err) {

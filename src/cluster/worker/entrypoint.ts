@@ -3,12 +3,13 @@
 // variables a job sees, and how a function's return value or error comes back.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { FlusterError, ValidationError } from "../../core/errors.js";
 import { nodeEntryArgs } from "../../core/node-entry.js";
 import { decodeValue } from "../../rpc/codec.js";
 import type { JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
 import type { TaskAssignment } from "../../rpc/gen/fluster/worker/v1/worker_pb.js";
+import { flusterMounts, type ContainerMount } from "./container.js";
 import { environmentVariables, type EnvironmentCache } from "./environments.js";
 import type { BundleCache } from "../bundle/checkout.js";
 import { prepareWorkspace } from "./workspace.js";
@@ -45,6 +46,13 @@ export interface TaskCommand {
   argv: string[];
   env: Record<string, string>;
   cwd: string;
+  /**
+   * For a job with `environment.image`: what its container mounts at the
+   * same paths (the workspace, its environment, the attempt's directory, the
+   * fluster package read-only, the CA file); `argv[0]` of a function job is
+   * then the image's `node`.
+   */
+  mounts?: ContainerMount[];
 }
 
 /** The program, environment and working directory of an attempt; `dir` is the attempt's own directory. */
@@ -78,8 +86,18 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
   if (assignment.clusterKey) env.FLUSTER_CLUSTER_KEY = assignment.clusterKey;
   if (context.tlsCaFile) env.FLUSTER_TLS_CA = context.tlsCaFile;
   for (const name of spec.ports) env[`FLUSTER_PORT_${name.toUpperCase()}`] = String(await freePort());
+  const image = spec.environment?.image;
+  const mounts: ContainerMount[] | undefined = image
+    ? [
+        { path: workspace },
+        ...(prepared ? [{ path: prepared.dir }] : []),
+        { path: dir },
+        ...flusterMounts(),
+        ...(context.tlsCaFile ? [{ path: context.tlsCaFile, readOnly: true }] : []),
+      ].map((mount) => ({ ...mount, path: resolve(mount.path) }))
+    : undefined;
   const kind = spec.entrypoint?.kind;
-  if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace };
+  if (kind?.case === "command") return { argv: [...kind.value.argv], env, cwd: workspace, ...(mounts ? { mounts } : {}) };
   if (kind?.case === "function") {
     const argsPath = join(dir, ARGS_FILE);
     writeFileSync(argsPath, kind.value.args);
@@ -87,7 +105,8 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
     env.FLUSTER_ENTRYPOINT_NAME = kind.value.name;
     env.FLUSTER_ENTRYPOINT_ARGS = argsPath;
     env.FLUSTER_RESULT_PATH = join(dir, RESULT_FILE);
-    return { argv: [process.execPath, ...BOOTSTRAP_ARGS], env, cwd: workspace };
+    // In a container, the image's node (on its PATH) runs the bootstrap from the mounted fluster package.
+    return { argv: [mounts ? "node" : process.execPath, ...BOOTSTRAP_ARGS], env, cwd: workspace, ...(mounts ? { mounts } : {}) };
   }
   throw new ValidationError("spec.entrypoint", "is required");
 }

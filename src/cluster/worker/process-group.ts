@@ -7,6 +7,7 @@ import { readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pollUntil } from "../../core/backoff.js";
 import { parseProcStat, parseProcUsage, procUnits, type ProcessStat } from "../../core/proc-stat.js";
+import { recordedContainer, removeRecordedContainersSync } from "./container.js";
 
 /** The daemon records a running attempt's process group in this file of its log directory. */
 export const PGID_FILE_NAME = "pgid";
@@ -80,8 +81,10 @@ export const FENCED_FILE_NAME = "fenced";
  * if one of its live processes carries `FLUSTER_ATTEMPT_ID=<that attempt>`,
  * so a reused group id is never hit. Synchronous on purpose: the lease
  * supervisor calls it at its deadline and nothing else must run meanwhile.
- * Attempts in `skip` (killed by an earlier call) are left alone. Returns the
- * attempt ids it killed.
+ * Attempts in `skip` (killed by an earlier call) are left alone. The
+ * containers recorded (`<attempt>/container`) by that daemon's attempts are
+ * removed too, whether their `docker run` still lives or not. Returns the
+ * attempt ids whose groups it killed.
  */
 export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: string, skip: ReadonlySet<string> = new Set()): string[] {
   let names: string[];
@@ -91,6 +94,7 @@ export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: 
     return [];
   }
   const killed: string[] = [];
+  const containerDirs: string[] = [];
   for (const name of names) {
     const logDir = join(rootDir, name);
     let text: string;
@@ -102,6 +106,8 @@ export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: 
     const [pgidText = "", attemptId = "", daemonPidText = ""] = text.split("\n");
     const pgid = Number(pgidText);
     if (!Number.isSafeInteger(pgid) || pgid <= 1 || attemptId === "" || skip.has(attemptId) || Number(daemonPidText) !== daemonPid) continue;
+    // A container outlives its `docker run` (which dies with the daemon): it goes whether that process is still there or not.
+    if (recordedContainer(logDir) !== undefined) containerDirs.push(logDir);
     if (!groupCarriesAttemptIdSync(pgid, attemptId)) continue;
     try {
       writeFileSync(join(logDir, FENCED_FILE_NAME), reason);
@@ -111,6 +117,7 @@ export function fenceRecordedGroups(rootDir: string, daemonPid: number, reason: 
     signalGroup(pgid, "SIGKILL");
     killed.push(attemptId);
   }
+  removeRecordedContainersSync(containerDirs);
   return killed;
 }
 

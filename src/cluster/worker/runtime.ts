@@ -1,6 +1,7 @@
 // The worker daemon's process runtime: runs each task attempt as a child process
-// in its own process group, pipes its output into the attempt's log, enforces
-// its timeout and kills its whole process tree.
+// in its own process group (or, for `environment.image`, as a container that an
+// attached `docker run` stands for), pipes its output into the attempt's log,
+// enforces its timeout and kills its whole process tree.
 import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -9,6 +10,20 @@ import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { FlusterError } from "../../core/errors.js";
 import { MAX_TIMER_MS, checkGrace, findExecutable, isDirectory, taskEnv, validateSpec, type AttemptSpec } from "./attempt-spec.js";
+import {
+  CONTAINER_ENV_FILE_NAME,
+  CONTAINER_FILE_NAME,
+  containerName,
+  dockerClientEnv,
+  dockerRunArgs,
+  findDocker,
+  forgetContainer,
+  inspectEndedContainer,
+  killContainer,
+  removeContainers,
+  splitContainerEnv,
+  type ContainerEnd,
+} from "./container.js";
 import { AttemptLog, type OutputStream } from "./log-store.js";
 import { EXIT_SETTLE_MS, PGID_FILE_NAME, pdeathsigPrefix, signalGroup, waitGroupGone } from "./process-group.js";
 
@@ -213,6 +228,8 @@ class Attempt implements RunningAttempt {
   private pgidFile: string | undefined;
   private stderrTail = "";
   private readonly stderrDecoder = new StringDecoder("utf8");
+  /** Set when the attempt runs in a container: the `docker` command, the container and its image and memory limit. */
+  private container: { docker: string; name: string; image: string; memoryBytes: number; logDir: string } | undefined;
 
   constructor(
     spec: AttemptSpec,
@@ -234,17 +251,25 @@ class Attempt implements RunningAttempt {
 
   /** Starts the process; `prefix` wraps it (`setpriv --pdeathsig KILL --`, or nothing). */
   launch(spec: AttemptSpec, prefix: readonly string[]): void {
-    const env = taskEnv(spec);
     const command = spec.argv[0]!;
     const cwd = resolve(spec.cwd);
     if (!isDirectory(cwd)) return this.cannotStart(command, `working directory ${cwd} does not exist`);
-    const found = findExecutable(command, env.PATH ?? "", cwd);
-    if ("problem" in found) return this.cannotStart(command, found.problem);
-    const [file = found.path, ...args] = [...prefix, found.path, ...spec.argv.slice(1)];
+    let program: { file: string; args: string[]; env: Record<string, string>; cwd: string };
+    if (spec.container) {
+      const prepared = this.prepareContainer(spec, cwd);
+      if ("problem" in prepared) return this.cannotStart(`${command} in image ${spec.container.image}`, prepared.problem);
+      program = prepared;
+    } else {
+      const env = taskEnv(spec);
+      const found = findExecutable(command, env.PATH ?? "", cwd);
+      if ("problem" in found) return this.cannotStart(command, found.problem);
+      program = { file: found.path, args: spec.argv.slice(1), env, cwd };
+    }
+    const [file = program.file, ...args] = [...prefix, program.file, ...program.args];
     let child: ChildProcess;
     try {
-      // detached: the task leads a new session and process group (pgid = pid).
-      child = spawn(file, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      // detached: the task (or its `docker run`) leads a new session and process group (pgid = pid).
+      child = spawn(file, args, { cwd: program.cwd, env: program.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     } catch (err) {
       return this.cannotStart(command, err instanceof Error ? err.message : String(err));
     }
@@ -263,6 +288,30 @@ class Attempt implements RunningAttempt {
     if (spec.timeoutSeconds !== undefined) this.armTimeout(Date.now() + spec.timeoutSeconds * 1000);
   }
 
+  /**
+   * The `docker run` that stands for a containerized attempt: the task's
+   * variables go into an env file (readable by the worker's user alone),
+   * never onto the command line; the container's name is recorded for the
+   * reaping after a daemon restart.
+   */
+  private prepareContainer(spec: AttemptSpec, cwd: string): { file: string; args: string[]; env: Record<string, string>; cwd: string } | { problem: string } {
+    const container = spec.container!;
+    const docker = findDocker();
+    if (!docker) return { problem: "docker is not installed on this worker (no `docker` on its PATH)" };
+    const name = containerName(spec.attemptId);
+    const { fileText, byName } = splitContainerEnv({ ...spec.env, FLUSTER_ATTEMPT_ID: spec.attemptId });
+    const envFile = join(spec.logDir, CONTAINER_ENV_FILE_NAME);
+    try {
+      writeFileSync(envFile, fileText, { mode: 0o600 });
+      writeFileSync(join(spec.logDir, CONTAINER_FILE_NAME), `${name}\n`);
+    } catch (err) {
+      return { problem: `cannot write ${envFile}: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    this.container = { docker, name, image: container.image, memoryBytes: container.memoryBytes ?? 0, logDir: spec.logDir };
+    const args = dockerRunArgs({ attemptId: spec.attemptId, argv: spec.argv, cwd, container, envFile, envNames: Object.keys(byName) });
+    return { file: docker, args, env: dockerClientEnv(spec.attemptId, byName), cwd: spec.logDir };
+  }
+
   kill(reason: string, opts: KillOptions = {}): void {
     if (this.stateValue !== "running" || this.ending) return;
     this.stopCause ??= { kind: "kill", reason };
@@ -276,14 +325,31 @@ class Attempt implements RunningAttempt {
     if (force) {
       this.killSent = true;
       clearTimeout(this.graceTimer);
-      signalGroup(pgid, "SIGKILL");
+      if (this.container) void this.killContainer(pgid, "SIGKILL");
+      else signalGroup(pgid, "SIGKILL");
       return;
     }
     if (this.termSent) return;
     this.termSent = true;
-    signalGroup(pgid, "SIGTERM");
+    if (this.container) void this.killContainer(pgid, "SIGTERM");
+    else signalGroup(pgid, "SIGTERM");
     // Only needed while the leader lives: once it exits, leaderExited kills the rest of the group.
     this.graceTimer = setTimeout(() => this.signalGroup(true), this.graceMs);
+  }
+
+  /**
+   * Signals the container (its init passes the signal on to the task). A
+   * SIGKILL also kills the `docker run` if it is still there afterwards (the
+   * container was not created yet, or the engine does not answer): the
+   * attempt then ends, and its end removes whatever container there is.
+   */
+  private async killContainer(pgid: number, signal: NodeJS.Signals): Promise<void> {
+    const { docker, name } = this.container!;
+    const signalled = await killContainer(docker, name, signal);
+    if (signal !== "SIGKILL" || this.ending) return;
+    // Signalled: `docker run` ends by itself once the container has; give it a moment to say how.
+    if (signalled) await new Promise((settled) => setTimeout(settled, EXIT_SETTLE_MS).unref());
+    if (!this.ending) signalGroup(pgid, "SIGKILL");
   }
 
   private armTimeout(deadline: number): void {
@@ -330,8 +396,20 @@ class Attempt implements RunningAttempt {
     // The attempt is over when its leader exits; whatever it left in its
     // group would hold resources the controller now thinks are free.
     signalGroup(pgid, "SIGKILL");
-    await Promise.all([this.stdioClosed(), waitGroupGone(pgid, EXIT_SETTLE_MS)]);
-    await this.end(this.outcomeFor(code, signal, finishedAt));
+    // So is its container: asked how it ended (killed for memory?), then removed, always.
+    const containerEnd = this.container ? this.removeContainer() : Promise.resolve(undefined);
+    const [, , ended] = await Promise.all([this.stdioClosed(), waitGroupGone(pgid, EXIT_SETTLE_MS), containerEnd]);
+    await this.end(this.outcomeFor(code, signal, finishedAt, ended));
+  }
+
+  private async removeContainer(): Promise<ContainerEnd | undefined> {
+    const { docker, name } = this.container!;
+    const ended = await inspectEndedContainer(docker, name);
+    if (!(await removeContainers(docker, [name]))) {
+      // Left for the reaping at the next start of the daemon, which finds it by its label.
+      process.emitWarning(`could not remove container ${name} of attempt ${this.attemptId}`);
+    }
+    return ended;
   }
 
   /** Waits for both pipes to close; a process that left the group (setsid) may hold them, so give up after a while. */
@@ -349,14 +427,26 @@ class Attempt implements RunningAttempt {
     if (gaveUp) for (const s of streams) s.destroy();
   }
 
-  private outcomeFor(code: number | null, signal: NodeJS.Signals | null, finishedAt: Date): AttemptOutcome {
+  private outcomeFor(code: number | null, signal: NodeJS.Signals | null, finishedAt: Date, container?: ContainerEnd): AttemptOutcome {
     const how = { finishedAt, ...(code !== null ? { exitCode: code } : {}), ...(signal !== null ? { signal } : {}) };
     const cause = this.stopCause;
     if (cause?.kind === "timeout") return { ...how, state: "failed", errorMessage: "execution timeout exceeded" };
     if (cause?.kind === "kill") return { ...how, state: "killed", errorMessage: cause.reason };
     if (code === 0) return { ...how, state: "succeeded" };
-    const why = code !== null ? `exited with code ${code}` : `killed by signal ${signal ?? "unknown"}`;
     const tail = this.stderrSummary();
+    if (this.container) {
+      const { image, memoryBytes } = this.container;
+      if (container?.oomKilled) {
+        const limit = memoryBytes > 0 ? ` (limit ${formatMiB(memoryBytes)})` : "";
+        return { ...how, state: "failed", errorMessage: `killed: out of memory${limit}` };
+      }
+      // 125: docker itself failed (no such image, the engine is down); a container that never started could not run its program.
+      if (code === 125 || (container !== undefined && !container.started)) {
+        const why = `cannot run image ${image}: ${tail || `docker run exited with code ${code ?? signal ?? "unknown"}`}`;
+        return { ...how, state: "failed", errorMessage: why };
+      }
+    }
+    const why = code !== null ? `exited with code ${code}` : `killed by signal ${signal ?? "unknown"}`;
     return { ...how, state: "failed", errorMessage: tail ? `${why}\n${tail}` : why };
   }
 
@@ -373,6 +463,7 @@ class Attempt implements RunningAttempt {
     clearTimeout(this.timeoutTimer);
     await this.log.close();
     if (this.pgidFile) await rm(this.pgidFile, { force: true }).catch(() => undefined);
+    if (this.container) forgetContainer(this.container.logDir);
     this.outcomeValue = outcome;
     this.stateValue = outcome.state;
     this.onEnd(this);
@@ -389,4 +480,10 @@ class Attempt implements RunningAttempt {
       rmSync(file, { force: true });
     }
   }
+}
+
+/** Bytes as MiB for messages: "256 MiB", "1.5 MiB". */
+function formatMiB(bytes: number): string {
+  const mib = bytes / 2 ** 20;
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
 }
