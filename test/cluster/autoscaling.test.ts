@@ -4,10 +4,15 @@
 // release, and jobs that no worker and no group could ever fit.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cluster } from "../../src/cluster/client/cluster.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import type { JobRequest } from "../../src/core/job.js";
 import { parseClusterConfig } from "../../src/cluster/platform/config.js";
-import { eventually } from "../helpers/index.js";
+import { startControllerProcess } from "../helpers/cluster-processes.js";
+import { eventually, freePort, killAll, processesWith } from "../helpers/index.js";
 import { startLocalCluster } from "../helpers/local-cluster.js";
 
 const sleeper = (name: string, seconds: number, extra: Partial<JobRequest> = {}): JobRequest => ({
@@ -128,5 +133,50 @@ describe("autoscaling on the local platform", { timeout: 180_000 }, () => {
     assert.ok(pid > 0, `a pid in ${vm?.platformId}`);
     await cluster.shutdown();
     assert.throws(() => process.kill(pid, 0), "the VM's worker process is gone");
+  });
+});
+
+describe("autoscaling across a controller restart", { timeout: 240_000 }, () => {
+  test("a controller SIGKILLed mid-scale-up adopts the VMs it had asked for after its restart, and leaks none", async (t) => {
+    const stateDir = mkdtempSync(join(tmpdir(), "fluster-autoscale-restart-"));
+    const configFile = join(stateDir, "cluster.yaml");
+    writeFileSync(configFile, "scaleGroups:\n  - { name: burst, platform: local, shape: { cpu: 1, memory: 256m }, maxVms: 3, idleTimeoutSeconds: 2 }\n");
+    const port = await freePort();
+    // Marks the controller's processes, and so the detached worker processes it starts, for the cleanup below.
+    const mark = `autoscale-restart-${process.pid}-${Date.now()}`;
+    const env = { FLUSTER_TEST_MARK: mark };
+    const options = { stateDir: join(stateDir, "state"), port, config: configFile, reconcileIntervalSeconds: 0.2, autoscaler: { syncIntervalSeconds: 0.5 } };
+    t.after(() => {
+      killAll(processesWith([`FLUSTER_TEST_MARK=${mark}`]));
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+    let controller = await startControllerProcess(options, env);
+    const client = Cluster.connect(`http://127.0.0.1:${port}`);
+    t.after(() => client.close());
+
+    const jobIds = await Promise.all([1, 2, 3].map((i) => client.launch(sleeper(`restart-${i}`, 2))));
+    await eventually(async () => (await client.listVms()).vms.length === 3, { what: "the controller to ask for 3 VMs", timeoutMs: 30_000, intervalMs: 20 });
+    const before = (await client.listVms()).vms.map((vm) => `${vm.vmId}:${vm.state}`);
+    await controller.stop("SIGKILL");
+    controller = await startControllerProcess(options, env);
+    t.after(() => controller.stop());
+
+    const done = await client.wait(jobIds, { timeoutSeconds: 120 });
+    assert.deepEqual(
+      done.map((job) => job.status),
+      ["succeeded", "succeeded", "succeeded"],
+      `VMs when the controller was killed: ${before.join(", ")}`,
+    );
+    // The same three VMs, no fourth: each worker process started once.
+    const { vms } = await client.listVms();
+    assert.deepEqual(vms.map((vm) => vm.vmId).sort(), before.map((entry) => entry.split(":")[0]).sort());
+    const workerDirs = readdirSync(join(options.stateDir, "platforms", "local", "workers"));
+    assert.ok(workerDirs.length <= 3, `worker directories: ${workerDirs.join(", ")}`);
+    // Idle, they are released, and no worker process is left behind.
+    await eventually(async () => (await client.listVms()).vms.every((vm) => vm.state === "released"), { what: "every VM to be released once idle", timeoutMs: 30_000 });
+    await eventually(() => processesWith([`FLUSTER_TEST_MARK=${mark}`]).filter((pid) => pid !== controller.child.pid).length === 0, {
+      what: "the released VMs' worker processes to exit",
+      timeoutMs: 15_000,
+    });
   });
 });

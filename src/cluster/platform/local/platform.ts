@@ -99,8 +99,10 @@ export class LocalPlatform implements Platform {
       ...(this.options.logLevel !== undefined ? { logLevel: this.options.logLevel } : {}),
       ...(this.options.logFormat !== undefined ? { logFormat: this.options.logFormat } : {}),
     };
-    // The token goes in the environment, not in argv where `ps` shows it.
-    const env = { ...process.env, ...(request.worker.token ? { FLUSTER_TOKEN: request.worker.token } : {}) };
+    // The token goes in the environment, not in argv where `ps` shows it. A
+    // detached worker must not watch a parent it is meant to outlive.
+    const { FLUSTER_PARENT_WATCH: _parentWatch, ...inherited } = process.env;
+    const env = { ...inherited, ...(request.worker.token ? { FLUSTER_TOKEN: request.worker.token } : {}) };
     const args = [...WORKER_ARGS, JSON.stringify(daemonOptions)];
     let child: ChildProcess;
     let ready: Promise<{ workerId: string; address: string }>;
