@@ -3,6 +3,7 @@
 // built, so a cluster without GCP groups never loads Google's libraries.
 import { ValidationError } from "../../core/errors.js";
 import { checkLocalSettings, type LocalSettings } from "./local/settings.js";
+import { checkSshSettings, type SshSettings } from "./ssh/settings.js";
 import type { Platform, PlatformContext } from "./types.js";
 
 /** The platforms a scale group may name. */
@@ -30,7 +31,10 @@ export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
     create: async (settings, context) => (await import("./local/platform.js")).createLocalPlatform(settings as LocalSettings, context),
   },
   docker: notBuiltYet("docker"),
-  ssh: notBuiltYet("ssh"),
+  ssh: {
+    checkSettings: checkSshSettings,
+    create: async (settings, context) => (await import("./ssh/platform.js")).createSshPlatform(settings as SshSettings, context),
+  },
   gcp: notBuiltYet("gcp"),
 };
 
