@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ScaleGroup } from "../../../src/cluster/autoscaler/types.js";
 import { parseClusterConfig } from "../../../src/cluster/platform/config.js";
 import { createPlatform } from "../../../src/cluster/platform/registry.js";
+import { checkSshSettings } from "../../../src/cluster/platform/ssh/settings.js";
 import { AllocationError, workerLabels, type Platform, type PlatformContext, type VmRequest } from "../../../src/cluster/platform/types.js";
 import { Entrypoint } from "../../../src/core/entrypoint.js";
 import { createLogger } from "../../../src/core/logger.js";
@@ -234,6 +235,25 @@ test("the ssh platform starts, finds and stops workers on two hosts running sshd
     if (Date.now() > deadline) assert.fail(`the controller still has healthy workers ${left.map((w) => w.workerId).join(", ")}`);
     await sleep(250);
   }
+
+  // Hosts that do not let it in say so, each by name with ssh's own words.
+  const strangerKey = join(bed.dir, "keys", "stranger_ed25519");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", strangerKey], { stdio: "ignore" });
+  const locked = checkSshSettings(
+    { hosts: [{ host: bed.hosts[0]?.address, user: "root", identityFile: strangerKey }, { host: bed.bridgeAddress, port: 2 }], node: process.execPath, installDir: join(remote, "install"), workDir: join(remote, "vms") },
+    "platforms.ssh",
+  );
+  const lockedOut = await createPlatform("ssh", locked, { ...context, stateDir: join(bed.dir, "platform-locked") });
+  platforms.push(lockedOut);
+  const denied = await lockedOut.allocate(request("ssh-d")).then(
+    () => assert.fail("allocated on hosts that refuse the key"),
+    (err: unknown) => err,
+  );
+  assert.ok(denied instanceof AllocationError, String(denied));
+  assert.equal(denied.failure, "error");
+  assert.match(denied.message, /^none of the 2 ssh hosts answered \(/);
+  assert.match(denied.message, new RegExp(`root@${bed.hosts[0]?.address.replace(/\./g, "\\.")} unreachable: .*Permission denied \\(publickey\\)`));
+  assert.match(denied.message, new RegExp(`${bed.bridgeAddress.replace(/\./g, "\\.")}:2 unreachable: .*port 2: Connection refused`));
 
   // The hosts are free again.
   const again = await restarted.allocate(request("ssh-c"));

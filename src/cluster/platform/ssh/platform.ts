@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FlusterError } from "../../../core/errors.js";
+import { ERROR_BRAND, FlusterError } from "../../../core/errors.js";
 import { FLUSTER_PACKAGE_DIR, packageEntries, packageHash } from "../package-files.js";
 import { AllocationError, workerServeArgs, type Platform, type PlatformContext, type Vm, type VmRequest } from "../types.js";
 import type { SshHost, SshSettings } from "./settings.js";
@@ -99,7 +99,8 @@ export class SshPlatform implements Platform {
       return vm;
     } catch (err) {
       this.vms.delete(vmId);
-      await this.run(host, this.removeScript(vmId), { timeoutMs: 30_000 }).catch(() => undefined);
+      // Whatever got that far (a folder, a worker that did start) goes.
+      await this.run(host, this.stopScript(vmId), { timeoutMs: (this.options.stopGraceSeconds + 30) * 1000 }).catch(() => undefined);
       if (err instanceof AllocationError) throw err;
       throw new AllocationError(`cannot start a worker for ${vmId} on ${hostLabel(host)}: ${(err as Error).message}`, "error", { cause: err });
     }
@@ -379,10 +380,6 @@ export class SshPlatform implements Platform {
     ].join("\n");
   }
 
-  private removeScript(vmId: string): string {
-    return `rm -rf ${this.vmDir(vmId)}`;
-  }
-
   // ------------------------------------------------------------------ ssh
 
   /** The ssh options for `host`: no prompts, a timeout, this platform's known_hosts, the identity. */
@@ -446,6 +443,7 @@ export class SshPlatform implements Platform {
 
 /** An ssh call that failed: names the host, carries ssh's (or the remote command's) stderr. */
 export class SshError extends FlusterError {
+  static override readonly [ERROR_BRAND]: string = "fluster.SshError";
   override name = "SshError";
   readonly exitCode: number | null;
   readonly stderr: string;
