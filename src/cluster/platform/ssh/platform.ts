@@ -374,7 +374,7 @@ export class SshPlatform implements Platform {
       `if alive "$pid" ${shellQuote(vmId)}; then`,
       `  kill -TERM "$pid" 2>/dev/null || true`,
       `  i=0; while alive "$pid" ${shellQuote(vmId)} && [ $i -lt ${polls} ]; do sleep 0.1; i=$((i+1)); done`,
-      `  if alive "$pid" ${shellQuote(vmId)}; then kill -KILL -- -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi`,
+      `  if alive "$pid" ${shellQuote(vmId)}; then kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi`,
       `fi`,
       `rm -rf "$d"`,
     ].join("\n");
