@@ -150,6 +150,14 @@ test("the ssh platform starts, finds and stops workers on two hosts running sshd
   assert.deepEqual(ready.map((vm) => vm.state), ["running", "running"]);
   assert.deepEqual(await platform.allocate(request("ssh-a")).then((vm) => vm.state), "running", "allocating an existing VM again returns it");
 
+  // Each host's key was accepted on first use into the platform's own known_hosts.
+  const knownHosts = join(context.stateDir, "known_hosts");
+  for (const host of bed.hosts) {
+    // `ssh-keygen -F` finds a host in a known_hosts file, hashed names too (Debian's ssh hashes them).
+    const found = execFileSync("ssh-keygen", ["-F", host.address, "-f", knownHosts], { encoding: "utf8" });
+    assert.ok(found.includes(readFileSync(`${keys.hostKey}.pub`, "utf8").split(" ")[1] as string), `${host.name}'s key is known:\n${found}`);
+  }
+
   // Installed once (the hosts share this disk): one complete folder, no partial ones.
   const installs = readdirSync(join(remote, "install"));
   assert.equal(installs.length, 1, `install folders: ${installs.join(", ")}`);
