@@ -4,6 +4,7 @@
 import { ValidationError } from "../../core/errors.js";
 import { checkGcpSettings, type GcpSettings } from "./gcp/settings.js";
 import { checkLocalSettings, type LocalSettings } from "./local/settings.js";
+import { checkSshSettings, type SshSettings } from "./ssh/settings.js";
 import type { Platform, PlatformContext } from "./types.js";
 
 /** The platforms a scale group may name. */
@@ -31,7 +32,10 @@ export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
     create: async (settings, context) => (await import("./local/platform.js")).createLocalPlatform(settings as LocalSettings, context),
   },
   docker: notBuiltYet("docker"),
-  ssh: notBuiltYet("ssh"),
+  ssh: {
+    checkSettings: checkSshSettings,
+    create: async (settings, context) => (await import("./ssh/platform.js")).createSshPlatform(settings as SshSettings, context),
+  },
   gcp: {
     checkSettings: checkGcpSettings,
     create: async (settings, context) => (await import("./gcp/platform.js")).createGcpPlatform(settings as GcpSettings, context),

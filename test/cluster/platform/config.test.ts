@@ -165,6 +165,54 @@ describe("cluster config file", () => {
     assert.match(refusal(groups).message, /^platforms\.gcp\.project is required/, "a gcp group needs the section");
   });
 
+  test("platforms.ssh: hosts with ssh's defaults or their own user, port and key; the rest defaulted", () => {
+    const { platforms } = parseClusterConfig(`
+scaleGroups:
+  - { name: hosts, platform: ssh, shape: { cpu: 8, memory: 32g }, maxVms: 3 }
+platforms:
+  ssh:
+    identityFile: ~/.ssh/fluster_ed25519
+    hosts:
+      - gpu1.example.com
+      - { host: 10.1.2.3, user: ubuntu, port: 2222, identityFile: /keys/other, advertiseHost: gpu2.internal }
+      - { host: "fe80::1%eth0" }
+`);
+    assert.deepEqual(platforms.ssh, {
+      hosts: [{ host: "gpu1.example.com" }, { host: "10.1.2.3", user: "ubuntu", port: 2222, identityFile: "/keys/other", advertiseHost: "gpu2.internal" }, { host: "fe80::1%eth0" }],
+      identityFile: "~/.ssh/fluster_ed25519",
+      node: "node",
+      installDir: "~/.cache/fluster/install",
+      workDir: "~/.cache/fluster/vms",
+      strictHostKeyChecking: "accept-new",
+    });
+    const custom = parseClusterConfig("platforms:\n  ssh: { hosts: [a], node: /opt/node/bin/node, installDir: /srv/fluster, workDir: /srv/vms, knownHostsFile: /etc/fluster/known_hosts, strictHostKeyChecking: 'yes' }");
+    assert.deepEqual(custom.platforms.ssh, { hosts: [{ host: "a" }], node: "/opt/node/bin/node", installDir: "/srv/fluster", workDir: "/srv/vms", knownHostsFile: "/etc/fluster/known_hosts", strictHostKeyChecking: "yes" });
+  });
+
+  test("each mistake in platforms.ssh is refused with the key where it is", () => {
+    const cases: Array<[string, RegExp]> = [
+      ["platforms:\n  ssh: {}", /^platforms\.ssh\.hosts is required: the ssh platform needs at least one host/],
+      ["platforms:\n  ssh: { hosts: [] }", /^platforms\.ssh\.hosts must be a list of at least one host/],
+      ["platforms:\n  ssh: { hosts: [a], password: x }", /^platforms\.ssh\.password is not a known key \(known: hosts, identityFile, node/],
+      ["platforms:\n  ssh: { hosts: [a, { user: root }] }", /^platforms\.ssh\.hosts\[1\]\.host is required/],
+      ["platforms:\n  ssh: { hosts: [a, 'root@b'] }", /^platforms\.ssh\.hosts\[1\]\.host must be a host name or address \(put the user in `user`/],
+      ["platforms:\n  ssh: { hosts: ['-oProxyCommand=x'] }", /^platforms\.ssh\.hosts\[0\]\.host must be a host name or address/],
+      ["platforms:\n  ssh: { hosts: [{ host: a, port: 70000 }] }", /^platforms\.ssh\.hosts\[0\]\.port must be at most 65535/],
+      ["platforms:\n  ssh: { hosts: [{ host: a, user: 'x y' }] }", /^platforms\.ssh\.hosts\[0\]\.user must be a login name/],
+      ["platforms:\n  ssh: { hosts: [{ host: a, key: k }] }", /^platforms\.ssh\.hosts\[0\]\.key is not a known key \(known: host, user, port, identityFile, advertiseHost\)/],
+      ["platforms:\n  ssh: { hosts: [a, b, a] }", /^platforms\.ssh\.hosts\[2\]\.host repeats platforms\.ssh\.hosts\[0\] \(a\): each host runs one worker/],
+      ["platforms:\n  ssh: { hosts: [a], strictHostKeyChecking: maybe }", /^platforms\.ssh\.strictHostKeyChecking must be one of "accept-new", "yes", "no", got "maybe"/],
+      ["platforms:\n  ssh: { hosts: [a], node: '' }", /^platforms\.ssh\.node must not be empty/],
+      ["scaleGroups:\n  - { name: a, platform: ssh, shape: { cpu: 1, memory: 1g }, maxVms: 1 }", /^platforms\.ssh\.hosts is required/],
+    ];
+    for (const [text, expected] of cases) {
+      const err = refusal(text);
+      assert.ok(err instanceof ValidationError, `${text}: ${String(err)}`);
+      assert.match(err.message, expected, text);
+      assert.match(err.message, /\(in cluster\.yaml\)$/, "names the file");
+    }
+  });
+
   test("a YAML syntax error names the file, line and column; a missing file names its path", () => {
     const err = refusal("scaleGroups:\n  - name: a\n    name: b\n");
     assert.ok(err instanceof FlusterError);

@@ -6,17 +6,16 @@
 // build, and found again by its tag.
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { FlusterError } from "../../../core/errors.js";
+import { FLUSTER_PACKAGE_DIR, productionDependencies } from "../package-files.js";
 
 const run = promisify(execFile);
 
-/** The root of the installed fluster package (a checkout, or `node_modules/fluster`). */
-export const FLUSTER_PACKAGE_DIR = fileURLToPath(new URL("../../../..", import.meta.url));
+export { FLUSTER_PACKAGE_DIR, productionDependencies } from "../package-files.js";
 /** Where a worker image holds the fluster package. */
 export const IMAGE_PACKAGE_DIR = "/opt/fluster";
 /** Tools copied into every image with their libraries, besides node: what command jobs commonly run. */
@@ -128,41 +127,6 @@ function packageTree(): Array<{ from: string; to: string }> {
     out.push({ from: dir, to: join(IMAGE_PACKAGE_DIR, relative) });
   }
   return out;
-}
-
-/** Directories of the production dependencies of the package at `root`, transitively, as node would find them. */
-export function productionDependencies(root: string): string[] {
-  const found = new Set<string>();
-  const visit = (packageDir: string, optionalToo: boolean): void => {
-    const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as {
-      dependencies?: Record<string, string>;
-      optionalDependencies?: Record<string, string>;
-    };
-    const names = [...Object.keys(manifest.dependencies ?? {}), ...(optionalToo ? Object.keys(manifest.optionalDependencies ?? {}) : [])];
-    for (const name of names) {
-      const dir = resolvePackageDir(packageDir, name);
-      if (!dir || found.has(dir)) continue; // an optional one not installed here
-      if (!dir.startsWith(root)) continue; // outside the package (a workspace link): not copied
-      found.add(dir);
-      visit(dir, true);
-    }
-  };
-  visit(root, true);
-  // A nested node_modules is copied with its parent package: keep only the outermost directories.
-  const sorted = [...found].sort();
-  return sorted.filter((dir, i) => !sorted.slice(0, i).some((parent) => dir.startsWith(`${parent}/`)));
-}
-
-/** Where `name` is installed as seen from `fromDir` (node's lookup up the node_modules folders). */
-function resolvePackageDir(fromDir: string, name: string): string | undefined {
-  let dir = fromDir;
-  for (;;) {
-    const candidate = join(dir, "node_modules", name);
-    if (existsSync(join(candidate, "package.json"))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
 }
 
 /** Copies `from` (a file or a directory, links followed) to `to` under `root`. */
