@@ -207,6 +207,8 @@ export class WorkerDaemon {
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
       ...(this.options.memory !== undefined ? { memory: this.options.memory } : {}),
+      ...(this.options.gpu ? { gpus: this.options.gpu } : {}),
+      ...(this.options.tpu ? { tpu: this.options.tpu } : {}),
     });
     const { environmentsDir, npmCacheDir, npmOffline, npmIgnoreScripts } = this.options;
     this.environments = new EnvironmentCache({
