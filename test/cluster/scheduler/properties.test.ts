@@ -39,8 +39,9 @@ const demandArb = fc.constantFrom<Pick<TaskDemand, "deviceType" | "deviceVariant
 );
 /** The hosts of v5litepod-16 slices (4 hosts of 4 chips): each host busy or not, some missing, in any order. */
 const sliceArb = fc.record({
-  hosts: fc.shuffledSubarray([0, 1, 2, 3], { minLength: 3 }),
-  busy: fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+  // Mostly complete slices, with hosts mostly free: slice jobs often fit, and sometimes just not.
+  hosts: fc.oneof({ arbitrary: fc.shuffledSubarray([0, 1, 2, 3], { minLength: 4 }), weight: 4 }, { arbitrary: fc.shuffledSubarray([0, 1, 2, 3], { minLength: 3 }), weight: 1 }),
+  busy: fc.array(fc.integer({ min: 0, max: 5 }).map((n) => n === 0), { minLength: 4, maxLength: 4 }),
   zone: fc.constantFrom("a", "b", "c"),
   preemptible: fc.boolean(),
 });
