@@ -174,6 +174,8 @@ export async function workerServe(options: WorkerServeOptions): Promise<void> {
     ...(options.advertiseHost ? { advertiseHost: options.advertiseHost } : {}),
     port: options.port ?? 0,
     labels: options.label,
+    ...(options.gpu ? { gpu: options.gpu } : {}),
+    ...(options.tpu ? { tpu: options.tpu } : {}),
     ...(options.cpu !== undefined ? { cpu: options.cpu } : {}),
     ...(options.memory !== undefined ? { memory: parseByteSize(options.memory, "--memory") } : {}),
     ...(options.workDir ? { workDir: options.workDir } : {}),

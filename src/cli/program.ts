@@ -97,6 +97,10 @@ export interface WorkerServeOptions extends GlobalOptions, LogOptions {
   memory?: string;
   /** Worker labels from `--label k=v`. @default {} */
   label: Record<string, string>;
+  /** GPUs to offer instead of those nvidia-smi finds (`--gpu H100:2`). @default detected */
+  gpu?: GpuSpec;
+  /** TPU variant to offer instead of `TPU_ACCELERATOR_TYPE` (`--tpu v5litepod-16`). @default detected */
+  tpu?: string;
   /** Address to bind. @default "127.0.0.1" */
   host?: string;
   /** Address the controller and other machines reach this worker at. @default the bind address; for 0.0.0.0 or :: the machine's primary address */
@@ -371,9 +375,11 @@ not yet started need theirs, so copy that directory too, or relaunch them).`,
   // ------------------------------------------------------------------ worker
   const worker = subcommand(program, "worker", "run or list worker daemons");
   subcommand(worker, "serve", "serve a worker daemon on this machine, registered with a controller")
-    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>] [--tls-cert <file> --tls-key <file>] [--log-level <level>] [--log-format <format>]")
+    .usage("--controller <url> [--cpu <n>] [--memory <size>] [--gpu <variant[:count]> | --tpu <variant>] [--label <k=v> ...] [--host <addr>] [--advertise-host <addr>] [--port <port>] [--work-dir <dir>] [--npm-cache <dir>] [--npm-offline] [--worker-id <id>] [--tls-cert <file> --tls-key <file>] [--log-level <level>] [--log-format <format>]")
     .option("--cpu <n>", "CPU cores to offer (default: all)", parsePositiveInt)
     .option("--memory <size>", "memory to offer, e.g. 8g (default: all)", parseMemory)
+    .addOption(new Option("--gpu <variant[:count]>", "GPUs to offer instead of those nvidia-smi finds, e.g. H100:2").argParser(parseGpu).conflicts("tpu"))
+    .addOption(new Option("--tpu <variant>", "TPU to offer instead of the one TPU_ACCELERATOR_TYPE names, e.g. v5litepod-16 (its chips per host)").argParser(parseTpu))
     .option("--label <k=v>", "worker label for scheduling constraints (repeatable)", collectKeyValue)
     .option("--host <addr>", "address to bind, e.g. 0.0.0.0 for every interface (default: 127.0.0.1)")
     .option("--advertise-host <addr>", "address the controller and other hosts reach this worker and its tasks' servers at (default: the --host; for 0.0.0.0 the default route's address)")

@@ -101,6 +101,9 @@ describe("bin/fluster.js", { concurrency: true }, () => {
       [["job", "run"], /missing required argument 'command'/],
       [["job", "list", "--bogus"], /unknown option '--bogus'/],
       [["worker", "serve"], /worker serve needs --controller <url>/],
+      [["worker", "serve", "--controller", "http://c:1", "--tpu", "v5litepod-12"], /'--tpu <variant>' argument 'v5litepod-12' is invalid\. It is not a known TPU variant/],
+      [["worker", "serve", "--controller", "http://c:1", "--gpu", "H100:0"], /'--gpu <variant\[:count\]>' argument 'H100:0' is invalid/],
+      [["worker", "serve", "--controller", "http://c:1", "--gpu", "H100", "--tpu", "v4-8"], /cannot be used with option '--tpu/],
       [["cluster", "start"], /cluster start needs --local/],
       // A command with options of its own needs `--`, or fluster takes them (`-e 1`, `--version`).
       [["job", "run", "node", "-e", "1"], /^fluster: put `--` before the command: fluster job run -- node -e 1 \(see 'fluster job run --help'\)$/],
@@ -257,11 +260,15 @@ describe("command tree", () => {
     await parse(["worker", "serve", "--controller", "http://c:1", "--host", "0.0.0.0", "--advertise-host", "10.0.0.7"], actions);
     await parse(["worker", "serve", "--controller", "http://c:1", "--npm-cache", "/root/.npm"], actions);
     await parse(["worker", "serve", "--controller", "http://c:1", "--npm-offline"], actions);
+    await parse(["worker", "serve", "--controller", "http://c:1", "--gpu", "H100:2"], actions);
+    await parse(["worker", "serve", "--controller", "http://c:1", "--tpu", "v5litepod-16"], actions);
     assert.deepEqual(calls, [
       { controller: "http://c:1", cpu: 4, memory: "16g", label: { zone: "a", pool: "tpu" } },
       { controller: "http://c:1", host: "0.0.0.0", advertiseHost: "10.0.0.7", label: {} },
       { controller: "http://c:1", npmCache: "/root/.npm", label: {} },
       { controller: "http://c:1", npmOffline: true, label: {} },
+      { controller: "http://c:1", gpu: { variant: "H100", count: 2 }, label: {} },
+      { controller: "http://c:1", tpu: "v5litepod-16", label: {} },
     ]);
     const saved = process.env.FLUSTER_CLUSTER_ADDRESS;
     delete process.env.FLUSTER_CLUSTER_ADDRESS;

@@ -81,6 +81,15 @@ describe("detectHostResources", () => {
     assert.deepEqual(host.gpus, { variant: "H100", count: 2 });
   });
 
+  test("device overrides stand for the machine's accelerators: nvidia-smi and the TPU variables are not read", async () => {
+    const bin = fakeNvidiaSmi("override-h100", 'echo "NVIDIA H100 80GB HBM3"');
+    const env = { PATH: `${bin}:/usr/bin:/bin`, TPU_ACCELERATOR_TYPE: "v4-8" };
+    const gpu = await detectHostResources({ workDir: root, env, gpus: { variant: "L4", count: 2 } });
+    assert.deepEqual([gpu.gpus, gpu.tpu], [{ variant: "L4", count: 2 }, undefined]);
+    const tpu = await detectHostResources({ workDir: root, env, tpu: { variant: "v5litepod-16", chips: 4 } });
+    assert.deepEqual([tpu.gpus, tpu.tpu], [undefined, { variant: "v5litepod-16", chips: 4 }]);
+  });
+
   test("a failing or hanging nvidia-smi means no GPU, within the probe timeout", async () => {
     const failing = fakeNvidiaSmi("failing", 'echo "NVIDIA-SMI has failed" >&2; exit 9');
     assert.equal((await detectHostResources({ workDir: root, env: { PATH: `${failing}:/usr/bin:/bin` } })).gpus, undefined);

@@ -38,6 +38,16 @@ describe("worker daemon options", () => {
     assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", workerId: "a/b" }), rejects("workerId"));
     assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", maxRequestBytes: 0 }), rejects("maxRequestBytes"));
     assert.throws(() => new WorkerDaemon({ controllerUrl: "http://c:1", killGraceSeconds: -1 }), rejects("killGraceSeconds"));
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", tpu: "v5litepod-12" }), rejects("tpu"));
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", gpu: { variant: "H100", count: 0 } }), rejects("gpu.count"));
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", gpu: { variant: "", count: 1 } }), rejects("gpu.variant"));
+    assert.throws(() => compileWorkerDaemonOptions({ controllerUrl: "http://c:1", gpu: { variant: "H100", count: 1 }, tpu: "v4-8" }), rejects("tpu"));
+  });
+
+  test("device overrides: a GPU model and count, or a TPU variant with its chips per host", () => {
+    assert.deepEqual(compileWorkerDaemonOptions({ controllerUrl: "http://c:1", gpu: { variant: "H100", count: 2 } }).gpu, { variant: "H100", count: 2 });
+    assert.deepEqual(compileWorkerDaemonOptions({ controllerUrl: "http://c:1", tpu: "v5litepod-16" }).tpu, { variant: "v5litepod-16", chips: 4 });
+    assert.deepEqual(compileWorkerDaemonOptions({ controllerUrl: "http://c:1", tpu: "v5litepod-8" }).tpu, { variant: "v5litepod-8", chips: 8 });
   });
 
   test("a daemon process given bad JSON options says which field in one line and exits 1", async () => {

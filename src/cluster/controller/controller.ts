@@ -34,7 +34,8 @@ import { classifyWorkerFailure, desiredSet, diffReconcile, isEmptyDiff, reconcil
 import { schedule, type PendingJob, type Preemption, type ReservationDemand, type ScheduleResult, type SchedulerWorker } from "./scheduler/index.js";
 import type { GroupStatus as AutoscalerGroupStatus, PendingDemand, ScaleGroup } from "../autoscaler/types.js";
 import { Autoscaling, jobDemand, reservationDemand, type AutoscalingOptions } from "./autoscaling.js";
-import { pendingJobOf, schedulerWorkerFor, usedBy, type PendingContext } from "./scheduling.js";
+import { hostOfAddress, rendezvousVariables } from "./rendezvous.js";
+import { isTaskActive, pendingJobOf, schedulerWorkerFor, sliceDemandOf, tpuHostsOf, usedBy, type PendingContext } from "./scheduling.js";
 import { StoreWriteError, type StateStore } from "./store.js";
 import { isActiveAttempt } from "./task-state.js";
 import type { Assignment, ObservedAttempt, WorkerConnection } from "./worker-connection.js";
@@ -591,6 +592,7 @@ export class Controller {
     const waited = new Map<JobRecord, { waitedMs: number; pendingReason: string | undefined; tasks: number }>();
     this.store.transaction(() => {
       const placed = new Set<JobRecord>();
+      const newAttempts: Array<{ job: JobRecord; attempt: AttemptRecord; worker: WorkerRuntime }> = [];
       for (const placement of result.placements) {
         const job = ledger.jobs.find(placement.jobId);
         const task = job?.tasks[placement.taskIndex];
@@ -600,8 +602,10 @@ export class Controller {
         waited.set(job, { ...wait, waitedMs: Math.max(wait.waitedMs, now - pendingSince(job, task)), tasks: wait.tasks + 1 });
         const attempt = ledger.placeAttempt(job, task, worker, now);
         placed.add(job);
-        dispatches.push({ worker, assignment: assignmentFor(job, attempt) });
+        newAttempts.push({ job, attempt, worker });
       }
+      // Once every placement of the pass is made: a gang's variables name where all its tasks went.
+      for (const { job, attempt, worker } of newAttempts) dispatches.push({ worker, assignment: assignmentFor(job, attempt, this.rendezvousFor(job, attempt)) });
       for (const job of placed) ledger.updateJobState(job);
       preempted = this.applyPreemptions(result.preemptions);
       for (const [jobId, reason] of [...result.pending, ...result.neverFits]) {
@@ -720,7 +724,27 @@ export class Controller {
       if (group.sameZone) context.sameZone = true;
     }
     if (job.reservationId && this.reservations.isActive(job.reservationId)) context.reservationId = job.reservationId;
+    const slice = sliceDemandOf(job, (workerId) => this.workers.get(workerId)?.record.attributes);
+    if (slice) context.slice = slice;
     return context;
+  }
+
+  /** The rendezvous variables of an attempt (rendezvous.ts), from where its job's active tasks are now. */
+  private rendezvousFor(job: JobRecord, attempt: AttemptRecord): Record<string, string> {
+    const hosts = job.tasks.map((task) => {
+      const address = isTaskActive(task) && task.workerId !== undefined ? this.workers.get(task.workerId)?.record.address : undefined;
+      return address !== undefined ? hostOfAddress(address) : undefined;
+    });
+    const first = job.tasks[0];
+    const coordinator = first && isTaskActive(first) ? first.attempts.at(-1)?.attemptId : undefined;
+    const tpuHosts = tpuHostsOf(job);
+    return rendezvousVariables({
+      taskIndex: attempt.taskIndex,
+      numTasks: job.tasks.length,
+      hosts,
+      ...(tpuHosts !== undefined ? { tpuHostsPerSlice: tpuHosts } : {}),
+      ...(coordinator !== undefined ? { coordinatorAttemptId: coordinator } : {}),
+    });
   }
 
   /**
@@ -1037,8 +1061,9 @@ export function autoscalerNote(groups: readonly AutoscalerGroupStatus[]): string
   return `autoscaler: ${shown.join("; ")}`;
 }
 
-function assignmentFor(job: JobRecord, attempt: AttemptRecord): Assignment {
+function assignmentFor(job: JobRecord, attempt: AttemptRecord, env: Record<string, string>): Assignment {
   return {
+    env,
     attemptId: attempt.attemptId,
     jobId: job.jobId,
     jobName: job.name,

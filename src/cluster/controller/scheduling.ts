@@ -4,8 +4,11 @@
 // the attempts it could preempt and the room being freed). Pure: the clock
 // and the jobs come in as arguments.
 import { isGang } from "../../core/job.js";
-import type { AttemptRecord, JobRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
-import type { PendingJob, RunningAttempt, SchedulerWorker, TaskDemand } from "./scheduler/index.js";
+import { isTaskFinished } from "../../core/status.js";
+import { tpuTopology } from "../../core/tpu.js";
+import { TPU_SLICE_LABEL } from "../platform/types.js";
+import type { AttemptRecord, JobRecord, TaskRecord, WorkerCapacityRecord, WorkerRecord } from "./model.js";
+import type { PendingJob, RunningAttempt, SchedulerWorker, SliceDemand, TaskDemand } from "./scheduler/index.js";
 import type { WorkerRuntime } from "./workers.js";
 
 /** What one task of the job needs. */
@@ -23,7 +26,35 @@ export function demandOf(job: JobRecord): TaskDemand {
 }
 
 /** What the controller adds to a job's pending tasks: its group while still being placed, its active reservation. */
-export type PendingContext = Pick<PendingJob, "groupId" | "sameRegion" | "sameZone" | "reservationId">;
+export type PendingContext = Pick<PendingJob, "groupId" | "sameRegion" | "sameZone" | "reservationId" | "slice">;
+
+/** Whether a task has an attempt that holds its worker now (placed, building or running). */
+export function isTaskActive(task: TaskRecord): boolean {
+  return task.state !== "pending" && !isTaskFinished(task.state);
+}
+
+/** Hosts per slice of a job's TPU (1 for a single-host slice), or undefined when it has none. */
+export function tpuHostsOf(job: JobRecord): number | undefined {
+  const device = job.request.resources.device;
+  return device.kind === "tpu" ? tpuTopology(device.variant).hostCount : undefined;
+}
+
+/**
+ * For a job on multi-host TPU slices: the hosts per slice, and the slices
+ * its active tasks hold (read from their workers' `fluster-tpu-slice` label),
+ * by slice number; undefined for any other job.
+ */
+export function sliceDemandOf(job: JobRecord, attributesOf: (workerId: string) => Readonly<Record<string, string>> | undefined): SliceDemand | undefined {
+  const hosts = tpuHostsOf(job);
+  if (hosts === undefined || hosts <= 1) return undefined;
+  const held: Record<number, string> = {};
+  for (const task of job.tasks) {
+    if (!isTaskActive(task) || task.workerId === undefined) continue;
+    const slice = attributesOf(task.workerId)?.[TPU_SLICE_LABEL];
+    if (slice !== undefined) held[Math.floor(task.taskIndex / hosts)] = slice;
+  }
+  return { hosts, ...(Object.keys(held).length > 0 ? { held } : {}) };
+}
 
 /** The job's pending tasks as the scheduler takes them, or undefined when none is pending. */
 export function pendingJobOf(job: JobRecord, context: PendingContext = {}): PendingJob | undefined {

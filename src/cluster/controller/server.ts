@@ -503,6 +503,7 @@ function workerConnection(channel: RpcChannel, identity: ControllerIdentity | un
       taskIndex: a.taskIndex,
       numTasks: a.numTasks,
       spec: a.spec,
+      env: a.env ?? {},
     });
   return {
     async runTask(assignment) {

@@ -25,6 +25,8 @@ export interface Assignment {
   taskIndex: number;
   numTasks: number;
   spec: JobSpec;
+  /** Variables the controller computed for the attempt (rendezvous.ts: where its job's tasks run), over the job's own. @default none */
+  env?: Record<string, string>;
 }
 
 /** One entry of a reconcile's desired set. */

@@ -32,8 +32,15 @@ export interface AttemptSpec {
 }
 
 /**
- * Variables a task inherits from the daemon; everything else comes from the
- * spec, so a daemon's secrets and test-runner state do not leak into tasks.
+ * Families of variables a task inherits from the daemon whole: the
+ * accelerator runtime's (`TPU_*` on a TPU VM, `NVIDIA_*` for the NVIDIA
+ * container runtime and drivers).
+ */
+export const INHERITED_ENV_PREFIXES: readonly string[] = Object.freeze(["TPU_", "NVIDIA_"]);
+
+/**
+ * Variables a task inherits from the daemon, besides {@link INHERITED_ENV_PREFIXES};
+ * everything else comes from the spec, so a daemon's secrets and test-runner state do not leak into tasks.
  * Enough for programs to find binaries and shared libraries, a home, locale,
  * time zone and temp space, proxies and CA bundles, and for Node tasks to
  * keep the daemon's loader flags (`NODE_OPTIONS`).
@@ -90,6 +97,9 @@ export function taskEnv(spec: AttemptSpec): Record<string, string> {
   for (const name of INHERITED_ENV_VARS) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
+  }
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && INHERITED_ENV_PREFIXES.some((prefix) => name.startsWith(prefix))) env[name] = value;
   }
   return { ...env, ...spec.env, FLUSTER_ATTEMPT_ID: spec.attemptId };
 }

@@ -11,7 +11,7 @@ import { FlusterError, ValidationError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { formatByteSize } from "../../core/quantity.js";
 import type { TaskState } from "../../core/status.js";
-import { deviceToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
+import { deviceFromProto, deviceToProto, taskStateFromProto, taskStateToProto, toTimestamp } from "../../rpc/convert.js";
 import { fromConnectError } from "../../rpc/errors.js";
 import { ControllerService } from "../../rpc/gen/fluster/cluster/v1/controller_pb.js";
 import { AttemptSchema, LogEntrySchema, LogStream, WorkerResourcesSchema, type Attempt, type JobSpec } from "../../rpc/gen/fluster/cluster/v1/types_pb.js";
@@ -27,6 +27,7 @@ import { BundleCache } from "../bundle/checkout.js";
 import { functionError, functionResult, taskCommand } from "./entrypoint.js";
 import { reapContainers } from "./container.js";
 import { EnvironmentCache } from "./environments.js";
+import { assignGpus, cudaVisibleDevices } from "./gpus.js";
 import { detectHostResources, type HostResources } from "./host-resources.js";
 import { leaseTerms, WorkerLease } from "./lease.js";
 import { LeaseFileWriter, monotonicMs } from "./lease-file.js";
@@ -61,6 +62,8 @@ const KILL_ANSWER_MARGIN_MS = 5_000;
 interface AttemptEntry {
   assignment: TaskAssignment;
   dir: string;
+  /** The indexes of this worker's GPUs the attempt holds while it is active (its CUDA_VISIBLE_DEVICES). */
+  gpus?: number[];
   running?: RunningAttempt;
   /** Its environment is being built; the process starts when it is ready. */
   building?: boolean;
@@ -213,6 +216,8 @@ export class WorkerDaemon {
       workDir: this.workDir,
       ...(this.options.cpu !== undefined ? { cpu: this.options.cpu } : {}),
       ...(this.options.memory !== undefined ? { memory: this.options.memory } : {}),
+      ...(this.options.gpu ? { gpus: this.options.gpu } : {}),
+      ...(this.options.tpu ? { tpu: this.options.tpu } : {}),
     });
     const { environmentsDir, npmCacheDir, npmOffline, npmIgnoreScripts } = this.options;
     this.environments = new EnvironmentCache({
@@ -488,9 +493,11 @@ export class WorkerDaemon {
     if (!spec) throw new ValidationError("task.spec", "is required to start an attempt");
     await this.checkLeaseForNewAttempt();
     this.checkRoom(spec);
+    // Taken in the same turn as the room check, so two attempts never get one GPU.
+    const gpus = this.takeGpus(spec);
     const dir = this.attemptDir(assignment.attemptId);
     mkdirSync(dir, { recursive: true });
-    const entry: AttemptEntry = { assignment, dir };
+    const entry: AttemptEntry = { assignment, dir, ...(gpus ? { gpus } : {}) };
     this.attempts.set(assignment.attemptId, entry);
     this.metrics.attemptStarted();
     // An attempt whose environment must be built answers `building` at once and starts when it is ready.
@@ -518,6 +525,8 @@ export class WorkerDaemon {
       };
       const { argv, env, cwd, mounts } = await taskCommand(assignment, spec, dir, { controllerUrl: this.options.controllerUrl, workerId: this.workerId, advertiseHost: this.advertiseHost, ...(this.options.tlsCaFile ? { tlsCaFile: this.options.tlsCaFile } : {}), ...(this.bundles ? { bundles: this.bundles } : {}) }, environment);
       starting.signal.throwIfAborted();
+      // A GPU task sees the GPUs it holds; any other task on a GPU machine sees none.
+      if (this.resources?.gpus) env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(entry.gpus ?? [], process.env.CUDA_VISIBLE_DEVICES);
       // The lease ran out while it got ready (the daemon was stopped, say): the controller may have retried it already.
       if (this.lease?.expired()) {
         entry.fenced ??= `fenced: no contact with the controller for ${(this.lease.silentMs() / 1000).toFixed(1)}s before the attempt could start`;
@@ -621,7 +630,7 @@ export class WorkerDaemon {
     let memory = 0;
     for (const entry of this.attempts.values()) {
       // A building attempt holds its room too.
-      if (entry.running ? entry.running.state !== "running" : entry.final !== undefined) continue;
+      if (!WorkerDaemon.holdsRoom(entry)) continue;
       const d = demand(entry.assignment.spec);
       cpu += d.cpu;
       memory += d.memory;
@@ -635,6 +644,30 @@ export class WorkerDaemon {
         "failed_precondition",
       );
     }
+  }
+
+  /** Whether an attempt holds its room (and GPUs): starting, building or running. */
+  private static holdsRoom(entry: AttemptEntry): boolean {
+    return entry.running ? entry.running.state === "running" : entry.final === undefined;
+  }
+
+  /**
+   * The GPUs a GPU task gets: the lowest indexes no active attempt holds.
+   * Derived from the attempts themselves, so an attempt that ends frees
+   * its GPUs with no bookkeeping. Throws "no room" when too few are free.
+   */
+  private takeGpus(spec: JobSpec): number[] | undefined {
+    const device = deviceFromProto(spec.resources?.device);
+    if (device.kind !== "gpu") return undefined;
+    const total = this.resources?.gpus?.count ?? 0;
+    const held: number[][] = [];
+    for (const entry of this.attempts.values()) if (entry.gpus && WorkerDaemon.holdsRoom(entry)) held.push(entry.gpus);
+    const gpus = assignGpus(total, held, device.count);
+    if (!gpus) {
+      const free = total - held.reduce((n, list) => n + list.length, 0);
+      throw new FlusterError(`worker ${this.workerId} has no room: the attempt wants ${device.count} GPU(s); ${Math.max(0, free)} of ${total} are free`, "failed_precondition");
+    }
+    return gpus;
   }
 
   private onAttemptChange(running: RunningAttempt): void {

@@ -68,6 +68,8 @@ export async function taskCommand(assignment: TaskAssignment, spec: JobSpec, dir
   });
   const env: Record<string, string> = {
     ...envVars,
+    // Where the job's tasks run (TPU_WORKER_ID, coordinator addresses): the controller's, over the job's own.
+    ...assignment.env,
     ...(prepared ? environmentVariables(prepared, envVars.NODE_OPTIONS ?? process.env.NODE_OPTIONS, envVars.NODE_PATH) : {}),
     FLUSTER_WORKSPACE: workspace,
     ...(origin ? { FLUSTER_WORKSPACE_ORIGIN: origin } : {}),

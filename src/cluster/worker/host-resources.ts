@@ -42,6 +42,10 @@ export interface DetectHostResourcesOptions {
   cpu?: number;
   /** Memory in bytes to advertise instead of the detected total (`--memory`). */
   memory?: number;
+  /** GPUs to report instead of asking nvidia-smi (which is then not run). @default detected */
+  gpus?: GpuInfo;
+  /** TPU to report instead of reading the environment; a host has GPUs or a TPU, so `gpus` wins. @default detected */
+  tpu?: TpuInfo;
   /** Environment to look in for `PATH` (to find nvidia-smi) and the TPU variables. @default process.env */
   env?: Readonly<Record<string, string | undefined>>;
   /** How long nvidia-smi may take before the host counts as having no GPU. @default 3000 */
@@ -60,16 +64,18 @@ export async function detectHostResources(opts: DetectHostResourcesOptions = {})
     throw new ValidationError("memory", `must be a positive number of bytes, got ${describeValue(opts.memory)}`);
   }
   const env = opts.env ?? process.env;
+  // An override of either device stands for the machine's accelerators: nothing is probed.
+  const overridden = opts.gpus !== undefined || opts.tpu !== undefined;
   const [disk, gpus] = await Promise.all([
     freeDiskBytes(resolve(opts.workDir ?? process.cwd())),
-    detectGpus(env, opts.gpuProbeTimeoutMs ?? 3000),
+    overridden ? opts.gpus : detectGpus(env, opts.gpuProbeTimeoutMs ?? 3000),
   ]);
   return {
     cpu: opts.cpu ?? availableParallelism(),
     memory: opts.memory ?? totalmem(),
     disk,
     gpus,
-    tpu: detectTpu(env),
+    tpu: overridden ? (gpus ? undefined : opts.tpu) : detectTpu(env),
   };
 }
 

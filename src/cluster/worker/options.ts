@@ -3,11 +3,13 @@
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ValidationError, describeValue } from "../../core/errors.js";
+import { tpuTopology } from "../../core/tpu.js";
 import { checkLogger, createLogger, type Logger } from "../../core/logger.js";
 import { checkInteger, checkNonNegative, checkPlainObject, checkPort, checkPositive, checkString } from "../../core/validate.js";
 import { normalizeBaseUrl, readPemFile } from "../../rpc/transport.js";
 import { hostNetwork, type HostNetwork } from "./advertise-host.js";
 import { compileWorkerFaults, type WorkerFaults } from "./faults.js";
+import type { GpuInfo, TpuInfo } from "./host-resources.js";
 
 /** Options of {@link WorkerDaemon}. */
 export interface WorkerDaemonOptions {
@@ -48,6 +50,18 @@ export interface WorkerDaemonOptions {
   memory?: number;
   /** Attributes for scheduling constraints (`region`, `zone`, user labels). @default {} */
   labels?: Record<string, string>;
+  /**
+   * The GPUs to advertise instead of asking nvidia-smi (`--gpu H100:2`):
+   * tests and fake machines use it, and a host whose driver tools are not
+   * on PATH. Not with `tpu`. @default detected
+   */
+  gpu?: { variant: string; count: number };
+  /**
+   * The TPU variant to advertise instead of reading `TPU_ACCELERATOR_TYPE`
+   * (`--tpu v5litepod-16`); the host has that variant's chips per host.
+   * Not with `gpu`. @default detected
+   */
+  tpu?: string;
   /** Bearer token for the controller. @default process.env.FLUSTER_TOKEN */
   token?: string;
   /**
@@ -99,6 +113,9 @@ export interface CompiledWorkerDaemonOptions {
   cpu: number | undefined;
   memory: number | undefined;
   labels: Record<string, string>;
+  /** The GPUs or TPU to advertise instead of detecting them. */
+  gpu: GpuInfo | undefined;
+  tpu: TpuInfo | undefined;
   token: string | undefined;
   /** Absolute path of the extra CA file, if any. */
   tlsCaFile: string | undefined;
@@ -117,7 +134,7 @@ export interface CompiledWorkerDaemonOptions {
  */
 export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOptions {
   const o = checkPlainObject(raw, "worker options") as Partial<Record<keyof WorkerDaemonOptions, unknown>>;
-  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "maxRequestBytes", "logger", "hostNetwork", "faults"]);
+  const known = new Set(["controllerUrl", "workerId", "host", "port", "advertiseHost", "workDir", "environmentsDir", "npmCacheDir", "npmOffline", "npmIgnoreScripts", "cpu", "memory", "labels", "gpu", "tpu", "token", "tlsCaFile", "tlsCert", "tlsKey", "killGraceSeconds", "maxRequestBytes", "logger", "hostNetwork", "faults"]);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new ValidationError(key, `is not a worker option (known: ${[...known].join(", ")})`);
   const optionalString = (key: keyof WorkerDaemonOptions) => (o[key] === undefined ? undefined : checkString(o[key], key, { nonEmpty: true }));
   const workerId = optionalString("workerId");
@@ -130,6 +147,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     if (o[key] !== undefined && typeof o[key] !== "boolean") throw new ValidationError(key, `must be true or false, got ${describeValue(o[key])}`);
     return o[key] === true;
   };
+  const devices = devicesOf(o.gpu, o.tpu);
   const positive = (key: "cpu" | "memory") => (o[key] === undefined ? undefined : checkPositive(o[key], key));
   return {
     controllerUrl: normalizeBaseUrl(checkString(o.controllerUrl, "controllerUrl", { nonEmpty: true })),
@@ -145,6 +163,7 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     cpu: positive("cpu"),
     memory: positive("memory"),
     labels: labels as Record<string, string>,
+    ...devices,
     token: optionalString("token") ?? (process.env.FLUSTER_TOKEN || undefined),
     tlsCaFile: tlsCaFileOf(optionalString("tlsCaFile") ?? (process.env.FLUSTER_TLS_CA || undefined)),
     tls: tlsOf(optionalString("tlsCert"), optionalString("tlsKey")),
@@ -154,6 +173,24 @@ export function compileWorkerDaemonOptions(raw: unknown): CompiledWorkerDaemonOp
     hostNetwork: (o.hostNetwork as (() => HostNetwork) | undefined) ?? hostNetwork,
     faults: o.faults === undefined ? undefined : compileWorkerFaults(o.faults),
   };
+}
+
+/** The `gpu`/`tpu` overrides, checked: a GPU model and a positive count, or a known TPU variant (with its chips per host); not both. */
+function devicesOf(gpu: unknown, tpu: unknown): { gpu: GpuInfo | undefined; tpu: TpuInfo | undefined } {
+  if (gpu !== undefined && tpu !== undefined) throw new ValidationError("tpu", "must not be given with gpu: a worker advertises one kind of accelerator");
+  let gpuInfo: GpuInfo | undefined;
+  if (gpu !== undefined) {
+    const g = checkPlainObject(gpu, "gpu") as { variant?: unknown; count?: unknown };
+    const variant = checkString(g.variant, "gpu.variant", { nonEmpty: true });
+    if (/\s/.test(variant)) throw new ValidationError("gpu.variant", `must be a GPU model without spaces (e.g. "H100"), got ${describeValue(variant)}`);
+    gpuInfo = { variant, count: checkInteger(g.count, "gpu.count", 1) };
+  }
+  let tpuInfo: TpuInfo | undefined;
+  if (tpu !== undefined) {
+    const variant = checkString(tpu, "tpu", { nonEmpty: true });
+    tpuInfo = { variant, chips: tpuTopology(variant, "tpu").chipsPerHost };
+  }
+  return { gpu: gpuInfo, tpu: tpuInfo };
 }
 
 /** The CA file as an absolute path, checked readable PEM now rather than at the first call. */

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { schedule, type PendingJob, type SchedulerWorker, type TaskDemand } from "../../../src/cluster/controller/scheduler/index.js";
 import { matchesConstraint } from "../../../src/cluster/controller/scheduler/feasibility.js";
 import type { Constraint } from "../../../src/core/job.js";
+import { TPU_HOST_LABEL, TPU_SLICE_LABEL } from "../../../src/cluster/platform/types.js";
 import { GiB, job, placed, worker, type WorkerInit } from "./fixtures.js";
 
 
@@ -34,7 +35,16 @@ const demandArb = fc.constantFrom<Pick<TaskDemand, "deviceType" | "deviceVariant
   { deviceType: "gpu", deviceVariant: "auto", deviceCount: 2 },
   { deviceType: "gpu", deviceVariant: "h100", deviceCount: 1 },
   { deviceType: "tpu", deviceVariant: "v5p-8", deviceCount: 4 },
+  { deviceType: "tpu", deviceVariant: "v5litepod-16", deviceCount: 4 },
 );
+/** The hosts of v5litepod-16 slices (4 hosts of 4 chips): each host busy or not, some missing, in any order. */
+const sliceArb = fc.record({
+  // Mostly complete slices, with hosts mostly free: slice jobs often fit, and sometimes just not.
+  hosts: fc.oneof({ arbitrary: fc.shuffledSubarray([0, 1, 2, 3], { minLength: 4 }), weight: 4 }, { arbitrary: fc.shuffledSubarray([0, 1, 2, 3], { minLength: 3 }), weight: 1 }),
+  busy: fc.array(fc.integer({ min: 0, max: 5 }).map((n) => n === 0), { minLength: 4, maxLength: 4 }),
+  zone: fc.constantFrom("a", "b", "c"),
+  preemptible: fc.boolean(),
+});
 const jobArb = fc.record({
   // Few shapes and mostly no constraints, so jobs that share a shape and a
   // set of eligible workers meet often: the scheduler memoizes per both.
@@ -51,7 +61,7 @@ const jobArb = fc.record({
 
 type Sample<A> = A extends fc.Arbitrary<infer T> ? T : never;
 
-function buildCluster(ws: Array<Sample<typeof workerArb>>, js: Array<Sample<typeof jobArb>>): { workers: SchedulerWorker[]; jobs: PendingJob[] } {
+function buildCluster(ws: Array<Sample<typeof workerArb>>, js: Array<Sample<typeof jobArb>>, ss: Array<Sample<typeof sliceArb>> = []): { workers: SchedulerWorker[]; jobs: PendingJob[] } {
   const workers = ws.map((w, i) =>
     worker(`w${String(i).padStart(2, "0")}`, {
       cpu: w.cpu,
@@ -61,14 +71,28 @@ function buildCluster(ws: Array<Sample<typeof workerArb>>, js: Array<Sample<type
       attributes: { zone: w.zone, rack: String(w.rack), preemptible: String(w.preemptible) },
     }),
   );
+  ss.forEach((slice, s) => {
+    for (const host of slice.hosts) {
+      workers.push(worker(`s${s}h${host}`, {
+        cpu: 8,
+        memory: 64 * GiB,
+        device: ["tpu", "v5litepod-16", 4],
+        used: slice.busy[host] ? { deviceCount: 4 } : {},
+        attributes: { zone: slice.zone, rack: String(host + 1), preemptible: String(slice.preemptible), [TPU_SLICE_LABEL]: `s${s}`, [TPU_HOST_LABEL]: String(host) },
+      }));
+    }
+  });
   const jobs = js.map((j, i) =>
     job(`j${i}`, {
       cpu: j.cpu,
       memory: j.memoryGiB * GiB,
       ...j.device,
-      tasks: j.tasks,
+      // A v5litepod-16 job spans whole slices: 4 or 8 tasks (one or two slices), a gang.
+      ...(j.device.deviceVariant === "v5litepod-16" ? { slice: { hosts: 4 } } : {}),
+      tasks: j.device.deviceVariant === "v5litepod-16" ? (j.tasks > 2 ? 4 : 8) : j.tasks,
+      ...(j.device.deviceVariant === "v5litepod-16" ? { gang: true } : {}),
       gang: j.gang,
-      ...(j.sameZone ? { sameZone: true } : {}),
+      ...(j.sameZone && j.device.deviceVariant !== "v5litepod-16" ? { sameZone: true } : {}),
       priority: j.priority,
       constraints: j.constraints,
       preemptible: j.preemptible,
@@ -104,6 +128,37 @@ function referenceSchedule(jobs: readonly PendingJob[], workers: readonly Schedu
       j.constraints.every((c) => c.preferred || matchesConstraint(w, c)));
     const score = (w: SchedulerWorker) => j.constraints.filter((c) => c.preferred && matchesConstraint(w, c)).length;
     const ranked = eligible.map((w, i) => ({ w, i })).sort((a, b) => score(b.w) - score(a.w) || a.i - b.i).map((x) => x.w);
+    if (j.slice) {
+      const hosts = j.slice.hosts;
+      const sliceIds = [...new Set(ranked.filter((w) => w.attributes[TPU_SLICE_LABEL] !== undefined).map((w) => w.attributes[TPU_SLICE_LABEL]))];
+      const complete = sliceIds
+        .map((id) => Array.from({ length: hosts }, (_, h) => ranked.filter((w) => w.attributes[TPU_SLICE_LABEL] === id && w.attributes[TPU_HOST_LABEL] === String(h))))
+        .filter((list) => list.every((ws) => ws.length === 1))
+        .map((list) => list.map((ws) => ws[0] as SchedulerWorker));
+      const fitsOn = (w: SchedulerWorker) => {
+        const f = free.get(w.workerId);
+        return f !== undefined && f.cpu >= need.cpu && f.memory >= need.memory && f.devices >= need.devices;
+      };
+      const chosen: SchedulerWorker[][] = [];
+      for (let n = 0; n * hosts < j.taskIndexes.length; n++) {
+        const found = complete.find((hostsOf) => !chosen.includes(hostsOf) && hostsOf.every(fitsOn));
+        if (!found) break;
+        chosen.push(found);
+      }
+      if (chosen.length * hosts === j.taskIndexes.length) {
+        for (const taskIndex of j.taskIndexes) {
+          const w = chosen[Math.floor(taskIndex / hosts)]?.[taskIndex % hosts] as SchedulerWorker;
+          const f = free.get(w.workerId);
+          if (f) {
+            f.cpu -= need.cpu;
+            f.memory -= need.memory;
+            f.devices -= need.devices;
+          }
+          out.push(`${j.jobId}/${taskIndex}@${w.workerId}`);
+        }
+      }
+      continue;
+    }
     const groups = j.sameZone ? [...new Set(ranked.map((w) => w.attributes.zone))].map((z) => ranked.filter((w) => w.attributes.zone === z)) : [ranked];
     const allOrNothing = j.gang || j.sameZone === true;
     for (const group of groups) {
@@ -142,8 +197,8 @@ function referenceSchedule(jobs: readonly PendingJob[], workers: readonly Schedu
 describe("properties", () => {
   test("placements never exceed free capacity, and gangs are placed whole or not at all", () => {
     fc.assert(
-      fc.property(fc.array(workerArb, { maxLength: 25 }), fc.array(jobArb, { maxLength: 40 }), (ws, js) => {
-        const { workers, jobs } = buildCluster(ws, js);
+      fc.property(fc.array(workerArb, { maxLength: 25 }), fc.array(jobArb, { maxLength: 40 }), fc.array(sliceArb, { maxLength: 3 }), (ws, js, ss) => {
+        const { workers, jobs } = buildCluster(ws, js, ss);
         const result = schedule(jobs, workers);
         const byId = new Map(workers.map((w) => [w.workerId, w]));
         const jobsById = new Map(jobs.map((j) => [j.jobId, j]));
@@ -167,6 +222,7 @@ describe("properties", () => {
           for (const c of j.constraints) if (!c.preferred) assert.ok(matchesConstraint(w, c), "required constraints hold");
           if (j.demand.deviceType !== "cpu") assert.equal(w.capacity.deviceType, j.demand.deviceType);
           if (!j.preemptible) assert.notEqual(w.attributes.preemptible, "true");
+          if (j.slice) assert.equal(w.attributes[TPU_HOST_LABEL], String(p.taskIndex % j.slice.hosts), "task i of a slice job on host i");
         }
         for (const [workerId, l] of load) {
           const w = byId.get(workerId);
@@ -183,6 +239,13 @@ describe("properties", () => {
             const zones = new Set(result.placements.filter((p) => p.jobId === j.jobId).map((p) => byId.get(p.workerId)?.attributes.zone));
             assert.equal(zones.size, 1, "a same-zone job sits in one zone");
           }
+          const hosts = j.slice?.hosts;
+          if (hosts !== undefined && count > 0) {
+            const sliceOf = (taskIndex: number) => byId.get(result.placements.find((p) => p.jobId === j.jobId && p.taskIndex === taskIndex)?.workerId ?? "")?.attributes[TPU_SLICE_LABEL];
+            const slices = j.taskIndexes.map(sliceOf);
+            for (const t of j.taskIndexes) assert.equal(slices[t], slices[t - (t % hosts)], "the tasks of one slice number share a slice");
+            assert.equal(new Set(slices).size, j.taskIndexes.length / hosts, "each slice number has a slice of its own");
+          }
           assert.equal(result.pending.has(j.jobId), count < j.taskIndexes.length, `pending lists exactly the unfinished jobs (${j.jobId})`);
         }
         for (const [jobId, reason] of result.neverFits) assert.equal(result.pending.get(jobId), reason);
@@ -193,8 +256,8 @@ describe("properties", () => {
 
   test("the indexed scheduler places exactly what a naive scan would", () => {
     fc.assert(
-      fc.property(fc.array(workerArb, { maxLength: 40 }), fc.array(jobArb, { maxLength: 60 }), (ws, js) => {
-        const { workers, jobs } = buildCluster(ws, js);
+      fc.property(fc.array(workerArb, { maxLength: 40 }), fc.array(jobArb, { maxLength: 60 }), fc.array(sliceArb, { maxLength: 3 }), (ws, js, ss) => {
+        const { workers, jobs } = buildCluster(ws, js, ss);
         assert.deepEqual(placed(schedule(jobs, workers).placements), referenceSchedule(jobs, workers));
       }),
       { numRuns: 300 },

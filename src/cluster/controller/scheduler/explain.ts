@@ -24,7 +24,7 @@ export function describeNeed(need: Need, demand: TaskDemand): string {
 }
 
 /** Names what is short for an unplaced job, and whether it could never fit on the registered workers. */
-export function explain({ job, plan, need, gangFitted }: Outcome): { reason: string; never: boolean } {
+export function explain({ job, plan, need, gangFitted, slices }: Outcome): { reason: string; never: boolean } {
   if (plan.blocked) return { reason: plan.blocked, never: true };
   const { noun, eligible } = plan;
   const demand = job.demand;
@@ -39,6 +39,7 @@ export function explain({ job, plan, need, gangFitted }: Outcome): { reason: str
   if (eligible.fitsWhenIdle(need) === 0) {
     return { reason: `no ${noun} has ${describeNeed(need, demand)} together`, never: true };
   }
+  if (slices) return slices;
   if (gangFitted !== undefined) {
     const where = plan.groupedBy ? ` in one ${plan.groupedBy}` : "";
     const idle = Math.max(...plan.groups.map((g) => g.fitsWhenIdle(need)));

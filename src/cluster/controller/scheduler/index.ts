@@ -14,6 +14,7 @@ export type {
   RunningAttempt,
   ScheduleResult,
   SchedulerWorker,
+  SliceDemand,
   TaskDemand,
   WorkerCapacity,
   WorkerUsage,
@@ -41,6 +42,13 @@ export type {
  * Jobs sharing a `groupId` are one unit at their first job's turn: every
  * pending task of every job is placed, or none; with `sameRegion`/`sameZone`
  * on any of them, all in one region or zone, tried in turn.
+ *
+ * A job on multi-host TPU slices (`slice`) takes whole slices: only workers
+ * labelled as slice hosts, task i on host `i mod hosts` of the job's
+ * `⌊i / hosts⌋`-th slice (the first complete slice, in worker rank order,
+ * whose hosts all have room), every pending task or none; its pending
+ * reason names the slices it wants ("needs a whole v5litepod-16 slice
+ * (4 hosts): none free"). It does not preempt.
  *
  * Preemption, after placement: each production or interactive job with
  * unplaced tasks (job order; gangs all or none; a failed group for every

@@ -6,6 +6,7 @@ import { explain } from "./explain.js";
 import { constraintKey, deviceCheck, deviceKey, deviceWords, feasibilityChecks, missingDeviceReason, preferenceChecks } from "./feasibility.js";
 import { compareJobs, compareMachines, groupSlots, rankSlots } from "./rank.js";
 import { bandRank, Preemptor, type ClaimPart, type Claims } from "./preempt.js";
+import { completeSlices, hostIndexOf, placeOnSlices, undoSlices, type Slice } from "./slices.js";
 import type { PendingJob, Placement, ReservationDemand, ReservationOutcome, ScheduleResult, SchedulerWorker } from "./types.js";
 import { WorkerSet } from "./worker-set.js";
 
@@ -34,6 +35,7 @@ function planKey(job: PendingJob): string {
   // Region, zone and constraint text can hold any character: JSON keeps the parts apart.
   if (job.regions?.length) key += ` regions ${JSON.stringify(job.regions)}`;
   if (job.zone !== undefined) key += ` zone ${JSON.stringify(job.zone)}`;
+  if (job.slice) key += ` slice ${job.slice.hosts}`;
   for (const c of job.constraints) key += ` ${c.preferred ? "preferred" : "required"} ${constraintKey(c)}`;
   return key;
 }
@@ -47,6 +49,8 @@ export interface Outcome {
   left: number;
   /** For a gang that did not fit: most of its tasks that fit at once. */
   gangFitted?: number;
+  /** For a job on TPU slices that did not fit: why (no whole slice free, or none registered). */
+  slices?: { reason: string; never: boolean };
 }
 
 /** A reason fixed during placement (a group, a reservation's cap), written instead of explain's. */
@@ -62,6 +66,8 @@ interface GroupEntry {
   need: Need;
   cursor: number;
   used: number[];
+  /** A slice job's tasks, placed by slice rather than through `candidates`. */
+  sliced?: ReadonlyArray<{ taskIndex: number; slot: Slot }>;
 }
 
 function compareReservations(a: ReservationDemand, b: ReservationDemand): number {
@@ -77,6 +83,8 @@ export class SchedulingPass {
   private readonly plans = new Map<string, Plan>();
   /** Per plan and region or zone value, the plan's workers there (for job groups). */
   private readonly local = new Map<string, Candidates>();
+  /** Per plan of slice jobs, the complete slices among its workers. */
+  private readonly sliceLists = new Map<string, Slice[]>();
   private readonly placements: Placement[] = [];
 
   constructor(workers: readonly SchedulerWorker[]) {
@@ -274,6 +282,8 @@ export class SchedulingPass {
       if (!outcome) continue;
       const { job, plan, need, left } = outcome;
       const band = bandRank(job.priority);
+      // Preempting for whole slices is not done: a slice job waits for one to be free.
+      if (job.slice) continue;
       if (band >= 2 || plan.blocked || fixed.has(job.jobId) || left === 0) continue;
       const members = plan.members;
       if (!members) continue;
@@ -299,7 +309,7 @@ export class SchedulingPass {
    * below its own.
    */
   private preemptForGroup(groupId: string, jobs: readonly PendingJob[]): void {
-    if (jobs.every((job) => bandRank(job.priority) >= 2)) return;
+    if (jobs.every((job) => bandRank(job.priority) >= 2) || jobs.some((job) => job.slice)) return;
     const parts = jobs.map((job) => ({ job, plan: this.planFor(job), need: toNeed(job.demand) }));
     if (parts.some((p) => !p.plan.members)) return;
     this.preemptor ??= new Preemptor(this.slots);
@@ -352,26 +362,58 @@ export class SchedulingPass {
   }
 
   /** One try at a group on the given lists; undone whole when a job does not fit. Returns the job that did not. */
-  private tryGroup(parts: ReadonlyArray<{ job: PendingJob; plan: Plan; need: Need; candidates: Candidates }>): { job: PendingJob; plan: Plan; need: Need } | undefined {
+  private tryGroup(parts: ReadonlyArray<{ job: PendingJob; plan: Plan; need: Need; candidates: Candidates }>): { job: PendingJob; plan: Plan; need: Need; slices?: Outcome["slices"] } | undefined {
     const entries: GroupEntry[] = [];
+    const undo = (): void => {
+      for (const entry of entries.reverse()) {
+        if (entry.sliced) undoSlices(entry.sliced, entry.need);
+        else this.rollback(entry.candidates, entry.used, entry.need, entry.cursor);
+      }
+      // A slot two lists share was read by each while the group held room there:
+      // re-read it everywhere, or a list would keep a too-low maximum and skip it.
+      for (const entry of entries) {
+        const slots = entry.sliced ? entry.sliced.map((p) => p.slot) : entry.used.map((index) => entry.candidates.slots[index]);
+        for (const slot of slots) if (slot) for (const other of entries) other.candidates.refreshSlot(slot);
+      }
+    };
     for (const part of parts) {
       const { job, candidates, need } = part;
       const cursor = candidates.cursor(need);
+      if (job.slice) {
+        const result = placeOnSlices(job, job.slice, this.slicesOf(part.plan, job.slice.hosts), need);
+        if (!result.placed) {
+          undo();
+          return { ...part, slices: { reason: result.reason, never: result.never } };
+        }
+        entries.push({ job, candidates, need, cursor, used: [], sliced: result.placed });
+        continue;
+      }
       const used = this.fill(candidates, need, job.taskIndexes.length);
       entries.push({ job, candidates, need, cursor, used });
       if (used.length < job.taskIndexes.length) {
-        for (const entry of entries.reverse()) this.rollback(entry.candidates, entry.used, entry.need, entry.cursor);
-        // A slot two lists share was read by each while the group held room there:
-        // re-read it everywhere, or a list would keep a too-low maximum and skip it.
-        for (const entry of entries) for (const index of entry.used) {
-          const slot = entry.candidates.slots[index];
-          if (slot) for (const other of entries) other.candidates.refreshSlot(slot);
-        }
+        undo();
         return part;
       }
     }
-    for (const entry of entries) this.commit(entry.job, entry.candidates, entry.used);
+    for (const entry of entries) {
+      if (entry.sliced) this.commitSlices(entry.job, entry.sliced);
+      else this.commit(entry.job, entry.candidates, entry.used);
+    }
     return undefined;
+  }
+
+  /** The complete slices among a slice plan's workers, worked out once per plan. */
+  private slicesOf(plan: Plan, hosts: number): Slice[] {
+    let list = this.sliceLists.get(plan.key);
+    if (!list) {
+      list = completeSlices(plan.eligible.slots, hosts);
+      this.sliceLists.set(plan.key, list);
+    }
+    return list;
+  }
+
+  private commitSlices(job: PendingJob, placed: ReadonlyArray<{ taskIndex: number; slot: Slot }>): void {
+    for (const { taskIndex, slot } of placed) this.placements.push({ jobId: job.jobId, taskIndex, workerId: slot.worker.workerId });
   }
 
   private localCandidates(plan: Plan, by: "region" | "zone", value: string): Candidates {
@@ -386,6 +428,13 @@ export class SchedulingPass {
 
   private place(job: PendingJob, plan: Plan, need: Need): Outcome {
     const count = job.taskIndexes.length;
+    if (job.slice) {
+      // Room is taken on the slots themselves: the lists' indexes keep upper bounds, as for any slot another list changed.
+      const result = placeOnSlices(job, job.slice, this.slicesOf(plan, job.slice.hosts), need);
+      if (!result.placed) return { job, plan, need, left: count, slices: { reason: result.reason, never: result.never } };
+      this.commitSlices(job, result.placed);
+      return { job, plan, need, left: 0 };
+    }
     if (!job.gang && !plan.groupedBy) {
       const placed = this.fill(plan.eligible, need, count);
       this.commit(job, plan.eligible, placed);
@@ -468,7 +517,16 @@ export class SchedulingPass {
     const device = this.workersPassing(deviceCheck(demand));
     if (device.isEmpty()) return blocked(missingDeviceReason(this.slots.map((s) => s.worker), demand));
     let eligibleSet = device;
-    for (const check of feasibilityChecks(job, noun)) {
+    const checks = feasibilityChecks(job, noun);
+    const hosts = job.slice?.hosts;
+    if (hosts !== undefined) {
+      checks.unshift({
+        key: `tpu slice hosts ${hosts}`,
+        test: (w) => hostIndexOf(w, hosts) !== undefined,
+        reason: `no ${noun} is a host of a TPU slice (labels fluster-tpu-slice and fluster-tpu-host): a ${hosts}-host slice's tasks run only on its hosts`,
+      });
+    }
+    for (const check of checks) {
       eligibleSet = eligibleSet.and(this.workersPassing(check));
       if (eligibleSet.isEmpty()) return blocked(check.reason);
     }

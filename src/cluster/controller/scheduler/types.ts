@@ -109,6 +109,26 @@ export interface PendingJob {
    * for that reservation first (see {@link ReservationDemand}). @default none
    */
   reservationId?: string;
+  /**
+   * Set for a job on multi-host TPU slices: its tasks take whole slices.
+   * Only workers labelled as slice hosts (`fluster-tpu-slice`,
+   * `fluster-tpu-host`) are eligible, and task `i` goes to the host labelled
+   * `i mod hosts` of the job's `⌊i / hosts⌋`-th slice, every pending task or
+   * none. @default none: not on slices
+   */
+  slice?: SliceDemand;
+}
+
+/** How a job on multi-host TPU slices spreads over them (see {@link PendingJob.slice}). */
+export interface SliceDemand {
+  /** Hosts per slice (the TPU variant's host count, more than 1). */
+  hosts: number;
+  /**
+   * The slices its running tasks are on, by slice number (`⌊taskIndex /
+   * hosts⌋`): a pending task joins its running siblings on their slice, and
+   * no other slice number may take these. @default none
+   */
+  held?: Readonly<Record<number, string>>;
 }
 
 /**

@@ -63,7 +63,9 @@ export type TaskAssignment = Message<"fluster.worker.v1.TaskAssignment"> & {
   spec?: JobSpec | undefined;
 
   /**
-   * FLUSTER_* and user variables for the process.
+   * Variables the controller computed for the attempt from where its job's
+   * tasks were placed (TPU_WORKER_ID, TPU_WORKER_HOSTNAMES, MEGASCALE_*,
+   * FLUSTER_COORDINATOR_ADDRESS), set over the job's own.
    *
    * @generated from field: map<string, string> env = 8;
    */
