@@ -105,15 +105,15 @@ test("a database of schema 3 migrates: its jobs load without a group or reservat
   before.close();
   // Back to schema 3, as a controller before job groups left it.
   const db = new Database(join(path, "controller.sqlite"));
-  db.exec(`DROP TABLE job_groups; DROP TABLE reservations; ALTER TABLE jobs DROP COLUMN group_id; ALTER TABLE jobs DROP COLUMN reservation_id;`);
+  db.exec(`DROP TABLE vms; DROP TABLE job_groups; DROP TABLE reservations; ALTER TABLE jobs DROP COLUMN group_id; ALTER TABLE jobs DROP COLUMN reservation_id;`);
   db.pragma("user_version = 3");
   db.close();
   const store = new StateStore(path);
   const state = store.load();
-  assert.deepEqual([state.groups, state.reservations], [[], []]);
+  assert.deepEqual([state.groups, state.reservations, state.vms], [[], [], []]);
   assert.deepEqual(state.jobs.map((j) => [j.jobId, j.name, j.groupId, j.reservationId, j.tasks.length]), [["old-1", "old", undefined, undefined, 1]]);
   const version = new Database(join(path, "controller.sqlite"), { readonly: true });
-  assert.equal(version.pragma("user_version", { simple: true }), 4);
+  assert.equal(version.pragma("user_version", { simple: true }), 5);
   version.close();
   store.close();
 });
