@@ -2,6 +2,7 @@
 // section and how it is built. Modules are imported only when a platform is
 // built, so a cluster without GCP groups never loads Google's libraries.
 import { ValidationError } from "../../core/errors.js";
+import { checkDockerSettings, type DockerSettings } from "./docker/settings.js";
 import { checkLocalSettings, type LocalSettings } from "./local/settings.js";
 import type { Platform, PlatformContext } from "./types.js";
 
@@ -29,7 +30,10 @@ export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
     checkSettings: checkLocalSettings,
     create: async (settings, context) => (await import("./local/platform.js")).createLocalPlatform(settings as LocalSettings, context),
   },
-  docker: notBuiltYet("docker"),
+  docker: {
+    checkSettings: checkDockerSettings,
+    create: async (settings, context) => (await import("./docker/platform.js")).createDockerPlatform(settings as DockerSettings, context),
+  },
   ssh: notBuiltYet("ssh"),
   gcp: notBuiltYet("gcp"),
 };
