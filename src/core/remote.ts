@@ -427,6 +427,7 @@ function rebaseModuleUrl(moduleUrl: string, rebase: unknown): string {
 
 /** This fluster package's root (this module is `src/core/remote.ts` or `dist/core/remote.js` in it). */
 const OWN_PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const RUNS_FROM_SOURCE = import.meta.url.endsWith(".ts");
 
 /**
  * Fluster's own remote functions (WorkerPool's executor, Zephyr's shard
@@ -448,7 +449,10 @@ function ownPackageModule(moduleUrl: string): string | undefined {
   }
   for (const match of path.matchAll(/[\\/](?:src|dist)[\\/]/g)) {
     const relative = path.slice((match.index ?? 0) + match[0].length).replace(/\.(?:ts|mts|js|mjs)$/, "");
-    for (const candidate of [join(OWN_PACKAGE_ROOT, "dist", `${relative}.js`), join(OWN_PACKAGE_ROOT, "src", `${relative}.ts`)]) {
+    const built = join(OWN_PACKAGE_ROOT, "dist", `${relative}.js`);
+    const source = join(OWN_PACKAGE_ROOT, "src", `${relative}.ts`);
+    // The flavour this process runs (a checkout's tests run src/ through tsx), so the function is the one it already loaded.
+    for (const candidate of RUNS_FROM_SOURCE ? [source, built] : [built, source]) {
       try {
         if (statSync(candidate).isFile()) return pathToFileURL(candidate).href;
       } catch {
