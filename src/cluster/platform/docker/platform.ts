@@ -1,11 +1,11 @@
 // The docker platform: each VM is a container on this machine's Docker engine
-// running `fluster worker serve`, on the host network (never Docker's bridge),
+// running a fluster worker daemon, on the host network (never Docker's bridge),
 // with the shape's CPU and memory as its limits. Containers carry the cluster,
 // vm and group as labels, so a restarted controller finds them by listing.
 import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FlusterError } from "../../../core/errors.js";
-import { AllocationError, workerServeArgs, type Platform, type PlatformContext, type Vm, type VmRequest } from "../types.js";
+import { AllocationError, type Platform, type PlatformContext, type Vm, type VmRequest } from "../types.js";
 import { IMAGE_PACKAGE_DIR, ensureWorkerImage } from "./image.js";
 import type { DockerSettings } from "./settings.js";
 
@@ -16,6 +16,13 @@ export const GROUP_LABEL = "fluster.group";
 
 /** Where a container's worker keeps its work dir (inside the container: it goes with it). */
 const CONTAINER_WORK_DIR = "/work";
+/**
+ * The worker daemon's own entry (what `fluster worker serve` runs, given its
+ * options as JSON): it loads the daemon alone, not every command of the CLI,
+ * which starts a VM's worker about 0.3 s sooner (bench/docker-vm.bench.ts).
+ * The image holds the same fluster build as this process, so the two agree.
+ */
+const WORKER_MAIN = `${IMAGE_PACKAGE_DIR}/dist/cluster/worker/main.js`;
 /** Where the controller's CA is written in a container, when it serves TLS with a private CA. */
 const CONTAINER_CA_FILE = "/tmp/fluster-controller-ca.pem";
 
@@ -155,7 +162,7 @@ export class DockerPlatform implements Platform {
       env.FLUSTER_TOKEN = token;
       envFlags.push("--env", "FLUSTER_TOKEN");
     }
-    const worker = ["node", `${IMAGE_PACKAGE_DIR}/bin/fluster.js`, ...workerServeArgs(request, vmId), "--host", "127.0.0.1", "--work-dir", CONTAINER_WORK_DIR];
+    const worker = ["node", WORKER_MAIN, JSON.stringify(workerOptions(request, vmId))];
     let command = worker;
     if (tlsCa) {
       // The worker reads the controller's CA from a file (FLUSTER_TLS_CA): a
@@ -266,6 +273,27 @@ export class DockerPlatform implements Platform {
       });
     });
   }
+}
+
+/**
+ * The daemon options of a VM's worker, as `workerServeArgs` gives them to
+ * `fluster worker serve`: its id, the shape's CPU (whole cores, at least one)
+ * and memory, its labels; bound to loopback on the host network, on a free
+ * port. The token and the CA file come from the container's environment
+ * (FLUSTER_TOKEN, FLUSTER_TLS_CA), never its command line.
+ */
+function workerOptions(request: VmRequest, vmId: string): Record<string, unknown> {
+  const { resources } = request.group.shape;
+  return {
+    controllerUrl: request.worker.controllerUrl,
+    workerId: vmId,
+    host: "127.0.0.1",
+    port: 0,
+    workDir: CONTAINER_WORK_DIR,
+    cpu: Math.max(1, Math.floor(resources.cpu)),
+    memory: resources.memory,
+    labels: { ...request.worker.labels },
+  };
 }
 
 /** A `docker` command that failed, with what it printed. */
