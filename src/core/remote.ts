@@ -215,7 +215,7 @@ export async function resolveRemote(ref: RemoteRef, options: ResolveRemoteOption
   const requested = validateRef(ref);
   const rebase = options.rebase ?? workspaceRebase();
   const rebased = rebase ? rebaseModuleUrl(requested.module, rebase) : requested.module;
-  const target: RemoteRef = Object.freeze({ module: rebased, name: requested.name });
+  const target: RemoteRef = Object.freeze({ module: ownPackageModule(rebased) ?? rebased, name: requested.name });
   const what = `remote function "${target.name}" from module ${target.module}`;
 
   let namespace: Record<string, unknown>;
@@ -423,6 +423,44 @@ function rebaseModuleUrl(moduleUrl: string, rebase: unknown): string {
   const from = asDirectoryUrl(normaliseModuleUrl(rawFrom, "rebase.from"));
   const to = asDirectoryUrl(normaliseModuleUrl(rawTo, "rebase.to"));
   return moduleUrl.startsWith(from) ? to + moduleUrl.slice(from.length) : moduleUrl;
+}
+
+/** This fluster package's root (this module is `src/core/remote.ts` or `dist/core/remote.js` in it). */
+const OWN_PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const RUNS_FROM_SOURCE = import.meta.url.endsWith(".ts");
+
+/**
+ * Fluster's own remote functions (WorkerPool's executor, Zephyr's shard
+ * runner, the actor and task hosts) are referenced at the client's install of
+ * fluster, which a worker on another machine or in a container has at
+ * another path, or not at all. A module that is not here, whose path ends
+ * like one of this install's modules (`…/src/pool/executor.ts`,
+ * `…/dist/pool/executor.js`), is imported from this install; the function
+ * must still be registered there under its name. Undefined otherwise.
+ */
+function ownPackageModule(moduleUrl: string): string | undefined {
+  if (!moduleUrl.startsWith("file:")) return undefined;
+  const path = fileURLToPath(moduleUrl);
+  try {
+    statSync(path);
+    return undefined; // it is here: import it as it is
+  } catch {
+    // not on this machine: maybe one of fluster's own modules
+  }
+  for (const match of path.matchAll(/[\\/](?:src|dist)[\\/]/g)) {
+    const relative = path.slice((match.index ?? 0) + match[0].length).replace(/\.(?:ts|mts|js|mjs)$/, "");
+    const built = join(OWN_PACKAGE_ROOT, "dist", `${relative}.js`);
+    const source = join(OWN_PACKAGE_ROOT, "src", `${relative}.ts`);
+    // The flavour this process runs (a checkout's tests run src/ through tsx), so the function is the one it already loaded.
+    for (const candidate of RUNS_FROM_SOURCE ? [source, built] : [built, source]) {
+      try {
+        if (statSync(candidate).isFile()) return pathToFileURL(candidate).href;
+      } catch {
+        // not this one
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Inside a job that runs in a bundle: the client's workspace root → this worker's copy. */

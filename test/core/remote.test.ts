@@ -239,6 +239,16 @@ describe("resolveRemote in this process", () => {
     await assert.rejects(resolveRemote(ref, { rebase: { from: "relative/dir", to: fixtures } }), ValidationError);
   });
 
+  test("fluster's own functions referenced at another install of fluster resolve from this one", async () => {
+    // A client whose fluster is elsewhere (a container's worker has it at /opt/fluster) names WorkerPool's executor there.
+    const { hostTaskExecutor } = await import("../../src/pool/executor.js");
+    for (const module of ["file:///nowhere/node_modules/fluster/dist/pool/executor.js", "file:///home/someone/src/fluster/src/pool/executor.ts"]) {
+      assert.equal(await resolveRemote({ module, name: "hostTaskExecutor" }), hostTaskExecutor, module);
+    }
+    // A module of that path that is not fluster's still fails, naming what it asked for.
+    await rejectsResolution({ module: "file:///nowhere/dist/no-such/module.js", name: "f" }, [/nowhere\/dist\/no-such\/module\.js/]);
+  });
+
   test("rejects a malformed reference", async () => {
     await assert.rejects(resolveRemote({ module: "tasks.ts", name: "square" }), { name: "ValidationError", message: /ref\.module/ });
     await assert.rejects(resolveRemote({ module: fixtureUrl("tasks.ts"), name: "" }), { name: "ValidationError", message: /ref\.name/ });

@@ -1,7 +1,7 @@
 // The platforms a scale group may name, each with the check of its config
 // section and how it is built. Modules are imported only when a platform is
 // built, so a cluster without GCP groups never loads Google's libraries.
-import { ValidationError } from "../../core/errors.js";
+import { checkDockerSettings, type DockerSettings } from "./docker/settings.js";
 import { checkGcpSettings, type GcpSettings } from "./gcp/settings.js";
 import { checkLocalSettings, type LocalSettings } from "./local/settings.js";
 import { checkSshSettings, type SshSettings } from "./ssh/settings.js";
@@ -31,7 +31,10 @@ export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
     checkSettings: checkLocalSettings,
     create: async (settings, context) => (await import("./local/platform.js")).createLocalPlatform(settings as LocalSettings, context),
   },
-  docker: notBuiltYet("docker"),
+  docker: {
+    checkSettings: checkDockerSettings,
+    create: async (settings, context) => (await import("./docker/platform.js")).createDockerPlatform(settings as DockerSettings, context),
+  },
   ssh: {
     checkSettings: checkSshSettings,
     create: async (settings, context) => (await import("./ssh/platform.js")).createSshPlatform(settings as SshSettings, context),
@@ -41,17 +44,6 @@ export const PLATFORM_MODULES: Record<PlatformName, PlatformModule> = {
     create: async (settings, context) => (await import("./gcp/platform.js")).createGcpPlatform(settings as GcpSettings, context),
   },
 };
-
-/** A platform whose module has not landed: its groups are refused when the config is read. */
-function notBuiltYet(name: string): PlatformModule {
-  const refuse = (field: string): never => {
-    throw new ValidationError(field, `names the ${name} platform, which this build of fluster does not have yet`);
-  };
-  return {
-    checkSettings: (section, field) => (Object.keys(section).length > 0 ? refuse(field) : {}),
-    create: () => Promise.reject(new ValidationError("platform", `there is no ${name} platform in this build of fluster yet`)),
-  };
-}
 
 /** Builds the named platform from its checked settings. */
 export function createPlatform(name: PlatformName, settings: PlatformSettings, context: PlatformContext): Promise<Platform> {

@@ -213,6 +213,26 @@ platforms:
     }
   });
 
+  test("platforms.docker: image, docker command and extra run flags; a docker group without the section gets the defaults", () => {
+    const group = "scaleGroups:\n  - { name: d, platform: docker, shape: { cpu: 1, memory: 512m }, maxVms: 2 }\n";
+    assert.deepEqual(parseClusterConfig(group).platforms, { docker: {} });
+    const config = parseClusterConfig(`${group}platforms:\n  docker:\n    image: my-worker:1\n    docker: /usr/bin/docker\n    extraRunArgs: [--ulimit, nofile=4096:4096]\n`);
+    assert.deepEqual(config.platforms, { docker: { image: "my-worker:1", docker: "/usr/bin/docker", extraRunArgs: ["--ulimit", "nofile=4096:4096"] } });
+    const cases: Array<[string, RegExp]> = [
+      ["platforms:\n  docker: { registry: gcr.io }", /^platforms\.docker\.registry is not a known key \(known: image, docker, extraRunArgs\)/],
+      ["platforms:\n  docker: { image: '' }", /^platforms\.docker\.image must not be empty/],
+      ["platforms:\n  docker: { docker: 7 }", /^platforms\.docker\.docker must be a string, got 7/],
+      ["platforms:\n  docker: { extraRunArgs: --privileged }", /^platforms\.docker\.extraRunArgs must be an array of strings/],
+      ["platforms:\n  docker: { extraRunArgs: [--ulimit, nofile=1, --network=bridge] }", /^platforms\.docker\.extraRunArgs\[2\] may not set --network: the docker platform sets it itself/],
+      ["platforms:\n  docker: [image]", /^platforms\.docker must be an object/],
+    ];
+    for (const [text, expected] of cases) {
+      const err = refusal(text);
+      assert.ok(err instanceof ValidationError, `${text}: ${String(err)}`);
+      assert.match(err.message, expected);
+    }
+  });
+
   test("a YAML syntax error names the file, line and column; a missing file names its path", () => {
     const err = refusal("scaleGroups:\n  - name: a\n    name: b\n");
     assert.ok(err instanceof FlusterError);
