@@ -18,6 +18,21 @@ const run = promisify(execFile);
 export { FLUSTER_PACKAGE_DIR, productionDependencies } from "../package-files.js";
 /** Where a worker image holds the fluster package. */
 export const IMAGE_PACKAGE_DIR = "/opt/fluster";
+/** Where a worker image holds npm: beside its node, where workers look for it first. */
+const IMAGE_NPM_DIR = "/usr/local/lib/node_modules/npm";
+
+/** The npm package beside this machine's node (as node's installers lay it out), if there is one. */
+function hostNpmDir(): string | undefined {
+  const binDir = dirname(process.execPath);
+  for (const dir of [join(binDir, "..", "lib", "node_modules", "npm"), join(binDir, "node_modules", "npm")]) {
+    if (existsSync(join(dir, "bin", "npm-cli.js"))) return dir;
+  }
+  return undefined;
+}
+
+/** The machine's CA certificates: an image trusts what this machine trusts (a TLS-inspecting proxy's CA, a private registry's). */
+const CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
+
 /** Tools copied into every image with their libraries, besides node: what command jobs commonly run. */
 const TOOLS = ["sh", "dash", "bash", "cat", "echo", "env", "ls", "mkdir", "rm", "sleep", "true", "false", "printf", "head", "tail", "grep", "id", "pwd", "test", "kill", "wc", "tee"];
 
@@ -41,7 +56,9 @@ export async function ensureNodeImage(options: ImageOptions = {}): Promise<strin
 
 /**
  * A node image plus the fluster package at `/opt/fluster` (its `dist/`,
- * `bin/`, `proto/` and production dependencies): what a docker platform VM
+ * `bin/`, `proto/` and production dependencies) and this machine's npm (for
+ * jobs' dependencies; native ones need a toolchain the image lacks, so they
+ * need an image of your own): what a docker platform VM
  * runs `fluster worker serve` from. Returns its tag; builds it when missing.
  * Needs a built `dist/` (`npm run build`).
  */
@@ -55,7 +72,9 @@ export async function ensureWorkerImage(options: ImageOptions = {}): Promise<str
 async function ensureImage(options: ImageOptions & { repository: string }, withPackage: boolean): Promise<string> {
   const docker = options.docker ?? "docker";
   const files = hostFiles();
-  const packageFiles = withPackage ? packageTree() : [];
+  // Worker images also get npm (a pure JavaScript package beside node), so workers install jobs' dependencies.
+  const npm = withPackage ? hostNpmDir() : undefined;
+  const packageFiles = withPackage ? [...packageTree(), ...(npm ? [{ from: npm, to: IMAGE_NPM_DIR }] : [])] : [];
   const hash = createHash("sha256");
   for (const file of [...files, ...packageFiles.map((f) => f.from)]) {
     const stat = statSync(file);
@@ -74,6 +93,7 @@ async function ensureImage(options: ImageOptions & { repository: string }, withP
     cpSync("/etc/passwd", join(root, "etc/passwd"));
     cpSync("/etc/group", join(root, "etc/group"));
     for (const { from, to } of packageFiles) copyInto(root, from, to);
+    if (npm) symlinkSync("../lib/node_modules/npm/bin/npm-cli.js", join(root, "usr/local/bin/npm"));
     await importRootfs(docker, root, tag, withPackage);
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -96,6 +116,7 @@ function hostFiles(): string[] {
     }
   }
   for (const binary of binaries) for (const lib of linkedLibraries(binary)) files.add(lib);
+  if (existsSync(CA_BUNDLE)) files.add(CA_BUNDLE);
   return [...files].sort();
 }
 
@@ -149,6 +170,7 @@ async function imageExists(docker: string, tag: string): Promise<boolean> {
 async function importRootfs(docker: string, root: string, tag: string, withPackage: boolean): Promise<void> {
   const path = withPackage ? `/usr/local/bin:/usr/bin:/bin:${IMAGE_PACKAGE_DIR}/bin` : "/usr/local/bin:/usr/bin:/bin";
   const changes = [`ENV PATH=${path}`, "ENV HOME=/root", "WORKDIR /work"];
+  if (existsSync(join(root, CA_BUNDLE))) changes.push(`ENV NODE_EXTRA_CA_CERTS=${CA_BUNDLE}`, `ENV SSL_CERT_FILE=${CA_BUNDLE}`);
   const tar = spawn("tar", ["-C", root, "-c", "."], { stdio: ["ignore", "pipe", "pipe"] });
   const importer = spawn(docker, ["import", ...changes.flatMap((c) => ["--change", c]), "-", tag], { stdio: ["pipe", "pipe", "pipe"] });
   tar.stdout.pipe(importer.stdin);
