@@ -79,7 +79,7 @@ export class GcpPlatform implements Platform {
     this.places.set(vmId, place);
     const existing = await this.getStatus(vmId, signal);
     if (existing) return existing;
-    const log = { event: "vm_allocate", vmId, group: request.group.name, zone, platform: "gcp" };
+    const log = { event: "gcp_vm_creating", vmId, group: request.group.name, zone, platform: "gcp" };
     this.context.logger.info(log, `creating ${tpu ? `TPU node ${request.group.shape.resources.deviceVariant}` : "instance"} ${vmId} in ${zone}`);
     try {
       if (tpu) await this.createNode(request, zone, signal);
@@ -119,7 +119,7 @@ export class GcpPlatform implements Platform {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    this.context.logger.info({ event: "vm_released", vmId, platform: "gcp" }, `deleted ${vmId}`);
+    this.context.logger.info({ event: "gcp_vm_deleted", vmId, platform: "gcp" }, `deleted ${vmId}`);
   }
 
   async getStatus(vmId: string, signal?: AbortSignal): Promise<Vm | undefined> {
