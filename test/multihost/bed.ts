@@ -140,6 +140,43 @@ function tryRun(argv: readonly string[]): void {
   }
 }
 
+/**
+ * Host-to-host traffic crosses the bed's bridge, and where bridged packets
+ * go through iptables (br_netfilter, which Docker's engine loads) a FORWARD
+ * policy of DROP (which it sets) would cut the hosts off from each other:
+ * the bed accepts forwarding within its own bridge, and takes the rule away
+ * with the bridge. Nothing to do without iptables.
+ */
+function allowForwarding(bridge: string): void {
+  if (!iptablesPresent()) return;
+  run(["iptables", "-I", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]);
+}
+
+function forbidForwarding(bridge: string): void {
+  if (!iptablesPresent()) return;
+  // As many times as it was added (a bed built twice under one id by a crashed run).
+  for (let i = 0; i < 4; i++) {
+    try {
+      run(["iptables", "-D", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]);
+    } catch {
+      return;
+    }
+  }
+}
+
+let hasIptables: boolean | undefined;
+function iptablesPresent(): boolean {
+  if (hasIptables === undefined) {
+    try {
+      execFileSync("iptables", ["-S", "FORWARD"], { stdio: "ignore", timeout: 10_000 });
+      hasIptables = true;
+    } catch {
+      hasIptables = false;
+    }
+  }
+  return hasIptables;
+}
+
 function bedIdPid(id: string): number {
   return parseInt(id.slice(0, -1), 36);
 }
@@ -195,6 +232,7 @@ export function sweepStaleBeds(): string[] {
       tryRun(["ip", "netns", "del", netns]);
     }
     for (const link of links.filter((n) => n.startsWith(`${BED_PREFIX}${id}-`))) tryRun(["ip", "link", "del", link]);
+    forbidForwarding(`${BED_PREFIX}${id}-br`);
     rmSync(join(tmpdir(), `${FOLDER_PREFIX}${id}`), { recursive: true, force: true });
   }
   return [...stale];
@@ -289,6 +327,7 @@ export class TestBed {
     run(["ip", "link", "add", this.bridge, "type", "bridge"]);
     run(["ip", "addr", "add", `${this.bridgeAddress}/24`, "dev", this.bridge]);
     run(["ip", "link", "set", this.bridge, "up"]);
+    allowForwarding(this.bridge);
     for (const host of this.hosts) {
       const inNs = (...argv: string[]) => run(["ip", "netns", "exec", host.netns, ...argv]);
       run(["ip", "netns", "add", host.netns]);
@@ -457,6 +496,7 @@ export class TestBed {
       tryRun(["ip", "link", "del", host.rootVeth]);
     }
     tryRun(["ip", "link", "del", this.bridge]);
+    forbidForwarding(this.bridge);
     rmSync(this.dir, { recursive: true, force: true });
     liveBeds.delete(this);
   }
