@@ -4,9 +4,10 @@
 // src/ directly, but the `fluster` bin, the examples and the package test run
 // the built dist/, so it is rebuilt first when src/ changed (instant otherwise).
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildIfStale } from "./build.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -24,10 +25,11 @@ try {
   process.exit(1);
 }
 
+const slots = mkdtempSync(join(tmpdir(), "fluster-test-slots-"));
 const child = spawn(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=spec", ...files],
-  { cwd: root, stdio: ["ignore", "pipe", "inherit"] },
+  ["--import", "tsx", "--import", pathToFileURL(join(root, "scripts", "test-slot.mjs")).href, "--test", "--test-reporter=spec", `--test-concurrency=${concurrency()}`, ...files],
+  { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FLUSTER_TEST_SLOT_DIR: slots } },
 );
 let tail = "";
 child.stdout.on("data", (chunk) => {
@@ -35,6 +37,7 @@ child.stdout.on("data", (chunk) => {
   tail = (tail + chunk.toString()).slice(-4096);
 });
 child.on("close", (code, signal) => {
+  rmSync(slots, { recursive: true, force: true });
   const match = /(?:ℹ|#) tests (\d+)/.exec(tail);
   const count = match ? Number(match[1]) : 0;
   if (code === 0 && count === 0) {
@@ -43,6 +46,24 @@ child.on("close", (code, signal) => {
   }
   process.exit(code ?? (signal ? 1 : 0));
 });
+
+/**
+ * Test files run two at a time (FLUSTER_TEST_CONCURRENCY to change it): most
+ * of a file's time is spent waiting on processes, sockets and timers, so two
+ * files share a 2-core machine well; every test makes its own ports,
+ * directories, namespaces and containers, so files never see each other.
+ * Files that time faults against the clock run alone (scripts/test-slot.mjs).
+ */
+function concurrency() {
+  const given = process.env.FLUSTER_TEST_CONCURRENCY;
+  if (given === undefined || given === "") return 2;
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`run-tests: FLUSTER_TEST_CONCURRENCY must be a positive integer, got ${JSON.stringify(given)}`);
+    process.exit(1);
+  }
+  return n;
+}
 
 function findTests(dir) {
   return readdirSync(dir, { recursive: true })

@@ -3,7 +3,7 @@
 // functions, checked without Docker.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { containerName, dockerClientEnv, dockerRunArgs, flusterMounts, splitContainerEnv } from "../../src/cluster/worker/container.js";
+import { containerName, dockerClientEnv, dockerRunArgs, flusterMounts, splitContainerEnv, workerDirKey } from "../../src/cluster/worker/container.js";
 import { REPO_ROOT } from "../helpers/index.js";
 
 describe("docker run arguments of an attempt", () => {
@@ -15,6 +15,7 @@ describe("docker run arguments of an attempt", () => {
     container: {
       image: "registry.example.com/team/app:v1",
       workerId: "host-1-8001",
+      attemptsDir: "/work/attempts",
       cpu: 1.5,
       memoryBytes: 256 * 2 ** 20,
       mounts: [{ path: "/work/ws" }, { path: "/opt/fluster", readOnly: true }, { path: "/work/attempts/a" }, { path: "/work/ws", readOnly: true }],
@@ -28,6 +29,7 @@ describe("docker run arguments of an attempt", () => {
       "run",
       "--name", name,
       "--label", "fluster.worker=host-1-8001",
+      "--label", `fluster.worker-dir=${workerDirKey("/work/attempts")}`,
       "--label", "fluster.attempt=job-1/task-0/attempt-2",
       "--network", "host", "--init", "--pull", "never", "--log-driver", "none",
       "--cpus", "1.5",

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ensureNodeImage } from "../../src/cluster/platform/docker/image.js";
-import { ATTEMPT_LABEL, CONTAINER_FILE_NAME, WORKER_LABEL, reapContainers } from "../../src/cluster/worker/container.js";
+import { ATTEMPT_LABEL, CONTAINER_FILE_NAME, WORKER_DIR_LABEL, WORKER_LABEL, reapContainers, workerDirKey } from "../../src/cluster/worker/container.js";
 import { Entrypoint } from "../../src/core/entrypoint.js";
 import { ValidationError } from "../../src/core/errors.js";
 import type { JobInfo } from "../../src/core/job.js";
@@ -154,7 +154,7 @@ describe("a worker daemon that dies", { timeout: 60_000 }, () => {
 });
 
 describe("reaping containers after a worker restart", { timeout: 60_000 }, () => {
-  test("removes the containers labelled with the worker's id and those its attempt directories record", async (t) => {
+  test("removes the containers labelled with the worker's id and directory and those its attempt directories record, not another cluster's worker of the same id", async (t) => {
     const nodeImage = await ensureNodeImage();
     const root = mkdtempSync(join(tmpdir(), "fluster-reap-containers-"));
     const suffix = `${process.pid}-${Date.now()}`;
@@ -162,20 +162,23 @@ describe("reaping containers after a worker restart", { timeout: 60_000 }, () =>
     const labelled = `fluster-attempt-reap-labelled-${suffix}`;
     const recorded = `fluster-attempt-reap-recorded-${suffix}`;
     const bystander = `fluster-attempt-reap-bystander-${suffix}`;
+    const namesake = `fluster-attempt-reap-namesake-${suffix}`;
     t.after(() => {
       rmSync(root, { recursive: true, force: true });
-      for (const name of [labelled, recorded, bystander]) execFileSync("docker", ["rm", "--force", name], { stdio: "ignore" });
+      for (const name of [labelled, recorded, bystander, namesake]) execFileSync("docker", ["rm", "--force", name], { stdio: "ignore" });
     });
     const run = (name: string, labels: string[]) => docker("run", "--detach", "--name", name, ...labels.flatMap((l) => ["--label", l]), "--network", "host", "--pull", "never", "--entrypoint", "sleep", nodeImage, "60");
-    run(labelled, [`${WORKER_LABEL}=${workerId}`, `${ATTEMPT_LABEL}=attempt-a`]);
+    run(labelled, [`${WORKER_LABEL}=${workerId}`, `${WORKER_DIR_LABEL}=${workerDirKey(root)}`, `${ATTEMPT_LABEL}=attempt-a`]);
     run(recorded, [`${WORKER_LABEL}=an-earlier-id-${suffix}`]);
     run(bystander, [`${WORKER_LABEL}=another-worker-${suffix}`]);
+    // Same worker id, another worker directory: another cluster's `local-0`.
+    run(namesake, [`${WORKER_LABEL}=${workerId}`, `${WORKER_DIR_LABEL}=${workerDirKey(join(root, "elsewhere"))}`]);
     mkdirSync(join(root, "attempt-b"));
     writeFileSync(join(root, "attempt-b", CONTAINER_FILE_NAME), `${recorded}\n`);
     const reaped = await reapContainers(root, workerId);
     assert.deepEqual(reaped.map((r) => r.name).sort(), [labelled, recorded].sort());
     assert.equal(reaped.find((r) => r.name === labelled)?.attemptId, "attempt-a");
-    assert.deepEqual(containersLabelled(`${WORKER_LABEL}=${workerId}`), []);
+    assert.deepEqual(containersLabelled(`${WORKER_LABEL}=${workerId}`), [namesake]);
     assert.deepEqual(docker("ps", "--all", "--filter", `name=^${recorded}$`, "--format", "{{.Names}}"), "");
     assert.equal(docker("ps", "--all", "--filter", `name=^${bystander}$`, "--format", "{{.Names}}"), bystander);
     assert.deepEqual(await reapContainers(root, workerId), [], "the records are gone with their containers");

@@ -18,6 +18,24 @@ export const CONTAINER_FILE_NAME = "container";
 export const CONTAINER_ENV_FILE_NAME = "container.env";
 /** Label naming the worker that started a container. */
 export const WORKER_LABEL = "fluster.worker";
+/**
+ * Label naming the worker's attempts directory (a hash of its path): worker
+ * ids repeat across clusters on one machine (every LocalCluster has a
+ * `local-0`), so a daemon reaps only containers of its own directory.
+ */
+export const WORKER_DIR_LABEL = "fluster.worker-dir";
+
+/** The {@link WORKER_DIR_LABEL} value of a worker whose attempts live in `attemptsDir`. */
+export function workerDirKey(attemptsDir: string): string {
+  let path = attemptsDir;
+  try {
+    path = realpathSync(attemptsDir);
+  } catch {
+    // not made yet: its path as given
+  }
+  return createHash("sha256").update(path).digest("hex").slice(0, 16);
+}
+
 /** Label naming the attempt a container runs. */
 export const ATTEMPT_LABEL = "fluster.attempt";
 /** How long a `docker` housekeeping command (kill, inspect, rm, ps) may take. */
@@ -39,6 +57,8 @@ export interface ContainerSpec {
   image: string;
   /** The worker starting it, for the `fluster.worker` label. */
   workerId: string;
+  /** The worker's attempts directory, for the `fluster.worker-dir` label. */
+  attemptsDir: string;
   /** CPU cores, as `--cpus`; 0 or absent: no limit. */
   cpu?: number;
   /** Memory in bytes, as `--memory` and `--memory-swap` (no swap beyond it); 0 or absent: no limit. */
@@ -81,7 +101,7 @@ export function containerName(attemptId: string): string {
  */
 export function dockerRunArgs(input: DockerRunInput): string[] {
   const { container } = input;
-  const args = ["run", "--name", containerName(input.attemptId), "--label", `${WORKER_LABEL}=${container.workerId}`, "--label", `${ATTEMPT_LABEL}=${input.attemptId}`];
+  const args = ["run", "--name", containerName(input.attemptId), "--label", `${WORKER_LABEL}=${container.workerId}`, "--label", `${WORKER_DIR_LABEL}=${workerDirKey(container.attemptsDir)}`, "--label", `${ATTEMPT_LABEL}=${input.attemptId}`];
   args.push("--network", "host", "--init", "--pull", "never", "--log-driver", "none");
   if (container.cpu !== undefined && container.cpu > 0) args.push("--cpus", String(container.cpu));
   if (container.memoryBytes !== undefined && container.memoryBytes > 0) {
@@ -232,7 +252,8 @@ export interface ReapedContainer {
 
 /**
  * Removes the containers a previous incarnation of the daemon left: every
- * container labelled `fluster.worker=<workerId>` (a restarted daemon adopts
+ * container labelled `fluster.worker=<workerId>` and with this attempts
+ * directory's `fluster.worker-dir` (a restarted daemon adopts
  * no attempt: the controller retries them elsewhere) and every container
  * recorded in `<rootDir>/<attempt>/container` (in case the worker id
  * changed), and deletes those records. Does nothing where there is no
@@ -251,7 +272,8 @@ export async function reapContainers(rootDir: string, workerId: string, docker =
   }
   if (!docker) return [];
   try {
-    const { stdout } = await execFileAsync(docker, ["ps", "--all", "--filter", `label=${WORKER_LABEL}=${workerId}`, "--format", `{{.Names}}\t{{.Label "${ATTEMPT_LABEL}"}}`], {
+    const filters = ["--filter", `label=${WORKER_LABEL}=${workerId}`, "--filter", `label=${WORKER_DIR_LABEL}=${workerDirKey(rootDir)}`];
+    const { stdout } = await execFileAsync(docker, ["ps", "--all", ...filters, "--format", `{{.Names}}\t{{.Label "${ATTEMPT_LABEL}"}}`], {
       timeout: DOCKER_COMMAND_TIMEOUT_MS,
     });
     for (const line of stdout.split("\n")) {

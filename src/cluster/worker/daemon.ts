@@ -545,6 +545,7 @@ export class WorkerDaemon {
               container: {
                 image: spec.environment.image,
                 workerId: this.workerId,
+                attemptsDir: join(this.workDir, "attempts"),
                 cpu: spec.resources?.cpu ?? 0,
                 memoryBytes: Number(spec.resources?.memoryBytes ?? 0n),
                 mounts,
