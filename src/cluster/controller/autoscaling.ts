@@ -149,12 +149,6 @@ export class Autoscaling {
     }));
   }
 
-  /** The groups the VM ids belong to, for worker listings. */
-  vmOfWorker(workerId: string): ManagedVmRecord | undefined {
-    for (const vm of this.vms.values()) if (LIVE_STATES.has(vm.state) && vm.workerIds.includes(workerId)) return vm;
-    return undefined;
-  }
-
   /**
    * One round at `now`: VM states brought up to date, one decision, its
    * actions started (their platform calls finish in the background), and a
