@@ -1,7 +1,7 @@
 // Loaded (--import) into every test file's process by run-tests.mjs, which
 // runs two files at a time: a file that times faults against the clock (a
 // host partitioned for a grace period, a worker stopped for 30 s, chaos, a
-// timeout racing a container start) takes the machine alone, the others
+// lease renewed against a 1 s fence, a timeout racing a container start) takes the machine alone, the others
 // share it. A readers-writer lock across processes, kept as marker files in
 // FLUSTER_TEST_SLOT_DIR; a waiting exclusive file goes before new shared
 // ones, and a marker whose process is gone (a SIGKILLed file) counts for
@@ -11,7 +11,14 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Test files (relative to the repository, `/` separated) that run alone. */
-const ALONE = [/^test\/multihost\//, /^test\/cluster\/chaos\.test\.ts$/, /^test\/cluster\/hung-worker\.test\.ts$/, /^test\/cluster\/task-image\.test\.ts$/];
+const ALONE = [
+  /^test\/multihost\//,
+  /^test\/cluster\/chaos\.test\.ts$/,
+  /^test\/cluster\/hung-worker\.test\.ts$/,
+  /^test\/cluster\/worker-lease\.test\.ts$/,
+  /^test\/cluster\/lease-supervisor\.test\.ts$/,
+  /^test\/cluster\/task-image\.test\.ts$/,
+];
 
 const dir = process.env.FLUSTER_TEST_SLOT_DIR;
 // Only in a test file's own process (the runner marks it), not in the runner that starts them.
