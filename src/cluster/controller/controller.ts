@@ -709,11 +709,6 @@ export class Controller {
     await this.autoscaling?.releaseAll(reason);
   }
 
-  /** Asks every platform for its VMs now (adoption, preemption, leaks), as the autoscaler does every sync interval. For tests and operators. */
-  async syncVms(): Promise<void> {
-    await this.autoscaling?.sync();
-  }
-
   /** A job's group (while the group is still being placed, with its locality) and its reservation (while active), for the scheduler. */
   private pendingContext(job: JobRecord): PendingContext {
     const context: PendingContext = {};
