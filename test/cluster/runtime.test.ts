@@ -230,7 +230,8 @@ describe("ProcessRuntime", () => {
     }
     assert.equal(stateAtFirst, "running", "the first line arrived before the process exited");
     assert.deepEqual(seen, ["stdout:one\n", "stderr:two\n", "stdout:three\n"]);
-    assert.equal(attempt.state, "succeeded");
+    // The log is complete before the attempt records its end (it closes the log first): wait for that end.
+    assert.equal((await attempt.exited).state, "succeeded");
   });
 
   test("follow() stops when its signal aborts", async () => {
