@@ -146,8 +146,8 @@ export class Controller {
   address = "";
   /** The autoscaler, when scale groups are configured. */
   private readonly autoscaling: Autoscaling | undefined;
-  /** Jobs the last pass that tried them could not place (and not for a preemption under way), with the scheduler's reason: the autoscaler's demand. */
-  private readonly waiting = new Map<string, string>();
+  /** Jobs the last pass that tried them could not place (and not for a preemption under way): the autoscaler's demand. */
+  private readonly waiting = new Set<string>();
   /** Jobs that no registered worker could ever take, as the last pass that tried them found. */
   private readonly neverFit = new Set<string>();
   /** Reservation minimums the last pass could not hold, as demand. */
@@ -635,8 +635,7 @@ export class Controller {
   private noteDemand(tried: readonly PendingJob[], reservations: readonly ReservationDemand[], result: ScheduleResult): void {
     const preempting = new Set(result.preemptions.map((p) => p.forJobId));
     for (const { jobId } of tried) {
-      const reason = result.pending.get(jobId);
-      if (reason !== undefined && !preempting.has(jobId)) this.waiting.set(jobId, reason);
+      if (result.pending.has(jobId) && !preempting.has(jobId)) this.waiting.add(jobId);
       else this.waiting.delete(jobId);
       if (result.neverFits.has(jobId)) this.neverFit.add(jobId);
       else this.neverFit.delete(jobId);
@@ -662,7 +661,7 @@ export class Controller {
     const autoscaling = this.autoscaling;
     if (!autoscaling) return;
     const demand: PendingDemand[] = [];
-    for (const jobId of [...this.waiting.keys()]) {
+    for (const jobId of [...this.waiting]) {
       const job = this.ledger.jobs.find(jobId);
       const pending = job && !isFinished(job.state) ? pendingJobOf(job, this.pendingContext(job)) : undefined;
       if (!pending) {
