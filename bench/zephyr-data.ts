@@ -1,9 +1,10 @@
 // Input corpus for the Zephyr benchmarks: seeded, gzipped JSONL files of
 // `{ id, text, source }` records. A manifest (corpus.json) records the options
 // that made the files, so a second run with the same options reuses them.
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { LineWriter } from "../src/zephyr/io.js";
+import { LineWriter, readLines } from "../src/zephyr/io.js";
 import { rng } from "./stats.js";
 
 export interface CorpusOptions {
@@ -41,6 +42,36 @@ interface Manifest {
   bytesPerFile: number;
   seed: number;
   names: string[];
+}
+
+/** Where the Zephyr benchmarks keep their corpora unless told otherwise (`--data`). */
+export const DEFAULT_DATA_ROOT = join(tmpdir(), "fluster-zephyr-bench");
+
+/**
+ * The benchmarks' corpus of `megabytes` MiB (before gzip) in `files` files, in
+ * `<root>/<megabytes>mb-<files>`, so every benchmark asking for the same size shares one copy.
+ */
+export async function benchCorpus(root: string, megabytes: number, files: number): Promise<{ dir: string; inputs: string[] }> {
+  const dir = join(root, `${megabytes}mb-${files}`);
+  const inputs = await generateCorpus(dir, { files, bytesPerFile: Math.ceil((megabytes * 1024 * 1024) / files) });
+  return { dir, inputs };
+}
+
+/** Non-empty lines in the given files (gzip by extension), i.e. JSONL records. */
+export async function countRecords(paths: readonly string[]): Promise<number> {
+  let records = 0;
+  for (const path of paths) {
+    for await (const batch of readLines(path)) {
+      for (const line of batch) if (line.length > 0) records++;
+    }
+  }
+  return records;
+}
+
+/** The `.gz` files anywhere under `dir`, sorted. */
+export async function gzipFilesUnder(dir: string): Promise<string[]> {
+  const names = await readdir(dir, { recursive: true });
+  return names.filter((name) => name.endsWith(".gz")).sort().map((name) => join(dir, name));
 }
 
 /** Writes (or reuses) `input-00000.jsonl.gz` … under `dir`; returns their absolute paths in order. */

@@ -6,13 +6,13 @@
 //   node --import tsx bench/zephyr.bench.ts [--mb 200] [--files 16] [--workers 2] [--backends sync,threads,cluster] [--data DIR]
 // Targets: sync ≥ 0.8× the script; threads and cluster with 2 workers ≥ 1.6× (on a 2-core machine),
 // with 16 workers ≥ 12× (on the 16-core GPU machine).
-import { spawn } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { generateCorpus } from "./zephyr-data.js";
+import { runChild } from "./child.js";
+import { benchCorpus, DEFAULT_DATA_ROOT } from "./zephyr-data.js";
 import { machine, printTable } from "./stats.js";
 
 const { values } = parseArgs({
@@ -21,7 +21,7 @@ const { values } = parseArgs({
     files: { type: "string", default: "16" },
     workers: { type: "string", default: "2" },
     backends: { type: "string", default: "sync,threads,cluster" },
-    data: { type: "string", default: join(tmpdir(), "fluster-zephyr-bench") },
+    data: { type: "string", default: DEFAULT_DATA_ROOT },
   },
 });
 /** Targets for threads and cluster by worker count: 2 on the 2-core machine, 16 on the 16-core one. */
@@ -34,22 +34,7 @@ const fileCount = Number(values.files);
 const workerCounts = values.workers.split(",").map(Number);
 const backends = values.backends.split(",");
 
-function run(args: string[]): Promise<Record<string, number>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      const last = out.trim().split("\n").pop() ?? "";
-      if (code !== 0) return reject(new Error(`${args.join(" ")} exited with ${code}: ${out}`));
-      resolve(JSON.parse(last) as Record<string, number>);
-    });
-  });
-}
-
-const dataDir = join(values.data, `${megabytes}mb-${fileCount}`);
-const inputs = await generateCorpus(dataDir, { files: fileCount, bytesPerFile: Math.ceil((megabytes * 1024 * 1024) / fileCount) });
+const { dir: dataDir, inputs } = await benchCorpus(values.data, megabytes, fileCount);
 console.log(`machine: ${machine()}; input: ${fileCount} files, ${megabytes} MiB of JSONL before gzip, in ${dataDir}`);
 
 const outRoot = join(tmpdir(), `fluster-zephyr-bench-out-${process.pid}`);
@@ -57,7 +42,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 try {
   const baselineOut = join(outRoot, "baseline");
   mkdirSync(baselineOut, { recursive: true });
-  const baseline = await run([here("./servers/handwritten-filter.mjs"), baselineOut, ...inputs]);
+  const baseline = await runChild([here("./servers/handwritten-filter.mjs"), baselineOut, ...inputs]);
   const records = baseline.records as number;
   const baseRate = records / (baseline.seconds as number);
   const rows: Array<Record<string, string | number>> = [
@@ -69,7 +54,7 @@ try {
     for (const mode of ["threads", "processes"] as const) {
       const out = join(outRoot, `handwritten-${mode}-${workers}`);
       mkdirSync(out, { recursive: true });
-      const result = await run([here("./servers/handwritten-parallel.mjs"), mode, String(workers), out, ...inputs]);
+      const result = await runChild([here("./servers/handwritten-parallel.mjs"), mode, String(workers), out, ...inputs]);
       const rate = records / (result.seconds as number);
       rows.push({
         measure: `reference: the script ×${workers}, ${mode === "threads" ? "worker threads" : "processes"}`,
@@ -84,7 +69,7 @@ try {
     for (const workers of backend === "sync" ? [1] : workerCounts) {
       const out = join(outRoot, `${backend}-${workers}`);
       mkdirSync(out, { recursive: true });
-      const result = await run(["--import", "tsx", here("./servers/zephyr-filter.ts"), backend, String(workers), out, ...inputs]);
+      const result = await runChild(["--import", "tsx", here("./servers/zephyr-filter.ts"), backend, String(workers), out, ...inputs]);
       const rate = records / (result.seconds as number);
       const target = backend === "sync" ? 0.8 : TARGETS.get(workers);
       const ratio = rate / baseRate;
