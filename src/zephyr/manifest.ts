@@ -56,9 +56,9 @@ export async function describePlan(ds: Dataset<unknown>, stages: readonly Stage[
             }),
           ),
         };
+  // In this order because a difference is reported where it is first met: the most telling first.
   return {
     version: 1,
-    ...(ds.origin ? { definition: { name: `${ds.origin.ref.module}#${ds.origin.ref.name}`, args: digest(ds.origin.args) } } : {}),
     source,
     stages: stages.map((stage) => ({
       shards: stage.numShards,
@@ -66,6 +66,7 @@ export async function describePlan(ds: Dataset<unknown>, stages: readonly Stage[
       ops: stage.ops.map((op) => op.kind),
       output: stage.output.kind === "write" ? `write ${stage.output.format} ${stage.output.pattern}` : stage.output.kind,
     })),
+    ...(ds.origin ? { definition: { name: `${ds.origin.ref.module}#${ds.origin.ref.name}`, args: digest(ds.origin.args) } } : {}),
   };
 }
 
