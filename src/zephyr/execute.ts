@@ -188,6 +188,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
   const maxShardRetries = options.maxShardRetries ?? 3;
   if (!Number.isInteger(maxShardRetries) || maxShardRetries < 0) throw new ValidationError("maxShardRetries", `must be a whole number ≥ 0, got ${String(maxShardRetries)}`);
   const runId = options.runId === undefined ? undefined : validateRunId(options.runId);
+  if (options.resume !== undefined && typeof options.resume !== "boolean") throw new ValidationError("resume", `must be true or false, got ${JSON.stringify(options.resume)}`);
   if (options.resume && runId === undefined) throw new ValidationError("resume", "needs the runId of the run to continue");
   const retryPolicy: ShardRetryPolicy = {
     maxRetries: maxShardRetries,
