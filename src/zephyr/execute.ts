@@ -241,17 +241,17 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
         const input = inputs[shard] as ShardInput;
         return ctx === undefined || shards === undefined
           ? await abortable(runShard(stage, shard, input, shardStorage, signal), signal)
-            : await ctx.get(
-                shards.run(runShardTask, {
-                  definition: { ref: pipeline.origin!.ref, args: [...pipeline.origin!.args] },
-                  sourceShards: sourceInputs.length,
-                  stage: stage.index,
-                  shard,
-                  input,
-                  storage: shardStorage,
-                }),
-                signal ? { signal } : {},
-              );
+          : await ctx.get(
+              shards.run(runShardTask, {
+                definition: { ref: pipeline.origin!.ref, args: [...pipeline.origin!.args] },
+                sourceShards: sourceInputs.length,
+                stage: stage.index,
+                shard,
+                input,
+                storage: shardStorage,
+              }),
+              signal ? { signal } : {},
+            );
       };
       const run = async (shard: number): Promise<ShardResult> => {
         const recorded = finished?.get(shard);
