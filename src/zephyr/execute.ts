@@ -2,18 +2,24 @@
 // process) cuts the source into shards, runs every shard of a stage as a
 // task (inline, on worker threads, or on a cluster WorkerPool), hands each
 // next-stage shard its partitions' chunk references, and finally collects
-// the records (or the paths written). Spilled chunks live under a run
-// directory that is removed when the run ends, whether it succeeded or not.
+// the records (or the paths written). A shard that fails with a transient
+// error runs again (retries.ts). Spilled chunks live under a run directory
+// that is removed when the run ends; a run given a runId records its
+// progress there too (manifest.ts) and keeps it after a failure, so that it
+// can be resumed.
 import { availableParallelism } from "node:os";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { ValidationError } from "../core/errors.js";
 import { abortable, checkSignal } from "../core/abort.js";
+import type { BackoffOptions } from "../core/backoff.js";
 import { refuseWhileImportingByReference } from "../core/remote.js";
 import type { ResourceConfigInit } from "../core/resources.js";
 import { createJobContext, type JobContext } from "../job/index.js";
 import type { Dataset } from "./dataset.js";
 import { expandGlob } from "./io.js";
+import { RunManifest, describePlan, validateRunId } from "./manifest.js";
 import { listShardCount, planStages, type Stage } from "./plan.js";
+import { DEFAULT_RETRY_BACKOFF, runWithRetries, type ShardAttempt, type ShardRetry, type ShardRetryPolicy } from "./retries.js";
 import { runShard, runShardTask, type ShardInput, type ShardResult } from "./runner.js";
 import { StorageManager, readChunk, type ChunkRef } from "./storage.js";
 
@@ -50,9 +56,47 @@ export interface ExecuteOptions {
    * tasks are cancelled, and a shard's functions see `taskSignal()` abort),
    * the run's spilled chunks are removed, and the promise rejects with
    * `signal.reason`. An already-aborted signal starts nothing. Files a
-   * writeJsonl/writeText stage finished before the abort stay. @default none
+   * writeJsonl/writeText stage finished before the abort stay. A run with
+   * a `runId` keeps its run directory, to be resumed. @default none
    */
   signal?: AbortSignal;
+  /**
+   * How many times a shard runs again after an attempt that failed with a
+   * retryable error (see `isRetryableError`; `retryOn` may decide instead).
+   * 0 runs each shard once. Once retried, a shard that still fails fails the
+   * run with "shard S of stage T failed after N attempts: …", the last
+   * error as its cause. @default 3
+   */
+  maxShardRetries?: number;
+  /** Waits between a shard's attempts. @default { initialMs: 200 } (then doubling, at most 5 s, 20% jitter) */
+  retryBackoff?: BackoffOptions;
+  /**
+   * Called in the driver when a shard's attempt fails (`attempt` counts from
+   * 1): true retries it, false fails the run, undefined leaves it to
+   * `isRetryableError`. Not called once the run's signal aborted, nor after
+   * the last attempt. @default none
+   */
+  retryOn?: (error: unknown, info: ShardAttempt) => boolean | undefined;
+  /** Called in the driver before a failed shard is run again: how a caller shows retries. @default none */
+  onRetry?: (event: ShardRetry) => void;
+  /**
+   * Names the run: its directory is `<storagePath>/run-<runId>`, and it
+   * records there its plan and each finished shard's result, so that a run
+   * that fails or is killed can be continued with `resume: true`. The
+   * directory is removed when the run succeeds and kept when it fails.
+   * 1 to 64 letters, digits, ".", "_" or "-". @default a random id; nothing is recorded
+   */
+  runId?: string;
+  /**
+   * Continues the run `runId` from its recorded state: shards it finished are
+   * not run again (`onShard` reports them with `resumed: true`). Its plan
+   * (stages, shard counts, the source's items or files and sizes, the
+   * definition's arguments) must match this pipeline's, else the run fails
+   * with `failed_precondition` naming the difference. With no state there,
+   * the run simply starts. Without `resume`, state left under `runId` is an
+   * error (`already_exists`). @default false
+   */
+  resume?: boolean;
 }
 
 /** One finished shard, as `onShard` sees it. */
@@ -70,6 +114,8 @@ export interface ShardProgress {
   bytes: number;
   /** The file the shard wrote, when the stage ends in writeJsonl/writeText. */
   path?: string;
+  /** True for a shard that a resumed run did not run again: its recorded result was used. */
+  resumed?: boolean;
 }
 
 const DEFAULT_SPILL_THRESHOLD = 1 << 20;
@@ -139,6 +185,18 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
     throw new ValidationError("spillThresholdBytes", `must be a number of bytes ≥ 0, got ${String(spillThresholdBytes)}`);
   }
   const signal = checkSignal(options.signal, "signal");
+  const maxShardRetries = options.maxShardRetries ?? 3;
+  if (!Number.isInteger(maxShardRetries) || maxShardRetries < 0) throw new ValidationError("maxShardRetries", `must be a whole number ≥ 0, got ${String(maxShardRetries)}`);
+  const runId = options.runId === undefined ? undefined : validateRunId(options.runId);
+  if (options.resume !== undefined && typeof options.resume !== "boolean") throw new ValidationError("resume", `must be true or false, got ${JSON.stringify(options.resume)}`);
+  if (options.resume && runId === undefined) throw new ValidationError("resume", "needs the runId of the run to continue");
+  const retryPolicy: ShardRetryPolicy = {
+    maxRetries: maxShardRetries,
+    backoff: { ...DEFAULT_RETRY_BACKOFF, ...options.retryBackoff },
+    retryOn: options.retryOn,
+    onRetry: options.onRetry,
+    signal,
+  };
   signal?.throwIfAborted();
 
   // Shards of the source: slices of a list, or one file each.
@@ -154,7 +212,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
   const stages = planStages(pipeline, sourceInputs.length);
   signal?.throwIfAborted();
 
-  const storage = new StorageManager(options.storagePath);
+  const storage = new StorageManager(options.storagePath, runId);
   const ownContext = !options.context && backend !== "sync";
   // Shards of a sync run are called inline, with the pipeline's own functions.
   const ctx =
@@ -166,8 +224,11 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
           ...(options.cluster ? { cluster: options.cluster } : {}),
           workerResources: options.workerResources ?? { cpu: 1, memory: "1g" },
         }));
+  let succeeded = false;
   try {
     await storage.create();
+    // A named run's directory may hold an earlier attempt's state: it decides whether the run may start, and what it skips.
+    const manifest = runId === undefined ? undefined : await RunManifest.open(storage.runDir, runId, await describePlan(pipeline, stages, sourceInputs), options.resume === true);
     // Cancels every shard the run starts, wherever it runs.
     const shards = ctx?.withOptions(signal ? { signal } : {});
     let inputs = sourceInputs;
@@ -175,22 +236,27 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
     for (const stage of stages) {
       let done = 0;
       const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes, root: storage.runDir };
-      const run = async (shard: number): Promise<ShardResult> => {
+      const finished = await manifest?.finishedShards(stage, storage.stageDir(stage.index));
+      const attempt = async (shard: number): Promise<ShardResult> => {
         const input = inputs[shard] as ShardInput;
-        const result =
-          ctx === undefined || shards === undefined
-            ? await abortable(runShard(stage, shard, input, shardStorage, signal), signal)
-            : await ctx.get(
-                shards.run(runShardTask, {
-                  definition: { ref: pipeline.origin!.ref, args: [...pipeline.origin!.args] },
-                  sourceShards: sourceInputs.length,
-                  stage: stage.index,
-                  shard,
-                  input,
-                  storage: shardStorage,
-                }),
-                signal ? { signal } : {},
-              );
+        return ctx === undefined || shards === undefined
+          ? await abortable(runShard(stage, shard, input, shardStorage, signal), signal)
+          : await ctx.get(
+              shards.run(runShardTask, {
+                definition: { ref: pipeline.origin!.ref, args: [...pipeline.origin!.args] },
+                sourceShards: sourceInputs.length,
+                stage: stage.index,
+                shard,
+                input,
+                storage: shardStorage,
+              }),
+              signal ? { signal } : {},
+            );
+      };
+      const run = async (shard: number): Promise<ShardResult> => {
+        const recorded = finished?.get(shard);
+        const result = recorded ?? (await runWithRetries(stage.index, shard, () => attempt(shard), retryPolicy));
+        if (!recorded) await manifest?.record(stage.index, shard, result);
         done += 1;
         options.onShard?.({
           stage: stage.index,
@@ -201,16 +267,20 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
           records: result.records,
           bytes: result.bytes,
           ...(result.output.kind === "file" ? { path: result.output.path } : {}),
+          ...(recorded ? { resumed: true } : {}),
         });
         return result;
       };
       results = await runLimited(stage.numShards, maxParallelism, run, signal);
       inputs = nextInputs(stages[stage.index + 1], results);
     }
-    return (await abortable(collect(results), signal)) as T[];
+    const records = (await abortable(collect(results), signal)) as T[];
+    succeeded = true;
+    return records;
   } finally {
     if (ownContext) await ctx?.close();
-    await storage.cleanup();
+    // A named run's directory outlives a failure: it is what `resume` continues from.
+    if (runId === undefined || succeeded) await storage.cleanup();
   }
 }
 

@@ -140,19 +140,22 @@ export function defaultStoragePath(): string {
 }
 
 /**
- * A run's storage: one directory under the storage path, holding every
- * stage's spilled chunks; `cleanup()` removes it, after success and failure.
+ * A run's storage: one directory under the storage path, `run-<runId>`,
+ * holding every stage's spilled chunks; `cleanup()` removes it. The id is
+ * random unless the caller names the run (a resumable run), and checked
+ * by the caller (see validateRunId).
  */
 export class StorageManager {
-  readonly runId = randomUUID().slice(0, 8);
+  readonly runId: string;
   readonly runDir: string;
   private readonly storagePath: string;
   /** Whether this run created the default storage path (`<tmpdir>/fluster-zephyr`): it then removes it too, when no other run uses it. A path the caller chose stays. */
   private madeStoragePath = false;
 
-  constructor(storagePath: string = defaultStoragePath()) {
+  constructor(storagePath: string = defaultStoragePath(), runId: string = randomUUID().slice(0, 8)) {
     if (typeof storagePath !== "string" || storagePath === "") throw new ValidationError("storagePath", "must be a directory path");
     this.storagePath = resolve(storagePath);
+    this.runId = runId;
     this.runDir = join(this.storagePath, `run-${this.runId}`);
   }
 
