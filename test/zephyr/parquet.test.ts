@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
-import { parquetMetadataAsync, parquetSchema } from "hyparquet";
+import { parquetMetadataAsync } from "hyparquet";
 import { FlusterError, ValidationError } from "../../src/core/errors.js";
 import { storeFor } from "../../src/zephyr/fs/index.js";
 import { Dataset, ParquetFileWriter, execute, readParquet, type ParquetWriteOptions } from "../../src/zephyr/index.js";
@@ -42,7 +42,7 @@ function safeNumbers(value: unknown): unknown {
   return value;
 }
 
-async function writeFile(path: string, records: readonly unknown[], options?: ParquetWriteOptions): Promise<{ rows: number; bytes: number }> {
+async function writeFile(path: string, records: readonly unknown[], options?: ParquetWriteOptions): Promise<{ path: string; rows: number; bytes: number }> {
   const writer = await ParquetFileWriter.open(path, options);
   for (let i = 0; i < records.length; i += 97) await writer.write(records.slice(i, i + 97));
   return writer.close();
@@ -151,6 +151,19 @@ describe("parquet files", () => {
       assert.deepEqual(rows[6]?.st, { k: 6, s: null });
       assert.equal(rows[6]?.maybe, null);
     }
+  });
+
+  test("no records: a file of no rows, with the given schema's columns when there is one", async () => {
+    const bare = join(dir, "empty-bare.parquet");
+    assert.deepEqual(await writeFile(bare, []), { path: bare, rows: 0, bytes: (await storeFor(bare).size(bare)) as number });
+    assert.deepEqual(await readFile(bare), []);
+    const typed = join(dir, "empty-typed.parquet");
+    await writeFile(typed, [], { schema: { id: "INT64", tags: { list: "STRING" } } });
+    assert.deepEqual(await readFile(typed), []);
+    assert.deepEqual(await duckRows(`select column_name, column_type from (describe select * from read_parquet('${typed}'))`), [
+      { column_name: "id", column_type: "BIGINT" },
+      { column_name: "tags", column_type: "VARCHAR[]" },
+    ]);
   });
 
   test("a file that is not Parquet, or is missing, fails naming it", async () => {
