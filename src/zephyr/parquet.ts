@@ -94,9 +94,9 @@ function readError(path: string, what: string, err: unknown): FlusterError {
  * objects: a LIST is an array, a group an object, a null stays null. INT64
  * values are numbers when they are safe integers and bigints otherwise;
  * timestamps and dates are Dates; JSON columns are parsed; strings are
- * strings and other byte arrays Uint8Arrays. Snappy, gzip,
- * brotli and zstd pages are read. Throws a FlusterError naming the file when
- * it is missing or is not Parquet.
+ * strings and other byte arrays Uint8Arrays. Snappy, gzip, brotli and zstd
+ * pages are read. Throws a FlusterError naming the file when it is missing
+ * or is not Parquet.
  */
 export async function* readParquet<T = Record<string, unknown>>(path: string): AsyncIterable<T[]> {
   const file = await asyncBufferOf(path);
@@ -110,6 +110,7 @@ export async function* readParquet<T = Record<string, unknown>>(path: string): A
   let rowStart = 0;
   for (const [i, group] of metadata.row_groups.entries()) {
     const rowEnd = rowStart + Number(group.num_rows);
+    if (rowEnd === rowStart) continue;
     let rows: Record<string, unknown>[];
     try {
       // utf8: false keeps a BYTE_ARRAY without a string annotation as bytes; annotated strings still decode.
@@ -453,6 +454,7 @@ export class ParquetFileWriter {
     this.rowGroupBytes = options.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES;
   }
 
+  /** Opens a writer for `path` (parent directories are made as needed); throws a ValidationError for bad options. */
   static async open(path: string, options: ParquetWriteOptions = {}): Promise<ParquetFileWriter> {
     checkParquetWriteOptions(options);
     const target = absolutePath(path);

@@ -153,6 +153,14 @@ describe("parquet files", () => {
     }
   });
 
+  test("rowGroupBytes cuts row groups of large records by their size", async () => {
+    const path = join(dir, "by-bytes.parquet");
+    const records = Array.from({ length: 25 }, (_, i) => ({ id: i, text: "x".repeat(1000) }));
+    await writeFile(path, records, { rowGroupBytes: 10_000 });
+    assert.deepEqual(await rowGroupsOf(path), [10, 10, 5]);
+    assert.deepEqual(await readFile(path), records);
+  });
+
   test("no records: a file of no rows, with the given schema's columns when there is one", async () => {
     const bare = join(dir, "empty-bare.parquet");
     assert.deepEqual(await writeFile(bare, []), { path: bare, rows: 0, bytes: (await storeFor(bare).size(bare)) as number });
