@@ -150,4 +150,9 @@ export {
   type StorageRef,
   type Key as DatasetKey,
   type SortKey as DatasetSortKey,
+  ParquetFileWriter,
+  readParquet,
+  type ParquetColumnType,
+  type ParquetSchema,
+  type ParquetWriteOptions,
 } from "./zephyr/index.js";

@@ -3,7 +3,8 @@
 // (plan.ts) turns the operations into stages.
 import { ValidationError } from "../core/errors.js";
 import { remote, remoteRef, type RemoteRef } from "../core/remote.js";
-import { explainDataset } from "./plan.js";
+import { checkParquetWriteOptions, type ParquetWriteOptions } from "./parquet.js";
+import { explainDataset, writerName } from "./plan.js";
 
 /**
  * Marks datasets. Symbol.for: a pipeline built by another copy of fluster in
@@ -26,12 +27,16 @@ export type Op =
   | { kind: "mapShard"; fn: (records: AsyncIterable<unknown>, shard: number) => AsyncIterable<unknown> | Iterable<unknown> | Promise<Iterable<unknown>> }
   | { kind: "loadJsonl" }
   | { kind: "loadText" }
+  | { kind: "loadParquet" }
   | { kind: "sortBy"; key: (record: unknown) => SortKey; descending: boolean }
   | { kind: "take"; n: number }
   | { kind: "reshard"; numShards: number }
   | { kind: "groupBy"; key: (record: unknown) => Key; reducer: (key: unknown, records: unknown[]) => unknown; numShards: number | undefined }
   | { kind: "deduplicate"; key: (record: unknown) => Key; numShards: number | undefined }
-  | { kind: "write"; format: "jsonl" | "text"; pattern: string };
+  | WriteOp;
+
+/** The last operation of a pipeline that writes files: each shard writes `pattern` with its number. */
+export type WriteOp = { kind: "write"; format: "jsonl" | "text"; pattern: string } | { kind: "write"; format: "parquet"; pattern: string; parquet: ParquetWriteOptions };
 
 /**
  * Where a dataset came from when it was built by a {@link dataset}
@@ -91,7 +96,7 @@ export class Dataset<T> {
   /**
    * The paths of the files matching `pattern` (a glob, relative to the
    * working directory), one shard per file, in sorted order. Follow with
-   * `loadJsonl()` or `loadText()` to read them.
+   * `loadJsonl()`, `loadText()` or `loadParquet()` to read them.
    */
   static fromFiles(pattern: string): Dataset<string> {
     if (typeof pattern !== "string" || pattern.trim() === "") throw new ValidationError("pattern", "must be a non-empty glob such as \"data/*.jsonl.gz\"");
@@ -100,7 +105,7 @@ export class Dataset<T> {
 
   private with<U>(op: Op): Dataset<U> {
     const last = this.ops[this.ops.length - 1];
-    if (last?.kind === "write") throw new ValidationError(op.kind, `cannot follow ${last.format === "jsonl" ? "writeJsonl" : "writeText"}: writing must be the last operation`);
+    if (last?.kind === "write") throw new ValidationError(op.kind, `cannot follow ${writerName(last.format)}: writing must be the last operation`);
     return new Dataset<U>(this.source, [...this.ops, op], this.origin);
   }
 
@@ -112,6 +117,15 @@ export class Dataset<T> {
   /** Reads each path (a record of `fromFiles`) as lines of text; `.gz` and `.zst` are decompressed by extension. */
   loadText(this: Dataset<string>): Dataset<string> {
     return this.with<string>({ kind: "loadText" });
+  }
+
+  /**
+   * Reads each path (a record of `fromFiles`) as a Parquet file, a row group
+   * at a time; records are plain objects (see readParquet in parquet.ts for
+   * how Parquet types become JavaScript values).
+   */
+  loadParquet<U = Record<string, unknown>>(this: Dataset<string>): Dataset<U> {
+    return this.with<U>({ kind: "loadParquet" });
   }
 
   /** `fn(record)` for every record. `fn` may be async. */
@@ -193,6 +207,19 @@ export class Dataset<T> {
   writeText(this: Dataset<string>, pattern: string): Dataset<string> {
     checkPattern(pattern);
     return this.with<string>({ kind: "write", format: "text", pattern });
+  }
+
+  /**
+   * Writes each shard's records (plain objects) as a Parquet file to
+   * `pattern` (`"out/part-{shard:05d}.parquet"`), snappy-compressed, a row
+   * group at a time. Column types come from `options.schema` and, for fields
+   * it does not name, from the first row group's records; nested objects
+   * become structs and arrays lists. `execute` returns the paths written.
+   */
+  writeParquet(pattern: string, options: ParquetWriteOptions = {}): Dataset<string> {
+    checkPattern(pattern);
+    checkParquetWriteOptions(options);
+    return this.with<string>({ kind: "write", format: "parquet", pattern, parquet: options });
   }
 
   /** The stages this pipeline runs as (see plan.ts), one line per stage. */

@@ -56,8 +56,8 @@ export interface ExecuteOptions {
    * tasks are cancelled, and a shard's functions see `taskSignal()` abort),
    * the run's spilled chunks are removed, and the promise rejects with
    * `signal.reason`. An already-aborted signal starts nothing. Files a
-   * writeJsonl/writeText stage finished before the abort stay. A run with
-   * a `runId` keeps its run directory, to be resumed. @default none
+   * writeJsonl/writeText/writeParquet stage finished before the abort stay.
+   * A run with a `runId` keeps its run directory, to be resumed. @default none
    */
   signal?: AbortSignal;
   /**
@@ -112,7 +112,7 @@ export interface ShardProgress {
   /** Records the shard emitted, and the bytes it wrote (chunks, or the output file). */
   records: number;
   bytes: number;
-  /** The file the shard wrote, when the stage ends in writeJsonl/writeText. */
+  /** The file the shard wrote, when the stage ends in writeJsonl, writeText or writeParquet. */
   path?: string;
   /** True for a shard that a resumed run did not run again: its recorded result was used. */
   resumed?: boolean;
@@ -167,7 +167,7 @@ async function runLimited<T>(count: number, limit: number, task: (i: number) => 
 
 /**
  * Runs the pipeline and returns its records in shard order — or, for a
- * pipeline ending in `writeJsonl`/`writeText`, the paths of the files
+ * pipeline ending in `writeJsonl`/`writeText`/`writeParquet`, the paths of the files
  * written. `options.signal` cancels the run (see {@link ExecuteOptions.signal}).
  */
 export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): Promise<T[]> {

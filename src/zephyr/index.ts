@@ -4,3 +4,4 @@ export { Dataset, dataset, type DatasetDefinition, type DatasetOrigin, type From
 export { execute, type Backend, type ExecuteOptions, type ShardProgress } from "./execute.js";
 export { RetryableError, isRetryableError, type ShardAttempt, type ShardRetry } from "./retries.js";
 export { ChunkWriter, StorageManager, readChunk, defaultStoragePath, type ChunkRef, type InlineRef, type StorageRef } from "./storage.js";
+export { ParquetFileWriter, readParquet, type ParquetColumnType, type ParquetSchema, type ParquetWriteOptions } from "./parquet.js";

@@ -2,7 +2,7 @@
 // operations fuse into the stage they follow; a shuffle (groupBy,
 // deduplicate, reshard) and a global take end a stage, whose shards then
 // hand their records to the next stage's shards through storage.
-import type { Dataset, Key, Op } from "./dataset.js";
+import type { Dataset, Key, Op, WriteOp } from "./dataset.js";
 
 /** How a stage's shard starts: from the source, or from the previous stage's partitions. */
 export type StageInput =
@@ -17,7 +17,7 @@ export type StageInput =
 /** Where a stage's shard sends its records. */
 export type StageOutput =
   | { kind: "collect" }
-  | { kind: "write"; format: "jsonl" | "text"; pattern: string }
+  | WriteOp
   | { kind: "hash"; key: (record: unknown) => Key; numShards: number }
   | { kind: "roundRobin"; numShards: number }
   | { kind: "single" };
@@ -31,6 +31,11 @@ export interface Stage {
   readonly input: StageInput;
   readonly ops: readonly StageOp[];
   readonly output: StageOutput;
+}
+
+/** The Dataset method that writes `format`, for messages and explain(). */
+export function writerName(format: WriteOp["format"]): string {
+  return format === "jsonl" ? "writeJsonl" : format === "text" ? "writeText" : "writeParquet";
 }
 
 /** The default shard count of `fromList`. */
@@ -80,7 +85,7 @@ export function planStages(ds: Dataset<unknown>, sourceShards: number): Stage[] 
         }
         break;
       case "write":
-        close({ kind: "write", format: op.format, pattern: op.pattern });
+        close(op);
         return stages;
       default:
         ops.push(op);
@@ -108,7 +113,7 @@ function describeOutput(output: StageOutput): string {
     case "collect":
       return "collect";
     case "write":
-      return `${output.format === "jsonl" ? "writeJsonl" : "writeText"} ${output.pattern}`;
+      return `${writerName(output.format)} ${output.pattern}`;
     case "hash":
       return `hash-partition into ${output.numShards}`;
     case "roundRobin":

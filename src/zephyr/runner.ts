@@ -11,6 +11,7 @@ import { runWithTaskSignal, taskSignal } from "../core/task-signal.js";
 import { encodeValue } from "../rpc/codec.js";
 import { Dataset, type Key, type SortKey } from "./dataset.js";
 import { LineWriter, formatShardPattern, readJsonl, readLines } from "./io.js";
+import { ParquetFileWriter, readParquet } from "./parquet.js";
 import { planStages, type Stage, type StageOp } from "./plan.js";
 import { ChunkWriter, readChunk, type ChunkRef } from "./storage.js";
 
@@ -186,11 +187,12 @@ function applyOp(op: StageOp, input: Batches, shard: number): Batches {
       })();
     case "loadJsonl":
     case "loadText":
+    case "loadParquet":
       return (async function* () {
         for await (const batch of input) {
           for (const path of batch) {
             if (typeof path !== "string") throw new ValidationError(op.kind, `needs file paths (from Dataset.fromFiles), got ${typeof path}`);
-            yield* op.kind === "loadJsonl" ? readJsonl(path) : readLines(path);
+            yield* op.kind === "loadJsonl" ? readJsonl(path) : op.kind === "loadText" ? readLines(path) : readParquet(path);
           }
         }
       })();
@@ -237,6 +239,17 @@ function applyOp(op: StageOp, input: Batches, shard: number): Batches {
 
 async function writeOutput(stage: Stage, shard: number, stream: Batches, storage: ShardStorage): Promise<ShardResult> {
   const output = stage.output;
+  if (output.kind === "write" && output.format === "parquet") {
+    const writer = await ParquetFileWriter.open(formatShardPattern(output.pattern, shard), output.parquet);
+    try {
+      for await (const batch of stream) await writer.write(batch);
+      const done = await writer.close();
+      return { output: { kind: "file", path: done.path }, records: done.rows, bytes: done.bytes };
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
   if (output.kind === "write") {
     const writer = await LineWriter.open(formatShardPattern(output.pattern, shard));
     try {
