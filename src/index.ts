@@ -137,6 +137,8 @@ export {
   execute,
   ChunkWriter,
   StorageManager,
+  configureStorage,
+  type StorageConfig,
   type DatasetDefinition,
   type Backend as ZephyrBackend,
   type ExecuteOptions,

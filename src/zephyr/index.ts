@@ -2,4 +2,5 @@
 
 export { Dataset, dataset, type DatasetDefinition, type DatasetOrigin, type FromListOptions, type ShuffleOptions, type Key, type SortKey } from "./dataset.js";
 export { execute, type Backend, type ExecuteOptions, type ShardProgress } from "./execute.js";
+export { configureStorage, globPaths, type GcsStoreOptions, type S3StoreOptions, type StorageConfig } from "./fs/index.js";
 export { ChunkWriter, StorageManager, readChunk, defaultStoragePath, type ChunkRef, type InlineRef, type StorageRef } from "./storage.js";
