@@ -4,7 +4,8 @@
 // failed chunk is resent), which GCS makes visible only when they finish.
 // The library honours STORAGE_EMULATOR_HOST; `configureStorage({ gcs })` sets
 // the endpoint, project and retry policy in code.
-import { pipeline, type Readable } from "node:stream";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { IdempotencyStrategy, Storage, type StorageOptions } from "@google-cloud/storage";
 
 type RetryOptions = NonNullable<StorageOptions["retryOptions"]>;
@@ -145,15 +146,35 @@ export class GcsStore implements ObjectStore {
   async openWrite(path: string): Promise<ObjectSink> {
     const file = this.file(path);
     return countingSink(path, (bytes) => {
-      const upload = file.createWriteStream({ resumable: true, chunkSize: this.chunkSize, contentType: "application/octet-stream" });
+      const stop = new AbortController();
+      const upload = async (): Promise<void> => {
+        // An object smaller than one chunk goes in one request (retried whole); a larger one as a resumable upload.
+        const head: Buffer[] = [];
+        let headBytes = 0;
+        const chunks = bytes[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        while (headBytes < this.chunkSize) {
+          const next = await chunks.next();
+          if (next.done) {
+            await file.save(Buffer.concat(head, headBytes), { resumable: false, contentType: "application/octet-stream" });
+            return;
+          }
+          head.push(next.value);
+          headBytes += next.value.byteLength;
+        }
+        const rest = (async function* () {
+          yield* head;
+          for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+        })();
+        // An unfinished resumable upload is never visible; GCS discards the session after a week.
+        await pipeline(Readable.from(rest, { objectMode: false }), file.createWriteStream({ resumable: true, chunkSize: this.chunkSize, contentType: "application/octet-stream" }), {
+          signal: stop.signal,
+        });
+      };
       return {
-        done: new Promise<void>((resolve, reject) => {
-          pipeline(bytes, upload, (err) => (err ? reject(gcsError("writing", path, err)) : resolve()));
+        done: upload().catch((err: unknown) => {
+          throw gcsError("writing", path, err);
         }),
-        abort: async () => {
-          // An unfinished resumable upload is never visible; GCS discards the session after a week.
-          upload.destroy(new FlusterError(`writing ${path} was aborted`, "cancelled"));
-        },
+        abort: async () => stop.abort(new FlusterError(`writing ${path} was aborted`, "cancelled")),
       };
     });
   }
