@@ -121,19 +121,18 @@ export class FakeGcs {
     const fault = this.faults.next();
     if (fault !== undefined) return sendError(res, fault, "fake fault: try again later", fault === 429 ? "rateLimitExceeded" : "backendError");
     const url = new URL(req.url ?? "/", this.endpoint);
-    const path = url.pathname.split("/").map(decodeURIComponent);
-    // ["", "storage", "v1", "b", bucket, "o", name?] or ["", "upload", "storage", "v1", "b", bucket, "o"]
-    const upload = path[1] === "upload";
-    const at = upload ? 2 : 1;
-    if (path[at] !== "storage" || path[at + 1] !== "v1" || path[at + 2] !== "b" || path[at + 3] === undefined) {
-      return sendError(res, 404, `no route for ${req.method} ${url.pathname}`, "notFound");
-    }
-    const bucketName = path[at + 3] as string;
+    // The JSON API under /storage/v1 (apiEndpoint) or at the root (STORAGE_EMULATOR_HOST is the API's base URL);
+    // uploads under /upload/storage/v1 either way.
+    const upload = url.pathname.startsWith("/upload/storage/v1/");
+    const rest = upload ? url.pathname.slice("/upload/storage/v1".length) : url.pathname.replace(/^\/storage\/v1(?=\/)/, "");
+    const path = rest.split("/").map(decodeURIComponent); // ["", "b", bucket, "o", name...]
+    if (path[1] !== "b" || path[2] === undefined || path[2] === "") return sendError(res, 404, `no route for ${req.method} ${url.pathname}`, "notFound");
+    const bucketName = path[2];
     const bucket = this.buckets.get(bucketName);
     if (!bucket) return sendError(res, 404, `The specified bucket does not exist.`, "notFound");
-    if (path.length === at + 4) return sendJson(res, 200, { kind: "storage#bucket", name: bucketName, id: bucketName });
-    if (path[at + 4] !== "o") return sendError(res, 404, `no route for ${url.pathname}`, "notFound");
-    const name = path.slice(at + 5).join("/");
+    if (path.length === 3) return sendJson(res, 200, { kind: "storage#bucket", name: bucketName, id: bucketName });
+    if (path[3] !== "o") return sendError(res, 404, `no route for ${url.pathname}`, "notFound");
+    const name = path.slice(4).join("/");
 
     if (upload) return this.upload(req, res, url, bucketName, bucket, body);
     if (name === "") {

@@ -3,12 +3,12 @@
 // in chunks (each chunk kept until GCS acknowledges it, so a throttled or
 // failed chunk is resent), which GCS makes visible only when they finish.
 // The library honours STORAGE_EMULATOR_HOST; `configureStorage({ gcs })` sets
-// the endpoint, project and retry policy in code.
+// the endpoint, project and retry policy in code. The library loads on first
+// use: a pipeline that never touches gs:// never pays for it.
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { IdempotencyStrategy, Storage, type StorageOptions } from "@google-cloud/storage";
+import type { Storage, StorageOptions } from "@google-cloud/storage";
 
-type RetryOptions = NonNullable<StorageOptions["retryOptions"]>;
 import { FlusterError } from "../../core/errors.js";
 import { parseObjectUrl } from "./paths.js";
 import { countingSink } from "./sink.js";
@@ -30,18 +30,8 @@ const DEFAULT_CHUNK_SIZE = 8 << 20;
 /** Deletes of one removeTree in flight at once (the JSON API deletes one object per request). */
 const DELETE_CONCURRENCY = 16;
 
-/**
- * Zephyr's retry policy: up to 5 retries with the library's exponential
- * backoff on 408/429/5xx and reset connections, for every request.
- * RetryAlways, not the library's default (retry only requests with a
- * generation precondition): Zephyr's writes put whole objects it alone
- * writes, so repeating one is harmless.
- */
-export const GCS_RETRY_OPTIONS: RetryOptions = {
-  autoRetry: true,
-  maxRetries: 5,
-  idempotencyStrategy: IdempotencyStrategy.RetryAlways,
-};
+/** Retries of a request after its first attempt. */
+const MAX_RETRIES = 5;
 
 /** What the library's errors (ApiError, gaxios errors) carry. */
 interface GcsError {
@@ -71,27 +61,46 @@ export function gcsError(action: string, url: string, err: unknown): FlusterErro
 /** A GCS bucket as an ObjectStore; paths are `gs://bucket/name`. */
 export class GcsStore implements ObjectStore {
   readonly scheme = "gs" as const;
-  private readonly storage: Storage;
   private readonly chunkSize: number;
+  private readonly options: StorageOptions;
+  private loaded: Promise<Storage> | undefined;
 
   constructor(options: GcsStoreOptions = {}) {
-    const { chunkSize = DEFAULT_CHUNK_SIZE, retryOptions, ...storage } = options;
+    const { chunkSize = DEFAULT_CHUNK_SIZE, ...storage } = options;
     if (!Number.isInteger(chunkSize) || chunkSize < CHUNK_GRANULE || chunkSize % CHUNK_GRANULE !== 0) {
       throw new FlusterError(`gcs chunkSize must be a positive multiple of 256 KiB, got ${String(chunkSize)}`, "invalid_argument");
     }
     this.chunkSize = chunkSize;
-    this.storage = new Storage({ ...storage, retryOptions: { ...GCS_RETRY_OPTIONS, ...retryOptions } });
+    this.options = storage;
   }
 
-  private file(path: string) {
+  /**
+   * The client. Its retry policy: up to 5 retries with the library's
+   * exponential backoff on 408/429/5xx and reset connections, for every
+   * request — RetryAlways, not the library's default (only requests with a
+   * generation precondition): Zephyr puts whole objects it alone writes, so
+   * repeating a write is harmless.
+   */
+  private storage(): Promise<Storage> {
+    this.loaded ??= import("@google-cloud/storage").then(
+      ({ IdempotencyStrategy, Storage }) =>
+        new Storage({
+          ...this.options,
+          retryOptions: { autoRetry: true, maxRetries: MAX_RETRIES, idempotencyStrategy: IdempotencyStrategy.RetryAlways, ...this.options.retryOptions },
+        }),
+    );
+    return this.loaded;
+  }
+
+  private async file(path: string) {
     const { bucket, key } = parseObjectUrl(path);
     if (key === "") throw new FlusterError(`${path} names no object (write gs://BUCKET/name)`, "invalid_argument");
-    return this.storage.bucket(bucket).file(key);
+    return (await this.storage()).bucket(bucket).file(key);
   }
 
   async size(path: string): Promise<number | undefined> {
     try {
-      const [metadata] = await this.file(path).getMetadata();
+      const [metadata] = await (await this.file(path)).getMetadata();
       return Number(metadata.size ?? 0);
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
@@ -104,7 +113,7 @@ export class GcsStore implements ObjectStore {
     if (range.end !== undefined && range.end <= start) return;
     const ranged = range.start !== undefined || range.end !== undefined;
     // The library's `end` is inclusive; ours is exclusive.
-    const stream: Readable = this.file(path).createReadStream({
+    const stream: Readable = (await this.file(path)).createReadStream({
       decompress: false,
       ...(ranged ? { start, ...(range.end !== undefined ? { end: range.end - 1 } : {}) } : {}),
     });
@@ -127,7 +136,7 @@ export class GcsStore implements ObjectStore {
 
   async readAll(path: string): Promise<Uint8Array> {
     try {
-      const [data] = await this.file(path).download({ decompress: false });
+      const [data] = await (await this.file(path)).download({ decompress: false });
       return data;
     } catch (err) {
       throw gcsError("reading", path, err);
@@ -137,14 +146,14 @@ export class GcsStore implements ObjectStore {
   async writeAll(path: string, data: Uint8Array): Promise<void> {
     try {
       // One request (a multipart upload), retried whole by the library.
-      await this.file(path).save(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { resumable: false, contentType: "application/octet-stream" });
+      await (await this.file(path)).save(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { resumable: false, contentType: "application/octet-stream" });
     } catch (err) {
       throw gcsError("writing", path, err);
     }
   }
 
   async openWrite(path: string): Promise<ObjectSink> {
-    const file = this.file(path);
+    const file = await this.file(path);
     return countingSink(path, (bytes) => {
       const stop = new AbortController();
       const upload = async (): Promise<void> => {
@@ -182,7 +191,7 @@ export class GcsStore implements ObjectStore {
   async list(prefix: string): Promise<ObjectInfo[]> {
     const { bucket, key } = parseObjectUrl(prefix);
     try {
-      const [files] = await this.storage.bucket(bucket).getFiles({ prefix: key, autoPaginate: true });
+      const [files] = await (await this.storage()).bucket(bucket).getFiles({ prefix: key, autoPaginate: true });
       return files
         .map((f) => ({ path: `gs://${bucket}/${f.name}`, size: Number(f.metadata.size ?? 0) }))
         .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -193,7 +202,7 @@ export class GcsStore implements ObjectStore {
 
   async remove(path: string): Promise<void> {
     try {
-      await this.file(path).delete({ ignoreNotFound: true });
+      await (await this.file(path)).delete({ ignoreNotFound: true });
     } catch (err) {
       throw gcsError("removing", path, err);
     }

@@ -3,17 +3,9 @@
 // multipart uploads (lib-storage's Upload), which S3 makes visible only when
 // they complete. Configured by the standard AWS environment, so workers on
 // other machines get the same settings, or by `configureStorage({ s3 })`.
+// The SDK loads on first use: a pipeline that never touches s3:// never pays for it.
 import type { Readable } from "node:stream";
-import {
-  DeleteObjectCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-  type S3ClientConfig,
-} from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { FlusterError } from "../../core/errors.js";
 import { parseObjectUrl } from "./paths.js";
 import { countingSink } from "./sink.js";
@@ -97,12 +89,20 @@ export function s3Error(action: string, url: string, err: unknown): FlusterError
   return new FlusterError(`${action} ${url} failed: ${what} (HTTP ${status})`, "internal", { cause: err });
 }
 
+/** The SDK's modules and a client made with them. */
+interface S3Sdk {
+  readonly s3: typeof import("@aws-sdk/client-s3");
+  readonly Upload: typeof import("@aws-sdk/lib-storage").Upload;
+  readonly client: S3Client;
+}
+
 /** An S3 bucket (or an S3-compatible store's) as an ObjectStore; paths are `s3://bucket/key`. */
 export class S3Store implements ObjectStore {
   readonly scheme = "s3" as const;
-  private readonly client: S3Client;
   private readonly partSize: number;
   private readonly partConcurrency: number;
+  private readonly options: S3StoreOptions;
+  private loaded: Promise<S3Sdk> | undefined;
 
   constructor(options: S3StoreOptions = {}) {
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
@@ -110,18 +110,23 @@ export class S3Store implements ObjectStore {
       throw new FlusterError(`s3 partSize must be a whole number of bytes ≥ 5 MiB (S3's minimum part), got ${String(options.partSize)}`, "invalid_argument");
     }
     this.partConcurrency = options.partConcurrency ?? DEFAULT_PART_CONCURRENCY;
-    this.client = new S3Client(s3ClientConfig(options));
+    this.options = options;
   }
 
-  /** Closes the client's connections. */
-  destroy(): void {
-    this.client.destroy();
+  private sdk(): Promise<S3Sdk> {
+    this.loaded ??= Promise.all([import("@aws-sdk/client-s3"), import("@aws-sdk/lib-storage")]).then(([s3, storage]) => ({
+      s3,
+      Upload: storage.Upload,
+      client: new s3.S3Client(s3ClientConfig(this.options)),
+    }));
+    return this.loaded;
   }
 
   async size(path: string): Promise<number | undefined> {
     const { bucket, key } = parseObjectUrl(path);
+    const { s3, client } = await this.sdk();
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: key }));
       return head.ContentLength ?? 0;
     } catch (err) {
       if (isNotFound(err) && (err as AwsError).name !== "NoSuchBucket") return undefined;
@@ -134,9 +139,10 @@ export class S3Store implements ObjectStore {
     const start = range.start ?? 0;
     if (range.end !== undefined && range.end <= start) return;
     const header = range.start === undefined && range.end === undefined ? undefined : `bytes=${start}-${range.end !== undefined ? range.end - 1 : ""}`;
+    const { s3, client } = await this.sdk();
     let body: Readable;
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key, ...(header ? { Range: header } : {}) }));
+      const response = await client.send(new s3.GetObjectCommand({ Bucket: bucket, Key: key, ...(header ? { Range: header } : {}) }));
       body = response.Body as Readable;
     } catch (err) {
       // A range that starts at or past the end reads as nothing, as it does on a local file.
@@ -160,8 +166,9 @@ export class S3Store implements ObjectStore {
 
   async readAll(path: string): Promise<Uint8Array> {
     const { bucket, key } = parseObjectUrl(path);
+    const { s3, client } = await this.sdk();
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const response = await client.send(new s3.GetObjectCommand({ Bucket: bucket, Key: key }));
       return await response.Body!.transformToByteArray();
     } catch (err) {
       throw s3Error("reading", path, err);
@@ -177,9 +184,10 @@ export class S3Store implements ObjectStore {
   async openWrite(path: string): Promise<ObjectSink> {
     const { bucket, key } = parseObjectUrl(path);
     if (key === "" || key.endsWith("/")) throw new FlusterError(`cannot write ${path}: it names no object (a key ending in a file name is needed)`, "invalid_argument");
+    const { Upload, client } = await this.sdk();
     return countingSink(path, (stream) => {
       const upload = new Upload({
-        client: this.client,
+        client,
         params: { Bucket: bucket, Key: key, Body: stream },
         partSize: this.partSize,
         queueSize: this.partConcurrency,
@@ -199,12 +207,13 @@ export class S3Store implements ObjectStore {
 
   async list(prefix: string): Promise<ObjectInfo[]> {
     const { bucket, key } = parseObjectUrl(prefix);
+    const { s3, client } = await this.sdk();
     const out: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, ...(token ? { ContinuationToken: token } : {}) }));
+        page = await client.send(new s3.ListObjectsV2Command({ Bucket: bucket, Prefix: key, ...(token ? { ContinuationToken: token } : {}) }));
       } catch (err) {
         throw s3Error("listing", prefix, err);
       }
@@ -218,8 +227,9 @@ export class S3Store implements ObjectStore {
 
   async remove(path: string): Promise<void> {
     const { bucket, key } = parseObjectUrl(path);
+    const { s3, client } = await this.sdk();
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      await client.send(new s3.DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (err) {
       if (isNotFound(err) && (err as AwsError).name !== "NoSuchBucket") return;
       throw s3Error("removing", path, err);
@@ -229,11 +239,12 @@ export class S3Store implements ObjectStore {
   async removeTree(prefix: string): Promise<void> {
     const { bucket } = parseObjectUrl(prefix);
     const objects = await this.list(prefix.endsWith("/") ? prefix : `${prefix}/`);
+    const { s3, client } = await this.sdk();
     for (let i = 0; i < objects.length; i += DELETE_BATCH) {
       const keys = objects.slice(i, i + DELETE_BATCH).map((o) => ({ Key: parseObjectUrl(o.path).key }));
       let errors;
       try {
-        ({ Errors: errors } = await this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } })));
+        ({ Errors: errors } = await client.send(new s3.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } })));
       } catch (err) {
         throw s3Error("removing", prefix, err);
       }
