@@ -51,6 +51,9 @@ export function gcsError(action: string, url: string, err: unknown): FlusterErro
   const status = statusOf(err);
   const what = e.message?.split("\n")[0] ?? String(err);
   if (status === 404) return new FlusterError(`${url} does not exist`, "not_found", { cause: err });
+  if (status === undefined && /default credentials/i.test(what)) {
+    return new FlusterError(`${action} ${url}: no Google Cloud credentials (set GOOGLE_APPLICATION_CREDENTIALS, or run where the metadata server gives them): ${what}`, "unauthenticated", { cause: err });
+  }
   if (status === 401 || status === 403) return new FlusterError(`${action} ${url}: permission denied (${what})`, "permission_denied", { cause: err });
   if (status === undefined || status === 408 || status === 429 || status >= 500) {
     return new FlusterError(`${action} ${url} failed after retries: ${what}`, "unavailable", { cause: err });

@@ -81,6 +81,9 @@ export function s3Error(action: string, url: string, err: unknown): FlusterError
   if (e.name === "NoSuchBucket") return new FlusterError(`${url}: the bucket does not exist`, "not_found", { cause: err });
   if (isNotFound(err)) return new FlusterError(`${url} does not exist`, "not_found", { cause: err });
   if (status === 403 || e.name === "AccessDenied") return new FlusterError(`${action} ${url}: permission denied (${what})`, "permission_denied", { cause: err });
+  if (e.name === "CredentialsProviderError") {
+    return new FlusterError(`${action} ${url}: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a role): ${e.message ?? ""}`, "unauthenticated", { cause: err });
+  }
   if (e.name === "AbortError") return new FlusterError(`${action} ${url} was aborted`, "cancelled", { cause: err });
   // Throttling, 5xx and network failures are what the SDK retries; reaching here means they outlived the retries.
   if (status === undefined || status === 429 || status >= 500 || e.name === "SlowDown" || e.name === "ThrottlingException") {
