@@ -32,7 +32,7 @@ export class FakeS3 {
   /** Starts the fake with the given buckets. */
   static async start(buckets: readonly string[]): Promise<FakeS3> {
     const dir = mkdtempSync(join(tmpdir(), "fluster-fake-s3-"));
-    const backend = spawn(process.execPath, ["--openssl-legacy-provider", BACKEND, dir, ...buckets], { stdio: ["ignore", "pipe", "inherit"] });
+    const backend = spawn(process.execPath, ["--openssl-legacy-provider", BACKEND, dir, ...buckets], { stdio: ["pipe", "pipe", "inherit"] });
     const port = await new Promise<number>((resolve, reject) => {
       let out = "";
       backend.stdout!.on("data", (chunk: Buffer) => {
