@@ -133,18 +133,26 @@ describe("globs over object prefixes", () => {
 });
 
 describe("streaming writes to object stores", () => {
-  test("a write of several parts (S3) and chunks (GCS) is invisible until close, and reads back whole", async () => {
+  test("a write of several parts (S3) and chunks (GCS) is invisible until close, survives throttling, and reads back whole", async () => {
     // Incompressible text: 12 MiB of hex, more than two 5 MiB S3 parts and one 8 MiB GCS chunk.
     const text = randomBytes(6 << 20).toString("hex");
     const lines = Array.from({ length: text.length / 128 }, (_, i) => text.slice(i * 128, (i + 1) * 128));
     const digest = createHash("sha256").update(lines.join("\n") + "\n").digest("hex");
     configureStorage({ s3: { partSize: 5 << 20 } });
     try {
-      for (const path of [`s3://${BUCKET}/big/lines.txt`, `gs://${BUCKET}/big/lines.txt`]) {
+      for (const [path, fake] of [
+        [`s3://${BUCKET}/big/lines.txt`, s3],
+        [`gs://${BUCKET}/big/lines.txt`, gcs],
+      ] as const) {
+        const faultsBefore = fake.faultsServed;
+        // A failed part or chunk is sent again: S3 retries the part, GCS asks how much it holds and resumes from there.
+        fake.injectFaults({ every: 3 });
         const writer = await LineWriter.open(path);
         for (let i = 0; i < lines.length; i += 8192) await writer.write(lines.slice(i, i + 8192));
         assert.equal(await storeFor(path).size(path), undefined, `${path} is not visible before close`);
         const closed = await writer.close();
+        fake.injectFaults({});
+        assert.ok(fake.faultsServed > faultsBefore, `${path}: faults were injected`);
         assert.deepEqual(closed, { path, bytes: text.length + lines.length, lines: lines.length });
         assert.equal(await storeFor(path).size(path), closed.bytes);
         const hash = createHash("sha256");
@@ -157,6 +165,8 @@ describe("streaming writes to object stores", () => {
         assert.equal(hash.digest("hex"), digest, `${path} reads back byte for byte`);
       }
     } finally {
+      s3.injectFaults({});
+      gcs.injectFaults({});
       configureStorage({ s3: {} });
     }
   });
