@@ -141,6 +141,8 @@ export {
   isRetryableError,
   type ShardAttempt,
   type ShardRetry,
+  configureStorage,
+  type StorageConfig,
   type DatasetDefinition,
   type Backend as ZephyrBackend,
   type ExecuteOptions,

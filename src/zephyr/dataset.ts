@@ -3,6 +3,7 @@
 // (plan.ts) turns the operations into stages.
 import { ValidationError } from "../core/errors.js";
 import { remote, remoteRef, type RemoteRef } from "../core/remote.js";
+import { schemeOf } from "./fs/paths.js";
 import { checkParquetWriteOptions, type ParquetWriteOptions } from "./parquet.js";
 import { explainDataset, writerName } from "./plan.js";
 
@@ -95,11 +96,13 @@ export class Dataset<T> {
 
   /**
    * The paths of the files matching `pattern` (a glob, relative to the
-   * working directory), one shard per file, in sorted order. Follow with
+   * working directory, or over an object prefix: `"s3://bucket/data/*.jsonl.gz"`,
+   * `"gs://bucket/logs/2024-*.jsonl"`), one shard per file, in sorted order. Follow with
    * `loadJsonl()`, `loadText()` or `loadParquet()` to read them.
    */
   static fromFiles(pattern: string): Dataset<string> {
     if (typeof pattern !== "string" || pattern.trim() === "") throw new ValidationError("pattern", "must be a non-empty glob such as \"data/*.jsonl.gz\"");
+    schemeOf(pattern); // an unknown scheme fails here, not when the run starts
     return new Dataset<string>({ kind: "files", pattern }, [], undefined);
   }
 
@@ -195,7 +198,8 @@ export class Dataset<T> {
 
   /**
    * Writes each shard as JSON lines to `pattern` with the shard number
-   * substituted (`"out/part-{shard:05d}.jsonl.gz"`); compressed by extension.
+   * substituted (`"out/part-{shard:05d}.jsonl.gz"`, or an object URL such as
+   * `"s3://bucket/out/part-{shard:05d}.jsonl.gz"`); compressed by extension.
    * `execute` returns the paths written.
    */
   writeJsonl(pattern: string): Dataset<string> {
@@ -236,6 +240,7 @@ export class Dataset<T> {
 function checkPattern(pattern: unknown): void {
   if (typeof pattern !== "string" || pattern === "") throw new ValidationError("pattern", "must be a path such as \"out/part-{shard:05d}.jsonl.gz\"");
   if (!pattern.includes("{shard")) throw new ValidationError("pattern", `must contain {shard} or {shard:05d} so every shard writes its own file, got ${JSON.stringify(pattern)}`);
+  schemeOf(pattern); // never a local folder named "foo:"
 }
 
 /** A function that builds a Dataset, marked so other processes can rebuild it (see {@link dataset}). */

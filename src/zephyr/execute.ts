@@ -36,7 +36,11 @@ export interface ExecuteOptions {
   maxParallelism?: number;
   /** Chunks whose encoding reaches this size are written to storage; smaller ones travel inline. @default 1 MiB */
   spillThresholdBytes?: number;
-  /** Directory for spilled chunks; on a cluster of several machines it must be shared by them. @default `<tmpdir>/fluster-zephyr` */
+  /**
+   * Where spilled chunks go: a directory, or an object prefix (`s3://bucket/tmp`,
+   * `gs://bucket/tmp`); on a cluster of several machines it must be shared by
+   * them, which an object store is. @default `<tmpdir>/fluster-zephyr`
+   */
   storagePath?: string;
   /** Run on this job context instead of making one (and leave it open). */
   context?: JobContext;

@@ -1,17 +1,14 @@
 // Streaming file input and output for Zephyr pipelines: line and JSONL
-// readers, an atomic line writer, shard-name patterns and input globs.
-// Nothing here holds a whole file in memory; compression follows the extension.
-import { randomUUID } from "node:crypto";
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
-import { pipeline, type Readable, type Transform, type Writable } from "node:stream";
+// readers, an atomic line writer, shard-name patterns and input globs, over
+// any store (local disk, s3://, gs://; see fs/). Nothing here holds a whole
+// file in memory; compression follows the extension.
+import { pipeline, Readable, type Transform, type Writable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { createGunzip, createGzip, type ZlibOptions } from "node:zlib";
-import { glob, isDynamicPattern } from "tinyglobby";
 import { CompressStream } from "zstd-napi";
 import zstd from "zstd-napi/binding.js";
 import { FlusterError, ValidationError } from "../core/errors.js";
+import { absolutePath, globPaths, storeFor, type ObjectSink } from "./fs/index.js";
 
 export type Compression = "none" | "gzip" | "zstd";
 
@@ -24,8 +21,6 @@ export function compressionOf(path: string): Compression {
 
 // ------------------------------------------------------------------ reading
 
-/** Bytes per read from disk. */
-const READ_CHUNK = 256 * 1024;
 /**
  * Bytes per decompressed chunk out of gunzip. Each chunk is one job on
  * libuv's thread pool and one callback here; zlib's default (16 KiB) makes
@@ -48,16 +43,24 @@ const BATCH_CHARS = 1024 * 1024;
  */
 export async function* readLines(path: string): AsyncIterable<string[]> {
   const compression = compressionOf(path);
-  const file = createReadStream(path, { highWaterMark: READ_CHUNK });
-  let source: AsyncIterable<Buffer> = file;
+  let bytesRead = 0;
+  const store = storeFor(path);
+  // The stores yield Buffers (a Uint8Array subclass) from disk and from HTTP bodies.
+  const chunks = (async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of store.read(path)) {
+      bytesRead += chunk.byteLength;
+      yield chunk as Buffer;
+    }
+  })();
+  let source: AsyncIterable<Buffer> = chunks;
   let gunzip: Readable | undefined;
   if (compression === "gzip") {
     // pipeline forwards an error of either stream (a missing file, corrupt data) to gunzip,
     // whose iterator then throws it; the callback only keeps the error from going unhandled.
-    gunzip = pipeline(file, createGunzip({ chunkSize: GUNZIP_CHUNK }), () => {});
+    gunzip = pipeline(Readable.from(chunks, { objectMode: false }), createGunzip({ chunkSize: GUNZIP_CHUNK }), () => {});
     source = gunzip;
   } else if (compression === "zstd") {
-    source = zstdDecompress(file);
+    source = zstdDecompress(chunks);
   }
   const decoder = new StringDecoder("utf8");
   let carry = ""; // the unterminated start of a line, from earlier chunks
@@ -90,13 +93,13 @@ export async function* readLines(path: string): AsyncIterable<string[]> {
     }
   } catch (err) {
     // gunzip calls a zero-byte file truncated; zstd and plain text call it empty, and so do we.
-    if (!(compression === "gzip" && file.bytesRead === 0 && (err as NodeJS.ErrnoException).code === "Z_BUF_ERROR")) {
+    if (!(compression === "gzip" && bytesRead === 0 && (err as NodeJS.ErrnoException).code === "Z_BUF_ERROR")) {
       throw readError(path, compression, err);
     }
   } finally {
-    // An early return (take(n)) ends iteration here; release the file and the decompressor.
+    // An early return (take(n)) ends iteration here; release the file (or connection) and the decompressor.
     gunzip?.destroy();
-    file.destroy();
+    await chunks.return(undefined);
   }
   carry += decoder.end();
   if (carry.length > 0) batch.push(carry);
@@ -159,10 +162,13 @@ function trimCr(line: string): string {
 }
 
 function readError(path: string, compression: Compression, err: unknown): FlusterError {
-  if (err instanceof FlusterError) return err;
+  if (err instanceof FlusterError) {
+    // The stores name the object; say that it was an input.
+    if (err.code === "not_found") return new FlusterError(`input file ${path} does not exist`, "not_found", { cause: err });
+    if (err.code === "invalid_argument" && err.message.endsWith(" is a directory")) return new FlusterError(`input file ${path} is a directory`, "invalid_argument", { cause: err });
+    return err;
+  }
   const e = err as NodeJS.ErrnoException;
-  if (e.code === "ENOENT") return new FlusterError(`input file ${path} does not exist`, "not_found", { cause: err });
-  if (e.code === "EISDIR") return new FlusterError(`input file ${path} is a directory`, "invalid_argument", { cause: err });
   if (compression !== "none" && (e.syscall === undefined || e.code?.startsWith("Z_"))) {
     return new FlusterError(`input file ${path} is not valid ${compression} data: ${e.message}`, "invalid_argument", { cause: err });
   }
@@ -199,26 +205,27 @@ const GZIP_WRITE_BUFFER = 4 << 20;
 const GZIP_CHUNK = 256 * 1024;
 
 /**
- * - `open`: accepting writes into the temporary file.
+ * - `open`: accepting writes into the store's sink (nothing visible yet).
  * - `closing`: close() is flushing; no more writes.
- * - `closed`: renamed into place; nothing left to release.
- * - `aborted`: stopped by abort() or by a close() that failed; the temporary file is gone.
+ * - `closed`: committed (renamed into place, upload completed); nothing left to release.
+ * - `aborted`: stopped by abort() or by a close() that failed; nothing was made visible.
  * A stream failure while `open` is kept and thrown by the next write() or close().
  */
 type LineWriterState = "open" | "closing" | "closed" | "aborted";
 
 /**
- * Writes lines (each followed by "\n") to `path`, compressing by extension,
- * creating parent directories. It writes to a temporary name in the same
- * directory and renames to `path` only on close(), so a reader never sees
- * half a file and a re-run never leaves one. Writes honour backpressure.
+ * Writes lines (each followed by "\n") to `path` — a local path or an
+ * `s3://`/`gs://` URL — compressing by extension. It writes through the
+ * store's atomic sink (a temporary dot file renamed into place on close, an
+ * upload completed on close), so a reader never sees half a file and a
+ * re-run never leaves one; local parent directories are created. Writes
+ * honour backpressure.
  */
 export class LineWriter {
-  /** The final path, made absolute when the writer opened. */
+  /** The final path: absolute, or the object URL. */
   readonly path: string;
-  private readonly tempPath: string;
-  private readonly file: WriteStream;
-  /** Where text goes in: the compressor, or the file itself. */
+  private readonly sink: ObjectSink;
+  /** Where text goes in: the compressor, or the sink itself. */
   private readonly head: Writable;
   /** Settles when every stream in the chain has finished or failed. */
   private readonly done: Promise<void>;
@@ -229,18 +236,15 @@ export class LineWriter {
   private lineCount = 0;
   private aborting: Promise<void> | undefined;
 
-  private constructor(path: string, tempPath: string) {
+  private constructor(path: string, sink: ObjectSink) {
     this.path = path;
-    this.tempPath = tempPath;
-    this.file = createWriteStream(tempPath);
+    this.sink = sink;
     const compression = compressionOf(path);
     if (compression === "none") {
-      this.head = this.file;
-      this.done = new Promise((resolve) => {
-        this.file.once("close", resolve);
-        this.file.once("error", (err) => {
-          this.failure ??= err;
-        });
+      this.head = sink.stream;
+      this.done = Promise.resolve();
+      sink.stream.on("error", (err) => {
+        this.failure ??= err;
       });
     } else {
       // gzip runs on libuv's thread pool: a deep write buffer (zlib passes
@@ -250,7 +254,8 @@ export class LineWriter {
         compression === "gzip" ? createGzip({ chunkSize: GZIP_CHUNK, writableHighWaterMark: GZIP_WRITE_BUFFER } as ZlibOptions) : new CompressStream();
       this.head = compressor;
       this.done = new Promise((resolve) => {
-        pipeline(compressor, this.file, (err) => {
+        // Ends the sink's stream when the compressor ends; commit() then waits for the store.
+        pipeline(compressor, sink.stream, (err) => {
           if (err) this.failure ??= err;
           resolve();
         });
@@ -258,21 +263,17 @@ export class LineWriter {
     }
   }
 
+  /** Opens a writer; a path that cannot be written (or an unknown scheme) fails here. */
   static async open(path: string): Promise<LineWriter> {
-    const target = resolve(path);
-    await mkdir(dirname(target), { recursive: true });
-    // A dot name ending in .tmp: input globs such as *.jsonl.gz never pick it up.
-    const temp = join(dirname(target), `.${basename(target)}.${randomUUID().slice(0, 8)}.tmp`);
-    const writer = new LineWriter(target, temp);
-    // Wait for the temporary file, so that a path that cannot be written fails here.
-    await new Promise<void>((resolve, reject) => {
-      writer.file.once("ready", resolve);
-      writer.file.once("error", reject);
-    }).catch(async (err: unknown) => {
-      await writer.abort();
-      throw new FlusterError(`cannot write ${target}: ${(err as Error).message}`, "internal", { cause: err });
-    });
-    return writer;
+    const target = absolutePath(path);
+    let sink: ObjectSink;
+    try {
+      sink = await storeFor(target).openWrite(target);
+    } catch (err) {
+      if (err instanceof ValidationError) throw err;
+      throw new FlusterError(`cannot write ${target}: ${(err as Error).message}`, err instanceof FlusterError ? err.code : "internal", { cause: err });
+    }
+    return new LineWriter(target, sink);
   }
 
   async write(lines: readonly string[]): Promise<void> {
@@ -285,34 +286,34 @@ export class LineWriter {
     if (this.pendingChars >= WRITE_CHUNK) await this.flushPending();
   }
 
-  /** Flushes, renames into place; resolves with the final path, the bytes on disk and the number of lines. */
+  /** Flushes and commits; resolves with the final path, the bytes stored and the number of lines. */
   async close(): Promise<{ path: string; bytes: number; lines: number }> {
     this.assertOpen("close");
     this.state = "closing";
+    let bytes: number;
     try {
       await this.flushPending();
       this.head.end();
       await this.done;
       if (this.failure) throw this.failure;
-      await rename(this.tempPath, this.path);
+      bytes = await this.sink.commit();
     } catch (err) {
       await this.abort();
-      throw new FlusterError(`writing ${this.path} failed: ${(err as Error).message}`, "internal", { cause: err });
+      throw new FlusterError(`writing ${this.path} failed: ${(err as Error).message}`, err instanceof FlusterError ? err.code : "internal", { cause: err });
     }
     this.state = "closed";
-    return { path: this.path, bytes: this.file.bytesWritten, lines: this.lineCount };
+    return { path: this.path, bytes, lines: this.lineCount };
   }
 
-  /** Stops and removes the temporary file; safe to call after a failure, and more than once. */
+  /** Stops and discards what was written; safe to call after a failure, and more than once. */
   abort(): Promise<void> {
     if (this.state === "closed") return Promise.resolve();
     this.aborting ??= (async () => {
       this.state = "aborted";
       this.pending = [];
       this.head.destroy();
-      this.file.destroy();
+      await this.sink.abort();
       await this.done;
-      await rm(this.tempPath, { force: true });
     })();
     return this.aborting;
   }
@@ -362,21 +363,11 @@ function drained(stream: Writable): Promise<void> {
 // ------------------------------------------------------------------ globs
 
 /**
- * Files matching a glob, as absolute paths, sorted; relative patterns resolve
- * against `cwd`. A pattern with no glob characters that names an existing
- * file matches it. No match throws a ValidationError naming the pattern and cwd.
+ * Files (or objects) matching a glob, sorted: absolute local paths (relative
+ * patterns resolve against `cwd`) or `s3://`/`gs://` URLs. A pattern with no
+ * glob characters that names an existing file matches it. No match throws a
+ * ValidationError naming the pattern (and cwd). See {@link globPaths}.
  */
-export async function expandGlob(pattern: string, cwd: string = process.cwd()): Promise<string[]> {
-  const base = resolve(cwd);
-  let files: string[];
-  if (!isDynamicPattern(pattern)) {
-    const path = resolve(base, pattern);
-    const info = await stat(path).catch(() => undefined);
-    files = info?.isFile() ? [path] : [];
-  } else {
-    files = await glob(pattern, { cwd: base, absolute: true, onlyFiles: true, expandDirectories: false });
-    files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  }
-  if (files.length === 0) throw new ValidationError("pattern", `${JSON.stringify(pattern)} matched no files (cwd ${base})`);
-  return files;
+export function expandGlob(pattern: string, cwd: string = process.cwd()): Promise<string[]> {
+  return globPaths(pattern, cwd);
 }

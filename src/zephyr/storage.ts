@@ -1,14 +1,16 @@
 // Storage-first chunk references (seed 002). Records move between stages in
 // chunks; a chunk whose encoding is smaller than the spill threshold travels
-// inline (InlineRef), a larger one is written to a file under the run's
-// storage directory and travels as its path (StorageRef). A StorageManager
-// owns a run's directory and removes it when the run ends.
+// inline (InlineRef), a larger one is written to an object under the run's
+// storage directory — local, or an s3:// or gs:// prefix — and travels as its
+// path (StorageRef). A StorageManager owns a run's directory and removes it
+// when the run ends.
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { FlusterError, ValidationError } from "../core/errors.js";
 import { decodeValue, encodeValue } from "../rpc/codec.js";
+import { absolutePath, isObjectUrl, joinPath, storeFor } from "./fs/index.js";
 
 /** A chunk kept in memory: the encoded records. */
 export interface InlineRef {
@@ -17,7 +19,7 @@ export interface InlineRef {
   readonly count: number;
 }
 
-/** A chunk written to a file: its path and size. */
+/** A chunk written to storage: its path (local, or an object URL) and size. */
 export interface StorageRef {
   readonly kind: "storage";
   readonly path: string;
@@ -33,8 +35,9 @@ export async function readChunk(ref: ChunkRef): Promise<unknown[]> {
   if (ref.kind === "inline") data = ref.data;
   else {
     try {
-      data = await readFile(ref.path);
+      data = await storeFor(ref.path).readAll(ref.path);
     } catch (err) {
+      if (err instanceof FlusterError && err.code !== "not_found") throw err;
       throw new FlusterError(`chunk file ${ref.path} cannot be read (was the run's storage directory removed, or is it not shared with this worker?)`, "not_found", { cause: err });
     }
   }
@@ -47,7 +50,7 @@ export async function readChunk(ref: ChunkRef): Promise<unknown[]> {
 
 /** Where a stage's shard writes its chunks, and when it spills them. */
 export interface ChunkTarget {
-  /** Directory for spilled chunks (created on first spill). */
+  /** Directory (or object prefix) for spilled chunks; a local one is created on first spill. */
   readonly dir: string;
   /** File name prefix, unique to the shard's attempt. */
   readonly prefix: string;
@@ -102,12 +105,21 @@ export class ChunkWriter {
       this.refs.push({ kind: "inline", data, count: records.length });
       return;
     }
-    if (!this.madeDir) {
+    const local = !isObjectUrl(this.target.dir);
+    if (local && !this.madeDir) {
       await makeDirUnder(this.target.dir, this.target.root);
       this.madeDir = true;
     }
-    const path = join(this.target.dir, `${this.target.prefix}-${String(this.written++).padStart(5, "0")}.chunk`);
-    await writeFile(path, data);
+    const path = joinPath(this.target.dir, `${this.target.prefix}-${String(this.written++).padStart(5, "0")}.chunk`);
+    try {
+      // Never brings back a removed local directory: a late shard of a cancelled run fails instead.
+      await storeFor(path).writeAll(path, data, { createParents: false });
+    } catch (err) {
+      if (local && this.target.root !== undefined && err instanceof FlusterError && err.code === "not_found") {
+        throw new FlusterError(`the run's storage directory ${this.target.root} is gone (the run ended or was cancelled)`, "cancelled", { cause: err });
+      }
+      throw err;
+    }
     this.refs.push({ kind: "storage", path, count: records.length, bytes: data.byteLength });
   }
 }
@@ -140,10 +152,14 @@ export function defaultStoragePath(): string {
 }
 
 /**
- * A run's storage: one directory under the storage path, `run-<runId>`,
- * holding every stage's spilled chunks; `cleanup()` removes it. The id is
- * random unless the caller names the run (a resumable run), and checked
- * by the caller (see validateRunId).
+ * A run's storage: one directory under the storage path, `run-<runId>` (a
+ * local directory, or an `s3://bucket/prefix` or `gs://bucket/prefix` on an
+ * object store), holding every stage's spilled chunks; `cleanup()` removes
+ * it. The id is random unless the caller names the run (a resumable run),
+ * and checked by the caller (see validateRunId). On an object store a shard
+ * cancelled while writing may still add objects after the clean-up began;
+ * removing the tree lists again, and a later run's clean-up never touches
+ * another run's prefix.
  */
 export class StorageManager {
   readonly runId: string;
@@ -153,27 +169,27 @@ export class StorageManager {
   private madeStoragePath = false;
 
   constructor(storagePath: string = defaultStoragePath(), runId: string = randomUUID().slice(0, 8)) {
-    if (typeof storagePath !== "string" || storagePath === "") throw new ValidationError("storagePath", "must be a directory path");
-    this.storagePath = resolve(storagePath);
+    if (typeof storagePath !== "string" || storagePath === "") throw new ValidationError("storagePath", "must be a directory path or an s3:// or gs:// prefix");
+    this.storagePath = absolutePath(storagePath);
     this.runId = runId;
-    this.runDir = join(this.storagePath, `run-${this.runId}`);
+    this.runDir = joinPath(this.storagePath, `run-${this.runId}`);
   }
 
   /** Where stage `index` spills its chunks. */
   stageDir(index: number): string {
-    return join(this.runDir, `stage-${index}`);
+    return joinPath(this.runDir, `stage-${index}`);
   }
 
-  /** Creates the run's directory; chunk writers given it as their `root` create only what lies below it. */
+  /** Creates the run's local directory (object stores need none); chunk writers given it as their `root` create only what lies below it. */
   async create(): Promise<void> {
+    if (isObjectUrl(this.storagePath)) return;
     // mkdir answers the first directory it had to make: the storage path itself when it was missing.
     const first = await mkdir(this.runDir, { recursive: true });
     this.madeStoragePath = first !== undefined && resolve(first) === this.storagePath && this.storagePath === resolve(defaultStoragePath());
   }
 
   async cleanup(): Promise<void> {
-    // Retried: a shard of a cancelled run may add a file while the tree is being removed (ENOTEMPTY).
-    await rm(this.runDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    await storeFor(this.runDir).removeTree(this.runDir);
     if (!this.madeStoragePath) return;
     // Only when empty: another run may be using it now.
     await rmdir(this.storagePath).catch(() => undefined);

@@ -7,7 +7,7 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "nod
 import { basename, dirname, join } from "node:path";
 import { FlusterError } from "../../core/errors.js";
 import { absolutePath } from "./paths.js";
-import type { ByteRange, ObjectInfo, ObjectSink, ObjectStore } from "./types.js";
+import type { ByteRange, ObjectInfo, ObjectSink, ObjectStore, WriteOptions } from "./types.js";
 
 /** Bytes per read from disk. */
 const READ_CHUNK = 256 * 1024;
@@ -81,11 +81,11 @@ export class LocalStore implements ObjectStore {
     });
   }
 
-  async writeAll(path: string, data: Uint8Array): Promise<void> {
+  async writeAll(path: string, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
     const file = absolutePath(path);
     const temp = tempPathFor(file);
     try {
-      await mkdir(dirname(file), { recursive: true });
+      if (options.createParents !== false) await mkdir(dirname(file), { recursive: true });
       await writeFile(temp, data);
       await rename(temp, file);
     } catch (err) {

@@ -21,6 +21,16 @@ export interface ByteRange {
   readonly end?: number;
 }
 
+/** Options of a whole-object write. */
+export interface WriteOptions {
+  /**
+   * Create missing parent directories (local disk; object stores have
+   * none). False makes a write below a removed directory fail with
+   * `not_found` instead of bringing the directory back. @default true
+   */
+  readonly createParents?: boolean;
+}
+
 /**
  * A streaming write. Bytes go into `stream` (honour its backpressure);
  * nothing is visible at the path until `commit()` resolves (a local file
@@ -52,7 +62,7 @@ export interface ObjectStore {
   /** A small object, whole. */
   readAll(path: string): Promise<Uint8Array>;
   /** Writes a small object whole, atomically. */
-  writeAll(path: string, data: Uint8Array): Promise<void>;
+  writeAll(path: string, data: Uint8Array, options?: WriteOptions): Promise<void>;
   /** A streaming, atomic write (see {@link ObjectSink}). Parent "directories" are made as needed. */
   openWrite(path: string): Promise<ObjectSink>;
   /** Every object whose path starts with `prefix`, sorted by path. Missing prefixes list nothing. */
