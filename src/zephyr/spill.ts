@@ -69,11 +69,16 @@ interface Run {
   readonly entryBytes: number;
 }
 
-/** Reads a run a few chunks at a time (up to `readBytes` encoded, at least one chunk); the run's object is removed once read. */
+/**
+ * Reads a run a few chunks at a time (up to `readBytes` encoded, at least
+ * one chunk), the next read under way while the current one is merged; the
+ * run's object is removed once read.
+ */
 class RunCursor<E> {
   private chunk: E[] = [];
   private pos = -1;
   private next = 0;
+  private prefetched: Promise<E[] | undefined> | undefined;
 
   constructor(
     private readonly run: Run,
@@ -92,32 +97,46 @@ class RunCursor<E> {
     return ++this.pos < this.chunk.length;
   }
 
-  /** Reads the run's next non-empty chunk; false when the run is done. */
+  /** Moves to the run's next entry past the chunks in memory; false when the run is done. */
   async load(): Promise<boolean> {
     while (this.pos >= this.chunk.length) {
-      const first = this.run.chunks[this.next];
-      if (first === undefined) {
+      const entries = await (this.prefetched ?? this.read());
+      this.prefetched = undefined;
+      if (entries === undefined) {
         this.chunk = [];
         await storeFor(this.run.path).remove(this.run.path);
         return false;
       }
-      let last = this.next;
-      while (last + 1 < this.run.chunks.length && (this.run.chunks[last + 1] as { end: number }).end - first.start <= this.readBytes) last++;
-      const chunks = this.run.chunks.slice(this.next, last + 1);
-      this.next = last + 1;
-      const end = (chunks[chunks.length - 1] as { end: number }).end;
-      const data = await storeFor(this.run.path).readRange(this.run.path, first.start, end);
-      this.chunk = [];
-      for (const chunk of chunks) {
-        const entries = decodeValue(data.subarray(chunk.start - first.start, chunk.end - first.start));
-        if (!Array.isArray(entries) || entries.length !== chunk.count) {
-          throw new FlusterError(`spilled run ${this.run.path} holds ${Array.isArray(entries) ? entries.length : "no"} entries at bytes ${chunk.start}-${chunk.end}, expected ${chunk.count}`, "internal");
-        }
-        for (const entry of entries as E[]) this.chunk.push(entry);
-      }
+      this.chunk = entries;
       this.pos = 0;
+      if (this.next < this.run.chunks.length) {
+        const next = this.read();
+        next.catch(() => undefined); // reported when awaited; a merge given up early never awaits it
+        this.prefetched = next;
+      }
     }
     return true;
+  }
+
+  /** The entries of the next chunks, read in one range; undefined after the last. */
+  private async read(): Promise<E[] | undefined> {
+    const first = this.run.chunks[this.next];
+    if (first === undefined) return undefined;
+    let last = this.next;
+    while (last + 1 < this.run.chunks.length && (this.run.chunks[last + 1] as { end: number }).end - first.start <= this.readBytes) last++;
+    const chunks = this.run.chunks.slice(this.next, last + 1);
+    this.next = last + 1;
+    const end = (chunks[chunks.length - 1] as { end: number }).end;
+    const data = await storeFor(this.run.path).readRange(this.run.path, first.start, end);
+    const out: E[] = [];
+    for (const chunk of chunks) {
+      const entries = decodeValue(data.subarray(chunk.start - first.start, chunk.end - first.start));
+      if (!Array.isArray(entries) || entries.length !== chunk.count) {
+        throw new FlusterError(`spilled run ${this.run.path} holds ${Array.isArray(entries) ? entries.length : "no"} entries at bytes ${chunk.start}-${chunk.end}, expected ${chunk.count}`, "internal");
+      }
+      for (const entry of entries as E[]) out.push(entry);
+    }
+    return out;
   }
 }
 
@@ -236,8 +255,8 @@ export class ExternalSorter<E> {
       return c < 0 || (c === 0 && a.order < b.order);
     };
     const heap: RunCursor<E>[] = [];
-    // Each run's share of the budget, in encoded bytes.
-    const readBytes = this.budget / IN_MEMORY_FACTOR / Math.max(1, runs.length);
+    // Each run's share of the budget, in encoded bytes: two reads in memory per run (one merging, one prefetched).
+    const readBytes = this.budget / IN_MEMORY_FACTOR / Math.max(1, runs.length) / 2;
     for (const [i, run] of runs.entries()) {
       const cursor = new RunCursor<E>(run, i, readBytes);
       if (cursor.step() || (await cursor.load())) heap.push(cursor);
