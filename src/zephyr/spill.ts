@@ -142,10 +142,10 @@ class RunCursor<E> {
 
 /**
  * Sorts more entries than fit in memory. `push` entries with their
- * estimated heap size; when it answers true, `await spill()`. Then either
- * `takeUnsorted()` (nothing was spilled: the entries in the order pushed) or
- * iterate `sorted()` once. Ties keep no particular order: make `compare`
- * total (entries carry a sequence number for that).
+ * estimated heap size; when it answers true, `await spill()`. Then iterate
+ * `sorted()` once: when nothing was spilled it is an in-memory sort. Ties
+ * keep no particular order: make `compare` total (entries carry a sequence
+ * number for that).
  */
 export class ExternalSorter<E> {
   private buffer: E[] = [];
@@ -184,19 +184,12 @@ export class ExternalSorter<E> {
     this.runs.push(await this.writeRun([entries], entryBytes));
   }
 
-  /** The entries in the order pushed, when nothing was spilled; undefined once something was. */
-  takeUnsorted(): E[] | undefined {
-    if (this.spilled) return undefined;
-    const entries = this.buffer;
-    this.buffer = [];
-    this.bufferBytes = 0;
-    return entries;
-  }
-
   /** Every entry pushed, in order, a batch at a time; the runs' files are removed as they are read. */
   async *sorted(): AsyncIterable<E[]> {
     if (!this.spilled) {
-      const entries = this.takeUnsorted() ?? [];
+      const entries = this.buffer;
+      this.buffer = [];
+      this.bufferBytes = 0;
       entries.sort(this.compare);
       for (let i = 0; i < entries.length; i += BATCH) yield entries.slice(i, i + BATCH);
       return;
