@@ -186,6 +186,9 @@ export class Dataset<T> {
   /**
    * Groups records by `key` across all shards and makes one record per group
    * with `reducer(key, records)`; groups keep first-seen order within a shard.
+   * A shard whose records pass `memoryLimitBytes` sorts them by key in runs
+   * on storage and reduces each group as the runs merge (same output); one
+   * group's records are always held whole for its reducer.
    */
   groupBy<K extends Key, R>(key: (record: T) => K, reducer: (key: K, records: T[]) => R, options: ShuffleOptions = {}): Dataset<R> {
     checkFunction("groupBy key", key);
@@ -199,7 +202,11 @@ export class Dataset<T> {
     });
   }
 
-  /** Keeps the first record of each `key` across all shards (default key: the record itself). */
+  /**
+   * Keeps the first record of each `key` across all shards (default key: the
+   * record itself). A shard remembers the keys it has seen; past
+   * `memoryLimitBytes` the rest sort by key in runs on storage (same output).
+   */
   deduplicate(key: (record: T) => Key = (record) => record as Key, options: ShuffleOptions = {}): Dataset<T> {
     checkFunction("deduplicate key", key);
     if (options.numShards !== undefined) checkCount("numShards", options.numShards, 1);
