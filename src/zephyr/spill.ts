@@ -24,6 +24,9 @@ export const IN_MEMORY_FACTOR = 3;
 /** Runs merged at once; more runs are merged in passes. */
 export const MERGE_FAN_IN = 64;
 
+/** Encoded bytes a run's write may have queued before it waits for the store (small writes one by one are slow). */
+const WRITE_AHEAD = 1 << 20;
+
 /** Entries per batch handed out by a merge. */
 const BATCH = 1024;
 
@@ -220,7 +223,7 @@ export class ExternalSorter<E> {
       chunks.push({ start: offset, end: offset + data.byteLength, count: pending.length });
       offset += data.byteLength;
       pending = [];
-      if (!sink.stream.write(data)) await once(sink.stream, "drain");
+      if (!sink.stream.write(data) && sink.stream.writableLength > WRITE_AHEAD) await once(sink.stream, "drain");
     };
     try {
       for await (const batch of entries) {
