@@ -38,6 +38,7 @@ export class KeySampler {
     this.state = (seed * 0x9e3779b9 + 1) >>> 0;
   }
 
+  /** Offers every record of `batch` to the sample. */
   add(batch: readonly unknown[]): void {
     for (const record of batch) {
       const seen = ++this.records;
@@ -49,6 +50,7 @@ export class KeySampler {
     }
   }
 
+  /** The keys kept and the records they were drawn from. */
   get sample(): KeySample {
     return { keys: this.keys, records: this.records };
   }

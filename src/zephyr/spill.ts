@@ -42,8 +42,11 @@ export interface SpillTarget {
   readonly stats: SpillStats;
 }
 
+/** What a shard's out-of-core operators wrote. */
 export interface SpillStats {
+  /** Sorted runs written, merge passes' runs included. */
   runs: number;
+  /** Their encoded bytes. */
   bytes: number;
 }
 
