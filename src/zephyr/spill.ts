@@ -159,6 +159,9 @@ export class ExternalSorter<E> {
   private readonly runs: Run[] = [];
   private readonly prefix = `spill-${randomUUID().slice(0, 8)}`;
   private written = 0;
+  private spilledAny = false;
+  /** The last spilled run, encoded and being written while the next buffer fills. */
+  private writing: Promise<void> | undefined;
 
   constructor(
     private readonly compare: (a: E, b: E) => number,
@@ -169,7 +172,7 @@ export class ExternalSorter<E> {
 
   /** Whether a run was written. */
   get spilled(): boolean {
-    return this.runs.length > 0;
+    return this.spilledAny;
   }
 
   /** Adds an entry taking about `bytes` of heap; true when the buffer is over budget and should be spilled. */
@@ -179,15 +182,33 @@ export class ExternalSorter<E> {
     return this.bufferBytes > this.budget;
   }
 
-  /** Sorts the buffer and writes it to storage as a run. */
+  /**
+   * Sorts the buffer and writes it to storage as a run. The run is encoded
+   * at once (its entries let go) and written while the next buffer fills:
+   * memory holds at most one run's encoding besides the budget.
+   */
   async spill(): Promise<void> {
     if (this.buffer.length === 0) return;
+    await this.settle();
     const entries = this.buffer;
     const entryBytes = this.bufferBytes / entries.length;
     this.buffer = [];
     this.bufferBytes = 0;
+    this.spilledAny = true;
     entries.sort(this.compare);
-    this.runs.push(await this.writeRun([entries], entryBytes));
+    const encoded = [...encodeChunks([entries], this.chunkEntries(entryBytes))];
+    const writing = this.writeRun(encoded, entryBytes).then((run) => {
+      this.runs.push(run);
+    });
+    writing.catch(() => undefined); // reported by settle()
+    this.writing = writing;
+  }
+
+  /** Waits for the run being written; throws its error. */
+  private async settle(): Promise<void> {
+    const writing = this.writing;
+    this.writing = undefined;
+    await writing;
   }
 
   /** Every entry pushed, in order, a batch at a time; the runs' files are removed as they are read. */
@@ -201,41 +222,33 @@ export class ExternalSorter<E> {
       return;
     }
     await this.spill();
+    await this.settle();
     // Passes over the oldest runs until one merge can take them all.
     while (this.runs.length > MERGE_FAN_IN) {
       const group = this.runs.splice(0, MERGE_FAN_IN);
       const entryBytes = group.reduce((n, r) => n + r.entryBytes, 0) / group.length;
-      this.runs.push(await this.writeRun(this.merge(group), entryBytes));
+      this.runs.push(await this.writeRun(encodeChunksAsync(this.merge(group), this.chunkEntries(entryBytes)), entryBytes));
     }
     yield* this.merge(this.runs.splice(0));
   }
 
-  /**
-   * Writes `entries` (sorted) as one run. Its chunks are small enough that
-   * a merge of MERGE_FAN_IN runs holds about the budget: one chunk of each.
-   */
-  private async writeRun(entries: Iterable<E[]> | AsyncIterable<E[]>, entryBytes: number): Promise<Run> {
-    const chunkEntries = Math.max(16, Math.min(8192, Math.floor(this.budget / MERGE_FAN_IN / Math.max(1, entryBytes))));
+  /** Entries per chunk of a run: small enough that a merge of MERGE_FAN_IN runs holds about the budget, one chunk of each. */
+  private chunkEntries(entryBytes: number): number {
+    return Math.max(16, Math.min(8192, Math.floor(this.budget / MERGE_FAN_IN / Math.max(1, entryBytes))));
+  }
+
+  /** Writes encoded chunks (of sorted entries) as one run. */
+  private async writeRun(encoded: Iterable<EncodedChunk> | AsyncIterable<EncodedChunk>, entryBytes: number): Promise<Run> {
     const path = joinPath(this.target.dir, `${this.prefix}-r${String(this.written++).padStart(5, "0")}.run`);
     const sink = await storeFor(path).openWrite(path);
     const chunks: Array<{ start: number; end: number; count: number }> = [];
     let offset = 0;
-    let pending: E[] = [];
-    const flush = async () => {
-      const data = encodeValue(pending);
-      chunks.push({ start: offset, end: offset + data.byteLength, count: pending.length });
-      offset += data.byteLength;
-      pending = [];
-      if (!sink.stream.write(data) && sink.stream.writableLength > WRITE_AHEAD) await once(sink.stream, "drain");
-    };
     try {
-      for await (const batch of entries) {
-        for (const entry of batch) {
-          pending.push(entry);
-          if (pending.length >= chunkEntries) await flush();
-        }
+      for await (const { data, count } of encoded) {
+        chunks.push({ start: offset, end: offset + data.byteLength, count });
+        offset += data.byteLength;
+        if (!sink.stream.write(data) && sink.stream.writableLength > WRITE_AHEAD) await once(sink.stream, "drain");
       }
-      if (pending.length > 0) await flush();
       await sink.commit();
     } catch (err) {
       await sink.abort();
@@ -278,6 +291,35 @@ export class ExternalSorter<E> {
     }
     if (batch.length > 0) yield batch;
   }
+}
+
+/** Some entries of a run, encoded. */
+interface EncodedChunk {
+  readonly data: Uint8Array;
+  readonly count: number;
+}
+
+function* encodeChunks<E>(batches: Iterable<E[]>, chunkEntries: number): Iterable<EncodedChunk> {
+  for (const batch of batches) {
+    for (let i = 0; i < batch.length; i += chunkEntries) {
+      const chunk = batch.slice(i, i + chunkEntries);
+      yield { data: encodeValue(chunk), count: chunk.length };
+    }
+  }
+}
+
+async function* encodeChunksAsync<E>(batches: AsyncIterable<E[]>, chunkEntries: number): AsyncIterable<EncodedChunk> {
+  let pending: E[] = [];
+  for await (const batch of batches) {
+    for (const entry of batch) {
+      pending.push(entry);
+      if (pending.length >= chunkEntries) {
+        yield { data: encodeValue(pending), count: pending.length };
+        pending = [];
+      }
+    }
+  }
+  if (pending.length > 0) yield { data: encodeValue(pending), count: pending.length };
 }
 
 function siftDown<T>(heap: T[], index: number, before: (a: T, b: T) => boolean): void {
