@@ -170,7 +170,7 @@ export class ExternalSorter<E> {
     private readonly budget: number = target.memoryLimitBytes,
   ) {}
 
-  /** Whether a run was written. */
+  /** Whether a run was spilled (written, or being written). */
   get spilled(): boolean {
     return this.spilledAny;
   }
