@@ -29,7 +29,7 @@ export type Op =
   | { kind: "loadJsonl" }
   | { kind: "loadText" }
   | { kind: "loadParquet" }
-  | { kind: "sortBy"; key: (record: unknown) => SortKey; descending: boolean }
+  | { kind: "sortBy"; key: (record: unknown) => SortKey; descending: boolean; global: boolean; numShards: number | undefined }
   | { kind: "take"; n: number }
   | { kind: "reshard"; numShards: number }
   | { kind: "groupBy"; key: (record: unknown) => Key; reducer: (key: unknown, records: unknown[]) => unknown; numShards: number | undefined }
@@ -51,6 +51,19 @@ export interface DatasetOrigin {
 
 export interface FromListOptions {
   /** Shards to cut the list into. @default min(items, 16), at least 1 */
+  numShards?: number;
+}
+
+export interface SortOptions {
+  /** Largest key first. @default false */
+  descending?: boolean;
+  /**
+   * Sort the whole dataset, not each shard: the shards in order then form
+   * one sorted sequence. Costs a shuffle (a sample of keys picks the shards'
+   * key ranges) and one more pass over the records. @default false
+   */
+  global?: boolean;
+  /** With `global`: the output shards. @default the input's shard count */
   numShards?: number;
 }
 
@@ -155,10 +168,24 @@ export class Dataset<T> {
     return this.with<U>({ kind: "mapShard", fn: fn as Extract<Op, { kind: "mapShard" }>["fn"] });
   }
 
-  /** Sorts each shard by `key` (stable; the shard is held in memory). */
-  sortBy(key: (record: T) => SortKey, options: { descending?: boolean } = {}): Dataset<T> {
+  /**
+   * Sorts each shard by `key`, or with `global: true` the whole dataset
+   * (range-partitioned into `numShards` shards). Stable: equal keys keep
+   * their order. A shard larger than `memoryLimitBytes` sorts in runs on storage.
+   */
+  sortBy(key: (record: T) => SortKey, options: SortOptions = {}): Dataset<T> {
     checkFunction("sortBy", key);
-    return this.with<T>({ kind: "sortBy", key: key as (record: unknown) => SortKey, descending: options.descending ?? false });
+    if (options.numShards !== undefined) {
+      if (!options.global) throw new ValidationError("sortBy numShards", "applies only to a global sort ({ global: true }); a per-shard sort keeps its shards");
+      checkCount("numShards", options.numShards, 1);
+    }
+    return this.with<T>({
+      kind: "sortBy",
+      key: key as (record: unknown) => SortKey,
+      descending: options.descending ?? false,
+      global: options.global ?? false,
+      numShards: options.numShards,
+    });
   }
 
   /** The first `n` records, in shard order. */
@@ -176,6 +203,9 @@ export class Dataset<T> {
   /**
    * Groups records by `key` across all shards and makes one record per group
    * with `reducer(key, records)`; groups keep first-seen order within a shard.
+   * A shard whose records pass `memoryLimitBytes` sorts them by key in runs
+   * on storage and reduces each group as the runs merge (same output); one
+   * group's records are always held whole for its reducer.
    */
   groupBy<K extends Key, R>(key: (record: T) => K, reducer: (key: K, records: T[]) => R, options: ShuffleOptions = {}): Dataset<R> {
     checkFunction("groupBy key", key);
@@ -189,7 +219,11 @@ export class Dataset<T> {
     });
   }
 
-  /** Keeps the first record of each `key` across all shards (default key: the record itself). */
+  /**
+   * Keeps the first record of each `key` across all shards (default key: the
+   * record itself). A shard remembers the keys it has seen; past
+   * `memoryLimitBytes` the rest sort by key in runs on storage (same output).
+   */
   deduplicate(key: (record: T) => Key = (record) => record as Key, options: ShuffleOptions = {}): Dataset<T> {
     checkFunction("deduplicate key", key);
     if (options.numShards !== undefined) checkCount("numShards", options.numShards, 1);

@@ -10,6 +10,7 @@
 import { availableParallelism } from "node:os";
 import type { Cluster } from "../cluster/client/cluster.js";
 import { ValidationError } from "../core/errors.js";
+import { parseByteSize } from "../core/quantity.js";
 import { abortable, checkSignal } from "../core/abort.js";
 import type { BackoffOptions } from "../core/backoff.js";
 import { refuseWhileImportingByReference } from "../core/remote.js";
@@ -19,8 +20,10 @@ import type { Dataset } from "./dataset.js";
 import { expandGlob } from "./io.js";
 import { RunManifest, describePlan, validateRunId } from "./manifest.js";
 import { listShardCount, planStages, type Stage } from "./plan.js";
+import { rangeSpecs, type KeySample } from "./range.js";
 import { DEFAULT_RETRY_BACKOFF, runWithRetries, type ShardAttempt, type ShardRetry, type ShardRetryPolicy } from "./retries.js";
 import { runShard, runShardTask, type ShardInput, type ShardResult } from "./runner.js";
+import { defaultMemoryLimitBytes } from "./spill.js";
 import { StorageManager, readChunk, type ChunkRef } from "./storage.js";
 
 export type Backend = "sync" | "threads" | "cluster";
@@ -36,6 +39,17 @@ export interface ExecuteOptions {
   maxParallelism?: number;
   /** Chunks whose encoding reaches this size are written to storage; smaller ones travel inline. @default 1 MiB */
   spillThresholdBytes?: number;
+  /**
+   * Each shard's budget for the records its groupBy, deduplicate and sortBy
+   * hold: past it they write sorted runs to storage (under `storagePath`)
+   * and merge them, so a partition larger than memory completes. Bytes, or
+   * a size such as `"512m"`. It is an estimate (encoded sizes times a
+   * factor), and one group is always held whole for its reducer.
+   * @default half a shard's share of memory: cluster: half of
+   * `workerResources.memory`; threads and sync: half of
+   * min(machine memory, V8 heap limit) / maxParallelism
+   */
+  memoryLimitBytes?: number | string;
   /**
    * Where spilled chunks go: a directory, or an object prefix (`s3://bucket/tmp`,
    * `gs://bucket/tmp`); on a cluster of several machines it must be shared by
@@ -120,6 +134,9 @@ export interface ShardProgress {
   path?: string;
   /** True for a shard that a resumed run did not run again: its recorded result was used. */
   resumed?: boolean;
+  /** Sorted runs the shard's groupBy/deduplicate/sortBy wrote past `memoryLimitBytes` (merge passes included), and their bytes; 0 when it fit. */
+  spilledRuns: number;
+  spilledBytes: number;
 }
 
 const DEFAULT_SPILL_THRESHOLD = 1 << 20;
@@ -188,6 +205,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
   if (typeof spillThresholdBytes !== "number" || !(spillThresholdBytes >= 0)) {
     throw new ValidationError("spillThresholdBytes", `must be a number of bytes ≥ 0, got ${String(spillThresholdBytes)}`);
   }
+  const memoryLimitBytes = memoryLimitFor(backend, maxParallelism, options);
   const signal = checkSignal(options.signal, "signal");
   const maxShardRetries = options.maxShardRetries ?? 3;
   if (!Number.isInteger(maxShardRetries) || maxShardRetries < 0) throw new ValidationError("maxShardRetries", `must be a whole number ≥ 0, got ${String(maxShardRetries)}`);
@@ -239,7 +257,7 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
     let results: ShardResult[] = [];
     for (const stage of stages) {
       let done = 0;
-      const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes, root: storage.runDir };
+      const shardStorage = { dir: storage.stageDir(stage.index), spillThresholdBytes, root: storage.runDir, memoryLimitBytes };
       const finished = await manifest?.finishedShards(stage, storage.stageDir(stage.index));
       const attempt = async (shard: number): Promise<ShardResult> => {
         const input = inputs[shard] as ShardInput;
@@ -272,6 +290,8 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
           bytes: result.bytes,
           ...(result.output.kind === "file" ? { path: result.output.path } : {}),
           ...(recorded ? { resumed: true } : {}),
+          spilledRuns: result.spilled?.runs ?? 0,
+          spilledBytes: result.spilled?.bytes ?? 0,
         });
         return result;
       };
@@ -288,9 +308,29 @@ export async function execute<T>(ds: Dataset<T>, options: ExecuteOptions = {}): 
   }
 }
 
-/** The next stage's shard inputs: partition p of every shard, in shard order. */
+/** The budget each shard gets (see ExecuteOptions.memoryLimitBytes). */
+function memoryLimitFor(backend: Backend, maxParallelism: number, options: ExecuteOptions): number {
+  if (options.memoryLimitBytes !== undefined) {
+    const bytes = parseByteSize(options.memoryLimitBytes, "memoryLimitBytes");
+    if (bytes <= 0) throw new ValidationError("memoryLimitBytes", `must be more than 0 bytes, got ${String(options.memoryLimitBytes)}`);
+    return bytes;
+  }
+  if (backend !== "cluster") return defaultMemoryLimitBytes(maxParallelism);
+  return defaultMemoryLimitBytes(1, parseByteSize(options.workerResources?.memory ?? "1g", "workerResources.memory"));
+}
+
+/**
+ * The next stage's shard inputs: partition p of every shard, in shard order;
+ * after a sampling stage (a global sort), shard i's own chunks with the key
+ * ranges picked from every shard's sample.
+ */
 function nextInputs(next: Stage | undefined, results: readonly ShardResult[]): ShardInput[] {
   if (!next) return [];
+  if (next.output.kind === "range") {
+    const { descending, numShards } = next.output;
+    const specs = rangeSpecs(results.map((r): KeySample => r.samples ?? { keys: [], records: r.records }), numShards, descending);
+    return results.map((r, i) => ({ kind: "chunks" as const, refs: r.output.kind === "chunks" ? r.output.refs : [], range: specs[i] as (typeof specs)[number] }));
+  }
   return Array.from({ length: next.numShards }, (_, p) => ({
     kind: "chunks" as const,
     refs: results.flatMap((r) => (r.output.kind === "partitions" ? (r.output.refs[p] ?? []) : [])),

@@ -1,6 +1,6 @@
 // Zephyr: storage-first dataset pipelines (SPEC §3).
 
-export { Dataset, dataset, type DatasetDefinition, type DatasetOrigin, type FromListOptions, type ShuffleOptions, type Key, type SortKey } from "./dataset.js";
+export { Dataset, dataset, type DatasetDefinition, type DatasetOrigin, type FromListOptions, type ShuffleOptions, type SortOptions, type Key, type SortKey } from "./dataset.js";
 export { execute, type Backend, type ExecuteOptions, type ShardProgress } from "./execute.js";
 export { RetryableError, isRetryableError, type ShardAttempt, type ShardRetry } from "./retries.js";
 export { configureStorage, globPaths, type GcsStoreOptions, type S3StoreOptions, type StorageConfig } from "./fs/index.js";

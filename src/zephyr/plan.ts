@@ -1,8 +1,8 @@
 // The planner: cuts a pipeline into stages. Per-record and per-shard
 // operations fuse into the stage they follow; a shuffle (groupBy,
-// deduplicate, reshard) and a global take end a stage, whose shards then
+// deduplicate, reshard, a global sort) and a global take end a stage, whose shards then
 // hand their records to the next stage's shards through storage.
-import type { Dataset, Key, Op, WriteOp } from "./dataset.js";
+import type { Dataset, Key, Op, SortKey, WriteOp } from "./dataset.js";
 
 /** How a stage's shard starts: from the source, or from the previous stage's partitions. */
 export type StageInput =
@@ -20,7 +20,11 @@ export type StageOutput =
   | WriteOp
   | { kind: "hash"; key: (record: unknown) => Key; numShards: number }
   | { kind: "roundRobin"; numShards: number }
-  | { kind: "single" };
+  | { kind: "single" }
+  /** As collect, reporting a sample of sort keys; the next stage's shard i reads shard i's chunks. */
+  | { kind: "sample"; key: (record: unknown) => SortKey }
+  /** Range-partitioned by sort key, with boundaries the driver picks from the samples (range.ts). */
+  | { kind: "range"; key: (record: unknown) => SortKey; descending: boolean; numShards: number };
 
 /** Operations run inside a stage, on a stream of record batches. */
 export type StageOp = Exclude<Op, { kind: "reshard" | "groupBy" | "deduplicate" | "write" }>;
@@ -74,6 +78,20 @@ export function planStages(ds: Dataset<unknown>, sourceShards: number): Stage[] 
         input = { kind: "dedupe", key: op.key };
         break;
       }
+      case "sortBy": {
+        if (!op.global) {
+          ops.push(op);
+          break;
+        }
+        // Sample keys, then range-partition the same shards' records, then sort each range.
+        close({ kind: "sample", key: op.key });
+        input = { kind: "concat" };
+        close({ kind: "range", key: op.key, descending: op.descending, numShards: op.numShards ?? numShards });
+        numShards = op.numShards ?? numShards;
+        input = { kind: "concat" };
+        ops.push({ ...op, global: false });
+        break;
+      }
       case "take":
         // Each shard stops after n; then one shard takes the first n of their concatenation.
         ops.push(op);
@@ -120,6 +138,10 @@ function describeOutput(output: StageOutput): string {
       return `round-robin into ${output.numShards}`;
     case "single":
       return "gather into 1";
+    case "sample":
+      return "sample sort keys";
+    case "range":
+      return `range-partition into ${output.numShards}${output.descending ? " (descending)" : ""}`;
   }
 }
 
@@ -127,7 +149,7 @@ function describeOutput(output: StageOutput): string {
 export function explainStages(ds: Dataset<unknown>, stages: readonly Stage[]): string {
   return stages
     .map((stage) => {
-      const ops = stage.ops.map((op) => (op.kind === "take" ? `take(${op.n})` : op.kind));
+      const ops = stage.ops.map((op) => (op.kind === "take" ? `take(${op.n})` : op.kind === "sortBy" && op.descending ? "sortBy (descending)" : op.kind));
       const shards = stage.index === 0 && ds.source.kind === "files" ? "one shard per file" : `${stage.numShards} shard${stage.numShards === 1 ? "" : "s"}`;
       return `stage ${stage.index} (${shards}): ${[describeInput(stage, ds), ...ops, describeOutput(stage.output)].join(" → ")}`;
     })

@@ -9,10 +9,14 @@ import { FlusterError, ValidationError } from "../core/errors.js";
 import { remote, resolveRemote, type RemoteRef } from "../core/remote.js";
 import { runWithTaskSignal, taskSignal } from "../core/task-signal.js";
 import { encodeValue } from "../rpc/codec.js";
-import { Dataset, type Key, type SortKey } from "./dataset.js";
+import { Dataset } from "./dataset.js";
 import { LineWriter, formatShardPattern, readJsonl, readLines } from "./io.js";
 import { ParquetFileWriter, readParquet } from "./parquet.js";
+import { hashKey, keyId } from "./keys.js";
 import { planStages, type Stage, type StageOp } from "./plan.js";
+import { KeySampler, rangePartitioner, type KeySample, type RangeSpec } from "./range.js";
+import { dedupeRecords, groupRecords, sortRecords } from "./shuffle.js";
+import { defaultMemoryLimitBytes, type SpillStats, type SpillTarget } from "./spill.js";
 import { ChunkWriter, readChunk, type ChunkRef } from "./storage.js";
 
 /** Records moving through a stage, a batch at a time. */
@@ -21,7 +25,11 @@ type Batches = AsyncIterable<unknown[]>;
 const BATCH = 1024;
 
 /** A shard's input as the driver describes it. */
-export type ShardInput = { kind: "items"; items: unknown[] } | { kind: "file"; path: string } | { kind: "chunks"; refs: ChunkRef[] };
+export type ShardInput =
+  | { kind: "items"; items: unknown[] }
+  | { kind: "file"; path: string }
+  /** `range`: the key ranges of a range-partitioning stage (a global sort), picked by the driver. */
+  | { kind: "chunks"; refs: ChunkRef[]; range?: RangeSpec };
 
 /** What one shard of a stage produced. */
 export type ShardOutput = { kind: "chunks"; refs: ChunkRef[] } | { kind: "partitions"; refs: ChunkRef[][] } | { kind: "file"; path: string };
@@ -32,6 +40,10 @@ export interface ShardResult {
   records: number;
   /** Bytes it wrote: encoded chunks, or the output file's size on disk. */
   bytes: number;
+  /** Sort keys sampled for a global sort's boundaries (a `sample` stage). */
+  samples?: KeySample;
+  /** Sorted runs its out-of-core operators wrote, when they spilled. */
+  spilled?: SpillStats;
 }
 
 export interface ShardStorage {
@@ -40,6 +52,8 @@ export interface ShardStorage {
   spillThresholdBytes: number;
   /** The run's directory, which shards never create (see ChunkTarget.root). @default none */
   root?: string;
+  /** Budget of the shard's groupBy, deduplicate and sortBy before they spill sorted runs. @default defaultMemoryLimitBytes(1) */
+  memoryLimitBytes?: number;
 }
 
 /** Everything a worker needs to run a shard of a pipeline it rebuilds from its definition. */
@@ -61,9 +75,18 @@ export interface ShardTask {
  */
 export async function runShard(stage: Stage, shard: number, input: ShardInput, storage: ShardStorage, signal?: AbortSignal): Promise<ShardResult> {
   signal?.throwIfAborted();
-  let stream = untilAborted(readInput(stage, input), signal);
-  for (const op of stage.ops) stream = untilAborted(applyOp(op, stream, shard), signal);
-  const run = () => writeOutput(stage, shard, stream, storage);
+  const spill: SpillTarget = {
+    dir: storage.dir,
+    ...(storage.root !== undefined ? { root: storage.root } : {}),
+    memoryLimitBytes: storage.memoryLimitBytes ?? defaultMemoryLimitBytes(1),
+    stats: { runs: 0, bytes: 0 },
+  };
+  let stream = untilAborted(readInput(stage, input, spill), signal);
+  for (const op of stage.ops) stream = untilAborted(applyOp(op, stream, shard, spill), signal);
+  const run = async () => {
+    const result = await writeOutput(stage, shard, input, stream, storage);
+    return spill.stats.runs > 0 ? { ...result, spilled: spill.stats } : result;
+  };
   return signal ? runWithTaskSignal(signal, run) : run();
 }
 
@@ -86,7 +109,7 @@ async function* concatChunks(refs: readonly ChunkRef[]): Batches {
   for (const ref of refs) yield* batchesOf(await readChunk(ref));
 }
 
-function readInput(stage: Stage, input: ShardInput): Batches {
+function readInput(stage: Stage, input: ShardInput, spill: SpillTarget): Batches {
   const from = stage.input;
   if (from.kind === "source") {
     if (input.kind === "items") return batchesOf(input.items);
@@ -98,45 +121,9 @@ function readInput(stage: Stage, input: ShardInput): Batches {
     case "concat":
       return concatChunks(input.refs);
     case "group":
-      return grouped(input.refs, from.key, from.reducer);
+      return groupRecords(input.refs, from.key, from.reducer, spill);
     case "dedupe":
-      return deduplicated(input.refs, from.key);
-  }
-}
-
-async function* grouped(refs: readonly ChunkRef[], keyOf: (r: unknown) => Key, reducer: (key: unknown, records: unknown[]) => unknown): Batches {
-  const groups = new Map<string, { key: Key; records: unknown[] }>();
-  for (const ref of refs) {
-    for (const record of await readChunk(ref)) {
-      const key = keyOf(record);
-      const id = keyId(key);
-      const group = groups.get(id);
-      if (group) group.records.push(record);
-      else groups.set(id, { key, records: [record] });
-    }
-  }
-  let batch: unknown[] = [];
-  for (const { key, records } of groups.values()) {
-    batch.push(await reducer(key, records));
-    if (batch.length >= BATCH) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length > 0) yield batch;
-}
-
-async function* deduplicated(refs: readonly ChunkRef[], keyOf: (r: unknown) => Key): Batches {
-  const seen = new Set<string>();
-  for (const ref of refs) {
-    const kept: unknown[] = [];
-    for (const record of await readChunk(ref)) {
-      const id = keyId(keyOf(record));
-      if (seen.has(id)) continue;
-      seen.add(id);
-      kept.push(record);
-    }
-    if (kept.length > 0) yield kept;
+      return dedupeRecords(input.refs, from.key, spill);
   }
 }
 
@@ -156,7 +143,7 @@ async function mapBatch(batch: readonly unknown[], fn: (record: unknown) => unkn
   return async ? Promise.all(out) : out;
 }
 
-function applyOp(op: StageOp, input: Batches, shard: number): Batches {
+function applyOp(op: StageOp, input: Batches, shard: number, spill: SpillTarget): Batches {
   switch (op.kind) {
     case "map":
       return (async function* () {
@@ -214,13 +201,7 @@ function applyOp(op: StageOp, input: Batches, shard: number): Batches {
         if (batch.length > 0) yield batch;
       })();
     case "sortBy":
-      return (async function* () {
-        const keyed: Array<{ key: SortKey; record: unknown }> = [];
-        for await (const batch of input) for (const record of batch) keyed.push({ key: op.key(record), record });
-        const sign = op.descending ? -1 : 1;
-        keyed.sort((a, b) => sign * compareKeys(a.key, b.key));
-        yield* batchesOf(keyed.map((k) => k.record));
-      })();
+      return sortRecords(input, op.key, op.descending, spill);
     case "take":
       return (async function* () {
         let left = op.n;
@@ -237,7 +218,7 @@ function applyOp(op: StageOp, input: Batches, shard: number): Batches {
   }
 }
 
-async function writeOutput(stage: Stage, shard: number, stream: Batches, storage: ShardStorage): Promise<ShardResult> {
+async function writeOutput(stage: Stage, shard: number, input: ShardInput, stream: Batches, storage: ShardStorage): Promise<ShardResult> {
   const output = stage.output;
   if (output.kind === "write" && output.format === "parquet") {
     const writer = await ParquetFileWriter.open(formatShardPattern(output.pattern, shard), output.parquet);
@@ -271,18 +252,33 @@ async function writeOutput(stage: Stage, shard: number, stream: Batches, storage
     spillThresholdBytes: storage.spillThresholdBytes,
     ...(storage.root !== undefined ? { root: storage.root } : {}),
   });
-  if (output.kind === "collect" || output.kind === "single") {
+  if (output.kind === "collect" || output.kind === "single" || output.kind === "sample") {
     const writer = new ChunkWriter(target());
-    for await (const batch of stream) await writer.add(batch);
+    const sampler = output.kind === "sample" ? new KeySampler(output.key, shard) : undefined;
+    for await (const batch of stream) {
+      sampler?.add(batch);
+      await writer.add(batch);
+    }
     const refs = await writer.finish();
-    return { output: output.kind === "collect" ? { kind: "chunks", refs } : { kind: "partitions", refs: [refs] }, records: writer.records, bytes: writer.bytes };
+    return {
+      output: output.kind === "single" ? { kind: "partitions", refs: [refs] } : { kind: "chunks", refs },
+      records: writer.records,
+      bytes: writer.bytes,
+      ...(sampler ? { samples: sampler.sample } : {}),
+    };
+  }
+  let rangeOf: ((record: unknown, position: number) => number) | undefined;
+  if (output.kind === "range") {
+    if (input.kind !== "chunks" || !input.range) throw new FlusterError(`stage ${stage.index} range-partitions but was given no key ranges`, "internal");
+    const partition = rangePartitioner(input.range, output.descending);
+    rangeOf = (record, position) => partition(output.key(record), position);
   }
   const writers = Array.from({ length: output.numShards }, (_, p) => new ChunkWriter(target(p)));
   const parts: unknown[][] = writers.map(() => []);
-  let position = shard;
+  let position = output.kind === "range" ? 0 : shard;
   for await (const batch of stream) {
     for (const record of batch) {
-      const p = output.kind === "hash" ? hashKey(keyId(output.key(record))) % output.numShards : position++ % output.numShards;
+      const p = output.kind === "hash" ? hashKey(keyId(output.key(record))) % output.numShards : rangeOf ? rangeOf(record, position++) : position++ % output.numShards;
       (parts[p] as unknown[]).push(record);
     }
     for (let p = 0; p < writers.length; p++) {
@@ -305,49 +301,6 @@ function textLine(record: unknown): string {
   if (typeof record !== "string") throw new ValidationError("writeText", `needs string records, got ${typeof record} (map them to strings first, or use writeJsonl)`);
   if (record.includes("\n")) throw new ValidationError("writeText", "records must not contain newlines (use writeJsonl)");
   return record;
-}
-
-// ------------------------------------------------------------------ keys
-
-/** A string equal for equal keys (by value, as the codec encodes them), so keys can group in a Map. */
-export function keyId(key: Key): string {
-  switch (typeof key) {
-    case "string":
-      return `s${key}`;
-    case "number":
-      return `n${Object.is(key, -0) ? 0 : key}`;
-    case "bigint":
-      return `b${key}`;
-    case "boolean":
-      return key ? "t" : "f";
-    case "undefined":
-      return "u";
-    default:
-      return key === null ? "z" : `c${Buffer.from(encodeValue(key)).toString("latin1")}`;
-  }
-}
-
-/** FNV-1a over a key's id: the same partition in every process. */
-export function hashKey(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-function compareKeys(a: SortKey, b: SortKey): number {
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      const c = compareKeys(a[i] as SortKey, b[i] as SortKey);
-      if (c !== 0) return c;
-    }
-    return a.length - b.length;
-  }
-  if (typeof a === "string" && typeof b === "string") return a < b ? -1 : a > b ? 1 : 0;
-  if ((typeof a === "number" || typeof a === "bigint") && (typeof b === "number" || typeof b === "bigint")) return a < b ? -1 : a > b ? 1 : 0;
-  throw new ValidationError("sortBy", `keys must be all numbers, all strings or arrays of them; cannot compare ${typeof a} with ${typeof b}`);
 }
 
 // ------------------------------------------------------------------ in a worker
