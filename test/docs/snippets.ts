@@ -126,6 +126,11 @@ export const PLANS: Record<string, SnippetPlan> = {
       /\{ w: 'c', n: 3 \}/,
     ],
   },
+  "README.md › Zephyr: dataset pipelines, storage-first #3": {
+    kind: "program",
+    saveAs: "at-scale.ts",
+    prints: [/^stage 2 shard \d+: \d+ runs spilled$/m, /^\[ 999, 999, 999 \]$/m],
+  },
   "README.md › Watching a cluster: dashboard, metrics, logs, traces #1": {
     kind: "program",
     saveAs: "traces.ts",
