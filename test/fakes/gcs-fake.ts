@@ -24,7 +24,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CRC32C } from "@google-cloud/storage";
-import { FaultInjector, type FaultPlan } from "./http-faults.js";
+import { FaultInjector } from "./http-faults.js";
 
 interface StoredObject {
   readonly data: Buffer;
@@ -55,7 +55,8 @@ export class FakeGcs {
   /** bucket → name → object */
   private readonly buckets = new Map<string, Map<string, StoredObject>>();
   private readonly sessions = new Map<string, UploadSession>();
-  private readonly faults = new FaultInjector();
+  /** The fault mode: `faults.set({ every: 9, status: 503 })`, `faults.served`, `faults.requests` (see FaultInjector). */
+  readonly faults = new FaultInjector();
   private readonly pageSize: number;
   private generation = 1;
 
@@ -84,21 +85,6 @@ export class FakeGcs {
   /** The environment that points the client (in this process and in workers) here. */
   env(): Record<string, string> {
     return { STORAGE_EMULATOR_HOST: this.endpoint };
-  }
-
-  /** Sets the fault mode (see FaultPlan); `{}` clears it. */
-  injectFaults(plan: FaultPlan): void {
-    this.faults.set(plan);
-  }
-
-  /** Requests answered with a fault so far. */
-  get faultsServed(): number {
-    return this.faults.served;
-  }
-
-  /** Requests seen so far. */
-  get requests(): number {
-    return this.faults.requests;
   }
 
   /** Resumable upload sessions begun and not finished. */

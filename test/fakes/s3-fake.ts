@@ -11,14 +11,15 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FaultInjector, type FaultPlan } from "./http-faults.js";
+import { FaultInjector } from "./http-faults.js";
 
 const BACKEND = fileURLToPath(new URL("./s3-fake-backend.cjs", import.meta.url));
 
 export class FakeS3 {
   /** The proxy's URL: the S3 endpoint to configure. */
   readonly endpoint: string;
-  private readonly faults = new FaultInjector();
+  /** The fault mode: `faults.set({ every: 9, status: 503 })`, `faults.served`, `faults.requests` (see FaultInjector). */
+  readonly faults = new FaultInjector();
 
   private constructor(
     private readonly front: Server,
@@ -52,21 +53,6 @@ export class FakeS3 {
   /** The environment that points the AWS SDK (in this process and in workers) here. */
   env(): Record<string, string> {
     return { AWS_ENDPOINT_URL_S3: this.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" };
-  }
-
-  /** Sets the fault mode (see FaultPlan); `{}` clears it. */
-  injectFaults(plan: FaultPlan): void {
-    this.faults.set(plan);
-  }
-
-  /** Requests answered with a fault so far. */
-  get faultsServed(): number {
-    return this.faults.served;
-  }
-
-  /** Requests seen so far. */
-  get requests(): number {
-    return this.faults.requests;
   }
 
   async stop(): Promise<void> {

@@ -101,18 +101,18 @@ describe("zephyr pipelines on object storage", { timeout: 120_000 }, () => {
   });
 
   test("throttled requests (503 SlowDown, 429) are retried: the output is the same and the fakes counted the faults", async () => {
-    s3.injectFaults({ every: 9, status: 503 });
-    gcs.injectFaults({ every: 9, status: 429 });
+    s3.faults.set({ every: 9, status: 503 });
+    gcs.faults.set({ every: 9, status: 429 });
     try {
-      const s3Before = s3.faultsServed;
-      const gcsBefore = gcs.faultsServed;
+      const s3Before = s3.faults.served;
+      const gcsBefore = gcs.faults.served;
       assert.deepEqual(await runAt(`s3://${BUCKET}`, "out-faults"), expected);
       assert.deepEqual(await runAt(`gs://${BUCKET}`, "out-faults"), expected);
-      assert.ok(s3.faultsServed - s3Before >= 3, `the S3 fake answered ${s3.faultsServed - s3Before} requests with 503`);
-      assert.ok(gcs.faultsServed - gcsBefore >= 3, `the GCS fake answered ${gcs.faultsServed - gcsBefore} requests with 429`);
+      assert.ok(s3.faults.served - s3Before >= 3, `the S3 fake answered ${s3.faults.served - s3Before} requests with 503`);
+      assert.ok(gcs.faults.served - gcsBefore >= 3, `the GCS fake answered ${gcs.faults.served - gcsBefore} requests with 429`);
     } finally {
-      s3.injectFaults({});
-      gcs.injectFaults({});
+      s3.faults.set({});
+      gcs.faults.set({});
     }
   });
 });
@@ -144,15 +144,15 @@ describe("streaming writes to object stores", () => {
         [`s3://${BUCKET}/big/lines.txt`, s3],
         [`gs://${BUCKET}/big/lines.txt`, gcs],
       ] as const) {
-        const faultsBefore = fake.faultsServed;
+        const faultsBefore = fake.faults.served;
         // A failed part or chunk is sent again: S3 retries the part, GCS asks how much it holds and resumes from there.
-        fake.injectFaults({ every: 3 });
+        fake.faults.set({ every: 3 });
         const writer = await LineWriter.open(path);
         for (let i = 0; i < lines.length; i += 8192) await writer.write(lines.slice(i, i + 8192));
         assert.equal(await storeFor(path).size(path), undefined, `${path} is not visible before close`);
         const closed = await writer.close();
-        fake.injectFaults({});
-        assert.ok(fake.faultsServed > faultsBefore, `${path}: faults were injected`);
+        fake.faults.set({});
+        assert.ok(fake.faults.served > faultsBefore, `${path}: faults were injected`);
         assert.deepEqual(closed, { path, bytes: text.length + lines.length, lines: lines.length });
         assert.equal(await storeFor(path).size(path), closed.bytes);
         const hash = createHash("sha256");
@@ -165,8 +165,8 @@ describe("streaming writes to object stores", () => {
         assert.equal(hash.digest("hex"), digest, `${path} reads back byte for byte`);
       }
     } finally {
-      s3.injectFaults({});
-      gcs.injectFaults({});
+      s3.faults.set({});
+      gcs.faults.set({});
       configureStorage({ s3: {} });
     }
   });
