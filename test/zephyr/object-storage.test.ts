@@ -231,3 +231,33 @@ describe("Parquet on object stores", () => {
     }
   });
 });
+
+describe("resumable runs on object stores", () => {
+  test("a failed run's manifest stays under an s3:// or gs:// storagePath; resume reruns only the failed shard; success removes it", async () => {
+    for (const root of [`s3://${BUCKET}`, `gs://${BUCKET}`]) {
+      const storagePath = `${root}/resumable`;
+      let failing = true;
+      const ran: number[] = [];
+      const pipeline = Dataset.fromList(Array.from({ length: 40 }, (_, i) => i), { numShards: 4 })
+        .mapShard(async function* (records, shard) {
+          ran.push(shard);
+          for await (const n of records) {
+            if (failing && n === 25) throw new ValidationError("n", "is 25 (the test's planned failure)");
+            yield n * 2;
+          }
+        })
+        .groupBy((n) => n % 3, (k, ns) => ({ k, sum: ns.reduce((a, b) => a + b, 0) }), { numShards: 2 });
+      const options = { backend: "sync" as const, spillThresholdBytes: 0, storagePath, runId: "resume-on-objects" };
+      await assert.rejects(execute(pipeline, { ...options, maxParallelism: 1 }), ValidationError);
+      assert.ok((await storeFor(storagePath).list(`${storagePath}/run-resume-on-objects/manifest/`)).length > 0, `${root}: the manifest stays after the failure`);
+      assert.deepEqual(ran, [0, 1, 2], "the run stopped at the failing shard");
+      failing = false;
+      ran.length = 0;
+      const result = await execute(pipeline, { ...options, resume: true });
+      assert.deepEqual(ran, [2, 3], `${root}: only the failed and the unstarted shard ran again`);
+      const sums = new Map((result as Array<{ k: number; sum: number }>).map((r) => [r.k, r.sum]));
+      for (const k of [0, 1, 2]) assert.equal(sums.get(k), Array.from({ length: 40 }, (_, i) => i).map((i) => i * 2).filter((n) => n % 3 === k).reduce((a, n) => a + n, 0));
+      assert.deepEqual(await storeFor(storagePath).list(`${storagePath}/`), [], `${root}: a successful run removes its state`);
+    }
+  });
+});
