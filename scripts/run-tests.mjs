@@ -9,13 +9,10 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { buildIfStale } from "./build.mjs";
-import { runsAlone } from "./test-alone.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
-// Files that run alone go first, one after another: started among the others, each would wait
-// for the shared files running to finish while it blocked new ones, leaving cores idle.
-const files = (args.length > 0 ? args : findTests(join(root, "test"))).sort((a, b) => Number(runsAlone(b)) - Number(runsAlone(a)));
+const files = args.length > 0 ? args : findTests(join(root, "test"));
 if (files.length === 0) {
   console.error("run-tests: no test files found under test/");
   process.exit(1);
