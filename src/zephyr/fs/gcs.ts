@@ -7,6 +7,7 @@
 // use: a pipeline that never touches gs:// never pays for it.
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { buffer } from "node:stream/consumers";
 import type { Storage, StorageOptions } from "@google-cloud/storage";
 
 import { FlusterError } from "../../core/errors.js";
@@ -131,10 +132,8 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    for await (const chunk of this.read(path, { start, end })) parts.push(chunk);
-    return Buffer.concat(parts);
+  readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    return buffer(this.read(path, { start, end }));
   }
 
   async readAll(path: string): Promise<Uint8Array> {

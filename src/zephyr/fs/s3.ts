@@ -5,6 +5,7 @@
 // other machines get the same settings, or by `configureStorage({ s3 })`.
 // The SDK loads on first use: a pipeline that never touches s3:// never pays for it.
 import type { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { FlusterError } from "../../core/errors.js";
 import { parseObjectUrl } from "./paths.js";
@@ -161,10 +162,8 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    for await (const chunk of this.read(path, { start, end })) parts.push(chunk);
-    return Buffer.concat(parts);
+  readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    return buffer(this.read(path, { start, end }));
   }
 
   async readAll(path: string): Promise<Uint8Array> {
