@@ -24,7 +24,7 @@ async function startProcess(main: string, options: object, readyLine: RegExp): P
 }
 
 test("a worker SIGKILLed mid-task: the task completes on another worker", { timeout: 60_000 }, async (t) => {
-  const cluster = await startLocalCluster(t, { workers: 2, workerLostGraceSeconds: 1.5, reconcileIntervalSeconds: 0.3 });
+  const cluster = await startLocalCluster(t, { workers: 2, workerLostGraceSeconds: 4, reconcileIntervalSeconds: 0.3 });
   const jobId = await cluster.launch({ name: "survivor", resources: { cpu: 0.5, memory: "64m" }, entrypoint: Entrypoint.fromFunction(slowCount, 3) });
   let firstWorker = "";
   await eventually(

@@ -174,6 +174,12 @@ async function importRootfs(docker: string, root: string, tag: string, withPacka
   const tar = spawn("tar", ["-C", root, "-c", "."], { stdio: ["ignore", "pipe", "pipe"] });
   const importer = spawn(docker, ["import", ...changes.flatMap((c) => ["--change", c]), "-", tag], { stdio: ["pipe", "pipe", "pipe"] });
   tar.stdout.pipe(importer.stdin);
+  // A `docker import` that ends early (no daemon, a full disk) stops reading:
+  // tar would wait on the pipe forever, so it goes too. Its exit codes say why.
+  importer.stdin.on("error", () => undefined);
+  importer.once("close", () => {
+    if (tar.exitCode === null && tar.signalCode === null) tar.kill();
+  });
   let errors = "";
   tar.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
   importer.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
