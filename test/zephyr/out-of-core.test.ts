@@ -4,7 +4,7 @@
 // by sampled keys into balanced, globally sorted shards.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ValidationError } from "../../src/core/errors.js";
@@ -64,6 +64,33 @@ describe("out-of-core groupBy, deduplicate and sortBy", () => {
     const { inMemory, spilled, events } = await bothWays(ds, 4 * 1024);
     assert.ok(spilledRuns(events) > MERGE_FAN_IN + 10, `spilled ${spilledRuns(events)} runs`);
     assert.deepEqual(spilled, inMemory);
+  });
+
+  test("a reducer that throws mid-merge fails the run, leaving no sorted run open or on disk", async () => {
+    const storagePath = join(dir, "throwing");
+    const runsOnDisk = () => (existsSync(storagePath) ? readdirSync(storagePath, { recursive: true }).filter((f) => String(f).endsWith(".run")) : []);
+    let reduced = 0;
+    let runsWhileMerging = 0;
+    const ds = Dataset.fromList(rows(8_000, 500), { numShards: 2 }).groupBy(
+      (r) => r.k,
+      (k, rs) => {
+        if (++reduced === 1) runsWhileMerging = runsOnDisk().length;
+        if (reduced === 100) throw new Error(`reducer failed at ${k}`);
+        return { k, n: rs.length };
+      },
+      { numShards: 1 },
+    );
+    await assert.rejects(execute(ds, { backend: "sync", memoryLimitBytes: 16 * 1024, spillThresholdBytes: 0, storagePath }), /reducer failed at key/);
+    assert.ok(runsWhileMerging > 1, `the merge read sorted runs from disk (${runsWhileMerging} there when it began)`);
+    const openRuns = readdirSync("/proc/self/fd").flatMap((fd) => {
+      try {
+        return [readlinkSync(`/proc/self/fd/${fd}`)];
+      } catch {
+        return []; // closed while listed
+      }
+    });
+    assert.deepEqual(openRuns.filter((target) => target.includes(".run")), [], "every sorted run's file was closed");
+    assert.deepEqual(runsOnDisk(), [], "the sorted runs were removed");
   });
 
   test("deduplicate past its budget keeps the first record of each key, in input order", async () => {
