@@ -199,6 +199,23 @@ class GuardedSessionManager extends Http2SessionManager {
 const NO_ANSWER_CODES = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal]);
 
 /**
+ * Whether a failed call carries an answer of the server. connect-node
+ * turns a socket's own failure into a ConnectError with the Node error as
+ * its cause, and some of those get a code a server could send too: a reset
+ * connection (ECONNRESET, what a TLS server does to a plain HTTP/2 client
+ * when its handshake fails) is `aborted`. An error the server sent has no
+ * such cause.
+ */
+function isServerAnswer(err: unknown): boolean {
+  if (!(err instanceof ConnectError) || NO_ANSWER_CODES.has(err.code)) return false;
+  for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^(E[A-Z0-9]+|ERR_[A-Z0-9_]+)$/.test(code)) return false;
+  }
+  return true;
+}
+
+/**
  * Records the first answer of the server, and until then gives unary calls
  * `timeoutMs` to get one: a server that accepts connections but never
  * speaks (a wrong port, a firewall, a stuck process) fails fast and says so.
@@ -211,7 +228,7 @@ function firstAnswerInterceptor(url: string, timeoutMs: number | undefined, answ
         markAnswered();
         return res;
       } catch (err) {
-        if (err instanceof ConnectError && !NO_ANSWER_CODES.has(err.code)) markAnswered();
+        if (isServerAnswer(err)) markAnswered();
         throw err;
       }
     };

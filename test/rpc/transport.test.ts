@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import * as http from "node:http";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { WorkerService } from "../../src/rpc/gen/fluster/worker/v1/worker_pb.js";
 import { createRpcChannel, normalizeBaseUrl, startRpcServer, type RpcServer } from "../../src/rpc/transport.js";
 import { fromConnectError } from "../../src/rpc/errors.js";
@@ -178,6 +179,25 @@ describe("first answer", () => {
       channel.close();
       refused.close();
       await server.shutdown();
+    }
+  });
+
+  test("a connection reset by the peer is not an answer, though connect-node calls it aborted", async () => {
+    // A peer that resets the connection, as a TLS server can do to a plain HTTP/2 client whose preface fails its handshake:
+    // the CLI then asked no TLS probe and showed a bare "read ECONNRESET" (a CI failure of test/cli/tls.test.ts).
+    const resetting = createServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+    const channel = createRpcChannel(`http://127.0.0.1:${(resetting.address() as AddressInfo).port}`, { firstAnswerTimeoutMs: 5_000 });
+    try {
+      await assert.rejects(channel.client(WorkerService).healthCheck({}), (err: unknown) => {
+        assert.ok(err instanceof ConnectError, String(err));
+        assert.equal(err.code, Code.Aborted, `connect-node's code for a reset: ${err.message}`);
+        return true;
+      });
+      assert.equal(channel.answered, false, "a reset is the socket's failure, not the server's answer");
+    } finally {
+      channel.close();
+      await new Promise<void>((resolve) => resetting.close(() => resolve()));
     }
   });
 });

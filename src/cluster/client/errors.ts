@@ -112,9 +112,7 @@ export function controllerError(err: unknown, kind: ControllerFailureKind | unde
 /**
  * Whether the server at `address` completes a TLS handshake: asked when a
  * plain HTTP/2 client got nowhere with a server that never answered it.
- * The wait is generous, since it is only spent on a failure: with 2 s, a
- * CI run on a loaded machine once got no answer from the probe and showed
- * the bare ECONNRESET instead of this hint.
+ * The wait is generous, since it is only spent on a failure.
  */
 export function speaksTls(address: string, timeoutMs = 5_000): Promise<boolean> {
   const url = new URL(address);
