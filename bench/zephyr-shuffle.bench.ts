@@ -1,7 +1,8 @@
 // Zephyr's out-of-core groupBy against the in-memory one, measured in the
 // same run over the same records: the grouping stage's time with a memory
 // budget far above the data (everything in a Map) and with a budget 1/ratio
-// of the data's encoded size (sorted runs spilled to storage and merged).
+// of the data's encoded size (records dealt into hash partitions on storage,
+// the reduced results put back in order through sorted runs).
 // Rounds interleave the two; the median of each and their ratio are printed.
 //   node --import tsx bench/zephyr-shuffle.bench.ts [--records 400000] [--keys 50000] [--ratio 10] [--rounds 5] [--storage DIR]
 // Target: spilled ≤ 2× the in-memory time at ratio 10.
@@ -37,7 +38,7 @@ const ds = Dataset.fromList(rows, { numShards: 4 }).groupBy(
   { numShards: 1 },
 );
 
-/** Milliseconds of the grouping stage (from the last source shard's end to its end), and its spilled runs. */
+/** Milliseconds of the grouping stage (from the last source shard's end to its end), and the files it spilled. */
 async function groupingStage(memoryLimitBytes: number): Promise<{ ms: number; runs: number }> {
   let sourceDone = 0;
   let end = 0;
@@ -74,7 +75,7 @@ try {
 const m = summarize(inMemory).median;
 const s = summarize(spilled).median;
 console.log(machine());
-console.log(`${records} records, ${(encodedBytes / 2 ** 20).toFixed(1)} MiB encoded, ${keys} keys; spilled budget ${(budget / 2 ** 20).toFixed(2)} MiB (${runs} runs)`);
+console.log(`${records} records, ${(encodedBytes / 2 ** 20).toFixed(1)} MiB encoded, ${keys} keys; spilled budget ${(budget / 2 ** 20).toFixed(2)} MiB (${runs} spilled files: partitions, and sorted runs of the results)`);
 printTable([
   { groupBy: "in memory", "median ms": m.toFixed(0), "records/s": Math.round(records / (m / 1000)) },
   { groupBy: `spilled (data ${values.ratio}× budget)`, "median ms": s.toFixed(0), "records/s": Math.round(records / (s / 1000)) },

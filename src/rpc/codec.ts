@@ -167,6 +167,66 @@ export function decodeValue(bytes: Uint8Array): unknown {
   }
 }
 
+/** Values decoded with where each one's bytes lie: value `i` was encoded in `bytes[offsets[i]..offsets[i + 1])`. */
+export interface DecodedSpans {
+  readonly values: unknown[];
+  /** One more than `values`: the start of each value, then the end of the last. */
+  readonly offsets: Uint32Array;
+}
+
+/**
+ * Decodes values written back to back, each by {@link encodeValue} (a
+ * MessagePack sequence), with each one's byte span. A value's bytes are its
+ * whole encoding, so they can be copied into another sequence and decoded
+ * there without being encoded again.
+ */
+export function decodeSequence(bytes: Uint8Array): DecodedSpans {
+  return decodeSpans(bytes, 0, undefined);
+}
+
+/**
+ * Decodes an array written by {@link encodeValue} element by element, with
+ * each element's byte span (see {@link decodeSequence}): a MessagePack
+ * array is its header followed by its elements' encodings.
+ */
+export function decodeArrayElements(bytes: Uint8Array): DecodedSpans {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError(`expected a Uint8Array, got ${describeValue(bytes)}`, 0);
+  if (bytes.byteLength === 0) throw new DecodeError("no bytes", 0);
+  const first = bytes[0] as number;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let length: number;
+  let header: number;
+  if (first >= 0x90 && first <= 0x9f) [length, header] = [first & 0x0f, 1];
+  else if (first === 0xdc && bytes.byteLength >= 3) [length, header] = [view.getUint16(1), 3];
+  else if (first === 0xdd && bytes.byteLength >= 5) [length, header] = [view.getUint32(1), 5];
+  else throw new DecodeError("not an encoded array", bytes.byteLength);
+  return decodeSpans(bytes, header, length);
+}
+
+function decodeSpans(bytes: Uint8Array, from: number, expected: number | undefined): DecodedSpans {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError(`expected a Uint8Array, got ${describeValue(bytes)}`, 0);
+  const values: unknown[] = [];
+  const ends: number[] = [];
+  if (bytes.byteLength > from) {
+    const source = Buffer.from(bytes.buffer, bytes.byteOffset + from, bytes.byteLength - from);
+    try {
+      // Only collects: no other decoding may run inside msgpackr's sequential read.
+      packr.unpackMultiple(source, (value: unknown, _start?: number, end?: number) => {
+        values.push(value);
+        ends.push(from + (end as number));
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new DecodeError(reason, bytes.byteLength, { cause: error });
+    }
+  }
+  if (expected !== undefined && values.length !== expected) throw new DecodeError(`an array of ${expected} elements holds ${values.length}`, bytes.byteLength);
+  const offsets = new Uint32Array(values.length + 1);
+  offsets[0] = from;
+  offsets.set(ends, 1);
+  return { values, offsets };
+}
+
 function buildError(fields: unknown): Error {
   if (!Array.isArray(fields) || fields.length !== 7) throw new ShapeError("error extension expects a 7-element array");
   const [name, message, stack, base, causeSlot, errors, extras] = fields as unknown[];

@@ -41,8 +41,9 @@ export interface ExecuteOptions {
   spillThresholdBytes?: number;
   /**
    * Each shard's budget for the records its groupBy, deduplicate and sortBy
-   * hold: past it they write sorted runs to storage (under `storagePath`)
-   * and merge them, so a partition larger than memory completes. Bytes, or
+   * hold: past it they spill to storage (under `storagePath`; groupBy as
+   * hash partitions, the others as sorted runs to merge), so a partition
+   * larger than memory completes. Bytes, or
    * a size such as `"512m"`. It is an estimate (encoded sizes times a
    * factor), and one group is always held whole for its reducer.
    * @default half a shard's share of memory: cluster: half of
@@ -134,7 +135,7 @@ export interface ShardProgress {
   path?: string;
   /** True for a shard that a resumed run did not run again: its recorded result was used. */
   resumed?: boolean;
-  /** Sorted runs the shard's groupBy/deduplicate/sortBy wrote past `memoryLimitBytes` (merge passes included), and their bytes; 0 when it fit. */
+  /** Files the shard's groupBy/deduplicate/sortBy spilled past `memoryLimitBytes` (groupBy's hash partitions, sorted runs and merge passes' runs), and their bytes; 0 when it fit. */
   spilledRuns: number;
   spilledBytes: number;
 }

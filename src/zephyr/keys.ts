@@ -32,6 +32,18 @@ export function hashKey(id: string): number {
   return h >>> 0;
 }
 
+/**
+ * A second hash of a key, one for each `seed`, from its {@link hashKey}
+ * (murmur3's finalizer): spreads keys that one hash put together (a
+ * shard's records all share hashKey modulo the shard count).
+ */
+export function rehash(hash: number, seed: number): number {
+  let h = (hash ^ Math.imul(seed + 1, 0x9e3779b9)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 /** Orders sort keys: numbers and bigints numerically, strings by code unit, arrays element by element. */
 export function compareKeys(a: SortKey, b: SortKey): number {
   if (Array.isArray(a) && Array.isArray(b)) {

@@ -52,7 +52,7 @@ export interface ShardStorage {
   spillThresholdBytes: number;
   /** The run's directory, which shards never create (see ChunkTarget.root). @default none */
   root?: string;
-  /** Budget of the shard's groupBy, deduplicate and sortBy before they spill sorted runs. @default defaultMemoryLimitBytes(1) */
+  /** Budget of the shard's groupBy, deduplicate and sortBy before they spill to storage. @default defaultMemoryLimitBytes(1) */
   memoryLimitBytes?: number;
 }
 

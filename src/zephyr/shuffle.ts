@@ -1,12 +1,15 @@
 // The shuffle operators of a shard — groupBy's reduce, deduplicate, sortBy —
 // within a memory budget. While a shard's records fit they run in memory
-// as they always did; past the budget they sort by key through an
-// ExternalSorter (spill.ts) and then restore first-seen order, so the
-// output is the same records in the same order either way.
+// as they always did. Past the budget, groupBy deals them into hash
+// partitions on storage (partition.ts) and groups one partition at a time;
+// deduplicate and sortBy sort by key through an ExternalSorter (spill.ts).
+// Either way the output is the same records in the same order.
+import { randomUUID } from "node:crypto";
 import type { Key, SortKey } from "./dataset.js";
-import { compareKeys, keyId } from "./keys.js";
+import { compareKeys, hashKey, keyId, rehash } from "./keys.js";
+import { MAX_FAN_OUT, PartitionWriter, readPartition, removePartition, type Partition, type RecordSlice } from "./partition.js";
 import { ExternalSorter, IN_MEMORY_FACTOR, chunkMemoryBytes, type SpillTarget } from "./spill.js";
-import { readChunk, type ChunkRef } from "./storage.js";
+import { readChunk, readChunkSpans, type ChunkRef } from "./storage.js";
 import { encodeValue } from "../rpc/codec.js";
 
 /** Records moving through a stage, a batch at a time. */
@@ -45,77 +48,144 @@ async function* inFirstSeenOrder(order: ExternalSorter<BySeqEntry>): Batches {
 
 /**
  * groupBy's second half: one `reducer(key, records)` per key of the chunks'
- * records, groups in first-seen order, records in input order. Past the
- * budget, records sort by key id to storage; each group is then reduced as
- * it comes out of the merge (a single group is held whole for its reducer,
- * however large) and the results are sorted back into first-seen order.
+ * records, groups in first-seen order, records in input order. Chunks whose
+ * records fit the budget (their sizes are known before one is read) are
+ * grouped in a Map. Past it, see {@link groupPartitioned}.
  */
 export async function* groupRecords(refs: readonly ChunkRef[], keyOf: (r: unknown) => Key, reducer: (key: unknown, records: unknown[]) => unknown, spill: SpillTarget): Batches {
+  const total = refs.reduce((n, ref) => n + chunkMemoryBytes(ref), 0);
+  if (total > spill.memoryLimitBytes) {
+    yield* groupPartitioned(refs, keyOf, reducer, spill, total);
+    return;
+  }
   const groups = new Map<string, { key: Key; records: unknown[] }>();
-  let held = 0;
-  let heldRecords = 0;
-  let sorter: ExternalSorter<ByIdEntry> | undefined;
-  let seq = 0;
   for (const ref of refs) {
-    const records = await readChunk(ref);
-    if (records.length === 0) continue;
-    if (!sorter) {
-      for (const record of records) {
+    for (const record of await readChunk(ref)) {
+      const key = keyOf(record);
+      const id = keyId(key);
+      const group = groups.get(id);
+      if (group) group.records.push(record);
+      else groups.set(id, { key, records: [record] });
+    }
+  }
+  let batch: unknown[] = [];
+  for (const { key, records } of groups.values()) {
+    batch.push(await reducer(key, records));
+    if (batch.length >= BATCH) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+/** Times a partition too large to group in memory may be dealt again, each time with another hash. */
+const MAX_LEVELS = 4;
+
+/**
+ * groupBy past the budget: the records are dealt into hash partitions on
+ * storage by their key (partition.ts: their encodings copied, not encoded
+ * again), and each partition is grouped in a Map in turn, in half the
+ * budget; the reduced results, each with its group's first position, are
+ * sorted back into first-seen order in the other half. A partition still
+ * over its half is dealt again with another hash (up to MAX_LEVELS deep);
+ * one whose records all have one key is grouped whole, as any one group is
+ * held whole for its reducer.
+ */
+async function* groupPartitioned(refs: readonly ChunkRef[], keyOf: (r: unknown) => Key, reducer: (key: unknown, records: unknown[]) => unknown, spill: SpillTarget, total: number): Batches {
+  const groupBudget = spill.memoryLimitBytes / 2;
+  const order = new ExternalSorter<BySeqEntry>(bySeq, spill, groupBudget);
+  const sizes = new SizeSampler();
+  const prefix = `group-${randomUUID().slice(0, 8)}`;
+  /** Partitions on storage not yet removed (all of them are, whatever happens). */
+  const stored = new Set<Partition>();
+  let dealings = 0;
+
+  /**
+   * Deals slices by their keys' hash for `level` into enough partitions
+   * that each should fit `groupBudget`; answers each with whether all its
+   * records have one key (no hash can split it).
+   */
+  const deal = async (slices: AsyncIterable<RecordSlice>, level: number, estimate: number): Promise<Array<{ part: Partition; oneKey: boolean }>> => {
+    const fanOut = Math.min(MAX_FAN_OUT, Math.max(2, Math.ceil((1.5 * estimate) / groupBudget)));
+    const writer = new PartitionWriter(spill, `${prefix}-${dealings++}`, fanOut, groupBudget);
+    /** Each partition's one key id so far; null once it has two. */
+    const onlyId: Array<string | null | undefined> = new Array(fanOut);
+    try {
+      for await (const slice of slices) {
+        const { records } = slice;
+        await writer.add(slice, (i) => {
+          const id = keyId(keyOf(records[i]));
+          const index = rehash(hashKey(id), level) % fanOut;
+          const seen = onlyId[index];
+          if (seen === undefined) onlyId[index] = id;
+          else if (seen !== null && seen !== id) onlyId[index] = null;
+          return index;
+        });
+      }
+      const parts = await writer.finish();
+      for (const part of parts) stored.add(part);
+      return parts.map((part) => ({ part, oneKey: typeof onlyId[part.index] === "string" }));
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  };
+
+  /** Groups the slices' records in a Map and reduces each group, its result to be put in order by the group's first position. */
+  const reduceInMemory = async (slices: AsyncIterable<RecordSlice>): Promise<void> => {
+    const groups = new Map<string, { key: Key; seq: number; records: unknown[] }>();
+    for await (const { records, seqs } of slices) {
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i];
         const key = keyOf(record);
         const id = keyId(key);
         const group = groups.get(id);
         if (group) group.records.push(record);
-        else groups.set(id, { key, records: [record] });
-      }
-      held += chunkMemoryBytes(ref);
-      heldRecords += records.length;
-      if (held <= spill.memoryLimitBytes) continue;
-      // Over budget: the groups so far move to the sorter, numbered so that both
-      // the records of a group and the groups' first records keep their order.
-      sorter = new ExternalSorter(byIdThenSeq, spill);
-      const perRecord = held / heldRecords;
-      for (const [id, group] of groups) {
-        for (const record of group.records) if (sorter.push([id, seq++, record], perRecord)) await sorter.spill();
-        groups.delete(id);
-      }
-      continue;
-    }
-    const perRecord = chunkMemoryBytes(ref) / records.length;
-    for (const record of records) if (sorter.push([keyId(keyOf(record)), seq++, record], perRecord)) await sorter.spill();
-  }
-
-  if (!sorter) {
-    let batch: unknown[] = [];
-    for (const { key, records } of groups.values()) {
-      batch.push(await reducer(key, records));
-      if (batch.length >= BATCH) {
-        yield batch;
-        batch = [];
+        else groups.set(id, { key, seq: seqs[i] as number, records: [record] });
       }
     }
-    if (batch.length > 0) yield batch;
-    return;
-  }
-
-  // Half the budget for the merge's chunks, half for the reduced records awaiting their order.
-  const order = new ExternalSorter<BySeqEntry>(bySeq, spill, spill.memoryLimitBytes / 2);
-  const sizes = new SizeSampler();
-  let current: { id: string; seq: number; records: unknown[] } | undefined;
-  const reduce = async (group: { seq: number; records: unknown[] }) => {
-    const reduced = await reducer(keyOf(group.records[0]), group.records);
-    if (order.push([group.seq, reduced], sizes.bytes(reduced))) await order.spill();
+    for (const [id, group] of groups) {
+      groups.delete(id);
+      const reduced = await reducer(group.key, group.records);
+      if (order.push([group.seq, reduced], sizes.bytes(reduced))) await order.spill();
+    }
   };
-  for await (const entries of sorter.sorted()) {
-    for (const [id, first, record] of entries) {
-      if (current?.id === id) current.records.push(record);
-      else {
-        if (current) await reduce(current);
-        current = { id, seq: first, records: [record] };
-      }
+
+  const reducePartition = async (part: Partition, level: number, oneKey: boolean): Promise<void> => {
+    const estimate = part.recordBytes * IN_MEMORY_FACTOR;
+    if (estimate <= groupBudget || oneKey || level >= MAX_LEVELS) {
+      await reduceInMemory(readPartition(part));
+      await remove(part);
+      return;
     }
+    const children = await deal(readPartition(part), level, estimate);
+    await remove(part);
+    for (const child of children) await reducePartition(child.part, level + 1, child.oneKey);
+  };
+
+  const remove = async (part: Partition): Promise<void> => {
+    stored.delete(part);
+    await removePartition(part);
+  };
+
+  try {
+    for (const { part, oneKey } of await deal(chunkSlices(refs), 0, total)) await reducePartition(part, 1, oneKey);
+  } finally {
+    for (const part of stored) await removePartition(part).catch(() => undefined);
   }
-  if (current) await reduce(current);
   yield* inFirstSeenOrder(order);
+}
+
+/** The chunks' records with their encodings and input positions, a chunk at a time. */
+async function* chunkSlices(refs: readonly ChunkRef[]): AsyncIterable<RecordSlice> {
+  let seq = 0;
+  for (const ref of refs) {
+    const { values, offsets, bytes } = await readChunkSpans(ref);
+    const seqs = new Float64Array(values.length);
+    for (let i = 0; i < seqs.length; i++) seqs[i] = seq++;
+    yield { records: values, offsets, bytes, seqs };
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ import { mkdir, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { FlusterError, ValidationError } from "../core/errors.js";
-import { decodeValue, encodeValue } from "../rpc/codec.js";
+import { decodeArrayElements, decodeValue, encodeValue, type DecodedSpans } from "../rpc/codec.js";
 import { absolutePath, isObjectUrl, joinPath, storeFor } from "./fs/index.js";
 
 /** A chunk kept in memory: the encoded records. */
@@ -31,21 +31,31 @@ export type ChunkRef = InlineRef | StorageRef;
 
 /** The records of a chunk. */
 export async function readChunk(ref: ChunkRef): Promise<unknown[]> {
-  let data: Uint8Array;
-  if (ref.kind === "inline") data = ref.data;
-  else {
-    try {
-      data = await storeFor(ref.path).readAll(ref.path);
-    } catch (err) {
-      if (err instanceof FlusterError && err.code !== "not_found") throw err;
-      throw new FlusterError(`chunk file ${ref.path} cannot be read (was the run's storage directory removed, or is it not shared with this worker?)`, "not_found", { cause: err });
-    }
-  }
-  const records = decodeValue(data);
-  if (!Array.isArray(records) || records.length !== ref.count) {
-    throw new FlusterError(`chunk ${ref.kind === "storage" ? ref.path : "(inline)"} holds ${Array.isArray(records) ? records.length : "no"} records, expected ${ref.count}`, "internal");
-  }
+  const records = decodeValue(await chunkBytes(ref));
+  if (!Array.isArray(records) || records.length !== ref.count) throw wrongCount(ref, Array.isArray(records) ? records.length : "no");
   return records;
+}
+
+/** The records of a chunk with their encodings: record `i` is `bytes[offsets[i]..offsets[i + 1])`. */
+export async function readChunkSpans(ref: ChunkRef): Promise<DecodedSpans & { bytes: Uint8Array }> {
+  const bytes = await chunkBytes(ref);
+  const { values, offsets } = decodeArrayElements(bytes);
+  if (values.length !== ref.count) throw wrongCount(ref, values.length);
+  return { values, offsets, bytes };
+}
+
+async function chunkBytes(ref: ChunkRef): Promise<Uint8Array> {
+  if (ref.kind === "inline") return ref.data;
+  try {
+    return await storeFor(ref.path).readAll(ref.path);
+  } catch (err) {
+    if (err instanceof FlusterError && err.code !== "not_found") throw err;
+    throw new FlusterError(`chunk file ${ref.path} cannot be read (was the run's storage directory removed, or is it not shared with this worker?)`, "not_found", { cause: err });
+  }
+}
+
+function wrongCount(ref: ChunkRef, found: number | string): FlusterError {
+  return new FlusterError(`chunk ${ref.kind === "storage" ? ref.path : "(inline)"} holds ${found} records, expected ${ref.count}`, "internal");
 }
 
 /** Where a stage's shard writes its chunks, and when it spills them. */

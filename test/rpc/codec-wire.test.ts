@@ -1,11 +1,12 @@
 // The value codec's bytes: DecodeError (never a crash or a stray exception)
 // for empty, truncated, corrupt and wrong-shaped input, and a wire format that
-// is standard MessagePack with stable extensions and no state between calls.
+// is standard MessagePack with stable extensions and no state between calls;
+// an array's elements decode with the byte spans of their encodings.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Packr, pack as plainMsgpack, unpack as plainUnpack } from "msgpackr";
-import { DecodeError, decodeValue, encodeValue } from "../../src/rpc/codec.js";
+import { DecodeError, decodeArrayElements, decodeSequence, decodeValue, encodeValue } from "../../src/rpc/codec.js";
 import { anyError, anyValue, decodesOrRejects, expectDecodeError, hex } from "../helpers/codec.js";
 
 describe("codec: bad bytes", () => {
@@ -136,5 +137,46 @@ describe("codec: wire format and state", () => {
     shifted.set(bytes, 5);
     assert.deepEqual(decodeValue(shifted.subarray(5)), { ok: [1, "two"] });
     assert.deepEqual(decodeValue(Buffer.from(bytes)), { ok: [1, "two"] });
+  });
+});
+
+describe("codec: values with their byte spans", () => {
+  test("property: an array's elements decode with spans that decode alone, and copied back to back form a sequence", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(anyValue, anyError), { maxLength: 40 }), (array) => {
+        const bytes = encodeValue(array);
+        const whole = decodeValue(bytes);
+        const { values, offsets } = decodeArrayElements(bytes);
+        assert.deepStrictEqual(values, whole);
+        assert.equal(offsets.length, array.length + 1);
+        assert.equal(offsets[array.length], bytes.length, "the last element ends the encoding");
+        const spans = values.map((_, i) => bytes.subarray(offsets[i], offsets[i + 1]));
+        spans.forEach((span, i) => assert.deepStrictEqual(decodeValue(span), values[i], `element ${i} alone`));
+        const sequence = decodeSequence(Buffer.concat(spans));
+        assert.deepStrictEqual(sequence.values, whole);
+        assert.deepEqual([...sequence.offsets], [0, ...spans.map((_, i) => offsets[i + 1]! - offsets[0]!)]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("arrays of every header size (fixarray, array16, array32)", () => {
+    for (const length of [0, 15, 16, 65_535, 65_536]) {
+      const array = Array.from({ length }, (_, i) => i % 3 === 0 ? `s${i}` : i);
+      const { values, offsets } = decodeArrayElements(encodeValue(array));
+      assert.deepEqual(values, array);
+      assert.equal(offsets[0], length < 16 ? 1 : length < 65_536 ? 3 : 5, "elements start after the header");
+    }
+  });
+
+  test("bytes that are not an encoded array, or hold fewer elements than it says, are a DecodeError", () => {
+    const isDecodeError = (error: unknown) => error instanceof DecodeError;
+    assert.throws(() => decodeArrayElements(encodeValue({ a: 1 })), /not an encoded array/);
+    assert.throws(() => decodeArrayElements(new Uint8Array(0)), isDecodeError);
+    const three = encodeValue([1, "two", 3]);
+    assert.throws(() => decodeArrayElements(three.subarray(0, three.length - 1)), isDecodeError);
+    assert.throws(() => decodeArrayElements(Uint8Array.of(0x93, 0x01)), /an array of 3 elements holds 1/);
+    assert.throws(() => decodeSequence(Uint8Array.of(0xa5, 0x61)), isDecodeError, "a truncated string");
+    assert.deepEqual(decodeSequence(new Uint8Array(0)).values, []);
   });
 });

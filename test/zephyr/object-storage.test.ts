@@ -67,19 +67,25 @@ async function linesOf(paths: readonly string[]): Promise<string[][]> {
   return out;
 }
 
-/** Runs the pipeline from `root`/in to `root`/`out`, spilling every chunk under `root`/tmp; checks the chunks were there and are gone. */
-async function runAt(root: string, out: string): Promise<string[][]> {
+/**
+ * Runs the pipeline from `root`/in to `root`/`out`, spilling every chunk
+ * (and, given `memoryLimitBytes`, the groupBy's partitions) under
+ * `root`/tmp; checks the chunks were there and are gone.
+ */
+async function runAt(root: string, out: string, options: { memoryLimitBytes?: number; spilled?: number[] } = {}): Promise<string[][]> {
   const storagePath = `${root}/tmp`;
   let midRun: Promise<number> | undefined;
   const onShard = (event: ShardProgress): void => {
     // The shuffle's chunks, listed while the second stage reads them.
     if (event.stage === 0 && event.shardsDone === event.shardsTotal) midRun = storeFor(storagePath).list(`${storagePath}/`).then((objects) => objects.length);
+    if (event.stage === 1) options.spilled?.push(event.spilledRuns);
   };
   const paths = await execute(docsByFirstWord(`${root}/in/*.jsonl.gz`, `${root}/${out}/part-{shard:03d}.jsonl`), {
     backend: "sync",
     spillThresholdBytes: 0,
     storagePath,
     onShard,
+    ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
   });
   assert.deepEqual(paths, [0, 1].map((shard) => `${root}/${out}/part-${String(shard).padStart(3, "0")}.jsonl`));
   assert.ok(((await midRun) ?? 0) > 0, `the shuffle's chunks were under ${storagePath} during the run`);
@@ -98,6 +104,14 @@ describe("zephyr pipelines on object storage", { timeout: 120_000 }, () => {
     const ids = expected.flat().flatMap((line) => (JSON.parse(line) as { ids: number[] }).ids);
     assert.equal(ids.length, 1200, "every doc is in one group");
     for (const root of objects) assert.deepEqual(await runAt(root, "out"), expected, root);
+  });
+
+  test("past its memory budget the groupBy spills its partitions to s3:// and gs:// and gives the same output", async () => {
+    for (const root of roots().slice(1)) {
+      const spilled: number[] = [];
+      assert.deepEqual(await runAt(root, "out-spilled", { memoryLimitBytes: 8 * 1024, spilled }), expected, root);
+      assert.ok(spilled.length === 2 && spilled.every((files) => files > 1), `${root}: each grouping shard spilled (${spilled.join(", ")} files)`);
+    }
   });
 
   test("throttled requests (503 SlowDown, 429) are retried: the output is the same and the fakes counted the faults", async () => {

@@ -1,7 +1,8 @@
-// Out-of-core shuffles: groupBy, deduplicate and sortBy given far less
-// memory than their data spill sorted runs to storage and merge them, and
-// give exactly what they give in memory; a global sortBy range-partitions
-// by sampled keys into balanced, globally sorted shards.
+// Out-of-core shuffles: given far less memory than their data, groupBy
+// deals its records into hash partitions on storage and deduplicate and
+// sortBy spill sorted runs and merge them, and all give exactly what they
+// give in memory; a global sortBy range-partitions by sampled keys into
+// balanced, globally sorted shards.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
@@ -18,6 +19,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 // One pool of threads for every threads run here: starting threads is the slow part.
 const threads = createJobContext("threads", { maxWorkers: 2 });
 after(() => threads.close());
+
+/** Spilled files (sorted runs, hash partitions) under `path`. */
+const spilledFiles = (path: string) => (existsSync(path) ? readdirSync(path, { recursive: true }).map(String).filter((f) => f.endsWith(".run") || f.endsWith(".part")) : []);
 
 const IN_MEMORY: ExecuteOptions = { backend: "sync", memoryLimitBytes: "1g", storagePath: join(dir, "memory") };
 
@@ -36,9 +40,8 @@ async function bothWays<T>(ds: Dataset<T>, memoryLimitBytes: number, extra: Exec
     onShard: (e) => {
       events.push(e);
       if (extra.context !== undefined) return;
-      // A shard's runs are removed as they are merged: none is left when it finishes (shards run one at a time here).
-      const left = existsSync(storagePath) ? readdirSync(storagePath, { recursive: true }).filter((f) => String(f).endsWith(".run")) : [];
-      assert.deepEqual(left, [], `stage ${e.stage} shard ${e.shard} left its sorted runs behind`);
+      // A shard's runs and partitions are removed as they are read: none is left when it finishes (shards run one at a time here).
+      assert.deepEqual(spilledFiles(storagePath), [], `stage ${e.stage} shard ${e.shard} left spilled files behind`);
     },
   });
   return { inMemory, spilled, events, memoryEvents };
@@ -59,29 +62,57 @@ describe("out-of-core groupBy, deduplicate and sortBy", () => {
     assert.deepEqual(spilled, inMemory, "same groups, in first-seen order, records in input order");
   });
 
-  test("many more runs than one merge takes are merged in passes", async () => {
-    const ds = Dataset.fromList(rows(8_000, 500), { numShards: 2 }).groupBy((r) => r.k, (k, rs) => ({ k, vs: rs.map((r) => r.v) }), { numShards: 1 });
+  test("far past its budget, groupBy deals partitions again; a key too frequent to split is grouped whole", async () => {
+    // 8,000 records in 4 KiB: more than MAX_FAN_OUT partitions of half the budget each, so partitions are dealt again.
+    const storagePath = join(dir, "dealt-again");
+    const dealings = new Set<string>();
+    const ds = Dataset.fromList(rows(8_000, 500), { numShards: 2 }).groupBy(
+      (r) => r.k,
+      (k, rs) => {
+        // Partition objects are named group-<id>-<dealing>-f<flush>.part.
+        if (dealings.size === 0) for (const file of spilledFiles(storagePath)) dealings.add(/-(\d+)-f\d+\.part$/.exec(file)?.[1] ?? "?");
+        return { k, vs: rs.map((r) => r.v) };
+      },
+      { numShards: 1 },
+    );
+    const { inMemory, spilled, events } = await bothWays(ds, 4 * 1024, { storagePath });
+    assert.ok(spilledRuns(events) > 0);
+    assert.ok(dealings.size >= 2, `records dealt at more than one level: dealings ${[...dealings].join(", ")} on disk at the first reduce`);
+    assert.deepEqual(spilled, inMemory);
+
+    const hot = Dataset.fromList(rows(20_000, 3_000).map((r, i) => (i % 2 === 0 ? { ...r, k: "hot" } : r)), { numShards: 2 }).groupBy(
+      (r) => r.k,
+      (k, rs) => ({ k, n: rs.length, first: rs[0]?.v, last: rs.at(-1)?.v }),
+      { numShards: 1 },
+    );
+    const skewed = await bothWays(hot, 16 * 1024);
+    assert.ok(spilledRuns(skewed.events) > 0);
+    assert.deepEqual(skewed.spilled[0], { k: "hot", n: 10_000, first: 0, last: 19_998 });
+    assert.deepEqual(skewed.spilled, skewed.inMemory);
+  });
+
+  test("many more sorted runs than one merge takes are merged in passes", async () => {
+    const ds = Dataset.fromList(rows(8_000, 500), { numShards: 1 }).sortBy((r) => r.k);
     const { inMemory, spilled, events } = await bothWays(ds, 4 * 1024);
     assert.ok(spilledRuns(events) > MERGE_FAN_IN + 10, `spilled ${spilledRuns(events)} runs`);
     assert.deepEqual(spilled, inMemory);
   });
 
-  test("a reducer that throws mid-merge fails the run, leaving no sorted run open or on disk", async () => {
+  test("a reducer that throws fails the run, leaving no spilled file open or on disk", async () => {
     const storagePath = join(dir, "throwing");
-    const runsOnDisk = () => (existsSync(storagePath) ? readdirSync(storagePath, { recursive: true }).filter((f) => String(f).endsWith(".run")) : []);
     let reduced = 0;
-    let runsWhileMerging = 0;
+    let filesWhileReducing = 0;
     const ds = Dataset.fromList(rows(8_000, 500), { numShards: 2 }).groupBy(
       (r) => r.k,
       (k, rs) => {
-        if (++reduced === 1) runsWhileMerging = runsOnDisk().length;
+        if (++reduced === 1) filesWhileReducing = spilledFiles(storagePath).length;
         if (reduced === 100) throw new Error(`reducer failed at ${k}`);
         return { k, n: rs.length };
       },
       { numShards: 1 },
     );
     await assert.rejects(execute(ds, { backend: "sync", memoryLimitBytes: 16 * 1024, spillThresholdBytes: 0, storagePath }), /reducer failed at key/);
-    assert.ok(runsWhileMerging > 1, `the merge read sorted runs from disk (${runsWhileMerging} there when it began)`);
+    assert.ok(filesWhileReducing > 1, `the groups were read from partitions on disk (${filesWhileReducing} there when the first was reduced)`);
     const openRuns = readdirSync("/proc/self/fd").flatMap((fd) => {
       try {
         return [readlinkSync(`/proc/self/fd/${fd}`)];
@@ -89,8 +120,8 @@ describe("out-of-core groupBy, deduplicate and sortBy", () => {
         return []; // closed while listed
       }
     });
-    assert.deepEqual(openRuns.filter((target) => target.includes(".run")), [], "every sorted run's file was closed");
-    assert.deepEqual(runsOnDisk(), [], "the sorted runs were removed");
+    assert.deepEqual(openRuns.filter((target) => target.endsWith(".run") || target.endsWith(".part")), [], "every spilled file was closed");
+    assert.deepEqual(spilledFiles(storagePath), [], "the spilled files were removed");
   });
 
   test("deduplicate past its budget keeps the first record of each key, in input order", async () => {
