@@ -75,7 +75,7 @@ try {
 const m = summarize(inMemory).median;
 const s = summarize(spilled).median;
 console.log(machine());
-console.log(`${records} records, ${(encodedBytes / 2 ** 20).toFixed(1)} MiB encoded, ${keys} keys; spilled budget ${(budget / 2 ** 20).toFixed(2)} MiB (${runs} spilled files: partitions, and sorted runs of the results)`);
+console.log(`${records} records, ${(encodedBytes / 2 ** 20).toFixed(1)} MiB encoded, ${keys} keys; spilled budget ${(budget / 2 ** 20).toFixed(2)} MiB (${runs} spilled objects: one per dealing into partitions, and the sorted runs of the results)`);
 printTable([
   { groupBy: "in memory", "median ms": m.toFixed(0), "records/s": Math.round(records / (m / 1000)) },
   { groupBy: `spilled (data ${values.ratio}× budget)`, "median ms": s.toFixed(0), "records/s": Math.round(records / (s / 1000)) },

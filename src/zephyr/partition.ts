@@ -6,19 +6,22 @@
 // again with another hash. The records of one partition keep their input
 // order, and each carries its position in the shard's input.
 //
-// What is held is written as one object per flush, a chunk for each
-// partition: one object is written at a time (an object store buffers a
-// multipart part for each upload open, so one per partition would not fit
-// the budget), and a partition reads its chunks by ranges. An object is
-// removed once every partition with a chunk in it has been read.
+// A dealing writes one object, appending a chunk for each partition at each
+// flush: one write is open at a time (an object store buffers a multipart
+// part for each open upload, so one per partition would not fit the budget),
+// and a partition reads its chunks as ranges of it. The object is removed
+// once every partition in it has been read.
 import { once } from "node:events";
 import { FlusterError } from "../core/errors.js";
-import { decodeSequence, decodeValue, encodeValue } from "../rpc/codec.js";
-import { joinPath, storeFor } from "./fs/index.js";
+import { decodeSequence, encodeValue } from "../rpc/codec.js";
+import { joinPath, storeFor, type ObjectSink } from "./fs/index.js";
 import type { SpillTarget } from "./spill.js";
 
 /** Partitions one dealing makes, at most. */
 export const MAX_FAN_OUT = 64;
+
+/** Records shorter than this are copied byte by byte (a call to copy them costs more). */
+const SHORT_RECORD = 64;
 
 /**
  * Decoded records with where each one's encoding lies in `bytes`
@@ -32,18 +35,23 @@ export interface RecordSlice {
   readonly seqs: Float64Array;
 }
 
-/** An object written by one flush: chunks of several partitions. */
-interface FlushObject {
+/** The object a dealing wrote. */
+interface DealtObject {
   readonly path: string;
-  /** Partitions with a chunk in it that have not been removed. */
+  /** Partitions in it that have not been removed. */
   holders: number;
 }
 
-/** A partition on storage: its chunks, each `[seqs, records as a MessagePack sequence]` in a flush's object. */
+/**
+ * A partition on storage: ranges of its dealing's object, each a chunk
+ * written as a MessagePack sequence — the records' input positions (a
+ * Float64Array), then the records.
+ */
 export interface Partition {
   /** Its number among the partitions of its dealing (`partitionOf`'s answer). */
   readonly index: number;
-  readonly chunks: ReadonlyArray<{ readonly object: FlushObject; readonly start: number; readonly end: number }>;
+  readonly object: DealtObject;
+  readonly chunks: ReadonlyArray<{ readonly start: number; readonly end: number }>;
   /** Records in it. */
   readonly count: number;
   /** The records' encoded bytes. */
@@ -57,16 +65,25 @@ class PendingPartition {
   starts: number[] = [];
   ends: number[] = [];
   bytes = 0;
-  readonly chunks: Array<{ object: FlushObject; start: number; end: number }> = [];
+  readonly chunks: Array<{ start: number; end: number }> = [];
   count = 0;
   recordBytes = 0;
 
-  /** The pending records as one chunk, emptied. */
-  take(): Uint8Array {
-    const records = Buffer.allocUnsafe(this.bytes);
-    let at = 0;
-    for (let i = 0; i < this.seqs.length; i++) at += (this.sources[i] as Buffer).copy(records, at, this.starts[i], this.ends[i]);
-    const chunk = encodeValue([Float64Array.from(this.seqs), records]);
+  /** The encoding of the pending records' positions, to go before them. */
+  header(): Uint8Array {
+    return encodeValue(Float64Array.from(this.seqs));
+  }
+
+  /** Copies the pending records' bytes into `target` at `at`, and empties. */
+  take(target: Buffer, at: number): void {
+    const { sources, starts, ends } = this;
+    for (let i = 0; i < sources.length; i++) {
+      const source = sources[i] as Buffer;
+      const start = starts[i] as number;
+      const end = ends[i] as number;
+      if (end - start < SHORT_RECORD) for (let j = start; j < end; j++) target[at++] = source[j] as number;
+      else at += source.copy(target, at, start, end);
+    }
     this.count += this.seqs.length;
     this.recordBytes += this.bytes;
     this.seqs = [];
@@ -74,29 +91,31 @@ class PendingPartition {
     this.starts = [];
     this.ends = [];
     this.bytes = 0;
-    return chunk;
   }
 }
 
 /**
- * Deals records into `fanOut` partitions, writing under the spill target's
- * directory. Slices are held (by reference: their records' bytes are copied
- * only when written) until `flushBytes` of them are, then one object takes
- * every partition's pending records.
+ * Deals records into `fanOut` partitions, written as one object under the
+ * spill target's directory. Slices are held (by reference: their records'
+ * bytes are copied only when written) until `flushBytes` of them are, then
+ * every partition's pending records are appended as a chunk.
  */
 export class PartitionWriter {
   private readonly pending: PendingPartition[];
-  private readonly objects: FlushObject[] = [];
+  private readonly object: DealtObject;
+  private sink: ObjectSink | undefined;
+  private written = 0;
   private held = 0;
 
   constructor(
     private readonly target: SpillTarget,
-    private readonly prefix: string,
+    name: string,
     fanOut: number,
     private readonly flushBytes: number,
   ) {
     if (!Number.isInteger(fanOut) || fanOut < 1 || fanOut > MAX_FAN_OUT) throw new FlusterError(`cannot deal records into ${fanOut} partitions (1 to ${MAX_FAN_OUT})`, "internal");
     this.pending = Array.from({ length: fanOut }, () => new PendingPartition());
+    this.object = { path: joinPath(target.dir, `${name}.part`), holders: 0 };
   }
 
   /** Adds a slice's records, record `i` to partition `partitionOf(i)`; writes when enough is held. */
@@ -117,70 +136,72 @@ export class PartitionWriter {
     if (this.held > this.flushBytes) await this.flush();
   }
 
-  /** Writes what is held; answers the partitions that got records (in order of their index). */
+  /** Writes what is held and commits the object; answers the partitions that got records, in order of their index. */
   async finish(): Promise<Partition[]> {
     await this.flush();
-    const done: Partition[] = [];
+    if (!this.sink) return [];
+    await this.sink.commit();
+    this.sink = undefined;
+    this.target.stats.runs++;
+    this.target.stats.bytes += this.written;
+    const parts: Partition[] = [];
     for (const [index, part] of this.pending.entries()) {
-      if (part.count > 0) done.push({ index, chunks: part.chunks, count: part.count, recordBytes: part.recordBytes });
+      if (part.count > 0) parts.push({ index, object: this.object, chunks: part.chunks, count: part.count, recordBytes: part.recordBytes });
     }
-    this.objects.length = 0; // the partitions own them now
-    return done;
+    this.object.holders = parts.length;
+    return parts;
   }
 
-  /** After a failure: removes what was written. */
+  /** After a failure: abandons the object. */
   async abort(): Promise<void> {
-    for (const object of this.objects.splice(0)) await storeFor(object.path).remove(object.path).catch(() => undefined);
+    const sink = this.sink;
+    this.sink = undefined;
+    await sink?.abort().catch(() => undefined);
   }
 
+  /** Appends every partition's pending records to the object, one buffer for all. */
   private async flush(): Promise<void> {
     this.held = 0;
     const parts = this.pending.filter((part) => part.seqs.length > 0);
     if (parts.length === 0) return;
-    const object: FlushObject = { path: joinPath(this.target.dir, `${this.prefix}-f${String(this.objects.length).padStart(5, "0")}.part`), holders: parts.length };
-    const sink = await storeFor(object.path).openWrite(object.path);
-    this.objects.push(object);
-    let written = 0;
-    try {
-      for (const part of parts) {
-        const chunk = part.take();
-        part.chunks.push({ object, start: written, end: written + chunk.byteLength });
-        written += chunk.byteLength;
-        if (!sink.stream.write(chunk)) await once(sink.stream, "drain");
-      }
-      await sink.commit();
-    } catch (err) {
-      await sink.abort();
-      throw err;
+    const headers = parts.map((part) => part.header());
+    const data = Buffer.allocUnsafe(parts.reduce((n, part, i) => n + (headers[i] as Uint8Array).byteLength + part.bytes, 0));
+    let at = 0;
+    for (const [i, part] of parts.entries()) {
+      const header = headers[i] as Uint8Array;
+      const start = at;
+      data.set(header, at);
+      at += header.byteLength;
+      const bytes = part.bytes;
+      part.take(data, at);
+      at += bytes;
+      part.chunks.push({ start: this.written + start, end: this.written + at });
     }
-    this.target.stats.runs++;
-    this.target.stats.bytes += written;
+    this.sink ??= await storeFor(this.object.path).openWrite(this.object.path);
+    this.written += data.byteLength;
+    if (!this.sink.stream.write(data)) await once(this.sink.stream, "drain");
   }
 }
 
-/** A partition's records, a chunk at a time; its objects stay (see {@link removePartition}). */
+/** A partition's records, a chunk at a time; its object stays (see {@link removePartition}). */
 export async function* readPartition(part: Partition): AsyncIterable<RecordSlice> {
+  const { path } = part.object;
   let read = 0;
-  for (const { object, start, end } of part.chunks) {
-    const slice = decodeChunk(await storeFor(object.path).readRange(object.path, start, end), object.path, start);
-    read += slice.records.length;
-    yield slice;
+  let chunk = 0;
+  for await (const data of storeFor(path).readRanges(path, part.chunks)) {
+    const at = (part.chunks[chunk++] as { start: number }).start;
+    const { values, offsets } = decodeSequence(data);
+    const seqs = values[0];
+    if (!(seqs instanceof Float64Array) || seqs.length !== values.length - 1) {
+      throw new FlusterError(`${path} holds no partition chunk of ${values.length - 1} records at byte ${at}`, "internal");
+    }
+    read += seqs.length;
+    yield { records: values.slice(1), offsets: offsets.subarray(1), bytes: data, seqs };
   }
-  if (read !== part.count) throw new FlusterError(`a partition holds ${read} records, expected ${part.count}`, "internal");
+  if (read !== part.count) throw new FlusterError(`a partition in ${path} holds ${read} records, expected ${part.count}`, "internal");
 }
 
-/** Lets go of a partition: each object of its chunks is removed once no partition holds a chunk in it. Call it once per partition. */
+/** Lets go of a partition: its dealing's object is removed once no partition in it is left. Call it once per partition. */
 export async function removePartition(part: Partition): Promise<void> {
-  for (const { object } of part.chunks) {
-    if (--object.holders === 0) await storeFor(object.path).remove(object.path);
-  }
-}
-
-function decodeChunk(data: Uint8Array, path: string, at: number): RecordSlice {
-  const chunk = decodeValue(data);
-  const [seqs, bytes] = Array.isArray(chunk) ? (chunk as unknown[]) : [];
-  if (!(seqs instanceof Float64Array) || !(bytes instanceof Uint8Array)) throw new FlusterError(`${path} holds no partition chunk at byte ${at}`, "internal");
-  const { values, offsets } = decodeSequence(bytes);
-  if (values.length !== seqs.length) throw new FlusterError(`${path}'s partition chunk at byte ${at} holds ${values.length} records for ${seqs.length} positions`, "internal");
-  return { records: values, offsets, bytes, seqs };
+  if (--part.object.holders === 0) await storeFor(part.object.path).remove(part.object.path);
 }

@@ -26,7 +26,7 @@ function bytesOf(view: ArrayBufferView | ArrayBuffer): Uint8Array {
  * classes for the supported builtins, key and entry order kept, other objects as
  * plain objects of their own enumerable fields, errors field by field.
  */
-function assertEquivalent(actual: unknown, expected: unknown, path = "$"): void {
+export function assertEquivalent(actual: unknown, expected: unknown, path = "$"): void {
   if (typeof expected !== "object" || expected === null) {
     if (!Object.is(actual, expected)) assert.fail(`${path}: expected ${show(expected)}, got ${show(actual)}`);
     return;

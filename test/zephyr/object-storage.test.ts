@@ -146,6 +146,35 @@ describe("globs over object prefixes", () => {
   });
 });
 
+describe("ranged reads", () => {
+  test("readRange and readRanges give each range's bytes, in order, on all three stores; a missing object is not_found", async () => {
+    const data = randomBytes(64 * 1024);
+    const ranges = [
+      { start: 0, end: 10 },
+      { start: 60_000, end: data.length },
+      { start: 100, end: 5_000 },
+      { start: 7, end: 7 },
+    ];
+    for (const root of roots()) {
+      const path = `${root}/ranges/data.bin`;
+      await storeFor(path).writeAll(path, data);
+      const read: Buffer[] = [];
+      for await (const bytes of storeFor(path).readRanges(path, ranges)) read.push(Buffer.from(bytes));
+      assert.deepEqual(read, ranges.map(({ start, end }) => data.subarray(start, end)), root);
+      assert.deepEqual(Buffer.from(await storeFor(path).readRange(path, 100, 5_000)), data.subarray(100, 5_000), root);
+      const missing = `${root}/ranges/missing.bin`;
+      await assert.rejects(
+        async () => {
+          for await (const bytes of storeFor(missing).readRanges(missing, ranges)) void bytes;
+        },
+        (err: unknown) => err instanceof FlusterError && err.code === "not_found" && err.message.includes("missing.bin"),
+        root,
+      );
+      await storeFor(path).remove(path);
+    }
+  });
+});
+
 describe("streaming writes to object stores", () => {
   test("a write of several parts (S3) and chunks (GCS) is invisible until close, survives throttling, and reads back whole", async () => {
     // Incompressible text: 12 MiB of hex, more than two 5 MiB S3 parts and one 8 MiB GCS chunk.

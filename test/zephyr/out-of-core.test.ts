@@ -69,8 +69,8 @@ describe("out-of-core groupBy, deduplicate and sortBy", () => {
     const ds = Dataset.fromList(rows(8_000, 500), { numShards: 2 }).groupBy(
       (r) => r.k,
       (k, rs) => {
-        // Partition objects are named group-<id>-<dealing>-f<flush>.part.
-        if (dealings.size === 0) for (const file of spilledFiles(storagePath)) dealings.add(/-(\d+)-f\d+\.part$/.exec(file)?.[1] ?? "?");
+        // Each dealing writes one object, group-<id>-<dealing>.part.
+        if (dealings.size === 0) for (const file of spilledFiles(storagePath)) dealings.add(/group-[0-9a-f]{8}-(\d+)\.part$/.exec(file)?.[1] ?? file);
         return { k, vs: rs.map((r) => r.v) };
       },
       { numShards: 1 },

@@ -136,6 +136,10 @@ export class GcsStore implements ObjectStore {
     return buffer(this.read(path, { start, end }));
   }
 
+  async *readRanges(path: string, ranges: ReadonlyArray<{ readonly start: number; readonly end: number }>): AsyncIterable<Uint8Array> {
+    for (const { start, end } of ranges) yield await this.readRange(path, start, end);
+  }
+
   async readAll(path: string): Promise<Uint8Array> {
     try {
       const [data] = await (await this.file(path)).download({ decompress: false });

@@ -3,7 +3,7 @@
 // never sees half a file and input globs never pick the temporary up.
 import { randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { FlusterError } from "../../core/errors.js";
 import { absolutePath } from "./paths.js";
@@ -53,24 +53,36 @@ export class LocalStore implements ObjectStore {
   }
 
   async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    for await (const bytes of this.readRanges(path, [{ start, end }])) return bytes;
+    throw new FlusterError(`reading ${absolutePath(path)}: no range was read`, "internal");
+  }
+
+  async *readRanges(path: string, ranges: ReadonlyArray<{ readonly start: number; readonly end: number }>): AsyncIterable<Uint8Array> {
     const file = absolutePath(path);
-    const length = Math.max(0, end - start);
+    let handle: FileHandle;
     try {
-      const handle = await open(file, "r");
-      try {
-        const buffer = Buffer.allocUnsafe(length);
-        let done = 0;
-        while (done < length) {
-          const { bytesRead } = await handle.read(buffer, done, length - done, start + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-        return buffer.subarray(0, done);
-      } finally {
-        await handle.close();
-      }
+      handle = await open(file, "r");
     } catch (err) {
       throw localError("reading", file, err);
+    }
+    try {
+      for (const { start, end } of ranges) {
+        const length = Math.max(0, end - start);
+        const buffer = Buffer.allocUnsafe(length);
+        let done = 0;
+        try {
+          while (done < length) {
+            const { bytesRead } = await handle.read(buffer, done, length - done, start + done);
+            if (bytesRead === 0) break;
+            done += bytesRead;
+          }
+        } catch (err) {
+          throw localError("reading", file, err);
+        }
+        yield buffer.subarray(0, done);
+      }
+    } finally {
+      await handle.close();
     }
   }
 

@@ -166,6 +166,10 @@ export class S3Store implements ObjectStore {
     return buffer(this.read(path, { start, end }));
   }
 
+  async *readRanges(path: string, ranges: ReadonlyArray<{ readonly start: number; readonly end: number }>): AsyncIterable<Uint8Array> {
+    for (const { start, end } of ranges) yield await this.readRange(path, start, end);
+  }
+
   async readAll(path: string): Promise<Uint8Array> {
     const { bucket, key } = parseObjectUrl(path);
     const { s3, client } = await this.sdk();

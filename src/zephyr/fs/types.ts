@@ -59,6 +59,12 @@ export interface ObjectStore {
   read(path: string, range?: ByteRange): AsyncIterable<Uint8Array>;
   /** A range of the object's bytes, whole: for small reads (a footer, a page). */
   readRange(path: string, start: number, end: number): Promise<Uint8Array>;
+  /**
+   * Several ranges of one object, each whole, in the order given (each read
+   * once the previous one was taken): a local file is opened once for all
+   * of them.
+   */
+  readRanges(path: string, ranges: ReadonlyArray<{ readonly start: number; readonly end: number }>): AsyncIterable<Uint8Array>;
   /** A small object, whole. */
   readAll(path: string): Promise<Uint8Array>;
   /** Writes a small object whole, atomically. */
