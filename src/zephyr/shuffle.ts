@@ -58,16 +58,8 @@ export async function* groupRecords(refs: readonly ChunkRef[], keyOf: (r: unknow
     yield* groupPartitioned(refs, keyOf, reducer, spill, total);
     return;
   }
-  const groups = new Map<string, { key: Key; records: unknown[] }>();
-  for (const ref of refs) {
-    for (const record of await readChunk(ref)) {
-      const key = keyOf(record);
-      const id = keyId(key);
-      const group = groups.get(id);
-      if (group) group.records.push(record);
-      else groups.set(id, { key, records: [record] });
-    }
-  }
+  const groups = new Map<string, Group>();
+  for (const ref of refs) groupInto(groups, await readChunk(ref), keyOf);
   let batch: unknown[] = [];
   for (const { key, records } of groups.values()) {
     batch.push(await reducer(key, records));
@@ -77,6 +69,25 @@ export async function* groupRecords(refs: readonly ChunkRef[], keyOf: (r: unknow
     }
   }
   if (batch.length > 0) yield batch;
+}
+
+/** A group of records by key: the key, the first record's position in the input, the records in order. */
+interface Group {
+  key: Key;
+  seq: number;
+  records: unknown[];
+}
+
+/** Adds records to `groups` by their key's id; a new group takes its first record's position from `seqs`. */
+function groupInto(groups: Map<string, Group>, records: readonly unknown[], keyOf: (r: unknown) => Key, seqs?: Float64Array): void {
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i];
+    const key = keyOf(record);
+    const id = keyId(key);
+    const group = groups.get(id);
+    if (group) group.records.push(record);
+    else groups.set(id, { key, seq: seqs?.[i] ?? i, records: [record] });
+  }
 }
 
 /** Times a partition too large to group in memory may be dealt again, each time with another hash. */
@@ -134,17 +145,8 @@ async function* groupPartitioned(refs: readonly ChunkRef[], keyOf: (r: unknown) 
 
   /** Groups the slices' records in a Map and reduces each group, its result to be put in order by the group's first position. */
   const reduceInMemory = async (slices: AsyncIterable<RecordSlice>): Promise<void> => {
-    const groups = new Map<string, { key: Key; seq: number; records: unknown[] }>();
-    for await (const { records, seqs } of slices) {
-      for (let i = 0; i < records.length; i++) {
-        const record = records[i];
-        const key = keyOf(record);
-        const id = keyId(key);
-        const group = groups.get(id);
-        if (group) group.records.push(record);
-        else groups.set(id, { key, seq: seqs[i] as number, records: [record] });
-      }
-    }
+    const groups = new Map<string, Group>();
+    for await (const { records, seqs } of slices) groupInto(groups, records, keyOf, seqs);
     for (const [id, group] of groups) {
       groups.delete(id);
       const reduced = await reducer(group.key, group.records);
