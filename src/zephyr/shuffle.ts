@@ -71,9 +71,10 @@ export async function* groupRecords(refs: readonly ChunkRef[], keyOf: (r: unknow
   if (batch.length > 0) yield batch;
 }
 
-/** A group of records by key: the key, the first record's position in the input, the records in order. */
+/** A group of records by key: the key, where it was first seen, the records in order. */
 interface Group {
   key: Key;
+  /** Its first record's position in the shard's input; 0 where records carry no positions (the in-memory path, which needs none). */
   seq: number;
   records: unknown[];
 }
@@ -86,7 +87,7 @@ function groupInto(groups: Map<string, Group>, records: readonly unknown[], keyO
     const id = keyId(key);
     const group = groups.get(id);
     if (group) group.records.push(record);
-    else groups.set(id, { key, seq: seqs?.[i] ?? i, records: [record] });
+    else groups.set(id, { key, seq: seqs?.[i] ?? 0, records: [record] });
   }
 }
 
